@@ -1,0 +1,1 @@
+"""nodepool: a node launcher for CI systems (drop-in for upstream Nodepool)."""

@@ -1,0 +1,103 @@
+"""Framework exceptions: the only errors the launcher core branches on.
+
+An adapter turns whatever its SDK raises into one of these classes, and the
+core decides retry, abort or decline from the class alone, never from the
+message text.  Anything else escaping an adapter is an unclassified failure
+(``error.unknown``) of the attempt it happened in.
+
+    DriverError                 root; .stat_key names the launch-result stat
+    ├── NotFoundError           the resource is gone; for a delete, success
+    ├── QuotaError              cloud quota exceeded: node ABORTED, request retried
+    │   └── CapacityError       the cloud has no capacity: aborted as well
+    ├── ThrottledError          the cloud said "slow down"; .retry_after seconds
+    ├── TransientError          5xx, timeouts, dropped connections: retry with back-off
+    ├── LaunchError             this launch attempt failed for good; .stat_key
+    └── ConfigurationError      the label can never be served here: decline
+
+``RETRYABLE`` lists the classes for which repeating the same call later is
+the right answer; everything else fails the attempt.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DriverError",
+    "NotFoundError",
+    "QuotaError",
+    "CapacityError",
+    "ThrottledError",
+    "TransientError",
+    "LaunchError",
+    "ConfigurationError",
+    "RETRYABLE",
+]
+
+
+class DriverError(Exception):
+    """Root of every classified driver failure.
+
+    ``stat_key`` is the ``nodepool.launch.<result>`` suffix the launcher emits
+    when this error ends a launch attempt; subclasses set their own default
+    and a caller may override it per instance.
+    """
+
+    stat_key: str = "error.unknown"
+
+    def __init__(self, message: str = "", *, stat_key: str | None = None) -> None:
+        super().__init__(message)
+        if stat_key is not None:
+            self.stat_key = stat_key
+
+
+class NotFoundError(DriverError):
+    """The resource does not exist (any more); deletes treat this as done."""
+
+
+class QuotaError(DriverError):
+    """The cloud refused because a quota is exhausted.
+
+    Not the launch's fault: the node is marked ABORTED and the request is
+    retried, usually by a pool that now knows it is at quota.
+    """
+
+    stat_key = "error.quota"
+
+
+class CapacityError(QuotaError):
+    """The cloud lacks capacity for this instance type or zone right now."""
+
+    stat_key = "error.capacity"
+
+
+class ThrottledError(DriverError):
+    """The cloud rate-limited us.
+
+    ``retry_after`` is the wait the cloud asked for in seconds, or None when
+    it gave none; feed it to ``RateLimiter.throttled`` so every caller of
+    that limiter slows down, not just the one that was refused.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None,
+                 stat_key: str | None = None) -> None:
+        super().__init__(message, stat_key=stat_key)
+        self.retry_after = retry_after
+
+
+class TransientError(DriverError):
+    """A failure that may well succeed if the same call is repeated later."""
+
+
+class LaunchError(DriverError):
+    """One launch attempt failed permanently (e.g. the instance went to ERROR).
+
+    The launcher counts it against ``launch-retries``; ``stat_key`` says why,
+    e.g. ``LaunchError("instance error", stat_key="error.status")``.
+    """
+
+
+class ConfigurationError(DriverError):
+    """The label can never be served by this provider (e.g. unknown instance
+    type or image); pools decline the request instead of retrying."""
+
+
+RETRYABLE: tuple[type[DriverError], ...] = (ThrottledError, TransientError)

@@ -1,0 +1,163 @@
+"""RateLimiter: spaces the starts of cloud API calls across all threads.
+
+A limiter is a token bucket of capacity ``burst`` refilled at ``rate`` tokens
+per second, kept as one "theoretical arrival time" (the GCRA form), so any
+window of ``w`` seconds holds at most ``floor(w * rate) + burst`` starts.
+With ``burst=1`` that is strict spacing of ``1/rate`` between call starts.
+The bucket starts full: the first call never waits, and it is recorded, so
+the second one is spaced from it (upstream never recorded the first call,
+so nothing was ever limited).
+
+Failure story: when the cloud throttles anyway, callers report it with
+``throttled(retry_after)``.  The effective rate is then halved (AIMD, down
+to ``min_rate``) and, if the cloud named a wait, no call starts before it
+has passed; each ``succeeded()`` adds back a step until the configured rate
+is reached again.  The limiter never raises; a waiting caller just sleeps.
+
+    limiter = RateLimiter("aws-us-east-1", rate=2.0)
+    with limiter:
+        ec2.run_instances(...)
+
+Thread safety: all state is guarded by one lock; sleeping happens outside
+it, and a woken caller re-checks, so a rate change applies to sleepers too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+__all__ = ["RateLimiter", "RateLimiterStats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RateLimiterStats:
+    calls: int = 0              # calls admitted
+    waits: int = 0              # of which had to wait
+    wait_seconds: float = 0.0   # total time spent waiting
+    throttled: int = 0          # throttled() reports
+
+
+class RateLimiter:
+    """Admit calls at ``rate`` per second (0: unlimited) with bursts of ``burst``.
+
+    ``backoff`` multiplies the effective rate on each ``throttled()``;
+    ``min_rate`` (default ``rate/10``) is the floor; ``recovery`` (default
+    ``rate/20``) is added back per ``succeeded()``.  ``clock`` and ``sleep``
+    are injectable so tests need not really wait.
+    """
+
+    def __init__(self, name: str, rate: float, burst: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, *,
+                 backoff: float = 0.5, min_rate: float | None = None,
+                 recovery: float | None = None) -> None:
+        if rate < 0 or burst < 1 or not 0 < backoff < 1:
+            raise ValueError(f"bad limiter settings: rate={rate} burst={burst} "
+                             f"backoff={backoff}")
+        self.name = name
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self.effective_rate = self.rate
+        self.min_rate = self.rate / 10 if min_rate is None else min_rate
+        self.recovery = self.rate / 20 if recovery is None else recovery
+        self.backoff = backoff
+        self.stats = RateLimiterStats()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        # When the bucket would be empty if every call so far had been
+        # admitted at the exact rate; None until the first call.
+        self._tat: float | None = None
+        # Earliest start the cloud allowed us after a throttle with Retry-After.
+        self._not_before: float | None = None
+
+    def _delay_at(self, now: float) -> float:
+        delay = 0.0
+        if self._not_before is not None:
+            delay = self._not_before - now
+        if self.effective_rate > 0 and self._tat is not None:
+            tolerance = (self.burst - 1) / self.effective_rate
+            delay = max(delay, self._tat - tolerance - now)
+        return max(delay, 0.0)
+
+    def _set_rate(self, rate: float, now: float) -> None:
+        # Rescale the backlog so the bucket keeps its token count; a bare
+        # rate change would otherwise let a slower limiter burst sooner.
+        if self._tat is not None and self._tat > now and rate > 0:
+            self._tat = now + (self._tat - now) * self.effective_rate / rate
+        self.effective_rate = rate
+
+    def _take(self, now: float) -> None:
+        if self.effective_rate > 0:
+            start = now if self._tat is None else max(self._tat, now)
+            self._tat = start + 1 / self.effective_rate
+        self.stats.calls += 1
+
+    def delay_for(self) -> float:
+        """Seconds until a call could start now (0.0: it could start at once)."""
+        with self._lock:
+            return self._delay_at(self._clock())
+
+    def acquire(self, block: bool = True) -> float:
+        """Take one slot; return the seconds waited (>= 0.0).
+
+        With ``block=False`` nothing is taken when a wait would be needed
+        and -1.0 is returned, so test the result with ``>= 0``, not truth
+        (an immediate admission returns 0.0).
+        """
+        start = self._clock()
+        slept = False
+        while True:
+            with self._lock:
+                now = self._clock()
+                delay = self._delay_at(now)
+                if delay <= 0:
+                    self._take(now)
+                    if not slept:  # lock contention is not rate limiting
+                        return 0.0
+                    self.stats.waits += 1
+                    self.stats.wait_seconds += now - start
+                    return now - start
+            if not block:
+                return -1.0
+            self._sleep(delay)
+            slept = True
+
+    def try_acquire(self) -> bool:
+        """Take a slot only if no wait is needed."""
+        return self.acquire(block=False) >= 0
+
+    def __enter__(self) -> RateLimiter:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        """The cloud refused a call as too frequent: slow every caller down."""
+        with self._lock:
+            self.stats.throttled += 1
+            now = self._clock()
+            if self.rate > 0:
+                self._set_rate(max(self.min_rate,
+                                   self.effective_rate * self.backoff), now)
+            if retry_after:
+                until = now + retry_after
+                self._not_before = max(self._not_before or until, until)
+            rate = self.effective_rate
+        log.info("Rate limiter %s throttled by the cloud: %.3g/s, retry after %s",
+                 self.name, rate, retry_after)
+
+    def succeeded(self) -> None:
+        """A call went through: step the effective rate back towards ``rate``."""
+        with self._lock:
+            if self.effective_rate < self.rate:
+                self._set_rate(min(self.rate, self.effective_rate + self.recovery),
+                               self._clock())

@@ -1,0 +1,169 @@
+"""CreatePool: runs slow cloud create calls off the provider's loop thread.
+
+A create state machine submits its call here and checks the future on its
+next step, so one provider loop can keep every other machine moving while
+a create takes a second or more.  The pool must be large enough for the
+configured rate to be reachable: with calls of ``latency`` seconds, ``rate``
+calls per second need about ``rate * latency`` calls in flight.  Upstream's
+fixed 8 threads cap 1.5 s calls at ~5 creates/s whatever the rate says;
+``create_pool_size`` sizes from the rate instead, within a hard cap.
+
+Failure story: an exception from a submitted call lands in its future; the
+worker carries on.  ``shutdown()`` (provider stopped or reconfigured)
+cancels calls that have not started, so no instance is created after the
+provider is gone (their futures raise ``CancelledError``), and lets calls
+already in flight finish: a cloud call cannot be recalled, and its future
+still reports the instance so the caller can clean it up.
+
+Threads: up to ``workers`` threads named ``<name>-create-N``, started on
+demand; each owns nothing but the call it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable
+
+__all__ = ["CreatePool", "create_pool_size"]
+
+log = logging.getLogger(__name__)
+
+# Threads for an unlimited rate: the cloud's own throttling is then the only
+# brake, and more parallel creates would mostly earn throttling errors.
+UNLIMITED_WORKERS = 16
+
+
+def create_pool_size(rate: float, latency: float = 1.5, cap: int = 64) -> int:
+    """Threads needed so ``rate`` creates/s are reachable at ``latency`` s per call.
+
+    25 % headroom plus one covers latency jitter; the result is at least 1
+    and at most ``cap``.  ``rate`` 0 (unlimited) gets a bounded default.
+    """
+    if rate <= 0:
+        wanted = UNLIMITED_WORKERS
+    else:
+        wanted = math.ceil(rate * latency * 1.25) + 1
+    return max(1, min(wanted, cap))
+
+
+class CreatePool:
+    """A bounded pool whose ``submit`` never blocks the caller.
+
+        pool = CreatePool("aws-us-east-1", create_pool_size(rate=2.0))
+        future = pool.submit(client.run_instances, **params)
+        ...                        # next step: if future.done(): future.result()
+        pool.shutdown()
+    """
+
+    def __init__(self, name: str, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"create pool {name} needs at least one worker")
+        self.name = name
+        self.workers = workers
+        # Unbounded on purpose: submit must never block a state machine; the
+        # callers (bounded by max-servers and quota) bound the queue.
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._queued = 0
+        self._busy = 0
+        self._started = False
+        self._stopped = False
+
+    @property
+    def busy(self) -> int:
+        """Calls running now."""
+        return self._busy
+
+    @property
+    def queued(self) -> int:
+        """Calls submitted but not yet started."""
+        return self._queued
+
+    def start(self) -> None:
+        """Start every worker now (optional: ``submit`` starts them on demand)."""
+        with self._lock:
+            if self._started or self._stopped:
+                raise RuntimeError(f"create pool {self.name} already started")
+            self._started = True
+            while len(self._threads) < self.workers:
+                self._spawn()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Future:
+        """Queue ``fn(*args, **kw)``; its outcome arrives in the returned future."""
+        future: Future = Future()
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError(f"create pool {self.name} is shut down")
+            self._queued += 1
+            self._queue.put((future, fn, args, kw))
+            if self._queued > self._idle and len(self._threads) < self.workers:
+                self._spawn()
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel calls not yet started, then stop the workers (once only)."""
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError(f"create pool {self.name} already shut down")
+            self._stopped = True
+            threads = list(self._threads)
+        cancelled = 0
+        while True:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                self._queued -= 1
+            entry[0].cancel()
+            cancelled += 1
+        for _ in threads:
+            self._queue.put(None)  # one stop marker per worker
+        log.debug("Create pool %s shut down, %d pending calls cancelled",
+                  self.name, cancelled)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(
+            target=self._work, daemon=True,
+            name=f"{self.name}-create-{len(self._threads)}")
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            entry = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+                if entry is not None:
+                    self._queued -= 1
+                    self._busy += 1
+            if entry is None:
+                return
+            try:
+                self._run(*entry)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    @staticmethod
+    def _run(future: Future, fn: Callable[..., Any], args: tuple,
+             kw: dict[str, Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return  # the caller gave up on it before it started
+        try:
+            result = fn(*args, **kw)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)

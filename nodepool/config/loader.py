@@ -1,0 +1,113 @@
+"""Reading a config file from disk (config.md §1).
+
+Failure story:
+
+- The file is missing: an editor that saves by replacing the file leaves a
+  short window in which it does not exist, and the launcher may reload
+  exactly then.  ``read_yaml`` retries 3 times, 0.5 s apart (the sleep is a
+  parameter so tests never wait), then reports ``<file>: file not found``.
+- The file is unreadable or not UTF-8: one error naming the file.
+- The YAML is malformed: one error ``<file>:<line>:<column>: <problem>``
+  (1-based).  PyYAML's snippet of the offending text is deliberately left
+  out, as it could contain a secret.
+
+``%(NODEPOOL_NAME)`` placeholders are replaced by the environment variable
+of that name before parsing; other placeholders, and those naming unset
+variables, stay verbatim.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from nodepool.config.errors import Issue
+
+__all__ = ["MISSING_FILE_RETRIES", "RETRY_DELAY", "config_mtimes",
+           "read_yaml", "substitute_env"]
+
+MISSING_FILE_RETRIES = 3
+RETRY_DELAY = 0.5
+
+_PLACEHOLDER = re.compile(r"%\((NODEPOOL_[^()]*)\)")
+
+
+class FileProblem(Exception):
+    """A file could not be turned into data; ``issue`` says why."""
+
+    def __init__(self, issue: Issue) -> None:
+        super().__init__(issue.render())
+        self.issue = issue
+
+
+def substitute_env(text: str, env: Mapping[str, str]) -> str:
+    """Replace ``%(NODEPOOL_*)`` placeholders that name set variables."""
+    def replace(match: re.Match) -> str:
+        return env.get(match.group(1), match.group(0))
+    return _PLACEHOLDER.sub(replace, text)
+
+
+def _read_text(path: str, sleep: Callable[[float], None]) -> str:
+    retries = MISSING_FILE_RETRIES
+    while True:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+            break
+        except FileNotFoundError:
+            if retries == 0:
+                raise FileProblem(Issue((), "file not found", prefix=path))
+            retries -= 1
+            sleep(RETRY_DELAY)
+        except OSError as exc:
+            raise FileProblem(Issue(
+                (), f"can not read file: {exc.strerror}", prefix=path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileProblem(Issue((), "file is not valid UTF-8", prefix=path))
+
+
+def _syntax_issue(path: str, exc: yaml.YAMLError) -> Issue:
+    mark = getattr(exc, "problem_mark", None) or getattr(
+        exc, "context_mark", None)
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    problem = ": ".join(p for p in parts if p) or "invalid YAML"
+    if mark is None:
+        return Issue((), f"YAML syntax error: {problem}", prefix=path)
+    # Issue.render puts the prefix before the path; here the "path" is the
+    # position in the file, the way compilers report it.
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}"
+    return Issue((), f"YAML syntax error: {problem}", prefix=where)
+
+
+def read_yaml(path: str, env: Mapping[str, str] | None = None,
+              sleep: Callable[[float], None] = time.sleep) -> Any:
+    """Parse ``path`` after environment substitution; raise FileProblem."""
+    text = _read_text(path, sleep)
+    text = substitute_env(text, os.environ if env is None else env)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FileProblem(_syntax_issue(path, exc)) from None
+
+
+def config_mtimes(path: str, secure_path: str | None = None
+                  ) -> tuple[int | None, int | None]:
+    """Nanosecond mtimes of the config and secure file (None if absent).
+
+    The launcher reloads when this tuple differs from the one it saw when it
+    last loaded (config.md §9).
+    """
+    def mtime(name: str | None) -> int | None:
+        if not name:
+            return None
+        try:
+            return os.stat(name).st_mtime_ns
+        except OSError:
+            return None
+    return mtime(path), mtime(secure_path)

@@ -1,0 +1,150 @@
+"""``nodepool-launcher``: the long-running launcher daemon (cli.md §2).
+
+Signals: SIGINT and SIGUSR1 stop gracefully (workers stop and unregister,
+exit 0); SIGTERM closes the ZooKeeper session (so our ephemeral znodes and
+locks vanish at once) and exits 0 immediately — in-flight work is
+recovered by the cleanup rules; SIGUSR2 logs a stack dump of every thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from nodepool.cmd.common import setup_logging, stack_dump
+from nodepool.version import __version__
+
+DEFAULT_CONFIG = "/etc/nodepool/nodepool.yaml"
+DEFAULT_PIDFILE = "/var/run/nodepool/nodepool.pid"
+DEFAULT_LOGFILE = "/var/log/nodepool/nodepool.log"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="nodepool-launcher",
+        description="Serve node requests from ZooKeeper by launching nodes.")
+    p.add_argument("--version", action="version",
+                   version=f"Nodepool version: {__version__}")
+    p.add_argument("-l", dest="logconfig", metavar="LOGCONFIG",
+                   help="logging config (.yaml/.yml/.json dict config, "
+                   "else INI)")
+    p.add_argument("-p", dest="pidfile", metavar="PIDFILE",
+                   default=DEFAULT_PIDFILE,
+                   help="pid file when daemonised (default: %(default)s)")
+    p.add_argument("-d", dest="debug", action="store_true",
+                   help="stay in the foreground, DEBUG logging to stdout")
+    p.add_argument("-f", dest="foreground", action="store_true",
+                   help="stay in the foreground, INFO logging to stdout")
+    p.add_argument("-c", dest="config", metavar="CONFIG",
+                   default=DEFAULT_CONFIG,
+                   help="config file (default: %(default)s)")
+    p.add_argument("-s", dest="secure", metavar="SECURE",
+                   help="secure config file")
+    p.add_argument("--no-webapp", action="store_true",
+                   help="do not start the web app")
+    return p.parse_args(argv)
+
+
+def _daemonize(pidfile: str) -> None:
+    if os.path.exists(pidfile):
+        try:
+            with open(pidfile) as f:
+                os.kill(int(f.read().strip()), 0)
+        except (OSError, ValueError):
+            os.unlink(pidfile)     # stale: the process is gone
+        else:
+            sys.exit(f"nodepool-launcher: already running (pid file "
+                     f"{pidfile})")
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.makedirs(os.path.dirname(pidfile) or ".", exist_ok=True)
+    with open(pidfile, "w") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    foreground = args.debug or args.foreground
+    level = logging.DEBUG if args.debug else logging.INFO
+    if not foreground:
+        _daemonize(args.pidfile)
+        logfile = None if args.logconfig else DEFAULT_LOGFILE
+        if logfile:
+            os.makedirs(os.path.dirname(logfile), exist_ok=True)
+        setup_logging(args.logconfig, level, filename=logfile)
+    else:
+        setup_logging(args.logconfig, level)
+    log = logging.getLogger("nodepool.launcher")
+
+    from nodepool.config import ConfigError
+    from nodepool.launcher.launcher import Launcher
+    from nodepool.zk.errors import ZooKeeperError
+
+    launcher = Launcher(args.config, args.secure)
+    stop = threading.Event()
+
+    def graceful(signum, frame):
+        log.info("Received signal %s, stopping", signum)
+        stop.set()
+
+    def terminate(signum, frame):
+        log.info("Received SIGTERM, exiting now")
+        try:
+            if launcher.client is not None:
+                launcher.client.disconnect()
+        finally:
+            os._exit(0)
+
+    signal.signal(signal.SIGINT, graceful)
+    signal.signal(signal.SIGUSR1, graceful)
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGUSR2,
+                  lambda s, f: log.warning("Stack dump:\n%s", stack_dump()))
+    try:
+        launcher.start()
+    except ConfigError as e:
+        for line in e.errors:
+            print(line, file=sys.stderr)
+        return 1
+    except (ZooKeeperError, RuntimeError, OSError) as e:
+        print(f"nodepool-launcher: {e}", file=sys.stderr)
+        return 1
+    webapp = None
+    if not args.no_webapp:
+        webapp = _start_webapp(launcher, log)
+    while not stop.wait(1.0):
+        pass
+    if webapp is not None:
+        webapp.stop()
+    launcher.stop()
+    log.info("Stopped")
+    return 0
+
+
+def _start_webapp(launcher, log):
+    try:
+        from nodepool.web import WebApp
+    except ImportError:
+        return None
+    try:
+        app = WebApp(launcher)
+        app.start()
+        return app
+    except OSError as e:
+        log.error("Could not start the web app: %s", e)
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The contract between the launcher and a cloud.
+
+An adapter is small on purpose (compare Karpenter's CloudProvider): it
+creates and deletes instances through state machines, lists what exists,
+lists and deletes leaked side resources, and reports quota.  It turns cloud
+errors into the framework exceptions of ``nodepool.driver.errors`` so the
+launcher never parses a cloud's message.
+
+Threads: an adapter owns its create pool and delete batcher; ``start()``
+starts them and ``stop()`` shuts them down (behaviour 39).  Every method may
+be called from the provider's loop thread; the read-only ones also from the
+cleanup worker, so they must be thread-safe.
+
+Failure story: a cloud call that fails transiently raises
+``TransientError`` or ``ThrottledError``; the launcher retries later.  An
+instance that is gone raises ``NotFoundError`` where the caller asked for it
+(delete machines treat it as success).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Iterable
+
+from nodepool.driver.instance import Instance, Resource
+from nodepool.driver.quota import Quota
+from nodepool.driver.statemachine import LaunchSpec, StateMachine
+
+
+class Adapter(abc.ABC):
+    """Base class of every cloud adapter; ``provider`` is its config."""
+
+    #: plural resource names for leak metrics this adapter may report
+    leak_types: tuple[str, ...] = ("instances",)
+
+    def __init__(self, provider, log: logging.Logger | None = None):
+        self.provider = provider
+        self.log = log or logging.getLogger(
+            f"nodepool.driver.{provider.driver}.{provider.name}")
+
+    def start(self) -> None:
+        """Start background machinery (create pool, delete batcher)."""
+
+    def stop(self) -> None:
+        """Stop background machinery; in-flight futures complete or fail."""
+
+    @abc.abstractmethod
+    def create_machine(self, spec: LaunchSpec) -> StateMachine:
+        """A machine that creates one instance for ``spec``.
+
+        Not idempotent by itself: each call may create a new instance.  The
+        machine's steps raise QuotaError/CapacityError (node aborted, request
+        retried), LaunchError (attempt failed), ConfigurationError (label can
+        never be served) or TransientError/ThrottledError.
+        """
+
+    @abc.abstractmethod
+    def delete_machine(self, external_id, immediate: bool = False
+                       ) -> StateMachine:
+        """A machine that deletes the instance ``external_id``.
+
+        Idempotent: deleting a missing instance completes normally.
+        ``immediate`` skips batching (retry and leak-cleanup paths).
+        """
+
+    @abc.abstractmethod
+    def list_instances(self) -> Iterable[Instance]:
+        """Every instance visible to this provider, ours or not.
+
+        Read-only and idempotent; may be served from a cache a few seconds
+        old.  Instances of other providers reduce our quota (behaviour 34).
+        """
+
+    def list_resources(self) -> Iterable[Resource]:
+        """Side resources carrying our tags that may leak (volumes, ...)."""
+        return ()
+
+    def delete_resource(self, resource: Resource) -> None:
+        """Delete a leaked side resource; NotFoundError counts as done."""
+        raise NotImplementedError(
+            f"{type(self).__name__} lists no resources to delete")
+
+    def quota_limits(self) -> Quota:
+        """The cloud's limits for this provider (default: unlimited)."""
+        return Quota.unlimited()
+
+    def label_quota(self, label) -> Quota:
+        """What one node of ``label`` costs (default: one instance)."""
+        return Quota(instances=1)
+
+    def image_available(self, label) -> bool:
+        """False when the label's image cannot be used right now."""
+        return True
+
+    def label_usable(self, label) -> bool:
+        """False when the label can never be launched here (declined)."""
+        return True

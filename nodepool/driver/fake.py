@@ -1,0 +1,241 @@
+"""A fake cloud and its adapter, for launcher tests and the core benchmark.
+
+``FakeCloud`` is an in-memory, thread-safe cloud with knobs to script
+behaviour (create latency, boot time, the next N create errors, quota
+limits).  ``FakeAdapter`` drives it through the same framework pieces a real
+driver uses: creates go through a ``CreatePool``, deletes through a
+``Batcher``, and every mutating call through a ``RateLimiter``.
+
+It is selected with ``driver: fake`` only where a test registers it; it is
+never part of a production config.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import threading
+import time
+from concurrent.futures import Future
+from typing import Iterable
+
+from nodepool.driver.adapter import Adapter
+from nodepool.driver.batcher import Batcher
+from nodepool.driver.createpool import CreatePool, create_pool_size
+from nodepool.driver.errors import NotFoundError, QuotaError
+from nodepool.driver.instance import Instance, InstanceState, Resource
+from nodepool.driver.quota import Quota
+from nodepool.driver.ratelimit import RateLimiter
+from nodepool.driver.statemachine import LaunchSpec, StateMachine
+
+
+class FakeCloud:
+    """Instances in a dict, guarded by one lock."""
+
+    def __init__(self, create_latency: float = 0.0, boot_time: float = 0.0,
+                 limits: Quota | None = None, ip: str = "127.0.0.1"):
+        self.create_latency = create_latency
+        self.boot_time = boot_time
+        self.limits = limits or Quota.unlimited()
+        self.ip = ip
+        self.create_errors: list[BaseException] = []
+        self.delete_errors: list[BaseException] = []
+        self.instances: dict[str, dict] = {}
+        self.resources: dict[str, Resource] = {}
+        self.calls: dict[str, int] = {}
+        self.delete_batches: list[int] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def create(self, metadata: dict, cores: int = 1) -> str:
+        """Create an instance (blocks for ``create_latency``)."""
+        if self.create_latency:
+            time.sleep(self.create_latency)  # emulates the cloud's latency
+        with self._lock:
+            self._count("create")
+            if self.create_errors:
+                raise self.create_errors.pop(0)
+            used = len(self.instances)
+            if used + 1 > self.limits.get("instances", float("inf")):
+                raise QuotaError("fake cloud: instance quota exceeded")
+            iid = f"fake-{next(self._ids):06d}"
+            self.instances[iid] = {"metadata": dict(metadata),
+                                   "created": time.monotonic(),
+                                   "cores": cores}
+            return iid
+
+    def describe(self, iid: str) -> Instance | None:
+        with self._lock:
+            data = self.instances.get(iid)
+        if data is None:
+            return None
+        running = time.monotonic() - data["created"] >= self.boot_time
+        return Instance(
+            external_id=iid,
+            state=InstanceState.RUNNING if running else InstanceState.PENDING,
+            interface_ip=self.ip if running else None,
+            private_ipv4=self.ip if running else None,
+            public_ipv4=self.ip if running else None,
+            az="fake-az1", region="fake-region", cloud="fake",
+            metadata=data["metadata"],
+            resources={"instances": 1, "cores": data["cores"], "ram": 1024})
+
+    def delete_many(self, ids: list[str]) -> list[object]:
+        with self._lock:
+            self._count("delete")
+            self.delete_batches.append(len(ids))
+            if self.delete_errors:
+                raise self.delete_errors.pop(0)
+            out: list[object] = []
+            for iid in ids:
+                if self.instances.pop(iid, None) is None:
+                    out.append(NotFoundError(iid))
+                else:
+                    out.append(None)
+            return out
+
+    def list(self) -> list[Instance]:
+        with self._lock:
+            ids = list(self.instances)
+        return [i for i in map(self.describe, ids) if i is not None]
+
+
+class FakeCreate(StateMachine):
+    class State(enum.Enum):
+        SUBMIT = "submit"
+        CREATING = "creating"
+        BOOTING = "booting"
+        READY = "ready"
+
+    STEPS = {State.SUBMIT: "submit", State.CREATING: "creating",
+             State.BOOTING: "booting"}
+    TERMINAL = frozenset({State.READY})
+
+    def __init__(self, adapter: "FakeAdapter", spec: LaunchSpec):
+        super().__init__()
+        self.adapter = adapter
+        self.spec = spec
+        self.future: Future | None = None
+
+    def submit(self):
+        self.future = self.adapter.create_pool.submit(
+            self.adapter.call_create, self.spec.metadata)
+        return self.State.CREATING
+
+    def creating(self):
+        if not self.future.done():
+            return self.State.CREATING
+        self.external_id = self.future.result()  # raises the cloud's error
+        return self.State.BOOTING
+
+    def booting(self):
+        instance = self.adapter.cloud.describe(self.external_id)
+        if instance is None or instance.state != InstanceState.RUNNING:
+            return self.State.BOOTING
+        self.instance = instance
+        return self.State.READY
+
+
+class FakeDelete(StateMachine):
+    class State(enum.Enum):
+        SUBMIT = "submit"
+        DELETING = "deleting"
+        DONE = "done"
+
+    STEPS = {State.SUBMIT: "submit", State.DELETING: "deleting"}
+    TERMINAL = frozenset({State.DONE})
+
+    def __init__(self, adapter: "FakeAdapter", external_id, immediate: bool):
+        super().__init__()
+        self.adapter = adapter
+        self.external_id = external_id
+        self.immediate = immediate
+        self.future: Future | None = None
+
+    def submit(self):
+        if self.immediate:
+            # Not batched, but still off the loop thread.
+            self.future = self.adapter.create_pool.submit(
+                self.adapter.batcher.run_now, self.external_id)
+        else:
+            self.future = self.adapter.batcher.add(self.external_id)
+        return self.State.DELETING
+
+    def deleting(self):
+        if not self.future.done():
+            return self.State.DELETING
+        try:
+            self.future.result()
+        except NotFoundError:
+            pass
+        return self.State.DONE
+
+
+#: one cloud per provider name, so a test can reach the cloud its launcher uses
+CLOUDS: dict[str, FakeCloud] = {}
+
+
+def cloud_for(provider_name: str) -> FakeCloud:
+    return CLOUDS.setdefault(provider_name, FakeCloud())
+
+
+class FakeAdapter(Adapter):
+    """Adapter over the provider's ``FakeCloud`` (see ``cloud_for``)."""
+
+    def __init__(self, provider, log=None, cloud: FakeCloud | None = None):
+        super().__init__(provider, log)
+        self.cloud = cloud or cloud_for(provider.name)
+        settings = provider.settings
+        self.cloud.create_latency = float(settings.get("create-latency", 0))
+        self.cloud.boot_time = float(settings.get("boot-time", 0))
+        max_servers = settings.get("max-servers", float("inf"))
+        self.cloud.limits = (Quota(instances=max_servers)
+                             if max_servers != float("inf") else Quota())
+        rate = provider.rate or 0
+        self.limiter = RateLimiter(f"{provider.name}-mutate", rate)
+        self.create_pool = CreatePool(
+            provider.name, create_pool_size(rate, self.cloud.create_latency
+                                             or 0.1))
+        self.batcher = Batcher(f"{provider.name}-delete", self._delete_batch,
+                               max_items=50, idle_timeout=0.05)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    def stop(self) -> None:
+        self.batcher.stop()
+        self.create_pool.shutdown(wait=False)
+
+    def call_create(self, metadata: dict) -> str:
+        with self.limiter:
+            return self.cloud.create(metadata)
+
+    def _delete_batch(self, ids: list[str]) -> list[object]:
+        with self.limiter:
+            return self.cloud.delete_many(ids)
+
+    def create_machine(self, spec: LaunchSpec) -> StateMachine:
+        return FakeCreate(self, spec)
+
+    def delete_machine(self, external_id, immediate: bool = False
+                       ) -> StateMachine:
+        return FakeDelete(self, external_id, immediate)
+
+    def list_instances(self) -> Iterable[Instance]:
+        return self.cloud.list()
+
+    def list_resources(self) -> Iterable[Resource]:
+        return list(self.cloud.resources.values())
+
+    def delete_resource(self, resource: Resource) -> None:
+        self.cloud.resources.pop(resource.id, None)
+
+    def quota_limits(self) -> Quota:
+        return self.cloud.limits
+
+    def label_quota(self, label) -> Quota:
+        return Quota(instances=1, cores=label.settings.get("cores", 1),
+                     ram=label.settings.get("ram", 1024))

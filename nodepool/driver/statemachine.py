@@ -1,0 +1,111 @@
+"""State machines that create and delete cloud instances in small steps.
+
+A machine declares an ``Enum`` of states and maps every non-terminal state to
+one step method.  ``advance()`` runs the step for the current state; a step
+returns the next state, or the same state to mean "still waiting".  A step
+must never block on a cloud call: slow calls are submitted to the adapter's
+create pool (or delete batcher) and the step checks the returned future on a
+later call.
+
+Failures are exceptions from ``nodepool.driver.errors``; the runner in the
+launcher (not the machine) logs transitions, enforces launch/boot timeouts,
+and decides between retry, abort and failure.
+
+Contract for create machines: ``external_id`` is set as soon as the cloud
+has named the instance (the runner persists it to ZooKeeper before the node
+becomes ready, so a crash cannot leak it); ``instance`` is set when the
+machine reaches its terminal state ``READY``.
+Contract for delete machines: reaching the terminal state means the
+instance is gone; a cloud "not found" counts as gone.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Mapping
+
+from nodepool.driver.instance import Instance
+
+
+class StateMachine:
+    """Base class: subclasses define ``State``, ``STEPS`` and ``TERMINAL``.
+
+    >>> class Create(StateMachine):
+    ...     class State(enum.Enum):
+    ...         START = 1
+    ...         READY = 2
+    ...     STEPS = {State.START: "start"}
+    ...     TERMINAL = {State.READY}
+    ...     def start(self):
+    ...         return self.State.READY
+    """
+
+    State: ClassVar[type[enum.Enum]]
+    STEPS: ClassVar[Mapping[Any, str]]
+    TERMINAL: ClassVar[frozenset]
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.state = next(iter(self.State))
+        self.state_time = clock()
+        self.external_id: Any = None
+        self.instance: Instance | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.state in self.TERMINAL
+
+    def advance(self) -> bool:
+        """Run one step; return True once the machine is complete."""
+        if self.complete:
+            return True
+        step = getattr(self, self.STEPS[self.state])
+        new_state = step()
+        if new_state is None:
+            raise TypeError(f"{type(self).__name__}.{step.__name__} "
+                            "returned no state")
+        if new_state != self.state:
+            self.state = new_state
+            self.state_time = self.clock()
+        return self.complete
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What of the node request an adapter may use (dynamic tags)."""
+
+    id: str | None = None
+    labels: tuple[str, ...] = ()
+    requestor: str | None = None
+    requestor_data: Any = None
+    relative_priority: int = 0
+    event_id: str | None = None
+    created_time: float | None = None
+    tenant_name: str | None = None
+
+    def format_vars(self) -> dict:
+        return {"request": self}
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything an adapter needs to create one node's instance."""
+
+    node_id: str
+    hostname: str
+    provider_name: str
+    pool: Any                    # nodepool.config Pool
+    label: Any                   # nodepool.config PoolLabel
+    az: str | None = None
+    image_external_id: str | None = None   # diskimage upload id, if any
+    request: RequestInfo = field(default_factory=RequestInfo)
+    attempt: int = 1
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Tags put on every created resource (leak detection)."""
+        return {"nodepool_node_id": self.node_id,
+                "nodepool_pool_name": self.pool.name,
+                "nodepool_provider_name": self.provider_name}

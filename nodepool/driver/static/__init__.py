@@ -1,0 +1,1 @@
+"""Static driver: pre-existing hosts registered as nodes."""

@@ -1,0 +1,253 @@
+"""The static driver: pre-existing hosts, registered as READY node slots.
+
+Nothing is launched.  ``StaticProviderManager`` keeps, for every configured
+host, ``max-parallel-jobs`` node znodes ("slots") registered, with
+``launcher`` = ``static driver``.  A slot whose node was used is deleted by
+the deleted-node worker (no cloud call) and registered again READY by the
+next sync.  Config changes update READY unlocked nodes; removed hosts'
+nodes are deleted — but a node that is held, in use or locked is never
+touched.
+
+Thread: ``<provider>-static-sync`` runs the sync (it may keyscan, which
+blocks for up to a host's ``timeout``), every few seconds and when woken.
+
+Failure story: a host that refuses the keyscan, or offers keys that do not
+match its ``host-key`` values, is not registered (and is retried on the
+next sync); a registered host that stops answering is deregistered (its
+free READY slots are deleted) instead of being handed out.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+
+from nodepool.driver.adapter import Adapter
+from nodepool.driver.instance import Instance
+from nodepool.driver.keyscan import check_connection, keyscan
+from nodepool.driver.statemachine import StateMachine
+from nodepool.launcher.provider import ProviderManager
+from nodepool.zk import errors as zk_errors
+from nodepool.zk.models import Node, NodeState
+
+LAUNCHER_ID = "static driver"
+SYNC_INTERVAL = 5.0
+
+
+class _NoopDelete(StateMachine):
+    class State(enum.Enum):
+        DONE = "done"
+
+    STEPS: dict = {}
+    TERMINAL = frozenset({State.DONE})
+
+
+def host_identity(obj) -> tuple:
+    """(name, username, port): how a static host is identified."""
+    if isinstance(obj, Node):
+        return (obj.hostname, obj.username, obj.connection_port)
+    return (obj.name, obj.username, obj.connection_port)
+
+
+class StaticAdapter(Adapter):
+    """Nothing to create or delete in a cloud."""
+
+    manager_class: type  # set below (needs the class defined first)
+
+    def create_machine(self, spec):
+        raise NotImplementedError("static hosts are never launched")
+
+    def delete_machine(self, external_id, immediate=False):
+        return _NoopDelete()
+
+    def list_instances(self):
+        return [Instance(external_id=n.name)
+                for pool in self.provider.pools.values() for n in pool.nodes]
+
+
+class StaticProviderManager(ProviderManager):
+    launches_nodes = False
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.slog = logging.getLogger(
+            f"nodepool.driver.static.{self.provider.name}")
+        self._sync_wake = threading.Event()
+        self._sync_thread: threading.Thread | None = None
+        self.synced = threading.Event()   # set after each completed sync
+
+    def start(self) -> None:
+        super().start()
+        self._sync_thread = threading.Thread(
+            target=self._sync_loop, name=f"{self.provider.name}-static-sync",
+            daemon=True)
+        self._sync_thread.start()
+
+    def stop(self) -> None:
+        self._sync_wake.set()
+        super().stop()
+        if self._sync_thread is not None:
+            self._sync_thread.join(timeout=15)
+
+    def wake(self) -> None:
+        super().wake()
+        self._sync_wake.set()
+
+    def remove_znode(self, node: Node) -> None:
+        super().remove_znode(node)
+        self._sync_wake.set()   # re-register the freed slot soon
+
+    def has_capacity_now(self, worker, request) -> bool:
+        free: dict[str, int] = {}
+        for node in worker.nodes_cached():
+            if (node.provider == self.provider.name
+                    and node.pool == worker.pool.name
+                    and node.state == NodeState.READY
+                    and not node.allocated_to and not self.zk.is_locked(node)):
+                for label in node.type or []:
+                    free[label] = free.get(label, 0) + 1
+        for label in request.node_types:
+            if free.get(label, 0) <= 0:
+                return False
+            free[label] -= 1
+        return True
+
+    # -- the sync -------------------------------------------------------------
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception:
+                self.slog.exception("Static node sync failed")
+            self.synced.set()
+            self._sync_wake.wait(SYNC_INTERVAL)
+            self._sync_wake.clear()
+
+    def sync(self) -> None:
+        nodes = [n for n in self.zk.iter_nodes(cached=False)
+                 if n.provider == self.provider.name]
+        wanted = {}
+        for pool in self.provider.pools.values():
+            for host in pool.nodes:
+                wanted[host_identity(host)] = (pool, host)
+        for node in nodes:
+            key = host_identity(node)
+            if key not in wanted or node.pool != wanted[key][0].name:
+                self._deregister(node, "host removed from the config")
+        for key, (pool, host) in wanted.items():
+            if self._stop.is_set():
+                return
+            mine = [n for n in nodes if host_identity(n) == key
+                    and n.pool == pool.name]
+            self._sync_host(pool, host, mine)
+
+    def _sync_host(self, pool, host, nodes: list[Node]) -> None:
+        ready = [n for n in nodes if n.state == NodeState.READY]
+        if ready and not check_connection(host.name, host.connection_port,
+                                          host.timeout):
+            self.slog.warning("Static host %s is unreachable; deregistering",
+                              host.name)
+            for node in ready:
+                self._deregister(node, "host unreachable")
+            return
+        for node in ready:
+            self._update(node, pool, host)
+        taken = {n.slot for n in nodes if n.state != NodeState.DELETED}
+        free_slots = [s for s in range(host.max_parallel_jobs)
+                      if s not in taken]
+        if not free_slots:
+            return
+        keys = self._host_keys(host)
+        if keys is None:
+            return
+        for slot in free_slots:
+            self._register(pool, host, slot, keys)
+        for node in nodes:   # slots beyond max-parallel-jobs
+            if node.slot is not None and node.slot >= host.max_parallel_jobs:
+                self._deregister(node, "max-parallel-jobs lowered")
+
+    def _host_keys(self, host) -> list[str] | None:
+        if not host.host_key_checking:
+            return list(host.host_keys)
+        try:
+            keys = keyscan(host.name, host.connection_port,
+                           timeout=host.timeout)
+        except Exception as e:
+            self.slog.warning("Keyscan of static host %s failed: %s",
+                              host.name, e)
+            return None
+        missing = [k for k in host.host_keys if k not in keys]
+        if missing:
+            self.slog.error("Static host %s does not offer the configured "
+                            "host-key(s); not registering it", host.name)
+            return None
+        return keys
+
+    def _fields(self, pool, host) -> dict:
+        return {"type": list(host.labels), "username": host.username,
+                "connection_type": host.connection_type,
+                "connection_port": host.connection_port,
+                "ssh_port": host.connection_port,
+                "python_path": host.python_path,
+                "shell_type": host.shell_type,
+                "attributes": (dict(pool.node_attributes)
+                               if pool.node_attributes else None)}
+
+    def _register(self, pool, host, slot: int, keys: list[str]) -> None:
+        node = Node()
+        node.provider = self.provider.name
+        node.pool = pool.name
+        node.launcher = LAUNCHER_ID
+        node.hostname = host.name
+        node.interface_ip = host.name
+        node.external_id = host.name
+        node.slot = slot
+        node.host_keys = keys
+        node.cloud = "static"
+        for k, v in self._fields(pool, host).items():
+            setattr(node, k, v)
+        node.set_state(NodeState.READY)
+        self.zk.store_node(node)
+        self.slog.info("Registered static node %s (%s slot %d)", node.id,
+                       host.name, slot)
+        self.on_change()
+
+    def _update(self, node: Node, pool, host) -> None:
+        fields = self._fields(pool, host)
+        if all(getattr(node, k) == v for k, v in fields.items()):
+            return
+        if not self._lock_free(node):
+            return
+        try:
+            if node.state == NodeState.READY:
+                for k, v in fields.items():
+                    setattr(node, k, v)
+                self.zk.store_node(node)
+        finally:
+            self.zk.unlock_node(node)
+
+    def _deregister(self, node: Node, why: str) -> None:
+        if node.state != NodeState.READY or node.allocated_to:
+            return   # held, in use, allocated: never touched
+        if not self._lock_free(node):
+            return
+        if node.state != NodeState.READY or node.allocated_to:
+            self.zk.unlock_node(node)
+            return
+        self.slog.info("Deregistering static node %s: %s", node.id, why)
+        node.set_state(NodeState.DELETING)
+        self.zk.store_node(node)
+        self.delete_node(node)
+
+    def _lock_free(self, node: Node) -> bool:
+        if self.zk.is_locked(node):
+            return False
+        try:
+            self.zk.lock_node(node, blocking=False)
+            return True
+        except (zk_errors.LockError, zk_errors.NotFound):
+            return False
+
+
+StaticAdapter.manager_class = StaticProviderManager

@@ -1,0 +1,256 @@
+"""Serve one accepted node request: reuse or launch its nodes, then fulfil.
+
+A ``RequestHandler`` belongs to one pool worker and is only touched by that
+worker's thread.  It holds the request lock from acceptance until it
+fulfils, declines or gives the request up, and holds the lock of every node
+it launches until then.
+
+Failure story (zookeeper.md §8.3/§8.4):
+- a node that FAILED: once every launch has finished, the other nodes are
+  deallocated and unlocked and the request is declined;
+- a node ABORTED by a cloud quota error is dropped and replaced after a
+  pause (never declined for that);
+- the request znode vanished: every node is deallocated and unlocked, the
+  handler ends without writing the request;
+- any exception while handling declines the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from nodepool.driver.statemachine import RequestInfo
+from nodepool.launcher.nodelauncher import NodeLauncher, Outcome
+from nodepool.zk import errors as zk_errors
+from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
+
+if TYPE_CHECKING:
+    from nodepool.launcher.poolworker import PoolWorker
+
+
+class RequestHandler:
+    def __init__(self, worker: "PoolWorker", request: NodeRequest):
+        self.worker = worker
+        self.zk = worker.zk
+        self.request = request
+        self.log = logging.LoggerAdapter(
+            logging.getLogger("nodepool.launcher.request"),
+            {"request": request.id, "event": request.event_id})
+        self.nodes: list[Node | None] = [None] * len(request.node_types)
+        self.launchers: dict[str, NodeLauncher] = {}
+        self.paused = False
+        self.done = False
+        self.az: str | None = None
+        self.info = RequestInfo(
+            id=request.id, labels=tuple(request.node_types),
+            requestor=request.requestor,
+            requestor_data=request.requestor_data,
+            relative_priority=request.relative_priority or 0,
+            event_id=request.event_id, created_time=request.created_time,
+            tenant_name=request.tenant_name)
+
+    @property
+    def is_min_ready(self) -> bool:
+        return self.request.requestor == "NodePool:min-ready"
+
+    # -- entry points used by the pool worker -----------------------------
+    def accept(self) -> None:
+        self.request.set_state(RequestState.PENDING)
+        self.zk.store_request(self.request)
+        self.log.info("Accepted request %s for %s", self.request.id,
+                      self.request.node_types)
+        self.fill()
+
+    def fill(self) -> None:
+        """Reuse or launch a node for every empty slot; pause at quota."""
+        self.paused = False
+        for index, label_name in enumerate(self.request.node_types):
+            if self.nodes[index] is not None:
+                continue
+            node = self._reuse(label_name)
+            if node is None:
+                node = self._launch(label_name)
+                if node is None:
+                    return  # paused (or declined for min-ready)
+            self.nodes[index] = node
+
+    def poll(self) -> bool:
+        """Check on launches; True once the handler is finished."""
+        if self.done:
+            return True
+        if self.zk.get_request(self.request.id, cached=True) is None and \
+                self.zk.get_request(self.request.id) is None:
+            self.log.info("Request %s vanished while being handled",
+                          self.request.id)
+            self._release_all(deallocate=True)
+            self._finish(unlock_request=True, write=False)
+            return True
+        self._drop_aborted()
+        if self.paused or any(n is None for n in self.nodes):
+            return False
+        if any(not launcher.done for launcher in self.launchers.values()):
+            return False
+        if any(n.state != NodeState.READY for n in self.nodes):
+            self.decline("a node failed to launch")
+            return True
+        self._fulfil()
+        return True
+
+    # -- node allocation -----------------------------------------------------
+    def _reuse(self, label_name: str) -> Node | None:
+        if not self.request.reuse and self.worker.manager.launches_nodes:
+            return None
+        pool = self.worker.pool
+        for node in self.worker.nodes_cached():
+            if (node.state != NodeState.READY or node.allocated_to
+                    or node.provider != self.worker.provider.name
+                    or node.pool != pool.name
+                    or label_name not in (node.type or [])
+                    or (self.az and node.az != self.az)
+                    or self.zk.is_locked(node)):
+                continue
+            try:
+                self.zk.lock_node(node, blocking=False)
+            except zk_errors.LockError:
+                continue
+            if node.state != NodeState.READY or node.allocated_to:
+                self.zk.unlock_node(node)
+                continue
+            node.allocated_to = self.request.id
+            node.tenant_name = self.request.tenant_name
+            node.requestor = self.request.requestor
+            self.zk.store_node(node)
+            self.az = self.az or node.az
+            self.log.info("Reusing ready node %s", node.id)
+            return node
+        return None
+
+    def _launch(self, label_name: str) -> Node | None:
+        worker = self.worker
+        label = worker.pool.labels[label_name]
+        if not worker.manager.launches_nodes:
+            self.paused = True   # static: wait for a slot to come free
+            return None
+        if not worker.has_room(label):
+            if self.is_min_ready:
+                self.decline("it would exceed quota")
+                return None
+            worker.reclaim_ready_node()
+            self.paused = True
+            return None
+        node = Node()
+        node.state = NodeState.INIT
+        node.type = [label_name]
+        node.provider = worker.provider.name
+        node.pool = worker.pool.name
+        node.launcher = worker.id
+        node.allocated_to = self.request.id
+        node.tenant_name = self.request.tenant_name
+        node.requestor = self.request.requestor
+        node.attributes = (dict(worker.pool.node_attributes)
+                           if worker.pool.node_attributes else None)
+        node.az = self.az
+        node.resources = worker.label_cost(label).finite() or None
+        node.image_id = worker.image_id(label)
+        node.connection_type = (label.image.connection_type
+                                if label.image else "ssh")
+        node.connection_port = (label.image.connection_port
+                                if label.image else 22)
+        node.set_state(NodeState.INIT)
+        self.zk.store_node(node)
+        self.zk.lock_node(node, blocking=True, timeout=10)
+        node.hostname = f"np{node.id}"
+        node.set_state(NodeState.BUILDING)
+        self.zk.store_node(node)
+        self.launchers[node.id] = worker.manager.launch(
+            node, worker.pool, label, self.info)
+        worker.count_launch(node)
+        return node
+
+    def _drop_aborted(self) -> None:
+        for index, node in enumerate(self.nodes):
+            if node is None:
+                continue
+            launcher = self.launchers.get(node.id)
+            if launcher is None or launcher.outcome is not Outcome.ABORTED:
+                continue
+            # The deleted-node worker removes the aborted node once unlocked.
+            self.log.info("Node %s aborted; will replace it", node.id)
+            del self.launchers[node.id]
+            self._unlock(node)
+            self.nodes[index] = None
+            self.paused = True
+
+    # -- endings ---------------------------------------------------------------
+    def _fulfil(self) -> None:
+        self.request.nodes = [n.id for n in self.nodes]
+        self.request.set_state(RequestState.FULFILLED)
+        try:
+            self.zk.store_request(self.request)
+        except zk_errors.NotFound:
+            self.log.info("Request %s vanished before fulfilment",
+                          self.request.id)
+            self._release_all(deallocate=True)
+            self._finish(unlock_request=True, write=False)
+            return
+        self.log.info("Fulfilled request %s with nodes %s", self.request.id,
+                      self.request.nodes)
+        self._release_all(deallocate=False)
+        self._finish(unlock_request=True, write=False)
+
+    def decline(self, reason: str) -> None:
+        """Give the request back (or fail it if every pool declined)."""
+        self.log.info("Declining request %s: %s", self.request.id, reason)
+        self._release_all(deallocate=True)
+        try:
+            self.worker.decline(self.request, reason)
+        finally:
+            self._finish(unlock_request=True, write=False)
+
+    def release(self) -> None:
+        """Shutdown: free nodes, leave the request for someone else."""
+        self._release_all(deallocate=True)
+        try:
+            if self.request.state == RequestState.PENDING:
+                self.request.set_state(RequestState.REQUESTED)
+                self.zk.store_request(self.request)
+        except Exception:
+            self.log.exception("Could not reset request %s", self.request.id)
+        self._finish(unlock_request=True, write=False)
+
+    def _release_all(self, deallocate: bool) -> None:
+        for node in self.nodes:
+            if node is None:
+                continue
+            launcher = self.launchers.get(node.id)
+            if launcher is not None and launcher.detach():
+                # Still launching: it finishes unallocated and unlocks the
+                # node itself, leaving a READY spare (or a failed node for
+                # the deleted-node worker).
+                continue
+            if deallocate and node.state == NodeState.READY:
+                node.allocated_to = None
+                try:
+                    self.zk.store_node(node)
+                except Exception:
+                    self.log.exception("Could not deallocate node %s",
+                                       node.id)
+            self._unlock(node)
+        self.nodes = [None] * len(self.nodes)
+
+    def _unlock(self, node: Node) -> None:
+        try:
+            self.zk.unlock_node(node)
+        except Exception:
+            self.log.exception("Could not unlock node %s", node.id)
+
+    def _finish(self, unlock_request: bool, write: bool) -> None:
+        self.done = True
+        if unlock_request:
+            try:
+                self.zk.unlock_request(self.request)
+            except Exception:
+                self.log.exception("Could not unlock request %s",
+                                   self.request.id)
+

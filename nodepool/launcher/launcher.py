@@ -1,0 +1,284 @@
+"""The launcher daemon: one process serving node requests from ZooKeeper.
+
+Threads (each a named class with start/stop/join):
+
+- ``NodePool`` (this module's main loop, every second): config hot reload,
+  min-ready requests, the ``/ready`` flag;
+- ``PoolWorker.<provider>-<pool>``: request routing and handling per pool;
+- ``<provider>-loop``: advances the provider's launch and delete state
+  machines (``ProviderManager``);
+- the adapters' own create pools (``<provider>-create-N``) and delete
+  batchers (``<provider>-delete-batcher``), and the shared keyscan pool;
+- ``DeletedNodeWorker`` (~5 s) and ``CleanupWorker`` (~60 s);
+- ``StatsElection``: leader election for node gauges.
+
+Failure story: an invalid config is fatal at start and ignored (old config
+kept, error logged) on reload.  A provider that fails to start is logged and
+left out; the others run.  While the ZooKeeper session is suspended or lost
+nothing is accepted, declined or written (``zk_ready()`` is false); launches
+in flight when the session is lost fail (their locks are gone).  Stopping
+releases the requests being handled (back to ``requested``) and unregisters
+every component.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from kazoo.protocol.states import KazooState
+
+from nodepool import stats as stats_mod
+from nodepool.config import ConfigError, config_mtimes, load_config
+from nodepool.driver import adapter_class
+from nodepool.driver.keyscan import KeyscanPool
+from nodepool.launcher.cleanup import CleanupWorker
+from nodepool.launcher.deleter import DeletedNodeWorker
+from nodepool.launcher.minready import MinReady
+from nodepool.launcher.poolworker import PoolWorker
+from nodepool.launcher.provider import ProviderManager
+from nodepool.launcher.statsleader import StatsElection
+from nodepool.launcher.tenants import tenant_allows
+from nodepool.version import __version__
+from nodepool.zk.client import ZooKeeperClient
+from nodepool.zk.models import LauncherComponent
+from nodepool.zk.zookeeper import ZooKeeper
+
+MODEL_API = 0
+
+
+class Launcher:
+    def __init__(self, config_path: str, secure_path: str | None = None,
+                 stats=None, deleted_interval: float = 5.0,
+                 cleanup_interval: float = 60.0, loop_interval: float = 1.0):
+        self.config_path = config_path
+        self.secure_path = secure_path
+        self.stats = stats or stats_mod.get_client()
+        self.log = logging.getLogger("nodepool.Launcher")
+        self.loop_interval = loop_interval
+        self.config = None
+        self.zk: ZooKeeper | None = None
+        self.client: ZooKeeperClient | None = None
+        self.hostname = socket.gethostname()
+        self.ready = threading.Event()
+        self._mtimes = None
+        self._managers: dict[str, ProviderManager] = {}
+        self._workers: dict[str, PoolWorker] = {}
+        self._components_cache: tuple[float, list] = (0.0, [])
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._zk_ok = threading.Event()
+        self.keyscan_pool = KeyscanPool(workers=16)
+        self.deleted_worker = None
+        self.cleanup_worker = None
+        self._intervals = (deleted_interval, cleanup_interval)
+        self.component: LauncherComponent | None = None
+        self.min_ready = MinReady(self)
+        self.stats_election: StatsElection | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        """Load the config, connect, start every worker (raises on bad config)."""
+        self.config = load_config(self.config_path, self.secure_path)
+        self._mtimes = config_mtimes(self.config_path, self.secure_path)
+        self.client = ZooKeeperClient.from_config(self.config)
+        self.client.add_connection_listener(self._connection_changed)
+        self.client.connect()
+        self._zk_ok.set()
+        self.zk = ZooKeeper(self.client)
+        self._check_model_api()
+        self.component = LauncherComponent()
+        self.component.hostname = self.hostname
+        self.component.state = "initializing"
+        self.component.version = __version__
+        self.component.model_api = MODEL_API
+        self.zk.register_launcher(self.component)
+        self.zk.start_cache()
+        self.zk.add_listener(self._zk_changed)
+        deleted, cleanup = self._intervals
+        self.deleted_worker = DeletedNodeWorker(self, deleted)
+        self.cleanup_worker = CleanupWorker(self, cleanup)
+        self._reconcile_providers()
+        self.deleted_worker.start()
+        self.cleanup_worker.start()
+        self.stats_election = StatsElection(self)
+        self.stats_election.start()
+        self._thread = threading.Thread(target=self._run, name="NodePool",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Graceful stop: release handled requests, unregister, disconnect."""
+        self._stop.set()
+        self.log.info("Stopping launcher")
+        for worker in list(self._workers.values()):
+            worker.stop()
+        for worker in list(self._workers.values()):
+            worker.join()
+        for manager in list(self._managers.values()):
+            manager.stop()
+        for w in (self.deleted_worker, self.cleanup_worker):
+            if w is not None:
+                w.stop()
+                w.join()
+        if self.stats_election is not None:
+            self.stats_election.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.keyscan_pool.shutdown()
+        if self.zk is not None:
+            try:
+                if self.component is not None:
+                    self.zk.unregister_component(self.component)
+            except Exception:
+                pass
+            self.zk.stop_cache()
+        if self.client is not None:
+            self.client.disconnect()
+
+    def join(self) -> None:
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(1.0)
+
+    # -- accessors used by the workers ------------------------------------------
+    def zk_ready(self) -> bool:
+        return self._zk_ok.is_set() and not self._stop.is_set()
+
+    def provider_managers(self) -> dict[str, ProviderManager]:
+        return dict(self._managers)
+
+    def pool_workers(self) -> dict[str, PoolWorker]:
+        return dict(self._workers)
+
+    def pool_components(self, fresh: bool = False) -> list:
+        ts, comps = self._components_cache
+        if fresh or time.monotonic() - ts > 1.0:
+            comps = self.zk.iter_pool_components()
+            self._components_cache = (time.monotonic(), comps)
+        return comps
+
+    def tenant_allows(self, request, worker) -> bool:
+        return tenant_allows(self.config, request, worker)
+
+    # -- connection handling -------------------------------------------------
+    def _connection_changed(self, state) -> None:
+        if state == KazooState.CONNECTED:
+            self._zk_ok.set()
+        else:
+            self._zk_ok.clear()
+            if state == KazooState.LOST:
+                for manager in self.provider_managers().values():
+                    manager.session_lost()
+
+    def _zk_changed(self, *args) -> None:
+        for worker in list(self._workers.values()):
+            worker.wake()
+        if self.deleted_worker is not None:
+            self.deleted_worker.wake()
+
+    def _check_model_api(self) -> None:
+        level = self.zk.system_model_api()
+        if level is not None and level > MODEL_API:
+            raise RuntimeError(
+                f"the system model API level is {level}, newer than this "
+                f"launcher's {MODEL_API}: refusing to start")
+
+    # -- the main loop ---------------------------------------------------------
+    def _run(self) -> None:
+        first = True
+        while not self._stop.is_set():
+            try:
+                if self.zk_ready():
+                    self._pass()
+                    if first:
+                        self.component.state = "running"
+                        self.zk.update_component(self.component)
+                        self.ready.set()
+                        first = False
+            except Exception:
+                self.log.exception("Error in the main loop")
+            self._stop.wait(self.loop_interval)
+
+    def _pass(self) -> None:
+        self._check_reload()
+        self.min_ready.run_once()
+
+    def _check_reload(self) -> None:
+        try:
+            mtimes = config_mtimes(self.config_path, self.secure_path)
+        except OSError:
+            return
+        if mtimes == self._mtimes:
+            return
+        self._mtimes = mtimes
+        try:
+            config = load_config(self.config_path, self.secure_path)
+        except ConfigError as e:
+            self.log.error("Config reload failed; keeping the old config:\n"
+                           "%s", e)
+            return
+        except Exception:
+            self.log.exception("Config reload failed; keeping the old config")
+            return
+        self.log.info("Reloaded config %s", self.config_path)
+        if config.zookeeper_servers != self.config.zookeeper_servers:
+            self.client.set_hosts(config)
+        self.config = config
+        self._reconcile_providers()
+
+    # -- providers and pools ---------------------------------------------------
+    def _reconcile_providers(self) -> None:
+        with self._lock:
+            wanted = self.config.providers
+            for name in list(self._managers):
+                manager = self._managers[name]
+                if wanted.get(name) != manager.provider:
+                    self._stop_provider(name)
+            for name, provider in wanted.items():
+                if name not in self._managers:
+                    self._start_provider(provider)
+
+    def _stop_provider(self, name: str) -> None:
+        self.log.info("Stopping provider %s", name)
+        for key in [k for k, w in self._workers.items()
+                    if w.provider.name == name]:
+            worker = self._workers.pop(key)
+            worker.stop()
+            worker.join()
+        manager = self._managers.pop(name)
+        manager.stop()
+
+    def _start_provider(self, provider) -> None:
+        try:
+            cls = adapter_class(provider.driver)
+            adapter = cls(provider)
+            manager_cls = getattr(cls, "manager_class", None) \
+                or ProviderManager
+            manager = manager_cls(provider, adapter, self.zk, self.stats,
+                                  self.keyscan_pool,
+                                  on_change=self._zk_changed)
+            manager.start()
+        except Exception:
+            self.log.exception("Provider %s failed to start; leaving it out",
+                               provider.name)
+            return
+        self._managers[provider.name] = manager
+        for pool in provider.pools.values():
+            worker = PoolWorker(self, provider, pool, manager)
+            self._workers[f"{provider.name}-{pool.name}"] = worker
+            worker.start()
+        self.log.info("Started provider %s (%s) with pools %s",
+                      provider.name, provider.driver, list(provider.pools))
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def pid_identifier() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"

@@ -1,0 +1,327 @@
+"""Drive one node from BUILDING to READY, FAILED or ABORTED.
+
+A ``NodeLauncher`` is advanced by its provider's loop thread (never blocks:
+the create machine submits slow calls to the adapter's create pool, the
+keyscan runs in the keyscan pool).  It owns the node's lock for the whole
+launch and is the only writer of the node meanwhile.
+
+Failure story:
+- a classified launch failure (``LaunchError``, timeouts, keyscan failure,
+  an unexpected exception) ends the *attempt*: the partial instance is
+  handed to the provider's deleter and a new attempt starts, until
+  ``launch-retries`` attempts are spent, then the node is FAILED;
+- ``QuotaError``/``CapacityError`` ABORT the node (not the launch's fault:
+  the request handler pauses and replaces it);
+- ``ConfigurationError`` fails the node at once (retrying cannot help);
+- ``ThrottledError``/``TransientError`` repeat the same step later, within
+  the launch timeout;
+- a lost ZooKeeper session fails the node (``error.zksession``): the lock
+  is gone, someone else may already be deleting it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import Callable
+
+from nodepool.driver import errors
+from nodepool.driver.statemachine import LaunchSpec, RequestInfo, StateMachine
+from nodepool.zk.models import Node, NodeState
+
+
+class Outcome(enum.Enum):
+    RUNNING = "running"
+    READY = "ready"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class _Phase(enum.Enum):
+    CREATE = "create"
+    KEYSCAN = "keyscan"
+    DONE = "done"
+
+
+class LaunchFailed(Exception):
+    """One attempt failed; ``stat_key`` names the launch-result metric."""
+
+    def __init__(self, message: str, stat_key: str = "error.unknown"):
+        super().__init__(message)
+        self.stat_key = stat_key
+
+
+class NodeLauncher:
+    """State of one node's launch; see the module docstring."""
+
+    def __init__(self, manager, node: Node, pool, label,
+                 request: RequestInfo | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.manager = manager
+        self.zk = manager.zk
+        self.provider = manager.provider
+        self.adapter = manager.adapter
+        self.node = node
+        self.pool = pool
+        self.label = label
+        self.request = request or RequestInfo()
+        self.clock = clock
+        self.log = logging.LoggerAdapter(
+            logging.getLogger("nodepool.launcher.node"),
+            {"node": node.id, "request": self.request.id})
+        self.attempt = 0
+        self.start_time = clock()
+        self.outcome = Outcome.RUNNING
+        self.phase = _Phase.CREATE
+        self.machine: StateMachine | None = None
+        self.keyscan_future: Future | None = None
+        self.attempt_start = 0.0
+        self.running_time = 0.0
+        self.error: str | None = None
+        self.detached = False
+        self._finished = False
+        self._lock = threading.Lock()
+        self._new_attempt()
+
+    # -- helpers -----------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.outcome is not Outcome.RUNNING
+
+    def _new_attempt(self) -> None:
+        self.attempt += 1
+        self.attempt_start = self.clock()
+        self.phase = _Phase.CREATE
+        spec = LaunchSpec(
+            node_id=self.node.id, hostname=self.node.hostname,
+            provider_name=self.provider.name, pool=self.pool,
+            label=self.label, az=self.node.az,
+            image_external_id=self.node.image_id, request=self.request,
+            attempt=self.attempt)
+        self.machine = self.adapter.create_machine(spec)
+
+    def detach(self) -> bool:
+        """The request let go of this node: finish unallocated, unlock.
+
+        Returns False when the launch has already finished (the caller then
+        owns the node lock and must release it itself).
+        """
+        with self._lock:
+            if self._finished:
+                return False
+            self.detached = True
+            self.node.allocated_to = None
+            return True
+
+    def _elapsed(self) -> float:
+        return self.clock() - self.start_time
+
+    def _report(self, result: str) -> None:
+        self.manager.stats.launch_result(
+            self.provider.name, self.node.az, self.request.requestor,
+            result, self._elapsed())
+
+    # -- the loop's entry point -------------------------------------------
+    def advance(self) -> bool:
+        """One non-blocking step; True once the launch has finished."""
+        if self.done:
+            return True
+        try:
+            if self.phase is _Phase.CREATE:
+                self._advance_create()
+            elif self.phase is _Phase.KEYSCAN:
+                self._advance_keyscan()
+        except errors.RETRYABLE as e:
+            if isinstance(e, errors.ThrottledError):
+                self.manager.throttled(e)
+            self._check_timeout()
+        except errors.QuotaError as e:
+            self._abort(e)
+        except errors.ConfigurationError as e:
+            self._attempt_failed(LaunchFailed(str(e), e.stat_key),
+                                 final=True)
+        except LaunchFailed as e:
+            self._attempt_failed(e)
+        except errors.DriverError as e:
+            self._attempt_failed(LaunchFailed(str(e), e.stat_key))
+        except Exception as e:  # an adapter bug must not kill the loop
+            self.log.exception("Unexpected error launching node %s",
+                               self.node.id)
+            self._attempt_failed(LaunchFailed(repr(e), "error.unknown"))
+        return self.done
+
+    def _check_timeout(self) -> None:
+        if self.phase is _Phase.CREATE:
+            if self.clock() - self.attempt_start > self.provider.launch_timeout:
+                raise_timeout = LaunchFailed(
+                    f"launch-timeout of {self.provider.launch_timeout}s "
+                    "exceeded", "error.servercreatetimeout")
+                self._attempt_failed(raise_timeout)
+
+    def _advance_create(self) -> None:
+        machine = self.machine
+        complete = machine.advance()
+        if (machine.external_id is not None
+                and machine.external_id != self.node.external_id):
+            # Persist the id before anything else happens to the node, so a
+            # crash from here on can still find (and delete) the instance.
+            self.node.external_id = machine.external_id
+            self.zk.store_node(self.node)
+        if not complete:
+            self._check_timeout()
+            return
+        self.running_time = self.clock()
+        self._apply_instance(machine.instance)
+        if self._host_key_checking():
+            deadline = self.running_time + self.provider.boot_timeout
+            self.keyscan_future = self.manager.keyscan_pool.submit(
+                self.node.interface_ip, self.node.connection_port,
+                timeout=min(10.0, float(self.provider.boot_timeout)),
+                retry_until=deadline)
+            self.phase = _Phase.KEYSCAN
+        else:
+            self._finish_ready()
+
+    def _advance_keyscan(self) -> None:
+        future = self.keyscan_future
+        if not future.done():
+            if self.clock() - self.running_time > \
+                    self.provider.boot_timeout + 5:
+                future.cancel()
+                raise LaunchFailed(
+                    f"boot-timeout of {self.provider.boot_timeout}s exceeded",
+                    "error.keyscan")
+            return
+        try:
+            keys = future.result()
+        except Exception as e:
+            self._log_console()
+            raise LaunchFailed(f"keyscan failed: {e}", "error.keyscan")
+        self.node.host_keys = list(keys)
+        self._finish_ready()
+
+    def _log_console(self) -> None:
+        if not self.label.settings.get("console-log"):
+            return
+        get_console = getattr(self.adapter, "console_log", None)
+        if get_console is None:
+            return
+        try:
+            self.log.info("Console log of node %s:\n%s", self.node.id,
+                          get_console(self.node.external_id))
+        except Exception:
+            self.log.exception("Could not fetch the console log")
+
+    def _host_key_checking(self) -> bool:
+        value = self.label.settings.get("host-key-checking")
+        if value is None:
+            value = self.pool.settings.get("host-key-checking", True)
+        return bool(value)
+
+    def _apply_instance(self, instance) -> None:
+        node = self.node
+        image = self.label.image
+        node.external_id = instance.external_id
+        node.public_ipv4 = instance.public_ipv4
+        node.private_ipv4 = instance.private_ipv4
+        node.public_ipv6 = instance.public_ipv6
+        use_internal = self.pool.settings.get("use-internal-ip", False)
+        node.interface_ip = (instance.private_ipv4 if use_internal else
+                             (instance.interface_ip or instance.public_ipv4
+                              or instance.public_ipv6
+                              or instance.private_ipv4))
+        node.az = instance.az or node.az
+        node.region = instance.region
+        node.cloud = instance.cloud
+        node.host_id = instance.host_id
+        if instance.resources:
+            node.resources = dict(instance.resources)
+        node.node_properties = dict(instance.node_properties or {})
+        if image is not None:
+            node.username = image.username or "zuul"
+            node.connection_type = image.connection_type
+            node.connection_port = image.connection_port
+            node.python_path = image.python_path
+            node.shell_type = image.shell_type
+        node.ssh_port = node.connection_port
+
+    def _finish_ready(self) -> None:
+        self.node.set_state(NodeState.READY)
+        self.zk.store_node(self.node)
+        self.outcome = Outcome.READY
+        self.phase = _Phase.DONE
+        self._report("ready")
+        self.log.info("Node %s is ready (%s) after %.2fs, attempt %d",
+                      self.node.id, self.node.interface_ip, self._elapsed(),
+                      self.attempt)
+
+    def _cleanup_instance(self) -> None:
+        if self.node.external_id is not None:
+            self.manager.delete_instance(self.node.external_id,
+                                         immediate=True)
+
+    def _attempt_failed(self, failure: LaunchFailed, final: bool = False
+                        ) -> None:
+        if self.done:
+            return
+        self._report(failure.stat_key)
+        self.error = str(failure)
+        if self.keyscan_future is not None:
+            self.keyscan_future.cancel()
+            self.keyscan_future = None
+        self._cleanup_instance()
+        retries = max(1, int(self.provider.launch_retries))
+        if final or self.attempt >= retries:
+            self.log.error("Launch of node %s failed after %d attempt(s): %s",
+                           self.node.id, self.attempt, failure)
+            self.node.set_state(NodeState.FAILED)
+            self.outcome = Outcome.FAILED
+            self.phase = _Phase.DONE
+            self._store_quietly()
+            return
+        self.log.warning("Launch attempt %d of node %s failed, retrying: %s",
+                         self.attempt, self.node.id, failure)
+        self.node.external_id = None
+        self._store_quietly()
+        self._new_attempt()
+
+    def _abort(self, error: errors.QuotaError) -> None:
+        self._report(error.stat_key)
+        self.error = str(error)
+        self.log.warning("Launch of node %s aborted: %s", self.node.id, error)
+        self._cleanup_instance()
+        self.node.set_state(NodeState.ABORTED)
+        self.outcome = Outcome.ABORTED
+        self.phase = _Phase.DONE
+        self._store_quietly()
+
+    def session_lost(self) -> None:
+        """The ZooKeeper session ended: our lock is gone, give up."""
+        if self.done:
+            return
+        self._report("error.zksession")
+        self.node.set_state(NodeState.FAILED)
+        self.outcome = Outcome.FAILED
+        self.phase = _Phase.DONE
+        self._cleanup_instance()
+
+    def finished(self) -> None:
+        """Called by the loop once after the launch ended."""
+        with self._lock:
+            self._finished = True
+            detached = self.detached
+        if detached:
+            self._store_quietly()
+            try:
+                self.zk.unlock_node(self.node)
+            except Exception:
+                self.log.exception("Could not unlock node %s", self.node.id)
+
+    def _store_quietly(self) -> None:
+        try:
+            self.zk.store_node(self.node)
+        except Exception:
+            self.log.exception("Could not store node %s", self.node.id)

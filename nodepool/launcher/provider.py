@@ -1,0 +1,248 @@
+"""One running provider: its adapter, and the loop that advances launches
+and deletes.
+
+Threads: ``ProviderManager`` owns one thread, ``<provider>-loop``, which is
+the only thread that advances this provider's ``NodeLauncher`` and
+``NodeDeleter`` objects (so they need no locks of their own).  Other threads
+hand work in through ``launch()``/``delete_node()``/``delete_instance()``,
+which only append under ``_lock`` and wake the loop.
+
+Failure story: an exception from one launcher or deleter is contained to it
+(the launcher fails its attempt; the deleter releases the node lock so the
+deleted-node worker retries on a later round).  If the ZooKeeper session is
+lost, every running launch is failed: their node locks vanished with the
+session.  ``stop()`` stops the loop and the adapter's machinery; launches
+still running are abandoned with their nodes locked by our (closing)
+session, so they are cleaned up like a crashed launcher's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Iterable
+
+from nodepool.driver.quota import Quota
+from nodepool.launcher.nodelauncher import NodeLauncher
+from nodepool.zk.models import Node, NodeState
+
+
+class NodeDeleter:
+    """Delete one locked node's instance, then its znode."""
+
+    def __init__(self, manager: "ProviderManager", node: Node | None,
+                 external_id, immediate: bool = False):
+        self.manager = manager
+        self.node = node
+        self.external_id = external_id
+        self.machine = (manager.adapter.delete_machine(external_id, immediate)
+                        if external_id is not None else None)
+        self.done = False
+        self.failed = False
+        self.started = time.monotonic()
+
+    def advance(self) -> bool:
+        if self.done:
+            return True
+        try:
+            if self.machine is not None and not self.machine.advance():
+                return False
+        except Exception as e:
+            self.manager.log.warning(
+                "Deleting instance %s of node %s failed (retrying later): %s",
+                self.external_id, self.node.id if self.node else None, e)
+            self.failed = True
+            self.done = True
+            if self.node is not None:
+                self.manager.release(self.node)
+            return True
+        self.done = True
+        if self.node is not None:
+            self.manager.remove_znode(self.node)
+        return True
+
+
+class ProviderManager:
+    """See the module docstring."""
+
+    #: False for drivers that only hand out existing nodes (static)
+    launches_nodes = True
+
+    def __init__(self, provider, adapter, zk, stats, keyscan_pool,
+                 on_change=None):
+        self.provider = provider
+        self.adapter = adapter
+        self.zk = zk
+        self.stats = stats
+        self.keyscan_pool = keyscan_pool
+        self.on_change = on_change or (lambda: None)
+        self.log = logging.getLogger(f"nodepool.provider.{provider.name}")
+        self._launchers: list[NodeLauncher] = []
+        self._deleters: list[NodeDeleter] = []
+        self._deleting_ids: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._instances_cache: tuple[float, list] = (0.0, [])
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"provider {self.provider.name} already started")
+        self.adapter.start()
+        self._thread = threading.Thread(
+            target=self._run, name=f"{self.provider.name}-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.adapter.stop()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- work hand-in ------------------------------------------------------
+    def launch(self, node: Node, pool, label, request=None) -> NodeLauncher:
+        launcher = NodeLauncher(self, node, pool, label, request)
+        with self._lock:
+            self._launchers.append(launcher)
+        self.wake()
+        return launcher
+
+    @property
+    def active_launches(self) -> int:
+        with self._lock:
+            return sum(1 for launcher in self._launchers if not launcher.done)
+
+    def is_deleting(self, node_id: str) -> bool:
+        with self._lock:
+            return node_id in self._deleting_ids
+
+    def delete_node(self, node: Node) -> None:
+        """Delete a node we hold the lock of (state already ``deleting``)."""
+        with self._lock:
+            if node.id in self._deleting_ids:
+                return
+            self._deleting_ids.add(node.id)
+            self._deleters.append(NodeDeleter(self, node, node.external_id))
+        self.wake()
+
+    def delete_instance(self, external_id, immediate: bool = False) -> None:
+        """Delete a cloud instance that has no node (retry/leak paths)."""
+        with self._lock:
+            self._deleters.append(
+                NodeDeleter(self, None, external_id, immediate))
+        self.wake()
+
+    # -- helpers used by deleters -------------------------------------------
+    def release(self, node: Node) -> None:
+        with self._lock:
+            self._deleting_ids.discard(node.id)
+        try:
+            self.zk.unlock_node(node)
+        except Exception:
+            self.log.exception("Could not unlock node %s", node.id)
+
+    def remove_znode(self, node: Node) -> None:
+        try:
+            self.zk.delete_node(node)
+            self.log.info("Deleted node %s (%s)", node.id, node.external_id)
+        except Exception:
+            self.log.exception("Could not remove znode of node %s", node.id)
+        finally:
+            with self._lock:
+                self._deleting_ids.discard(node.id)
+            try:
+                self.zk.unlock_node(node)
+            except Exception:
+                pass
+        self.on_change()
+
+    def throttled(self, error) -> None:
+        limiter = getattr(self.adapter, "limiter", None)
+        if limiter is not None and hasattr(limiter, "throttled"):
+            limiter.throttled()
+
+    def session_lost(self) -> None:
+        with self._lock:
+            launchers = list(self._launchers)
+        for launcher in launchers:
+            launcher.session_lost()
+        self.wake()
+
+    # -- the loop ------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            busy = self._advance_all()
+            # Poll quickly while machines are in flight (their futures finish
+            # on other threads); idle otherwise until new work wakes us.
+            self._wake.wait(0.02 if busy else 1.0)
+            self._wake.clear()
+
+    def _advance_all(self) -> bool:
+        with self._lock:
+            launchers = list(self._launchers)
+            deleters = list(self._deleters)
+        finished = False
+        for launcher in launchers:
+            if launcher.advance():
+                launcher.finished()
+                finished = True
+        for deleter in deleters:
+            deleter.advance()
+        with self._lock:
+            self._launchers = [x for x in self._launchers if not x.done]
+            self._deleters = [x for x in self._deleters if not x.done]
+            busy = bool(self._launchers or self._deleters)
+        if finished:
+            self.on_change()
+        return busy
+
+    # -- what this provider can serve -----------------------------------------
+    def has_capacity_now(self, worker, request) -> bool:
+        """Cloud providers launch on demand; the static driver overrides."""
+        return True
+
+    def label_usable(self, label) -> bool:
+        return self.adapter.label_usable(label)
+
+    def image_available(self, label) -> bool:
+        return self.adapter.image_available(label)
+
+    # -- quota -------------------------------------------------------------
+    def node_cost(self, node: Node, pool=None) -> Quota:
+        if node.resources:
+            return Quota.from_resources(node.resources)
+        labels = node.type or []
+        pool = pool or self.provider.pools.get(node.pool)
+        if pool is not None and labels and labels[0] in pool.labels:
+            return self.adapter.label_quota(pool.labels[labels[0]])
+        return Quota(instances=1)
+
+    def cloud_instances(self, max_age: float = 10.0) -> list:
+        ts, instances = self._instances_cache
+        if time.monotonic() - ts > max_age:
+            try:
+                instances = list(self.adapter.list_instances())
+            except Exception as e:
+                self.log.warning("Could not list instances: %s", e)
+            self._instances_cache = (time.monotonic(), instances)
+        return instances
+
+    def provider_limits(self) -> Quota:
+        return self.adapter.quota_limits()
+
+    def provider_used(self, nodes: Iterable[Node]) -> Quota:
+        """Quota used by our nodes plus instances we do not manage."""
+        used = Quota.total(self.node_cost(n) for n in nodes
+                           if n.provider == self.provider.name)
+        if self.adapter.quota_limits().values:
+            for inst in self.cloud_instances():
+                if inst.provider_name != self.provider.name:
+                    used = used + Quota.from_resources(inst.resources)
+        return used

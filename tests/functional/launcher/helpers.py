@@ -1,0 +1,88 @@
+"""Helpers for launcher tests: run our launcher in-process, play Zuul."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import yaml
+
+from nodepool.driver import fake
+from tools.zuulsim import ZuulSim
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02,
+             what: str = "condition"):
+    """Poll ``predicate`` until truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        threading.Event().wait(interval)
+
+
+def fake_provider(name="fake-provider", pools=None, **extra) -> dict:
+    provider = {
+        "name": name, "driver": "fake",
+        "cloud-images": [{"name": "fake-image", "username": "zuul"}],
+        "pools": pools or [{"name": "main", "max-servers": 10,
+                            "labels": [{"name": "small",
+                                        "cloud-image": "fake-image"}]}],
+    }
+    provider.update(extra)
+    return provider
+
+
+class LauncherEnv:
+    def __init__(self, zk, tmp_path):
+        self.zk_env = zk
+        self.tmp_path = tmp_path
+        self.config_path = str(tmp_path / "nodepool.yaml")
+        self.launchers = []
+        self.client = zk.kazoo()
+        self.zuul = ZuulSim(self.client)
+
+    def write_config(self, providers, labels=None, **top) -> str:
+        if labels is None:
+            names = set()
+            for p in providers:
+                for pool in p.get("pools", []):
+                    for label in pool.get("labels", []):
+                        names.add(label["name"])
+                    for node in pool.get("nodes", []):
+                        lbls = node["labels"]
+                        names |= set(lbls.split() if isinstance(lbls, str)
+                                     else lbls)
+            labels = [{"name": n} for n in sorted(names)]
+        data = {**self.zk_env.config(tls=True), "labels": labels,
+                "providers": providers, **top}
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            yaml.safe_dump(data, f)
+        import os
+        os.replace(tmp, self.config_path)
+        return self.config_path
+
+    def start_launcher(self, **kw):
+        from nodepool.launcher.launcher import Launcher
+        launcher = Launcher(self.config_path, deleted_interval=kw.pop(
+            "deleted_interval", 0.5), cleanup_interval=kw.pop(
+            "cleanup_interval", 60), **kw)
+        launcher.start()
+        self.launchers.append(launcher)
+        wait_for(launcher.ready.is_set, what="launcher ready")
+        return launcher
+
+    def stop(self):
+        for launcher in self.launchers:
+            try:
+                launcher.stop()
+            except Exception:
+                pass
+        self.client.stop()
+        self.client.close()
+
+

@@ -1,0 +1,120 @@
+"""Watch-driven in-memory copies of the busy subtrees.
+
+One kazoo ``TreeCache`` per root (nodes, requests, request locks,
+components, images).  Each TreeCache applies ZooKeeper watch events on its
+own single background thread, so only that thread mutates the tree and
+readers see consistent snapshots of single znodes without locking.
+
+Failure story: while the session is SUSPENDED the caches keep serving the
+last known data (callers check ``client.suspended`` before acting).  When
+the connection comes back the TreeCache re-reads every znode it knows and
+fires events for what changed; after a LOST session it re-syncs the same
+way.  Cached data may therefore be stale for a moment: anything acted upon
+must be re-read under a lock (zookeeper.md §7).
+
+Listeners registered with :meth:`TreeCaches.add_listener` are called with no
+arguments after any change, on a cache thread; they should only wake a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Iterable
+
+from kazoo.client import KazooClient
+from kazoo.recipe.cache import NodeData, TreeCache, TreeEvent
+
+__all__ = ["TreeCaches"]
+
+log = logging.getLogger("nodepool.zk.cache")
+
+
+class TreeCaches:
+    """A set of TreeCaches over ``roots``; lifecycle ``start`` → ``stop``
+    (each at most once)."""
+
+    def __init__(self, kazoo: KazooClient, roots: Iterable[str]) -> None:
+        self._kazoo = kazoo
+        self._roots = tuple(roots)
+        self._trees: dict[str, TreeCache] = {}
+        self._initialized: dict[str, threading.Event] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self._started = False
+        self._stopped = False
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._stopped
+
+    def start(self, timeout: float | None = 10.0) -> None:
+        """Start watching; wait up to ``timeout`` for the first full read."""
+        if self._started:
+            raise RuntimeError("caches already started")
+        self._started = True
+        for root in self._roots:
+            tree = TreeCache(self._kazoo, root)
+            ready = threading.Event()
+            tree.listen(self._make_listener(ready))
+            tree.listen_fault(self._on_fault)
+            self._trees[root] = tree
+            self._initialized[root] = ready
+            tree.start()
+        if timeout is not None:
+            for root, ready in self._initialized.items():
+                if not ready.wait(timeout):
+                    log.warning("Cache of %s not initialised after %s s",
+                                root, timeout)
+
+    def stop(self) -> None:
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        for tree in self._trees.values():
+            tree.close()
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    # -- reads ------------------------------------------------------------
+    def _tree_for(self, path: str) -> TreeCache | None:
+        for root, tree in self._trees.items():
+            if path == root or path.startswith(root + "/"):
+                return tree
+        return None
+
+    def covers(self, path: str) -> bool:
+        return self.running and self._tree_for(path) is not None
+
+    def get(self, path: str) -> NodeData | None:
+        """Cached (path, data, stat) or None (absent or not yet fetched)."""
+        tree = self._tree_for(path)
+        if tree is None:
+            raise ValueError(f"{path} is not cached")
+        return tree.get_data(path)
+
+    def children(self, path: str) -> frozenset[str]:
+        tree = self._tree_for(path)
+        if tree is None:
+            raise ValueError(f"{path} is not cached")
+        return tree.get_children(path, default=frozenset())
+
+    # -- events -----------------------------------------------------------
+    def _make_listener(self, ready: threading.Event) -> Callable:
+        def on_event(event: TreeEvent) -> None:
+            if event.event_type == TreeEvent.INITIALIZED:
+                ready.set()
+            for callback in list(self._listeners):
+                try:
+                    callback()
+                except Exception:
+                    log.exception("Error in cache listener")
+        return on_event
+
+    @staticmethod
+    def _on_fault(exc: Exception) -> None:
+        log.warning("Cache error: %r", exc)

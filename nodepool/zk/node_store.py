@@ -1,0 +1,129 @@
+"""Reading, writing, locking and removing nodes (zookeeper.md §5-7, §9.1).
+
+Failure story: see ``store.py`` for reads/writes.  Locks: ``lock_node``
+raises ``LockError`` when the lock is held elsewhere (immediately when
+non-blocking, after ``timeout`` otherwise) and ``LockedObjectGone`` when the
+node disappears; after acquiring it re-reads the node, because cached copies
+may be stale.  ``delete_node`` writes ``deleted`` before removing the znode
+and its lock directory, so a racer that locked the node meanwhile sees it is
+gone and may finish the removal itself.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from kazoo.exceptions import NoNodeError
+
+from . import locking
+from .errors import BadZnode, LockedObjectGone, NotFound
+from .node import Node, NodeState
+from .paths import NODES, node_lock_path, node_path, request_lock_path
+from .request import NodeRequest
+from .store import StoreBase
+
+__all__ = ["NodeStore"]
+
+
+class NodeStore(StoreBase):
+    """Mixin of :class:`nodepool.zk.zookeeper.ZooKeeper` for nodes."""
+
+    def get_node(self, node_id: str, cached: bool = False) -> Node | None:
+        """The node, or None if absent/unusable (logged)."""
+        return self._read_record(Node, node_id, node_path(node_id), cached)
+
+    def iter_nodes(self, cached: bool = True) -> Iterator[Node]:
+        """Every usable node, in id order."""
+        for node_id in self._children(NODES, cached):
+            node = self.get_node(node_id, cached=cached)
+            if node is not None:
+                yield node
+
+    def store_node(self, node: Node) -> None:
+        """Create (``id`` None: new sequential znode) or update the node."""
+        if node.id is None:
+            if node.state is None:
+                node.set_state(NodeState.INIT)
+            if node.state_time is None:
+                node.set_state(node.state)
+            if node.created_time is None:
+                node.created_time = node.state_time
+            self._create_record(NODES + "/", node)
+            return
+        self._write_record(node_path(node.id), node)
+
+    def delete_node(self, node: Node) -> None:
+        """Write ``deleted``, then remove the znode and its lock directory."""
+        node.set_state(NodeState.DELETED)
+        try:
+            self.store_node(node)
+        except NotFound:
+            pass
+        self._delete_tree(node_path(node.id))
+        # Our lock child went with the tree.
+        locking.release(node.lock)
+        node.lock = None
+
+    # -- locks ------------------------------------------------------------
+    def lock_node(self, node: Node, blocking: bool = True,
+                  timeout: float | None = None, ephemeral: bool = True,
+                  identifier: str | None = None) -> None:
+        """Lock ``/nodepool/nodes/<id>/lock`` and re-read the node into
+        ``node``.  Raises ``LockError`` / ``LockedObjectGone``."""
+        lock = locking.make_lock(self.kazoo, node_lock_path(node.id),
+                                 create_parent=False, identifier=identifier)
+        locking.acquire(lock, f"node {node.id}", blocking, timeout,
+                        ephemeral)
+        node.lock = lock
+        try:
+            self._refresh_record(node_path(node.id), node)
+        except (NotFound, BadZnode) as exc:
+            self.unlock_node(node)
+            raise LockedObjectGone(f"node {node.id}: {exc}") from exc
+
+    def unlock_node(self, node: Node) -> None:
+        locking.release(node.lock)
+        node.lock = None
+
+    def is_locked(self, obj: Node | NodeRequest, cached: bool = True) -> bool:
+        """"Probably locked": the lock directory has contenders.  Good for
+        skipping in loops, never a substitute for taking the lock."""
+        return bool(self._children(self._lock_dir(obj), cached))
+
+    def lock_holders(self, obj: Node | NodeRequest) -> list[str]:
+        """Contender znode names (uncached), lowest sequence first."""
+        names = self._children(self._lock_dir(obj), cached=False)
+        return sorted(names, key=lambda n: n[-10:])
+
+    @staticmethod
+    def _lock_dir(obj: Node | NodeRequest) -> str:
+        if isinstance(obj, NodeRequest):
+            return request_lock_path(obj.id)
+        return node_lock_path(obj.id)
+
+    # -- cleanup helpers --------------------------------------------------
+    def delete_empty_node_znodes(self) -> list[str]:
+        """Remove node znodes without data (left by lock attempts on
+        removed nodes) that nobody is locking; returns the removed ids."""
+        removed = []
+        for node_id in self._children(NODES, cached=False):
+            path = node_path(node_id)
+            try:
+                data, _ = self.kazoo.get(path)
+            except NoNodeError:
+                continue
+            if data or self._children(node_lock_path(node_id), False):
+                continue
+            self.log.info("Removing empty node znode %s", path)
+            self._delete_tree(path)
+            removed.append(node_id)
+        return removed
+
+    def erase_provider_nodes(self, provider: str) -> int:
+        """Remove every node znode of ``provider`` without locking."""
+        count = 0
+        for node in self.iter_nodes(cached=False):
+            if node.provider == provider:
+                self._delete_tree(node_path(node.id))
+                count += 1
+        return count

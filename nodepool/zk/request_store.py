@@ -1,0 +1,97 @@
+"""Submitting, reading, locking and removing node requests (zookeeper.md
+§3, §4, §6.1, §7).
+
+Request locks live in a sibling tree, ``/nodepool/requests-lock/<id>``, which
+outlives the request; cleanup removes directories of vanished requests after
+8 hours (:meth:`iter_request_lock_dirs`).
+
+Failure story: as for nodes (``node_store.py``): ``lock_request`` raises
+``LockError`` or ``LockedObjectGone`` and re-reads the request after
+acquiring, so ``relative_priority``, ``state`` and ``declined_by`` are the
+current values.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from . import locking
+from .errors import BadZnode, LockedObjectGone, NotFound
+from .paths import (REQUEST_LOCKS, REQUESTS, request_lock_path,
+                    request_path)
+from .request import DEFAULT_PRIORITY, NodeRequest, RequestState
+from .store import StoreBase
+
+__all__ = ["RequestStore"]
+
+
+class RequestStore(StoreBase):
+    """Mixin of :class:`nodepool.zk.zookeeper.ZooKeeper` for requests."""
+
+    def submit_request(self, request: NodeRequest,
+                       priority: str = DEFAULT_PRIORITY,
+                       ephemeral: bool = False) -> str:
+        """Create ``/nodepool/requests/<priority>-<seq10>``; returns the id."""
+        if request.state is None:
+            request.set_state(RequestState.REQUESTED)
+        elif request.state_time is None:
+            request.set_state(request.state)
+        if request.created_time is None:
+            request.created_time = request.state_time
+        return self._create_record(f"{REQUESTS}/{priority}-", request,
+                                   ephemeral=ephemeral)
+
+    def get_request(self, request_id: str,
+                    cached: bool = False) -> NodeRequest | None:
+        return self._read_record(NodeRequest, request_id,
+                                 request_path(request_id), cached)
+
+    def iter_requests(self, cached: bool = True) -> list[NodeRequest]:
+        """Every usable request in processing order (zookeeper.md §3)."""
+        requests = []
+        for request_id in self._children(REQUESTS, cached):
+            request = self.get_request(request_id, cached=cached)
+            if request is not None:
+                requests.append(request)
+        requests.sort(key=NodeRequest.sort_key)
+        return requests
+
+    def store_request(self, request: NodeRequest) -> None:
+        """Conditional update; a concurrent requester change is merged."""
+        if request.id is None:
+            raise ValueError("use submit_request() for new requests")
+        self._write_record(request_path(request.id), request)
+
+    def delete_request(self, request: NodeRequest) -> None:
+        """Remove the request znode (its lock directory stays for cleanup)."""
+        self._delete_tree(request_path(request.id))
+
+    # -- locks ------------------------------------------------------------
+    def lock_request(self, request: NodeRequest, blocking: bool = True,
+                     timeout: float | None = None,
+                     identifier: str | None = None) -> None:
+        """Lock ``/nodepool/requests-lock/<id>`` and re-read the request."""
+        lock = locking.make_lock(self.kazoo, request_lock_path(request.id),
+                                 create_parent=True, identifier=identifier)
+        locking.acquire(lock, f"request {request.id}", blocking, timeout)
+        request.lock = lock
+        try:
+            self._refresh_record(request_path(request.id), request)
+        except (NotFound, BadZnode) as exc:
+            self.unlock_request(request)
+            raise LockedObjectGone(f"request {request.id}: {exc}") from exc
+
+    def unlock_request(self, request: NodeRequest) -> None:
+        locking.release(request.lock)
+        request.lock = None
+
+    # -- cleanup helpers --------------------------------------------------
+    def iter_request_lock_dirs(self) -> Iterator[tuple[str, float]]:
+        """(request id, mtime in epoch seconds) of every lock directory."""
+        for request_id in self._children(REQUEST_LOCKS, cached=False):
+            stat = self.kazoo.exists(request_lock_path(request_id))
+            if stat is not None:
+                yield request_id, stat.mtime / 1000.0
+
+    def delete_request_lock_dir(self, request_id: str) -> None:
+        self._delete_tree(request_lock_path(request_id))

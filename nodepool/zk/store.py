@@ -1,0 +1,190 @@
+"""Shared read/write plumbing for the record stores.
+
+Failure story:
+
+* Unusable payloads (empty, not JSON, unknown ``state``) are logged once per
+  znode version, naming the path, and read as "no object"; loops continue.
+* Writes of existing records are conditional on the version read.  On
+  ``BadVersion`` the znode is re-read, the caller's own changes are re-applied
+  (``ZnodeRecord.merge_onto``) and the write retried, so a concurrent change
+  by Zuul (e.g. ``relative_priority``) is not lost.  A znode removed under us
+  raises ``NotFound``.
+* Connection errors (``ConnectionLoss``, ``SessionExpired``) propagate as
+  kazoo exceptions wrapped in ``ZooKeeperError``; callers retry on a later
+  pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, TypeVar
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (BadVersionError, KazooException, NoNodeError,
+                              NotEmptyError)
+
+from .cache import TreeCaches
+from .errors import BadZnode, NotFound, ZooKeeperError
+from .record import ZnodeRecord, decode_payload
+
+__all__ = ["StoreBase"]
+
+R = TypeVar("R", bound=ZnodeRecord)
+
+# Conflicting writers are rare; this many rounds means something is wrong.
+MAX_WRITE_ATTEMPTS = 25
+# Records whose problems we already logged, to avoid one line per loop pass.
+_REPORT_MEMORY = 10000
+
+
+class StoreBase:
+    """Plumbing used by the node/request/component/image stores."""
+
+    kazoo: KazooClient
+    caches: TreeCaches
+    log: logging.Logger
+
+    def _init_store(self) -> None:
+        self._reported: set[tuple[str, int]] = set()
+        self._reported_lock = threading.Lock()
+
+    # -- reads ------------------------------------------------------------
+    def _use_cache(self, path: str, cached: bool) -> bool:
+        return cached and self.caches.covers(path)
+
+    def _read_raw(self, path: str, cached: bool) -> tuple[bytes, Any] | None:
+        if self._use_cache(path, cached):
+            entry = self.caches.get(path)
+            return None if entry is None else (entry.data, entry.stat)
+        try:
+            return self.kazoo.get(path)
+        except NoNodeError:
+            return None
+
+    def _children(self, path: str, cached: bool) -> list[str]:
+        if self._use_cache(path, cached):
+            return sorted(self.caches.children(path))
+        try:
+            return sorted(self.kazoo.get_children(path))
+        except NoNodeError:
+            return []
+
+    def _report_once(self, path: str, stat: Any, message: str,
+                     level: int = logging.WARNING) -> None:
+        key = (path, getattr(stat, "mzxid", 0))
+        with self._reported_lock:
+            if key in self._reported:
+                return
+            if len(self._reported) > _REPORT_MEMORY:
+                self._reported.clear()
+            self._reported.add(key)
+        self.log.log(level, "Skipping znode %s: %s", path, message)
+
+    def _decode(self, path: str, data: bytes | None, stat: Any
+                ) -> dict | None:
+        try:
+            payload = decode_payload(data)
+        except BadZnode as exc:
+            self._report_once(path, stat, str(exc))
+            return None
+        if payload is None:
+            self._report_once(path, stat, "empty znode (no object)",
+                              logging.INFO)
+        return payload
+
+    def _build(self, cls: type[R], record_id: str, path: str,
+               data: bytes | None, stat: Any) -> R | None:
+        payload = self._decode(path, data, stat)
+        if payload is None:
+            return None
+        try:
+            record = cls._from_owned(record_id, payload)
+        except BadZnode as exc:
+            self._report_once(path, stat, str(exc))
+            return None
+        record.stat = stat
+        return record
+
+    def _read_record(self, cls: type[R], record_id: str, path: str,
+                     cached: bool) -> R | None:
+        raw = self._read_raw(path, cached)
+        if raw is None:
+            return None
+        return self._build(cls, record_id, path, *raw)
+
+    # -- writes -----------------------------------------------------------
+    def _create_record(self, prefix: str, record: ZnodeRecord,
+                       ephemeral: bool = False) -> str:
+        """Create ``prefix<seq10>``; sets ``record.id``/``stat``."""
+        try:
+            path, stat = self.kazoo.create(
+                prefix, record.to_json(), ephemeral=ephemeral, sequence=True,
+                makepath=True, include_data=True)
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not create {prefix}: {exc!r}") \
+                from exc
+        record.id = path.rsplit("/", 1)[1]
+        record.stat = stat
+        record.mark_clean()
+        return record.id
+
+    def _write_record(self, path: str, record: ZnodeRecord) -> None:
+        """Conditional set; on conflict merge our changes and retry."""
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            version = record.stat.version if record.stat is not None else -1
+            try:
+                stat = self.kazoo.set(path, record.to_json(), version=version)
+            except BadVersionError:
+                self._merge_latest(path, record)
+                continue
+            except NoNodeError as exc:
+                raise NotFound(f"{path} does not exist") from exc
+            except KazooException as exc:
+                raise ZooKeeperError(f"could not write {path}: {exc!r}") \
+                    from exc
+            record.stat = stat
+            record.mark_clean()
+            return
+        raise ZooKeeperError(f"{path}: gave up after {MAX_WRITE_ATTEMPTS} "
+                             "conflicting writes")
+
+    def _merge_latest(self, path: str, record: ZnodeRecord) -> None:
+        try:
+            data, stat = self.kazoo.get(path)
+        except NoNodeError as exc:
+            raise NotFound(f"{path} does not exist") from exc
+        self.log.debug("Version conflict on %s; merging our changes", path)
+        try:
+            fresh = decode_payload(data)
+            if fresh is not None:
+                record.merge_onto(fresh)
+        except BadZnode as exc:
+            # The newer version is garbage: ours replaces it.
+            self._report_once(path, stat, f"{exc}; overwriting")
+        record.stat = stat
+
+    def _refresh_record(self, path: str, record: ZnodeRecord) -> None:
+        """Reload ``record`` from ZooKeeper; NotFound/BadZnode if unusable."""
+        try:
+            data, stat = self.kazoo.get(path)
+        except NoNodeError as exc:
+            raise NotFound(f"{path} does not exist") from exc
+        payload = decode_payload(data)
+        if payload is None:
+            raise NotFound(f"{path} is empty")
+        record.load_fresh(payload, stat)
+
+    def _delete_tree(self, path: str) -> None:
+        """Remove ``path`` and everything below it; absent is fine."""
+        for _ in range(5):
+            try:
+                self.kazoo.delete(path, recursive=True)
+                return
+            except NoNodeError:
+                return
+            except NotEmptyError:
+                # A contender created a lock child meanwhile: go again.
+                continue
+        raise ZooKeeperError(f"could not remove {path}: children keep "
+                             "appearing")

@@ -1,0 +1,115 @@
+"""The data-model facade the launcher, CLI and web app use.
+
+``ZooKeeper`` combines the record stores (nodes, requests, components,
+images) over one :class:`~nodepool.zk.client.ZooKeeperClient` and, when
+enabled, watch-driven caches of the busy subtrees::
+
+    client = ZooKeeperClient.from_config(config)
+    client.connect()
+    zk = ZooKeeper(client)
+    zk.start_cache()
+    for request in zk.iter_requests():        # cached, in priority order
+        ...
+    zk.stop_cache(); client.disconnect()
+
+Failure story: reads and writes fail with ``ZooKeeperError`` subclasses (see
+``errors.py``).  When the session is LOST all our ephemeral znodes vanish:
+locks are gone (holders must notice via ``client.suspended`` and stop
+acting), and once a new session is CONNECTED the facade re-registers its
+components and calls the ``add_session_listener`` callbacks (e.g. so the
+launcher re-creates its ephemeral min-ready requests), on a short-lived
+thread so kazoo's event thread never blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from kazoo.protocol.states import KazooState
+
+from .cache import TreeCaches
+from .client import ZooKeeperClient
+from .component_store import ComponentStore
+from .image_store import ImageStore
+from .node_store import NodeStore
+from .paths import COMPONENTS, NODES, REQUEST_LOCKS, REQUESTS
+from .request_store import RequestStore
+
+__all__ = ["ZooKeeper"]
+
+CACHED_ROOTS = (NODES, REQUESTS, REQUEST_LOCKS, COMPONENTS)
+
+
+class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore):
+    """Reads and writes of the wire contract (zookeeper.md)."""
+
+    def __init__(self, client: ZooKeeperClient, enable_cache: bool = True,
+                 logger: logging.Logger | None = None) -> None:
+        self.client = client
+        self.kazoo = client.kazoo
+        self.log = logger or logging.getLogger("nodepool.zk")
+        self.enable_cache = enable_cache
+        self.caches = TreeCaches(self.kazoo, CACHED_ROOTS)
+        self._init_store()
+        self._init_components()
+        self._session_listeners: list[Callable[[], None]] = []
+        self._session_lost = False
+        client.add_connection_listener(self._on_connection_state)
+
+    # -- caches -----------------------------------------------------------
+    def start_cache(self, timeout: float | None = 10.0) -> None:
+        """Start the watch caches (no-op when caching is disabled) and wait
+        up to ``timeout`` for their first full read."""
+        if self.enable_cache and not self.caches.running:
+            self.caches.start(timeout)
+
+    def stop_cache(self) -> None:
+        self.caches.stop()
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """``callback()`` after any cached change (nodes, requests, locks,
+        components); called on a cache thread, so it should only wake a
+        loop."""
+        self.caches.add_listener(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        self.caches.remove_listener(callback)
+
+    # -- session ----------------------------------------------------------
+    @property
+    def suspended(self) -> bool:
+        return self.client.suspended
+
+    def add_session_listener(self, callback: Callable[[], None]) -> None:
+        """``callback()`` after a new session replaced a LOST one (and our
+        components were re-registered)."""
+        self._session_listeners.append(callback)
+
+    def _on_connection_state(self, state: str) -> None:
+        if state == KazooState.LOST:
+            self._session_lost = True
+        elif state == KazooState.CONNECTED and self._session_lost:
+            self._session_lost = False
+            threading.Thread(target=self._restore_session,
+                             name="nodepool-zk-session-restore",
+                             daemon=True).start()
+
+    def _restore_session(self) -> None:
+        self.log.warning("New ZooKeeper session: restoring ephemeral znodes")
+        self._reregister_components()
+        for callback in list(self._session_listeners):
+            try:
+                callback()
+            except Exception:
+                self.log.exception("Error in session listener")
+
+    # -- operator actions -------------------------------------------------
+    def erase_provider(self, provider: str) -> tuple[int, int]:
+        """``nodepool erase``: remove the provider's upload records and node
+        znodes without locking; returns (upload dirs, nodes) removed."""
+        return (self.erase_provider_uploads(provider),
+                self.erase_provider_nodes(provider))
+
+

@@ -1,0 +1,70 @@
+"""Cached reads follow writes through watches; listeners wake loops."""
+
+import threading
+
+from nodepool.zk import Node, NodeRequest, NodeState
+
+
+def test_cached_node_reads_follow_writes(zkapi, zk_factory, wait_for):
+    writer = zk_factory(cache=False)
+    node = Node(state=NodeState.BUILDING, provider="p")
+    writer.store_node(node)
+    wait_for(lambda: zkapi.get_node(node.id, cached=True), message="add")
+    node.set_state(NodeState.READY)
+    writer.store_node(node)
+    wait_for(lambda: zkapi.get_node(node.id, cached=True).state == "ready",
+             message="update")
+    cached = zkapi.get_node(node.id, cached=True)
+    assert cached.stat.version == node.stat.version
+    writer.delete_node(node)
+    wait_for(lambda: zkapi.get_node(node.id, cached=True) is None,
+             message="removal")
+    assert list(zkapi.iter_nodes()) == []
+
+
+def test_listener_is_called_on_changes(zkapi, zk_factory):
+    woke = threading.Event()
+    zkapi.add_listener(woke.set)
+    writer = zk_factory(cache=False)
+    writer.submit_request(NodeRequest(node_types=["x"]))
+    assert woke.wait(10)
+    woke.clear()
+    node = Node(state=NodeState.READY)
+    writer.store_node(node)
+    assert woke.wait(10)
+    zkapi.remove_listener(woke.set)
+
+
+def test_cached_is_locked_follows_lock_contenders(zkapi, zk_factory,
+                                                  wait_for):
+    other = zk_factory(cache=False)
+    node = Node(state=NodeState.READY)
+    other.store_node(node)
+    wait_for(lambda: zkapi.get_node(node.id, cached=True))
+    assert not zkapi.is_locked(node)
+    other.lock_node(node)
+    wait_for(lambda: zkapi.is_locked(node), message="locked in cache")
+    other.unlock_node(node)
+    wait_for(lambda: not zkapi.is_locked(node), message="unlocked")
+    request = NodeRequest(node_types=["x"])
+    other.submit_request(request)
+    other.lock_request(request)
+    wait_for(lambda: zkapi.is_locked(request), message="request locked")
+    other.unlock_request(request)
+    wait_for(lambda: not zkapi.is_locked(request), message="req unlocked")
+
+
+def test_cached_stale_copy_still_writes_safely(zkapi, zk_factory,
+                                               wait_for):
+    """A write based on a stale cached copy merges instead of clobbering."""
+    other = zk_factory(cache=False)
+    node = Node(state=NodeState.READY)
+    other.store_node(node)
+    cached = wait_for(lambda: zkapi.get_node(node.id, cached=True))
+    node.comment = "other writer"
+    other.store_node(node)
+    cached.allocated_to = "100-0000000001"
+    zkapi.store_node(cached)
+    final = other.get_node(node.id)
+    assert final.comment == "other writer"
+    assert final.allocated_to == "100-0000000001"

@@ -5,14 +5,14 @@ core decides retry, abort or decline from the class alone, never from the
 message text.  Anything else escaping an adapter is an unclassified failure
 (``error.unknown``) of the attempt it happened in.
 
-    DriverError                 root; .stat_key names the launch-result stat
-    ├── NotFoundError           the resource is gone; for a delete, success
-    ├── QuotaError              cloud quota exceeded: node ABORTED, request retried
-    │   └── CapacityError       the cloud has no capacity: aborted as well
-    ├── ThrottledError          the cloud said "slow down"; .retry_after seconds
-    ├── TransientError          5xx, timeouts, dropped connections: retry with back-off
-    ├── LaunchError             this launch attempt failed for good; .stat_key
-    └── ConfigurationError      the label can never be served here: decline
+    DriverError              root; .stat_key names the launch-result stat
+    ├── NotFoundError        the resource is gone; for a delete, success
+    ├── QuotaError           quota exceeded: node ABORTED, request retried
+    │   └── CapacityError    the cloud has no capacity: aborted as well
+    ├── ThrottledError       the cloud said "slow down"; .retry_after seconds
+    ├── TransientError       5xx, timeouts, resets: retry with back-off
+    ├── LaunchError          this launch attempt failed for good; .stat_key
+    └── ConfigurationError   the label can never be served here: decline
 
 ``RETRYABLE`` lists the classes for which repeating the same call later is
 the right answer; everything else fails the attempt.

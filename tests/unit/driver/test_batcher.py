@@ -16,7 +16,8 @@ WAIT = 10  # seconds: generous bound on every condition wait
 class FakeCloud:
     """Records every executor/single call with its time and thread name."""
 
-    def __init__(self, broken: frozenset = frozenset(), batch_broken: frozenset = frozenset(),
+    def __init__(self, broken: frozenset = frozenset(),
+                 batch_broken: frozenset = frozenset(),
                  raise_on_batch: bool = False) -> None:
         self.broken = broken              # fail alone and in batches
         self.batch_broken = batch_broken  # fail only inside a batch

@@ -175,7 +175,8 @@ def test_bad_settings_rejected():
             RateLimiter("bad", **kw)
 
 
-def run_threads(lim: RateLimiter, threads: int, calls: int) -> tuple[float, list[float]]:
+def run_threads(lim: RateLimiter, threads: int,
+                calls: int) -> tuple[float, list[float]]:
     """``threads`` callers each make ``calls`` calls; return t0 and the start stamps."""
     starts: list[float] = []
     stamp_lock = threading.Lock()
@@ -189,7 +190,8 @@ def run_threads(lim: RateLimiter, threads: int, calls: int) -> tuple[float, list
             with stamp_lock:
                 starts.append(t)
 
-    workers = [threading.Thread(target=caller, name=f"caller-{i}") for i in range(threads)]
+    workers = [threading.Thread(target=caller, name=f"caller-{i}")
+               for i in range(threads)]
     for w in workers:
         w.start()
     t0 = time.monotonic()

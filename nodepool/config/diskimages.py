@@ -7,7 +7,8 @@ at the offending key; the checks tolerate entries that failed the schema.
 
 Resolution: an entry starts from the values of its parent chain and its own
 keys override them (``name``, ``abstract`` and ``parent`` are never
-inherited).  Secure-file ``env-vars`` are merged afterwards, into the named
+inherited), except that ``env-vars`` are merged key by key and ``elements``
+lists are concatenated, so a child adds to what it inherits.  Secure-file ``env-vars`` are merged afterwards, into the named
 entry only.
 """
 
@@ -72,6 +73,16 @@ def _cycle(name: str, parents: Mapping[str, str | None]) -> list[str]:
     return []
 
 
+def _inherit(base: dict, own: Mapping[str, Any]) -> dict:
+    """Own values override the parent's; env-vars merge, elements extend."""
+    result = {**base, **own}
+    if "env-vars" in base and "env-vars" in own:
+        result["env-vars"] = {**base["env-vars"], **own["env-vars"]}
+    if "elements" in base and "elements" in own:
+        result["elements"] = list(base["elements"]) + list(own["elements"])
+    return result
+
+
 def resolve_diskimages(raw: list[dict],
                        secure_env: Mapping[str, Mapping[str, str]]
                        ) -> dict[str, DiskImage]:
@@ -86,8 +97,7 @@ def resolve_diskimages(raw: list[dict],
             base = dict(values(parent)) if parent else {}
             for key in _OWN_ONLY:
                 base.pop(key, None)
-            base.update(own)
-            merged[name] = base
+            merged[name] = _inherit(base, own)
         return merged[name]
 
     result = {}

@@ -27,7 +27,9 @@ class CheckContext:
     Built from the raw data even when parts of it failed the schema, so that
     reference errors are reported together with type errors.
     """
-    labels: frozenset[str] = frozenset()
+    # None when top-level ``labels`` is malformed: every label reference
+    # would then be reported as undefined, which only buries the real error.
+    labels: frozenset[str] | None = frozenset()
     diskimages: frozenset[str] = frozenset()  # every top-level name
     abstract_diskimages: frozenset[str] = frozenset()
 

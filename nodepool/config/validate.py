@@ -66,12 +66,14 @@ def _loader_only(value: Any, patterns, base: Path,
 
 
 def _check_context(data: Mapping[str, Any]) -> CheckContext:
-    labels = {text(label.get("name")) for _, label in
-              entries(data.get("labels"))}
+    labels = None
+    if isinstance(data.get("labels", []), list):
+        labels = frozenset({text(label.get("name")) for _, label in
+                            entries(data.get("labels"))} - {None})
     images = [image for _, image in entries(data.get("diskimages"))
               if text(image.get("name")) is not None]
     return CheckContext(
-        labels=frozenset(labels - {None}),
+        labels=labels,
         diskimages=frozenset(image["name"] for image in images),
         abstract_diskimages=frozenset(
             image["name"] for image in images

@@ -79,8 +79,10 @@ IP_KEYS = {"ipv4": bool, "ipv6": bool, "public-ipv4": bool,
            "public-ipv6": bool, "use-internal-ip": bool,
            "host-key-checking": bool}
 
+# A Required marker equals its plain key, so the common optional
+# ``max-servers`` must be dropped first or it would shadow the marker.
 POOL = Struct({
-    **POOL_COMMON,
+    **{k: v for k, v in POOL_COMMON.items() if k != "max-servers"},
     # Upstream's loader fails on a pool without it (config.md §8.2 item 5).
     Required("max-servers"): int,
     Required("labels"): ListOf(LABEL),

@@ -75,6 +75,8 @@ def provider_label(raw: dict) -> str:
 
 def check_label_defined(name: Any, path: Path, ctx: CheckContext
                         ) -> list[Issue]:
+    if ctx.labels is None:
+        return []
     if isinstance(name, str) and name not in ctx.labels:
         return [Issue(path, f"label '{name}' is not defined in top-level "
                             "labels")]

@@ -27,7 +27,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 
 from kazoo.protocol.states import KazooState
@@ -68,7 +67,6 @@ class Launcher:
         self._mtimes = None
         self._managers: dict[str, ProviderManager] = {}
         self._workers: dict[str, PoolWorker] = {}
-        self._components_cache: tuple[float, list] = (0.0, [])
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -156,11 +154,8 @@ class Launcher:
         return dict(self._workers)
 
     def pool_components(self, fresh: bool = False) -> list:
-        ts, comps = self._components_cache
-        if fresh or time.monotonic() - ts > 1.0:
-            comps = self.zk.iter_pool_components()
-            self._components_cache = (time.monotonic(), comps)
-        return comps
+        """Registered pool components (the watch cache unless ``fresh``)."""
+        return self.zk.iter_pool_components(cached=not fresh)
 
     def tenant_allows(self, request, worker) -> bool:
         return tenant_allows(self.config, request, worker)

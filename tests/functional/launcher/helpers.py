@@ -32,7 +32,7 @@ def fake_provider(name="fake-provider", pools=None, **extra) -> dict:
                             "labels": [{"name": "small",
                                         "cloud-image": "fake-image"}]}],
     }
-    provider.update(extra)
+    provider.update({k.replace('_', '-'): v for k, v in extra.items()})
     return provider
 
 

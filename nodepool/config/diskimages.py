@@ -8,8 +8,8 @@ at the offending key; the checks tolerate entries that failed the schema.
 Resolution: an entry starts from the values of its parent chain and its own
 keys override them (``name``, ``abstract`` and ``parent`` are never
 inherited), except that ``env-vars`` are merged key by key and ``elements``
-lists are concatenated, so a child adds to what it inherits.  Secure-file ``env-vars`` are merged afterwards, into the named
-entry only.
+lists are concatenated, so a child adds to what it inherits.  Secure-file
+``env-vars`` are merged afterwards, into the named entry only.
 """
 
 from __future__ import annotations

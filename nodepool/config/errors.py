@@ -90,7 +90,7 @@ class ConfigError(Exception):
 
 @dataclass
 class ValidationResult:
-    """Errors (for stderr), warnings, and the config when there were no errors."""
+    """Errors (stderr), warnings, and the config when there were no errors."""
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     config: "Config | None" = None

@@ -152,7 +152,7 @@ class Pool:
 
 @dataclass(frozen=True)
 class Provider:
-    """A provider; ``rate`` keeps each driver's own meaning (config.md §4-§6).
+    """A provider; ``rate`` keeps each driver's meaning (config.md §4-§6).
 
     AWS and Azure: requests per second; OpenStack: seconds between calls;
     static: None (as are the timeouts and retries, which static lacks).

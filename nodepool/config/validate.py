@@ -136,7 +136,7 @@ def _secure(secure: Any, label: str, data: dict
     if servers:  # an empty list does not replace the main file's
         overrides["zookeeper-servers"] = servers
     env_vars: dict[str, dict] = {}
-    usable = {image.get("name") for _, image in entries(data.get(
+    usable = {text(image.get("name")) for _, image in entries(data.get(
         "diskimages")) if image.get("abstract") is not True}
     for index, entry in enumerate(overrides.pop("diskimages", [])):
         if entry["name"] not in usable:

@@ -45,7 +45,7 @@ def _errors_of(exc: vol.Invalid) -> list[vol.Invalid]:
 
 
 class ListOf:
-    """A list whose every entry must match ``item``; all entries are checked."""
+    """A list whose entries must all match ``item``; every entry is checked."""
 
     def __init__(self, item: Any) -> None:
         self.item = _schema(item)

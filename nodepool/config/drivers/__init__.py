@@ -1,4 +1,4 @@
-"""Built-in driver schemas: aws, openstack, azure, static (and fake, for tests).
+"""Built-in driver schemas: aws, openstack, azure, static (fake: for tests).
 
 Importing this package registers them with ``nodepool.config.registry``.
 Each module holds only schemas and value builders -- no cloud SDK imports --

@@ -207,6 +207,13 @@ def _pool_settings(pool: dict, provider: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _label_settings(label: dict) -> dict[str, Any]:
+    settings = common.pick(label, LABEL_SETTINGS)
+    # An empty iam-instance-profile mapping is accepted and means none.
+    settings["iam-instance-profile"] = settings["iam-instance-profile"] or None
+    return settings
+
+
 def _pool(raw: dict, pool: dict, settings: dict, images: dict) -> Pool:
     labels = {}
     for label in pool["labels"]:
@@ -216,7 +223,7 @@ def _pool(raw: dict, pool: dict, settings: dict, images: dict) -> Pool:
                  else images["disk"].get(diskimage))
         labels[label["name"]] = PoolLabel(
             name=label["name"], cloud_image=cloud_image, diskimage=diskimage,
-            image=image, settings=common.pick(label, LABEL_SETTINGS))
+            image=image, settings=_label_settings(label))
     return Pool(
         name=pool["name"],
         provider_name=raw["name"],

@@ -52,7 +52,7 @@ IMAGE_CONNECTION = {
 # -- tolerant walkers over raw data -----------------------------------------
 
 def entries(value: Any) -> Iterator[tuple[int, dict]]:
-    """(index, entry) for every mapping entry of a list; skips anything else."""
+    """(index, entry) for each mapping entry of a list; skips anything else."""
     if isinstance(value, list):
         for index, item in enumerate(value):
             if isinstance(item, dict):

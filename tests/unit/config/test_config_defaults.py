@@ -136,6 +136,9 @@ def test_aws_pool_inherits_provider_limits_and_ip_settings(valid_config,
     change(data, f"{P}.pools[0].max-ram", 4096)
     change(data, f"{P}.pools[0].max-resources", {"L-2": 1})
     change(data, f"{P}.pools[0].public-ip-address", True)
+    change(data, f"{P}.pools[0].labels[0].iam-instance-profile", {})
+    change(data, f"{P}.pools[0].labels[1].iam-instance-profile",
+           {"arn": "arn:aws:iam::1:instance-profile/n"})
     data["providers"][0]["pools"].append(
         {"name": "second", "max-servers": 2, "priority": 1, "labels": [],
          "public-ipv4": True, "public-ip-address": False})
@@ -148,6 +151,10 @@ def test_aws_pool_inherits_provider_limits_and_ip_settings(valid_config,
     # The deprecated alias wins over public-ipv4 and the provider default.
     assert main.settings["public-ipv4"] is True
     assert second.settings["public-ipv4"] is False
+    labels = main.labels
+    assert labels["small"].settings["iam-instance-profile"] is None
+    assert labels["large"].settings["iam-instance-profile"] == {
+        "arn": "arn:aws:iam::1:instance-profile/n"}
 
 
 def test_aws_diskimage_username_and_connection(valid_config, change):

@@ -1,4 +1,4 @@
-"""The secure file (``-s``): which keys it overrides and how (config.md §1)."""
+"""The secure file (``-s``): which keys it overrides, and how (§1)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,286 @@
+"""``nodepool``: the operator CLI (cli.md §1).
+
+Every command except ``config-validate`` loads the config, connects to
+ZooKeeper (TLS when ``zookeeper-tls`` is set), reads uncached data and
+disconnects.  ``hold`` and ``delete`` change a node only while holding its
+lock, waiting at most 5 s; writes preserve keys we do not know.
+
+Failure story (exit status): success 0; no command → help, 1; bad
+arguments → usage on stderr, 2 (argparse); everything else that goes wrong
+-- invalid config, ZooKeeper unreachable (reported within the session
+timeout), unknown node id, node locked by someone else, provider not in the
+local config for ``delete --now`` -- prints ONE line on stderr and exits 1.
+Tracebacks only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+from typing import Any, Callable, TextIO
+
+from kazoo.exceptions import KazooException
+
+from nodepool import tables
+from nodepool.cmd.common import setup_logging
+from nodepool.config import ConfigError, load_config, validate_config
+from nodepool.version import __version__
+from nodepool.zk import (LockedObjectGone, LockError, Node, NodeState,
+                         ZooKeeper, ZooKeeperClient)
+
+DEFAULT_CONFIG = "/etc/nodepool/nodepool.yaml"
+# cli.md §1.2: the CLI waits at most this long for a node lock.
+LOCK_TIMEOUT = 5.0
+
+log = logging.getLogger("nodepool.cmd")
+
+
+class CommandError(Exception):
+    """A failure reported as one line on stderr, exit status 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nodepool", description="Inspect and manage Nodepool nodes.")
+    parser.add_argument("--version", action="version",
+                        version=f"Nodepool version: {__version__}")
+    parser.add_argument("-l", dest="logconfig", metavar="LOGCONFIG",
+                        help="logging config file")
+    parser.add_argument("-c", dest="config", metavar="CONFIG",
+                        default=DEFAULT_CONFIG,
+                        help="config file (default: %(default)s)")
+    parser.add_argument("-s", dest="secure", metavar="SECURE",
+                        help="secure config file")
+    parser.add_argument("--debug", action="store_true",
+                        help="DEBUG logging to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    cmd = sub.add_parser("list", help="list nodes")
+    cmd.add_argument("--detail", action="store_true",
+                     help="more columns")
+    cmd.add_argument("--json", action="store_true", help="JSON output")
+    cmd = sub.add_parser("request-list", help="list node requests")
+    cmd.add_argument("--json", action="store_true", help="JSON output")
+    cmd = sub.add_parser("info", help="ZooKeeper data of a provider")
+    cmd.add_argument("provider")
+    cmd = sub.add_parser("hold", help="hold a node")
+    cmd.add_argument("id")
+    cmd.add_argument("--reason", help="comment stored on the node")
+    cmd = sub.add_parser("delete", help="delete a node")
+    cmd.add_argument("id")
+    cmd.add_argument("--now", action="store_true",
+                     help="delete synchronously from this process")
+    cmd = sub.add_parser("erase", help="erase ZooKeeper data of a provider")
+    cmd.add_argument("provider")
+    cmd.add_argument("--force", action="store_true",
+                     help="do not ask for confirmation")
+    sub.add_parser("image-list", help="list image uploads")
+    sub.add_parser("config-validate", help="validate the config file")
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    if args.logconfig:
+        setup_logging(args.logconfig, logging.INFO)
+    elif args.debug:
+        setup_logging(None, logging.DEBUG, stream=sys.stderr)
+    elif not logging.getLogger().handlers:
+        # A quiet tool: stdout is for tables, stderr for the one error
+        # line.  kazoo's reconnect chatter would otherwise reach stderr.
+        logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+        logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+
+
+def main(argv: list[str] | None = None, *,
+         clock: Callable[[], float] = time.time,
+         stdin: TextIO | None = None) -> int:
+    """Console script entry point; ``clock`` and ``stdin`` are for tests."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else 1
+    if not args.command:
+        parser.print_help()
+        return 1
+    _setup_logging(args)
+    try:
+        return _run(args, clock, stdin or sys.stdin)
+    except CommandError as exc:
+        print(str(exc), file=sys.stderr)
+    except Exception as exc:  # one line, unless debugging
+        if args.debug:
+            traceback.print_exc()
+        print(f"nodepool: {_describe(exc)}", file=sys.stderr)
+    return 1
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ConfigError):
+        more = len(exc.errors) - 1
+        first = exc.errors[0] if exc.errors else str(exc)
+        tail = f" (and {more} more; run config-validate)" if more else ""
+        return f"invalid configuration: {first}{tail}"
+    if isinstance(exc, KazooException):
+        return f"ZooKeeper error: {exc!r}"
+    return str(exc) or type(exc).__name__
+
+
+def _run(args: argparse.Namespace, clock: Callable[[], float],
+         stdin: TextIO) -> int:
+    if args.command == "config-validate":
+        return config_validate(args)
+    config = load_config(args.config, args.secure)
+    client = ZooKeeperClient.from_config(config)
+    client.connect(timeout=config.zookeeper_timeout)
+    try:
+        zk = ZooKeeper(client, enable_cache=False)
+        commands = Commands(args, config, zk, clock, stdin)
+        return getattr(commands, args.command.replace("-", "_"))()
+    finally:
+        client.disconnect()
+
+
+def config_validate(args: argparse.Namespace) -> int:
+    result = validate_config(args.config, args.secure)
+    for warning in result.warnings:
+        print(f"WARNING: {warning}")
+    for error in result.errors:
+        print(error, file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+class Commands:
+    """One method per ZooKeeper-backed command; each returns the exit
+    status."""
+
+    def __init__(self, args: argparse.Namespace, config: Any, zk: ZooKeeper,
+                 clock: Callable[[], float], stdin: TextIO) -> None:
+        self.args, self.config, self.zk = args, config, zk
+        self.clock, self.stdin = clock, stdin
+
+    # -- read-only --------------------------------------------------------
+    def list(self) -> int:
+        pairs = [(node, self.zk.is_locked(node, cached=False))
+                 for node in self.zk.iter_nodes(cached=False)]
+        table = tables.node_table(pairs, self.clock(), self.args.detail)
+        self._emit(table, self.args.json)
+        return 0
+
+    def request_list(self) -> int:
+        table = tables.request_table(self.zk.iter_requests(cached=False))
+        self._emit(table, self.args.json)
+        return 0
+
+    def image_list(self) -> int:
+        uploads = self.zk.iter_image_uploads()
+        print(tables.image_table(uploads, self.clock()).to_text())
+        return 0
+
+    def info(self) -> int:
+        provider = self.args.provider
+        uploads = self.zk.iter_image_uploads(provider=provider)
+        nodes = [n for n in self.zk.iter_nodes(cached=False)
+                 if n.provider == provider]
+        images, node_table = tables.info_tables(uploads, nodes)
+        print(f"ZooKeeper data for provider {provider}")
+        print()
+        print("Image data:")
+        print(images.to_text())
+        print()
+        print("Nodes:")
+        print(node_table.to_text())
+        return 0
+
+    def _emit(self, table: tables.Table, as_json: bool) -> None:
+        if as_json:
+            print(json.dumps(table.to_json(), indent=2))
+        else:
+            print(table.to_text())
+
+    # -- changes ----------------------------------------------------------
+    def hold(self) -> int:
+        node = self._locked_node(self.args.id)
+        try:
+            node.set_state(NodeState.HOLD, now=self.clock())
+            if self.args.reason:
+                node.comment = self.args.reason
+            self.zk.store_node(node)
+        finally:
+            self.zk.unlock_node(node)
+        self._print_row(node)
+        return 0
+
+    def delete(self) -> int:
+        node = self._locked_node(self.args.id)
+        try:
+            if self.args.now:
+                self._delete_now(node)
+            else:
+                node.set_state(NodeState.DELETING, now=self.clock())
+                self.zk.store_node(node)
+        finally:
+            self.zk.unlock_node(node)
+        self._print_row(node)
+        return 0
+
+    def _delete_now(self, node: Node) -> None:
+        """Delete the cloud resources here, then the znode (cli.md §1.2).
+
+        The cloud part is ``nodepool.launcher.delete_now(config, provider,
+        node)``; it must return only once the resources are gone (not-found
+        counts as gone) and raise otherwise, leaving the node ``deleting``
+        for the launchers to retry.
+        """
+        import nodepool.launcher
+        provider = self.config.providers.get(node.provider)
+        hook = getattr(nodepool.launcher, "delete_now", None)
+        if provider is None or hook is None:
+            raise CommandError(f"Provider {node.provider} for node {node.id}"
+                               " not defined on this launcher")
+        node.set_state(NodeState.DELETING, now=self.clock())
+        self.zk.store_node(node)
+        try:
+            hook(self.config, provider, node)
+        except Exception as exc:
+            raise CommandError(f"Deleting node {node.id} failed: {exc} "
+                               "(left in state deleting)") from exc
+        self.zk.delete_node(node)
+
+    def erase(self) -> int:
+        provider = self.args.provider
+        if not self.args.force:
+            print()
+            print("WARNING! This action is not reversible!")
+            print(f"Erase ZooKeeper data for provider {provider}? [N/y] ",
+                  end="", flush=True)
+            if self.stdin.readline().strip() not in ("y", "Y"):
+                print("Aborting. No data erased.")
+                return 0
+        print(f"Erasing build data for {provider}...")
+        self.zk.erase_provider_uploads(provider)
+        print(f"Erasing node data for {provider}...")
+        self.zk.erase_provider_nodes(provider)
+        return 0
+
+    # -- helpers ----------------------------------------------------------
+    def _locked_node(self, node_id: str) -> Node:
+        node = self.zk.get_node(node_id)
+        if node is None:
+            raise CommandError(f"Node id {node_id} not found")
+        try:
+            self.zk.lock_node(node, blocking=True, timeout=LOCK_TIMEOUT)
+        except LockedObjectGone:
+            raise CommandError(f"Node id {node_id} not found") from None
+        except LockError:
+            raise CommandError(
+                f"Node {node_id} is locked by someone else; lock not "
+                f"obtained within {LOCK_TIMEOUT:g} s") from None
+        return node
+
+    def _print_row(self, node: Node) -> None:
+        locked = self.zk.is_locked(node, cached=False)
+        print(tables.node_table([(node, locked)], self.clock()).to_text())

@@ -73,6 +73,8 @@ def register(router: Router, state: CloudState, stats: CallStats) -> None:
 
     def fail(req: Request) -> Response:
         spec = req.json()
+        if not isinstance(spec, dict):
+            raise _bad("expected a JSON object")
         try:
             script_failures(state, int(spec.pop("count", 1)), **spec)
         except (TypeError, ValueError) as e:

@@ -105,7 +105,8 @@ def _nics(state: CloudState, body: dict[str, Any], mv: tuple[int, int],
                 raise bad_request(f"Port id {port_id} could not be found.")
             if port["device_id"]:
                 raise ApiError(409, {"conflictingRequest": {
-                    "code": 409, "message": f"Port {port_id} is still in use."}})
+                    "code": 409,
+                    "message": f"Port {port_id} is still in use."}})
             if max_count > 1:
                 raise bad_request(
                     "Unable to launch multiple instances with a single "
@@ -166,6 +167,10 @@ def _parse(state: CloudState, body: dict[str, Any],
     zone = (body.get("availability_zone") or "").split(":")[0] or None
     if zone is not None and zone not in state.availability_zones:
         raise bad_request("The requested availability zone is not available")
+    key_name = body.get("key_name")
+    if key_name and state.settings.require_keypair and \
+            key_name not in state.keypairs:
+        raise bad_request("Invalid key_name provided.")
     user_data = body.get("user_data")
     if user_data is not None:
         try:
@@ -176,7 +181,7 @@ def _parse(state: CloudState, body: dict[str, Any],
         name=name, flavor=flavor, image_id=_image(state, body, bdms),
         min_count=min_count, max_count=max_count, zone=zone,
         metadata={k: str(v) for k, v in (body.get("metadata") or {}).items()},
-        key_name=body.get("key_name"), user_data=user_data,
+        key_name=key_name, user_data=user_data,
         config_drive=str(body.get("config_drive")).lower() == "true",
         access_ipv4=body.get("accessIPv4") or "",
         return_reservation_id=str(

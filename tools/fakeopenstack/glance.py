@@ -50,7 +50,11 @@ def register(router: Router, state: CloudState) -> None:
         if marker:
             ids = [i["id"] for i in found]
             found = found[ids.index(marker) + 1:] if marker in ids else []
-        limit = int(req.arg("limit") or 25)
+        try:
+            limit = max(1, int(req.arg("limit") or 25))
+        except ValueError:
+            raise ApiError(400, "400 Bad Request\n\nlimit param must be an "
+                           "integer", content_type="text/plain")
         page = found[:limit]
         body: dict[str, Any] = {"images": page, "first": "/v2/images",
                                 "schema": "/v2/schemas/images"}

@@ -21,9 +21,10 @@ from tools.fakeopenstack.state import CloudState, utcnow_iso
 __all__ = ["register", "authorize", "catalog", "DISCOVERY_TEMPLATES",
            "UNAUTHENTICATED_PREFIXES"]
 
-# Version discovery and auth itself need no token.
-UNAUTHENTICATED_PREFIXES = ("/identity", "/_fake")
+# Version discovery and auth itself need no token; the control API neither.
+UNAUTHENTICATED_PREFIXES = ("/_fake",)
 DISCOVERY_TEMPLATES = frozenset({
+    "/identity", "/identity/v3", "/identity/v3/auth/tokens",
     "/compute", "/compute/v2.1", "/image", "/image/versions", "/image/v2",
     "/networking", "/volume", "/volume/v3", "/volume/v3/{project_id}"})
 
@@ -36,8 +37,9 @@ def _version(base: str) -> dict[str, Any]:
     return {"id": "v3.14", "status": "stable",
             "updated": "2020-04-07T00:00:00Z",
             "links": [{"rel": "self", "href": f"{base}/identity/v3/"}],
-            "media-types": [{"base": "application/json",
-                             "type": "application/vnd.openstack.identity-v3+json"}]}
+            "media-types": [{
+                "base": "application/json",
+                "type": "application/vnd.openstack.identity-v3+json"}]}
 
 
 def catalog(state: CloudState) -> list[dict[str, Any]]:
@@ -53,9 +55,10 @@ def catalog(state: CloudState) -> list[dict[str, Any]]:
     return [{"id": uuid.uuid5(uuid.NAMESPACE_URL, kind).hex, "type": kind,
              "name": name,
              "endpoints": [{"id": uuid.uuid5(uuid.NAMESPACE_URL,
-                                             kind + iface).hex,
-                            "interface": iface, "region": "RegionOne",
-                            "region_id": "RegionOne", "url": url}
+                                             kind + region + iface).hex,
+                            "interface": iface, "region": region,
+                            "region_id": region, "url": url}
+                           for region in state.regions
                            for iface in ("public", "internal")]}
             for kind, name, url in services]
 
@@ -139,12 +142,31 @@ def register(router: Router, state: CloudState) -> None:
             state.tokens.pop(req.header("X-Subject-Token"), None)
         return Response(204)
 
+    def project_body() -> dict[str, Any]:
+        return {"id": state.project_id, "name": state.project_name,
+                "domain_id": "default", "enabled": True, "is_domain": False,
+                "parent_id": "default", "description": "", "tags": [],
+                "options": {}, "links": {"self": f"{state.base_url}"
+                                        f"/identity/v3/projects/"
+                                        f"{state.project_id}"}}
+
     def projects(req: Request) -> Response:
-        return Response(200, {"projects": [{
-            "id": state.project_id, "name": state.project_name,
-            "domain_id": "default", "enabled": True, "is_domain": False,
-            "parent_id": "default", "description": "", "tags": [],
-            "links": {}}], "links": {"next": None, "previous": None}})
+        found = [project_body()]
+        for key in ("name", "id", "domain_id"):
+            wanted = req.arg(key)
+            if wanted is not None:
+                found = [p for p in found if p[key] == wanted]
+        return Response(200, {"projects": found, "links": {
+            "next": None, "previous": None, "self": ""}})
+
+    def project(req: Request) -> Response:
+        if req.params["project_id"] not in (state.project_id,
+                                            state.project_name):
+            raise ApiError(404, {"error": {
+                "code": 404, "title": "Not Found",
+                "message": "Could not find project: "
+                           f"{req.params['project_id']}."}})
+        return Response(200, {"project": project_body()})
 
     def auth_catalog(req: Request) -> Response:
         return Response(200, {"catalog": catalog(state)})
@@ -157,3 +179,5 @@ def register(router: Router, state: CloudState) -> None:
     router.add("DELETE", "/identity/v3/auth/tokens", revoke)
     router.add("GET", "/identity/v3/auth/projects", projects)
     router.add("GET", "/identity/v3/auth/catalog", auth_catalog)
+    router.add("GET", "/identity/v3/projects", projects)
+    router.add("GET", "/identity/v3/projects/{project_id}", project)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import threading
 import time
 from http.server import ThreadingHTTPServer
@@ -40,6 +41,40 @@ from tools.fakeopenstack.routing import (CallStats, Request, Router,
 from tools.fakeopenstack.state import CloudState
 
 __all__ = ["LocalOpenStack"]
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Tracks open connections so that stop() really cuts clients off.
+
+    Without this a client's pooled keep-alive connection would still be
+    served after stop(), and a test of "the cloud went away" would pass
+    for the wrong reason.
+    """
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class LocalOpenStack:
@@ -67,7 +102,7 @@ class LocalOpenStack:
                                 project_name=project_name)
         self._stats = CallStats()
         self._requested_port = port
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------
@@ -76,14 +111,15 @@ class LocalOpenStack:
             raise RuntimeError("LocalOpenStack already started")
         router = Router()
         handler = make_handler_class(router, self._stats, self._authorize)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._requested_port),
-                                          handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer(("127.0.0.1", self._requested_port),
+                                  handler)
         self.state.base_url = f"http://127.0.0.1:{self.port}"
         for module in (keystone, nova, servers, glance, neutron, cinder):
             module.register(router, self.state)
         control.register(router, self.state, self._stats)
+        # A short poll interval keeps stop() fast (shutdown waits for it).
         self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        args=(0.05,),
                                         name="fakeopenstack-http",
                                         daemon=True)
         self._thread.start()
@@ -94,6 +130,7 @@ class LocalOpenStack:
             return
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._httpd.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._httpd = self._thread = None
@@ -131,8 +168,14 @@ class LocalOpenStack:
 
     def clouds_config(self, cloud_name: str = "fake",
                       region: str = "RegionOne") -> dict[str, Any]:
-        """The ``clouds:`` mapping of a clouds.yaml for this cloud."""
+        """The ``clouds:`` mapping of a clouds.yaml for this cloud.
+
+        A new ``region`` is added to the catalog (same endpoints).
+        """
         s = self.state
+        with s.lock:
+            if region not in s.regions:
+                s.regions.append(region)
         return {"clouds": {cloud_name: {
             "auth": {"auth_url": self.auth_url, "username": s.username,
                      "password": s.password, "project_name": s.project_name,
@@ -152,7 +195,10 @@ class LocalOpenStack:
 
     # -- steering --------------------------------------------------------
     def configure(self, **flags: Any) -> None:
-        """Change :class:`Settings` flags at run time (ValueError if unknown)."""
+        """Change :class:`Settings` flags at run time.
+
+        Raises ValueError for an unknown flag.
+        """
         with self.state.lock:
             self.state.settings.update(**flags)
 
@@ -163,9 +209,9 @@ class LocalOpenStack:
         control.script_failures(self.state, count, kind, status, message,
                                 code)
 
-    def add_port(self, status: str = "DOWN", device_owner: str = "compute:nova",
-                 device_id: str = "", network: str = "private",
-                 name: str = "") -> dict[str, Any]:
+    def add_port(self, status: str = "DOWN",
+                 device_owner: str = "compute:nova", device_id: str = "",
+                 network: str = "private", name: str = "") -> dict[str, Any]:
         """Make a port as a leak would leave it (DOWN, owned by compute)."""
         with self.state.lock:
             net = next(n for n in self.state.networks.values()

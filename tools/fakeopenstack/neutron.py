@@ -138,7 +138,8 @@ def _ports(router: Router, state: CloudState) -> None:
 def _existing(store: dict[str, dict[str, Any]], rid: str,
               kind: str) -> dict[str, Any]:
     if rid not in store:
-        raise error(404, f"{kind}NotFound", f"{kind} {rid} could not be found.")
+        raise error(404, f"{kind}NotFound",
+                    f"{kind} {rid} could not be found.")
     return store[rid]
 
 

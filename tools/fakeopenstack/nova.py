@@ -14,6 +14,8 @@ messages it raises against a real cloud.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 from tools.fakeopenstack.routing import ApiError, Request, Response, Router
@@ -85,14 +87,16 @@ def _flavor_body(state: CloudState, flavor: dict[str, Any],
     return dict(flavor, links=links)
 
 
-def _limits(state: CloudState) -> dict[str, Any]:
+def _limits(state: CloudState, mv: tuple[int, int]) -> dict[str, Any]:
     s = state.settings
     with state.lock:
         state.tick()
         used = state.compute_usage()
+    # 2.57 dropped file injection, and with it the personality limits.
+    personality = {} if mv >= (2, 57) else {"maxPersonality": 5,
+                                            "maxPersonalitySize": 10240}
     return {"limits": {"rate": [], "absolute": {
-        "maxServerMeta": 128, "maxPersonality": 5,
-        "maxPersonalitySize": 10240, "maxImageMeta": 128,
+        **personality, "maxServerMeta": 128, "maxImageMeta": 128,
         "maxTotalKeypairs": 100, "maxServerGroups": 10,
         "maxServerGroupMembers": 10,
         "maxTotalInstances": s.max_instances, "maxTotalCores": s.max_cores,
@@ -100,6 +104,96 @@ def _limits(state: CloudState) -> dict[str, Any]:
         "totalInstancesUsed": used["instances"],
         "totalCoresUsed": used["cores"], "totalRAMUsed": used["ram"],
         "totalServerGroupsUsed": 0}}}
+
+
+def _new_keypair(name: str, public_key: str | None,
+                 key_type: str) -> dict[str, Any]:
+    """A keypair record; generates an ed25519 key when none is given."""
+    private_key = None
+    if not public_key:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        key = ed25519.Ed25519PrivateKey.generate()
+        private_key = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption()).decode()
+        public_key = key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH,
+            serialization.PublicFormat.OpenSSH).decode() + f" {name}"
+    try:
+        blob = base64.b64decode(public_key.split()[1], validate=True)
+    except (IndexError, ValueError):
+        raise bad_request("Keypair data is invalid: failed to generate "
+                          "fingerprint")
+    digest = hashlib.md5(blob).hexdigest()
+    record = {"name": name, "public_key": public_key, "type": key_type,
+              "fingerprint": ":".join(digest[i:i + 2]
+                                      for i in range(0, 32, 2))}
+    if private_key:
+        record["private_key"] = private_key
+    return record
+
+
+def _keypairs(router: Router, state: CloudState) -> None:
+    def listing(req: Request) -> Response:
+        with state.lock:
+            items = [{"keypair": {k: v for k, v in kp.items()
+                                  if k != "private_key"}}
+                     for kp in state.keypairs.values()]
+        return Response(200, {"keypairs": items}, headers=mv_headers(req))
+
+    def create(req: Request) -> Response:
+        spec = req.json().get("keypair") or {}
+        name = spec.get("name")
+        if not name:
+            raise bad_request("Invalid input for field/attribute keypair.")
+        record = _new_keypair(name, spec.get("public_key"),
+                              spec.get("type", "ssh"))
+        with state.lock:
+            if name in state.keypairs:
+                raise ApiError(409, {"conflictingRequest": {
+                    "code": 409,
+                    "message": f"Key pair '{name}' already exists."}})
+            state.keypairs[name] = {k: v for k, v in record.items()
+                                    if k != "private_key"}
+        status = 201 if microversion(req) >= (2, 2) else 200
+        body = {"keypair": dict(record, user_id=state.user_id)}
+        return Response(status, body, headers=mv_headers(req))
+
+    def one(req: Request) -> Response:
+        name = req.params["name"]
+        with state.lock:
+            if name not in state.keypairs:
+                raise not_found(f"Keypair {name} not found for user "
+                                f"{state.user_id}")
+            if req.method == "DELETE":
+                del state.keypairs[name]
+                status = 204 if microversion(req) >= (2, 2) else 202
+                return Response(status, headers=mv_headers(req))
+            body = dict(state.keypairs[name], user_id=state.user_id,
+                        deleted=False, created_at="2024-01-01T00:00:00.000000",
+                        id=1)
+        return Response(200, {"keypair": body}, headers=mv_headers(req))
+
+    router.add("GET", f"{COMPUTE}/os-keypairs", listing)
+    router.add("POST", f"{COMPUTE}/os-keypairs", create)
+    router.add("GET", f"{COMPUTE}/os-keypairs/{{name}}", one)
+    router.add("DELETE", f"{COMPUTE}/os-keypairs/{{name}}", one)
+
+
+def _server_security_groups(router: Router, state: CloudState) -> None:
+    def handler(req: Request) -> Response:
+        with state.lock:
+            if req.params["server_id"] not in state.servers:
+                raise not_found(
+                    f"Instance {req.params['server_id']} could not be found.")
+            groups = [{"id": g["id"], "name": g["name"], "description": "",
+                       "tenant_id": state.project_id, "rules": []}
+                      for g in state.security_groups.values()]
+        return Response(200, {"security_groups": groups})
+
+    router.add("GET", f"{COMPUTE}/servers/{{server_id}}/os-security-groups",
+               handler)
 
 
 def register(router: Router, state: CloudState) -> None:
@@ -131,7 +225,8 @@ def register(router: Router, state: CloudState) -> None:
         return Response(200, {"extra_specs": found["extra_specs"]})
 
     def limits(req: Request) -> Response:
-        return Response(200, _limits(state), headers=mv_headers(req))
+        return Response(200, _limits(state, microversion(req)),
+                        headers=mv_headers(req))
 
     def zones(detail: bool):
         def handler(req: Request) -> Response:
@@ -154,3 +249,5 @@ def register(router: Router, state: CloudState) -> None:
     router.add("GET", f"{COMPUTE}/limits", limits)
     router.add("GET", f"{COMPUTE}/os-availability-zone", zones(False))
     router.add("GET", f"{COMPUTE}/os-availability-zone/detail", zones(True))
+    _keypairs(router, state)
+    _server_security_groups(router, state)

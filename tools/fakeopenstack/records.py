@@ -46,6 +46,9 @@ class Settings:
     # Cinder absolute limits.
     max_volumes: int = 100
     max_volume_gb: int = 5000
+    # Refuse a create whose key_name is no keypair (400, as Nova does).
+    # Off by default so callers need not create keypairs first.
+    require_keypair: bool = False
     # Ports of deleted servers stay behind DOWN (a Neutron leak).
     leak_ports_on_delete: bool = False
     # Lifetime of issued Keystone tokens in seconds.

@@ -132,7 +132,10 @@ class Router:
         self._routes: list[tuple[str, str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, template: str, handler: Handler) -> None:
-        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+        parts = re.split(r"\{(\w+)\}", template)
+        # Even items are literal text, odd items parameter names.
+        pattern = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)"
+                          for i, p in enumerate(parts))
         # Clients add or drop a trailing slash on version documents.
         self._routes.append((method, template,
                              re.compile(f"^{pattern}/?$"), handler))
@@ -166,7 +169,12 @@ def make_handler_class(router: Router, stats: CallStats,
         # HTTP/1.1 keep-alive: keystoneauth's requests session reuses
         # connections, and every response carries a Content-Length.
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; without TCP_NODELAY
+        # Nagle plus delayed ACK adds ~40 ms to every keep-alive request.
+        disable_nagle_algorithm = True
         server_version = "FakeOpenStack/1.0"
+        # An idle keep-alive connection ends its thread after this long.
+        timeout = 30
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the SDK logs requests; a second log is noise
@@ -196,8 +204,8 @@ def make_handler_class(router: Router, stats: CallStats,
                 response = e.response
             except Exception:
                 response = Response(500, {"computeFault": {
-                    "code": 500,
-                    "message": "fake OpenStack bug: " + traceback.format_exc()}})
+                    "code": 500, "message": "fake OpenStack bug: "
+                                            + traceback.format_exc()}})
             finally:
                 stats.leave(key)
             self._send(response)

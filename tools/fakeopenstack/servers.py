@@ -60,10 +60,10 @@ def _addresses(state: CloudState, server: ServerRecord
                             "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]})
         for fip in state.floating_ips.values():
             if fip["port_id"] == port_id:
-                entries.append({"version": 4,
-                                "addr": fip["floating_ip_address"],
-                                "OS-EXT-IPS:type": "floating",
-                                "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]})
+                entries.append({
+                    "version": 4, "addr": fip["floating_ip_address"],
+                    "OS-EXT-IPS:type": "floating",
+                    "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]})
     return result
 
 
@@ -123,9 +123,17 @@ def _get(state: CloudState, server_id: str) -> ServerRecord:
     return server
 
 
+def _search(pattern: str, text: str) -> bool:
+    """Nova matches name and ip filters as regular expressions."""
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        raise bad_request(f"Invalid filter regular expression: {pattern}")
+
+
 def _matches(state: CloudState, server: ServerRecord, req: Request) -> bool:
     name = req.arg("name")
-    if name and not re.search(name, server.name):
+    if name and not _search(name, server.name):
         return False
     checks = {"status": server.status, "reservation_id":
               server.reservation_id, "availability_zone":
@@ -141,7 +149,7 @@ def _matches(state: CloudState, server: ServerRecord, req: Request) -> bool:
     if ip:
         addrs = [a["addr"] for net in _addresses(state, server).values()
                  for a in net]
-        if not any(re.search(ip, a) for a in addrs):
+        if not any(_search(ip, a) for a in addrs):
             return False
     return True
 
@@ -154,7 +162,10 @@ def _page(req: Request, servers: list[ServerRecord]
         if marker not in ids:
             raise bad_request(f"marker [{marker}] not found")
         servers = servers[ids.index(marker) + 1:]
-    limit = min(int(req.arg("limit") or MAX_LIMIT), MAX_LIMIT)
+    try:
+        limit = min(int(req.arg("limit") or MAX_LIMIT), MAX_LIMIT)
+    except ValueError:
+        raise bad_request("limit param must be an integer")
     if len(servers) > limit or (req.arg("limit") and len(servers) == limit
                                 and limit > 0):
         page = servers[:limit]

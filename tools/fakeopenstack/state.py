@@ -19,7 +19,6 @@ servers own Cinder volumes.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import ipaddress
 import random
@@ -94,11 +93,14 @@ class CloudState:
         self.project_name = project_name
         self.project_id = uuid.uuid4().hex
         self.user_id = uuid.uuid4().hex
+        # Every region gets the same endpoints: one cloud, many names.
+        self.regions = ["RegionOne"]
         self.availability_zones = list(availability_zones or ["nova"])
         self._az_turn = 0
         self.tokens: dict[str, float] = {}      # token -> expiry (clock)
         self.failures: deque[CreateFailure] = deque()
         self.servers: dict[str, ServerRecord] = {}
+        self.keypairs: dict[str, dict[str, Any]] = {}
         self.flavors = [self._flavor(i + 1, *f) for i, f in
                         enumerate(flavors or DEFAULT_FLAVORS)]
         self.images = [self._image(name) for name in
@@ -341,8 +343,3 @@ class CloudState:
                 del self.volumes[volume_id]
             else:
                 volume.update(status="available", attachments=[])
-
-    def snapshot(self) -> list[ServerRecord]:
-        with self.lock:
-            self.tick()
-            return [copy.deepcopy(s) for s in self.servers.values()]

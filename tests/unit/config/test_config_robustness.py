@@ -39,7 +39,7 @@ def test_random_wrong_shapes_never_crash(valid_config):
     base["diskimages"].append({"name": "child", "parent": "jammy"})
     paths = [p for p in _paths(base) if p]
     outcomes = {"errors": 0, "config": 0}
-    for _ in range(1500):
+    for _ in range(600):
         config = copy.deepcopy(base)
         for path in rng.sample(paths, rng.randint(1, 3)):
             try:
@@ -55,7 +55,7 @@ def test_random_wrong_shapes_never_crash(valid_config):
             assert result.config is not None
             outcomes["config"] += 1
     # Both outcomes occur, so the loop really exercised both paths.
-    assert outcomes["errors"] > 100 and outcomes["config"] > 10
+    assert outcomes["errors"] > 50 and outcomes["config"] > 5, outcomes
 
 
 def test_unhashable_names_are_errors_not_crashes(valid_config):

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -50,17 +49,6 @@ def connect(cloud: LocalOpenStack, tmp_path, name: str = "fake"
     path = cloud.write_clouds_yaml(tmp_path / "clouds.yaml", cloud_name=name)
     config = openstack.config.OpenStackConfig(config_files=[path])
     return openstack.connection.Connection(config=config.get_one(cloud=name))
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -1,0 +1,491 @@
+"""tools.fakeaws: moto behind the EC2-like proxy, driven by boto3 over HTTP.
+
+One LocalAWS (child-process mode) serves the whole module with a short
+RunInstances latency; the ``fake`` fixture puts it back to its start-up
+flags, resets moto and the counters, and bootstraps a launch environment
+before each test.  botocore retries are off (``total_max_attempts=1``) so every
+injected error reaches the test as a ClientError.  A few pure-logic tests
+of the token bucket and fault plan use a fake clock and no server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tools.fakeaws import LocalAWS
+from tools.fakeaws.faults import FaultPlan, FaultRule
+from tools.fakeaws.local import ROOT
+from tools.fakeaws.throttle import BucketSpec, Throttle, bucket_costs
+
+# botocore adds one to a Config's "max_attempts" (it counts retries);
+# "total_max_attempts" 1 is what really means "no retry".
+NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+LATENCY = 0.05
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll until ``predicate()`` is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def aws():
+    local = LocalAWS(run_instances_latency=LATENCY,
+                     quotas={"ec2": {"L-1216C47A": 64}})
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def launch_env(aws):
+    return aws.bootstrap()
+
+
+class Fake:
+    def __init__(self, aws: LocalAWS, env: dict[str, str]):
+        self.aws = aws
+        self.ec2 = aws.client("ec2", config=NO_RETRY)
+        self.env = env
+
+    def run(self, count: int = 1, min_count: int | None = None,
+            instance_type: str = "t3.small") -> list[str]:
+        resp = self.ec2.run_instances(
+            ImageId=self.env["image_id"], SubnetId=self.env["subnet_id"],
+            InstanceType=instance_type, MinCount=min_count or count,
+            MaxCount=count)
+        return [i["InstanceId"] for i in resp["Instances"]]
+
+    def error(self, call, *args, **kwargs) -> ClientError:
+        with pytest.raises(ClientError) as info:
+            call(*args, **kwargs)
+        return info.value
+
+
+@pytest.fixture
+def fake(aws, launch_env):
+    # moto is not reset between tests: after a reset moto rebuilds its EC2
+    # region (built-in AMIs...) on first use, 0.3-4 s each time.  Tests
+    # look only at their own instances and at the counters.
+    aws.restore_config()
+    aws.refill()
+    aws.reset_stats()
+    return Fake(aws, launch_env)
+
+
+def code(err: ClientError) -> tuple[str, int]:
+    return (err.response["Error"]["Code"],
+            err.response["ResponseMetadata"]["HTTPStatusCode"])
+
+
+# -- pure logic: buckets and fault rules ---------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_refuses_past_burst_and_refills_at_rate():
+    clock = FakeClock()
+    throttle = Throttle({"run_instances": BucketSpec(5, 2)}, clock=clock)
+    call = [("run_instances", 1)]
+    assert all(throttle.admit("r", call) for _ in range(5))
+    assert not throttle.admit("r", call)
+    assert throttle.admit("other-region", call)
+    clock.now += 0.4  # 0.8 tokens: not yet one
+    assert not throttle.admit("r", call)
+    clock.now += 0.1
+    assert throttle.admit("r", call)
+    assert not throttle.admit("r", call)
+
+
+def test_bucket_charges_all_or_nothing():
+    clock = FakeClock()
+    throttle = Throttle({"run_instances": BucketSpec(5, 2),
+                         "run_instances_resource": BucketSpec(10, 0)},
+                        clock=clock)
+    assert throttle.admit("r", bucket_costs(
+        "RunInstances", {"MaxCount": ["8"]}))
+    # 2 instance tokens left: refused, and the call bucket is not charged.
+    for _ in range(4):
+        assert not throttle.admit("r", bucket_costs(
+            "RunInstances", {"MaxCount": ["3"]}))
+    assert throttle.levels()["r"]["run_instances"] == 4
+    assert throttle.admit("r", bucket_costs(
+        "RunInstances", {"MaxCount": ["2"]}))
+
+
+def test_bucket_costs_classify_actions():
+    assert bucket_costs("TerminateInstances",
+                        {"InstanceId.1": ["a"], "InstanceId.2": ["b"]}) == [
+        ("terminate_instances", 1), ("terminate_instances_resource", 2)]
+    assert bucket_costs("DescribeInstances", {}) == [("describe", 1)]
+    assert bucket_costs("GetConsoleOutput", {}) == [("describe", 1)]
+    assert bucket_costs("CreateTags", {}) == [("mutating", 1)]
+
+
+def test_fault_plan_counts_down_and_matches_type():
+    plan = FaultPlan()
+    plan.add(FaultRule(count=2, instance_type="t3.large"))
+    plan.add(FaultRule(code="InternalError", action="*", count=None,
+                       probability=0.0))
+    assert plan.pick("RunInstances", "t3.small") is None
+    assert plan.pick("RunInstances", "t3.large").code == \
+        "InsufficientInstanceCapacity"
+    assert plan.pick("RunInstances", "t3.large") is not None
+    assert plan.pick("RunInstances", "t3.large") is None
+    assert [r["code"] for r in plan.rules()] == ["InternalError"]
+
+
+# -- latency ---------------------------------------------------------------
+
+
+def test_run_instances_latency_per_call_and_overlapping(fake):
+    fake.aws.configure(run_instances_latency=0.5, throttle=False)
+    start = time.monotonic()
+    fake.run()
+    assert time.monotonic() - start >= 0.5
+
+    durations: list[float] = []
+
+    def launch():
+        t0 = time.monotonic()
+        fake.run()
+        durations.append(time.monotonic() - t0)
+
+    threads = [threading.Thread(target=launch) for _ in range(4)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - start
+    assert len(durations) == 4 and min(durations) >= 0.5
+    assert wall < 4 * 0.5 * 0.75, "parallel calls did not overlap"
+    assert fake.aws.stats()["max_in_flight"]["RunInstances"] >= 2
+
+
+def test_latency_for_other_actions_and_jitter_free_default(fake):
+    fake.aws.configure(latency={"DescribeInstances": 0.3})
+    start = time.monotonic()
+    fake.ec2.describe_instances()
+    assert time.monotonic() - start >= 0.3
+    start = time.monotonic()
+    fake.ec2.describe_subnets()
+    assert time.monotonic() - start < 0.3
+
+
+# -- throttling ------------------------------------------------------------
+
+
+def test_sixth_run_instances_in_a_burst_is_throttled(fake):
+    # Serial boto3 calls take ~50 ms each here; a slow refill keeps the
+    # burst a burst however loaded the machine is.
+    fake.aws.configure(run_instances_latency=0,
+                       buckets={"run_instances": {"rate": 0.1}})
+    for _ in range(5):
+        fake.run()
+    err = fake.error(fake.run)
+    assert code(err) == ("RequestLimitExceeded", 503)
+    assert err.response["Error"]["Message"] == "Request limit exceeded."
+    stats = fake.aws.stats()
+    assert stats["throttled"] == {"RunInstances": 1}
+    assert stats["calls"]["RunInstances"] == 6
+    assert stats["run_instances"]["instances"][-1]["outcome"] == "throttled"
+    assert stats["run_instances"]["launched"] == 5
+    assert stats["buckets"]["us-east-1"]["run_instances"] < 1
+
+
+def test_parallel_burst_on_default_buckets_then_refill(fake):
+    fake.aws.configure(run_instances_latency=0)
+    barrier = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def launch():
+        barrier.wait()
+        try:
+            fake.run()
+            outcomes.append("ok")
+        except ClientError as exc:
+            outcomes.append(code(exc)[0])
+
+    threads = [threading.Thread(target=launch) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["RequestLimitExceeded"] + ["ok"] * 5
+
+    def launch_succeeds():
+        try:
+            return fake.run()
+        except ClientError as exc:
+            assert code(exc)[0] == "RequestLimitExceeded"
+            return None
+    # The call bucket refills at 2 tokens/s.
+    assert wait_for(launch_succeeds, timeout=3)
+
+
+def test_instance_bucket_counts_max_count(fake):
+    fake.aws.configure(run_instances_latency=0, buckets={
+        "run_instances_resource": {"burst": 10, "rate": 0.001}})
+    assert len(fake.run(8)) == 8
+    assert code(fake.error(fake.run, 3)) == ("RequestLimitExceeded", 503)
+    assert len(fake.run(2)) == 2
+
+
+def test_describe_bucket_and_switching_buckets_off(fake):
+    # DescribeKeyPairs: same bucket as DescribeInstances, but its cost in
+    # moto does not grow with the instances earlier tests left behind.
+    describe = fake.ec2.describe_key_pairs
+    fake.aws.configure(buckets={"describe": {"burst": 3, "rate": 0.001}})
+    for _ in range(3):
+        describe()
+    err = fake.error(describe)
+    assert code(err) == ("RequestLimitExceeded", 503)
+    fake.aws.configure(buckets={"describe": {"enabled": False}})
+    for _ in range(5):
+        describe()
+    fake.aws.configure(buckets={"describe": {"enabled": True}},
+                       throttle=False)
+    for _ in range(5):
+        describe()
+    assert fake.aws.stats()["throttled"] == {"DescribeKeyPairs": 1}
+
+
+def test_throttle_off_lets_a_burst_through(fake):
+    fake.aws.configure(run_instances_latency=0, throttle=False)
+    for _ in range(8):
+        fake.run()
+    assert fake.aws.stats()["throttled"] == {}
+
+
+def test_terminate_many_ids_in_one_call(fake):
+    ids = fake.run(60)
+    resp = fake.ec2.terminate_instances(InstanceIds=ids)
+    assert sorted(i["InstanceId"] for i in resp["TerminatingInstances"]) \
+        == sorted(ids)
+    assert fake.aws.stats()["terminate_instances"] == {
+        "calls": 1, "instance_ids": 60}
+
+
+# -- Service Quotas --------------------------------------------------------
+
+
+def test_service_quotas_get_and_list(fake):
+    sq = fake.aws.client("service-quotas", config=NO_RETRY)
+    quota = sq.get_service_quota(ServiceCode="ec2",
+                                 QuotaCode="L-1216C47A")["Quota"]
+    assert quota["Value"] == 64.0  # from the LocalAWS constructor
+    assert quota["QuotaName"].startswith("Running On-Demand Standard")
+    default = sq.get_aws_default_service_quota(ServiceCode="ec2",
+                                               QuotaCode="L-1216C47A")
+    assert default["Quota"]["Value"] == 640.0
+
+    fake.aws.configure(quotas={"ec2": {"L-34B43A08": 16}})
+    pages = sq.get_paginator("list_service_quotas").paginate(
+        ServiceCode="ec2", PaginationConfig={"PageSize": 5})
+    values = {q["QuotaCode"]: q["Value"]
+              for page in pages for q in page["Quotas"]}
+    assert values["L-34B43A08"] == 16.0 and values["L-1216C47A"] == 64.0
+    assert len(values) > 5
+    ebs = sq.list_service_quotas(ServiceCode="ebs")["Quotas"]
+    assert "L-D18FCD1D" in {q["QuotaCode"] for q in ebs}
+
+    err = fake.error(sq.get_service_quota, ServiceCode="ec2",
+                     QuotaCode="L-00000000")
+    assert code(err) == ("NoSuchResourceException", 400)
+    assert fake.aws.stats()["calls"]["servicequotas:ListServiceQuotas"] >= 2
+
+
+def test_bad_quota_code_is_refused(fake):
+    with pytest.raises(ValueError, match="unknown quota"):
+        fake.aws.configure(quotas={"ec2": {"L-NOPE": 1}})
+
+
+# -- faults ----------------------------------------------------------------
+
+
+def test_capacity_error_for_the_next_two_launches(fake):
+    fake.aws.inject_fault("InsufficientInstanceCapacity", count=2)
+    for _ in range(2):
+        err = fake.error(fake.run)
+        assert code(err) == ("InsufficientInstanceCapacity", 500)
+        assert "t3.small" in err.response["Error"]["Message"]
+    assert len(fake.run()) == 1
+    stats = fake.aws.stats()
+    assert stats["faults"] == {
+        "RunInstances": {"InsufficientInstanceCapacity": 2}}
+    assert fake.aws.config()["faults"] == []
+    assert stats["run_instances"]["launched"] == 1
+
+
+def test_fault_by_instance_type_and_probability(fake):
+    fake.aws.configure(throttle=False)
+    fake.aws.inject_fault(instance_type="t3.large", count=None)
+    fake.aws.inject_fault("InternalError", count=None, probability=0.0)
+    for _ in range(3):
+        err = fake.error(fake.run, instance_type="t3.large")
+        assert code(err)[0] == "InsufficientInstanceCapacity"
+        assert len(fake.run(instance_type="t3.small")) == 1
+    fake.aws.clear_faults()
+    assert len(fake.run(instance_type="t3.large")) == 1
+
+
+@pytest.mark.parametrize("error_code,status,action", [
+    ("VcpuLimitExceeded", 400, "RunInstances"),
+    ("InstanceLimitExceeded", 400, "RunInstances"),
+    ("InternalError", 500, "DescribeInstances"),
+])
+def test_limit_and_server_errors(fake, error_code, status, action):
+    fake.aws.inject_fault(error_code, action=action, limit=32)
+    call = fake.run if action == "RunInstances" \
+        else fake.ec2.describe_instances
+    err = fake.error(call)
+    assert code(err) == (error_code, status)
+    if error_code == "VcpuLimitExceeded":
+        assert "vCPU limit of 32" in err.response["Error"]["Message"]
+    call()  # count=1: the next call passes
+
+
+def test_delay_only_fault_then_forwards(fake):
+    fake.aws.inject_fault(None, action="DescribeInstances", delay=0.3)
+    start = time.monotonic()
+    fake.ec2.describe_instances()
+    assert time.monotonic() - start >= 0.3
+    assert fake.aws.stats()["faults"] == {}
+
+
+# -- counting and reconfiguration -----------------------------------------
+
+
+def test_stats_count_instances_per_call(fake):
+    fake.aws.configure(throttle=False)
+    assert len(fake.run(4, min_count=1)) == 4  # EC2-like: up to MaxCount
+    fake.aws.configure(launch="min")
+    assert len(fake.run(4, min_count=1)) == 1  # moto's own behaviour
+    run = fake.aws.stats()["run_instances"]
+    assert {k: run[k] for k in ("calls", "min_count", "max_count",
+                                "launched")} == {
+        "calls": 2, "min_count": 2, "max_count": 8, "launched": 5}
+    assert [(c["min_count"], c["max_count"], c["launched"], c["outcome"],
+             c["instance_type"]) for c in run["instances"]] == [
+        (1, 4, 4, "ok", "t3.small"), (1, 4, 1, "ok", "t3.small")]
+    fake.aws.reset_stats()
+    stats = fake.aws.stats()
+    assert stats["calls"] == {} and stats["run_instances"]["calls"] == 0
+
+
+def test_runtime_reconfiguration(fake):
+    config = fake.aws.configure(run_instances_latency=0.4)
+    assert config["latency"]["RunInstances"] == 0.4
+    start = time.monotonic()
+    fake.run()
+    assert time.monotonic() - start >= 0.4
+    with pytest.raises(ValueError, match="unknown flags"):
+        fake.aws.configure(no_such_flag=1)
+    restored = fake.aws.restore_config()
+    assert restored["latency"]["RunInstances"] == LATENCY
+    assert restored["quotas"]["ec2"]["L-1216C47A"] == 64.0
+
+
+def test_reset_forgets_instances_and_counters(fake):
+    fake.aws.configure(buckets={"mutating": {"burst": 1, "rate": 0.001}})
+    fake.ec2.create_key_pair(KeyName="before-reset")
+    fake.aws.reset()
+    pairs = fake.ec2.describe_key_pairs()["KeyPairs"]
+    assert "before-reset" not in {p["KeyName"] for p in pairs}
+    assert fake.aws.stats()["calls"] == {"DescribeKeyPairs": 1}
+    fake.ec2.create_key_pair(KeyName="after-reset")  # buckets are full
+    # The module's launch environment went with the reset: make it anew.
+    fake.env.update(fake.aws.bootstrap())
+
+
+def test_bootstrap_ids_launch_and_other_services_pass_through(fake):
+    env = fake.env
+    resp = fake.ec2.run_instances(
+        ImageId=env["image_id"], SubnetId=env["subnet_id"],
+        SecurityGroupIds=[env["security_group_id"]], KeyName=env["key_name"],
+        InstanceType="t3.small", MinCount=1, MaxCount=1)
+    instance = resp["Instances"][0]
+    assert instance["KeyName"] == "fakeaws"
+    assert instance["SubnetId"] == env["subnet_id"]
+    s3 = fake.aws.client("s3")
+    s3.create_bucket(Bucket="fakeaws-test")
+    s3.put_object(Bucket="fakeaws-test", Key="k", Body=b"x" * 1000)
+    assert s3.head_object(Bucket="fakeaws-test",
+                          Key="k")["ContentLength"] == 1000
+    assert fake.aws.stats()["calls"]["s3:PUT"] == 2
+
+
+def test_env_points_a_child_process_at_the_fake(fake):
+    script = ("import boto3; print(boto3.client('service-quotas')"
+              ".get_service_quota(ServiceCode='ec2', QuotaCode='L-1216C47A')"
+              "['Quota']['Value'])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(fake.aws.env())
+    out = subprocess.run([sys.executable, "-c", script], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "64.0", out.stderr
+
+
+# -- other ways to run it --------------------------------------------------
+
+
+def test_cli_prints_endpoint_and_stops_on_sigterm(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.fakeaws", "--latency", "0",
+         "--no-throttle", "--quota", "ec2/L-1216C47A=32",
+         "--workdir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        import boto3
+        sq = boto3.client("service-quotas", region_name="us-east-1",
+                          endpoint_url=info["endpoint_url"],
+                          aws_access_key_id="x", aws_secret_access_key="y")
+        quota = sq.get_service_quota(ServiceCode="ec2",
+                                     QuotaCode="L-1216C47A")
+        assert quota["Quota"]["Value"] == 32.0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert os.path.exists(tmp_path / "moto.log")
+
+
+def test_in_process_mode():
+    # No EC2 call here: moto's first EC2 call in a region loads its
+    # built-in AMIs (seconds); the proxy path is the same as above.
+    with LocalAWS(in_process=True, quotas={"ebs": {"L-7A658B76": 7}},
+                  flags={"latency": {"DescribeKeyPairs": 0.2}}) as local:
+        sq = local.client("service-quotas", config=NO_RETRY)
+        assert sq.get_service_quota(ServiceCode="ebs", QuotaCode="L-7A658B76"
+                                    )["Quota"]["Value"] == 7.0
+        local.client("s3").list_buckets()
+        assert local.stats()["calls"] == {
+            "servicequotas:GetServiceQuota": 1, "s3:GET": 1}
+        assert local.config()["latency"]["DescribeKeyPairs"] == 0.2

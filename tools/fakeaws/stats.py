@@ -1,0 +1,122 @@
+"""Counters the proxy keeps about the traffic it saw.
+
+Served as JSON by ``GET /_fake/stats`` and cleared by
+``POST /_fake/stats/reset``.  Shape::
+
+    {"calls":        {"RunInstances": 7, "servicequotas:GetServiceQuota": 1},
+     "throttled":    {"RunInstances": 1},
+     "faults":       {"RunInstances": {"InsufficientInstanceCapacity": 2}},
+     "errors":       {"TerminateInstances": {"400": 1}},   # moto's own errors
+     "in_flight":    {"RunInstances": 0},
+     "max_in_flight": {"RunInstances": 4},                # peak concurrency
+     "run_instances": {"calls": 7, "min_count": 9, "max_count": 12,
+                       "launched": 12, "instances": [...],  # per call
+                       },
+     "terminate_instances": {"calls": 2, "instance_ids": 40},
+     "since": 1700000000.0}
+
+Keys of EC2 actions are bare action names; other services are prefixed
+with the service name taken from the request's signature.  ``calls`` counts
+every request, also the throttled and faulted ones.  The per-call list of
+RunInstances keeps the last :data:`MAX_CALL_RECORDS` entries so a long
+benchmark cannot grow the proxy without bound.
+
+Thread safety: every handler thread updates through one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+
+__all__ = ["MAX_CALL_RECORDS", "Stats"]
+
+MAX_CALL_RECORDS = 10000
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self.since = time.time()
+        self.calls: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+        self.faults: dict[str, Counter[str]] = {}
+        self.errors: dict[str, Counter[str]] = {}
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self.run_records: deque[dict] = deque(maxlen=MAX_CALL_RECORDS)
+        self.run_totals: Counter[str] = Counter()
+        self.terminate_totals: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        with self._lock:
+            in_flight = self.in_flight
+            self._clear()
+            # Calls still running finish after the reset; keep their count
+            # so the gauge never goes negative.
+            self.in_flight = +in_flight
+
+    def begin(self, action: str) -> None:
+        with self._lock:
+            self.calls[action] += 1
+            self.in_flight[action] += 1
+            if self.in_flight[action] > self.max_in_flight[action]:
+                self.max_in_flight[action] = self.in_flight[action]
+
+    def end(self, action: str) -> None:
+        with self._lock:
+            self.in_flight[action] -= 1
+
+    def throttle(self, action: str) -> None:
+        with self._lock:
+            self.throttled[action] += 1
+
+    def fault(self, action: str, code: str) -> None:
+        with self._lock:
+            self.faults.setdefault(action, Counter())[code] += 1
+
+    def error(self, action: str, status: int) -> None:
+        with self._lock:
+            self.errors.setdefault(action, Counter())[str(status)] += 1
+
+    def run_instances(self, min_count: int, max_count: int, launched: int,
+                      instance_type: str | None, outcome: str) -> None:
+        """Record one RunInstances call; ``outcome`` is "ok", "throttled",
+        an injected error code or ``"error:<status>"``."""
+        with self._lock:
+            self.run_records.append({
+                "min_count": min_count, "max_count": max_count,
+                "launched": launched, "instance_type": instance_type,
+                "outcome": outcome, "time": time.time()})
+            self.run_totals["calls"] += 1
+            self.run_totals["min_count"] += min_count
+            self.run_totals["max_count"] += max_count
+            self.run_totals["launched"] += launched
+
+    def terminate_instances(self, ids: int) -> None:
+        with self._lock:
+            self.terminate_totals["calls"] += 1
+            self.terminate_totals["instance_ids"] += ids
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            run = {k: self.run_totals.get(k, 0)
+                   for k in ("calls", "min_count", "max_count", "launched")}
+            run["instances"] = list(self.run_records)
+            return {
+                "calls": dict(self.calls),
+                "throttled": dict(self.throttled),
+                "faults": {a: dict(c) for a, c in self.faults.items()},
+                "errors": {a: dict(c) for a, c in self.errors.items()},
+                "in_flight": {a: n for a, n in self.in_flight.items() if n},
+                "max_in_flight": dict(self.max_in_flight),
+                "run_instances": run,
+                "terminate_instances": {
+                    k: self.terminate_totals.get(k, 0)
+                    for k in ("calls", "instance_ids")},
+                "since": self.since,
+            }

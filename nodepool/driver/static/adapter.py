@@ -10,11 +10,18 @@ touched.
 
 Thread: ``<provider>-static-sync`` runs the sync (it may keyscan, which
 blocks for up to a host's ``timeout``), every few seconds and when woken.
+The pool worker thread calls ``has_capacity_now`` before it accepts a
+request; that is where a free slot's host is checked for liveness, so a
+dead host is caught at hand-out time, not only on the next sync.
 
 Failure story: a host that refuses the keyscan, or offers keys that do not
 match its ``host-key`` values, is not registered (and is retried on the
 next sync); a registered host that stops answering is deregistered (its
-free READY slots are deleted) instead of being handed out.
+free READY slots are deleted) instead of being handed out, and registered
+again by the first sync that finds it answering.  With
+``host-key-checking: false`` the launcher never connects to the host (no
+scan, no liveness check: the configured keys are used as they are), so
+such a host is assumed to be alive.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from nodepool.zk.models import Node, NodeState
 
 LAUNCHER_ID = "static driver"
 SYNC_INTERVAL = 5.0
+
+
+def _key_id(key: str) -> str:
+    return " ".join(key.split()[:2])
 
 
 class _NoopDelete(StateMachine):
@@ -99,19 +110,51 @@ class StaticProviderManager(ProviderManager):
         self._sync_wake.set()   # re-register the freed slot soon
 
     def has_capacity_now(self, worker, request) -> bool:
-        free: dict[str, int] = {}
-        for node in worker.nodes_cached():
-            if (node.provider == self.provider.name
-                    and node.pool == worker.pool.name
-                    and node.state == NodeState.READY
-                    and not node.allocated_to and not self.zk.is_locked(node)):
-                for label in node.type or []:
-                    free[label] = free.get(label, 0) + 1
+        """True when a free, live slot exists for every requested label.
+
+        Free slots are checked in the order the request handler reuses them
+        (node id order), so the slot it will take has just been found
+        alive; a slot whose host does not answer is deregistered here,
+        before anyone can hand it out.
+        """
+        hosts = {host_identity(h): h for h in worker.pool.nodes}
+        wanted: dict[str, int] = {}
         for label in request.node_types:
-            if free.get(label, 0) <= 0:
-                return False
-            free[label] -= 1
-        return True
+            wanted[label] = wanted.get(label, 0) + 1
+        alive: dict[tuple, bool] = {}
+        for node in worker.nodes_cached():
+            if not wanted:
+                break
+            if (node.provider != self.provider.name
+                    or node.pool != worker.pool.name
+                    or node.state != NodeState.READY or node.allocated_to
+                    or self.zk.is_locked(node)):
+                continue
+            useful = [lb for lb in node.type or [] if wanted.get(lb)]
+            if not useful:
+                continue
+            if not self._slot_alive(node, hosts, alive):
+                continue
+            label = useful[0]
+            wanted[label] -= 1
+            if not wanted[label]:
+                del wanted[label]
+        return not wanted
+
+    def _slot_alive(self, node: Node, hosts: dict, alive: dict) -> bool:
+        host = hosts.get(host_identity(node))
+        if host is None or not host.host_key_checking:
+            return True   # the sync removes it / we never connect to it
+        key = (host.name, host.connection_port)
+        if key not in alive:
+            alive[key] = check_connection(host.name, host.connection_port,
+                                          host.timeout)
+        if not alive[key]:
+            self.slog.warning("Static host %s is unreachable; not handing "
+                              "out node %s", host.name, node.id)
+            self._deregister(node, "host unreachable")
+            self._sync_wake.set()
+        return alive[key]
 
     # -- the sync -------------------------------------------------------------
     def _sync_loop(self) -> None:
@@ -143,9 +186,15 @@ class StaticProviderManager(ProviderManager):
             self._sync_host(pool, host, mine)
 
     def _sync_host(self, pool, host, nodes: list[Node]) -> None:
-        ready = [n for n in nodes if n.state == NodeState.READY]
-        if ready and not check_connection(host.name, host.connection_port,
-                                          host.timeout):
+        # Slots beyond max-parallel-jobs go first, whatever else happens
+        # (a full or unreachable host must still shrink).
+        for node in nodes:
+            if node.slot is not None and node.slot >= host.max_parallel_jobs:
+                self._deregister(node, "max-parallel-jobs lowered")
+        ready = [n for n in nodes if n.state == NodeState.READY
+                 and (n.slot is None or n.slot < host.max_parallel_jobs)]
+        if ready and host.host_key_checking and not check_connection(
+                host.name, host.connection_port, host.timeout):
             self.slog.warning("Static host %s is unreachable; deregistering",
                               host.name)
             for node in ready:
@@ -163,9 +212,6 @@ class StaticProviderManager(ProviderManager):
             return
         for slot in free_slots:
             self._register(pool, host, slot, keys)
-        for node in nodes:   # slots beyond max-parallel-jobs
-            if node.slot is not None and node.slot >= host.max_parallel_jobs:
-                self._deregister(node, "max-parallel-jobs lowered")
 
     def _host_keys(self, host) -> list[str] | None:
         if not host.host_key_checking:
@@ -177,7 +223,10 @@ class StaticProviderManager(ProviderManager):
             self.slog.warning("Keyscan of static host %s failed: %s",
                               host.name, e)
             return None
-        missing = [k for k in host.host_keys if k not in keys]
+        # Compare "<type> <base64>" only: a key pasted from a .pub file
+        # carries a comment the scan cannot return.
+        offered = {_key_id(k) for k in keys}
+        missing = [k for k in host.host_keys if _key_id(k) not in offered]
         if missing:
             self.slog.error("Static host %s does not offer the configured "
                             "host-key(s); not registering it", host.name)
@@ -185,14 +234,18 @@ class StaticProviderManager(ProviderManager):
         return keys
 
     def _fields(self, pool, host) -> dict:
-        return {"type": list(host.labels), "username": host.username,
-                "connection_type": host.connection_type,
-                "connection_port": host.connection_port,
-                "ssh_port": host.connection_port,
-                "python_path": host.python_path,
-                "shell_type": host.shell_type,
-                "attributes": (dict(pool.node_attributes)
-                               if pool.node_attributes else None)}
+        fields = {"type": list(host.labels), "username": host.username,
+                  "connection_type": host.connection_type,
+                  "connection_port": host.connection_port,
+                  "ssh_port": host.connection_port,
+                  "python_path": host.python_path,
+                  "shell_type": host.shell_type,
+                  "attributes": (dict(pool.node_attributes)
+                                 if pool.node_attributes else None)}
+        if not host.host_key_checking:
+            # Unscanned keys come from the config, so they follow it.
+            fields["host_keys"] = list(host.host_keys)
+        return fields
 
     def _register(self, pool, host, slot: int, keys: list[str]) -> None:
         node = Node()

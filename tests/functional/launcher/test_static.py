@@ -1,0 +1,270 @@
+"""The static driver against a real OpenSSH server on a loopback port.
+
+Every host is ``127.0.0.1`` with ``connection-port`` set to a test sshd.  A
+static host is identified by (name, username, connection-port), so one sshd
+can stand for several hosts by varying ``username``.  The test plays Zuul
+with ``env.zuul`` (raw kazoo).  Where a test must show that something did
+NOT happen, it waits for two complete static syncs started after the
+change (``full_sync``) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from tests.functional.launcher.helpers import wait_for
+from tools.sshd import free_port
+
+pytestmark = pytest.mark.functional
+
+LAUNCHER_ID = "static driver"
+
+
+def static_provider(*hosts, name="static", pool="main", **pool_extra):
+    return {"name": name, "driver": "static",
+            "pools": [{"name": pool, "nodes": list(hosts), **pool_extra}]}
+
+
+def host(port, labels=("static-label",), username="zuul", **extra):
+    entry = {"name": "127.0.0.1", "labels": list(labels),
+             "username": username, "connection-port": port}
+    entry.update(extra)
+    return entry
+
+
+def static_nodes(zuul, username=None, states=None):
+    """{node id: data} of static nodes, optionally filtered."""
+    return {i: n for i, n in zuul.nodes().items()
+            if n.get("launcher") == LAUNCHER_ID
+            and (username is None or n.get("username") == username)
+            and (states is None or n.get("state") in states)}
+
+
+def ready_slots(zuul, username=None):
+    return sorted(n["slot"] for n in static_nodes(
+        zuul, username, {"ready"}).values())
+
+
+def manager_of(launcher, name="static"):
+    return wait_for(lambda: launcher.provider_managers().get(name),
+                    what=f"provider {name} running")
+
+
+def full_sync(manager, timeout=30.0):
+    """Return once a whole sync pass has started and finished after now."""
+    for _ in range(2):   # the first may have been in flight already
+        manager.synced.clear()
+        manager.wake()
+        wait_for(manager.synced.is_set, timeout=timeout, what="static sync")
+
+
+def key_id(key):
+    return " ".join(key.split()[:2])
+
+
+@pytest.fixture
+def counting_listener():
+    """A TCP port that counts connections and never says anything."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.1)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield srv.getsockname()[1], accepted
+    stop.set()
+    thread.join(2)
+    srv.close()
+    for conn in accepted:
+        conn.close()
+
+
+# -- registration ------------------------------------------------------------
+
+def test_slots_registered_with_scanned_host_keys(env, sshd):
+    env.write_config([static_provider(host(sshd.port,
+                                           **{"max-parallel-jobs": 3}))])
+    env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul) == [0, 1, 2], what="three slots")
+    for node in static_nodes(zuul).values():
+        assert node["launcher"] == LAUNCHER_ID
+        assert node["state"] == "ready"
+        assert node["allocated_to"] is None
+        assert node["provider"] == "static" and node["pool"] == "main"
+        assert node["type"] == ["static-label"]
+        assert node["hostname"] == "127.0.0.1"
+        assert node["interface_ip"] == "127.0.0.1"
+        assert node["external_id"] == "127.0.0.1"
+        assert node["username"] == "zuul"
+        assert node["connection_type"] == "ssh"
+        assert node["connection_port"] == sshd.port
+        assert sorted(node["host_keys"]) == sorted(sshd.host_keys)
+
+
+def test_host_key_checking_off_uses_configured_keys_without_connecting(
+        env, counting_listener):
+    port, accepted = counting_listener
+    keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIConfiguredKeyOne",
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABConfiguredKeyTwo"]
+    env.write_config([static_provider(host(
+        port, **{"host-key-checking": False, "host-key": keys}))])
+    launcher = env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul) == [0], what="slot registered")
+    (node,) = static_nodes(zuul).values()
+    assert node["host_keys"] == keys
+    # Handing it out does not connect either.
+    rid = zuul.submit(["static-label"])
+    zuul.wait_state(rid, {"fulfilled"})
+    full_sync(manager_of(launcher))
+    assert accepted == []
+
+
+def test_host_key_not_offered_is_not_registered(env, sshd):
+    good = [k + " comment-from-a-pub-file" for k in sshd.host_keys[:1]]
+    bad = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyTheServerDoesNotHave"]
+    env.write_config([static_provider(
+        host(sshd.port, username="wrongkey", **{"host-key": bad}),
+        host(sshd.port, username="rightkey", **{"host-key": good}))])
+    launcher = env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul, "rightkey") == [0],
+             what="host with the right key registered")
+    full_sync(manager_of(launcher))
+    assert static_nodes(zuul, "wrongkey") == {}
+    (node,) = static_nodes(zuul, "rightkey").values()
+    # The configured key (comment dropped) is among the scanned keys.
+    assert key_id(good[0]) in node["host_keys"]
+
+
+# -- requests and slot reuse ------------------------------------------------
+
+def test_request_fulfilled_and_used_slot_replaced(env, sshd):
+    env.write_config([static_provider(host(sshd.port))])
+    env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul) == [0], what="slot registered")
+    rid = zuul.submit(["static-label"])
+    req = zuul.wait_state(rid, {"fulfilled"})
+    (first,) = req["nodes"]
+    node = zuul.get_node(first)
+    assert node["allocated_to"] == rid and node["slot"] == 0
+    assert node["launcher"] == LAUNCHER_ID
+    nodes = zuul.accept(rid)
+    zuul.set_in_use(nodes)
+    # The only slot is busy: a second request waits (not declined).
+    second = zuul.submit(["static-label"])
+    zuul.release(nodes)                       # used + unlocked
+    zuul.wait_node_gone(first)
+    req2 = zuul.wait_state(second, {"fulfilled"})
+    (replacement,) = req2["nodes"]
+    assert replacement != first
+    fresh = zuul.get_node(replacement)
+    assert fresh["slot"] == 0 and fresh["hostname"] == "127.0.0.1"
+    assert fresh["state"] == "ready"
+    assert req2["declined_by"] == []
+
+
+# -- configuration changes -----------------------------------------------------
+
+def test_config_additions_removals_and_label_changes(env, sshd):
+    env.write_config([static_provider(host(sshd.port, ["a"], "alpha"))])
+    launcher = env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul, "alpha") == [0], what="alpha")
+    (alpha_id,) = static_nodes(zuul, "alpha")
+    # label change: the READY node follows, and serves the new label
+    env.write_config([static_provider(host(sshd.port, ["a", "b"],
+                                           "alpha"))])
+    wait_for(lambda: zuul.get_node(alpha_id)["type"] == ["a", "b"],
+             what="labels updated")
+    # addition
+    env.write_config([static_provider(
+        host(sshd.port, ["a", "b"], "alpha"),
+        host(sshd.port, ["b"], "beta", **{"max-parallel-jobs": 2}))])
+    wait_for(lambda: ready_slots(zuul, "beta") == [0, 1], what="beta added")
+    assert zuul.get_node(alpha_id)["state"] == "ready"
+    # max-parallel-jobs lowered: the extra slot goes
+    env.write_config([static_provider(
+        host(sshd.port, ["a", "b"], "alpha"),
+        host(sshd.port, ["b"], "beta"))])
+    wait_for(lambda: ready_slots(zuul, "beta") == [0], what="beta shrunk")
+    # removal
+    env.write_config([static_provider(host(sshd.port, ["b"], "beta"))])
+    wait_for(lambda: static_nodes(zuul, "alpha") == {}, what="alpha gone")
+    full_sync(manager_of(launcher))
+    assert ready_slots(zuul, "beta") == [0]
+    rid = zuul.submit(["b"])
+    (node_id,) = zuul.wait_state(rid, {"fulfilled"})["nodes"]
+    assert zuul.get_node(node_id)["username"] == "beta"
+
+
+def test_held_and_in_use_nodes_survive_host_removal(env, sshd):
+    keep = host(sshd.port, ["other"], "keeper")
+    doomed = host(sshd.port, username="doomed", **{"max-parallel-jobs": 3})
+    env.write_config([static_provider(doomed, keep)])
+    env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul, "doomed") == [0, 1, 2],
+             what="three slots")
+    rid = zuul.submit(["static-label", "static-label"])
+    zuul.wait_state(rid, {"fulfilled"})
+    in_use, held = zuul.accept(rid)
+    zuul.set_in_use([in_use, held])
+    zuul.release([held], state="hold")        # held and unlocked
+    (spare,) = [i for i in static_nodes(zuul, "doomed", {"ready"})]
+
+    env.write_config([static_provider(keep)])
+    zuul.wait_node_gone(spare)                # the free slot is removed
+    launcher = env.launchers[0]
+    full_sync(manager_of(launcher))
+    assert zuul.get_node(in_use)["state"] == "in-use"
+    assert zuul.get_node(held)["state"] == "hold"
+    # Once used, the in-use node goes and its slot is not registered again.
+    zuul.release([in_use])
+    zuul.wait_node_gone(in_use)
+    full_sync(manager_of(launcher))
+    assert set(static_nodes(zuul, "doomed")) == {held}
+
+
+# -- liveness ----------------------------------------------------------------
+
+def test_unreachable_host_deregistered_then_registered_again(
+        env, sshd_factory):
+    server = sshd_factory(port=free_port(), key_types=("ed25519",))
+    server.start()
+    env.write_config([static_provider(host(server.port))])
+    launcher = env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul) == [0], what="slot registered")
+    (before,) = static_nodes(zuul)
+
+    server.kill()
+    rid = zuul.submit(["static-label"])
+    zuul.wait_node_gone(before)               # deregistered, not handed out
+    full_sync(manager_of(launcher))
+    assert static_nodes(zuul) == {}
+    req = zuul.get_request(rid)
+    assert req["state"] == "requested" and req["nodes"] == []
+
+    server.start()
+    req = zuul.wait_state(rid, {"fulfilled"}, timeout=30)
+    (after,) = req["nodes"]
+    assert after != before
+    node = zuul.get_node(after)
+    assert node["slot"] == 0 and node["host_keys"] == server.host_keys

@@ -25,6 +25,8 @@ import threading
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState
 
+MIN_INTERVAL = 0.5
+
 DELETABLE = frozenset({NodeState.USED, NodeState.IN_USE, NodeState.BUILDING,
                        NodeState.FAILED, NodeState.ABORTED,
                        NodeState.DELETING, NodeState.DELETED})
@@ -62,7 +64,8 @@ class DeletedNodeWorker:
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
-            if self._stop.is_set():
+            # Woken by every node change: scan at most every MIN_INTERVAL.
+            if self._stop.wait(min(self.interval, MIN_INTERVAL)):
                 return
             if not self.launcher.zk_ready():
                 continue

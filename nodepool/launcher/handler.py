@@ -79,8 +79,8 @@ class RequestHandler:
         """Check on launches; True once the handler is finished."""
         if self.done:
             return True
-        if self.zk.get_request(self.request.id, cached=True) is None and \
-                self.zk.get_request(self.request.id) is None:
+        if not self.zk.request_exists(self.request.id) and \
+                not self.zk.request_exists(self.request.id, cached=False):
             self.log.info("Request %s vanished while being handled",
                           self.request.id)
             self._release_all(deallocate=True)
@@ -101,14 +101,9 @@ class RequestHandler:
     def _reuse(self, label_name: str) -> Node | None:
         if not self.request.reuse and self.worker.manager.launches_nodes:
             return None
-        pool = self.worker.pool
-        for node in self.worker.nodes_cached():
-            if (node.state != NodeState.READY or node.allocated_to
-                    or node.provider != self.worker.provider.name
-                    or node.pool != pool.name
-                    or label_name not in (node.type or [])
-                    or (self.az and node.az != self.az)
-                    or self.zk.is_locked(node)):
+        for node in self.worker.spares(label_name):
+            if node.allocated_to or (self.az and node.az != self.az) \
+                    or self.zk.is_locked(node):
                 continue
             try:
                 self.zk.lock_node(node, blocking=False)

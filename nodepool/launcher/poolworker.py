@@ -33,6 +33,9 @@ from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState, PoolComponent, RequestState
 
 RECLAIM_INTERVAL = 300.0  # spec: not while a reclaimed node is < 5 min old
+# Changes arrive in bursts (every node and request write wakes us); a short
+# floor between passes lets one pass serve a whole burst.
+MIN_PASS_INTERVAL = 0.05
 
 
 def pool_limits(pool) -> Quota:
@@ -59,6 +62,8 @@ class PoolWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
+        self._spares: dict[str, list[Node]] | None = None
+        self._pool_usage: Quota | None = None
         self._last_reclaim = 0.0
         self._launches_this_pass: list[Node] = []
 
@@ -106,14 +111,20 @@ class PoolWorker:
                 except Exception:
                     self.log.exception("Error in pool worker loop")
                     self._stop.wait(1.0)
+                started = time.monotonic()
                 busy = bool(self.handlers)
                 self._wake.wait(0.05 if busy else 1.0)
                 self._wake.clear()
+                rest = MIN_PASS_INTERVAL - (time.monotonic() - started)
+                if rest > 0:
+                    self._stop.wait(rest)
         finally:
             self._shutdown()
 
     def _pass(self) -> None:
         self._nodes = None
+        self._spares = None
+        self._pool_usage = None
         self._launches_this_pass = []
         self._publish_component()
         self._poll_handlers()
@@ -289,8 +300,23 @@ class PoolWorker:
             self._nodes = list(self.zk.iter_nodes(cached=True))
         return self._nodes
 
+    def spares(self, label: str) -> list[Node]:
+        """READY unallocated nodes of this pool with ``label`` (this pass)."""
+        if self._spares is None:
+            self._spares = {}
+            for node in self.nodes_cached():
+                if (node.state == NodeState.READY and not node.allocated_to
+                        and node.provider == self.provider.name
+                        and node.pool == self.pool.name):
+                    for name in node.type or []:
+                        self._spares.setdefault(name, []).append(node)
+        return self._spares.get(label, [])
+
     def count_launch(self, node: Node) -> None:
         self._launches_this_pass.append(node)
+        if self._pool_usage is not None:
+            self._pool_usage = self._pool_usage + self.manager.node_cost(
+                node, self.pool)
 
     def _pool_nodes(self) -> list[Node]:
         seen = {n.id for n in self._launches_this_pass}
@@ -307,9 +333,11 @@ class PoolWorker:
 
     def has_room(self, label) -> bool:
         need = self.label_cost(label)
-        used = Quota.total(self.manager.node_cost(n, self.pool)
-                           for n in self._pool_nodes())
-        if not need.fits(pool_limits(self.pool), used):
+        if self._pool_usage is None:
+            self._pool_usage = Quota.total(
+                self.manager.node_cost(n, self.pool)
+                for n in self._pool_nodes())
+        if not need.fits(pool_limits(self.pool), self._pool_usage):
             return False
         if self._ignore_provider_quota():
             return True

@@ -69,6 +69,10 @@ class ZnodeRecord:
         # read).  A string, not a deep copy: json.dumps is several times
         # cheaper, and iterating a cache builds thousands of records.
         self._snapshot: str | None = None
+        # Or, for a record just decoded from a znode, that znode's payload:
+        # normalised into ``_snapshot`` only when a write needs the diff,
+        # because most records read from a cache are never written.
+        self._snapshot_raw: bytes | None = None
 
     # -- key list ---------------------------------------------------------
     @classmethod
@@ -87,12 +91,16 @@ class ZnodeRecord:
         return cls._from_owned(id, copy.deepcopy(data))
 
     @classmethod
-    def _from_owned(cls, id: str | None, data: dict):
+    def _from_owned(cls, id: str | None, data: dict,
+                    raw: bytes | None = None):
         """Like :meth:`from_dict` but takes ownership of ``data`` (no copy):
-        for payloads just decoded from a znode."""
+        for payloads just decoded from a znode (``raw``: its bytes)."""
         record = cls(id=id)
         record._load(data)
-        record.mark_clean()
+        if raw is None:
+            record.mark_clean()
+        else:
+            record._snapshot_raw = raw
         return record
 
     def _load(self, data: dict) -> None:
@@ -144,13 +152,22 @@ class ZnodeRecord:
     def mark_clean(self) -> None:
         """Remember the current content as 'what ZooKeeper has'."""
         self._snapshot = json.dumps(self.to_dict())
+        self._snapshot_raw = None
+
+    def _snapshot_dict(self) -> dict | None:
+        if self._snapshot is not None:
+            return json.loads(self._snapshot)
+        if self._snapshot_raw is not None:
+            payload = decode_payload(self._snapshot_raw) or {}
+            return type(self)._from_owned(self.id, payload).to_dict()
+        return None
 
     def changes(self) -> tuple[dict, set]:
         """(keys set or changed since read → new value, keys removed)."""
         current = json.loads(json.dumps(self.to_dict()))
-        if self._snapshot is None:
+        snapshot = self._snapshot_dict()
+        if snapshot is None:
             return current, set()
-        snapshot = json.loads(self._snapshot)
         changed = {k: v for k, v in current.items()
                    if k not in snapshot or snapshot[k] != v}
         return changed, set(snapshot) - set(current)

@@ -46,6 +46,13 @@ class RequestStore(StoreBase):
         return self._read_record(NodeRequest, request_id,
                                  request_path(request_id), cached)
 
+    def request_exists(self, request_id: str, cached: bool = True) -> bool:
+        """Whether the request znode exists (no decoding)."""
+        path = request_path(request_id)
+        if self._use_cache(path, cached):
+            return self.caches.get(path) is not None
+        return self.kazoo.exists(path) is not None
+
     def iter_requests(self, cached: bool = True) -> list[NodeRequest]:
         """Every usable request in processing order (zookeeper.md §3)."""
         requests = []

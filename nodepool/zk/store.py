@@ -99,7 +99,7 @@ class StoreBase:
         if payload is None:
             return None
         try:
-            record = cls._from_owned(record_id, payload)
+            record = cls._from_owned(record_id, payload, data)
         except BadZnode as exc:
             self._report_once(path, stat, str(exc))
             return None

@@ -13,7 +13,8 @@ one, so a bad one there leaves the entries before it applied::
      "buckets": {"run_instances": {"burst": 5, "rate": 2, "enabled": true}},
      "faults": [{"code": "InsufficientInstanceCapacity", "count": 2}],
      "quotas": {"ec2": {"L-1216C47A": 64}},
-     "launch": "max"}                      # see below
+     "launch": "max",                      # see below
+     "enforce_quotas": false}              # vCPU quotas, see ledger.py
 
 ``launch``: moto starts MinCount instances, EC2 starts as many as it can up
 to MaxCount.  With ``"max"`` (the default) the proxy rewrites ``MinCount``
@@ -38,7 +39,7 @@ from tools.fakeaws.throttle import Throttle
 __all__ = ["Behaviour"]
 
 _FLAGS = {"run_instances_latency", "latency", "latency_jitter", "throttle",
-          "buckets", "faults", "quotas", "launch"}
+          "buckets", "faults", "quotas", "launch", "enforce_quotas"}
 
 
 class Behaviour:
@@ -62,6 +63,7 @@ class Behaviour:
             self._latency: dict[str, float] = {"RunInstances": 1.5}
             self._jitter = 0.0
             self._launch = "max"
+            self._enforce_quotas = False
         self.apply(self._initial)
 
     def apply(self, flags: dict) -> None:
@@ -88,6 +90,8 @@ class Behaviour:
                     self._latency[action] = max(0.0, float(seconds))
             self._jitter = jitter
             self._launch = launch
+            self._enforce_quotas = bool(flags.get("enforce_quotas",
+                                                  self._enforce_quotas))
         if faults is not None:
             self.faults.replace(faults)
         if "throttle" in flags or "buckets" in flags:
@@ -111,11 +115,17 @@ class Behaviour:
         with self._lock:
             return self._launch
 
+    @property
+    def enforce_quotas(self) -> bool:
+        with self._lock:
+            return self._enforce_quotas
+
     def to_dict(self) -> dict:
         with self._lock:
             out: dict = {"latency": dict(self._latency),
                          "latency_jitter": self._jitter,
-                         "launch": self._launch}
+                         "launch": self._launch,
+                         "enforce_quotas": self._enforce_quotas}
         out["throttle"] = self.throttle.enabled
         out["buckets"] = {n: s.to_dict()
                           for n, s in self.throttle.specs().items()}

@@ -4,7 +4,8 @@
 method     path                        effect
 =========  ==========================  =====================================
 GET        ``/_fake/health``           ``{"ok": true, "moto": URL}``
-GET        ``/_fake/stats``            counters (``stats.py``) + ``buckets``
+GET        ``/_fake/stats``            counters (``stats.py``), ``buckets``
+                                       and ``vcpus_in_use`` (``ledger.py``)
 POST       ``/_fake/stats/reset``      clear the counters
 GET        ``/_fake/config``           current behaviour (``config.py``)
 POST       ``/_fake/config``           apply JSON flags, answer new config
@@ -12,8 +13,9 @@ POST       ``/_fake/config/reset``     back to the start-up flags
 POST       ``/_fake/faults``           append one fault rule (JSON object)
 DELETE     ``/_fake/faults``           drop every fault rule
 POST       ``/_fake/refill``           fill every token bucket
-POST       ``/_fake/reset``            moto reset, counters cleared,
-                                       buckets full (config kept)
+POST       ``/_fake/reset``            moto reset, counters and vCPU
+                                       ledger cleared, buckets full
+                                       (config kept)
 =========  ==========================  =====================================
 
 A bad request body or flag is answered 400 with ``{"error": ...}`` and
@@ -30,6 +32,7 @@ from typing import Callable
 from tools.fakeaws.config import Behaviour
 from tools.fakeaws.faults import FaultRule
 from tools.fakeaws.forward import Reply
+from tools.fakeaws.ledger import Ledger
 from tools.fakeaws.stats import Stats
 
 __all__ = ["ControlPlane"]
@@ -41,10 +44,11 @@ def _json(status: int, doc: object) -> Reply:
 
 
 class ControlPlane:
-    def __init__(self, behaviour: Behaviour, stats: Stats, moto_url: str,
-                 reset_moto: Callable[[], None]):
+    def __init__(self, behaviour: Behaviour, stats: Stats, ledger: Ledger,
+                 moto_url: str, reset_moto: Callable[[], None]):
         self.behaviour = behaviour
         self.stats = stats
+        self.ledger = ledger
         self.moto_url = moto_url
         self.reset_moto = reset_moto
 
@@ -66,6 +70,7 @@ class ControlPlane:
         if route == ("GET", "/_fake/stats"):
             doc = self.stats.snapshot()
             doc["buckets"] = b.throttle.levels()
+            doc["vcpus_in_use"] = self.ledger.usage()
             return _json(200, doc)
         if route == ("POST", "/_fake/stats/reset"):
             self.stats.reset()
@@ -91,6 +96,7 @@ class ControlPlane:
             return _json(200, {"ok": True})
         if route == ("POST", "/_fake/reset"):
             self.reset_moto()
+            self.ledger.clear()
             self.stats.reset()
             b.throttle.refill_all()
             return _json(200, {"ok": True})

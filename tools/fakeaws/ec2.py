@@ -11,9 +11,13 @@ in this order (the order EC2's own front end implies):
    like on EC2 (moto itself answers RunInstances in ~30 ms);
 3. **faults**: a matching rule may delay the call further and/or answer an
    EC2 error instead of moto (see ``faults.py``);
-4. **launch count**: with ``launch: "max"`` RunInstances' MinCount is raised
-   to MaxCount, because moto starts MinCount and EC2 starts up to MaxCount;
-5. **moto** answers; the proxy counts what it returned.
+4. **quota** (RunInstances, flag ``enforce_quotas``): vCPUs are reserved in
+   the ledger; none fit -> ``VcpuLimitExceeded``, some fit -> fewer
+   instances (see ``ledger.py``);
+5. **launch count**: with ``launch: "max"`` MinCount is raised to MaxCount,
+   because moto starts MinCount and EC2 starts up to MaxCount;
+6. **moto** answers; the proxy counts what it returned and books the
+   instance ids in the ledger (TerminateInstances releases them).
 
 A hold is an ``Event.wait`` on the proxy's stop event, so stopping the
 proxy never waits for a 30 s injected delay.
@@ -23,22 +27,33 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qs
 
 from tools.fakeaws.config import Behaviour
-from tools.fakeaws.faults import ERROR_CODES, ec2_error_body
+from tools.fakeaws.faults import ERROR_CODES, FaultRule, ec2_error_body
 from tools.fakeaws.forward import Reply
+from tools.fakeaws.ledger import Ledger, quota_code, vcpus
 from tools.fakeaws.stats import Stats
 from tools.fakeaws.throttle import bucket_costs
 
-__all__ = ["EC2Call", "handle_ec2_call"]
+__all__ = ["EC2Call", "EC2Context", "handle_ec2_call"]
 
 _XML = [("Content-Type", "text/xml;charset=UTF-8")]
-_MIN_COUNT = re.compile(rb"(?:(?<=&)|^)MinCount=\d+")
-_INSTANCE_ID_TAG = re.compile(rb"<instanceId>")
+_INSTANCE_ID = re.compile(rb"<instanceId>([^<]+)</instanceId>")
+DEFAULT_INSTANCE_TYPE = "m1.small"  # what EC2 starts without InstanceType
 
 Forward = Callable[[bytes], Reply]
+
+
+@dataclass
+class EC2Context:
+    """The proxy state an EC2 call works with (each part locks itself)."""
+    behaviour: Behaviour
+    stats: Stats
+    ledger: Ledger
+    stopping: threading.Event
 
 
 class EC2Call:
@@ -61,53 +76,111 @@ class EC2Call:
         except ValueError:
             return 1
 
+    def ids(self, prefix: str = "InstanceId.") -> list[str]:
+        return [v[0] for k, v in self.params.items() if k.startswith(prefix)]
 
-def handle_ec2_call(call: EC2Call, behaviour: Behaviour, stats: Stats,
-                    stopping: threading.Event, forward: Forward) -> Reply:
-    stats.begin(call.action)
+    def with_param(self, name: str, value: int) -> None:
+        """Rewrite one numeric parameter in place, the rest byte-for-byte."""
+        pattern = re.compile(rb"(?:(?<=&)|^)" + name.encode() + rb"=\d+")
+        self.body = pattern.sub(f"{name}={value}".encode(), self.body)
+
+
+def handle_ec2_call(call: EC2Call, ctx: EC2Context,
+                    forward: Forward) -> Reply:
+    ctx.stats.begin(call.action)
     try:
-        reply, outcome = _run(call, behaviour, stats, stopping, forward)
         if call.action == "RunInstances":
-            _record_run(call, reply, outcome, stats)
-        elif call.action == "TerminateInstances" and outcome == "ok":
-            stats.terminate_instances(
-                sum(1 for k in call.params if k.startswith("InstanceId.")))
+            return _run_instances(call, ctx, forward)
+        reply, outcome = _common(call, ctx)
+        if reply is None:
+            reply, outcome = _forward(call, ctx, forward)
+        if call.action == "TerminateInstances" and outcome == "ok":
+            ids = call.ids()
+            ctx.stats.terminate_instances(len(ids))
+            ctx.ledger.release(ids)
         return reply
     finally:
-        stats.end(call.action)
+        ctx.stats.end(call.action)
 
 
-def _run(call: EC2Call, behaviour: Behaviour, stats: Stats,
-         stopping: threading.Event, forward: Forward) -> tuple[Reply, str]:
-    """The reply and a short outcome word for the statistics."""
-    if not behaviour.throttle.admit(call.region,
-                                    bucket_costs(call.action, call.params)):
-        stats.throttle(call.action)
+def _common(call: EC2Call, ctx: EC2Context) -> tuple[Reply | None, str]:
+    """Throttle, latency and faults: an early answer, or (None, "")."""
+    b = ctx.behaviour
+    if not b.throttle.admit(call.region,
+                            bucket_costs(call.action, call.params)):
+        ctx.stats.throttle(call.action)
         status, message = ERROR_CODES["RequestLimitExceeded"]
-        return (Reply(status, ec2_error_body("RequestLimitExceeded", message),
-                      list(_XML)), "throttled")
-    stopping.wait(behaviour.latency(call.action))
-    rule = behaviour.faults.pick(call.action, call.first("InstanceType"))
+        return _xml(status, "RequestLimitExceeded", message), "throttled"
+    ctx.stopping.wait(b.latency(call.action))
+    rule = b.faults.pick(call.action, call.first("InstanceType"))
     if rule is not None:
-        stopping.wait(rule.delay)
+        ctx.stopping.wait(rule.delay)
         if rule.code is not None:
-            stats.fault(call.action, rule.code)
+            ctx.stats.fault(call.action, rule.code)
             status, body = rule.answer(call.params)
             return Reply(status, body, list(_XML)), rule.code
-    body = call.body
-    if call.action == "RunInstances" and behaviour.launch == "max":
-        body = _MIN_COUNT.sub(
-            b"MinCount=" + str(call.count("MaxCount")).encode(), body)
-    reply = forward(body)
+    return None, ""
+
+
+def _forward(call: EC2Call, ctx: EC2Context,
+             forward: Forward) -> tuple[Reply, str]:
+    reply = forward(call.body)
     if reply.status >= 400:
-        stats.error(call.action, reply.status)
+        ctx.stats.error(call.action, reply.status)
         return reply, f"error:{reply.status}"
     return reply, "ok"
 
 
-def _record_run(call: EC2Call, reply: Reply, outcome: str,
-                stats: Stats) -> None:
-    launched = (len(_INSTANCE_ID_TAG.findall(reply.body))
-                if outcome == "ok" else 0)
-    stats.run_instances(call.count("MinCount"), call.count("MaxCount"),
-                        launched, call.first("InstanceType"), outcome)
+def _run_instances(call: EC2Call, ctx: EC2Context, forward: Forward
+                   ) -> Reply:
+    reply, outcome = _common(call, ctx)
+    ids: list[str] = []
+    if reply is None:
+        reply, outcome, ids = _launch(call, ctx, forward)
+    ctx.stats.run_instances(call.count("MinCount"), call.count("MaxCount"),
+                            len(ids), call.first("InstanceType"), outcome)
+    return reply
+
+
+def _launch(call: EC2Call, ctx: EC2Context, forward: Forward
+            ) -> tuple[Reply, str, list[str]]:
+    """Quota check, count rewrite, moto, ledger: reply, outcome, ids."""
+    min_count, max_count = call.count("MinCount"), call.count("MaxCount")
+    instance_type = call.first("InstanceType") or DEFAULT_INSTANCE_TYPE
+    spot = call.first("InstanceMarketOptions.MarketType") == "spot"
+    code = quota_code(instance_type, spot)
+    per = vcpus(instance_type)
+    enforce = ctx.behaviour.enforce_quotas and code is not None
+    granted = max_count
+    if enforce:
+        limit = ctx.behaviour.quotas.value("ec2", code)
+        granted = ctx.ledger.reserve(call.region, code, per, max_count,
+                                     limit)
+        if granted < min_count:
+            ctx.ledger.settle(call.region, code, per, granted, [])
+            ctx.stats.fault(call.action, "VcpuLimitExceeded")
+            status, body = FaultRule("VcpuLimitExceeded",
+                                     limit=int(limit)).answer(call.params)
+            return (Reply(status, body, list(_XML)), "VcpuLimitExceeded",
+                    [])
+    _set_counts(call, ctx.behaviour.launch, min_count, granted)
+    reply, outcome = _forward(call, ctx, forward)
+    ids = []
+    if outcome == "ok":
+        ids = [m.decode() for m in _INSTANCE_ID.findall(reply.body)]
+    if code is not None:
+        ctx.ledger.settle(call.region, code, per, granted if enforce else 0,
+                          ids)
+    return reply, outcome, ids
+
+
+def _set_counts(call: EC2Call, launch: str, min_count: int,
+                granted: int) -> None:
+    if granted != call.count("MaxCount"):
+        call.with_param("MaxCount", granted)
+    if launch == "max" and granted != min_count:
+        call.with_param("MinCount", granted)
+
+
+def _xml(status: int, code: str, message: str) -> Reply:
+    return Reply(status, ec2_error_body(code, message), list(_XML))

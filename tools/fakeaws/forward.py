@@ -16,6 +16,7 @@ an exact Content-Length, everything else is passed through untouched
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 from dataclasses import dataclass, field
 
@@ -47,14 +48,14 @@ class MotoForwarder:
         self.timeout = timeout
         self._local = threading.local()
 
-    def _connection(self, fresh: bool) -> http.client.HTTPConnection:
+    def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
-        if conn is not None and fresh:
-            conn.close()
-            conn = None
         if conn is None:
             conn = http.client.HTTPConnection(self.host, self.port,
                                               timeout=self.timeout)
+            conn.connect()
+            # Same delayed-ACK trap as on the client side of the proxy.
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._local.conn = conn
         return conn
 
@@ -66,8 +67,8 @@ class MotoForwarder:
             send_headers.append(("Content-Length", str(len(body))))
         for attempt in (1, 2):
             reused = getattr(self._local, "conn", None) is not None
-            conn = self._connection(fresh=False)
             try:
+                conn = self._connection()
                 conn.putrequest(method, path, skip_host=True,
                                 skip_accept_encoding=True)
                 for key, value in send_headers:
@@ -77,15 +78,15 @@ class MotoForwarder:
                 data = resp.read()
             except (http.client.RemoteDisconnected, BrokenPipeError,
                     ConnectionResetError) as exc:
-                self._connection(fresh=True)
+                self.close()
                 if reused and attempt == 1:
                     continue
                 return _bad_gateway(exc)
             except (OSError, http.client.HTTPException) as exc:
-                self._connection(fresh=True)
+                self.close()
                 return _bad_gateway(exc)
             if resp.will_close:
-                self._connection(fresh=True)
+                self.close()
             out = [(k, v) for k, v in resp.getheaders()
                    if k.lower() not in HOP_BY_HOP
                    and k.lower() not in ("server", "date")]

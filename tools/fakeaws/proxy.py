@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from tools.fakeaws.config import Behaviour
 from tools.fakeaws.control import ControlPlane
-from tools.fakeaws.ec2 import EC2Call, handle_ec2_call
+from tools.fakeaws.ec2 import EC2Call, EC2Context, handle_ec2_call
 from tools.fakeaws.forward import MotoForwarder, Reply
+from tools.fakeaws.ledger import Ledger
 from tools.fakeaws.quotas import TARGET_PREFIX, answer_quota_call
 from tools.fakeaws.stats import Stats
 
@@ -61,6 +63,12 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in separate writes; with Nagle on, the
+        # body then waits for the client's delayed ACK: +40 ms per call.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args) -> None:
         log = self.server.proxy.log
@@ -116,10 +124,13 @@ class FakeAWSProxy:
                  log: Callable[[str], None] | None = None):
         self.behaviour = behaviour
         self.stats = Stats()
+        self.ledger = Ledger()
         self.log = log
         self.stopping = threading.Event()
+        self.ec2 = EC2Context(behaviour, self.stats, self.ledger,
+                              self.stopping)
         self.forwarder = MotoForwarder(moto_host, moto_port)
-        self.control = ControlPlane(behaviour, self.stats,
+        self.control = ControlPlane(behaviour, self.stats, self.ledger,
                                     f"http://{moto_host}:{moto_port}",
                                     reset_moto)
         self._server = _Server(("127.0.0.1", port), _Handler)
@@ -170,7 +181,7 @@ class FakeAWSProxy:
             if service == "ec2" or (service is None
                                     and "Version" in call.params):
                 return handle_ec2_call(
-                    call, self.behaviour, self.stats, self.stopping,
+                    call, self.ec2,
                     lambda b: self.forwarder.forward(method, path, headers,
                                                      b))
             operation = call.first("Action") or method

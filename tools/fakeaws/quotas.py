@@ -108,6 +108,10 @@ class QuotaTable:
                         raise ValueError(f"unknown quota {service}/{code}")
                     self._values[service][code] = float(value)
 
+    def value(self, service: str, code: str) -> float:
+        with self._lock:
+            return self._values[service][code]
+
     def to_dict(self) -> dict[str, dict[str, float]]:
         with self._lock:
             return {s: dict(v) for s, v in self._values.items()}

@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from tools.fakeaws import LocalAWS
 from tools.fakeaws.faults import FaultPlan, FaultRule
+from tools.fakeaws.ledger import Ledger, quota_code, vcpus
 from tools.fakeaws.local import ROOT
 from tools.fakeaws.throttle import BucketSpec, Throttle, bucket_costs
 
@@ -156,6 +157,36 @@ def test_fault_plan_counts_down_and_matches_type():
     assert plan.pick("RunInstances", "t3.large") is not None
     assert plan.pick("RunInstances", "t3.large") is None
     assert [r["code"] for r in plan.rules()] == ["InternalError"]
+
+
+@pytest.mark.parametrize("instance_type,spot,expected", [
+    ("t3.small", False, "L-1216C47A"), ("t3.small", True, "L-34B43A08"),
+    ("z1d.large", False, "L-1216C47A"), ("g5.xlarge", False, "L-DB2E81BA"),
+    ("vt1.3xlarge", True, "L-3819A6DF"), ("inf2.xlarge", False, "L-1945791B"),
+    ("hpc6a.48xlarge", False, "L-F7808C92"), ("p4d.24xlarge", True,
+                                               "L-7212CCBC"),
+    ("trn1.2xlarge", False, "L-2C3B7624"), ("dl1.24xlarge", False,
+                                             "L-6E869C2A"),
+    ("u-6tb1.metal", False, "L-43DA4232"), ("mac1.metal", False, None),
+])
+def test_quota_class_of_instance_types(instance_type, spot, expected):
+    assert quota_code(instance_type, spot) == expected
+
+
+def test_vcpus_come_from_moto_table():
+    assert vcpus("t3.small") == 2 and vcpus("m5.4xlarge") == 16
+
+
+def test_ledger_reserves_then_settles():
+    ledger = Ledger()
+    assert ledger.reserve("r", "Q", 2, wanted=10, limit=9) == 4
+    assert ledger.reserve("r", "Q", 2, wanted=1, limit=9) == 0
+    ledger.settle("r", "Q", 2, 4, ["i-1", "i-2", "i-3"])  # moto gave 3
+    assert ledger.usage() == {"r": {"Q": 6}}
+    assert ledger.reserve("r", "Q", 2, wanted=5, limit=9) == 1
+    ledger.settle("r", "Q", 2, 1, [])
+    ledger.release(["i-1", "i-unknown"])
+    assert ledger.usage() == {"r": {"Q": 4}}
 
 
 # -- latency ---------------------------------------------------------------
@@ -377,6 +408,55 @@ def test_delay_only_fault_then_forwards(fake):
     assert fake.aws.stats()["faults"] == {}
 
 
+# -- vCPU quota enforcement -----------------------------------------------
+
+
+def standard_vcpus_in_use(aws: LocalAWS) -> int:
+    usage = aws.stats()["vcpus_in_use"].get("us-east-1", {})
+    return usage.get("L-1216C47A", 0)
+
+
+def test_enforced_quota_cuts_launches_then_refuses(fake):
+    used = standard_vcpus_in_use(fake.aws)  # earlier tests' instances
+    fake.aws.configure(enforce_quotas=True, throttle=False,
+                       quotas={"ec2": {"L-1216C47A": used + 8}})
+    ids = fake.run(10, min_count=1)  # t3.small: 2 vCPUs each
+    assert len(ids) == 4
+    err = fake.error(fake.run)
+    assert code(err) == ("VcpuLimitExceeded", 400)
+    assert f"vCPU limit of {used + 8} " in err.response["Error"]["Message"]
+    assert standard_vcpus_in_use(fake.aws) == used + 8
+    fake.ec2.terminate_instances(InstanceIds=ids[:2])
+    assert len(fake.run(5, min_count=2)) == 2
+    stats = fake.aws.stats()
+    assert stats["faults"] == {"RunInstances": {"VcpuLimitExceeded": 1}}
+    assert [(c["max_count"], c["launched"], c["outcome"])
+            for c in stats["run_instances"]["instances"]] == [
+        (10, 4, "ok"), (1, 0, "VcpuLimitExceeded"), (5, 2, "ok")]
+
+
+def test_enforced_quota_holds_under_parallel_launches(fake):
+    used = standard_vcpus_in_use(fake.aws)
+    fake.aws.configure(enforce_quotas=True, throttle=False,
+                       run_instances_latency=0.2,
+                       quotas={"ec2": {"L-1216C47A": used + 6}})
+    outcomes: list[str] = []
+
+    def launch():
+        try:
+            fake.run()
+            outcomes.append("ok")
+        except ClientError as exc:
+            outcomes.append(code(exc)[0])
+
+    threads = [threading.Thread(target=launch) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["VcpuLimitExceeded"] * 3 + ["ok"] * 3
+
+
 # -- counting and reconfiguration -----------------------------------------
 
 
@@ -448,6 +528,23 @@ def test_env_points_a_child_process_at_the_fake(fake):
     out = subprocess.run([sys.executable, "-c", script], env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "64.0", out.stderr
+
+
+def test_proxy_adds_little_per_call(fake):
+    """Guards against the Nagle/delayed-ACK stall (+40 ms per call)."""
+    import boto3
+    direct = boto3.client("ec2", endpoint_url=fake.aws.moto_url,
+                          region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="y")
+    fake.aws.configure(throttle=False)
+
+    def per_call(client) -> float:
+        client.describe_key_pairs()  # connect outside the measurement
+        start = time.monotonic()
+        for _ in range(20):
+            client.describe_key_pairs()
+        return (time.monotonic() - start) / 20
+    assert per_call(fake.ec2) - per_call(direct) < 0.02
 
 
 # -- other ways to run it --------------------------------------------------

@@ -1,0 +1,323 @@
+"""AwsAdapter: the ``driver: aws`` provider, on boto3.
+
+What runs where (per provider):
+
+- the provider loop steps ``AwsCreate``/``AwsDelete`` machines; a step
+  never makes a cloud call;
+- ``<provider>-create-N`` (CreatePool, sized from ``rate`` for 1.5 s
+  calls) runs RunInstances, fed directly or through the
+  ``<provider>-create-batcher`` (``batch-creates``, on by default);
+- ``<provider>-delete-batcher`` sends TerminateInstances for up to 50 ids;
+  ``<provider>-delete-now-N`` sends retry/leak deletes alone at once;
+- ``<provider>-describe`` polls DescribeInstances for ids in flight;
+- ``<provider>-tagger`` adds per-node tags to batch-created instances;
+- pool workers and the cleanup worker call the read-only methods
+  (quota, images, ``list_instances``), which cache their answers.
+
+Every call goes through ``AwsApi``: mutating ones at ``rate`` per second,
+read-only ones at ten times that, throttling reported to the limiter
+(AIMD), errors classified into framework exceptions.  The endpoint,
+credentials and profile come from boto3's usual configuration
+(``AWS_ENDPOINT_URL`` included), so the same code runs against AWS and a
+local one.
+
+Failure story: see each module; in short, throttling and 5xx are retried
+with back-off and never fail a request by themselves, capacity and quota
+errors abort the node (the request is retried), configuration errors fail
+it, and nothing is ever created without the tags leak cleanup needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterable, Mapping
+
+from nodepool.driver import errors
+from nodepool.driver.adapter import Adapter
+from nodepool.driver.aws import params as launch_params
+from nodepool.driver.aws.api import AwsApi
+from nodepool.driver.aws.batchcreate import CreateBatcher
+from nodepool.driver.aws.create import AwsCreate, InstanceCreator
+from nodepool.driver.aws.delete import MAX_IDS, AwsDelete, Terminator
+from nodepool.driver.aws.describe import (
+    InstanceWatcher, instance_state, tags_of, to_instance)
+from nodepool.driver.aws.images import ImageResolver
+from nodepool.driver.aws.quota import (
+    GIB_PER_TIB, QuotaCache, instance_quota_code, volume_quota_code)
+from nodepool.driver.aws.tagger import Tagger
+from nodepool.driver.batcher import Batcher
+from nodepool.driver.createpool import CreatePool, create_pool_size
+from nodepool.driver.instance import Instance, InstanceState, Resource
+from nodepool.driver.quota import Quota
+from nodepool.driver.statemachine import LaunchSpec, StateMachine
+
+__all__ = ["AwsAdapter"]
+
+#: RunInstances latency the create pool is sized for (EC2: ~1-1.5 s)
+CREATE_LATENCY = 1.5
+#: how long list_instances answers from its cache
+LIST_CACHE_SECONDS = 2.0
+
+
+def _session(profile: str | None):
+    import boto3
+    return boto3.Session(profile_name=profile) if profile else \
+        boto3.Session()
+
+
+class AwsAdapter(Adapter):
+    leak_types = ("instances", "volumes")
+
+    def __init__(self, provider, log: logging.Logger | None = None,
+                 session=None):
+        super().__init__(provider, log)
+        settings = provider.settings
+        self.region = settings["region-name"]
+        rate = float(provider.rate if provider.rate is not None else 2.0)
+        workers = create_pool_size(rate, CREATE_LATENCY)
+        self.api = AwsApi(provider.name,
+                          session or _session(settings.get("profile-name")),
+                          self.region, rate, max_connections=workers + 10)
+        self.batch_creates = bool(settings.get("batch-creates", True))
+        self.create_pool = CreatePool(provider.name, workers)
+        self.creator = InstanceCreator(self)
+        self.create_batcher = CreateBatcher(
+            provider.name, self.create_pool, self.creator.send,
+            self.api.limiter)
+        self.terminator = Terminator(self)
+        # 0.2 s of quiet closes a batch: short next to a node's lifetime,
+        # long enough for a burst of releases to share one call.
+        self.delete_batcher = Batcher(
+            f"{provider.name}-delete", self.terminator.terminate,
+            max_items=MAX_IDS, idle_timeout=0.2, max_wait=1.0,
+            single=self.terminator.terminate_one)
+        self.delete_pool = ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix=f"{provider.name}-delete-now")
+        self.watcher = InstanceWatcher(provider.name, self.describe)
+        self.tagger = Tagger(provider.name, self._create_tags)
+        self.quota = QuotaCache(self._describe_types, self._get_quota)
+        self.images = ImageResolver(self._describe_images)
+        self._lock = threading.Lock()
+        self._pending_creates: dict[str, AwsCreate] = {}
+        self._list_cache: tuple[float, list[Instance]] | None = None
+
+    @property
+    def limiter(self):
+        """The mutating-call limiter (the launcher reports throttling)."""
+        return self.api.limiter
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        self.delete_batcher.start()
+        if self.batch_creates:
+            self.create_batcher.start()
+        self.watcher.start()
+        self.tagger.start()
+
+    def stop(self) -> None:
+        self.create_batcher.stop()
+        self.create_pool.shutdown(wait=False)
+        self.delete_batcher.stop()
+        self.delete_pool.shutdown(wait=False, cancel_futures=False)
+        self.watcher.stop()
+        self.tagger.stop()
+
+    # -- create ----------------------------------------------------------------
+    def create_machine(self, spec: LaunchSpec) -> StateMachine:
+        with self._lock:
+            previous = self._pending_creates.pop(spec.node_id, None)
+        if previous is not None:
+            previous.abandon()
+        return AwsCreate(self, spec)
+
+    def submit_create(self, machine: AwsCreate) -> Future:
+        """Start the RunInstances for one machine; never blocks."""
+        spec = machine.spec
+        with self._lock:
+            self._pending_creates[spec.node_id] = machine
+        if self.batch_creates and self._batchable(spec):
+            return self.create_batcher.add(launch_params.batch_key(spec),
+                                           spec)
+        return self.create_pool.submit(self.creator.send_one, spec)
+
+    def forget_create(self, machine: AwsCreate) -> None:
+        with self._lock:
+            if self._pending_creates.get(machine.spec.node_id) is machine:
+                del self._pending_creates[machine.spec.node_id]
+
+    @staticmethod
+    def _batchable(spec: LaunchSpec) -> bool:
+        settings = spec.label.settings
+        return not settings.get("fleet") and not settings.get(
+            "dedicated-host")
+
+    def instance_from(self, record: Mapping) -> Instance:
+        """An Instance with its quota cost (types cached by label_quota)."""
+        spot = record.get("InstanceLifecycle") == "spot"
+        return to_instance(record, self.region, self._resources(
+            record.get("InstanceType"), spot, fetch=False))
+
+    # -- delete ----------------------------------------------------------------
+    def delete_machine(self, external_id, immediate: bool = False
+                       ) -> StateMachine:
+        return AwsDelete(self, external_id, immediate)
+
+    def delete_now(self, instance_id: str) -> Future:
+        """Terminate one instance at once, off the caller's thread."""
+        return self.delete_pool.submit(self.terminator.terminate_one,
+                                       instance_id)
+
+    # -- listing ---------------------------------------------------------------
+    def describe(self, filters: list[dict]) -> list[dict]:
+        """Instance records matching EC2 ``filters`` (read-limited)."""
+        reservations = self.api.read_pages("describe_instances",
+                                           "Reservations", Filters=filters)
+        return [i for r in reservations for i in r.get("Instances", [])]
+
+    def list_instances(self) -> Iterable[Instance]:
+        now = time.monotonic()
+        cached = self._list_cache
+        if cached is not None and now - cached[0] < LIST_CACHE_SECONDS:
+            return list(cached[1])
+        records = [r for r in self.describe([])
+                   if instance_state(r) is not InstanceState.DELETED]
+        self.quota.types({r.get("InstanceType") for r in records
+                          if r.get("InstanceType")})
+        instances = [self.instance_from(r) for r in records]
+        self._list_cache = (now, instances)
+        return list(instances)
+
+    def list_resources(self) -> Iterable[Resource]:
+        """Unattached volumes carrying our provider tag (attached ones go
+        with their instance: DeleteOnTermination)."""
+        volumes = self.api.read_pages("describe_volumes", "Volumes", Filters=[
+            {"Name": "tag:nodepool_provider_name",
+             "Values": [self.provider.name]},
+            {"Name": "status", "Values": ["available"]}])
+        return [Resource(type="volumes", id=v["VolumeId"],
+                         metadata=tags_of(v)) for v in volumes]
+
+    def delete_resource(self, resource: Resource) -> None:
+        if resource.type != "volumes":
+            raise errors.ConfigurationError(
+                f"AWS does not clean up {resource.type}")
+        try:
+            self.api.mutate("delete_volume", VolumeId=resource.id)
+        except errors.NotFoundError:
+            pass
+
+    # -- quota -----------------------------------------------------------------
+    def _labels(self):
+        for pool in self.provider.pools.values():
+            yield from pool.labels.values()
+
+    def quota_limits(self) -> Quota:
+        codes: dict[tuple[str, str], float] = {}
+        for label in self._labels():
+            settings = label.settings
+            itype = settings.get("instance-type")
+            code = itype and instance_quota_code(itype,
+                                                 settings.get("use-spot"))
+            if code:
+                codes[("ec2", code)] = 1
+            vcode = volume_quota_code(settings.get("volume-type") or "gp2")
+            if vcode and settings.get("volume-size"):
+                codes[("ebs", vcode)] = GIB_PER_TIB
+        values = {}
+        for (service, code), scale in codes.items():
+            value = self.quota.quota(service, code) * scale
+            if math.isfinite(value):
+                values[code] = value
+        return Quota(values)
+
+    def label_quota(self, label) -> Quota:
+        settings = label.settings
+        itype = settings.get("instance-type")
+        if not itype:
+            return Quota(instances=1)
+        try:
+            values = self._resources(itype, bool(settings.get("use-spot")))
+        except errors.DriverError as e:
+            self.log.warning("No quota cost for label %s: %s", label.name, e)
+            return Quota(instances=1)
+        vcode = volume_quota_code(settings.get("volume-type") or "gp2")
+        if vcode and settings.get("volume-size"):
+            values[vcode] = int(settings["volume-size"])
+        return Quota(values)
+
+    def _resources(self, itype: str | None, spot: bool,
+                   fetch: bool = True) -> dict:
+        if not itype:
+            return {"instances": 1}
+        if fetch:
+            info = self.quota.type_info(itype)
+        else:
+            info = self.quota.cached_type(itype)
+            if info is None:
+                return {"instances": 1}
+        values = {"instances": 1, "cores": info.vcpus, "ram": info.memory}
+        code = instance_quota_code(itype, spot)
+        if code:
+            values[code] = info.vcpus
+        return values
+
+    # -- images and labels -------------------------------------------------
+    def image_available(self, label) -> bool:
+        return self.images.available(label)
+
+    def label_usable(self, label) -> bool:
+        settings = label.settings
+        if label.image is None or not settings.get("instance-type"):
+            # Fleet and dedicated-host launches are not implemented yet;
+            # a label without type or image can never launch (config.md).
+            return False
+        if settings.get("fleet") or settings.get("dedicated-host"):
+            return False
+        try:
+            self.quota.type_info(settings["instance-type"])
+        except errors.ConfigurationError:
+            return False
+        except errors.DriverError as e:
+            self.log.warning("Could not check instance type of %s: %s",
+                             label.name, e)
+        return True
+
+    # -- calls handed to the helpers ---------------------------------------------
+    def _create_tags(self, instance_id: str, tags: Mapping[str, str]) -> None:
+        self.api.mutate("create_tags", Resources=[instance_id],
+                        Tags=launch_params.tag_list(tags))
+
+    def _describe_types(self, names: list[str]) -> list[dict]:
+        return self.api.read_pages("describe_instance_types",
+                                   "InstanceTypes", InstanceTypes=names)
+
+    def _get_quota(self, service: str, code: str) -> float:
+        answer = self.api.read("get_service_quota", self.api.quotas,
+                               ServiceCode=service, QuotaCode=code)
+        return answer["Quota"]["Value"]
+
+    def _describe_images(self, **params) -> list[dict]:
+        return self.api.read_pages("describe_images", "Images", **params)
+
+    # -- measurements -------------------------------------------------------------
+    def stats(self) -> dict:
+        """Counters of every mechanism, for benchmarks and debugging."""
+        delete = self.delete_batcher.stats
+        return {
+            "api": self.api.stats(),
+            "create_pool": {"workers": self.create_pool.workers,
+                            "busy": self.create_pool.busy,
+                            "queued": self.create_pool.queued},
+            "create_batcher": self.create_batcher.summary(),
+            "partial_creates": self.creator.partial,
+            "delete_batcher": {"batches": delete.batches,
+                               "items": delete.items,
+                               "retries": delete.retries},
+            "watcher": self.watcher.stats(),
+            "tagger": self.tagger.stats(),
+            "service_quota_calls": self.quota.quota_calls,
+        }

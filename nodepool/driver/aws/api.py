@@ -1,0 +1,177 @@
+"""AwsApi: every EC2 / Service Quotas call, rate limited and classified.
+
+Two limiters per provider: ``limiter`` admits mutating calls (RunInstances,
+TerminateInstances, CreateTags, DeleteVolume, ...) at the provider's
+``rate`` per second; ``read_limiter`` admits Describe*/Get*/List* at ten
+times that (EC2 meters the two classes separately and reads are the
+cheaper bucket).  ``rate`` 0 leaves both unlimited.
+
+botocore's own retries are switched off (one attempt per call): a hidden
+retry would hide throttling from the limiter, which can then not slow the
+other threads down.  Instead ``call`` retries here:
+
+- ``ThrottledError`` (RequestLimitExceeded): report ``limiter.throttled()``
+  (the effective rate halves, AIMD) and retry after an exponential,
+  jittered back-off, up to ``throttle_attempts`` times, then raise it;
+- ``TransientError`` (5xx, dropped connections): retry up to
+  ``transient_attempts`` times.  Every mutating call we make is idempotent
+  (RunInstances carries a ClientToken, terminate/tag/delete are
+  idempotent), so a repeat cannot double anything;
+- anything else is raised at once, already classified;
+- a success reports ``limiter.succeeded()`` so the rate recovers.
+
+Threads: any; boto3 clients are thread-safe once created, and all of them
+are created here, in the constructor, from one Session.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nodepool.driver import errors
+from nodepool.driver.aws.errors import classify
+from nodepool.driver.ratelimit import RateLimiter
+
+__all__ = ["AwsApi", "READ_RATE_FACTOR"]
+
+log = logging.getLogger(__name__)
+
+#: read-only calls may go this many times faster than mutating ones
+READ_RATE_FACTOR = 10.0
+
+
+class AwsApi:
+    """Clients plus limiters for one provider (see module docstring).
+
+    ``session`` is a ``boto3.Session`` (its ``profile_name`` chosen by the
+    caller); the endpoint comes from boto's normal configuration, so
+    ``AWS_ENDPOINT_URL`` points the same code at a local AWS.
+    """
+
+    def __init__(self, name: str, session, region: str, rate: float,
+                 max_connections: int = 10, *,
+                 throttle_attempts: int = 6, transient_attempts: int = 3,
+                 backoff: float = 0.25, max_backoff: float = 8.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clients: dict[str, Any] | None = None):
+        self.name = name
+        self.region = region
+        self.limiter = RateLimiter(f"{name}-mutate", rate)
+        self.read_limiter = RateLimiter(f"{name}-read",
+                                        rate * READ_RATE_FACTOR)
+        self.throttle_attempts = throttle_attempts
+        self.transient_attempts = transient_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        if clients is not None:
+            self.ec2 = clients.get("ec2")
+            self.quotas = clients.get("service-quotas")
+            return
+        config = Config(retries={"mode": "standard", "total_max_attempts": 1},
+                        max_pool_connections=max_connections,
+                        connect_timeout=10, read_timeout=60)
+        self.ec2 = session.client("ec2", region_name=region, config=config)
+        self.quotas = session.client("service-quotas", region_name=region,
+                                     config=config)
+
+    # -- entry points ---------------------------------------------------------
+    def mutate(self, operation: str, *, admitted: bool = False,
+               **params: Any) -> dict:
+        """A mutating EC2 call through ``limiter``.
+
+        ``admitted`` says the caller already took a limiter slot for the
+        first attempt (the create batcher does, to collect more launches
+        while it waits for its turn).
+        """
+        return self.call(self.limiter, getattr(self.ec2, operation),
+                         operation, params, admitted=admitted)
+
+    def read(self, operation: str, client: Any = None, **params: Any
+             ) -> dict:
+        """A read-only call (EC2 unless ``client`` is given)."""
+        client = client or self.ec2
+        return self.call(self.read_limiter, getattr(client, operation),
+                         operation, params)
+
+    def read_pages(self, operation: str, key: str, client: Any = None,
+                   **params: Any) -> list:
+        """Every ``key`` item of a paginated read, each page rate limited."""
+        items: list = []
+        token_key = "NextToken"
+        while True:
+            page = self.read(operation, client, **params)
+            items.extend(page.get(key, []))
+            token = page.get(token_key)
+            if not token:
+                return items
+            params = {**params, token_key: token}
+
+    # -- the retry loop ---------------------------------------------------------
+    def call(self, limiter: RateLimiter, fn: Callable[..., dict],
+             operation: str, params: dict[str, Any], *,
+             admitted: bool = False) -> dict:
+        """``fn(**params)`` with limiting, classification and retries."""
+        throttles = transients = 0
+        while True:
+            if not admitted:
+                limiter.acquire()
+            admitted = False
+            with self._lock:
+                self.calls[operation] += 1
+            try:
+                result = fn(**params)
+            except (ClientError, BotoCoreError) as exc:
+                error = classify(exc, operation)
+                error.__cause__ = exc
+            else:
+                limiter.succeeded()
+                return result
+            with self._lock:
+                self.failures[operation] += 1
+            if isinstance(error, errors.ThrottledError):
+                limiter.throttled(error.retry_after)
+                throttles += 1
+                if throttles >= self.throttle_attempts:
+                    raise error
+                self._sleep(self._delay(throttles, error.retry_after))
+            elif isinstance(error, errors.TransientError):
+                transients += 1
+                if transients >= self.transient_attempts:
+                    raise error
+                log.info("%s: %s failed transiently (attempt %d): %s",
+                         self.name, operation, transients, error)
+                self._sleep(self._delay(transients))
+            else:
+                raise error
+
+    def _delay(self, attempt: int, retry_after: float | None = None
+               ) -> float:
+        # Full jitter, so threads refused together do not return together.
+        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
+
+    def stats(self) -> dict:
+        with self._lock:
+            calls, failures = dict(self.calls), dict(self.failures)
+        return {"calls": calls, "failures": failures,
+                "limiter": _limiter_stats(self.limiter),
+                "read_limiter": _limiter_stats(self.read_limiter)}
+
+
+def _limiter_stats(limiter: RateLimiter) -> dict:
+    s = limiter.stats
+    return {"rate": limiter.rate, "effective_rate": limiter.effective_rate,
+            "calls": s.calls, "waits": s.waits,
+            "wait_seconds": round(s.wait_seconds, 3), "throttled": s.throttled}

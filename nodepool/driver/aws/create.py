@@ -1,0 +1,208 @@
+"""Creating instances: the RunInstances executor and the create machine.
+
+``InstanceCreator.send(specs)`` makes ONE RunInstances call for one or
+more launches of the same specification (``params.batch_key``) and returns
+one outcome per launch: the instance record, or an exception.  It runs on
+a create-pool worker, never on the provider loop.
+
+Leak safety: every instance is tagged *at creation* (TagSpecifications on
+the instance and its volumes).  A lone launch gets all its tags at once.
+A batch gets the shared tags plus the batch mapping of ``batchtags``
+(provider, pool, ClientToken, node ids in launch order), so from its first
+moment each instance names its provider and, through ``AmiLaunchIndex``,
+its node; the per-node tags follow through the ``Tagger``.  The ClientToken
+makes a repeated call (after a throttle or a 5xx) return the same
+instances instead of new ones.  Partial fulfilment (EC2 started fewer than
+asked): the launches without an instance get a ``TransientError``, and
+their machines submit again.
+
+``AwsCreate`` is the state machine: SUBMIT hands the launch to the create
+batcher or pool and returns at once; CREATING checks the future; BOOTING
+reads the watcher's latest record until the instance runs.  A retryable
+failure of the call sends the machine back to SUBMIT after a back-off
+(bounded by the launcher's launch-timeout); capacity and quota errors
+abort the node, configuration errors fail it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from concurrent.futures import CancelledError, Future
+from typing import TYPE_CHECKING, Any
+
+from nodepool.driver import errors
+from nodepool.driver.aws import batchtags, params
+from nodepool.driver.aws.describe import instance_state
+from nodepool.driver.instance import InstanceState
+from nodepool.driver.statemachine import LaunchSpec, StateMachine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nodepool.driver.aws.adapter import AwsAdapter
+
+__all__ = ["InstanceCreator", "AwsCreate", "map_instances"]
+
+log = logging.getLogger(__name__)
+
+
+def map_instances(specs: list[LaunchSpec], instances: list[dict]
+                  ) -> list[dict | None]:
+    """The instance of each launch (None where EC2 started too few).
+
+    Slot ``i`` belongs to the instance with ``AmiLaunchIndex`` i, exactly
+    as ``batchtags.node_id_of`` reads it back; records without an index
+    fill the remaining slots in answer order.
+    """
+    slots: list[dict | None] = [None] * len(specs)
+    rest = []
+    for record in instances:
+        index = record.get("AmiLaunchIndex")
+        if isinstance(index, int) and 0 <= index < len(slots) \
+                and slots[index] is None:
+            slots[index] = record
+        else:
+            rest.append(record)
+    for i, slot in enumerate(slots):
+        if slot is None and rest:
+            slots[i] = rest.pop(0)
+    for record in rest:
+        log.error("RunInstances returned an unexpected instance %s",
+                  record.get("InstanceId"))
+    return slots
+
+
+class InstanceCreator:
+    """Sends RunInstances for the adapter (see module docstring)."""
+
+    def __init__(self, adapter: "AwsAdapter"):
+        self.adapter = adapter
+        self.partial = 0      # calls that started fewer instances than asked
+
+    def send(self, specs: list[LaunchSpec], admitted: bool = False
+             ) -> list[Any]:
+        first = specs[0]
+        image = self.adapter.images.resolve(first.label,
+                                            first.image_external_id)
+        call = params.launch_params(first, image)
+        token = uuid.uuid4().hex
+        if len(specs) == 1:
+            tags = params.all_tags(first)
+        else:
+            tags = params.shared_tags(first)
+            tags.update(batchtags.encode(token, [s.node_id for s in specs]))
+        call.update(MinCount=1, MaxCount=len(specs), ClientToken=token,
+                    TagSpecifications=params.tag_specifications(tags))
+        answer = self.adapter.api.mutate("run_instances", admitted=admitted,
+                                         **call)
+        slots = map_instances(specs, answer.get("Instances") or [])
+        outcomes: list[Any] = []
+        for spec, record in zip(specs, slots):
+            if record is None:
+                outcomes.append(errors.TransientError(
+                    f"EC2 started {len(answer.get('Instances') or [])} of "
+                    f"{len(specs)} instances; node {spec.node_id} "
+                    "will be launched again"))
+                continue
+            if len(specs) > 1:
+                self.adapter.tagger.add(record["InstanceId"],
+                                        params.node_tags(spec))
+            outcomes.append(record)
+        if any(r is None for r in slots):
+            self.partial += 1
+        return outcomes
+
+    def send_one(self, spec: LaunchSpec) -> dict:
+        outcome = self.send([spec])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+class AwsCreate(StateMachine):
+    class State(enum.Enum):
+        SUBMIT = "submit"
+        CREATING = "creating"
+        BOOTING = "booting"
+        READY = "ready"
+
+    STEPS = {State.SUBMIT: "submit", State.CREATING: "creating",
+             State.BOOTING: "booting"}
+    TERMINAL = frozenset({State.READY})
+
+    #: longest pause before submitting again after a retryable failure
+    MAX_RETRY_DELAY = 30.0
+
+    def __init__(self, adapter: "AwsAdapter", spec: LaunchSpec):
+        super().__init__()
+        self.adapter = adapter
+        self.spec = spec
+        self.future: Future | None = None
+        self.retries = 0
+        self.retry_at = 0.0
+        self.abandoned = False
+
+    def submit(self):
+        if self.clock() < self.retry_at:
+            return self.State.SUBMIT
+        self.future = self.adapter.submit_create(self)
+        return self.State.CREATING
+
+    def creating(self):
+        future = self.future
+        if not future.done():
+            return self.State.CREATING
+        self.future = None
+        self.adapter.forget_create(self)
+        try:
+            record = future.result()
+        except CancelledError:
+            raise errors.LaunchError("create cancelled: provider stopping",
+                                     stat_key="error.unknown")
+        except errors.RETRYABLE as e:
+            self.retries += 1
+            delay = min(self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries)
+            self.retry_at = self.clock() + delay
+            log.info("Node %s: create will be repeated in %.1fs: %s",
+                     self.spec.node_id, delay, e)
+            return self.State.SUBMIT
+        self.external_id = record["InstanceId"]
+        self.adapter.watcher.watch(self.external_id)
+        return self.State.BOOTING
+
+    def booting(self):
+        record = self.adapter.watcher.lookup(self.external_id).record
+        if record is None:
+            return self.State.BOOTING
+        state = instance_state(record)
+        if state is InstanceState.RUNNING:
+            self.adapter.watcher.unwatch(self.external_id)
+            self.instance = self.adapter.instance_from(record)
+            return self.State.READY
+        if state in (InstanceState.DELETED, InstanceState.ERROR,
+                     InstanceState.STOPPING):
+            self.adapter.watcher.unwatch(self.external_id)
+            reason = (record.get("StateReason") or {}).get("Message", "")
+            raise errors.LaunchError(
+                f"instance {self.external_id} is "
+                f"{record['State']['Name']} {reason}".strip(),
+                stat_key="error.status")
+        return self.State.BOOTING
+
+    def abandon(self) -> None:
+        """A newer attempt replaced this one: whatever it still creates is
+        deleted at once instead of living on under a node id that exists."""
+        self.abandoned = True
+        future = self.future
+        if future is None or future.cancel():
+            return
+        future.add_done_callback(self._delete_orphan)
+
+    def _delete_orphan(self, future: Future) -> None:
+        try:
+            record = future.result()
+        except BaseException:
+            return
+        log.info("Node %s: deleting instance %s of an abandoned attempt",
+                 self.spec.node_id, record["InstanceId"])
+        self.adapter.delete_now(record["InstanceId"])

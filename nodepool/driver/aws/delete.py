@@ -1,0 +1,155 @@
+"""Deleting instances: the batched TerminateInstances executor and machine.
+
+Deletes go through the framework ``Batcher``: up to 50 ids per
+TerminateInstances (the API takes 1,000, but AWS advises smaller batches,
+and 50 already turns 100 deletes into 2-3 calls, leaving the rate for
+creates).  Retry-path and leak deletes skip the queue (``immediate``) and
+are sent alone at once, off the loop thread (behaviour 38).
+
+Failure story of one call: EC2 fails the whole call when any id is unknown
+(InvalidInstanceID.NotFound).  The executor then asks DescribeInstances
+which ids still exist, terminates those, and reports "not found" (success
+for a delete) for the rest -- it never reads ids out of the message text.
+A throttled or transient failure of a whole batch is returned to every
+item as a ``Failed`` *value*: the generic Batcher would otherwise resend a
+throttled batch of 50 as 50 single calls.  The machine raises it, the
+launcher's deleter keeps the node in ``deleting`` and retries later
+(behaviour 27).
+
+``AwsDelete``: SUBMIT queues the id (or sends it now), TERMINATING waits
+for the call, WAITING waits until the watcher sees the instance
+``terminated`` or gone, so its quota is free before the node disappears.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nodepool.driver import errors
+from nodepool.driver.aws.describe import instance_state
+from nodepool.driver.instance import InstanceState
+from nodepool.driver.statemachine import StateMachine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nodepool.driver.aws.adapter import AwsAdapter
+
+__all__ = ["Failed", "Terminator", "AwsDelete", "MAX_IDS"]
+
+log = logging.getLogger(__name__)
+
+MAX_IDS = 50
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A retryable failure of a whole batch, carried as a result value."""
+
+    error: errors.DriverError
+
+
+class Terminator:
+    """TerminateInstances for a list of ids; one outcome per id."""
+
+    def __init__(self, adapter: "AwsAdapter"):
+        self.adapter = adapter
+
+    def terminate(self, ids: list[str]) -> list[Any]:
+        try:
+            answer = self.adapter.api.mutate("terminate_instances",
+                                             InstanceIds=list(ids))
+        except errors.NotFoundError as e:
+            if len(ids) == 1:
+                return [e]
+            return self._terminate_existing(ids)
+        except errors.RETRYABLE as e:
+            return [Failed(e)] * len(ids)
+        done = {x["InstanceId"] for x in
+                answer.get("TerminatingInstances") or []}
+        return [None if iid in done else errors.NotFoundError(iid)
+                for iid in ids]
+
+    def _terminate_existing(self, ids: list[str]) -> list[Any]:
+        try:
+            records = self.adapter.describe(
+                [{"Name": "instance-id", "Values": list(ids)}])
+        except errors.DriverError as e:
+            return [Failed(e)] * len(ids)
+        alive = [r["InstanceId"] for r in records
+                 if instance_state(r) is not InstanceState.DELETED]
+        outcome: dict[str, Any] = {iid: errors.NotFoundError(iid)
+                                   for iid in ids}
+        if alive:
+            for iid, result in zip(alive, self.terminate(alive)):
+                outcome[iid] = result
+        return [outcome[iid] for iid in ids]
+
+    def terminate_one(self, instance_id: str) -> None:
+        result = self.terminate([instance_id])[0]
+        if isinstance(result, Failed):
+            raise result.error
+        if isinstance(result, BaseException):
+            raise result
+
+
+class AwsDelete(StateMachine):
+    class State(enum.Enum):
+        SUBMIT = "submit"
+        TERMINATING = "terminating"
+        WAITING = "waiting"
+        DONE = "done"
+
+    STEPS = {State.SUBMIT: "submit", State.TERMINATING: "terminating",
+             State.WAITING: "waiting"}
+    TERMINAL = frozenset({State.DONE})
+
+    #: stop waiting for "terminated" after this long (the call succeeded)
+    WAIT_LIMIT = 300.0
+
+    def __init__(self, adapter: "AwsAdapter", external_id: str,
+                 immediate: bool = False):
+        super().__init__()
+        self.adapter = adapter
+        self.external_id = external_id
+        self.immediate = immediate
+        self.future: Future | None = None
+
+    def submit(self):
+        if self.immediate:
+            self.future = self.adapter.delete_now(self.external_id)
+        else:
+            self.future = self.adapter.delete_batcher.add(self.external_id)
+        return self.State.TERMINATING
+
+    def terminating(self):
+        if not self.future.done():
+            return self.State.TERMINATING
+        future, self.future = self.future, None
+        try:
+            result = future.result()
+        except errors.NotFoundError:
+            return self._done()
+        if isinstance(result, Failed):
+            raise result.error
+        self.adapter.watcher.watch(self.external_id)
+        return self.State.WAITING
+
+    def waiting(self):
+        look = self.adapter.watcher.lookup(self.external_id)
+        if look.record is None:
+            return self._done() if look.fresh else self.State.WAITING
+        if instance_state(look.record) is InstanceState.DELETED:
+            return self._done()
+        if self.clock() - self.state_time > self.WAIT_LIMIT:
+            log.warning("Instance %s still %s %.0fs after terminate; "
+                        "considered deleted", self.external_id,
+                        look.record["State"]["Name"], self.WAIT_LIMIT)
+            return self._done()
+        return self.State.WAITING
+
+    def _done(self):
+        self.adapter.watcher.unwatch(self.external_id)
+        return self.State.DONE

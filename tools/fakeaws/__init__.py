@@ -12,13 +12,24 @@ what makes EC2 hard.  The proxy in front adds those:
 * the Service Quotas JSON API for ``ec2``/``ebs`` with configurable values;
 * scripted faults (InsufficientInstanceCapacity, VcpuLimitExceeded,
   InternalError, delays...);
+* optionally, enforcement of the vCPU quotas on RunInstances;
+* EC2's launch count: up to MaxCount (moto alone starts MinCount);
 * counters per action and per RunInstances, as JSON on ``/_fake/stats``;
 * everything reconfigurable at run time via ``POST /_fake/config``.
 
 Modules: ``local`` (LocalAWS), ``proxy`` (HTTP front), ``ec2`` (per-call
-pipeline), ``throttle``, ``faults``, ``quotas``, ``config``, ``stats``,
-``control`` (``/_fake/`` endpoints), ``forward`` (relay to moto),
-``motoserver`` (moto child), ``bootstrap`` (image/subnet/key pair).
+pipeline), ``throttle``, ``faults``, ``quotas``, ``ledger`` (vCPUs in use),
+``config`` (run-time flags), ``stats``, ``control`` (``/_fake/``
+endpoints), ``forward`` (relay to moto), ``motoserver`` (moto child),
+``bootstrap`` (image/subnet/key pair), ``__main__`` (CLI).
+
+Measured here (2 cores): the proxy adds ~1-2 ms per call and ~25-60 MB;
+moto takes ~175 MB.  moto's DescribeInstances costs ~3-6 ms (load
+dependent) per instance it holds, with or without filters, and terminated
+instances still count (0.3 s at 100, 1.4 s at 500, 3-6 s at 1,000);
+``InstanceIds=[...]`` stays ~40 ms.  So poll with one call for the ids in
+flight.  The first EC2 call in a region after start or
+reset loads moto's built-in AMIs (0.3-4 s).
 
 >>> from tools.fakeaws import LocalAWS
 >>> aws = LocalAWS(run_instances_latency=1.5).start()

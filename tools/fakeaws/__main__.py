@@ -12,7 +12,8 @@ Everything else (errors, ``--log-requests``) goes to stderr or the workdir.
 Examples::
 
     python -m tools.fakeaws --port 5000 --latency 1.5
-    python -m tools.fakeaws --no-throttle --quota ec2/L-1216C47A=64
+    python -m tools.fakeaws --no-throttle --quota ec2/L-1216C47A=64 \
+        --enforce-quotas
     python -m tools.fakeaws --config-json '{"latency": {"*": 0.05}}'
     curl -s localhost:5000/_fake/stats
 """
@@ -45,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default 1.5)")
     parser.add_argument("--no-throttle", action="store_true",
                         help="switch every token bucket off")
+    parser.add_argument("--enforce-quotas", action="store_true",
+                        help="refuse/cut RunInstances beyond the vCPU "
+                             "quotas (VcpuLimitExceeded)")
     parser.add_argument("--quota", action="append", default=[],
                         metavar="SERVICE/CODE=VALUE",
                         help="a Service Quotas value, e.g. "
@@ -68,6 +72,8 @@ def flags_from_args(args: argparse.Namespace) -> dict:
         flags["run_instances_latency"] = args.latency
     if args.no_throttle:
         flags["throttle"] = False
+    if args.enforce_quotas:
+        flags["enforce_quotas"] = True
     for item in args.quota:
         name, _, value = item.partition("=")
         service, _, code = name.partition("/")

@@ -61,8 +61,11 @@ class MotoForwarder:
 
     def forward(self, method: str, path: str,
                 headers: list[tuple[str, str]], body: bytes) -> Reply:
+        # "Expect: 100-continue" was already answered by the proxy's own
+        # handler; the body goes to moto in one piece.
         send_headers = [(k, v) for k, v in headers
-                        if k.lower() not in HOP_BY_HOP]
+                        if k.lower() not in HOP_BY_HOP
+                        and k.lower() != "expect"]
         if body or method in ("POST", "PUT", "PATCH"):
             send_headers.append(("Content-Length", str(len(body))))
         for attempt in (1, 2):

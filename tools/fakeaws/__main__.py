@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"endpoint_url": proxy.endpoint_url,
                           "moto_url": moto.url, "pid": os.getpid()}),
               flush=True)
+        print(f"fakeaws: AWS_ENDPOINT_URL={proxy.endpoint_url} "
+              f"(moto at {moto.url}); stop with Ctrl-C", file=sys.stderr,
+              flush=True)
         if args.exit_on_stdin_eof:
             threading.Thread(target=lambda: (sys.stdin.read(), done.set()),
                              name="fakeaws-stdin", daemon=True).start()

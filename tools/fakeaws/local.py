@@ -81,10 +81,14 @@ class LocalAWS:
         if self.workdir is None:
             self.workdir = tempfile.mkdtemp(prefix="fakeaws-")
         os.makedirs(self.workdir, exist_ok=True)
-        if self.in_process:
-            self._start_thread()
-        else:
-            self._start_child(timeout)
+        try:
+            if self.in_process:
+                self._start_thread()
+            else:
+                self._start_child(timeout)
+        except BaseException:
+            self.stop()  # removes a temporary workdir, reaps the child
+            raise
         return self
 
     def _start_child(self, timeout: float) -> None:
@@ -105,6 +109,9 @@ class LocalAWS:
         line = self._process.stdout.readline() if ready else b""
         if not line:
             self._kill_child()
+            self._process.stdin.close()
+            self._process.stdout.close()
+            self._process = None
             with open(log_path, errors="replace") as f:
                 tail = f.read()[-3000:]
             raise RuntimeError(f"fakeaws did not start:\n{tail}")
@@ -140,6 +147,7 @@ class LocalAWS:
                 self._process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self._kill_child()
+            self._process.stdin.close()
             self._process.stdout.close()
             self._process = None
         self.endpoint_url = ""

@@ -42,7 +42,7 @@ __all__ = ["BucketSpec", "DEFAULT_BUCKETS", "TokenBucket", "Throttle",
 
 @dataclass
 class BucketSpec:
-    """Size and refill rate of one bucket kind; ``enabled`` False = no limit."""
+    """Size and refill rate of one bucket kind; disabled = no limit."""
     burst: float
     rate: float
     enabled: bool = True

@@ -605,3 +605,10 @@ def test_in_process_mode():
         assert local.stats()["calls"] == {
             "servicequotas:GetServiceQuota": 1, "s3:GET": 1}
         assert local.config()["latency"]["DescribeKeyPairs"] == 0.2
+
+
+def test_start_failure_reports_the_child_log():
+    local = LocalAWS(flags={"no_such_flag": True})
+    with pytest.raises(RuntimeError, match="unknown flags"):
+        local.start()
+    assert local.workdir is None  # the temporary workdir is gone

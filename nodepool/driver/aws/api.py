@@ -61,12 +61,15 @@ class AwsApi:
                  throttle_attempts: int = 6, transient_attempts: int = 3,
                  backoff: float = 0.25, max_backoff: float = 8.0,
                  sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic,
                  clients: dict[str, Any] | None = None):
         self.name = name
         self.region = region
-        self.limiter = RateLimiter(f"{name}-mutate", rate)
+        self.limiter = RateLimiter(f"{name}-mutate", rate, clock=clock,
+                                   sleep=sleep)
         self.read_limiter = RateLimiter(f"{name}-read",
-                                        rate * READ_RATE_FACTOR)
+                                        rate * READ_RATE_FACTOR,
+                                        clock=clock, sleep=sleep)
         self.throttle_attempts = throttle_attempts
         self.transient_attempts = transient_attempts
         self.backoff = backoff

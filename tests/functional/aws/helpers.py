@@ -1,0 +1,31 @@
+"""Small helpers shared by the AWS functional tests."""
+
+from __future__ import annotations
+
+import json
+
+
+def adapter_of(launcher, provider: str = "aws"):
+    """The live AwsAdapter of a running launcher's provider."""
+    return launcher.provider_managers()[provider].adapter
+
+
+def pool_components(client) -> list[dict]:
+    path = "/nodepool/components/pool"
+    if not client.exists(path):
+        return []
+    out = []
+    for child in client.get_children(path):
+        data, _ = client.get(f"{path}/{child}")
+        if data:
+            out.append(json.loads(data))
+    return out
+
+
+def pool_paused(client, name: str = "main") -> bool:
+    return any(c.get("name") == name and c.get("paused")
+               for c in pool_components(client))
+
+
+def tags(record: dict) -> dict:
+    return {t["Key"]: t["Value"] for t in record.get("Tags") or []}

@@ -1,0 +1,160 @@
+"""Mapping RunInstances answers onto launches; the create machine's steps."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+import pytest
+
+from nodepool.driver import errors
+from nodepool.driver.aws.create import AwsCreate, map_instances
+from nodepool.driver.aws.describe import Lookup
+
+
+def _rec(iid, index=None):
+    record = {"InstanceId": iid}
+    if index is not None:
+        record["AmiLaunchIndex"] = index
+    return record
+
+
+def test_map_by_launch_index_not_answer_order(spec_factory):
+    specs = [spec_factory(f"{n:010d}") for n in range(3)]
+    slots = map_instances(specs, [_rec("i-c", 2), _rec("i-a", 0),
+                                  _rec("i-b", 1)])
+    assert [s["InstanceId"] for s in slots] == ["i-a", "i-b", "i-c"]
+
+
+def test_partial_fulfilment_leaves_last_slots_empty(spec_factory):
+    specs = [spec_factory(f"{n:010d}") for n in range(3)]
+    slots = map_instances(specs, [_rec("i-a", 0)])
+    assert slots[0]["InstanceId"] == "i-a" and slots[1:] == [None, None]
+
+
+def test_records_without_index_fill_in_order(spec_factory):
+    specs = [spec_factory(f"{n:010d}") for n in range(2)]
+    slots = map_instances(specs, [_rec("i-x"), _rec("i-y")])
+    assert [s["InstanceId"] for s in slots] == ["i-x", "i-y"]
+
+
+class Watcher:
+    def __init__(self):
+        self.records = {}
+        self.watched = set()
+
+    def watch(self, iid):
+        self.watched.add(iid)
+
+    def unwatch(self, iid):
+        self.watched.discard(iid)
+
+    def lookup(self, iid):
+        return Lookup(self.records.get(iid), True)
+
+
+class Adapter:
+    """Just what AwsCreate touches, with futures the test completes."""
+
+    def __init__(self):
+        self.watcher = Watcher()
+        self.futures: list[Future] = []
+        self.deleted: list[str] = []
+        self.forgotten = 0
+
+    def submit_create(self, machine):
+        future = Future()
+        self.futures.append(future)
+        return future
+
+    def forget_create(self, machine):
+        self.forgotten += 1
+
+    def instance_from(self, record):
+        return record["InstanceId"]
+
+    def delete_now(self, iid):
+        self.deleted.append(iid)
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def machine(spec_factory):
+    adapter = Adapter()
+    m = AwsCreate(adapter, spec_factory())
+    m.clock = Clock()
+    return m, adapter
+
+
+def test_happy_path(spec_factory):
+    m, adapter = machine(spec_factory)
+    assert not m.advance()
+    assert m.state is m.State.CREATING
+    assert not m.advance()                     # call still running
+    adapter.futures[0].set_result({"InstanceId": "i-1"})
+    m.advance()
+    assert m.external_id == "i-1" and "i-1" in adapter.watcher.watched
+    assert m.state is m.State.BOOTING
+    adapter.watcher.records["i-1"] = {"InstanceId": "i-1",
+                                      "State": {"Name": "pending"}}
+    assert not m.advance()
+    adapter.watcher.records["i-1"]["State"]["Name"] = "running"
+    assert m.advance()
+    assert m.instance == "i-1" and not adapter.watcher.watched
+
+
+def test_retryable_failure_resubmits_after_backoff(spec_factory):
+    m, adapter = machine(spec_factory)
+    m.advance()
+    adapter.futures[0].set_exception(errors.TransientError("partial"))
+    m.advance()
+    assert m.state is m.State.SUBMIT
+    m.advance()
+    assert len(adapter.futures) == 1           # still backing off
+    m.clock.now += 60
+    m.advance()
+    assert len(adapter.futures) == 2
+
+
+@pytest.mark.parametrize("error", [errors.CapacityError("c"),
+                                   errors.ConfigurationError("x")])
+def test_other_failures_are_raised(spec_factory, error):
+    m, adapter = machine(spec_factory)
+    m.advance()
+    adapter.futures[0].set_exception(error)
+    with pytest.raises(type(error)):
+        m.advance()
+
+
+def test_instance_that_dies_while_booting_fails_the_attempt(spec_factory):
+    m, adapter = machine(spec_factory)
+    m.advance()
+    adapter.futures[0].set_result({"InstanceId": "i-1"})
+    m.advance()
+    adapter.watcher.records["i-1"] = {
+        "InstanceId": "i-1", "State": {"Name": "terminated"},
+        "StateReason": {"Message": "Server.SpotInstanceTermination"}}
+    with pytest.raises(errors.LaunchError, match="terminated"):
+        m.advance()
+
+
+def test_abandoned_attempt_deletes_what_it_still_creates(spec_factory):
+    m, adapter = machine(spec_factory)
+    m.advance()
+    adapter.futures[0].set_running_or_notify_cancel()   # call in flight
+    m.abandon()
+    adapter.futures[0].set_result({"InstanceId": "i-9"})
+    assert adapter.deleted == ["i-9"]
+
+
+def test_abandoned_before_the_call_cancels_it(spec_factory):
+    m, adapter = machine(spec_factory)
+    m.advance()
+    m.abandon()
+    assert adapter.futures[0].cancelled()
+    assert adapter.deleted == []

@@ -1,0 +1,59 @@
+"""EC2 error codes → framework exceptions."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from nodepool.driver import errors
+from nodepool.driver.aws.errors import classify
+
+
+def client_error(code: str, status: int = 400, headers=None) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "m"},
+                        "ResponseMetadata": {"HTTPStatusCode": status,
+                                             "HTTPHeaders": headers or {}}},
+                       "RunInstances")
+
+
+@pytest.mark.parametrize("code,status,cls", [
+    ("RequestLimitExceeded", 503, errors.ThrottledError),
+    ("InsufficientInstanceCapacity", 500, errors.CapacityError),
+    ("VcpuLimitExceeded", 400, errors.QuotaError),
+    ("InstanceLimitExceeded", 400, errors.QuotaError),
+    ("MaxSpotInstanceCountExceeded", 400, errors.QuotaError),
+    ("InvalidAMIID.NotFound", 400, errors.ConfigurationError),
+    ("InvalidInstanceType", 400, errors.ConfigurationError),
+    ("InvalidParameterValue", 400, errors.ConfigurationError),
+    ("InvalidInstanceID.NotFound", 400, errors.NotFoundError),
+    ("InvalidVolume.NotFound", 400, errors.NotFoundError),
+    ("InternalError", 500, errors.TransientError),
+    ("SomethingNew", 502, errors.TransientError),
+    ("SomethingNew", 400, errors.LaunchError),
+])
+def test_codes(code, status, cls):
+    error = classify(client_error(code, status), "RunInstances")
+    assert type(error) is cls
+    assert "RunInstances" in str(error)
+
+
+def test_capacity_is_a_quota_error_with_its_own_stat():
+    error = classify(client_error("InsufficientInstanceCapacity", 500))
+    assert isinstance(error, errors.QuotaError)
+    assert error.stat_key == "error.capacity"
+
+
+def test_retry_after_header_is_kept():
+    error = classify(client_error("RequestLimitExceeded", 503,
+                                  {"retry-after": "2"}))
+    assert error.retry_after == 2.0
+
+
+def test_connection_errors_are_transient():
+    error = classify(EndpointConnectionError(endpoint_url="http://x"))
+    assert isinstance(error, errors.TransientError)
+
+
+def test_framework_errors_pass_through():
+    original = errors.QuotaError("q")
+    assert classify(original) is original

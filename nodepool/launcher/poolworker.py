@@ -36,6 +36,9 @@ RECLAIM_INTERVAL = 300.0  # spec: not while a reclaimed node is < 5 min old
 # Changes arrive in bursts (every node and request write wakes us); a short
 # floor between passes lets one pass serve a whole burst.
 MIN_PASS_INTERVAL = 0.05
+# Per-pass gauges (cli.md §4) at most this often: a busy worker passes
+# up to 20 times a second, and a repeated gauge carries nothing new.
+STATS_INTERVAL = 1.0
 
 
 def pool_limits(pool) -> Quota:
@@ -65,6 +68,7 @@ class PoolWorker:
         self._spares: dict[str, list[Node]] | None = None
         self._pool_usage: Quota | None = None
         self._last_reclaim = 0.0
+        self._last_stats = 0.0
         self._launches_this_pass: list[Node] = []
 
     # -- lifecycle ----------------------------------------------------------
@@ -127,8 +131,23 @@ class PoolWorker:
         self._pool_usage = None
         self._launches_this_pass = []
         self._publish_component()
+        self._emit_stats()
         self._poll_handlers()
         self._assign_requests()
+
+    def _emit_stats(self) -> None:
+        """``max_servers`` of our provider and every tenant's limits."""
+        now = time.monotonic()
+        if now - self._last_stats < STATS_INTERVAL:
+            return
+        self._last_stats = now
+        stats = self.launcher.stats
+        # An unlimited pool makes the sum infinite, which is not sent.
+        stats.max_servers(self.provider.name, sum(
+            p.max_servers for p in self.provider.pools.values()))
+        limits = self.launcher.config.tenant_resource_limits
+        for tenant, values in limits.items():
+            stats.tenant_limits(tenant, values)
 
     def _shutdown(self) -> None:
         for handler in self.handlers:

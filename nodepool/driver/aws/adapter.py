@@ -191,6 +191,10 @@ class AwsAdapter(Adapter):
         self._list_cache = (now, instances)
         return list(instances)
 
+    def forget_listing(self) -> None:
+        """The next ``list_instances`` asks the cloud (tests, tools)."""
+        self._list_cache = None
+
     def list_resources(self) -> Iterable[Resource]:
         """Unattached volumes carrying our provider tag (attached ones go
         with their instance: DeleteOnTermination)."""

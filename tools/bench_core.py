@@ -44,11 +44,14 @@ def proc_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def write_config(path: str, zk: ZooKeeperServer, requests: int) -> None:
+def write_config(path: str, zk: ZooKeeperServer, requests: int,
+                 tls: bool = True) -> None:
     data = {
-        "zookeeper-servers": [{"host": "127.0.0.1", "port": zk.secure_port}],
-        "zookeeper-tls": {"cert": zk.certs.client_cert,
-                          "key": zk.certs.client_key, "ca": zk.certs.ca},
+        "zookeeper-servers": [{"host": "127.0.0.1",
+                               "port": zk.secure_port if tls else zk.port}],
+        **({"zookeeper-tls": {"cert": zk.certs.client_cert,
+                              "key": zk.certs.client_key, "ca": zk.certs.ca}}
+           if tls else {}),
         "labels": [{"name": "bench"}],
         "providers": [{
             "name": "bench", "driver": "fake",
@@ -115,12 +118,13 @@ def percentile(values: list[float], p: float) -> float:
     return values[k]
 
 
-def run(requests: int, workdir: str) -> dict:
-    zk = ZooKeeperServer(os.path.join(workdir, "zk"), tls=True).start()
+def run(requests: int, workdir: str, tls: bool = True) -> dict:
+    zk = ZooKeeperServer(os.path.join(workdir, "zk"), tls=True,
+                         fast_start=False, heap="512m").start()
     launcher = None
     try:
         cfg = os.path.join(workdir, "nodepool.yaml")
-        write_config(cfg, zk, requests)
+        write_config(cfg, zk, requests, tls)
         client = KazooClient(hosts=zk.hosts)
         client.start(timeout=15)
         client.ensure_path("/nodepool/requests")
@@ -170,9 +174,11 @@ def run(requests: int, workdir: str) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=1000)
+    p.add_argument("--plain", action="store_true",
+                   help="connect without TLS (default: mutual TLS)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-core-") as d:
-        r = run(args.requests, d)
+        r = run(args.requests, d, tls=not args.plain)
     print()
     print(f"{'metric':<34}{'value':>12}  {'target':>10}  ratio")
     rows = [("requests/s", r["requests_per_s"], 100, True),

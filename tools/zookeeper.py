@@ -61,12 +61,15 @@ class ZooKeeperServer:
 
     def __init__(self, data_dir: str, tls: bool = False,
                  port: int | None = None, secure_port: int | None = None,
-                 heap: str = "256m"):
+                 heap: str = "256m", fast_start: bool = True):
         self.data_dir = os.path.abspath(data_dir)
         self.tls = tls
         self.port = port or free_port()
         self.secure_port = (secure_port or free_port()) if tls else None
         self.heap = heap
+        # C1-only JIT and serial GC start faster and use less CPU for short
+        # test runs; benchmarks want the full JIT.
+        self.fast_start = fast_start
         self.certs: certs_mod.CertSet | None = None
         self.process: subprocess.Popen | None = None
         self._log = None
@@ -130,8 +133,9 @@ class ZooKeeperServer:
         log_path = os.path.join(self.data_dir, "zookeeper.log")
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            ["java", f"-Xmx{self.heap}", "-XX:+UseSerialGC",
-             "-XX:TieredStopAtLevel=1",
+            ["java", f"-Xmx{self.heap}",
+             *(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+               if self.fast_start else []),
              "-Dzookeeper.forceSync=no",
              "-cp", ":".join(ZK_JARS),
              "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],

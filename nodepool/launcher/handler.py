@@ -1,7 +1,8 @@
 """Serve one accepted node request: reuse or launch its nodes, then fulfil.
 
-A ``RequestHandler`` belongs to one pool worker and is only touched by that
-worker's thread.  It holds the request lock from acceptance until it
+A ``RequestHandler`` belongs to one pool worker.  The worker's thread calls
+the cheap ``check()``; the actions it returns (and ``accept``/``fill``) do
+ZooKeeper writes on the worker's I/O threads, one at a time per handler.  It holds the request lock from acceptance until it
 fulfils, declines or gives the request up, and holds the lock of every node
 it launches until then.
 
@@ -41,6 +42,7 @@ class RequestHandler:
         self.launchers: dict[str, NodeLauncher] = {}
         self.paused = False
         self.done = False
+        self.busy = False     # an action or fill runs on an I/O thread
         self.az: str | None = None
         self.info = RequestInfo(
             id=request.id, labels=tuple(request.node_types),
@@ -75,27 +77,35 @@ class RequestHandler:
                     return  # paused (or declined for min-ready)
             self.nodes[index] = node
 
-    def poll(self) -> bool:
-        """Check on launches; True once the handler is finished."""
+    def check(self):
+        """What to do next, or None to keep waiting.
+
+        Cheap (cache reads only): called by the pool worker's thread each
+        pass.  The returned action does ZooKeeper writes and is run on the
+        worker's I/O threads, never concurrently with another action or
+        ``fill`` of this handler (the worker marks the handler ``busy``).
+        """
         if self.done:
-            return True
-        if not self.zk.request_exists(self.request.id) and \
-                not self.zk.request_exists(self.request.id, cached=False):
-            self.log.info("Request %s vanished while being handled",
-                          self.request.id)
-            self._release_all(deallocate=True)
-            self._finish(unlock_request=True, write=False)
-            return True
-        self._drop_aborted()
+            return None
+        if not self.zk.request_exists(self.request.id):
+            return self._vanished
+        if any(self._aborted()):
+            return self._drop_aborted
         if self.paused or any(n is None for n in self.nodes):
-            return False
+            return None
         if any(not launcher.done for launcher in self.launchers.values()):
-            return False
+            return None
         if any(n.state != NodeState.READY for n in self.nodes):
-            self.decline("a node failed to launch")
-            return True
-        self._fulfil()
-        return True
+            return lambda: self.decline("a node failed to launch")
+        return self._fulfil
+
+    def _vanished(self) -> None:
+        if self.zk.request_exists(self.request.id, cached=False):
+            return   # the cache was behind
+        self.log.info("Request %s vanished while being handled",
+                      self.request.id)
+        self._release_all(deallocate=True)
+        self._finish(unlock_request=True, write=False)
 
     # -- node allocation -----------------------------------------------------
     def _reuse(self, label_name: str) -> Node | None:
@@ -127,13 +137,24 @@ class RequestHandler:
         if not worker.manager.launches_nodes:
             self.paused = True   # static: wait for a slot to come free
             return None
-        if not worker.has_room(label):
+        reservation = worker.reserve(label)
+        if reservation is None:
             if self.is_min_ready:
                 self.decline("it would exceed quota")
                 return None
             worker.reclaim_ready_node()
             self.paused = True
             return None
+        try:
+            node = self._create_node(label, label_name)
+        except BaseException:
+            worker.release_reservation(reservation)
+            raise
+        worker.commit_reservation(reservation, node)
+        return node
+
+    def _create_node(self, label, label_name: str) -> Node:
+        worker = self.worker
         node = Node()
         node.state = NodeState.INIT
         node.type = [label_name]
@@ -154,22 +175,25 @@ class RequestHandler:
                                 if label.image else 22)
         node.set_state(NodeState.INIT)
         self.zk.store_node(node)
-        self.zk.lock_node(node, blocking=True, timeout=10)
+        # Just created and still INIT: nobody else writes it, so no re-read.
+        self.zk.lock_node(node, blocking=True, timeout=10, refresh=False)
         node.hostname = f"np{node.id}"
         node.set_state(NodeState.BUILDING)
         self.zk.store_node(node)
         self.launchers[node.id] = worker.manager.launch(
             node, worker.pool, label, self.info)
-        worker.count_launch(node)
         return node
 
-    def _drop_aborted(self) -> None:
+    def _aborted(self):
         for index, node in enumerate(self.nodes):
             if node is None:
                 continue
             launcher = self.launchers.get(node.id)
-            if launcher is None or launcher.outcome is not Outcome.ABORTED:
-                continue
+            if launcher is not None and launcher.outcome is Outcome.ABORTED:
+                yield index, node
+
+    def _drop_aborted(self) -> None:
+        for index, node in list(self._aborted()):
             # The deleted-node worker removes the aborted node once unlocked.
             self.log.info("Node %s aborted; will replace it", node.id)
             del self.launchers[node.id]

@@ -164,7 +164,7 @@ class NodeLauncher:
     def _advance_create(self) -> None:
         machine = self.machine
         complete = machine.advance()
-        if (machine.external_id is not None
+        if (machine.external_id is not None and not complete
                 and machine.external_id != self.node.external_id):
             # Persist the id before anything else happens to the node, so a
             # crash from here on can still find (and delete) the instance.
@@ -176,6 +176,9 @@ class NodeLauncher:
         self.running_time = self.clock()
         self._apply_instance(machine.instance)
         if self._host_key_checking():
+            # Persist the instance (id, addresses) before the keyscan, which
+            # may take up to boot-timeout.
+            self.zk.store_node(self.node)
             deadline = self.running_time + self.provider.boot_timeout
             self.keyscan_future = self.manager.keyscan_pool.submit(
                 self.node.interface_ip, self.node.connection_port,

@@ -1,8 +1,12 @@
 """One worker thread per provider pool: picks requests and serves them.
 
-Thread: ``PoolWorker.<provider>-<pool>``.  It is the only thread that
-creates, polls and ends this pool's ``RequestHandler`` objects, and the only
-writer of this pool's component znode.
+Threads: ``PoolWorker.<provider>-<pool>`` routes requests, checks its
+``RequestHandler`` objects and is the only writer of this pool's component
+znode.  The ZooKeeper round trips of taking, accepting, launching and
+fulfilling requests run on ``PoolWorker.<provider>-<pool>-io_N`` threads
+(several requests at once; one action at a time per handler).  State
+shared with them (handlers list, quota reservations, per-pass caches) is
+guarded by ``_lock``; quota is claimed atomically with ``reserve()``.
 
 Routing follows zookeeper.md §8.2: for each request in priority order it
 decides skip / defer / decline / accept using the registered pool
@@ -26,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from nodepool.driver.quota import Quota
 from nodepool.launcher.handler import RequestHandler
@@ -36,6 +41,15 @@ RECLAIM_INTERVAL = 300.0  # spec: not while a reclaimed node is < 5 min old
 # Changes arrive in bursts (every node and request write wakes us); a short
 # floor between passes lets one pass serve a whole burst.
 MIN_PASS_INTERVAL = 0.05
+# ZooKeeper round trips dominate request handling; this many requests are
+# locked, accepted, launched and fulfilled at once.
+IO_THREADS = 8
+# Takes queued at once: more would only delay the fulfilment actions that
+# share the I/O threads (and would be routed on stale data).
+MAX_TAKING = 2 * IO_THREADS
+# A node we created is counted against quota from here until the node
+# cache shows it (the cache lags our own writes by a few milliseconds).
+RECENT_TTL = 60.0
 # Per-pass gauges (cli.md §4) at most this often: a busy worker passes
 # up to 20 times a second, and a repeated gauge carries nothing new.
 STATS_INTERVAL = 1.0
@@ -66,10 +80,17 @@ class PoolWorker:
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
         self._spares: dict[str, list[Node]] | None = None
-        self._pool_usage: Quota | None = None
+        self._usage: Quota | None = None
         self._last_reclaim = 0.0
         self._last_stats = 0.0
-        self._launches_this_pass: list[Node] = []
+        # Shared with the I/O threads, guarded by _lock:
+        self._lock = threading.RLock()
+        self._taking: set[str] = set()          # request ids being taken
+        self._recent: dict[str, tuple[float, Node]] = {}
+        self._reservations: dict[object, Quota] = {}
+        self.io = ThreadPoolExecutor(IO_THREADS,
+                                     thread_name_prefix=f"PoolWorker."
+                                     f"{self.name}-io")
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -126,10 +147,10 @@ class PoolWorker:
             self._shutdown()
 
     def _pass(self) -> None:
-        self._nodes = None
-        self._spares = None
-        self._pool_usage = None
-        self._launches_this_pass = []
+        with self._lock:
+            self._nodes = None
+            self._spares = None
+            self._usage = None
         self._publish_component()
         self._emit_stats()
         self._poll_handlers()
@@ -150,6 +171,7 @@ class PoolWorker:
             stats.tenant_limits(tenant, values)
 
     def _shutdown(self) -> None:
+        self.io.shutdown(wait=True)
         for handler in self.handlers:
             try:
                 handler.release()
@@ -182,12 +204,31 @@ class PoolWorker:
             self.zk.update_component(self.component)
 
     def _poll_handlers(self) -> None:
-        paused = [h for h in self.handlers if h.paused]
+        paused = [h for h in self.handlers if h.paused and not h.busy]
         for handler in sorted(paused, key=lambda h: h.request.sort_key()):
             self._guard(handler, handler.fill)
         for handler in list(self.handlers):
-            self._guard(handler, handler.poll)
-        self.handlers = [h for h in self.handlers if not h.done]
+            if handler.busy or handler.done:
+                continue
+            try:
+                action = handler.check()
+            except Exception:
+                handler.log.exception("Error checking request %s",
+                                      handler.request.id)
+                action = (lambda h=handler: h.decline(
+                    "an error occurred while handling it"))
+            if action is not None:
+                handler.busy = True
+                self.io.submit(self._run_action, handler, action)
+        with self._lock:
+            self.handlers = [h for h in self.handlers if not h.done]
+
+    def _run_action(self, handler: RequestHandler, action) -> None:
+        try:
+            self._guard(handler, action)
+        finally:
+            handler.busy = False
+            self.wake()
 
     def _guard(self, handler: RequestHandler, fn) -> None:
         if handler.done:
@@ -198,7 +239,11 @@ class PoolWorker:
             handler.log.exception("Error handling request %s",
                                   handler.request.id)
             if not handler.done:
-                handler.decline("an error occurred while handling it")
+                try:
+                    handler.decline("an error occurred while handling it")
+                except Exception:
+                    handler.log.exception("Could not decline request %s",
+                                          handler.request.id)
 
     # -- request routing (zookeeper.md §8.2) ---------------------------------
     def _assign_requests(self) -> None:
@@ -206,7 +251,8 @@ class PoolWorker:
             return
         requests = self.zk.iter_requests(cached=True)
         components = self.launcher.pool_components()
-        handled = {h.request.id for h in self.handlers}
+        with self._lock:
+            handled = {h.request.id for h in self.handlers} | self._taking
         mine = self.supported_labels
         # Requests we can fully serve come before those we would decline.
         requests.sort(key=lambda r: (not set(r.node_types) <= mine,
@@ -218,10 +264,25 @@ class PoolWorker:
                     or self.id in request.declined_by
                     or request.id in handled):
                 continue
+            with self._lock:
+                if len(self._taking) >= MAX_TAKING:
+                    return   # the rest waits for a later pass
             decision = self._route(request, components)
             if decision is None:
                 continue
+            with self._lock:
+                self._taking.add(request.id)
+            self.io.submit(self._take_async, request, decision)
+
+    def _take_async(self, request, decision: str) -> None:
+        try:
             self._take(request, decision)
+        except Exception:
+            self.log.exception("Error taking request %s", request.id)
+        finally:
+            with self._lock:
+                self._taking.discard(request.id)
+            self.wake()
 
     def _route(self, request, components) -> str | None:
         """None to skip, "accept", or a decline reason."""
@@ -251,9 +312,11 @@ class PoolWorker:
         if not self.launcher.tenant_allows(request, self):
             return False
         limit = self.provider.max_concurrency
-        if limit > 0 and self.manager.active_launches + len(
-                request.node_types) > limit and self.manager.active_launches:
-            return False
+        if limit > 0:
+            with self._lock:
+                in_flight = self.manager.active_launches + len(self._taking)
+            if in_flight and in_flight + len(request.node_types) > limit:
+                return False
         return True
 
     def decline_reason(self, request) -> str | None:
@@ -295,8 +358,10 @@ class PoolWorker:
                 self.zk.unlock_request(request)
             return
         handler = RequestHandler(self, request)
-        self.handlers.append(handler)
-        self._guard(handler, handler.accept)
+        handler.busy = True
+        with self._lock:
+            self.handlers.append(handler)
+        self._run_action(handler, handler.accept)
 
     def decline(self, request, reason: str) -> None:
         """Append our id to ``declined_by``; fail once every pool did."""
@@ -313,36 +378,36 @@ class PoolWorker:
                       request.state, reason)
         self.zk.store_request(request)
 
-    # -- capacity -----------------------------------------------------------
+    # -- capacity (shared with the I/O threads) --------------------------------
     def nodes_cached(self) -> list[Node]:
-        if self._nodes is None:
-            self._nodes = list(self.zk.iter_nodes(cached=True))
-        return self._nodes
+        with self._lock:
+            if self._nodes is None:
+                self._nodes = list(self.zk.iter_nodes(cached=True))
+            return self._nodes
 
     def spares(self, label: str) -> list[Node]:
         """READY unallocated nodes of this pool with ``label`` (this pass)."""
-        if self._spares is None:
-            self._spares = {}
-            for node in self.nodes_cached():
-                if (node.state == NodeState.READY and not node.allocated_to
-                        and node.provider == self.provider.name
-                        and node.pool == self.pool.name):
-                    for name in node.type or []:
-                        self._spares.setdefault(name, []).append(node)
-        return self._spares.get(label, [])
+        with self._lock:
+            if self._spares is None:
+                self._spares = {}
+                for node in self.nodes_cached():
+                    if (node.state == NodeState.READY
+                            and not node.allocated_to
+                            and node.provider == self.provider.name
+                            and node.pool == self.pool.name):
+                        for name in node.type or []:
+                            self._spares.setdefault(name, []).append(node)
+            return list(self._spares.get(label, []))
 
-    def count_launch(self, node: Node) -> None:
-        self._launches_this_pass.append(node)
-        if self._pool_usage is not None:
-            self._pool_usage = self._pool_usage + self.manager.node_cost(
-                node, self.pool)
-
-    def _pool_nodes(self) -> list[Node]:
-        seen = {n.id for n in self._launches_this_pass}
+    def _provider_nodes(self) -> list[Node]:
+        """Our provider's nodes: the cache plus those it does not show yet."""
         nodes = [n for n in self.nodes_cached()
-                 if n.provider == self.provider.name
-                 and n.pool == self.pool.name and n.id not in seen]
-        return nodes + self._launches_this_pass
+                 if n.provider == self.provider.name]
+        cached = {n.id for n in nodes}
+        now = time.monotonic()
+        self._recent = {i: (t, n) for i, (t, n) in self._recent.items()
+                        if i not in cached and now - t < RECENT_TTL}
+        return nodes + [n for _, n in self._recent.values()]
 
     def _ignore_provider_quota(self) -> bool:
         return bool(self.pool.settings.get("ignore-provider-quota", False))
@@ -350,32 +415,60 @@ class PoolWorker:
     def label_cost(self, label) -> Quota:
         return self.manager.adapter.label_quota(label)
 
-    def has_room(self, label) -> bool:
-        need = self.label_cost(label)
-        if self._pool_usage is None:
-            self._pool_usage = Quota.total(
-                self.manager.node_cost(n, self.pool)
-                for n in self._pool_nodes())
-        if not need.fits(pool_limits(self.pool), self._pool_usage):
-            return False
+    def _pool_usage(self) -> Quota:
+        if self._usage is None:
+            used = Quota.total(self.manager.node_cost(n, self.pool)
+                               for n in self._provider_nodes()
+                               if n.pool == self.pool.name)
+            self._usage = used + Quota.total(self._reservations.values())
+        return self._usage
+
+    def _provider_room(self, need: Quota) -> bool:
         if self._ignore_provider_quota():
             return True
         limits = self.manager.provider_limits()
         if not limits.values:
             return True
-        provider_nodes = [n for n in self.nodes_cached()
-                          if n.provider == self.provider.name]
-        provider_nodes += [n for n in self._launches_this_pass
-                           if n not in provider_nodes]
-        return need.fits(limits, self.manager.provider_used(provider_nodes))
+        used = self.manager.provider_used(self._provider_nodes())
+        used = used + Quota.total(self._reservations.values())
+        return need.fits(limits, used)
+
+    def has_room(self, label) -> bool:
+        with self._lock:
+            need = self.label_cost(label)
+            return (need.fits(pool_limits(self.pool), self._pool_usage())
+                    and self._provider_room(need))
+
+    def reserve(self, label) -> object | None:
+        """Atomically check room for one node of ``label`` and claim it."""
+        with self._lock:
+            if not self.has_room(label):
+                return None
+            token = object()
+            need = self.label_cost(label)
+            self._reservations[token] = need
+            self._usage = self._pool_usage() + need
+            return token
+
+    def commit_reservation(self, token, node: Node) -> None:
+        with self._lock:
+            self._reservations.pop(token, None)
+            self._recent[node.id] = (time.monotonic(), node)
+
+    def release_reservation(self, token) -> None:
+        with self._lock:
+            need = self._reservations.pop(token, None)
+            if need is not None and self._usage is not None:
+                self._usage = self._usage - need
 
     def reclaim_ready_node(self) -> None:
         """At quota: delete the oldest unallocated READY node of this pool."""
         now = time.monotonic()
         if now - self._last_reclaim < RECLAIM_INTERVAL:
             return
-        spares = sorted((n for n in self._pool_nodes()
-                         if n.state == NodeState.READY and not n.allocated_to
+        spares = sorted((n for n in self._provider_nodes()
+                         if n.pool == self.pool.name
+                         and n.state == NodeState.READY and not n.allocated_to
                          and not self.zk.is_locked(n)),
                         key=lambda n: n.state_time or 0)
         for node in spares:

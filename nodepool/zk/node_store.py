@@ -67,14 +67,19 @@ class NodeStore(StoreBase):
     # -- locks ------------------------------------------------------------
     def lock_node(self, node: Node, blocking: bool = True,
                   timeout: float | None = None, ephemeral: bool = True,
-                  identifier: str | None = None) -> None:
+                  identifier: str | None = None,
+                  refresh: bool = True) -> None:
         """Lock ``/nodepool/nodes/<id>/lock`` and re-read the node into
-        ``node``.  Raises ``LockError`` / ``LockedObjectGone``."""
+        ``node`` (``refresh=False`` skips that for a node this client just
+        created and nobody else can have changed yet).  Raises
+        ``LockError`` / ``LockedObjectGone``."""
         lock = locking.make_lock(self.kazoo, node_lock_path(node.id),
                                  create_parent=False, identifier=identifier)
         locking.acquire(lock, f"node {node.id}", blocking, timeout,
                         ephemeral)
         node.lock = lock
+        if not refresh:
+            return
         try:
             self._refresh_record(node_path(node.id), node)
         except (NotFound, BadZnode) as exc:

@@ -131,6 +131,18 @@ class ZnodeRecord:
         """Subclasses normalise legacy shapes of single keys here."""
         return value
 
+    def clone(self):
+        """An independent copy, much cheaper than decoding again.
+
+        Lists and dicts are copied one level deep: callers replace nested
+        values rather than editing them in place.
+        """
+        new = object.__new__(type(self))
+        new.__dict__ = {k: (v.copy() if isinstance(v, (list, dict)) else v)
+                        for k, v in self.__dict__.items()}
+        new.lock = None
+        return new
+
     # -- writing ----------------------------------------------------------
     def to_dict(self) -> dict:
         data = {k: getattr(self, k) for k in self.json_keys()}

@@ -34,6 +34,8 @@ R = TypeVar("R", bound=ZnodeRecord)
 
 # Conflicting writers are rare; this many rounds means something is wrong.
 MAX_WRITE_ATTEMPTS = 25
+# Decoded records remembered for cached reads (cleared when exceeded).
+_MEMO_LIMIT = 100000
 # Records whose problems we already logged, to avoid one line per loop pass.
 _REPORT_MEMORY = 10000
 
@@ -48,6 +50,9 @@ class StoreBase:
     def _init_store(self) -> None:
         self._reported: set[tuple[str, int]] = set()
         self._reported_lock = threading.Lock()
+        # path -> (mzxid, record) of cached reads: a loop that iterates a
+        # cache every pass decodes each znode version once, then clones.
+        self._memo: dict[str, tuple[int, ZnodeRecord]] = {}
 
     # -- reads ------------------------------------------------------------
     def _use_cache(self, path: str, cached: bool) -> bool:
@@ -110,8 +115,22 @@ class StoreBase:
                      cached: bool) -> R | None:
         raw = self._read_raw(path, cached)
         if raw is None:
+            self._memo.pop(path, None)
             return None
-        return self._build(cls, record_id, path, *raw)
+        if not (cached and self._use_cache(path, cached)):
+            return self._build(cls, record_id, path, *raw)
+        stat = raw[1]
+        hit = self._memo.get(path)
+        if hit is not None and hit[0] == stat.mzxid and type(hit[1]) is cls:
+            record = hit[1].clone()
+            record.stat = stat
+            return record
+        record = self._build(cls, record_id, path, *raw)
+        if record is not None:
+            if len(self._memo) > _MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[path] = (stat.mzxid, record.clone())
+        return record
 
     # -- writes -----------------------------------------------------------
     def _create_record(self, prefix: str, record: ZnodeRecord,

@@ -39,7 +39,9 @@ from .request_store import RequestStore
 
 __all__ = ["ZooKeeper"]
 
-CACHED_ROOTS = (NODES, REQUESTS, REQUEST_LOCKS, COMPONENTS)
+# Request lock directories are not cached: only the hourly-ish cleanup reads
+# them, and caching them costs several round trips per lock cycle.
+CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS)
 
 
 class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore):

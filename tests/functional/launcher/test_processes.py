@@ -262,7 +262,7 @@ def play_zuul(zuul, rids, sampler=None, timeout=60.0) -> dict[str, str]:
     return got
 
 
-# -- behaviour 21: two launchers, one ZooKeeper ---------------------------------
+# -- behaviour 21: two launchers, one ZooKeeper ------------------------------
 
 def test_two_launcher_processes_share_100_requests(env, spawn):
     config = write_config(env)

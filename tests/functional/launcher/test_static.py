@@ -180,7 +180,7 @@ def test_request_fulfilled_and_used_slot_replaced(env, sshd):
     assert req2["declined_by"] == []
 
 
-# -- configuration changes -----------------------------------------------------
+# -- configuration changes ---------------------------------------------------
 
 def test_config_additions_removals_and_label_changes(env, sshd):
     env.write_config([static_provider(host(sshd.port, ["a"], "alpha"))])

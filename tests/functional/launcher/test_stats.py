@@ -153,7 +153,7 @@ def test_launch_timeout_is_servercreatetimeout(env, collector):
     assert float(collector.values(key, "ms")[0]) >= 1000
 
 
-# -- node gauges and addressable requests (stats leader) -----------------------
+# -- node gauges and addressable requests (stats leader) ---------------------
 
 def two_pool_provider():
     return fake_provider(pools=[

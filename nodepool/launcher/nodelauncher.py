@@ -17,6 +17,11 @@ Failure story:
   the launch timeout;
 - a lost ZooKeeper session fails the node (``error.zksession``): the lock
   is gone, someone else may already be deleting it.
+
+Every finished attempt is reported to statsd and to the callbacks added
+with ``add_launch_listener`` (the web app's launch counters, latency
+histogram and recent errors).  A listener runs on the reporting thread and
+must be quick; one that raises is logged and ignored.
 """
 
 from __future__ import annotations
@@ -26,11 +31,39 @@ import logging
 import threading
 import time
 from concurrent.futures import Future
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from nodepool.driver import errors
 from nodepool.driver.statemachine import LaunchSpec, RequestInfo, StateMachine
 from nodepool.zk.models import Node, NodeState
+
+
+@dataclass(frozen=True)
+class LaunchEvent:
+    """One finished launch attempt, as given to launch listeners."""
+
+    manager: Any              # the ProviderManager that ran the launch
+    provider: str
+    node_id: str | None
+    result: str               # "ready" or a cli.md §4 "error.<kind>"
+    elapsed: float            # seconds since the first attempt started
+    message: str | None       # the failure, None when ready
+    time: float               # epoch seconds
+
+
+_listeners: list[Callable[[LaunchEvent], None]] = []
+
+
+def add_launch_listener(callback: Callable[[LaunchEvent], None]) -> None:
+    _listeners.append(callback)
+
+
+def remove_launch_listener(callback: Callable[[LaunchEvent], None]) -> None:
+    try:
+        _listeners.remove(callback)
+    except ValueError:
+        pass
 
 
 class Outcome(enum.Enum):
@@ -119,10 +152,18 @@ class NodeLauncher:
     def _elapsed(self) -> float:
         return self.clock() - self.start_time
 
-    def _report(self, result: str) -> None:
+    def _report(self, result: str, message: str | None = None) -> None:
+        elapsed = self._elapsed()
         self.manager.stats.launch_result(
             self.provider.name, self.node.az, self.request.requestor,
-            result, self._elapsed())
+            result, elapsed)
+        event = LaunchEvent(self.manager, self.provider.name, self.node.id,
+                            result, elapsed, message, time.time())
+        for callback in list(_listeners):
+            try:
+                callback(event)
+            except Exception:
+                self.log.exception("Launch listener failed")
 
     # -- the loop's entry point -------------------------------------------
     def advance(self) -> bool:
@@ -270,8 +311,8 @@ class NodeLauncher:
                         ) -> None:
         if self.done:
             return
-        self._report(failure.stat_key)
         self.error = str(failure)
+        self._report(failure.stat_key, self.error)
         if self.keyscan_future is not None:
             self.keyscan_future.cancel()
             self.keyscan_future = None
@@ -292,8 +333,8 @@ class NodeLauncher:
         self._new_attempt()
 
     def _abort(self, error: errors.QuotaError) -> None:
-        self._report(error.stat_key)
         self.error = str(error)
+        self._report(error.stat_key, self.error)
         self.log.warning("Launch of node %s aborted: %s", self.node.id, error)
         self._cleanup_instance()
         self.node.set_state(NodeState.ABORTED)
@@ -305,7 +346,7 @@ class NodeLauncher:
         """The ZooKeeper session ended: our lock is gone, give up."""
         if self.done:
             return
-        self._report("error.zksession")
+        self._report("error.zksession", "ZooKeeper session lost")
         self.node.set_state(NodeState.FAILED)
         self.outcome = Outcome.FAILED
         self.phase = _Phase.DONE

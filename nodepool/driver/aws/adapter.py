@@ -43,12 +43,12 @@ from nodepool.driver.aws.api import AwsApi
 from nodepool.driver.aws.batchcreate import CreateBatcher
 from nodepool.driver.aws.create import AwsCreate, InstanceCreator
 from nodepool.driver.aws.delete import MAX_IDS, AwsDelete, Terminator
-from nodepool.driver.aws.describe import (
-    InstanceWatcher, instance_state, tags_of, to_instance)
+from nodepool.driver.aws.describe import instance_state, tags_of, to_instance
 from nodepool.driver.aws.images import ImageResolver
 from nodepool.driver.aws.quota import (
     GIB_PER_TIB, QuotaCache, instance_quota_code, volume_quota_code)
 from nodepool.driver.aws.tagger import Tagger
+from nodepool.driver.aws.watcher import InstanceWatcher
 from nodepool.driver.batcher import Batcher
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
@@ -97,7 +97,8 @@ class AwsAdapter(Adapter):
             single=self.terminator.terminate_one)
         self.delete_pool = ThreadPoolExecutor(
             max_workers=2, thread_name_prefix=f"{provider.name}-delete-now")
-        self.watcher = InstanceWatcher(provider.name, self.describe)
+        self.watcher = InstanceWatcher(provider.name, self.describe,
+                                       self.instance_states)
         self.tagger = Tagger(provider.name, self._create_tags)
         self.quota = QuotaCache(self._describe_types, self._get_quota)
         self.images = ImageResolver(self._describe_images)
@@ -177,6 +178,13 @@ class AwsAdapter(Adapter):
         reservations = self.api.read_pages("describe_instances",
                                            "Reservations", Filters=filters)
         return [i for r in reservations for i in r.get("Instances", [])]
+
+    def instance_states(self, ids: list[str]) -> dict[str, str]:
+        """State names of ``ids``; NotFoundError if one is unknown."""
+        answer = self.api.read("describe_instance_status", InstanceIds=ids,
+                               IncludeAllInstances=True)
+        return {s["InstanceId"]: s["InstanceState"]["Name"]
+                for s in answer.get("InstanceStatuses") or []}
 
     def list_instances(self) -> Iterable[Instance]:
         now = time.monotonic()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import uuid
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any
@@ -93,8 +94,13 @@ class InstanceCreator:
             tags.update(batchtags.encode(token, [s.node_id for s in specs]))
         call.update(MinCount=1, MaxCount=len(specs), ClientToken=token,
                     TagSpecifications=params.tag_specifications(tags))
+        started = time.monotonic()
         answer = self.adapter.api.mutate("run_instances", admitted=admitted,
                                          **call)
+        log.info("RunInstances for %d node(s) %s started %d instance(s) "
+                 "in %.2fs", len(specs), [s.node_id for s in specs][:3],
+                 len(answer.get("Instances") or []),
+                 time.monotonic() - started)
         slots = map_instances(specs, answer.get("Instances") or [])
         outcomes: list[Any] = []
         for spec, record in zip(specs, slots):

@@ -9,7 +9,7 @@ import pytest
 
 from nodepool.driver import errors
 from nodepool.driver.aws.create import AwsCreate, map_instances
-from nodepool.driver.aws.describe import Lookup
+from nodepool.driver.aws.watcher import Lookup
 
 
 def _rec(iid, index=None):

@@ -43,7 +43,7 @@ from nodepool.launcher.provider import ProviderManager
 from nodepool.launcher.statsleader import StatsElection
 from nodepool.launcher.tenants import tenant_allows
 from nodepool.version import __version__
-from nodepool.zk.client import ZooKeeperClient
+from nodepool.zk.client import ZooKeeperClient, build_hosts
 from nodepool.zk.models import LauncherComponent
 from nodepool.zk.zookeeper import ZooKeeper
 
@@ -222,7 +222,13 @@ class Launcher:
             return
         self.log.info("Reloaded config %s", self.config_path)
         if config.zookeeper_servers != self.config.zookeeper_servers:
-            self.client.set_hosts(config)
+            # Applied to the existing session: kazoo reconnects to the new
+            # ensemble on its next connection attempt (config.md §9).
+            try:
+                self.client.kazoo.set_hosts(
+                    build_hosts(config.zookeeper_servers))
+            except Exception:
+                self.log.exception("Could not apply new zookeeper-servers")
         self.config = config
         self._reconcile_providers()
 

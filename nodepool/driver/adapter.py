@@ -89,6 +89,12 @@ class Adapter(abc.ABC):
         """What one node of ``label`` costs (default: one instance)."""
         return Quota(instances=1)
 
+    def availability_zones(self, pool) -> list[str]:
+        """Zones a request's nodes may be placed in; one is chosen per
+        request so that all its nodes share it.  Empty: the cloud picks
+        (and the first node's zone is then used for the rest)."""
+        return []
+
     def image_available(self, label) -> bool:
         """False when the label's image cannot be used right now."""
         return True

@@ -19,6 +19,7 @@ Failure story (zookeeper.md §8.3/§8.4):
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING
 
 from nodepool.driver.statemachine import RequestInfo
@@ -155,6 +156,11 @@ class RequestHandler:
 
     def _create_node(self, label, label_name: str) -> Node:
         worker = self.worker
+        if self.az is None:
+            zones = worker.manager.adapter.availability_zones(worker.pool)
+            if zones:
+                # One zone for the whole node set (behaviour 2).
+                self.az = random.choice(list(zones))
         node = Node()
         node.state = NodeState.INIT
         node.type = [label_name]

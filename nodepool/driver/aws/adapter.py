@@ -29,6 +29,7 @@ it, and nothing is ever created without the tags leak cleanup needs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -43,6 +44,7 @@ from nodepool.driver.aws.api import AwsApi
 from nodepool.driver.aws.batchcreate import CreateBatcher
 from nodepool.driver.aws.create import AwsCreate, InstanceCreator
 from nodepool.driver.aws.delete import MAX_IDS, AwsDelete, Terminator
+from nodepool.driver.aws.fleet import FleetCreator
 from nodepool.driver.aws.describe import instance_state, tags_of, to_instance
 from nodepool.driver.aws.images import ImageResolver
 from nodepool.driver.aws.quota import (
@@ -85,6 +87,7 @@ class AwsAdapter(Adapter):
         self.batch_creates = bool(settings.get("batch-creates", True))
         self.create_pool = CreatePool(provider.name, workers)
         self.creator = InstanceCreator(self)
+        self.fleet = FleetCreator(self)
         self.create_batcher = CreateBatcher(
             provider.name, self.create_pool, self.creator.send,
             self.api.limiter)
@@ -140,6 +143,8 @@ class AwsAdapter(Adapter):
         spec = machine.spec
         with self._lock:
             self._pending_creates[spec.node_id] = machine
+        if spec.label.settings.get("fleet"):
+            return self.create_pool.submit(self.fleet.send_one, spec)
         if self.batch_creates and self._batchable(spec):
             return self.create_batcher.add(launch_params.batch_key(spec),
                                            spec)
@@ -156,11 +161,16 @@ class AwsAdapter(Adapter):
         return not settings.get("fleet") and not settings.get(
             "dedicated-host")
 
-    def instance_from(self, record: Mapping) -> Instance:
+    def instance_from(self, record: Mapping, fleet: bool = False
+                      ) -> Instance:
         """An Instance with its quota cost (types cached by label_quota)."""
         spot = record.get("InstanceLifecycle") == "spot"
-        return to_instance(record, self.region, self._resources(
+        instance = to_instance(record, self.region, self._resources(
             record.get("InstanceType"), spot, fetch=False))
+        if fleet:
+            instance = dataclasses.replace(instance, node_properties={
+                **instance.node_properties, "fleet": True})
+        return instance
 
     # -- delete ----------------------------------------------------------------
     def delete_machine(self, external_id, immediate: bool = False
@@ -227,15 +237,22 @@ class AwsAdapter(Adapter):
         for pool in self.provider.pools.values():
             yield from pool.labels.values()
 
+    @staticmethod
+    def _label_types(label) -> list[str]:
+        settings = label.settings
+        if settings.get("fleet"):
+            return list(settings["fleet"].get("instance-types") or [])
+        return [settings["instance-type"]] if settings.get(
+            "instance-type") else []
+
     def quota_limits(self) -> Quota:
         codes: dict[tuple[str, str], float] = {}
         for label in self._labels():
             settings = label.settings
-            itype = settings.get("instance-type")
-            code = itype and instance_quota_code(itype,
-                                                 settings.get("use-spot"))
-            if code:
-                codes[("ec2", code)] = 1
+            for itype in self._label_types(label):
+                code = instance_quota_code(itype, settings.get("use-spot"))
+                if code:
+                    codes[("ec2", code)] = 1
             vcode = volume_quota_code(settings.get("volume-type") or "gp2")
             if vcode and settings.get("volume-size"):
                 codes[("ebs", vcode)] = GIB_PER_TIB
@@ -247,12 +264,15 @@ class AwsAdapter(Adapter):
         return Quota(values)
 
     def label_quota(self, label) -> Quota:
+        """One node's cost; for a fleet the largest of its types."""
         settings = label.settings
-        itype = settings.get("instance-type")
-        if not itype:
+        types = self._label_types(label)
+        if not types:
             return Quota(instances=1)
+        spot = bool(settings.get("use-spot"))
         try:
-            values = self._resources(itype, bool(settings.get("use-spot")))
+            values = max((self._resources(t, spot) for t in types),
+                         key=lambda v: (v.get("cores", 0), v.get("ram", 0)))
         except errors.DriverError as e:
             self.log.warning("No quota cost for label %s: %s", label.name, e)
             return Quota(instances=1)
@@ -283,14 +303,15 @@ class AwsAdapter(Adapter):
 
     def label_usable(self, label) -> bool:
         settings = label.settings
-        if label.image is None or not settings.get("instance-type"):
-            # Fleet and dedicated-host launches are not implemented yet;
-            # a label without type or image can never launch (config.md).
+        types = self._label_types(label)
+        if label.image is None or not types:
+            # A label without type or image can never launch (config.md).
             return False
-        if settings.get("fleet") or settings.get("dedicated-host"):
-            return False
+        if settings.get("dedicated-host"):
+            return False    # not implemented
         try:
-            self.quota.type_info(settings["instance-type"])
+            for itype in types:
+                self.quota.type_info(itype)
         except errors.ConfigurationError:
             return False
         except errors.DriverError as e:

@@ -183,7 +183,8 @@ class AwsCreate(StateMachine):
         state = instance_state(record)
         if state is InstanceState.RUNNING:
             self.adapter.watcher.unwatch(self.external_id)
-            self.instance = self.adapter.instance_from(record)
+            self.instance = self.adapter.instance_from(
+                record, fleet=bool(self.spec.label.settings.get("fleet")))
             return self.State.READY
         if state in (InstanceState.DELETED, InstanceState.ERROR,
                      InstanceState.STOPPING):

@@ -70,7 +70,7 @@ class Adapter:
     def forget_create(self, machine):
         self.forgotten += 1
 
-    def instance_from(self, record):
+    def instance_from(self, record, fleet=False):
         return record["InstanceId"]
 
     def delete_now(self, iid):

@@ -136,3 +136,29 @@ def test_batch_key_groups_by_pool_label_image(spec_factory):
     d = spec_factory("0000000004", pool_name="other")
     assert params.batch_key(a) == params.batch_key(b)
     assert len({params.batch_key(x) for x in (a, c, d)}) == 3
+
+
+def test_fleet_template_and_call(spec_factory):
+    from nodepool.driver.aws import fleet
+    spec = spec_factory(label={
+        "instance-type": None, "userdata": "hi", "use-spot": True,
+        "fleet": {"instance-types": ["t3.medium", "t3.large"],
+                  "allocation-strategy": "prioritized"}})
+    data = fleet.template_data(spec, IMAGE)
+    assert "InstanceType" not in data and "InstanceMarketOptions" not in data
+    assert data["UserData"] == "aGk="
+    assert data["TagSpecifications"][0]["ResourceType"] == "volume"
+    name = fleet.template_name("my provider!", data)
+    assert name.startswith("nodepool-my_provider_-") and len(name) < 128
+    assert name == fleet.template_name("my provider!", dict(data))
+    call = fleet.fleet_params(spec, name, "tok")
+    assert call["LaunchTemplateConfigs"][0]["Overrides"] == [
+        {"InstanceType": "t3.medium", "Priority": 0.0},
+        {"InstanceType": "t3.large", "Priority": 1.0}]
+    assert call["TargetCapacitySpecification"] == {
+        "TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"}
+    assert call["SpotOptions"] == {"AllocationStrategy": "prioritized"}
+    assert call["Type"] == "instant" and call["ClientToken"] == "tok"
+    tags = {t["Key"]: t["Value"]
+            for t in call["TagSpecifications"][0]["Tags"]}
+    assert tags["nodepool_node_id"] == "0000000001"

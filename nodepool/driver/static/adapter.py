@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 
 from nodepool.driver.adapter import Adapter
 from nodepool.driver.instance import Instance
@@ -40,6 +41,10 @@ from nodepool.zk.models import Node, NodeState
 
 LAUNCHER_ID = "static driver"
 SYNC_INTERVAL = 5.0
+# A slot promised to a request being taken is not offered to another one
+# until the node cache shows it taken, or for at most this long (the
+# take runs on another thread and the cache lags by milliseconds).
+PROMISE_TTL = 5.0
 
 
 def _key_id(key: str) -> str:
@@ -87,6 +92,8 @@ class StaticProviderManager(ProviderManager):
         self._sync_wake = threading.Event()
         self._sync_thread: threading.Thread | None = None
         self.synced = threading.Event()   # set after each completed sync
+        self._promised: dict[str, float] = {}   # node id -> monotonic
+        self._promise_lock = threading.Lock()
 
     def start(self) -> None:
         super().start()
@@ -115,20 +122,28 @@ class StaticProviderManager(ProviderManager):
         Free slots are checked in the order the request handler reuses them
         (node id order), so the slot it will take has just been found
         alive; a slot whose host does not answer is deregistered here,
-        before anyone can hand it out.
+        before anyone can hand it out.  The slots counted are promised to
+        this request (``PROMISE_TTL``), so a burst of requests in one pass
+        is accepted only as far as there are slots; the rest is deferred.
         """
+        now = time.monotonic()
+        with self._promise_lock:
+            self._promised = {i: t for i, t in self._promised.items()
+                              if now - t < PROMISE_TTL}
+            promised = set(self._promised)
         hosts = {host_identity(h): h for h in worker.pool.nodes}
         wanted: dict[str, int] = {}
         for label in request.node_types:
             wanted[label] = wanted.get(label, 0) + 1
         alive: dict[tuple, bool] = {}
+        chosen: list[str] = []
         for node in worker.nodes_cached():
             if not wanted:
                 break
             if (node.provider != self.provider.name
                     or node.pool != worker.pool.name
                     or node.state != NodeState.READY or node.allocated_to
-                    or self.zk.is_locked(node)):
+                    or node.id in promised or self.zk.is_locked(node)):
                 continue
             useful = [lb for lb in node.type or [] if wanted.get(lb)]
             if not useful:
@@ -136,10 +151,16 @@ class StaticProviderManager(ProviderManager):
             if not self._slot_alive(node, hosts, alive):
                 continue
             label = useful[0]
+            chosen.append(node.id)
             wanted[label] -= 1
             if not wanted[label]:
                 del wanted[label]
-        return not wanted
+        if wanted:
+            return False
+        with self._promise_lock:
+            for node_id in chosen:
+                self._promised[node_id] = now
+        return True
 
     def _slot_alive(self, node: Node, hosts: dict, alive: dict) -> bool:
         host = hosts.get(host_identity(node))

@@ -10,6 +10,7 @@ change (``full_sync``) instead of sleeping.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 
@@ -268,3 +269,35 @@ def test_unreachable_host_deregistered_then_registered_again(
     assert after != before
     node = zuul.get_node(after)
     assert node["slot"] == 0 and node["host_keys"] == server.host_keys
+
+
+def test_requests_beyond_free_slots_are_deferred_not_accepted(env, sshd):
+    env.write_config([static_provider(host(sshd.port))])
+    env.start_launcher()
+    zuul, client = env.zuul, env.client
+    wait_for(lambda: ready_slots(zuul) == [0], what="slot registered")
+    states: dict[str, list[str]] = {}
+
+    def watch(rid):
+        states[rid] = []
+        client.DataWatch(f"/nodepool/requests/{rid}",
+                         lambda d, s, e=None: d and states[rid].append(
+                             json.loads(d)["state"]))
+    rids = [zuul.submit(["static-label"]) for _ in range(3)]
+    for rid in rids:
+        watch(rid)
+    served = []
+    for _ in rids:
+        # Exactly one request at a time is taken: the one with the slot.
+        first = wait_for(lambda: [r for r in rids if r not in served and
+                                  "fulfilled" in states[r]],
+                         what="a request fulfilled")
+        assert len(first) == 1, first
+        (rid,) = first
+        served.append(rid)
+        nodes = zuul.accept(rid)
+        for other in rids:
+            if other not in served:
+                assert "pending" not in states[other], states
+        zuul.release(nodes)
+    assert served == rids                      # in request order

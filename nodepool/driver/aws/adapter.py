@@ -7,8 +7,11 @@ What runs where (per provider):
 - ``<provider>-create-N`` (CreatePool, sized from ``rate`` for 1.5 s
   calls) runs RunInstances, fed directly or through the
   ``<provider>-create-batcher`` (``batch-creates``, on by default);
+  fleet labels use CreateFleet (``fleet``), dedicated-host labels
+  AllocateHosts + RunInstances (``dedicated``), one node per call;
 - ``<provider>-delete-batcher`` sends TerminateInstances for up to 50 ids;
-  ``<provider>-delete-now-N`` sends retry/leak deletes alone at once;
+  ``<provider>-delete-now-N`` sends retry/leak deletes alone at once and
+  releases dedicated hosts;
 - ``<provider>-describe`` polls DescribeInstances for ids in flight;
 - ``<provider>-tagger`` adds per-node tags to batch-created instances;
 - pool workers and the cleanup worker call the read-only methods
@@ -43,6 +46,8 @@ from nodepool.driver.aws import params as launch_params
 from nodepool.driver.aws.api import AwsApi
 from nodepool.driver.aws.batchcreate import CreateBatcher
 from nodepool.driver.aws.create import AwsCreate, InstanceCreator
+from nodepool.driver.aws.dedicated import (
+    DedicatedHostCreator, split_external_id)
 from nodepool.driver.aws.delete import MAX_IDS, AwsDelete, Terminator
 from nodepool.driver.aws.fleet import FleetCreator
 from nodepool.driver.aws.describe import instance_state, tags_of, to_instance
@@ -72,7 +77,7 @@ def _session(profile: str | None):
 
 
 class AwsAdapter(Adapter):
-    leak_types = ("instances", "volumes")
+    leak_types = ("instances", "volumes", "hosts")
 
     def __init__(self, provider, log: logging.Logger | None = None,
                  session=None):
@@ -88,6 +93,7 @@ class AwsAdapter(Adapter):
         self.create_pool = CreatePool(provider.name, workers)
         self.creator = InstanceCreator(self)
         self.fleet = FleetCreator(self)
+        self.dedicated = DedicatedHostCreator(self)
         self.create_batcher = CreateBatcher(
             provider.name, self.create_pool, self.creator.send,
             self.api.limiter)
@@ -145,6 +151,8 @@ class AwsAdapter(Adapter):
             self._pending_creates[spec.node_id] = machine
         if spec.label.settings.get("fleet"):
             return self.create_pool.submit(self.fleet.send_one, spec)
+        if spec.label.settings.get("dedicated-host"):
+            return self.create_pool.submit(self.dedicated.send_one, spec)
         if self.batch_creates and self._batchable(spec):
             return self.create_batcher.add(launch_params.batch_key(spec),
                                            spec)
@@ -177,10 +185,37 @@ class AwsAdapter(Adapter):
                        ) -> StateMachine:
         return AwsDelete(self, external_id, immediate)
 
-    def delete_now(self, instance_id: str) -> Future:
-        """Terminate one instance at once, off the caller's thread."""
-        return self.delete_pool.submit(self.terminator.terminate_one,
-                                       instance_id)
+    def delete_now(self, external_id) -> Future:
+        """Terminate one instance (and release its host) at once, off the
+        caller's thread."""
+        instance_id, host_id = split_external_id(external_id)
+        if host_id is None:
+            return self.delete_pool.submit(self.terminator.terminate_one,
+                                           instance_id)
+        return self.delete_pool.submit(self._delete_with_host, instance_id,
+                                       host_id)
+
+    def release_host(self, host_id: str) -> Future:
+        return self.delete_pool.submit(self.dedicated.release, host_id)
+
+    def _delete_with_host(self, instance_id: str | None, host_id: str,
+                          timeout: float = 300.0) -> None:
+        # On a delete-now worker: EC2 releases a host only once its
+        # instance is gone, so wait for that here, never on the loop.
+        if instance_id is not None:
+            try:
+                self.terminator.terminate_one(instance_id)
+            except errors.NotFoundError:
+                pass
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                records = self.describe([{"Name": "instance-id",
+                                          "Values": [instance_id]}])
+                if all(instance_state(r) is InstanceState.DELETED
+                       for r in records):
+                    break
+                time.sleep(2.0)
+        self.dedicated.release_quietly(host_id)
 
     # -- listing ---------------------------------------------------------------
     def describe(self, filters: list[dict]) -> list[dict]:
@@ -220,15 +255,36 @@ class AwsAdapter(Adapter):
             {"Name": "tag:nodepool_provider_name",
              "Values": [self.provider.name]},
             {"Name": "status", "Values": ["available"]}])
-        return [Resource(type="volumes", id=v["VolumeId"],
-                         metadata=tags_of(v)) for v in volumes]
+        out = [Resource(type="volumes", id=v["VolumeId"],
+                        metadata=tags_of(v)) for v in volumes]
+        if any(label.settings.get("dedicated-host")
+               for label in self._labels()):
+            out += self._list_hosts()
+        return out
+
+    def _list_hosts(self) -> list[Resource]:
+        # Tags are matched here, not in a filter: not every endpoint
+        # filters hosts by tag, and an account has few hosts.
+        hosts = self.api.read_pages("describe_hosts", "Hosts")
+        out = []
+        for host in hosts:
+            tags = tags_of(host)
+            if (tags.get("nodepool_provider_name") == self.provider.name
+                    and host.get("State") not in ("released",
+                                                  "released-permanent-failure")):
+                out.append(Resource(type="hosts", id=host["HostId"],
+                                    metadata=tags))
+        return out
 
     def delete_resource(self, resource: Resource) -> None:
-        if resource.type != "volumes":
-            raise errors.ConfigurationError(
-                f"AWS does not clean up {resource.type}")
         try:
-            self.api.mutate("delete_volume", VolumeId=resource.id)
+            if resource.type == "volumes":
+                self.api.mutate("delete_volume", VolumeId=resource.id)
+            elif resource.type == "hosts":
+                self.dedicated.release(resource.id)
+            else:
+                raise errors.ConfigurationError(
+                    f"AWS does not clean up {resource.type}")
         except errors.NotFoundError:
             pass
 
@@ -302,13 +358,10 @@ class AwsAdapter(Adapter):
         return self.images.available(label)
 
     def label_usable(self, label) -> bool:
-        settings = label.settings
         types = self._label_types(label)
         if label.image is None or not types:
             # A label without type or image can never launch (config.md).
             return False
-        if settings.get("dedicated-host"):
-            return False    # not implemented
         try:
             for itype in types:
                 self.quota.type_info(itype)

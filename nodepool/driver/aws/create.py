@@ -26,6 +26,7 @@ abort the node, configuration errors fail it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import time
@@ -147,6 +148,7 @@ class AwsCreate(StateMachine):
         self.retries = 0
         self.retry_at = 0.0
         self.abandoned = False
+        self.instance_id: str | None = None
 
     def submit(self):
         if self.clock() < self.retry_at:
@@ -172,26 +174,32 @@ class AwsCreate(StateMachine):
             log.info("Node %s: create will be repeated in %.1fs: %s",
                      self.spec.node_id, delay, e)
             return self.State.SUBMIT
-        self.external_id = record["InstanceId"]
-        self.adapter.watcher.watch(self.external_id)
+        self.instance_id = record["InstanceId"]
+        # A dedicated host is part of the node too: both ids are named.
+        self.external_id = ({"instance": self.instance_id,
+                             "host": record["HostId"]}
+                            if record.get("HostId") else self.instance_id)
+        self.adapter.watcher.watch(self.instance_id)
         return self.State.BOOTING
 
     def booting(self):
-        record = self.adapter.watcher.lookup(self.external_id).record
+        record = self.adapter.watcher.lookup(self.instance_id).record
         if record is None:
             return self.State.BOOTING
         state = instance_state(record)
         if state is InstanceState.RUNNING:
-            self.adapter.watcher.unwatch(self.external_id)
-            self.instance = self.adapter.instance_from(
+            self.adapter.watcher.unwatch(self.instance_id)
+            instance = self.adapter.instance_from(
                 record, fleet=bool(self.spec.label.settings.get("fleet")))
+            self.instance = dataclasses.replace(
+                instance, external_id=self.external_id)
             return self.State.READY
         if state in (InstanceState.DELETED, InstanceState.ERROR,
                      InstanceState.STOPPING):
-            self.adapter.watcher.unwatch(self.external_id)
+            self.adapter.watcher.unwatch(self.instance_id)
             reason = (record.get("StateReason") or {}).get("Message", "")
             raise errors.LaunchError(
-                f"instance {self.external_id} is "
+                f"instance {self.instance_id} is "
                 f"{record['State']['Name']} {reason}".strip(),
                 stat_key="error.status")
         return self.State.BOOTING
@@ -210,6 +218,9 @@ class AwsCreate(StateMachine):
             record = future.result()
         except BaseException:
             return
-        log.info("Node %s: deleting instance %s of an abandoned attempt",
-                 self.spec.node_id, record["InstanceId"])
-        self.adapter.delete_now(record["InstanceId"])
+        external_id = ({"instance": record["InstanceId"],
+                        "host": record["HostId"]}
+                       if record.get("HostId") else record["InstanceId"])
+        log.info("Node %s: deleting %s of an abandoned attempt",
+                 self.spec.node_id, external_id)
+        self.adapter.delete_now(external_id)

@@ -18,7 +18,8 @@ launcher's deleter keeps the node in ``deleting`` and retries later
 
 ``AwsDelete``: SUBMIT queues the id (or sends it now), TERMINATING waits
 for the call, WAITING waits until the watcher sees the instance
-``terminated`` or gone, so its quota is free before the node disappears.
+``terminated`` or gone, so its quota is free before the node disappears;
+RELEASING then releases the node's dedicated host, if it has one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nodepool.driver import errors
+from nodepool.driver.aws.dedicated import split_external_id
 from nodepool.driver.aws.describe import instance_state
 from nodepool.driver.instance import InstanceState
 from nodepool.driver.statemachine import StateMachine
@@ -100,28 +102,32 @@ class AwsDelete(StateMachine):
         SUBMIT = "submit"
         TERMINATING = "terminating"
         WAITING = "waiting"
+        RELEASING = "releasing"
         DONE = "done"
 
     STEPS = {State.SUBMIT: "submit", State.TERMINATING: "terminating",
-             State.WAITING: "waiting"}
+             State.WAITING: "waiting", State.RELEASING: "releasing"}
     TERMINAL = frozenset({State.DONE})
 
     #: stop waiting for "terminated" after this long (the call succeeded)
     WAIT_LIMIT = 300.0
 
-    def __init__(self, adapter: "AwsAdapter", external_id: str,
+    def __init__(self, adapter: "AwsAdapter", external_id: Any,
                  immediate: bool = False):
         super().__init__()
         self.adapter = adapter
         self.external_id = external_id
+        self.instance_id, self.host_id = split_external_id(external_id)
         self.immediate = immediate
         self.future: Future | None = None
 
     def submit(self):
+        if self.instance_id is None:
+            return self._release()
         if self.immediate:
-            self.future = self.adapter.delete_now(self.external_id)
+            self.future = self.adapter.delete_now(self.instance_id)
         else:
-            self.future = self.adapter.delete_batcher.add(self.external_id)
+            self.future = self.adapter.delete_batcher.add(self.instance_id)
         return self.State.TERMINATING
 
     def terminating(self):
@@ -131,25 +137,42 @@ class AwsDelete(StateMachine):
         try:
             result = future.result()
         except errors.NotFoundError:
-            return self._done()
+            return self._gone()
         if isinstance(result, Failed):
             raise result.error
-        self.adapter.watcher.watch(self.external_id)
+        self.adapter.watcher.watch(self.instance_id)
         return self.State.WAITING
 
     def waiting(self):
-        look = self.adapter.watcher.lookup(self.external_id)
+        look = self.adapter.watcher.lookup(self.instance_id)
         if look.record is None:
-            return self._done() if look.fresh else self.State.WAITING
+            return self._gone() if look.fresh else self.State.WAITING
         if instance_state(look.record) is InstanceState.DELETED:
-            return self._done()
+            return self._gone()
         if self.clock() - self.state_time > self.WAIT_LIMIT:
             log.warning("Instance %s still %s %.0fs after terminate; "
-                        "considered deleted", self.external_id,
+                        "considered deleted", self.instance_id,
                         look.record["State"]["Name"], self.WAIT_LIMIT)
-            return self._done()
+            return self._gone()
         return self.State.WAITING
 
-    def _done(self):
-        self.adapter.watcher.unwatch(self.external_id)
+    def releasing(self):
+        if not self.future.done():
+            return self.State.RELEASING
+        future, self.future = self.future, None
+        try:
+            future.result()
+        except errors.NotFoundError:
+            pass
         return self.State.DONE
+
+    def _gone(self):
+        """The instance is gone; release its dedicated host, if any."""
+        self.adapter.watcher.unwatch(self.instance_id)
+        return self._release()
+
+    def _release(self):
+        if self.host_id is None:
+            return self.State.DONE
+        self.future = self.adapter.release_host(self.host_id)
+        return self.State.RELEASING

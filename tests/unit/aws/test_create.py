@@ -10,6 +10,7 @@ import pytest
 from nodepool.driver import errors
 from nodepool.driver.aws.create import AwsCreate, map_instances
 from nodepool.driver.aws.watcher import Lookup
+from nodepool.driver.instance import Instance
 
 
 def _rec(iid, index=None):
@@ -71,7 +72,7 @@ class Adapter:
         self.forgotten += 1
 
     def instance_from(self, record, fleet=False):
-        return record["InstanceId"]
+        return Instance(external_id=record["InstanceId"])
 
     def delete_now(self, iid):
         self.deleted.append(iid)
@@ -105,7 +106,7 @@ def test_happy_path(spec_factory):
     assert not m.advance()
     adapter.watcher.records["i-1"]["State"]["Name"] = "running"
     assert m.advance()
-    assert m.instance == "i-1" and not adapter.watcher.watched
+    assert m.instance.external_id == "i-1" and not adapter.watcher.watched
 
 
 def test_retryable_failure_resubmits_after_backoff(spec_factory):
@@ -158,3 +159,16 @@ def test_abandoned_before_the_call_cancels_it(spec_factory):
     m.abandon()
     assert adapter.futures[0].cancelled()
     assert adapter.deleted == []
+
+
+def test_dedicated_host_is_part_of_the_external_id(spec_factory):
+    m, adapter = machine(spec_factory)
+    m.advance()
+    adapter.futures[0].set_result({"InstanceId": "i-1", "HostId": "h-1"})
+    m.advance()
+    assert m.external_id == {"instance": "i-1", "host": "h-1"}
+    assert "i-1" in adapter.watcher.watched
+    adapter.watcher.records["i-1"] = {"InstanceId": "i-1",
+                                      "State": {"Name": "running"}}
+    assert m.advance()
+    assert m.instance.external_id == {"instance": "i-1", "host": "h-1"}

@@ -1,0 +1,195 @@
+"""OpenStackApi: one openstacksdk connection, rate limited and classified.
+
+Configuration comes from ``clouds.yaml`` exactly as openstacksdk finds it
+(``OS_CLIENT_CONFIG_FILE``, ``./clouds.yaml``, ``~/.config/openstack``,
+``/etc/openstack``): the provider names an entry with ``cloud`` and may pick
+a region with ``region-name``.  An unknown cloud or region fails in the
+constructor, so the provider fails to start (config.md §9) instead of every
+launch failing later.
+
+Rate: the provider's ``rate`` is *seconds between calls* (config.md §5);
+the limiters run at ``1/rate`` calls per second (``rate: 0`` = unlimited).
+Mutating calls (create, delete, floating IPs, metadata) share the write
+limiter at exactly that rate.  Read calls get ten times the budget on their
+own limiter, as for AWS: the driver already batches its polling (one server
+list for all nodes in flight), and a status poll must never eat the budget
+that creates need.
+
+Failure story: every call goes through ``read``/``write``, which turn SDK
+and keystoneauth exceptions into framework exceptions (``errors.classify``)
+and report throttling to the limiter (AIMD).  The connection is made on
+first use, on a worker thread, never on the provider loop; keystoneauth
+re-authenticates by itself when a token expires.  The HTTP connection pool
+is sized for every worker thread, so concurrent creates never queue for a
+socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Any, Callable, TypeVar
+
+from nodepool.driver import errors
+from nodepool.driver.openstack.errors import classify
+from nodepool.driver.ratelimit import RateLimiter
+
+__all__ = ["OpenStackApi", "READ_FACTOR", "calls_per_second"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: read calls may run this many times faster than mutating calls
+READ_FACTOR = 10.0
+#: the newest compute microversion the driver asks for: 2.47 embeds the
+#: flavor in server records, 2.37 requires ``networks`` on create
+COMPUTE_MICROVERSION = "2.52"
+
+
+def calls_per_second(rate_seconds: float | None) -> float:
+    """The limiter rate for OpenStack's ``rate`` (seconds between calls)."""
+    if not rate_seconds or rate_seconds <= 0:
+        return 0.0
+    return 1.0 / float(rate_seconds)
+
+
+def load_cloud_region(cloud: str, region: str | None):
+    """The openstacksdk CloudRegion for a clouds.yaml entry."""
+    from openstack.config import OpenStackConfig
+    return OpenStackConfig().get_one(cloud=cloud, region_name=region)
+
+
+class OpenStackApi:
+    """Calls to one cloud region; thread-safe."""
+
+    def __init__(self, name: str, cloud_region, rate_seconds: float,
+                 max_connections: int = 32,
+                 connect: Callable[[Any], Any] | None = None):
+        self.name = name
+        self.cloud_region = cloud_region
+        rate = calls_per_second(rate_seconds)
+        self.limiter = RateLimiter(f"{name}-write", rate)
+        self.read_limiter = RateLimiter(f"{name}-read", rate * READ_FACTOR)
+        self.max_connections = max_connections
+        self.calls: Counter[str] = Counter()
+        self._connect = connect or self._default_connect
+        self._conn = None
+        self._microversion: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def region(self) -> str | None:
+        return self.cloud_region.region_name
+
+    @property
+    def cloud(self) -> str | None:
+        return self.cloud_region.name
+
+    # -- connection ----------------------------------------------------
+    def _default_connect(self, cloud_region):
+        import openstack.connection
+        from keystoneauth1.session import TCPKeepAliveAdapter
+        conn = openstack.connection.Connection(config=cloud_region)
+        for scheme in ("http://", "https://"):
+            conn.session.mount(scheme, TCPKeepAliveAdapter(
+                pool_connections=4, pool_maxsize=self.max_connections))
+        return conn
+
+    @property
+    def conn(self):
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._connect(self.cloud_region)
+            return self._conn
+
+    def compute_microversion(self) -> str | None:
+        """The compute microversion to send (None: the server has none)."""
+        if self._microversion is None:
+            from openstack import utils
+            version = self.read("compute version discovery",
+                                utils.maximum_supported_microversion,
+                                self.conn.compute, COMPUTE_MICROVERSION)
+            self._microversion = version or ""
+        return self._microversion or None
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # closing is best effort
+                log.debug("closing connection of %s failed", self.name,
+                          exc_info=True)
+
+    # -- calls -----------------------------------------------------------
+    def read(self, operation: str, fn: Callable[..., T], *args: Any,
+             **kw: Any) -> T:
+        return self._call(self.read_limiter, operation, fn, args, kw)
+
+    def write(self, operation: str, fn: Callable[..., T], *args: Any,
+              **kw: Any) -> T:
+        return self._call(self.limiter, operation, fn, args, kw)
+
+    def _call(self, limiter: RateLimiter, operation: str, fn, args, kw):
+        limiter.acquire()
+        with self._lock:
+            self.calls[operation] += 1
+        try:
+            result = fn(*args, **kw)
+        except Exception as e:
+            error = classify(e, operation)
+            if isinstance(error, errors.ThrottledError):
+                limiter.throttled(error.retry_after)
+            raise error from e
+        limiter.succeeded()
+        return result
+
+    # -- raw compute calls (JSON in, JSON out) ---------------------------------
+    def compute(self, method: str, path: str, *, write: bool,
+                operation: str, **kw: Any) -> Any:
+        """One compute API call at our microversion; the decoded body."""
+        from openstack import exceptions as sdk_exc
+        microversion = self.compute_microversion()
+
+        def send():
+            response = self.conn.compute.request(
+                path, method, microversion=microversion, **kw)
+            sdk_exc.raise_from_response(response)
+            return response.json() if response.content else None
+
+        call = self.write if write else self.read
+        return call(operation, send)
+
+    def get_json(self, service: str, path: str, *, operation: str,
+                 **kw: Any) -> Any:
+        """A read of any service (``block_storage``, ``network``...)."""
+        from openstack import exceptions as sdk_exc
+
+        def send():
+            response = getattr(self.conn, service).get(path, **kw)
+            sdk_exc.raise_from_response(response)
+            return response.json() if response.content else None
+
+        return self.read(operation, send)
+
+    def list_servers(self, **filters: Any) -> list[dict]:
+        """Every server record (``servers/detail``), following pages."""
+        servers: list[dict] = []
+        params = dict(filters)
+        while True:
+            body = self.compute("GET", "/servers/detail", write=False,
+                                operation="list servers", params=params)
+            page = body.get("servers") or []
+            servers.extend(page)
+            if not body.get("servers_links") or not page:
+                return servers
+            params = dict(filters, marker=page[-1]["id"])
+
+    def stats(self) -> dict:
+        with self._lock:
+            calls = dict(self.calls)
+        return {"calls": calls,
+                "write_limiter": vars(self.limiter.stats),
+                "read_limiter": vars(self.read_limiter.stats)}

@@ -1,0 +1,287 @@
+"""Creating servers: the calls (``ServerCreator``) and the machine.
+
+``ServerCreator.create(spec)`` resolves flavor, image, networks and zone
+(cached lookups, see ``inventory``) and sends one ``POST /servers``; it
+runs on a create-pool worker, never on the provider loop.  Every server is
+created with its ``nodepool_*`` metadata, so from its first moment leak
+cleanup can tell whose it is.  ``ServerCreator.finish(server_id, record)``
+runs after the server is ACTIVE: when the pool has ``auto-floating-ip`` and
+the server has no public address, it finds the server's port and creates a
+floating IP on the external network bound to that port in one call (so the
+IP is never unattached, and never mistaken for a leak).
+
+``OpenStackCreate`` is the state machine:
+
+    SUBMIT --> CREATING --> BUILDING --> FINISHING --> READY
+      ^           |  retryable error (back-off)
+      +-----------+
+
+SUBMIT hands the create to the pool; CREATING waits for the call and
+records ``external_id``; BUILDING reads the poller's latest record until
+the server is ACTIVE (ERROR: ``fault_error`` decides between QuotaError and
+LaunchError); FINISHING waits for the floating IP.  A throttled or
+transient create is sent again after a back-off; the launcher's
+launch-timeout bounds the whole.  A quota refusal also makes the adapter
+forget its cached limits, so the pool sees the cloud's real room.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+from nodepool.driver import errors
+from nodepool.driver.instance import InstanceState
+from nodepool.driver.openstack import params
+from nodepool.driver.openstack.errors import fault_error
+from nodepool.driver.openstack.quota import label_cost
+from nodepool.driver.openstack.servers import needs_floating_ip, \
+    server_state
+from nodepool.driver.statemachine import LaunchSpec, StateMachine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nodepool.driver.openstack.adapter import OpenStackAdapter
+
+__all__ = ["ServerCreator", "OpenStackCreate", "Created"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a create call returns: the server and what the node costs."""
+
+    server_id: str
+    resources: Mapping[str, float]
+
+
+class ServerCreator:
+    """The create-path calls of one adapter (run on pool workers)."""
+
+    def __init__(self, adapter: "OpenStackAdapter"):
+        self.adapter = adapter
+
+    def prepare(self, spec: LaunchSpec) -> tuple[dict[str, Any], dict]:
+        """The ``server`` body for ``spec`` and the node's quota cost."""
+        adapter, inventory = self.adapter, self.adapter.inventory
+        settings = spec.label.settings
+        flavor = inventory.flavor(settings)
+        image_id = adapter.image_id(spec)
+        network_ids = inventory.network_ids(settings.get("networks") or [])
+        zones: list[str] = []
+        if not spec.az and not spec.pool.settings.get("availability-zones"):
+            zones = inventory.zones.get()
+        image = spec.label.image
+        microversion = adapter.api.compute_microversion() or "2.1"
+        body = params.server_body(
+            spec, flavor_id=flavor.id, image_id=image_id,
+            network_ids=network_ids, az=params.choose_az(spec, zones),
+            networks_required=_at_least(microversion, (2, 37)),
+            config_drive=(image.settings.get("config-drive")
+                          if image is not None else None))
+        return body, label_cost(settings, flavor).values
+
+    def create(self, spec: LaunchSpec) -> Created:
+        body, cost = self.prepare(spec)
+        answer = self.adapter.api.compute(
+            "POST", "/servers", write=True, operation="create server",
+            json={"server": body})
+        server_id = (answer or {}).get("server", {}).get("id")
+        if not server_id:
+            raise errors.LaunchError(f"create answered no server id: "
+                                     f"{answer!r}", stat_key="error.unknown")
+        log.debug("Node %s: created server %s", spec.node_id, server_id)
+        return Created(server_id, cost)
+
+    def finish(self, spec: LaunchSpec, record: Mapping) -> str | None:
+        """Attach a floating IP if the server needs one; its address."""
+        if not spec.pool.settings.get("auto-floating-ip", True):
+            return None
+        inventory = self.adapter.inventory
+        external = inventory.external_network()
+        if external is None or not needs_floating_ip(
+                record, inventory.external_names()):
+            return None
+        api = self.adapter.api
+        server_id = record["id"]
+        ports = api.read("list server ports", lambda: list(
+            api.conn.network.ports(device_id=server_id)))
+        port, fixed = _nat_port(ports, external.id)
+        if port is None:
+            raise errors.LaunchError(
+                f"server {server_id} has no port for a floating IP",
+                stat_key="error.floatingip")
+        fip = api.write("create floating ip", lambda: api.conn.network.
+                        create_ip(floating_network_id=external.id,
+                                  port_id=port.id, fixed_ip_address=fixed))
+        self.adapter.attached_ips[server_id] = fip.floating_ip_address
+        log.info("Node %s: floating IP %s attached to server %s",
+                 spec.node_id, fip.floating_ip_address, server_id)
+        return fip.floating_ip_address
+
+
+def _at_least(version: str, wanted: tuple[int, int]) -> bool:
+    try:
+        major, minor = (int(p) for p in version.split("."))
+    except ValueError:
+        return False
+    return (major, minor) >= wanted
+
+
+def _nat_port(ports, external_id: str):
+    """The first port (and its IPv4) on a non-external network."""
+    for port in ports:
+        if port.network_id == external_id:
+            continue
+        for fixed in port.fixed_ips or []:
+            address = fixed.get("ip_address", "")
+            if address and ":" not in address:
+                return port, address
+    return None, None
+
+
+class OpenStackCreate(StateMachine):
+    class State(enum.Enum):
+        SUBMIT = "submit"
+        CREATING = "creating"
+        BUILDING = "building"
+        FINISHING = "finishing"
+        READY = "ready"
+
+    STEPS = {State.SUBMIT: "submit", State.CREATING: "creating",
+             State.BUILDING: "building", State.FINISHING: "finishing"}
+    TERMINAL = frozenset({State.READY})
+
+    #: longest pause before submitting again after a retryable failure
+    MAX_RETRY_DELAY = 30.0
+    #: how long a fresh server list may miss our server before it counts
+    #: as vanished (a list taken right after the create may miss it)
+    MISSING_GRACE = 10.0
+
+    def __init__(self, adapter: "OpenStackAdapter", spec: LaunchSpec):
+        super().__init__()
+        self.adapter = adapter
+        self.spec = spec
+        self.future: Future | None = None
+        self.created: Created | None = None
+        self.record: Mapping | None = None
+        self.retries = 0
+        self.retry_at = 0.0
+        self.missing_since: float | None = None
+
+    # -- steps ---------------------------------------------------------------
+    def submit(self):
+        if self.clock() < self.retry_at:
+            return self.State.SUBMIT
+        self.future = self.adapter.submit_create(self)
+        return self.State.CREATING
+
+    def creating(self):
+        if not self.future.done():
+            return self.State.CREATING
+        future, self.future = self.future, None
+        self.adapter.forget_create(self)
+        try:
+            self.created = self._result(future)
+        except errors.RETRYABLE as e:
+            return self._retry_later(e)
+        self.external_id = self.created.server_id
+        self.adapter.poller.watch(self.external_id)
+        return self.State.BUILDING
+
+    def building(self):
+        look = self.adapter.poller.lookup(self.external_id)
+        record = look.record
+        if record is None:
+            return self._missing(look.fresh)
+        self.missing_since = None
+        state = server_state(record)
+        if state is InstanceState.RUNNING:
+            self.adapter.poller.unwatch(self.external_id)
+            self.record = record
+            self.future = self.adapter.submit_finish(self, record)
+            return self.State.FINISHING
+        if state is InstanceState.ERROR:
+            self.adapter.poller.unwatch(self.external_id)
+            raise self._noted(fault_error(record))
+        if state in (InstanceState.DELETED, InstanceState.STOPPING):
+            self.adapter.poller.unwatch(self.external_id)
+            raise errors.LaunchError(
+                f"server {self.external_id} is {record.get('status')} "
+                f"({record.get('OS-EXT-STS:task_state')}) while building",
+                stat_key="error.status")
+        return self.State.BUILDING
+
+    def finishing(self):
+        if not self.future.done():
+            return self.State.FINISHING
+        future, self.future = self.future, None
+        try:
+            address = self._result(future)
+        except errors.RETRYABLE as e:
+            log.info("Node %s: floating IP will be tried again: %s",
+                     self.spec.node_id, e)
+            self.adapter.poller.watch(self.external_id)
+            return self.State.BUILDING
+        self.instance = self.adapter.instance_from(
+            self.record, resources=self.created.resources,
+            public_ipv4=address)
+        return self.State.READY
+
+    # -- helpers -------------------------------------------------------------
+    def _result(self, future: Future) -> Any:
+        try:
+            return future.result()
+        except CancelledError:
+            raise errors.LaunchError("create cancelled: provider stopping",
+                                     stat_key="error.unknown")
+        except errors.QuotaError as e:
+            raise self._noted(e)
+
+    def _noted(self, error: errors.DriverError) -> errors.DriverError:
+        if isinstance(error, errors.QuotaError):
+            self.adapter.quota_refused()
+        return error
+
+    def _retry_later(self, error: errors.DriverError):
+        self.retries += 1
+        delay = min(self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries)
+        self.retry_at = self.clock() + delay
+        log.info("Node %s: create will be repeated in %.1fs: %s",
+                 self.spec.node_id, delay, error)
+        return self.State.SUBMIT
+
+    def _missing(self, fresh: bool):
+        if not fresh:
+            return self.State.BUILDING
+        now = self.clock()
+        if self.missing_since is None:
+            self.missing_since = now
+        elif now - self.missing_since > self.MISSING_GRACE:
+            self.adapter.poller.unwatch(self.external_id)
+            raise errors.LaunchError(
+                f"server {self.external_id} vanished while building",
+                stat_key="error.status")
+        return self.State.BUILDING
+
+    def abandon(self) -> None:
+        """A newer attempt replaced this one: a server this attempt still
+        creates is deleted at once instead of living on under a node id
+        that exists."""
+        future = self.future
+        if self.state is not self.State.CREATING or future is None \
+                or future.cancel():
+            return
+        future.add_done_callback(self._delete_orphan)
+
+    def _delete_orphan(self, future: Future) -> None:
+        try:
+            created = future.result()
+        except BaseException:
+            return
+        log.info("Node %s: deleting server %s of an abandoned attempt",
+                 self.spec.node_id, created.server_id)
+        self.adapter.delete_now(created.server_id)

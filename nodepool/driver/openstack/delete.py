@@ -1,0 +1,157 @@
+"""Deleting servers: the calls (``ServerDeleter``) and the machine.
+
+Nova has no batch delete, so each server costs one ``DELETE`` call, sent
+from the adapter's delete pool at the write rate.  Floating IPs are
+released first (upstream's ``delete_ips``): a floating IP outlives its
+server in Neutron, and nobody else would delete it unless the operator
+turned on ``clean-floating-ips``.  The adapter remembers the IPs it
+attached, and the poller's last record shows others; when no record is
+known (a launcher that just started), the server's ports are asked.
+
+``OpenStackDelete``:
+
+    SUBMIT --> DELETING --> WAITING --> DONE
+      ^                        |  still there, not "deleting", after 60 s
+      +------------------------+
+
+WAITING watches the server list until the server is gone, so its quota is
+free before the node's znode disappears.
+
+Failure story: a server that is already gone (404) counts as deleted
+(behaviour 27).  A failed call raises from the machine; the launcher keeps
+the node in ``deleting`` and tries again later.  A server Nova accepted the
+delete for but still lists without ``task_state: deleting`` (a failed
+delete, typically ERROR) gets the delete re-sent every ``RESEND`` seconds;
+after ``WAIT_LIMIT`` the machine gives up with a TransientError.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+from nodepool.driver import errors
+from nodepool.driver.instance import InstanceState
+from nodepool.driver.openstack.servers import floating_addresses, \
+    server_state
+from nodepool.driver.statemachine import StateMachine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nodepool.driver.openstack.adapter import OpenStackAdapter
+
+__all__ = ["ServerDeleter", "OpenStackDelete"]
+
+log = logging.getLogger(__name__)
+
+
+class ServerDeleter:
+    """The delete-path calls of one adapter (run on pool workers)."""
+
+    def __init__(self, adapter: "OpenStackAdapter"):
+        self.adapter = adapter
+
+    def delete(self, server_id: str) -> None:
+        """Release the server's floating IPs, then delete it.
+
+        Raises NotFoundError when the server does not exist.
+        """
+        self.release_floating_ips(server_id)
+        self.adapter.api.compute("DELETE", f"/servers/{server_id}",
+                                 write=True, operation="delete server")
+
+    def release_floating_ips(self, server_id: str) -> None:
+        api = self.adapter.api
+        known = self.adapter.attached_ips.pop(server_id, None)
+        record = self.adapter.poller.latest(server_id)
+        if known is not None or (record is not None
+                                 and floating_addresses(record)):
+            addresses = set(floating_addresses(record or {}))
+            if known is not None:
+                addresses.add(known)
+            fips = [fip for address in sorted(addresses) for fip in api.read(
+                "list floating ips", lambda a=address: list(
+                    api.conn.network.ips(floating_ip_address=a)))]
+        elif record is None and self.adapter.may_have_floating_ips():
+            ports = api.read("list server ports", lambda: list(
+                api.conn.network.ports(device_id=server_id)))
+            if not ports:
+                return
+            fips = api.read("list floating ips", lambda: list(
+                api.conn.network.ips(port_id=[p.id for p in ports])))
+        else:
+            return
+        for fip in fips:
+            log.info("Releasing floating IP %s of server %s",
+                     fip.floating_ip_address, server_id)
+            try:
+                api.write("delete floating ip", api.conn.network.delete_ip,
+                          fip.id, ignore_missing=False)
+            except errors.NotFoundError:
+                pass
+
+
+class OpenStackDelete(StateMachine):
+    class State(enum.Enum):
+        SUBMIT = "submit"
+        DELETING = "deleting"
+        WAITING = "waiting"
+        DONE = "done"
+
+    STEPS = {State.SUBMIT: "submit", State.DELETING: "deleting",
+             State.WAITING: "waiting"}
+    TERMINAL = frozenset({State.DONE})
+
+    #: re-send the delete when the server is still listed and not deleting
+    RESEND = 60.0
+    #: give up (the launcher retries later) after this long
+    WAIT_LIMIT = 600.0
+
+    def __init__(self, adapter: "OpenStackAdapter", external_id: str,
+                 immediate: bool = False):
+        super().__init__()
+        self.adapter = adapter
+        self.external_id = external_id
+        self.immediate = immediate
+        self.future: Future | None = None
+        self.started = self.clock()
+
+    def submit(self):
+        self.future = self.adapter.delete_now(self.external_id)
+        return self.State.DELETING
+
+    def deleting(self):
+        if not self.future.done():
+            return self.State.DELETING
+        future, self.future = self.future, None
+        try:
+            future.result()
+        except errors.NotFoundError:
+            return self._done()
+        self.adapter.poller.watch(self.external_id)
+        return self.State.WAITING
+
+    def waiting(self):
+        look = self.adapter.poller.lookup(self.external_id)
+        record = look.record
+        if record is None:
+            return self._done() if look.fresh else self.State.WAITING
+        if server_state(record) is InstanceState.DELETED:
+            return self._done()
+        waited = self.clock() - self.state_time
+        if self.clock() - self.started > self.WAIT_LIMIT:
+            self.adapter.poller.unwatch(self.external_id)
+            raise errors.TransientError(
+                f"server {self.external_id} still {record.get('status')} "
+                f"{self.WAIT_LIMIT:.0f}s after its delete")
+        if waited > self.RESEND and \
+                record.get("OS-EXT-STS:task_state") != "deleting":
+            log.info("Server %s still %s after delete; deleting again",
+                     self.external_id, record.get("status"))
+            return self.State.SUBMIT
+        return self.State.WAITING
+
+    def _done(self):
+        self.adapter.poller.unwatch(self.external_id)
+        return self.State.DONE

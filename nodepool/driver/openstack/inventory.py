@@ -1,0 +1,211 @@
+"""Inventory: the cloud's flavors, images, networks and zones, cached.
+
+Creates, quota and label checks all need the same few lists; each is
+fetched once per ``ttl`` (5 minutes) by whichever thread needs it first
+while the others wait for that one answer (single flight), so a burst of
+100 creates costs one flavor list, not 100.
+
+Flavor choice follows upstream: ``flavor-name`` alone names a flavor
+exactly (by name or id); ``min-ram`` picks the smallest enabled flavor with
+at least that much RAM (fewest vCPUs, then name, break ties), and a
+``flavor-name`` given with it filters candidates by substring.
+
+Failure story: a failed refresh keeps serving the previous answer for up to
+``max_stale`` (an hour) and logs it, so a cloud hiccup does not fail labels
+that worked a minute ago; with nothing cached the classified error is
+raised.  Something that does not exist (a flavor, image or network name) is
+a ``ConfigurationError``: the label can never launch until the cloud or
+config changes, and the entry is re-checked after ``ttl``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Iterable, TypeVar
+
+from nodepool.driver import errors
+
+__all__ = ["Inventory", "Flavor", "Network", "Cached", "pick_flavor"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TTL = 300.0
+MAX_STALE = 3600.0
+
+
+@dataclass(frozen=True)
+class Flavor:
+    id: str
+    name: str
+    ram: int
+    vcpus: int
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Network:
+    id: str
+    name: str
+    external: bool = False
+    default: bool = False
+
+
+class Cached(Generic[T]):
+    """One value refreshed every ``ttl`` seconds; single flight."""
+
+    def __init__(self, what: str, fetch: Callable[[], T], ttl: float = TTL,
+                 max_stale: float = MAX_STALE,
+                 clock: Callable[[], float] = time.monotonic):
+        self.what = what
+        self.ttl = ttl
+        self.max_stale = max_stale
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._at: float | None = None
+
+    def get(self) -> T:
+        with self._lock:
+            now = self._clock()
+            if self._at is not None and now - self._at < self.ttl:
+                return self._value  # type: ignore[return-value]
+            try:
+                self._value = self._fetch()
+            except errors.DriverError as e:
+                if self._at is None or now - self._at > self.max_stale:
+                    raise
+                log.warning("Refreshing %s failed, using the answer of %.0fs"
+                            " ago: %s", self.what, now - self._at, e)
+                return self._value  # type: ignore[return-value]
+            self._at = now
+            return self._value
+
+    def peek(self) -> T | None:
+        """The cached value, however old; None before the first fetch.
+
+        Never calls the cloud, so the provider loop may use it.
+        """
+        return self._value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._at = None
+
+
+def pick_flavor(flavors: Iterable[Flavor], name: str | None,
+                min_ram: int | None) -> Flavor:
+    """The flavor a label asks for; ConfigurationError if there is none."""
+    flavors = [f for f in flavors if not f.disabled]
+    if min_ram:
+        fitting = sorted((f for f in flavors if f.ram >= min_ram
+                          and (not name or name in f.name)),
+                         key=lambda f: (f.ram, f.vcpus, f.name))
+        if fitting:
+            return fitting[0]
+        raise errors.ConfigurationError(
+            f"no flavor with at least {min_ram} MiB RAM"
+            + (f" matching {name!r}" if name else ""),
+            stat_key="error.config")
+    for flavor in flavors:
+        if name in (flavor.name, flavor.id):
+            return flavor
+    raise errors.ConfigurationError(f"no flavor named {name!r}",
+                                    stat_key="error.config")
+
+
+class Inventory:
+    """Cached lookups against one cloud region (``api``: OpenStackApi)."""
+
+    def __init__(self, api, ttl: float = TTL,
+                 clock: Callable[[], float] = time.monotonic):
+        self.api = api
+        self.ttl = ttl
+        self._clock = clock
+        self.flavors = Cached("flavors", self._fetch_flavors, ttl,
+                              clock=clock)
+        self.networks = Cached("networks", self._fetch_networks, ttl,
+                               clock=clock)
+        self.zones = Cached("availability zones", self._fetch_zones, ttl,
+                            clock=clock)
+        self._images: dict[str, Cached[str | None]] = {}
+        self._images_lock = threading.Lock()
+
+    # -- fetchers (run on whichever worker thread asked first) ---------------
+    def _fetch_flavors(self) -> list[Flavor]:
+        found = self.api.read("list flavors", lambda: list(
+            self.api.conn.compute.flavors(details=True)))
+        return [Flavor(id=str(f.id), name=f.name, ram=int(f.ram or 0),
+                       vcpus=int(f.vcpus or 0),
+                       disabled=bool(getattr(f, "is_disabled", False)))
+                for f in found]
+
+    def _fetch_networks(self) -> list[Network]:
+        found = self.api.read("list networks", lambda: list(
+            self.api.conn.network.networks()))
+        return [Network(id=n.id, name=n.name,
+                        external=bool(n.is_router_external),
+                        default=bool(getattr(n, "is_default", False)))
+                for n in found]
+
+    def _fetch_zones(self) -> list[str]:
+        try:
+            found = self.api.read("list availability zones", lambda: list(
+                self.api.conn.compute.availability_zones()))
+        except errors.LaunchError as e:
+            # Listing zones is policy-restricted in some clouds: let Nova
+            # choose (a nodeset may then span zones, as upstream).
+            log.warning("Cannot list availability zones: %s", e)
+            return []
+        return sorted(z.name for z in found
+                      if (z.state or {}).get("available", True))
+
+    def _fetch_image(self, name: str) -> str | None:
+        found = self.api.read("find image", lambda: list(
+            self.api.conn.image.images(name=name)))
+        active = [i for i in found if (i.status or "active") == "active"]
+        return (active or found)[0].id if found else None
+
+    # -- lookups -------------------------------------------------------------
+    def flavor(self, settings) -> Flavor:
+        return pick_flavor(self.flavors.get(), settings.get("flavor-name"),
+                           settings.get("min-ram"))
+
+    def image_id_by_name(self, name: str) -> str | None:
+        with self._images_lock:
+            entry = self._images.get(name)
+            if entry is None:
+                entry = Cached(f"image {name}",
+                               lambda: self._fetch_image(name), self.ttl,
+                               clock=self._clock)
+                self._images[name] = entry
+        return entry.get()
+
+    def network_ids(self, names: Iterable[str]) -> list[str]:
+        networks = self.networks.get()
+        ids = []
+        for name in names:
+            match = next((n for n in networks if name in (n.name, n.id)),
+                         None)
+            if match is None:
+                raise errors.ConfigurationError(
+                    f"no network named {name!r}", stat_key="error.config")
+            ids.append(match.id)
+        return ids
+
+    def external_network(self) -> Network | None:
+        """The network floating IPs come from (the default one first)."""
+        external = [n for n in self.networks.get() if n.external]
+        external.sort(key=lambda n: (not n.default, n.name))
+        return external[0] if external else None
+
+    def external_names(self) -> set[str]:
+        return {n.name for n in self.networks.get() if n.external}
+
+    def flavor_by_id(self, flavor_id: Any) -> Flavor | None:
+        return next((f for f in self.flavors.get()
+                     if f.id == str(flavor_id)), None)

@@ -1,0 +1,229 @@
+"""A read-only snapshot of one launcher, shared by ``/metrics`` and the
+status page.
+
+``snapshot(launcher)`` reads the ZooKeeper watch caches (nodes, requests)
+and the in-memory state of the provider managers, pool workers and their
+adapters' machinery (rate limiters, create pools, batchers), and copies the
+figures into plain dataclasses.  It never writes anything and never calls a
+cloud except through ``quota_limits()``, which every adapter answers from
+its own cache (the pool workers ask it on every pass anyway).
+
+Only figures are copied: names, counts, rates, quota numbers.  No config
+value other than names and limits is carried, so nothing secret can reach
+an output through here.
+
+Failure story: the launcher's threads keep changing what is read; each
+figure is read once without locks (ints and floats are replaced
+atomically), so a snapshot may mix values a few milliseconds apart, which
+is fine for monitoring.  Before ``Launcher.start()`` (no ZooKeeper yet) the
+snapshot is empty rather than an error.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from nodepool.driver.batcher import Batcher
+from nodepool.driver.createpool import CreatePool
+from nodepool.driver.quota import Quota
+from nodepool.driver.ratelimit import RateLimiter
+from nodepool.launcher.poolworker import pool_limits
+from nodepool.version import __version__
+from nodepool.zk.models import Node, NodeRequest
+
+__all__ = ["LimiterView", "CreatePoolView", "BatcherView", "PoolView",
+           "ProviderView", "LauncherView", "snapshot", "finite"]
+
+
+def finite(value: float | None) -> float | None:
+    """None for unlimited (JSON and Prometheus cannot carry inf well)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass
+class LimiterView:
+    name: str
+    rate: float                 # configured calls/s, 0 = unlimited
+    effective_rate: float       # after throttling back-off
+    burst: float
+    delay: float                # seconds until a call could start
+    calls: int
+    waits: int
+    wait_seconds: float
+    throttled: int
+
+
+@dataclass
+class CreatePoolView:
+    name: str
+    workers: int
+    busy: int
+    queued: int
+
+
+@dataclass
+class BatcherView:
+    name: str
+    batches: int                # cloud calls made
+    items: int                  # items in those calls
+    retries: int
+    recent: list[int]           # sizes of the most recent batches
+
+
+@dataclass
+class PoolView:
+    provider: str
+    name: str
+    priority: int
+    paused: bool
+    handling: int               # requests this pool is working on
+    max_servers: float | None
+    labels: list[str]
+    addressable: int            # open requests whose labels it all has
+    quota_limit: dict[str, float]
+    quota_used: dict[str, float]
+
+
+@dataclass
+class ProviderView:
+    name: str
+    driver: str
+    active_launches: int
+    max_servers: float | None
+    quota_limit: dict[str, float]
+    quota_used: dict[str, float]
+    limiters: list[LimiterView] = field(default_factory=list)
+    create_pools: list[CreatePoolView] = field(default_factory=list)
+    batchers: list[BatcherView] = field(default_factory=list)
+    pools: list[PoolView] = field(default_factory=list)
+
+
+@dataclass
+class LauncherView:
+    hostname: str
+    version: str
+    ready: bool
+    zk_connected: bool
+    now: float                  # epoch seconds of the snapshot
+    nodes: list[Node]
+    requests: list[NodeRequest]  # processing order (zookeeper.md §3)
+    labels: list[str]            # configured plus seen on nodes
+    providers: list[ProviderView]
+    tenant_limits: dict[str, dict[str, float]]
+
+
+def snapshot(launcher, now: float | None = None) -> LauncherView:
+    now = time.time() if now is None else now
+    zk = launcher.zk
+    nodes = list(zk.iter_nodes(cached=True)) if zk is not None else []
+    requests = zk.iter_requests(cached=True) if zk is not None else []
+    config = launcher.config
+    labels = set(config.labels) if config is not None else set()
+    for node in nodes:
+        labels.update(_labels_of(node))
+    workers = list(launcher.pool_workers().values())
+    providers = [_provider_view(manager, nodes, requests, workers)
+                 for _, manager in sorted(launcher.provider_managers().items())]
+    tenants = {}
+    if config is not None:
+        tenants = {tenant: {k: v for k, v in limits.items()
+                            if finite(v) is not None}
+                   for tenant, limits in config.tenant_resource_limits.items()}
+    return LauncherView(
+        hostname=launcher.hostname, version=__version__,
+        ready=launcher.ready.is_set(),
+        zk_connected=zk is not None and launcher.zk_ready(), now=now,
+        nodes=nodes, requests=requests, labels=sorted(labels),
+        providers=providers, tenant_limits=tenants)
+
+
+def _labels_of(node: Node) -> list[str]:
+    labels = node.type or []
+    return [labels] if isinstance(labels, str) else list(labels)
+
+
+def _provider_view(manager, nodes: list[Node], requests: list[NodeRequest],
+                   workers: list) -> ProviderView:
+    provider = manager.provider
+    mine = [n for n in nodes if n.provider == provider.name]
+    used = Quota.total(manager.node_cost(n) for n in mine)
+    try:
+        limits = manager.provider_limits()
+    except Exception:       # an adapter's quota cache may be cold and failing
+        limits = Quota()
+    view = ProviderView(
+        name=provider.name, driver=provider.driver,
+        active_launches=manager.active_launches,
+        max_servers=finite(sum(p.max_servers
+                               for p in provider.pools.values())),
+        quota_limit=limits.finite(), quota_used=used.finite())
+    _add_machinery(view, manager.adapter)
+    for worker in workers:
+        if worker.manager is manager:
+            view.pools.append(_pool_view(worker, mine, requests))
+    view.pools.sort(key=lambda p: p.name)
+    return view
+
+
+def _pool_view(worker, nodes: list[Node],
+               requests: list[NodeRequest]) -> PoolView:
+    pool = worker.pool
+    labels = set(pool.labels)
+    used = Quota.total(worker.manager.node_cost(n, pool) for n in nodes
+                       if n.pool == pool.name)
+    addressable = sum(1 for r in requests if r.state == "requested"
+                      and set(r.node_types) <= labels)
+    return PoolView(
+        provider=worker.provider.name, name=pool.name,
+        priority=pool.priority, paused=worker.paused,
+        handling=len(worker.handlers),
+        max_servers=finite(pool.max_servers), labels=sorted(labels),
+        addressable=addressable, quota_limit=pool_limits(pool).finite(),
+        quota_used=used.finite())
+
+
+def _mechanisms(adapter) -> Iterable[Any]:
+    """The adapter's limiters, pools and batchers, found among its own
+    attributes and those of its API object (AWS keeps its limiters there)."""
+    seen: set[int] = set()
+    owners = [adapter, getattr(adapter, "api", None)]
+    for owner in owners:
+        if owner is None or not hasattr(owner, "__dict__"):
+            continue
+        for value in list(vars(owner).values()):
+            if id(value) not in seen:
+                seen.add(id(value))
+                yield value
+
+
+def _add_machinery(view: ProviderView, adapter) -> None:
+    for part in _mechanisms(adapter):
+        if isinstance(part, RateLimiter):
+            s = part.stats
+            view.limiters.append(LimiterView(
+                part.name, part.rate, part.effective_rate, part.burst,
+                part.delay_for(), s.calls, s.waits, s.wait_seconds,
+                s.throttled))
+        elif isinstance(part, CreatePool):
+            view.create_pools.append(CreatePoolView(
+                part.name, part.workers, part.busy, part.queued))
+        elif isinstance(part, Batcher) or _is_batcher(part):
+            s = part.stats
+            view.batchers.append(BatcherView(
+                part.name, getattr(s, "batches", getattr(s, "calls", 0)),
+                s.items, getattr(s, "retries", 0), list(s.sizes)))
+    view.limiters.sort(key=lambda x: x.name)
+    view.create_pools.sort(key=lambda x: x.name)
+    view.batchers.sort(key=lambda x: x.name)
+
+
+def _is_batcher(part: Any) -> bool:
+    # Driver-specific batchers (AWS create batching) share the stats shape.
+    stats = getattr(part, "stats", None)
+    return (isinstance(getattr(part, "name", None), str)
+            and hasattr(stats, "sizes") and hasattr(stats, "items"))

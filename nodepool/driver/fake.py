@@ -129,7 +129,7 @@ class FakeCreate(StateMachine):
         if not self.future.done():
             return self.State.CREATING
         self.external_id = self.future.result()  # raises the cloud's error
-        return self.State.BOOTING
+        return self.booting()
 
     def booting(self):
         instance = self.adapter.cloud.describe(self.external_id)

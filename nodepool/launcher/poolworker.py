@@ -249,7 +249,9 @@ class PoolWorker:
     def _assign_requests(self) -> None:
         if self.provider.max_concurrency == 0:
             return
-        requests = self.zk.iter_requests(cached=True)
+        requests = self.zk.iter_requests(
+            cached=True, want=lambda r: r.state == RequestState.REQUESTED
+            and self.id not in r.declined_by)
         components = self.launcher.pool_components()
         with self._lock:
             handled = {h.request.id for h in self.handlers} | self._taking
@@ -382,7 +384,12 @@ class PoolWorker:
     def nodes_cached(self) -> list[Node]:
         with self._lock:
             if self._nodes is None:
-                self._nodes = list(self.zk.iter_nodes(cached=True))
+                # Only what quota, reuse and tenant limits look at: this
+                # provider's nodes and nodes carrying a tenant.
+                name = self.provider.name
+                self._nodes = list(self.zk.iter_nodes(
+                    cached=True, want=lambda n: n.provider == name
+                    or n.tenant_name is not None))
             return self._nodes
 
     def spares(self, label: str) -> list[Node]:

@@ -32,10 +32,12 @@ class NodeStore(StoreBase):
         """The node, or None if absent/unusable (logged)."""
         return self._read_record(Node, node_id, node_path(node_id), cached)
 
-    def iter_nodes(self, cached: bool = True) -> Iterator[Node]:
-        """Every usable node, in id order."""
+    def iter_nodes(self, cached: bool = True, want=None) -> Iterator[Node]:
+        """Every usable node, in id order; ``want``: only those this
+        read-only predicate accepts (the others are not copied)."""
         for node_id in self._children(NODES, cached):
-            node = self.get_node(node_id, cached=cached)
+            node = self._read_record(Node, node_id, node_path(node_id),
+                                     cached, want)
             if node is not None:
                 yield node
 

@@ -53,11 +53,15 @@ class RequestStore(StoreBase):
             return self.caches.get(path) is not None
         return self.kazoo.exists(path) is not None
 
-    def iter_requests(self, cached: bool = True) -> list[NodeRequest]:
-        """Every usable request in processing order (zookeeper.md §3)."""
+    def iter_requests(self, cached: bool = True,
+                      want=None) -> list[NodeRequest]:
+        """Every usable request in processing order (zookeeper.md §3);
+        ``want``: only those this read-only predicate accepts."""
         requests = []
         for request_id in self._children(REQUESTS, cached):
-            request = self.get_request(request_id, cached=cached)
+            request = self._read_record(NodeRequest, request_id,
+                                        request_path(request_id), cached,
+                                        want)
             if request is not None:
                 requests.append(request)
         requests.sort(key=NodeRequest.sort_key)

@@ -112,24 +112,32 @@ class StoreBase:
         return record
 
     def _read_record(self, cls: type[R], record_id: str, path: str,
-                     cached: bool) -> R | None:
+                     cached: bool, want=None) -> R | None:
+        """The record at ``path``; with ``want`` (a predicate over a
+        read-only record) only records it accepts are returned, and the
+        others are not even copied."""
         raw = self._read_raw(path, cached)
         if raw is None:
             self._memo.pop(path, None)
             return None
         if not (cached and self._use_cache(path, cached)):
-            return self._build(cls, record_id, path, *raw)
+            record = self._build(cls, record_id, path, *raw)
+            return record if record is None or want is None or want(record) \
+                else None
         stat = raw[1]
         hit = self._memo.get(path)
-        if hit is not None and hit[0] == stat.mzxid and type(hit[1]) is cls:
-            record = hit[1].clone()
-            record.stat = stat
-            return record
-        record = self._build(cls, record_id, path, *raw)
-        if record is not None:
+        if hit is None or hit[0] != stat.mzxid or type(hit[1]) is not cls:
+            record = self._build(cls, record_id, path, *raw)
+            if record is None:
+                return None
             if len(self._memo) > _MEMO_LIMIT:
                 self._memo.clear()
-            self._memo[path] = (stat.mzxid, record.clone())
+            hit = (stat.mzxid, record)
+            self._memo[path] = hit
+        if want is not None and not want(hit[1]):
+            return None
+        record = hit[1].clone()
+        record.stat = stat
         return record
 
     # -- writes -----------------------------------------------------------

@@ -87,7 +87,7 @@ def test_aws_defaults(valid_config):
             provider.boot_timeout, provider.launch_timeout,
             provider.launch_retries) == (-1, 100, 2.0, 180, 3600, 3)
     assert provider.settings == {
-        "region-name": "us-east-1", "profile-name": None,
+        "region-name": "us-east-1", "profile-name": None, "batch-creates": True,
         "max-servers": INF, "max-cores": INF, "max-ram": INF,
         "max-resources": {}, "object-storage": None, "image-format": "raw",
         "image-import-timeout": None, "post-upload-hook": None,

@@ -65,3 +65,38 @@ def pool_paused(client, name: str = "main") -> bool:
 
 def post_count(cloud) -> int:
     return cloud.stats()["calls"].get("POST /compute/v2.1/servers", 0)
+
+
+class NodeStates:
+    """Every state each node znode passed through, seen via ZK watches."""
+
+    def __init__(self, client):
+        self.client = client
+        self.seen: dict[str, list[str]] = {}
+        self._watched: set[str] = set()
+        client.ensure_path("/nodepool/nodes")
+        client.ChildrenWatch("/nodepool/nodes", self._children)
+
+    def _children(self, children):
+        for child in children:
+            if child not in self._watched:
+                self._watched.add(child)
+                self.client.DataWatch(f"/nodepool/nodes/{child}",
+                                      self._data(child))
+
+    def _data(self, node_id: str):
+        def watch(data, stat):
+            if data is None:
+                return False
+            try:
+                state = json.loads(data).get("state")
+            except ValueError:
+                return True
+            states = self.seen.setdefault(node_id, [])
+            if not states or states[-1] != state:
+                states.append(state)
+            return True
+        return watch
+
+    def with_state(self, state: str) -> list[str]:
+        return [n for n, states in self.seen.items() if state in states]

@@ -23,12 +23,26 @@ DEFAULT_PIDFILE = "/var/run/nodepool/nodepool.pid"
 DEFAULT_LOGFILE = "/var/log/nodepool/nodepool.log"
 
 
+EPILOG = f"""\
+Without -f or -d the launcher detaches, writes the pid file and logs to
+{DEFAULT_LOGFILE} (unless -l is given).
+Signals: SIGINT and SIGUSR1 stop gracefully (requests in hand are released);
+SIGTERM closes the ZooKeeper session and exits at once; SIGUSR2 writes a
+stack dump of every thread to the log.
+Metrics go to statsd when STATSD_HOST or STATSD_PORT is set.
+Exit status: 0 after a stop signal; 1 when the config is invalid (every
+problem printed on stderr) or ZooKeeper is unreachable.
+"""
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="nodepool-launcher",
-        description="Serve node requests from ZooKeeper by launching nodes.")
+        description="Serve node requests from ZooKeeper by launching nodes.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version",
-                   version=f"Nodepool version: {__version__}")
+                   version=f"Nodepool version: {__version__}",
+                   help="print the version and exit")
     p.add_argument("-l", dest="logconfig", metavar="LOGCONFIG",
                    help="logging config (.yaml/.yml/.json dict config, "
                    "else INI)")
@@ -45,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("-s", dest="secure", metavar="SECURE",
                    help="secure config file")
     p.add_argument("--no-webapp", action="store_true",
-                   help="do not start the web app")
+                   help="do not start the web app (webapp.port, /ready)")
     return p.parse_args(argv)
 
 

@@ -43,42 +43,93 @@ class CommandError(Exception):
     """A failure reported as one line on stderr, exit status 1."""
 
 
+EPILOG = """\
+Every command except config-validate reads the config file and connects to
+ZooKeeper (over TLS when zookeeper-tls is set).  Exit status: 0 on success;
+1 when no command is given, a node id is unknown, a node lock is not
+obtained within 5 s, the config is invalid or ZooKeeper is unreachable (one
+line on stderr); 2 for unknown commands and bad arguments.  Run
+'nodepool <command> --help' for a command's options.
+"""
+
+# name -> (one line for the command list, description for its own --help)
+COMMANDS = {
+    "list": ("list nodes",
+             "One row per node: ID, Provider, Label, Server ID, Public IPv4, "
+             "IPv6, State, Age (DD:HH:MM:SS since the last state change), "
+             "Locked."),
+    "request-list": ("list node requests",
+                     "One row per node request: Request ID, Priority "
+                     "(relative_priority), State, Requestor, Node Types, "
+                     "Nodes, Declined By, Event ID."),
+    "info": ("show a provider's ZooKeeper records",
+             "Image uploads and nodes ZooKeeper holds for one provider; the "
+             "cloud is not asked."),
+    "hold": ("hold a node",
+             "Put a node on hold: it is neither handed out nor deleted until "
+             "an operator deletes it or the hold expires (max-hold-age).  "
+             "Prints the node's row."),
+    "delete": ("delete a node",
+               "Mark a node 'deleting'; a launcher deletes its instance and "
+               "its record.  Prints the node's row."),
+    "erase": ("erase a provider's ZooKeeper records",
+              "Remove every node and image-upload record of a provider from "
+              "ZooKeeper, without any cloud call; for a provider that is "
+              "gone.  Asks for confirmation unless --force is given."),
+    "image-list": ("list image uploads",
+                   "Image uploads recorded by builders: Build ID, Upload ID, "
+                   "Provider, Image, Provider Image Name, Provider Image ID, "
+                   "State, Age."),
+    "config-validate": ("validate the config file",
+                        "Check the config file (and the secure file) without "
+                        "connecting anywhere.  Errors go to stderr as "
+                        "'<path>: <message>' (exit 1); keys that upstream's "
+                        "validator would reject but its launcher accepts are "
+                        "printed as WARNING lines (exit 0)."),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nodepool", description="Inspect and manage Nodepool nodes.")
+        prog="nodepool", description="Inspect and manage Nodepool nodes.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version",
-                        version=f"Nodepool version: {__version__}")
+                        version=f"Nodepool version: {__version__}",
+                        help="print the version and exit")
     parser.add_argument("-l", dest="logconfig", metavar="LOGCONFIG",
-                        help="logging config file")
+                        help="logging config (.yaml/.yml/.json dict config, "
+                        "else INI)")
     parser.add_argument("-c", dest="config", metavar="CONFIG",
                         default=DEFAULT_CONFIG,
                         help="config file (default: %(default)s)")
     parser.add_argument("-s", dest="secure", metavar="SECURE",
                         help="secure config file")
     parser.add_argument("--debug", action="store_true",
-                        help="DEBUG logging to stderr")
+                        help="DEBUG logging and tracebacks on stderr")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    cmd = sub.add_parser("list", help="list nodes")
-    cmd.add_argument("--detail", action="store_true",
-                     help="more columns")
-    cmd.add_argument("--json", action="store_true", help="JSON output")
-    cmd = sub.add_parser("request-list", help="list node requests")
-    cmd.add_argument("--json", action="store_true", help="JSON output")
-    cmd = sub.add_parser("info", help="ZooKeeper data of a provider")
-    cmd.add_argument("provider")
-    cmd = sub.add_parser("hold", help="hold a node")
-    cmd.add_argument("id")
-    cmd.add_argument("--reason", help="comment stored on the node")
-    cmd = sub.add_parser("delete", help="delete a node")
-    cmd.add_argument("id")
-    cmd.add_argument("--now", action="store_true",
-                     help="delete synchronously from this process")
-    cmd = sub.add_parser("erase", help="erase ZooKeeper data of a provider")
-    cmd.add_argument("provider")
-    cmd.add_argument("--force", action="store_true",
-                     help="do not ask for confirmation")
-    sub.add_parser("image-list", help="list image uploads")
-    sub.add_parser("config-validate", help="validate the config file")
+    cmds = {name: sub.add_parser(name, help=short, description=long)
+            for name, (short, long) in COMMANDS.items()}
+    node_id = "node id, as shown by 'nodepool list' (e.g. 0000000042)"
+    provider = "provider name, as in the config file"
+    cmds["list"].add_argument("--detail", action="store_true",
+                              help="add the columns Pool, Hostname, Private "
+                              "IPv4, AZ, Username, Port, Launcher, Allocated "
+                              "To, Hold Job, Comment, User Data, Driver Data")
+    for name in ("list", "request-list"):
+        cmds[name].add_argument("--json", action="store_true",
+                                help="print the rows as a JSON list of "
+                                "objects instead of a table")
+    cmds["info"].add_argument("provider", help=provider)
+    cmds["hold"].add_argument("id", help=node_id)
+    cmds["hold"].add_argument("--reason",
+                              help="comment stored on the node")
+    cmds["delete"].add_argument("id", help=node_id)
+    cmds["delete"].add_argument("--now", action="store_true",
+                                help="delete the cloud resources and the "
+                                "record from this process, before returning")
+    cmds["erase"].add_argument("provider", help=provider)
+    cmds["erase"].add_argument("--force", action="store_true",
+                               help="do not ask for confirmation")
     return parser
 
 

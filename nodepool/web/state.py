@@ -127,8 +127,9 @@ def snapshot(launcher, now: float | None = None) -> LauncherView:
     for node in nodes:
         labels.update(_labels_of(node))
     workers = list(launcher.pool_workers().values())
+    managers = sorted(launcher.provider_managers().items())
     providers = [_provider_view(manager, nodes, requests, workers)
-                 for _, manager in sorted(launcher.provider_managers().items())]
+                 for _, manager in managers]
     tenants = {}
     if config is not None:
         tenants = {tenant: {k: v for k, v in limits.items()

@@ -94,8 +94,8 @@ function poolTable(provider) {
     el("td", {}, num(pool.max_servers)),
     el("td", {}, quotaCell(pool.quota)),
     el("td", {}, pool.labels.join(", "))));
-  return table(["Pool", "State", "Requests", "Waiting", "Max servers",
-                "Quota used", "Labels"], rows, { class: "pools" });
+  return table(["Pool", "State", "Requests", "Addressable", "Max servers",
+                "Quota used / limit", "Labels"], rows, { class: "pools" });
 }
 
 function machinery(provider) {
@@ -143,7 +143,8 @@ function renderProviders(providers) {
       el("dt", {}, "Launching"), el("dd", { "data-field": "active" },
         p.active_launches),
       el("dt", {}, "Launches"), el("dd", {}, launchSummary(p.launches)),
-      el("dt", {}, "Cloud quota"), el("dd", {}, quotaCell(p.quota))),
+      el("dt", {}, "Quota used / cloud limit"),
+      el("dd", {}, quotaCell(p.quota))),
     poolTable(p), machinery(p))));
 }
 

@@ -72,11 +72,11 @@ class Browser:
             raise BrowserError("chromium is not installed")
         to_child_r, self._to_child = map(_above_4, os.pipe())
         self._from_child, from_child_w = map(_above_4, os.pipe())
-        # The shell puts our pipe ends on fds 3 and 4, where chromium
-        # expects them, then becomes chromium.
+        # bash puts our pipe ends on fds 3 and 4, where chromium expects
+        # them, then becomes chromium (dash cannot name fds above 9).
         script = f'exec "$0" "$@" 3<&{to_child_r} 4>&{from_child_w}'
         self.proc = subprocess.Popen(
-            ["sh", "-c", script, path, *CHROMIUM_FLAGS,
+            ["bash", "-c", script, path, *CHROMIUM_FLAGS,
              f"--user-data-dir={self.profile_dir}",
              f"--window-size={self.width},{self.height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -1,0 +1,298 @@
+"""AzureCreate: one launch attempt as public IP(s) → NIC → VM.
+
+Steps (each returns at once; calls run on the adapter's pools):
+
+- START names the VM (that name is the node's ``external_id`` from the
+  first step on, so a crash or failure can always delete what exists) and
+  hands ``prepare`` to the read pool: resource group check and image
+  reference; the VM body is built here too, so a label that cannot log in
+  fails before anything is created.
+- PUBLIC_IPS, NIC, VM each PUT their resource through the create pool
+  (``polling=False``: the PUT returns as soon as ARM accepted it) and then
+  wait for ``provisioningState: Succeeded`` -- from the PUT's answer, or
+  from the shared ``Listing`` of that type, whose listing must have
+  started after the answer arrived.  No step ever waits on a poller.
+- ADDRESSES makes sure the private and public addresses are known
+  (again from answers or fresh listings), then builds the ``Instance``.
+- FAILED: the VM's create operation ended ``Failed``; its reason is read
+  (instance view) and the attempt fails with ``LaunchError``.
+
+Failure story: throttling and transient errors of a PUT never leave the
+machine: it sends the same PUT again after a back-off (a PUT by name is
+idempotent), bounded only by the launcher's launch-timeout.  Quota and
+capacity errors propagate (node aborted, request retried), configuration
+errors fail the node, a failed provisioning fails the attempt.  When the
+launcher starts a new attempt for the same node, ``abandon()`` cancels
+what this one has not sent and deletes what it still creates.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nodepool.driver import errors
+from nodepool.driver.azure import params
+from nodepool.driver.statemachine import LaunchSpec, StateMachine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nodepool.driver.azure.adapter import AzureAdapter
+
+__all__ = ["AzureCreate", "Put", "provisioning_state", "private_ipv4",
+           "public_address"]
+
+log = logging.getLogger(__name__)
+
+#: seconds to add to a listing's start so the next check needs a newer one
+NEWER = 1e-6
+
+
+def provisioning_state(record: dict | None) -> str | None:
+    return ((record or {}).get("properties") or {}).get("provisioningState")
+
+
+class ProvisioningFailed(errors.LaunchError):
+    """A resource's create operation ended in ``Failed``."""
+
+
+@dataclass
+class Put:
+    """One resource PUT and what is known about its result."""
+
+    kind: str                     # listing kind: pips, nics, vms
+    name: str
+    body: dict
+    future: Future | None = None
+    record: dict | None = None
+    answered: float | None = None   # when the answer was seen; later
+    attempts: int = 0               # checks need a listing newer than it
+    retry_at: float = 0.0
+
+
+class AzureCreate(StateMachine):
+    class State(enum.Enum):
+        START = "start"
+        PREPARING = "preparing"
+        PUBLIC_IPS = "public-ips"
+        NIC = "nic"
+        VM = "vm"
+        ADDRESSES = "addresses"
+        FAILED = "failed"
+        READY = "ready"
+
+    STEPS = {State.START: "start", State.PREPARING: "preparing",
+             State.PUBLIC_IPS: "public_ips", State.NIC: "nic",
+             State.VM: "vm", State.ADDRESSES: "addresses",
+             State.FAILED: "failed"}
+    TERMINAL = frozenset({State.READY})
+
+    #: longest pause before sending a refused call again
+    MAX_RETRY_DELAY = 30.0
+
+    def __init__(self, adapter: "AzureAdapter", spec: LaunchSpec,
+                 clock=None) -> None:
+        super().__init__(clock or adapter.clock)
+        self.adapter = adapter
+        self.spec = spec
+        self.vm_name = params.vm_name(spec)
+        self.tags = params.tags(spec)
+        self.plan = params.network_plan(spec.pool.settings)
+        self.prep: Future | None = None
+        self.prep_attempts = 0
+        self.prep_retry_at = 0.0
+        self.pips: dict[int, Put] = {}
+        self.nic_put: Put | None = None
+        self.vm_put: Put | None = None
+        self.vm_body: dict | None = None
+        self.reason: Future | None = None
+        self.addresses_since = 0.0
+        self.abandoned = False
+
+    # -- steps --------------------------------------------------------------
+    def start(self):
+        self.external_id = self.vm_name
+        return self._prepare()
+
+    def _prepare(self):
+        if self.clock() < self.prep_retry_at:
+            return self.State.START
+        self.prep = self.adapter.submit_read(self.adapter.prepare, self.spec)
+        return self.State.PREPARING
+
+    def preparing(self):
+        if not self.prep.done():
+            return self.State.PREPARING
+        try:
+            image_ref = self.prep.result()
+        except errors.RETRYABLE as e:
+            self.prep_attempts += 1
+            self.prep_retry_at = self.clock() + self._delay(
+                self.prep_attempts)
+            log.info("Node %s: preparing again later: %s",
+                     self.spec.node_id, e)
+            return self.State.START
+        adapter = self.adapter
+        nic_id = adapter.resource_id("nics", params.nic_name(self.vm_name))
+        # Built now so a label that cannot log in fails before anything
+        # has been created.
+        self.vm_body = params.vm_body(self.spec, adapter.location, self.vm_name,
+                                      image_ref, nic_id, self.tags)
+        for version in (4, 6):
+            if self.plan[f"public-ipv{version}"]:
+                self.pips[version] = Put(
+                    "pips", params.pip_name(self.vm_name, version),
+                    params.pip_body(adapter.location, self.tags, version))
+        for put in self.pips.values():
+            self._send(put)
+        return self.State.PUBLIC_IPS
+
+    def public_ips(self):
+        settled = [self._settled(put) for put in self.pips.values()]
+        if not all(settled):
+            return self.State.PUBLIC_IPS
+        pip_ids = {v: put.record["id"] for v, put in self.pips.items()}
+        self.nic_put = Put("nics", params.nic_name(self.vm_name), params.nic_body(
+            self.adapter.location, self.tags, self.adapter.subnet_id,
+            pip_ids, self.plan["ipv6"]))
+        self._send(self.nic_put)
+        return self.State.NIC
+
+    def nic(self):
+        if not self._settled(self.nic_put):
+            return self.State.NIC
+        self.vm_put = Put("vms", self.vm_name, self.vm_body)
+        self._send(self.vm_put)
+        return self.State.VM
+
+    def vm(self):
+        try:
+            if not self._settled(self.vm_put):
+                return self.State.VM
+        except ProvisioningFailed:
+            self.reason = self.adapter.submit_read(
+                self.adapter.failure_reason, self.vm_name)
+            return self.State.FAILED
+        self.addresses_since = self.clock()
+        return self.State.ADDRESSES
+
+    def addresses(self):
+        waiting = False
+        if not private_ipv4(self.nic_put.record):
+            waiting |= not self._refresh(self.nic_put)
+        for put in self.pips.values():
+            if not public_address(put.record):
+                waiting |= not self._refresh(put)
+        if waiting:
+            return self.State.ADDRESSES
+        self.instance = self.adapter.instance_for(
+            self.vm_put.record, self.nic_put.record,
+            {v: p.record for v, p in self.pips.items()})
+        return self.State.READY
+
+    def failed(self):
+        if not self.reason.done():
+            return self.State.FAILED
+        try:
+            reason = self.reason.result()
+        except Exception as e:
+            reason = f"(reason unknown: {e})"
+        raise errors.LaunchError(
+            f"VM {self.vm_name} of node {self.spec.node_id} failed to "
+            f"provision: {reason}", stat_key="error.status")
+
+    # -- helpers ------------------------------------------------------------
+    def _send(self, put: Put) -> None:
+        put.future = self.adapter.submit_write(self.adapter.put, put.kind,
+                                               put.name, put.body)
+
+    def _delay(self, attempts: int) -> float:
+        return min(self.MAX_RETRY_DELAY, 0.5 * 2 ** attempts)
+
+    def _settled(self, put: Put) -> bool:
+        """True once ``put``'s resource is provisioned (see module doc)."""
+        if put.future is None:
+            if self.clock() >= put.retry_at:
+                self._send(put)
+            return False
+        if put.answered is None:
+            if not put.future.done():
+                return False
+            try:
+                put.record = put.future.result()
+            except CancelledError:
+                raise errors.LaunchError(
+                    f"PUT of {put.name} cancelled: provider stopping")
+            except errors.RETRYABLE as e:
+                put.future = None
+                put.attempts += 1
+                put.retry_at = self.clock() + self._delay(put.attempts)
+                log.info("Node %s: PUT of %s will be sent again: %s",
+                         self.spec.node_id, put.name, e)
+                return False
+            put.answered = self.clock()
+        return self._provisioned(put)
+
+    def _provisioned(self, put: Put) -> bool:
+        state = provisioning_state(put.record)
+        if state not in ("Succeeded", "Failed"):
+            if not self._refresh(put):
+                return False
+            state = provisioning_state(put.record)
+        if state == "Failed":
+            raise ProvisioningFailed(f"{put.name} failed to provision",
+                                     stat_key="error.status")
+        return state == "Succeeded"
+
+    def _refresh(self, put: Put) -> bool:
+        """Take ``put.record`` from a listing newer than the last one
+        used; False while none is available yet."""
+        since = put.answered if put.answered is not None else 0.0
+        since = max(since, self.addresses_since)
+        snap = self.adapter.listings[put.kind].snapshot(since)
+        if snap is None:
+            return False
+        record = snap.get(put.name)
+        if record is None:
+            raise errors.LaunchError(
+                f"{put.name} disappeared while node {self.spec.node_id} "
+                "was being created", stat_key="error.status")
+        put.record = record
+        put.answered = snap.started + NEWER
+        return True
+
+    def abandon(self) -> None:
+        """A newer attempt replaced this one: cancel what is not sent,
+        delete what is still being created."""
+        self.abandoned = True
+        for put in [*self.pips.values(), self.nic_put, self.vm_put]:
+            future = put.future if put is not None else None
+            # Done calls are the launcher's business: it deletes the
+            # attempt by its external_id.  Only a call still running can
+            # create something after that delete has looked.
+            if future is None or future.done() or future.cancel():
+                continue
+            future.add_done_callback(
+                lambda f, put=put: self._delete_orphan(f, put))
+
+    def _delete_orphan(self, future: Future, put: Put) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        log.info("Node %s: deleting %s of an abandoned attempt",
+                 self.spec.node_id, put.name)
+        self.adapter.delete_later(put.kind, put.name)
+
+
+def private_ipv4(nic: dict | None) -> str | None:
+    for ipc in ((nic or {}).get("properties") or {}).get(
+            "ipConfigurations") or []:
+        props = ipc.get("properties") or {}
+        if props.get("privateIPAddressVersion", "IPv4") == "IPv4":
+            return props.get("privateIPAddress")
+    return None
+
+
+def public_address(pip: dict | None) -> str | None:
+    return ((pip or {}).get("properties") or {}).get("ipAddress")

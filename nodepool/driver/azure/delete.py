@@ -1,0 +1,162 @@
+"""AzureDelete: remove everything one launch attempt created.
+
+``external_id`` is the VM name; the other resources are named after it
+(``params.resource_names``).  Steps:
+
+- the VM is deleted first (one DELETE; ARM answers 202, or 204 when there
+  is no such VM) and the machine waits until a VM listing started after
+  the answer no longer shows it.  The NIC, public IPs and OS disk were
+  created with ``deleteOption: Delete``, so normally they go with it;
+- LEFTOVERS then reads the NIC, public IP and disk listings (started after
+  the VM was gone) for resources that did not cascade -- a launch that
+  failed before its VM existed, or a VM created by hand -- and deletes
+  them in dependency order: NIC and disk first, public IPs once the NIC is
+  gone (ARM refuses to delete an address still attached to a NIC).
+
+In the usual case a node therefore costs one DELETE; the leftover checks
+are reads of listings shared by every machine.
+
+Failure story: "not found" is success.  Throttling and transient errors
+are retried here after a back-off, ``MAX_ATTEMPTS`` times, then raised:
+the launcher's deleter keeps the node in ``deleting`` and tries again with
+a new machine later (behaviour 27).  A resource still listed
+``WAIT_LIMIT`` seconds after its DELETE was accepted raises
+``TransientError`` the same way, which sends the DELETE again.
+
+``immediate`` (retry and leak paths) changes nothing: Azure deletes are
+single calls, never batched.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nodepool.driver import errors
+from nodepool.driver.azure import params
+from nodepool.driver.statemachine import StateMachine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nodepool.driver.azure.adapter import AzureAdapter
+
+__all__ = ["AzureDelete", "Removal"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Removal:
+    kind: str                  # listing kind: vms, nics, pips, disks
+    name: str
+    future: Future | None = None
+    answered: float | None = None
+    attempts: int = 0
+    retry_at: float = 0.0
+    gone: bool = False
+
+
+class AzureDelete(StateMachine):
+    class State(enum.Enum):
+        START = "start"
+        DELETING = "deleting"
+        LEFTOVERS = "leftovers"
+        DONE = "done"
+
+    STEPS = {State.START: "start", State.DELETING: "deleting",
+             State.LEFTOVERS: "leftovers"}
+    TERMINAL = frozenset({State.DONE})
+
+    MAX_ATTEMPTS = 6
+    #: seconds a resource may still be listed after its DELETE was accepted
+    WAIT_LIMIT = 600.0
+
+    def __init__(self, adapter: "AzureAdapter", external_id: str,
+                 immediate: bool = False, clock=None) -> None:
+        super().__init__(clock or adapter.clock)
+        self.adapter = adapter
+        self.external_id = external_id
+        self.immediate = immediate
+        self.names = params.resource_names(str(external_id))
+        self.batches: list[list[Removal]] = []
+        self.vm_gone_at: float | None = None
+
+    def start(self):
+        self.batches = [[Removal("vms", str(self.external_id))]]
+        return self.State.DELETING
+
+    def deleting(self):
+        batch = self.batches[0]
+        done = [self._advance(r) for r in batch]
+        if not all(done):
+            return self.State.DELETING
+        self.batches.pop(0)
+        if self.vm_gone_at is None:
+            self.vm_gone_at = self.clock()
+            return self.State.LEFTOVERS
+        return self.State.DELETING if self.batches else self.State.DONE
+
+    def leftovers(self):
+        snaps = {kind: self.adapter.listings[kind].snapshot(self.vm_gone_at)
+                 for kind in ("nics", "pips", "disks")}
+        if any(snap is None for snap in snaps.values()):
+            return self.State.LEFTOVERS
+        present = {kind: [n for n in self.names[kind] if snaps[kind].get(n)]
+                   for kind in snaps}
+        first = [Removal("nics", n) for n in present["nics"]] + \
+            [Removal("disks", n) for n in present["disks"]]
+        second = [Removal("pips", n) for n in present["pips"]]
+        self.batches = [b for b in (first, second) if b]
+        if self.batches:
+            log.info("Deleting leftovers of %s: %s", self.external_id,
+                     [r.name for b in self.batches for r in b])
+            return self.State.DELETING
+        return self.State.DONE
+
+    # -- one resource -------------------------------------------------------
+    def _advance(self, removal: Removal) -> bool:
+        if removal.gone:
+            return True
+        if removal.future is None:
+            if self.clock() >= removal.retry_at:
+                removal.future = self.adapter.submit_write(
+                    self.adapter.delete, removal.kind, removal.name)
+            return False
+        if removal.answered is None:
+            if not removal.future.done():
+                return False
+            try:
+                removal.future.result()
+            except errors.NotFoundError:
+                removal.gone = True
+                return True
+            except CancelledError:
+                raise errors.TransientError(
+                    f"DELETE of {removal.name} cancelled: provider stopping")
+            except errors.RETRYABLE as e:
+                self._again(removal, e)
+                return False
+            removal.answered = self.clock()
+        snap = self.adapter.listings[removal.kind].snapshot(removal.answered)
+        if snap is None:
+            return False
+        if snap.get(removal.name) is None:
+            removal.gone = True
+            return True
+        if self.clock() - removal.answered > self.WAIT_LIMIT:
+            raise errors.TransientError(
+                f"{removal.name} still exists {self.WAIT_LIMIT:.0f}s after "
+                "its DELETE was accepted")
+        return False
+
+    def _again(self, removal: Removal, error: errors.DriverError) -> None:
+        removal.attempts += 1
+        if removal.attempts >= self.MAX_ATTEMPTS:
+            raise error
+        removal.future = None
+        removal.retry_at = self.clock() + min(30.0,
+                                              0.5 * 2 ** removal.attempts)
+        log.info("DELETE of %s will be sent again: %s", removal.name, error)
+

@@ -1,0 +1,56 @@
+"""Which NICs, public IPs and disks may have leaked (pure logic).
+
+Leaked VMs are found by the launcher from ``list_instances`` and deleted
+through the delete machine, which takes their NIC, addresses and disk
+along.  What this module finds are the side resources that outlived their
+VM or never got one: a launch that failed between its PUTs, a VM deleted
+by hand with ``deleteOption: Detach``.
+
+A resource is a candidate only when it carries our provider tag and is
+*unattached*: a NIC no VM uses, a public IP no NIC uses, a disk no VM
+manages.  Attached ones go with whatever holds them; deleting them
+directly would only earn ``NicInUse``-style refusals.  The cleanup worker
+then deletes a candidate whose node id it does not know on the second
+consecutive pass that sees it (behaviour 33); a public IP on a leaked NIC
+becomes a candidate on the pass after the NIC is gone.
+
+Types (the ``nodepool.provider.<p>.leaked.<type>`` metric): ``nics``,
+``pips``, ``disks``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from nodepool.driver.instance import Resource
+
+__all__ = ["LEAK_KINDS", "attached", "candidates"]
+
+LEAK_KINDS = ("nics", "pips", "disks")
+
+
+def attached(kind: str, record: Mapping) -> bool:
+    props = record.get("properties") or {}
+    if kind == "nics":
+        return bool(props.get("virtualMachine"))
+    if kind == "pips":
+        return bool(props.get("ipConfiguration"))
+    if kind == "disks":
+        return bool(record.get("managedBy")) or \
+            props.get("diskState", "Unattached") == "Attached"
+    raise ValueError(f"unknown resource kind {kind!r}")
+
+
+def candidates(kind: str, records: Iterable[Mapping], provider_name: str
+               ) -> list[Resource]:
+    """Unattached resources of ``kind`` tagged with our provider name."""
+    out = []
+    for record in records:
+        tags = record.get("tags") or {}
+        if tags.get("nodepool_provider_name") != provider_name:
+            continue
+        if attached(kind, record):
+            continue
+        out.append(Resource(type=kind, id=record["name"],
+                            metadata=dict(tags), driver_data=record.get("id")))
+    return out

@@ -1,0 +1,167 @@
+"""What a VM size costs, and what the subscription allows, per location.
+
+Costs come from the resource SKUs API (``vCPUs``, ``MemoryGB`` and the
+quota ``family`` of every VM size in the location): a node costs
+``instances: 1``, ``cores: vCPUs``, ``ram: MemoryGB × 1024`` (MiB, as the
+other drivers) and ``<family>: vCPUs``.  Limits come from the compute
+usages API: ``cores`` (Total Regional vCPUs), ``virtualMachines``
+(→ ``instances``) and one entry per VM family, e.g.
+``standardDSv3Family``.  Keys match, so the launcher's ``fits`` checks a
+label against its family's vCPU quota exactly as Azure will.
+
+Caches: the SKU list is large and changes rarely (kept an hour); usages
+are kept ``usage_ttl`` (30 s): the launcher adds up its own nodes, the
+limits only have to follow quota increases.
+
+Failure story: a failed fetch keeps the previous answer when there is one;
+with none, ``SizeCatalog.size`` raises the classified error (the adapter
+then costs the label as one instance) and ``UsageCache.limits`` raises
+(the adapter then reports no limits: Azure's own quota errors still abort
+nodes, behaviour 14).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+
+from nodepool.driver.quota import Quota
+
+__all__ = ["SizeInfo", "SizeCatalog", "UsageCache", "parse_sku",
+           "resources_of", "limits_from_usages"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SizeInfo:
+    name: str
+    vcpus: int
+    memory_mib: int
+    family: str | None
+    restricted: bool = False     # not offered to this subscription here
+
+
+def _capabilities(sku: Mapping) -> dict[str, str]:
+    return {c.get("name"): c.get("value")
+            for c in sku.get("capabilities") or []}
+
+
+def parse_sku(sku: Mapping, location: str) -> SizeInfo | None:
+    """A VM size from one resource SKU record (None for other types)."""
+    if sku.get("resourceType") != "virtualMachines" or not sku.get("name"):
+        return None
+    caps = _capabilities(sku)
+    try:
+        vcpus = int(float(caps.get("vCPUs") or 0))
+        memory = int(round(float(caps.get("MemoryGB") or 0) * 1024))
+    except ValueError:
+        vcpus, memory = 0, 0
+    restricted = any(
+        r.get("type") == "Location"
+        and location in [v.lower() for v in r.get("values") or []]
+        for r in sku.get("restrictions") or [])
+    return SizeInfo(sku["name"], vcpus, memory, sku.get("family"),
+                    restricted)
+
+
+def resources_of(info: SizeInfo | None) -> dict[str, float]:
+    """A node's ``resources`` for a VM of this size."""
+    if info is None:
+        return {"instances": 1}
+    values: dict[str, float] = {"instances": 1, "cores": info.vcpus,
+                                "ram": info.memory_mib}
+    if info.family:
+        values[info.family] = info.vcpus
+    return values
+
+
+def limits_from_usages(usages: Iterable[Mapping], families: Iterable[str]
+                       ) -> Quota:
+    """The limits of ``cores``, ``instances`` and the given families."""
+    wanted = {"cores": "cores", "virtualMachines": "instances"}
+    wanted.update({f: f for f in families if f})
+    values = {}
+    for usage in usages:
+        name = (usage.get("name") or {}).get("value")
+        if name in wanted and usage.get("limit") is not None:
+            values[wanted[name]] = float(usage["limit"])
+    return Quota(values)
+
+
+class _Cached:
+    """One fetched value, refreshed after ``ttl`` by whoever asks first."""
+
+    def __init__(self, fetch: Callable[[], object], ttl: float,
+                 clock: Callable[[], float]) -> None:
+        self._fetch = fetch
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: object = None
+        self._time: float | None = None
+        self.fetches = 0
+
+    def peek(self) -> object:
+        return self._value
+
+    def get(self) -> object:
+        with self._lock:
+            now = self._clock()
+            if self._time is not None and now - self._time < self.ttl:
+                return self._value
+            try:
+                value = self._fetch()
+            except Exception:
+                if self._time is None:
+                    raise
+                log.warning("Refresh failed; using the answer from %.0fs "
+                            "ago", now - self._time, exc_info=True)
+                self._time = now - self.ttl / 2   # try again soon
+                return self._value
+            self.fetches += 1
+            self._value, self._time = value, now
+            return value
+
+
+class SizeCatalog:
+    """VM sizes of one location, from ``fetch_skus()`` (SKU records)."""
+
+    def __init__(self, location: str, fetch_skus: Callable[[], list],
+                 ttl: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.location = location.lower()
+        self._cache = _Cached(lambda: self._parse(fetch_skus()), ttl, clock)
+
+    def _parse(self, skus: list) -> dict[str, SizeInfo]:
+        sizes = {}
+        for sku in skus:
+            info = parse_sku(sku, self.location)
+            if info is not None:
+                sizes[info.name.lower()] = info
+        return sizes
+
+    def size(self, name: str) -> SizeInfo | None:
+        """The size, fetching the catalog if needed; None if unknown."""
+        sizes = self._cache.get()
+        return sizes.get(name.lower()) if name else None  # type: ignore
+
+    def cached(self, name: str | None) -> SizeInfo | None:
+        """The size if the catalog is loaded (never fetches)."""
+        sizes = self._cache.peek()
+        return sizes.get(name.lower()) if sizes and name else None  # type: ignore
+
+
+class UsageCache:
+    """Compute usages of one location, from ``fetch_usages()``."""
+
+    def __init__(self, fetch_usages: Callable[[], list],
+                 ttl: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._cache = _Cached(fetch_usages, ttl, clock)
+
+    def limits(self, families: Iterable[str]) -> Quota:
+        return limits_from_usages(self._cache.get(), families)  # type: ignore

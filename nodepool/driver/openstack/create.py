@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from nodepool.driver import errors
 from nodepool.driver.instance import InstanceState
@@ -161,8 +162,9 @@ class OpenStackCreate(StateMachine):
     #: as vanished (a list taken right after the create may miss it)
     MISSING_GRACE = 10.0
 
-    def __init__(self, adapter: "OpenStackAdapter", spec: LaunchSpec):
-        super().__init__()
+    def __init__(self, adapter: "OpenStackAdapter", spec: LaunchSpec,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(clock)
         self.adapter = adapter
         self.spec = spec
         self.future: Future | None = None

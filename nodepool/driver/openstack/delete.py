@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from nodepool.driver import errors
 from nodepool.driver.instance import InstanceState
@@ -109,8 +110,9 @@ class OpenStackDelete(StateMachine):
     WAIT_LIMIT = 600.0
 
     def __init__(self, adapter: "OpenStackAdapter", external_id: str,
-                 immediate: bool = False):
-        super().__init__()
+                 immediate: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(clock)
         self.adapter = adapter
         self.external_id = external_id
         self.immediate = immediate

@@ -13,7 +13,9 @@ at least that much RAM (fewest vCPUs, then name, break ties), and a
 Failure story: a failed refresh keeps serving the previous answer for up to
 ``max_stale`` (an hour) and logs it, so a cloud hiccup does not fail labels
 that worked a minute ago; with nothing cached the classified error is
-raised.  Something that does not exist (a flavor, image or network name) is
+raised; either way the cloud is asked again only after ``RETRY_DELAY``
+(10 s), so a sick cloud is not hammered by every pool worker's question.
+Something that does not exist (a flavor, image or network name) is
 a ``ConfigurationError``: the label can never launch until the cloud or
 config changes, and the entry is re-checked after ``ttl``.
 """
@@ -35,6 +37,9 @@ T = TypeVar("T")
 
 TTL = 300.0
 MAX_STALE = 3600.0
+#: after a failed fetch, callers get the old answer (or the error) for
+#: this long before the cloud is asked again
+RETRY_DELAY = 10.0
 
 
 @dataclass(frozen=True)
@@ -68,21 +73,30 @@ class Cached(Generic[T]):
         self._lock = threading.Lock()
         self._value: T | None = None
         self._at: float | None = None
+        self._error: errors.DriverError | None = None
+        self._retry_at = -1e18
 
     def get(self) -> T:
         with self._lock:
             now = self._clock()
             if self._at is not None and now - self._at < self.ttl:
                 return self._value  # type: ignore[return-value]
+            if now < self._retry_at:
+                # A refresh failed moments ago: do not hammer a sick cloud.
+                if self._error is not None and self._at is None:
+                    raise self._error
+                return self._value  # type: ignore[return-value]
             try:
                 self._value = self._fetch()
             except errors.DriverError as e:
+                self._retry_at = now + min(self.ttl, RETRY_DELAY)
                 if self._at is None or now - self._at > self.max_stale:
+                    self._error, self._at = e, None
                     raise
                 log.warning("Refreshing %s failed, using the answer of %.0fs"
                             " ago: %s", self.what, now - self._at, e)
                 return self._value  # type: ignore[return-value]
-            self._at = now
+            self._at, self._error, self._retry_at = now, None, -1e18
             return self._value
 
     def peek(self) -> T | None:
@@ -95,6 +109,7 @@ class Cached(Generic[T]):
     def invalidate(self) -> None:
         with self._lock:
             self._at = None
+            self._retry_at = -1e18
 
 
 def pick_flavor(flavors: Iterable[Flavor], name: str | None,

@@ -103,7 +103,7 @@ class ServerPoller:
             since = self._watched.get(server_id)
             snapshot = self._snapshot
             fresh = (since is not None and snapshot is not None
-                     and snapshot[0] >= since)
+                     and snapshot[0] > since)
             return Lookup(self._records.get(server_id), fresh)
 
     def latest(self, server_id: str) -> Record | None:

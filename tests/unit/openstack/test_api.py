@@ -1,0 +1,52 @@
+"""OpenStackApi: the rate conversion, the two limiters, classification."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodepool.driver import errors
+from nodepool.driver.openstack.api import (READ_FACTOR, OpenStackApi,
+                                           calls_per_second)
+
+
+class Region:
+    name = "fake"
+    region_name = "RegionOne"
+
+
+def test_rate_is_seconds_between_calls():
+    assert calls_per_second(0.2) == pytest.approx(5.0)
+    assert calls_per_second(1.0) == 1.0
+    assert calls_per_second(0) == 0.0          # unlimited
+    assert calls_per_second(None) == 0.0
+
+
+def test_limiters_follow_the_rate():
+    api = OpenStackApi("p", Region(), 0.5, connect=lambda region: None)
+    assert api.limiter.rate == pytest.approx(2.0)
+    assert api.read_limiter.rate == pytest.approx(2.0 * READ_FACTOR)
+    unlimited = OpenStackApi("p", Region(), 0, connect=lambda region: None)
+    assert unlimited.limiter.rate == 0 and unlimited.read_limiter.rate == 0
+    assert api.region == "RegionOne" and api.cloud == "fake"
+
+
+def test_calls_are_counted_classified_and_throttling_reported():
+    from keystoneauth1 import exceptions as ks_exc
+
+    api = OpenStackApi("p", Region(), 0, connect=lambda region: "conn")
+    assert api.conn == "conn"
+    assert api.write("create server", lambda: 42) == 42
+    with pytest.raises(errors.TransientError) as caught:
+        api.read("list servers", _raise(ks_exc.ConnectFailure("refused")))
+    assert isinstance(caught.value.__cause__, ks_exc.ConnectFailure)
+    throttled = errors.ThrottledError("429", retry_after=3)
+    with pytest.raises(errors.ThrottledError):
+        api.write("create server", _raise(throttled))
+    assert api.limiter.stats.throttled == 1
+    assert api.stats()["calls"] == {"create server": 2, "list servers": 1}
+
+
+def _raise(error):
+    def fn():
+        raise error
+    return fn

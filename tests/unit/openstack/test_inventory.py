@@ -1,0 +1,130 @@
+"""Flavor choice and the cached inventory lookups."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+import pytest
+
+from nodepool.driver import errors
+from nodepool.driver.openstack.inventory import (
+    RETRY_DELAY, Cached, Flavor, Inventory, pick_flavor)
+
+FLAVORS = [Flavor("1", "m1.tiny", 512, 1), Flavor("2", "m1.small", 2048, 1),
+           Flavor("3", "m1.medium", 4096, 2),
+           Flavor("9", "big.medium", 4096, 1),
+           Flavor("4", "m1.large", 8192, 4),
+           Flavor("5", "gone.huge", 65536, 16, disabled=True)]
+
+
+def test_flavor_by_name_or_id():
+    assert pick_flavor(FLAVORS, "m1.small", None).id == "2"
+    assert pick_flavor(FLAVORS, "4", None).name == "m1.large"
+    with pytest.raises(errors.ConfigurationError):
+        pick_flavor(FLAVORS, "m1.nope", None)
+
+
+def test_min_ram_picks_smallest_then_fewest_cpus():
+    assert pick_flavor(FLAVORS, None, 3000).name == "big.medium"
+    assert pick_flavor(FLAVORS, None, 2048).name == "m1.small"
+    # a name given with min-ram filters by substring
+    assert pick_flavor(FLAVORS, "m1", 3000).name == "m1.medium"
+    with pytest.raises(errors.ConfigurationError):
+        pick_flavor(FLAVORS, None, 20000)    # only a disabled one fits
+
+
+def test_cached_value_single_fetch_and_stale_fallback(clock):
+    calls = []
+
+    def fetch():
+        calls.append(clock())
+        if len(calls) == 2:
+            raise errors.TransientError("down")
+        return len(calls)
+
+    cached = Cached("thing", fetch, ttl=60, max_stale=100, clock=clock)
+    assert cached.peek() is None
+    assert cached.get() == 1 and cached.get() == 1
+    clock.advance(61)
+    assert cached.get() == 1                 # refresh failed: stale answer
+    assert cached.get() == 1                 # ... without asking again
+    clock.advance(RETRY_DELAY)
+    assert cached.get() == 3                 # then the cloud is asked
+    cached.invalidate()
+    assert cached.get() == 4
+    assert len(calls) == 4
+
+
+def test_cached_raises_when_nothing_to_fall_back_on(clock):
+    calls = []
+
+    def fetch():
+        calls.append(1)
+        if len(calls) == 1:
+            raise errors.TransientError("down")
+        return "up"
+    cached = Cached("thing", fetch, clock=clock)
+    for _ in range(3):
+        with pytest.raises(errors.TransientError):
+            cached.get()
+    assert len(calls) == 1
+    clock.advance(RETRY_DELAY)
+    assert cached.get() == "up"
+
+
+class Api:
+    """Stand-in OpenStackApi: ``read`` runs the call, ``conn`` answers."""
+
+    def __init__(self):
+        self.reads = []
+        self.conn = NS(
+            compute=NS(flavors=lambda details: [
+                NS(id=2, name="m1.small", ram=2048, vcpus=1,
+                   is_disabled=False)],
+                availability_zones=lambda: [
+                    NS(name="b", state={"available": True}),
+                    NS(name="a", state={"available": True}),
+                    NS(name="down", state={"available": False})]),
+            network=NS(networks=lambda: [
+                NS(id="n1", name="private", is_router_external=False,
+                   is_default=False),
+                NS(id="n2", name="ext2", is_router_external=True,
+                   is_default=False),
+                NS(id="n3", name="public", is_router_external=True,
+                   is_default=True)]),
+            image=NS(images=lambda name: [
+                NS(id="i-old", status="deleted"),
+                NS(id="i-1", status="active")] if name == "jammy" else []))
+
+    def read(self, operation, fn, *args, **kw):
+        self.reads.append(operation)
+        return fn(*args, **kw)
+
+
+def test_inventory_lookups_are_cached(clock):
+    api = Api()
+    inv = Inventory(api, clock=clock)
+    assert inv.flavor({"flavor-name": "m1.small"}).id == "2"
+    assert inv.flavor({"min-ram": 1000}).id == "2"
+    assert inv.network_ids(["public", "n1"]) == ["n3", "n1"]
+    with pytest.raises(errors.ConfigurationError):
+        inv.network_ids(["nope"])
+    assert inv.external_network().name == "public"   # the default one
+    assert inv.external_names() == {"ext2", "public"}
+    assert inv.zones.get() == ["a", "b"]
+    assert inv.image_id_by_name("jammy") == "i-1"
+    assert inv.image_id_by_name("jammy") == "i-1"
+    assert inv.image_id_by_name("other") is None
+    assert sorted(api.reads) == sorted([
+        "list flavors", "list networks", "list availability zones",
+        "find image", "find image"])
+    assert inv.flavor_by_id(2).name == "m1.small"
+
+
+def test_zone_listing_refused_means_nova_picks(clock):
+    api = Api()
+
+    def refuse():
+        raise errors.LaunchError("403 policy")
+    api.conn.compute.availability_zones = refuse
+    assert Inventory(api, clock=clock).zones.get() == []

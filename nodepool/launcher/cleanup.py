@@ -7,6 +7,8 @@ duty runs isolated: an exception in one is logged and the others still run.
 2. leaked cloud resources (tagged with our provider name, unknown node id),
    deleted only on the second consecutive pass that sees them;
 3. lost requests (``pending`` with no lock holder) reset to ``requested``;
+   lost ``init`` nodes (unlocked for over a minute: their creator died or
+   failed to lock them, and their request may be gone) → ``deleting``;
 4. ``max-ready-age``: expired unallocated READY nodes → ``deleting``;
 5. held nodes whose hold expired → ``deleting``;
 6. empty node znodes removed.
@@ -14,59 +16,31 @@ duty runs isolated: an exception in one is logged and the others still run.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 
+from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState, RequestState
 
 LOCK_DIR_MAX_AGE = 8 * 3600.0
+# A launcher locks the init node it creates one round trip later.
+INIT_MAX_AGE = 60.0
 
 
-class CleanupWorker:
+class CleanupWorker(PeriodicWorker):
+    name = "CleanupWorker"
+
     def __init__(self, launcher, interval: float = 60.0,
                  clock=time.time):
-        self.launcher = launcher
-        self.zk = launcher.zk
-        self.interval = interval
+        super().__init__(launcher, interval)
         self.clock = clock
-        self.log = logging.getLogger("nodepool.CleanupWorker")
         # (provider, kind, id) seen as leaked on the previous pass
         self._suspects: set[tuple[str, str, str]] = set()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("cleanup worker already started")
-        self._thread = threading.Thread(target=self._run,
-                                        name="CleanupWorker", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def join(self, timeout: float = 10.0) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            if self._stop.is_set() or not self.launcher.zk_ready():
-                continue
-            self.run_once()
 
     def run_once(self) -> None:
         for duty in (self.cleanup_request_locks, self.cleanup_leaks,
-                     self.cleanup_lost_requests, self.cleanup_max_ready_age,
+                     self.cleanup_lost_requests,
+                     self.cleanup_lost_init_nodes, self.cleanup_max_ready_age,
                      self.cleanup_held_nodes, self.cleanup_empty_nodes):
             if self._stop.is_set():
                 return
@@ -162,6 +136,18 @@ class CleanupWorker:
         request.nodes = []
         request.set_state(RequestState.REQUESTED)
         self.zk.store_request(request)
+
+    def cleanup_lost_init_nodes(self) -> None:
+        managers = self.launcher.provider_managers()
+        now = self.clock()
+        for node in self.zk.iter_nodes(cached=True):
+            if (node.state != NodeState.INIT
+                    or node.provider not in managers
+                    or now - (node.state_time or now) < INIT_MAX_AGE
+                    or self.zk.is_locked(node)):
+                continue
+            self._mark_deleting(node, "lost init node",
+                                lambda n: n.state == NodeState.INIT)
 
     # -- 4 and 5 ---------------------------------------------------------------
     def cleanup_max_ready_age(self) -> None:

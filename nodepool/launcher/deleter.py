@@ -19,9 +19,7 @@ in our config are never touched.
 
 from __future__ import annotations
 
-import logging
-import threading
-
+from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState
 
@@ -32,47 +30,12 @@ DELETABLE = frozenset({NodeState.USED, NodeState.IN_USE, NodeState.BUILDING,
                        NodeState.DELETING, NodeState.DELETED})
 
 
-class DeletedNodeWorker:
+class DeletedNodeWorker(PeriodicWorker):
+    name = "DeletedNodeWorker"
+
     def __init__(self, launcher, interval: float = 5.0):
-        self.launcher = launcher
-        self.zk = launcher.zk
-        self.interval = interval
-        self.log = logging.getLogger("nodepool.DeletedNodeWorker")
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("deleted-node worker already started")
-        self._thread = threading.Thread(target=self._run,
-                                        name="DeletedNodeWorker", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def join(self, timeout: float = 10.0) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            # Woken by every node change: scan at most every MIN_INTERVAL.
-            if self._stop.wait(min(self.interval, MIN_INTERVAL)):
-                return
-            if not self.launcher.zk_ready():
-                continue
-            try:
-                self.run_once()
-            except Exception:
-                self.log.exception("Error in deleted-node worker")
+        # Woken by every node change: scan at most every MIN_INTERVAL.
+        super().__init__(launcher, interval, MIN_INTERVAL)
 
     def run_once(self) -> None:
         managers = self.launcher.provider_managers()

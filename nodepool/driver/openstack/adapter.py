@@ -27,6 +27,7 @@ created without the metadata leak cleanup needs.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable, Mapping
 
@@ -82,6 +83,7 @@ class OpenStackAdapter(Adapter):
             self, float(settings.get("port-cleanup-interval", 600) or 0),
             bool(settings.get("clean-floating-ips", False)))
         self._pending: dict[str, OpenStackCreate] = {}
+        self._lock = threading.Lock()
         #: floating IP addresses this process attached, by server id
         self.attached_ips: dict[str, str] = {}
 
@@ -101,18 +103,23 @@ class OpenStackAdapter(Adapter):
 
     # -- create ------------------------------------------------------------------
     def create_machine(self, spec: LaunchSpec) -> StateMachine:
-        previous = self._pending.pop(spec.node_id, None)
+        # Called from pool-worker threads (first attempt) and the provider
+        # loop (retries), hence the lock around the pending creates.
+        with self._lock:
+            previous = self._pending.pop(spec.node_id, None)
         if previous is not None:
             previous.abandon()
         return OpenStackCreate(self, spec)
 
     def submit_create(self, machine: OpenStackCreate) -> Future:
-        self._pending[machine.spec.node_id] = machine
+        with self._lock:
+            self._pending[machine.spec.node_id] = machine
         return self.create_pool.submit(self.creator.create, machine.spec)
 
     def forget_create(self, machine: OpenStackCreate) -> None:
-        if self._pending.get(machine.spec.node_id) is machine:
-            del self._pending[machine.spec.node_id]
+        with self._lock:
+            if self._pending.get(machine.spec.node_id) is machine:
+                del self._pending[machine.spec.node_id]
 
     def submit_finish(self, machine: OpenStackCreate, record) -> Future:
         return self.create_pool.submit(self.creator.finish, machine.spec,

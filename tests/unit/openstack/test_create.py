@@ -177,3 +177,16 @@ def test_abandon_before_the_call_started_cancels_it(adapter, clock,
     machine.abandon()
     assert adapter.creates[0].cancelled()
     assert adapter.deletes == []
+
+
+def test_active_without_addresses_keeps_waiting(adapter, clock,
+                                               spec_factory):
+    machine = _machine(adapter, clock, spec_factory)
+    _to_building(machine, adapter)
+    clock.advance(1)
+    adapter.poll(server(addresses={}))
+    assert not machine.advance()
+    assert machine.state is machine.State.BUILDING
+    adapter.poll(server())
+    machine.advance()
+    assert machine.state is machine.State.FINISHING

@@ -7,10 +7,11 @@ the test plays Zuul and reads the cloud's own records.
 from __future__ import annotations
 
 import base64
+import time
 
 from tests.functional.launcher.helpers import wait_for
 from tests.functional.openstack.helpers import (
-    adapter_of, label, provider, servers_by_node)
+    adapter_of, label, post_count, provider, servers_by_node)
 
 
 def _fulfil(env, labels, **kw) -> tuple[str, list[str]]:
@@ -138,3 +139,23 @@ def test_list_instances_reports_foreign_servers(env, cloud):
     assert len(instances) == 1
     assert instances[0].provider_name == "os"
     assert instances[0].resources["cores"] == 1
+
+
+def test_rate_is_seconds_between_calls(env, cloud):
+    """rate 0.3: creates start at least 0.3 s apart (not 0.3 per second)."""
+    env.write_config([provider(rate=0.3, labels=[label()])])
+    launcher = env.start_launcher()
+    assert adapter_of(launcher).limiter.rate == 1 / 0.3
+    times = []
+
+    def arrivals():
+        count = post_count(cloud)
+        while len(times) < count:
+            times.append(time.monotonic())
+        return count >= 4
+
+    for _ in range(4):
+        env.zuul.submit(["small"])
+    wait_for(arrivals, timeout=15, interval=0.005, what="4 creates")
+    spread = times[-1] - times[0]
+    assert 3 * 0.3 - 0.05 <= spread < 2.5, times

@@ -92,7 +92,7 @@ class OpenStackAdapter(Adapter):
         """The mutating-call limiter (the launcher reports throttling)."""
         return self.api.limiter
 
-    # -- lifecycle -------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
         self.poller.start()
 
@@ -101,7 +101,7 @@ class OpenStackAdapter(Adapter):
         self.delete_pool.shutdown(wait=False, cancel_futures=False)
         self.poller.stop()
 
-    # -- create ------------------------------------------------------------------
+    # -- create ---------------------------------------------------------------
     def create_machine(self, spec: LaunchSpec) -> StateMachine:
         # Called from pool-worker threads (first attempt) and the provider
         # loop (retries), hence the lock around the pending creates.
@@ -150,12 +150,14 @@ class OpenStackAdapter(Adapter):
         self.limits.invalidate()
 
     def instance_from(self, record: Mapping, **kw) -> Instance:
+        """An Instance of a server record; never calls the cloud."""
+        external, internal = self.inventory.address_networks(fetch=False)
         return to_instance(
             record, region=self.api.region, cloud=self.api.cloud,
-            external_networks=self._external_names(),
+            external_networks=external, internal_networks=internal,
             flavor_by_id=self._cached_flavor, **kw)
 
-    # -- delete ----------------------------------------------------------------
+    # -- delete ---------------------------------------------------------------
     def delete_machine(self, external_id, immediate: bool = False
                        ) -> StateMachine:
         return OpenStackDelete(self, external_id, immediate)
@@ -167,7 +169,7 @@ class OpenStackAdapter(Adapter):
         return any(pool.settings.get("auto-floating-ip", True)
                    for pool in self.provider.pools.values())
 
-    # -- listing -----------------------------------------------------------------
+    # -- listing --------------------------------------------------------------
     def _list_all(self) -> list[dict]:
         return self.api.list_servers()
 
@@ -200,7 +202,7 @@ class OpenStackAdapter(Adapter):
                           external_id)
         return (answer or {}).get("output", "")
 
-    # -- quota -------------------------------------------------------------------
+    # -- quota ----------------------------------------------------------------
     def _labels(self):
         for pool in self.provider.pools.values():
             yield from pool.labels.values()
@@ -230,7 +232,7 @@ class OpenStackAdapter(Adapter):
             flavor = None
         return label_cost(label.settings, flavor)
 
-    # -- images and labels -------------------------------------------------------
+    # -- images and labels ----------------------------------------------------
     def image_available(self, label) -> bool:
         if label.image is None or label.diskimage:
             return label.image is not None
@@ -258,16 +260,12 @@ class OpenStackAdapter(Adapter):
                              e)
         return True
 
-    # -- small cached helpers (never call the cloud from the loop) --------------
-    def _external_names(self) -> set[str]:
-        return {n.name for n in self.inventory.networks.peek() or []
-                if n.external}
-
+    # -- small cached helpers (never call the cloud from the loop) ------------
     def _cached_flavor(self, flavor_id):
         flavors = self.inventory.flavors.peek() or []
         return next((f for f in flavors if f.id == str(flavor_id)), None)
 
-    # -- measurements ------------------------------------------------------------
+    # -- measurements ---------------------------------------------------------
     def stats(self) -> dict:
         return {"api": self.api.stats(),
                 "create_pool": {"workers": self.create_pool.workers,

@@ -146,7 +146,7 @@ class OpenStackApi:
         limiter.succeeded()
         return result
 
-    # -- raw compute calls (JSON in, JSON out) ---------------------------------
+    # -- raw compute calls (JSON in, JSON out) --------------------------------
     def compute(self, method: str, path: str, *, write: bool,
                 operation: str, **kw: Any) -> Any:
         """One compute API call at our microversion; the decoded body."""

@@ -115,13 +115,14 @@ class ServerCreator:
         inventory = self.adapter.inventory
         external = inventory.external_network()
         if external is None or not needs_floating_ip(
-                record, inventory.external_names()):
+                record, *inventory.address_networks()):
             return None
         api = self.adapter.api
         server_id = record["id"]
         ports = api.read("list server ports", lambda: list(
             api.conn.network.ports(device_id=server_id)))
-        port, fixed = _nat_port(ports, external.id)
+        port, fixed = _nat_port(ports, external.id,
+                                inventory.nat_network_id())
         if port is None:
             raise errors.LaunchError(
                 f"server {server_id} has no port for a floating IP",
@@ -143,10 +144,13 @@ def _at_least(version: str, wanted: tuple[int, int]) -> bool:
     return (major, minor) >= wanted
 
 
-def _nat_port(ports, external_id: str):
-    """The first port (and its IPv4) on a non-external network."""
+def _nat_port(ports, external_id: str, nat_network_id: str | None = None):
+    """The port (and its IPv4) a floating IP goes to: on the clouds.yaml
+    ``nat_destination`` network if one is set, else the first one on a
+    non-external network."""
     for port in ports:
-        if port.network_id == external_id:
+        if port.network_id == external_id or (
+                nat_network_id and port.network_id != nat_network_id):
             continue
         for fixed in port.fixed_ips or []:
             address = fixed.get("ip_address", "")

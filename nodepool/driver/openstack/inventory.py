@@ -133,6 +133,18 @@ def pick_flavor(flavors: Iterable[Flavor], name: str | None,
                                     stat_key="error.config")
 
 
+def _hint(region, method: str):
+    getter = getattr(region, method, None)
+    if getter is None:
+        return None
+    try:
+        return getter()
+    except Exception:  # a malformed clouds.yaml hint is not fatal
+        log.warning("Ignoring clouds.yaml network hint %s", method,
+                    exc_info=True)
+        return None
+
+
 class Inventory:
     """Cached lookups against one cloud region (``api``: OpenStackApi)."""
 
@@ -141,6 +153,15 @@ class Inventory:
         self.api = api
         self.ttl = ttl
         self._clock = clock
+        # clouds.yaml network hints (``networks:`` of the cloud entry), as
+        # openstacksdk's own server-address logic honours them.
+        region = getattr(api, "cloud_region", None)
+        self.hint_external = set(_hint(region, "get_external_ipv4_networks")
+                                 or [])
+        self.hint_internal = set(_hint(region, "get_internal_ipv4_networks")
+                                 or [])
+        self.nat_destination = _hint(region, "get_nat_destination")
+        self.default_network = _hint(region, "get_default_network")
         self.flavors = Cached("flavors", self._fetch_flavors, ttl,
                               clock=clock)
         self.networks = Cached("networks", self._fetch_networks, ttl,
@@ -201,6 +222,11 @@ class Inventory:
         return entry.get()
 
     def network_ids(self, names: Iterable[str]) -> list[str]:
+        """Ids of the named networks; none named: the clouds.yaml
+        ``default_interface`` network, else [] (Nova's ``auto``)."""
+        names = list(names)
+        if not names and self.default_network:
+            names = [self.default_network]
         networks = self.networks.get()
         ids = []
         for name in names:
@@ -218,8 +244,35 @@ class Inventory:
         external.sort(key=lambda n: (not n.default, n.name))
         return external[0] if external else None
 
-    def external_names(self) -> set[str]:
-        return {n.name for n in self.networks.get() if n.external}
+    def nat_network_id(self) -> str | None:
+        """The clouds.yaml ``nat_destination`` network's id, if any."""
+        if not self.nat_destination:
+            return None
+        match = next((n for n in self.networks.get()
+                      if self.nat_destination in (n.name, n.id)), None)
+        return match.id if match else None
+
+    def address_networks(self, fetch: bool = True
+                         ) -> tuple[set[str], set[str]]:
+        """(external, internal) network names for judging addresses.
+
+        External: ``router:external`` networks and clouds.yaml
+        ``routes_externally`` ones; internal: those clouds.yaml marks as
+        not routing externally.  ``fetch=False`` never calls the cloud
+        (for the provider loop): it uses whatever list is cached.
+        """
+        networks = (self.networks.get() if fetch
+                    else self.networks.peek()) or []
+        external = {n.name for n in networks if n.external}
+        internal: set[str] = set()
+        for net in networks:
+            keys = {net.name, net.id}
+            if keys & self.hint_external:
+                external.add(net.name)
+            if keys & self.hint_internal:
+                internal.add(net.name)
+        return external | (self.hint_external - {n.id for n in networks}), \
+            internal | (self.hint_internal - {n.id for n in networks})
 
     def flavor_by_id(self, flavor_id: Any) -> Flavor | None:
         return next((f for f in self.flavors.get()

@@ -63,7 +63,7 @@ class LeakFinder:
     def _tag(self) -> dict[str, str]:
         return {"nodepool_provider_name": self.adapter.provider.name}
 
-    # -- listing ---------------------------------------------------------------
+    # -- listing --------------------------------------------------------------
     def resources(self) -> list[Resource]:
         found: list[Resource] = []
         if self.port_interval > 0:
@@ -109,7 +109,7 @@ class LeakFinder:
                          driver_data={"address": f.floating_ip_address})
                 for f in fips if not f.port_id]
 
-    # -- deleting --------------------------------------------------------------
+    # -- deleting -------------------------------------------------------------
     def delete(self, resource: Resource) -> None:
         if resource.type == PORTS:
             self._delete_port(resource)

@@ -6,9 +6,11 @@ instance's quota cost).  Only ``to_instance`` turns one into the framework's
 ``Instance``; a status missing from ``STATUS`` becomes UNKNOWN and is
 logged once per status.
 
-Addresses: an IPv4 address is public when Nova marks it ``floating`` or it
-sits on an external (``router:external``) network; other IPv4 addresses are
-private.  ``accessIPv4`` counts as public only when it is a global address.
+Addresses: an IPv4 address is public when Nova marks it ``floating``, when
+it sits on an external network (``router:external``, or ``routes_externally``
+in clouds.yaml), or when it is a globally routable address on a network
+clouds.yaml does not mark internal; other IPv4 addresses are private.
+``accessIPv4`` counts as public only when it is a global address.
 Any non-link-local IPv6 address is public (OpenStack routes v6 directly).
 ``needs_floating_ip`` is the auto-floating-ip rule: a server without any
 public address gets one (upstream's SDK ``auto_ip`` behaves the same).
@@ -67,7 +69,8 @@ def _is_global(address: str) -> bool:
         return False
 
 
-def addresses(record: Record, external_networks: set[str] = frozenset()
+def addresses(record: Record, external_networks: set[str] = frozenset(),
+              internal_networks: set[str] = frozenset()
               ) -> tuple[str | None, str | None, str | None]:
     """(public IPv4, private IPv4, public IPv6) of a server record."""
     floating, public4, private4, public6 = [], [], [], []
@@ -86,6 +89,8 @@ def addresses(record: Record, external_networks: set[str] = frozenset()
                 floating.append(addr)
             elif network in external_networks:
                 public4.append(addr)
+            elif network not in internal_networks and _is_global(addr):
+                public4.append(addr)     # a routable provider network
             else:
                 private4.append(addr)
     public = floating + public4
@@ -106,8 +111,10 @@ def floating_addresses(record: Record) -> list[str]:
 
 
 def needs_floating_ip(record: Record,
-                      external_networks: set[str] = frozenset()) -> bool:
-    public4, _, public6 = addresses(record, external_networks)
+                      external_networks: set[str] = frozenset(),
+                      internal_networks: set[str] = frozenset()) -> bool:
+    public4, _, public6 = addresses(record, external_networks,
+                                    internal_networks)
     return public4 is None and public6 is None
 
 
@@ -133,6 +140,7 @@ def server_resources(record: Record,
 def to_instance(record: Record, *, region: str | None = None,
                 cloud: str | None = None,
                 external_networks: set[str] = frozenset(),
+                internal_networks: set[str] = frozenset(),
                 resources: Mapping[str, float] | None = None,
                 public_ipv4: str | None = None,
                 flavor_by_id: Callable[[Any], Any] | None = None
@@ -143,7 +151,8 @@ def to_instance(record: Record, *, region: str | None = None,
     which the record may not show yet); ``resources`` overrides the cost
     derived from the flavor (our own nodes know their volume size).
     """
-    found4, private4, public6 = addresses(record, external_networks)
+    found4, private4, public6 = addresses(record, external_networks,
+                                          internal_networks)
     public4 = public_ipv4 or found4
     return Instance(
         external_id=record["id"],

@@ -110,7 +110,8 @@ def test_inventory_lookups_are_cached(clock):
     with pytest.raises(errors.ConfigurationError):
         inv.network_ids(["nope"])
     assert inv.external_network().name == "public"   # the default one
-    assert inv.external_names() == {"ext2", "public"}
+    assert inv.address_networks() == ({"ext2", "public"}, set())
+    assert inv.nat_network_id() is None
     assert inv.zones.get() == ["a", "b"]
     assert inv.image_id_by_name("jammy") == "i-1"
     assert inv.image_id_by_name("jammy") == "i-1"
@@ -128,3 +129,43 @@ def test_zone_listing_refused_means_nova_picks(clock):
         raise errors.LaunchError("403 policy")
     api.conn.compute.availability_zones = refuse
     assert Inventory(api, clock=clock).zones.get() == []
+
+
+class Region:
+    """clouds.yaml ``networks:`` hints, as openstacksdk's CloudRegion
+    reports them."""
+
+    def get_external_ipv4_networks(self):
+        return ["provider-net"]
+
+    def get_internal_ipv4_networks(self):
+        return ["n1"]
+
+    def get_nat_destination(self):
+        return "private"
+
+    def get_default_network(self):
+        return "private"
+
+
+def test_clouds_yaml_network_hints(clock):
+    api = Api()
+    api.cloud_region = Region()
+    inv = Inventory(api, clock=clock)
+    assert inv.address_networks() == ({"ext2", "public", "provider-net"},
+                                      {"private"})
+    assert inv.address_networks(fetch=True) == inv.address_networks(
+        fetch=False)
+    assert inv.nat_network_id() == "n1"
+    assert inv.network_ids([]) == ["n1"]          # default_interface
+    assert inv.network_ids(["public"]) == ["n3"]
+
+
+def test_broken_hint_is_ignored(clock):
+    api = Api()
+
+    class Broken(Region):
+        def get_nat_destination(self):
+            raise ValueError("two nat destinations")
+    api.cloud_region = Broken()
+    assert Inventory(api, clock=clock).nat_destination is None

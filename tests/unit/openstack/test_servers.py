@@ -43,6 +43,15 @@ def test_addresses_floating_external_private_v6():
     assert servers.addresses(no_fip, {"public"})[0] == "203.0.113.7"
 
 
+def test_global_fixed_address_is_public_unless_marked_internal():
+    record = server(addresses={"provider": [addr("93.184.216.34")]})
+    assert servers.addresses(record)[0] == "93.184.216.34"
+    assert not servers.needs_floating_ip(record)
+    assert servers.addresses(record, set(), {"provider"}) == (
+        None, "93.184.216.34", None)
+    assert servers.needs_floating_ip(record, set(), {"provider"})
+
+
 def test_access_ipv4_counts_only_when_global():
     loop = server(accessIPv4="127.0.0.1")
     assert servers.addresses(loop)[0] is None

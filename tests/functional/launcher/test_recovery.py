@@ -181,3 +181,23 @@ def test_ready_node_of_vanished_request_deallocated_once_unlocked(env):
     assert node["state"] == "ready"
     launcher.deleted_worker.run_once()
     assert zuul.get_node(kept)["allocated_to"] == existing
+
+
+def test_lost_init_nodes_removed_by_cleanup(env):
+    """An ``init`` node is locked by its creator right after it is written;
+    one left unlocked (creator died or failed to lock it) whose request is
+    no longer pending would otherwise stay forever."""
+    env.write_config([fake_provider()])
+    launcher = env.start_launcher()
+    zuul, client = env.zuul, env.client
+    old = time.time() - 2 * HOUR
+    lost = raw_node(client, "init", "200-0000009999", state_time=old)
+    fresh = raw_node(client, "init", "200-0000009998")
+    locked = raw_node(client, "init", "200-0000009997", state_time=old)
+    zuul.lock_node(locked)
+
+    launcher.cleanup_worker.run_once()
+    zuul.wait_node_gone(lost)
+    assert zuul.get_node(fresh)["state"] == "init"   # may be mid-launch
+    assert zuul.get_node(locked)["state"] == "init"  # its creator lives
+    zuul.unlock_node(locked)

@@ -205,8 +205,7 @@ class AzureCreate(StateMachine):
 
     # -- helpers ------------------------------------------------------------
     def _send(self, put: Put) -> None:
-        put.future = self.adapter.submit_write(self.adapter.put, put.kind,
-                                               put.name, put.body)
+        put.future = self.adapter.submit_put(put.kind, put.name, put.body)
 
     def _delay(self, attempts: int) -> float:
         return min(self.MAX_RETRY_DELAY, 0.5 * 2 ** attempts)

@@ -121,8 +121,8 @@ class AzureDelete(StateMachine):
             return True
         if removal.future is None:
             if self.clock() >= removal.retry_at:
-                removal.future = self.adapter.submit_write(
-                    self.adapter.delete, removal.kind, removal.name)
+                removal.future = self.adapter.submit_delete(removal.kind,
+                                                            removal.name)
             return False
         if removal.answered is None:
             if not removal.future.done():

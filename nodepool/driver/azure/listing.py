@@ -7,6 +7,12 @@ poll; instead they all read one listing per resource type (VMs, NICs,
 public IPs, disks), refreshed at most every ``interval`` seconds while
 anybody is waiting, and never when nobody is.
 
+The refresh interval grows with the listing: at least ``interval``
+seconds, and ``len(records) / items_per_second`` for a large resource
+group, so the CPU spent parsing listings stays bounded (about a third of a
+millisecond per item) however many nodes are in flight; at most
+``max_interval``.
+
 Freshness is by start time: a machine whose PUT or DELETE was answered at
 ``t`` asks ``snapshot(newer_than=t)`` and only accepts a listing whose
 request *started* after ``t``, so it cannot mistake the state from before
@@ -58,9 +64,13 @@ class Listing:
 
     def __init__(self, name: str, fetch: Callable[[], list[dict]],
                  executor: Executor, interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 items_per_second: float = 100.0,
+                 max_interval: float = 5.0) -> None:
         self.name = name
-        self.interval = interval
+        self.min_interval = interval
+        self.items_per_second = items_per_second
+        self.max_interval = max_interval
         self._fetch = fetch
         self._executor = executor
         self._clock = clock
@@ -71,6 +81,13 @@ class Listing:
         self._future: Future | None = None
         self.refreshes = 0
         self.errors = 0
+
+    @property
+    def interval(self) -> float:
+        """Seconds between refresh starts while someone is waiting."""
+        size = len(self._records or ())
+        return min(self.max_interval,
+                   max(self.min_interval, size / self.items_per_second))
 
     @property
     def age(self) -> float:

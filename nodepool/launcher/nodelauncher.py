@@ -128,13 +128,18 @@ class NodeLauncher:
         self.attempt += 1
         self.attempt_start = self.clock()
         self.phase = _Phase.CREATE
+        # Made on the first advance, so that adapters only ever see
+        # create_machine() from their provider's loop thread.
+        self.machine = None
+
+    def _make_machine(self) -> StateMachine:
         spec = LaunchSpec(
             node_id=self.node.id, hostname=self.node.hostname,
             provider_name=self.provider.name, pool=self.pool,
             label=self.label, az=self.node.az,
             image_external_id=self.node.image_id, request=self.request,
             attempt=self.attempt)
-        self.machine = self.adapter.create_machine(spec)
+        return self.adapter.create_machine(spec)
 
     def detach(self) -> bool:
         """The request let go of this node: finish unallocated, unlock.
@@ -203,6 +208,8 @@ class NodeLauncher:
                 self._attempt_failed(raise_timeout)
 
     def _advance_create(self) -> None:
+        if self.machine is None:
+            self.machine = self._make_machine()
         machine = self.machine
         complete = machine.advance()
         if (machine.external_id is not None and not complete

@@ -21,7 +21,9 @@ free READY slots are deleted) instead of being handed out, and registered
 again by the first sync that finds it answering.  With
 ``host-key-checking: false`` the launcher never connects to the host (no
 scan, no liveness check: the configured keys are used as they are), so
-such a host is assumed to be alive.
+such a host is assumed to be alive.  Two launchers serving the same
+static provider may both register a free slot at once; the next sync of
+either removes the duplicate (a spare READY one, never one in use).
 """
 
 from __future__ import annotations
@@ -212,6 +214,7 @@ class StaticProviderManager(ProviderManager):
         for node in nodes:
             if node.slot is not None and node.slot >= host.max_parallel_jobs:
                 self._deregister(node, "max-parallel-jobs lowered")
+        self._drop_duplicates(nodes)
         ready = [n for n in nodes if n.state == NodeState.READY
                  and (n.slot is None or n.slot < host.max_parallel_jobs)]
         if ready and host.host_key_checking and not check_connection(
@@ -233,6 +236,25 @@ class StaticProviderManager(ProviderManager):
             return
         for slot in free_slots:
             self._register(pool, host, slot, keys)
+
+    def _drop_duplicates(self, nodes: list[Node]) -> None:
+        """One node per slot: two launchers serving the same static
+        provider may both register a free slot at the same moment."""
+        by_slot: dict[int, list[Node]] = {}
+        for node in nodes:
+            if node.slot is not None and node.state not in (
+                    NodeState.DELETING, NodeState.DELETED):
+                by_slot.setdefault(node.slot, []).append(node)
+        for same in by_slot.values():
+            if len(same) < 2:
+                continue
+            # Keep one that is in use if any, else the oldest.
+            busy = [n for n in same if n.state != NodeState.READY
+                    or n.allocated_to]
+            keep = busy[0] if busy else min(same, key=lambda n: n.id)
+            for node in same:
+                if node is not keep:
+                    self._deregister(node, f"duplicate of slot {node.slot}")
 
     def _host_keys(self, host) -> list[str] | None:
         if not host.host_key_checking:

@@ -301,3 +301,23 @@ def test_requests_beyond_free_slots_are_deferred_not_accepted(env, sshd):
                 assert "pending" not in states[other], states
         zuul.release(nodes)
     assert served == rids                      # in request order
+
+
+def test_duplicate_slot_registration_is_removed(env, sshd):
+    """As if a second launcher registered the same free slot at once."""
+    env.write_config([static_provider(host(sshd.port,
+                                           **{"max-parallel-jobs": 2}))])
+    launcher = env.start_launcher()
+    zuul, client = env.zuul, env.client
+    wait_for(lambda: ready_slots(zuul) == [0, 1], what="two slots")
+    (original,) = [i for i, n in static_nodes(zuul).items()
+                   if n["slot"] == 1]
+    twin = dict(zuul.get_node(original))
+    path = client.create("/nodepool/nodes/", json.dumps(twin).encode(),
+                         sequence=True)
+    duplicate = path.rsplit("/", 1)[1]
+    assert ready_slots(zuul) == [0, 1, 1]
+    full_sync(manager_of(launcher))
+    zuul.wait_node_gone(duplicate)
+    assert ready_slots(zuul) == [0, 1]
+    assert zuul.get_node(original)["state"] == "ready"

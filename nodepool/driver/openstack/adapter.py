@@ -5,7 +5,9 @@ What runs where (per provider):
 - the provider loop steps ``OpenStackCreate``/``OpenStackDelete`` machines;
   a step never makes a cloud call;
 - ``<provider>-create-N`` (CreatePool, sized from the rate for 1.5 s
-  creates) runs ``POST /servers`` and the floating-IP attach;
+  creates) runs ``POST /servers``;
+- ``<provider>-fip-N`` attaches floating IPs to servers that are ACTIVE
+  (apart from the creates, which may queue on the rate limiter);
 - ``<provider>-delete-N`` runs floating-IP releases and ``DELETE``s;
 - ``<provider>-servers`` (ServerPoller) lists all servers once a second
   while any machine waits, for all of them at once;
@@ -43,7 +45,8 @@ from nodepool.driver.openstack.inventory import Inventory
 from nodepool.driver.openstack.leaks import FLOATING_IPS, PORTS, LeakFinder
 from nodepool.driver.openstack.poller import ServerPoller
 from nodepool.driver.openstack.quota import QuotaLimits, label_cost
-from nodepool.driver.openstack.servers import server_state, to_instance
+from nodepool.driver.openstack.servers import (needs_floating_ip,
+                                               server_state, to_instance)
 from nodepool.driver.quota import Quota
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 
@@ -76,6 +79,8 @@ class OpenStackAdapter(Adapter):
         self.delete_pool = ThreadPoolExecutor(
             max_workers=max(2, workers // 2),
             thread_name_prefix=f"{provider.name}-delete")
+        self.fip_pool = ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix=f"{provider.name}-fip")
         self.poller = ServerPoller(provider.name, self._list_all)
         self.creator = ServerCreator(self)
         self.deleter = ServerDeleter(self)
@@ -99,6 +104,7 @@ class OpenStackAdapter(Adapter):
     def stop(self) -> None:
         self.create_pool.shutdown(wait=False)
         self.delete_pool.shutdown(wait=False, cancel_futures=False)
+        self.fip_pool.shutdown(wait=False, cancel_futures=True)
         self.poller.stop()
 
     # -- create ---------------------------------------------------------------
@@ -121,9 +127,22 @@ class OpenStackAdapter(Adapter):
             if self._pending.get(machine.spec.node_id) is machine:
                 del self._pending[machine.spec.node_id]
 
+    def wants_floating_ip(self, spec: LaunchSpec, record: Mapping) -> bool:
+        """Whether an ACTIVE server goes through ``creator.finish``;
+        from cached data only (the provider loop asks)."""
+        if not spec.pool.settings.get("auto-floating-ip", True):
+            return False
+        networks = self.inventory.networks.peek()
+        if networks is not None and not any(n.external for n in networks):
+            return False               # nowhere to get a floating IP from
+        external, internal = self.inventory.address_networks(fetch=False)
+        return needs_floating_ip(record, external, internal)
+
     def submit_finish(self, machine: OpenStackCreate, record) -> Future:
-        return self.create_pool.submit(self.creator.finish, machine.spec,
-                                       record)
+        # Not the create pool: its queue may hold many creates waiting for
+        # the rate limiter, and a ready server must not wait behind them.
+        return self.fip_pool.submit(self.creator.finish, machine.spec,
+                                    record)
 
     def image_id(self, spec: LaunchSpec) -> str:
         """The Glance image id a launch boots from (worker threads only)."""

@@ -19,7 +19,9 @@ IP is never unattached, and never mistaken for a leak).
 SUBMIT hands the create to the pool; CREATING waits for the call and
 records ``external_id``; BUILDING reads the poller's latest record until
 the server is ACTIVE (ERROR: ``fault_error`` decides between QuotaError and
-LaunchError); FINISHING waits for the floating IP.  A throttled or
+LaunchError); FINISHING waits for the floating IP, when the pool wants one
+and the server has no public address (decided from cached data, so nodes
+that need no IP never wait behind queued creates).  A throttled or
 transient create is sent again after a back-off; the launcher's
 launch-timeout bounds the whole.  A quota refusal also makes the adapter
 forget its cached limits, so the pool sees the cloud's real room.
@@ -223,6 +225,8 @@ class OpenStackCreate(StateMachine):
         if state is InstanceState.RUNNING:
             self.adapter.poller.unwatch(self.external_id)
             self.record = record
+            if not self.adapter.wants_floating_ip(self.spec, record):
+                return self._ready(None)
             self.future = self.adapter.submit_finish(self, record)
             return self.State.FINISHING
         if state is InstanceState.ERROR:
@@ -247,6 +251,9 @@ class OpenStackCreate(StateMachine):
                      self.spec.node_id, e)
             self.adapter.poller.watch(self.external_id)
             return self.State.BUILDING
+        return self._ready(address)
+
+    def _ready(self, address: str | None):
         self.instance = self.adapter.instance_from(
             self.record, resources=self.created.resources,
             public_ipv4=address)

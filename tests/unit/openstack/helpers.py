@@ -72,6 +72,7 @@ class StubAdapter:
         self.deletes: list[tuple[str, Future]] = []
         self.forgotten = 0
         self.refused = 0
+        self.floating = True
 
     def submit_create(self, machine) -> Future:
         self.creates.append(Future())
@@ -79,6 +80,9 @@ class StubAdapter:
 
     def forget_create(self, machine) -> None:
         self.forgotten += 1
+
+    def wants_floating_ip(self, spec, record) -> bool:
+        return self.floating
 
     def submit_finish(self, machine, record) -> Future:
         self.finishes.append(Future())

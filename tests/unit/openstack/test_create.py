@@ -190,3 +190,15 @@ def test_active_without_addresses_keeps_waiting(adapter, clock,
     adapter.poll(server())
     machine.advance()
     assert machine.state is machine.State.FINISHING
+
+
+def test_server_needing_no_floating_ip_is_ready_at_once(adapter, clock,
+                                                      spec_factory):
+    adapter.floating = False
+    machine = _machine(adapter, clock, spec_factory)
+    _to_building(machine, adapter)
+    clock.advance(1)
+    adapter.poll(server())
+    assert machine.advance()
+    assert adapter.finishes == []
+    assert machine.instance.interface_ip == "10.0.0.5"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -210,6 +211,9 @@ def main(argv=None) -> int:
     p.add_argument("--latency", type=float, default=1.0,
                    help="seconds each POST /servers takes (default 1.0)")
     args = p.parse_args(argv)
+    # kazoo reports ZooKeeper's own start-up hiccups as warnings; the
+    # launcher's log is in its work directory.
+    logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="bench-openstack-") as d:
         r = run(args.requests, args.rate, args.latency, d)
     print()

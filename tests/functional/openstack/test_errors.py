@@ -10,7 +10,8 @@ import logging
 
 from tests.functional.launcher.helpers import wait_for
 from tests.functional.openstack.helpers import (
-    NodeStates, label, pool_paused, post_count, provider, servers_by_node)
+    NodeStates, connect, label, pool_paused, post_count, provider,
+    servers_by_node)
 
 
 def test_error_servers_fail_the_node_after_launch_retries(env, cloud):
@@ -131,3 +132,23 @@ def test_console_log_on_keyscan_failure(env, cloud, caplog):
     assert req["state"] == "failed"
     wait_for(lambda: "kernel panic" in caplog.text, what="console log")
     assert "boot of np" in caplog.text
+
+
+def test_foreign_servers_reduce_the_quota(env, cloud, clouds_yaml):
+    """Behaviour 34: servers nodepool did not create count against the
+    cloud's limits (and are never deleted)."""
+    cloud.configure(max_instances=2)
+    conn = connect(clouds_yaml)
+    image = conn.image.find_image("ubuntu-jammy", ignore_missing=False)
+    flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+    pet = conn.compute.create_server(name="pet", image_id=image.id,
+                                     flavor_id=flavor.id, networks="auto")
+    env.write_config([provider()])
+    env.start_launcher()
+    first = env.zuul.submit(["small"])
+    assert env.zuul.wait_state(first, {"fulfilled"})["state"] == "fulfilled"
+    env.zuul.submit(["small"])
+    wait_for(lambda: pool_paused(env.client), what="pool paused")
+    assert post_count(cloud) == 2              # the pet's and ours
+    assert pet.id in {s["id"] for s in cloud.servers()}
+    conn.close()

@@ -136,7 +136,7 @@ class AwsAdapter(Adapter):
         self.watcher.stop()
         self.tagger.stop()
 
-    # -- create ----------------------------------------------------------------
+    # -- create ---------------------------------------------------------------
     def create_machine(self, spec: LaunchSpec) -> StateMachine:
         with self._lock:
             previous = self._pending_creates.pop(spec.node_id, None)
@@ -153,7 +153,7 @@ class AwsAdapter(Adapter):
             return self.create_pool.submit(self.fleet.send_one, spec)
         if spec.label.settings.get("dedicated-host"):
             return self.create_pool.submit(self.dedicated.send_one, spec)
-        if self.batch_creates and self._batchable(spec):
+        if self.batch_creates:
             return self.create_batcher.add(launch_params.batch_key(spec),
                                            spec)
         return self.create_pool.submit(self.creator.send_one, spec)
@@ -162,12 +162,6 @@ class AwsAdapter(Adapter):
         with self._lock:
             if self._pending_creates.get(machine.spec.node_id) is machine:
                 del self._pending_creates[machine.spec.node_id]
-
-    @staticmethod
-    def _batchable(spec: LaunchSpec) -> bool:
-        settings = spec.label.settings
-        return not settings.get("fleet") and not settings.get(
-            "dedicated-host")
 
     def instance_from(self, record: Mapping, fleet: bool = False
                       ) -> Instance:
@@ -180,7 +174,7 @@ class AwsAdapter(Adapter):
                 **instance.node_properties, "fleet": True})
         return instance
 
-    # -- delete ----------------------------------------------------------------
+    # -- delete ---------------------------------------------------------------
     def delete_machine(self, external_id, immediate: bool = False
                        ) -> StateMachine:
         return AwsDelete(self, external_id, immediate)
@@ -217,7 +211,7 @@ class AwsAdapter(Adapter):
                 time.sleep(2.0)
         self.dedicated.release_quietly(host_id)
 
-    # -- listing ---------------------------------------------------------------
+    # -- listing --------------------------------------------------------------
     def describe(self, filters: list[dict]) -> list[dict]:
         """Instance records matching EC2 ``filters`` (read-limited)."""
         reservations = self.api.read_pages("describe_instances",
@@ -269,9 +263,9 @@ class AwsAdapter(Adapter):
         out = []
         for host in hosts:
             tags = tags_of(host)
+            released = host.get("State", "").startswith("released")
             if (tags.get("nodepool_provider_name") == self.provider.name
-                    and host.get("State") not in ("released",
-                                                  "released-permanent-failure")):
+                    and not released):
                 out.append(Resource(type="hosts", id=host["HostId"],
                                     metadata=tags))
         return out
@@ -288,7 +282,7 @@ class AwsAdapter(Adapter):
         except errors.NotFoundError:
             pass
 
-    # -- quota -----------------------------------------------------------------
+    # -- quota ----------------------------------------------------------------
     def _labels(self):
         for pool in self.provider.pools.values():
             yield from pool.labels.values()
@@ -372,7 +366,7 @@ class AwsAdapter(Adapter):
                              label.name, e)
         return True
 
-    # -- calls handed to the helpers ---------------------------------------------
+    # -- calls handed to the helpers ------------------------------------------
     def _create_tags(self, instance_id: str, tags: Mapping[str, str]) -> None:
         self.api.mutate("create_tags", Resources=[instance_id],
                         Tags=launch_params.tag_list(tags))
@@ -389,7 +383,7 @@ class AwsAdapter(Adapter):
     def _describe_images(self, **params) -> list[dict]:
         return self.api.read_pages("describe_images", "Images", **params)
 
-    # -- measurements -------------------------------------------------------------
+    # -- measurements ---------------------------------------------------------
     def stats(self) -> dict:
         """Counters of every mechanism, for benchmarks and debugging."""
         delete = self.delete_batcher.stats

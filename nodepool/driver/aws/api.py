@@ -121,7 +121,7 @@ class AwsApi:
                 return items
             params = {**params, token_key: token}
 
-    # -- the retry loop ---------------------------------------------------------
+    # -- the retry loop -------------------------------------------------------
     def call(self, limiter: RateLimiter, fn: Callable[..., dict],
              operation: str, params: dict[str, Any], *,
              admitted: bool = False) -> dict:

@@ -128,7 +128,7 @@ class CreateBatcher:
         if thread is not None:
             thread.join(timeout=10)
 
-    # -- scheduling -------------------------------------------------------------
+    # -- scheduling -----------------------------------------------------------
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -167,7 +167,7 @@ class CreateBatcher:
         for entry in group.entries if group else []:
             entry.future.cancel()
 
-    # -- sending (on a create-pool worker) ----------------------------------------
+    # -- sending (on a create-pool worker) ------------------------------------
     def _flush(self, key: Hashable) -> None:
         # Wait for our turn first: launches arriving meanwhile join this call.
         self._limiter.acquire()

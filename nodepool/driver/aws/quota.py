@@ -123,7 +123,7 @@ class QuotaCache:
         self._quotas: dict[tuple[str, str], tuple[float, float]] = {}
         self.quota_calls = 0
 
-    # -- instance types ----------------------------------------------------------
+    # -- instance types -------------------------------------------------------
     def types(self, names: Iterable[str]) -> dict[str, TypeInfo]:
         """Info for every known type among ``names`` (fetching once)."""
         names = set(names)

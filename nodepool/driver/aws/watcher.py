@@ -94,7 +94,7 @@ class InstanceWatcher:
         self._stopping = False
         self._thread: threading.Thread | None = None
 
-    # -- public ------------------------------------------------------------------
+    # -- public ---------------------------------------------------------------
     def start(self) -> None:
         with self._cond:
             if self._thread is not None or self._stopping:
@@ -139,7 +139,7 @@ class InstanceWatcher:
         return {"watched": self.watched, **self.counts,
                 "last_duration": round(self.last_duration, 3)}
 
-    # -- the thread ------------------------------------------------------------
+    # -- the thread -----------------------------------------------------------
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -191,7 +191,7 @@ class InstanceWatcher:
             self._watched.pop(iid)
             self._records.pop(iid, None)
 
-    # -- one poll (outside the lock) ------------------------------------------------
+    # -- one poll (outside the lock) ------------------------------------------
     def _poll(self, ids: list[str], known: dict[str, Record]
               ) -> dict[str, Record] | None:
         self.counts["polls"] += 1
@@ -223,8 +223,9 @@ class InstanceWatcher:
         out: dict[str, Record] = {}
         for start in range(0, len(ids), CHUNK):
             self.counts["full_calls"] += 1
+            chunk = ids[start:start + CHUNK]
             for record in self._describe([{"Name": "instance-id",
-                                           "Values": ids[start:start + CHUNK]}]):
+                                           "Values": chunk}]):
                 out[record["InstanceId"]] = record
         self.counts["full_records"] += len(out)
         return out

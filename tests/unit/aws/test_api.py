@@ -1,4 +1,4 @@
-"""AwsApi's retry loop: throttling slows the limiter, 5xx retried, rest raised."""
+"""AwsApi's retry loop: throttling slows the limiter, 5xx are retried."""
 
 from __future__ import annotations
 

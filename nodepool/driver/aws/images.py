@@ -76,6 +76,12 @@ class ImageResolver:
             raise errors.ConfigurationError(
                 f"label {label.name} has no usable image",
                 stat_key="error.config")
+        if label.diskimage and not str(ref[1]).startswith("ami-"):
+            # The launch names the upload by something other than its AMI
+            # (e.g. its ZooKeeper path): nothing here can launch that.
+            raise errors.ConfigurationError(
+                f"diskimage label {label.name}: {ref[1]!r} is not an AMI id",
+                stat_key="error.config")
         record = self._lookup(ref)
         if record is None:
             raise errors.ConfigurationError(

@@ -66,3 +66,11 @@ def test_diskimage_uses_the_upload():
     assert image_reference(lbl, "ami-up") == ("id", "ami-up")
     assert image_reference(lbl) is None
     assert image_reference(PoolLabel(name="l")) is None
+
+
+def test_diskimage_upload_must_name_an_ami():
+    resolver = ImageResolver(Describe([{"ImageId": "ami-up"}]))
+    lbl = PoolLabel(name="l", diskimage="d")
+    assert resolver.resolve(lbl, "ami-up")["ImageId"] == "ami-up"
+    with pytest.raises(errors.ConfigurationError, match="not an AMI"):
+        resolver.resolve(lbl, "/nodepool/images/d/builds/1/providers/p")

@@ -288,8 +288,10 @@ class AzureAdapter(Adapter):
                 self.location)])
 
     def _images(self) -> list[dict]:
+        images = self.clients.compute.images
         return self.api.read("LIST images", lambda: [
-            i.as_dict() for i in self.clients.compute.images.list()])
+            i.as_dict() for i in images.list_by_resource_group(
+                self.resource_group)])
 
     def _gallery_versions(self, kind: str, gallery: str, name: str
                           ) -> list[dict]:

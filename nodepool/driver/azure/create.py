@@ -147,7 +147,7 @@ class AzureCreate(StateMachine):
                     params.pip_body(adapter.location, self.tags, version))
         for put in self.pips.values():
             self._send(put)
-        return self.State.PUBLIC_IPS
+        return self.public_ips()    # without public IPs: NIC at once
 
     def public_ips(self):
         settled = [self._settled(put) for put in self.pips.values()]
@@ -176,7 +176,7 @@ class AzureCreate(StateMachine):
                 self.adapter.failure_reason, self.vm_name)
             return self.State.FAILED
         self.addresses_since = self.clock()
-        return self.State.ADDRESSES
+        return self.addresses()
 
     def addresses(self):
         waiting = False

@@ -6,7 +6,7 @@ Sources (config.md §6), exactly one per cloud image:
   image, passed through;
 - ``image-id``: a managed image or gallery image version resource id;
 - ``image-filter`` {name, location, tags}: the managed images of the
-  subscription whose name and location equal the given ones and whose tags
+  provider's resource group whose name and location equal the given ones and whose tags
   include the given ones; of several, the last in name order wins (names
   usually carry a date or build number);
 - ``shared-gallery-image`` / ``community-gallery-image`` {gallery-name,
@@ -99,9 +99,10 @@ def pick_filtered(images: list[Mapping], flt: Mapping[str, Any]
 
 
 class ImageResolver:
-    """Builds image references; ``lookups`` are the adapter's calls:
-    ``images()`` (managed images of the subscription) and
-    ``gallery_versions(kind, gallery, name)`` (version records)."""
+    """Builds image references from the adapter's calls ``images()``
+    (managed images of the resource group),
+    ``gallery_versions(kind, gallery, name)`` (version records) and
+    ``image_id(value)`` (a diskimage upload's resource id)."""
 
     def __init__(self, images: Callable[[], list[dict]],
                  gallery_versions: Callable[[str, str, str], list[dict]],

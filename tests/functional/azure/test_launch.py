@@ -63,6 +63,8 @@ def test_public_private_and_internal_ip(env, azure):
          "public-ipv4": False, "labels": [azure.label("priv")]},
         {"name": "internal", "max-servers": 5, "host-key-checking": False,
          "use-internal-ip": True, "labels": [azure.label("internal")]},
+        {"name": "dual", "max-servers": 5, "host-key-checking": False,
+         "public-ipv6": True, "labels": [azure.label("dual")]},
     ]
     env.write_config([azure.provider(pools=pools)])
     env.start_launcher()
@@ -85,6 +87,15 @@ def test_public_private_and_internal_ip(env, azure):
     internal = env.zuul.get_node(req["nodes"][0])
     assert internal["public_ipv4"] == "127.0.0.1"
     assert internal["interface_ip"] == internal["private_ipv4"]
+    _, req = fulfil(env, ["dual"])
+    dual = env.zuul.get_node(req["nodes"][0])
+    assert dual["public_ipv4"] == "127.0.0.1"
+    assert dual["public_ipv6"].startswith("2001:db8:")
+    [nic] = [n for n in azure.resources("networkInterfaces")
+             if n["name"] == f"np{req['nodes'][0]}-nic"]
+    versions = [c["properties"]["privateIPAddressVersion"]
+                for c in nic["properties"]["ipConfigurations"]]
+    assert versions == ["IPv4", "IPv6"]
 
 
 def test_launch_options_reach_the_vm(env, azure):

@@ -25,6 +25,7 @@ it, and a woken caller re-checks, so a rate change applies to sleepers too.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -98,6 +99,17 @@ class RateLimiter:
             start = now if self._tat is None else max(self._tat, now)
             self._tat = start + 1 / self.effective_rate
         self.stats.calls += 1
+
+    def tokens(self) -> float:
+        """Calls that could start now without waiting (the bucket's level,
+        0 to ``burst``; ``inf`` when unlimited)."""
+        with self._lock:
+            if self.effective_rate <= 0:
+                return math.inf
+            if self._tat is None:
+                return self.burst
+            backlog = max(0.0, self._tat - self._clock()) * self.effective_rate
+            return max(0.0, self.burst - backlog)
 
     def delay_for(self) -> float:
         """Seconds until a call could start now (0.0: it could start at once)."""

@@ -224,7 +224,9 @@ def _limiter_metrics(providers: list[ProviderView]) -> Iterator[Metric]:
         "effective_rate": _gauge("rate_limiter_effective_rate", "Calls per "
                                  "second after throttling back-off", labels),
         "delay": _gauge("rate_limiter_delay_seconds", "Seconds until the "
-                        "next call could start", labels)}
+                        "next call could start", labels),
+        "tokens": _gauge("rate_limiter_tokens", "Calls that could start now "
+                         "without waiting (bucket level)", labels)}
     counters = {
         "calls": _counter("rate_limiter_calls", "Calls admitted", labels),
         "waits": _counter("rate_limiter_waits", "Calls that had to wait",

@@ -52,6 +52,7 @@ class LimiterView:
     effective_rate: float       # after throttling back-off
     burst: float
     delay: float                # seconds until a call could start
+    tokens: float               # calls that could start now (inf: unlimited)
     calls: int
     waits: int
     wait_seconds: float
@@ -208,7 +209,8 @@ def _add_machinery(view: ProviderView, adapter) -> None:
             s = part.stats
             view.limiters.append(LimiterView(
                 part.name, part.rate, part.effective_rate, part.burst,
-                part.delay_for(), s.calls, s.waits, s.wait_seconds,
+                part.delay_for(), part.tokens(), s.calls, s.waits,
+                s.wait_seconds,
                 s.throttled))
         elif isinstance(part, CreatePool):
             view.create_pools.append(CreatePoolView(

@@ -65,7 +65,11 @@ def _provider(p: ProviderView, launches: dict) -> dict:
         "rate_limiters": [
             {"name": x.name, "rate": x.rate,
              "effective_rate": round(x.effective_rate, 3),
-             "delay": round(x.delay, 3), "calls": x.calls, "waits": x.waits,
+             "delay": round(x.delay, 3),
+             # null when unlimited: JSON has no infinity
+             "tokens": (round(x.tokens, 3) if x.tokens != float("inf")
+                        else None),
+             "calls": x.calls, "waits": x.waits,
              "wait_seconds": round(x.wait_seconds, 3),
              "throttled": x.throttled} for x in p.limiters],
         "create_pools": [{"name": x.name, "workers": x.workers,

@@ -101,11 +101,12 @@ function poolTable(provider) {
 function machinery(provider) {
   const parts = [];
   if (provider.rate_limiters.length) {
-    parts.push(table(["Rate limiter", "Rate/s", "Effective/s", "Next call in",
-                      "Calls", "Waits", "Waited", "Throttled"],
+    parts.push(table(["Rate limiter", "Rate/s", "Effective/s", "Tokens",
+                      "Next call in", "Calls", "Waits", "Waited", "Throttled"],
       provider.rate_limiters.map((x) => el("tr", { "data-limiter": x.name },
         el("td", {}, x.name), el("td", {}, x.rate ? num(x.rate) : "unlimited"),
         el("td", {}, x.effective_rate ? num(x.effective_rate) : "unlimited"),
+        el("td", {}, x.tokens === null ? "unlimited" : num(x.tokens, 2)),
         el("td", {}, `${num(x.delay, 3)} s`), el("td", {}, x.calls),
         el("td", {}, x.waits), el("td", {}, `${num(x.wait_seconds)} s`),
         el("td", { class: x.throttled ? "warn-text" : "" }, x.throttled)))));

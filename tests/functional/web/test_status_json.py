@@ -14,8 +14,8 @@ LAUNCHER = {"hostname", "version", "ready", "zookeeper_connected"}
 PROVIDER = {"name", "driver", "active_launches", "max_servers", "quota",
             "launches", "rate_limiters", "create_pools", "batchers", "pools"}
 QUOTA = {"limit", "used"}
-LIMITER = {"name", "rate", "effective_rate", "delay", "calls", "waits",
-           "wait_seconds", "throttled"}
+LIMITER = {"name", "rate", "effective_rate", "delay", "tokens", "calls",
+           "waits", "wait_seconds", "throttled"}
 CREATE_POOL = {"name", "workers", "busy", "queued"}
 BATCHER = {"name", "batches", "items", "retries", "recent_sizes"}
 POOL = {"name", "priority", "paused", "requests_in_progress",

@@ -224,3 +224,16 @@ def test_window_check_detects_an_unlimited_run():
     _, starts = run_threads(lim, threads=8, calls=4)
     assert lim.stats.waits == 0
     assert worst_window_excess(starts, 20.0, 1.0, SLACK) > 0
+
+
+def test_tokens_show_the_bucket_level():
+    clock = [100.0]
+    limiter = RateLimiter("t", rate=2, burst=4, clock=lambda: clock[0],
+                          sleep=lambda s: None)
+    assert limiter.tokens() == 4
+    for _ in range(3):
+        assert limiter.acquire(block=False) >= 0
+    assert limiter.tokens() == pytest.approx(1)
+    clock[0] += 1.0          # refills 2 tokens per second
+    assert limiter.tokens() == pytest.approx(3)
+    assert RateLimiter("u", rate=0).tokens() == float("inf")

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Mapping
 from nodepool.driver import errors
 from nodepool.driver.adapter import Adapter
 from nodepool.driver.azure import leaks, params
-from nodepool.driver.azure.api import AzureApi, READ_RATE_FACTOR
+from nodepool.driver.azure.api import AzureApi
 from nodepool.driver.azure.auth import Clients, load_auth
 from nodepool.driver.azure.create import AzureCreate, private_ipv4, \
     public_address
@@ -228,9 +228,11 @@ class AzureAdapter(Adapter):
     def put(self, kind: str, name: str, body: Mapping) -> dict:
         """PUT one resource; the answer as REST dict (not yet done)."""
         ops = self._ops(kind)
-        return self.api.write(f"PUT {kind}", lambda: ops.begin_create_or_update(
-            self.resource_group, name, body, polling=False).result().as_dict(),
-            kind=CREATE)
+        def call() -> dict:
+            return ops.begin_create_or_update(
+                self.resource_group, name, body,
+                polling=False).result().as_dict()
+        return self.api.write(f"PUT {kind}", call, kind=CREATE)
 
     def delete(self, kind: str, name: str) -> None:
         """DELETE one resource (accepted, not yet done); NotFoundError
@@ -347,7 +349,7 @@ class AzureAdapter(Adapter):
 
     def list_instances(self) -> Iterable[Instance]:
         try:
-            self.sizes.size("")     # load the catalog once, for costs
+            self.sizes.load()       # instance costs need the catalog
         except errors.DriverError as e:
             self.log.warning("Could not load VM sizes: %s", e)
         records = self.listings["vms"].get(LIST_MAX_AGE)

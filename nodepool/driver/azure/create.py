@@ -138,8 +138,9 @@ class AzureCreate(StateMachine):
         nic_id = adapter.resource_id("nics", params.nic_name(self.vm_name))
         # Built now so a label that cannot log in fails before anything
         # has been created.
-        self.vm_body = params.vm_body(self.spec, adapter.location, self.vm_name,
-                                      image_ref, nic_id, self.tags)
+        self.vm_body = params.vm_body(self.spec, adapter.location,
+                                      self.vm_name, image_ref, nic_id,
+                                      self.tags)
         for version in (4, 6):
             if self.plan[f"public-ipv{version}"]:
                 self.pips[version] = Put(
@@ -154,9 +155,10 @@ class AzureCreate(StateMachine):
         if not all(settled):
             return self.State.PUBLIC_IPS
         pip_ids = {v: put.record["id"] for v, put in self.pips.items()}
-        self.nic_put = Put("nics", params.nic_name(self.vm_name), params.nic_body(
-            self.adapter.location, self.tags, self.adapter.subnet_id,
-            pip_ids, self.plan["ipv6"]))
+        body = params.nic_body(self.adapter.location, self.tags,
+                               self.adapter.subnet_id, pip_ids,
+                               self.plan["ipv6"])
+        self.nic_put = Put("nics", params.nic_name(self.vm_name), body)
         self._send(self.nic_put)
         return self.State.NIC
 
@@ -179,13 +181,10 @@ class AzureCreate(StateMachine):
         return self.addresses()
 
     def addresses(self):
-        waiting = False
-        if not private_ipv4(self.nic_put.record):
-            waiting |= not self._refresh(self.nic_put)
-        for put in self.pips.values():
-            if not public_address(put.record):
-                waiting |= not self._refresh(put)
-        if waiting:
+        known = [self._knows(self.nic_put, private_ipv4)]
+        known += [self._knows(put, public_address)
+                  for put in self.pips.values()]
+        if not all(known):
             return self.State.ADDRESSES
         self.instance = self.adapter.instance_for(
             self.vm_put.record, self.nic_put.record,
@@ -244,6 +243,13 @@ class AzureCreate(StateMachine):
             raise ProvisioningFailed(f"{put.name} failed to provision",
                                      stat_key="error.status")
         return state == "Succeeded"
+
+    def _knows(self, put: Put, address) -> bool:
+        """True once ``address(put.record)`` is known, reading a newer
+        listing when the record at hand lacks it."""
+        if address(put.record):
+            return True
+        return self._refresh(put) and bool(address(put.record))
 
     def _refresh(self, put: Put) -> bool:
         """Take ``put.record`` from a listing newer than the last one

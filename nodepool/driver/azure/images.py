@@ -6,9 +6,9 @@ Sources (config.md §6), exactly one per cloud image:
   image, passed through;
 - ``image-id``: a managed image or gallery image version resource id;
 - ``image-filter`` {name, location, tags}: the managed images of the
-  provider's resource group whose name and location equal the given ones and whose tags
-  include the given ones; of several, the last in name order wins (names
-  usually carry a date or build number);
+  provider's resource group whose name and location equal the given ones
+  and whose tags include the given ones; of several, the last in name
+  order wins (names usually carry a date or build number);
 - ``shared-gallery-image`` / ``community-gallery-image`` {gallery-name,
   name, version}: ``/SharedGalleries/<g>/Images/<n>/Versions/<v>`` (or
   ``CommunityGalleries``); without ``version`` Azure picks ``latest``;

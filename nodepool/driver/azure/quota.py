@@ -144,6 +144,10 @@ class SizeCatalog:
                 sizes[info.name.lower()] = info
         return sizes
 
+    def load(self) -> None:
+        """Fetch the catalog now unless it is fresh."""
+        self._cache.get()
+
     def size(self, name: str) -> SizeInfo | None:
         """The size, fetching the catalog if needed; None if unknown."""
         sizes = self._cache.get()
@@ -152,7 +156,9 @@ class SizeCatalog:
     def cached(self, name: str | None) -> SizeInfo | None:
         """The size if the catalog is loaded (never fetches)."""
         sizes = self._cache.peek()
-        return sizes.get(name.lower()) if sizes and name else None  # type: ignore
+        if not sizes or not name:
+            return None
+        return sizes.get(name.lower())  # type: ignore[attr-defined]
 
 
 class UsageCache:

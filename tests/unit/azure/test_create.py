@@ -174,3 +174,25 @@ def test_retried_preparation(adapter, spec_factory, clock):
     clock.advance(5)
     machine.advance()
     assert len(adapter.reads) == 2
+
+
+def test_ready_only_once_the_addresses_are_known(adapter, spec_factory,
+                                                 clock):
+    machine, prep = start(adapter, spec_factory())
+    prep.set_result({"id": "/img"})
+    machine.advance()
+    adapter.puts[0][3].set_result(record("np0000000001-pip4"))  # no address
+    machine.advance()
+    adapter.puts[-1][3].set_result(record("np0000000001-nic", **NIC_PROPS))
+    machine.advance()
+    adapter.puts[-1][3].set_result(record("np0000000001"))
+    clock.advance(1)
+    adapter.listings["pips"].show(record("np0000000001-pip4"))  # not yet
+    machine.advance()
+    assert machine.state is AzureCreate.State.ADDRESSES
+    clock.advance(1)
+    machine.advance()
+    assert machine.state is AzureCreate.State.ADDRESSES
+    adapter.listings["pips"].show(record("np0000000001-pip4",
+                                         ipAddress="20.1.2.3"))
+    assert machine.advance() is True

@@ -175,6 +175,9 @@ def _b64(text: str | None) -> str | None:
 
 def os_profile(spec: LaunchSpec, username: str, key: str | None,
                password: str | None) -> dict:
+    custom = _b64(spec.label.settings.get("custom-data"))
+    if getattr(spec.label.image, "connection_type", "ssh") == "winrm":
+        return _windows_profile(spec, username, password, custom)
     if not key and not password:
         raise errors.ConfigurationError(
             f"label {spec.label.name}: image has neither key nor password "
@@ -190,7 +193,21 @@ def os_profile(spec: LaunchSpec, username: str, key: str | None,
                                "linuxConfiguration": linux}
     if password:
         profile["adminPassword"] = password
-    custom = _b64(spec.label.settings.get("custom-data"))
+    if custom is not None:
+        profile["customData"] = custom
+    return profile
+
+
+def _windows_profile(spec: LaunchSpec, username: str, password: str | None,
+                     custom: str | None) -> dict:
+    """Windows (``connection-type: winrm``) logs in by password only."""
+    if not password:
+        raise errors.ConfigurationError(
+            f"label {spec.label.name}: a Windows image needs password or "
+            "generate-password", stat_key="error.config")
+    profile = {"computerName": spec.hostname, "adminUsername": username,
+               "adminPassword": password,
+               "windowsConfiguration": {"provisionVMAgent": True}}
     if custom is not None:
         profile["customData"] = custom
     return profile

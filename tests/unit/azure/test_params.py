@@ -141,3 +141,20 @@ def test_generated_passwords_meet_azure_rules():
                                string.digits, "!#%*+-=?@^_")]
         assert all(classes)
     assert len(seen) == 50
+
+
+def test_windows_images_log_in_by_password(spec_factory):
+    from dataclasses import replace
+    spec = spec_factory(image={"password": "pw"})
+    image = replace(spec.label.image, connection_type="winrm",
+                    connection_port=5986)
+    spec = replace(spec, label=replace(spec.label, image=image))
+    profile = params.vm_body(spec, LOC, "v", {}, "/n", {})[
+        "properties"]["osProfile"]
+    assert profile["windowsConfiguration"] == {"provisionVMAgent": True}
+    assert profile["adminPassword"] == "pw"
+    assert "linuxConfiguration" not in profile
+    image = replace(image, settings={**image.settings, "password": None})
+    spec = replace(spec, label=replace(spec.label, image=image))
+    with pytest.raises(errors.ConfigurationError):
+        params.vm_body(spec, LOC, "v", {}, "/n", {})

@@ -174,7 +174,7 @@ class RequestHandler:
                            if worker.pool.node_attributes else None)
         node.az = self.az
         node.resources = worker.label_cost(label).finite() or None
-        node.image_id = worker.image_id(label)
+        node.image_id, image_external_id = worker.image_ids(label)
         node.connection_type = (label.image.connection_type
                                 if label.image else "ssh")
         node.connection_port = (label.image.connection_port
@@ -187,7 +187,7 @@ class RequestHandler:
         node.set_state(NodeState.BUILDING)
         self.zk.store_node(node)
         self.launchers[node.id] = worker.manager.launch(
-            node, worker.pool, label, self.info)
+            node, worker.pool, label, self.info, image_external_id)
         return node
 
     def _aborted(self):

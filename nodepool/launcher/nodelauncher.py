@@ -92,7 +92,8 @@ class NodeLauncher:
 
     def __init__(self, manager, node: Node, pool, label,
                  request: RequestInfo | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 image_external_id=None):
         self.manager = manager
         self.zk = manager.zk
         self.provider = manager.provider
@@ -101,6 +102,7 @@ class NodeLauncher:
         self.pool = pool
         self.label = label
         self.request = request or RequestInfo()
+        self.image_external_id = image_external_id
         self.clock = clock
         self.log = logging.LoggerAdapter(
             logging.getLogger("nodepool.launcher.node"),
@@ -137,7 +139,7 @@ class NodeLauncher:
             node_id=self.node.id, hostname=self.node.hostname,
             provider_name=self.provider.name, pool=self.pool,
             label=self.label, az=self.node.az,
-            image_external_id=self.node.image_id, request=self.request,
+            image_external_id=self.image_external_id, request=self.request,
             attempt=self.attempt)
         return self.adapter.create_machine(spec)
 
@@ -260,11 +262,17 @@ class NodeLauncher:
         get_console = getattr(self.adapter, "console_log", None)
         if get_console is None:
             return
-        try:
-            self.log.info("Console log of node %s:\n%s", self.node.id,
-                          get_console(self.node.external_id))
-        except Exception:
-            self.log.exception("Could not fetch the console log")
+        node_id, external_id = self.node.id, self.node.external_id
+
+        def fetch():
+            try:
+                self.log.info("Console log of node %s:\n%s", node_id,
+                              get_console(external_id))
+            except Exception:
+                self.log.exception("Could not fetch the console log")
+        # A cloud call: never on the provider's loop thread.
+        threading.Thread(target=fetch, name=f"console-{node_id}",
+                         daemon=True).start()
 
     def _host_key_checking(self) -> bool:
         value = self.label.settings.get("host-key-checking")

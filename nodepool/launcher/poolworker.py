@@ -494,12 +494,20 @@ class PoolWorker:
             return
 
     # -- images -------------------------------------------------------------
-    def image_id(self, label) -> str | None:
+    def image_ids(self, label) -> tuple[str | None, str | None]:
+        """(node ``image_id``, cloud image id for the launch).
+
+        For a diskimage label: the upload record's path (what upstream
+        writes to ``image_id``) and the upload's cloud id; for a
+        cloud-image label: its name, and None (the adapter resolves it).
+        """
         if label.diskimage:
             upload = self.zk.latest_ready_upload(label.diskimage,
                                                  self.provider.name)
-            return upload.path if upload is not None else None
-        return label.cloud_image
+            if upload is None:
+                return None, None
+            return upload.path, upload.external_id
+        return label.cloud_image, None
 
     def image_available(self, label) -> bool:
         if label.diskimage:

@@ -107,8 +107,10 @@ class ProviderManager:
         self._wake.set()
 
     # -- work hand-in ------------------------------------------------------
-    def launch(self, node: Node, pool, label, request=None) -> NodeLauncher:
-        launcher = NodeLauncher(self, node, pool, label, request)
+    def launch(self, node: Node, pool, label, request=None,
+               image_external_id=None) -> NodeLauncher:
+        launcher = NodeLauncher(self, node, pool, label, request,
+                                image_external_id=image_external_id)
         with self._lock:
             self._launchers.append(launcher)
         self.wake()

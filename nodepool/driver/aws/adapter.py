@@ -15,7 +15,8 @@ What runs where (per provider):
 - ``<provider>-describe`` polls DescribeInstances for ids in flight;
 - ``<provider>-tagger`` adds per-node tags to batch-created instances;
 - pool workers and the cleanup worker call the read-only methods
-  (quota, images, ``list_instances``), which cache their answers.
+  (quota, images, ``list_instances``), which cache their answers;
+  ``<provider>-list-0`` refreshes the instance listing in the background.
 
 Every call goes through ``AwsApi``: mutating ones at ``rate`` per second,
 read-only ones at ten times that, throttling reported to the limiter
@@ -66,8 +67,10 @@ __all__ = ["AwsAdapter"]
 
 #: RunInstances latency the create pool is sized for (EC2: ~1-1.5 s)
 CREATE_LATENCY = 1.5
-#: how long list_instances answers from its cache
+#: list_instances answers from its cache while younger than this ...
 LIST_CACHE_SECONDS = 2.0
+#: ... and up to this old while a refresh runs in the background
+LIST_STALE_SECONDS = 60.0
 
 
 def _session(profile: str | None):
@@ -114,6 +117,9 @@ class AwsAdapter(Adapter):
         self._lock = threading.Lock()
         self._pending_creates: dict[str, AwsCreate] = {}
         self._list_cache: tuple[float, list[Instance]] | None = None
+        self._list_refreshing = False
+        self.list_pool = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"{provider.name}-list")
 
     @property
     def limiter(self):
@@ -133,6 +139,7 @@ class AwsAdapter(Adapter):
         self.create_pool.shutdown(wait=False)
         self.delete_batcher.stop()
         self.delete_pool.shutdown(wait=False, cancel_futures=False)
+        self.list_pool.shutdown(wait=False)
         self.watcher.stop()
         self.tagger.stop()
 
@@ -226,17 +233,54 @@ class AwsAdapter(Adapter):
                 for s in answer.get("InstanceStatuses") or []}
 
     def list_instances(self) -> Iterable[Instance]:
-        now = time.monotonic()
+        """Every instance of the region (not terminated), ours or not.
+
+        Answers from a cache: fresh under LIST_CACHE_SECONDS; up to
+        LIST_STALE_SECONDS old it is returned at once while one refresh
+        runs in the background (a full DescribeInstances of a big account
+        takes seconds, and pool workers ask on every quota check); older
+        or absent, the caller waits for a refresh.  Leak cleanup tolerates
+        the staleness: it deletes only what two passes agree on.
+        """
         cached = self._list_cache
-        if cached is not None and now - cached[0] < LIST_CACHE_SECONDS:
+        age = (time.monotonic() - cached[0]) if cached else None
+        if age is not None and age < LIST_CACHE_SECONDS:
             return list(cached[1])
+        if age is not None and age < LIST_STALE_SECONDS:
+            self._refresh_listing_soon()
+            return list(cached[1])
+        return list(self._refresh_listing())
+
+    def _refresh_listing(self) -> list[Instance]:
+        started = time.monotonic()
         records = [r for r in self.describe([])
                    if instance_state(r) is not InstanceState.DELETED]
         self.quota.types({r.get("InstanceType") for r in records
                           if r.get("InstanceType")})
         instances = [self.instance_from(r) for r in records]
-        self._list_cache = (now, instances)
-        return list(instances)
+        self._list_cache = (started, instances)
+        return instances
+
+    def _refresh_listing_soon(self) -> None:
+        with self._lock:
+            if self._list_refreshing:
+                return
+            self._list_refreshing = True
+
+        def refresh() -> None:
+            try:
+                self._refresh_listing()
+            except Exception as e:
+                self.log.warning("Could not list instances: %s", e)
+            finally:
+                with self._lock:
+                    self._list_refreshing = False
+
+        try:
+            self.list_pool.submit(refresh)
+        except RuntimeError:        # stopping
+            with self._lock:
+                self._list_refreshing = False
 
     def forget_listing(self) -> None:
         """The next ``list_instances`` asks the cloud (tests, tools)."""

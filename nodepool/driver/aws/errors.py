@@ -21,7 +21,9 @@ from __future__ import annotations
 
 from botocore.exceptions import (
     BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
-    EndpointConnectionError, ReadTimeoutError)
+    EndpointConnectionError, NoCredentialsError, NoRegionError,
+    ParamValidationError, PartialCredentialsError, ProfileNotFound,
+    ReadTimeoutError)
 
 from nodepool.driver import errors
 
@@ -73,6 +75,11 @@ TRANSIENT_CODES = frozenset({
 })
 
 
+_LOCAL_CONFIG_ERRORS = (ParamValidationError, NoCredentialsError,
+                        PartialCredentialsError, NoRegionError,
+                        ProfileNotFound)
+
+
 def error_code(exc: BaseException) -> str | None:
     """The AWS error code of a ClientError, else None."""
     if isinstance(exc, ClientError):
@@ -108,6 +115,10 @@ def classify(exc: BaseException, operation: str = "") -> errors.DriverError:
     if isinstance(exc, (EndpointConnectionError, BotoConnectionError,
                         ReadTimeoutError)):
         return errors.TransientError(what)
+    if isinstance(exc, _LOCAL_CONFIG_ERRORS):
+        # Raised before anything was sent: the request or the local AWS
+        # setup is wrong, and repeating it cannot help.
+        return errors.ConfigurationError(what, stat_key="error.config")
     if isinstance(exc, BotoCoreError):
         return errors.TransientError(what)
     return errors.LaunchError(what)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError, EndpointConnectionError, NoCredentialsError,
+    ParamValidationError)
 
 from nodepool.driver import errors
 from nodepool.driver.aws.errors import classify
@@ -57,3 +59,8 @@ def test_connection_errors_are_transient():
 def test_framework_errors_pass_through():
     original = errors.QuotaError("q")
     assert classify(original) is original
+
+
+def test_local_setup_errors_are_configuration_errors():
+    for exc in (ParamValidationError(report="bad"), NoCredentialsError()):
+        assert isinstance(classify(exc), errors.ConfigurationError)

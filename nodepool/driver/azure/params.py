@@ -13,6 +13,9 @@ Bodies are REST wire-format dicts (camelCase under ``properties``), which
 the SDK sends as they are.  The NIC, both public IPs and the OS disk get
 ``deleteOption: Delete`` so deleting the VM deletes them too.
 
+Login: Linux images get the SSH ``key`` and/or a password (given or
+generated); Windows images (``connection-type: winrm``) need a password.
+
 Tags: every resource carries the label ``tags`` (values as strings), the
 rendered ``dynamic-tags`` and the ``nodepool_*`` metadata, which win over
 a label tag of the same name (leak detection depends on them).

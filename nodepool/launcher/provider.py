@@ -168,7 +168,7 @@ class ProviderManager:
     def throttled(self, error) -> None:
         limiter = getattr(self.adapter, "limiter", None)
         if limiter is not None and hasattr(limiter, "throttled"):
-            limiter.throttled()
+            limiter.throttled(getattr(error, "retry_after", None))
 
     def session_lost(self) -> None:
         with self._lock:

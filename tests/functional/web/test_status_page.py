@@ -68,7 +68,7 @@ def test_status_page_follows_the_launcher(env, webapp, chromium, tmp_path):
         assert page.evaluate(q('[data-provider="fake-provider"] '
                                '[data-result="ready"]')) == "ready: 1"
         calls = page.evaluate(q('[data-limiter="fake-provider-mutate"] '
-                                'td:nth-child(5)'))
+                                'td:nth-child(6)'))
         assert int(calls) >= 2
 
         # 2. a label no pool has: declined, and the page says by whom

@@ -41,7 +41,7 @@ def pool_paused(client, name: str = "main") -> bool:
     return False
 
 
-def wait_gone(azure, kind: str, names, timeout: float = 20.0) -> None:
+def wait_gone(azure, kind: str, names, timeout: float = 60.0) -> None:
     names = set(names)
     wait_for(lambda: not (azure.names(kind) & names), timeout=timeout,
              what=f"{kind} {sorted(names)} deleted")

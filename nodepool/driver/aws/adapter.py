@@ -67,6 +67,8 @@ __all__ = ["AwsAdapter"]
 
 #: RunInstances latency the create pool is sized for (EC2: ~1-1.5 s)
 CREATE_LATENCY = 1.5
+#: an instance this young may still be unknown to EC2's other calls
+RECENT_SECONDS = 60.0
 #: list_instances answers from its cache while younger than this ...
 LIST_CACHE_SECONDS = 2.0
 #: ... and up to this old while a refresh runs in the background
@@ -116,6 +118,7 @@ class AwsAdapter(Adapter):
         self.images = ImageResolver(self._describe_images)
         self._lock = threading.Lock()
         self._pending_creates: dict[str, AwsCreate] = {}
+        self._created: dict[str, float] = {}
         self._list_cache: tuple[float, list[Instance]] | None = None
         self._list_refreshing = False
         self.list_pool = ThreadPoolExecutor(
@@ -164,6 +167,23 @@ class AwsAdapter(Adapter):
             return self.create_batcher.add(launch_params.batch_key(spec),
                                            spec)
         return self.create_pool.submit(self.creator.send_one, spec)
+
+    def created(self, instance_id: str) -> None:
+        """Remember a new instance for ``created_recently``."""
+        now = time.monotonic()
+        with self._lock:
+            self._created[instance_id] = now
+            if len(self._created) > 1000:
+                limit = now - RECENT_SECONDS
+                self._created = {i: t for i, t in self._created.items()
+                                 if t >= limit}
+
+    def created_recently(self, instance_id: str) -> bool:
+        """True for an instance we created under RECENT_SECONDS ago."""
+        with self._lock:
+            created = self._created.get(instance_id)
+        return created is not None and \
+            time.monotonic() - created < RECENT_SECONDS
 
     def forget_create(self, machine: AwsCreate) -> None:
         with self._lock:

@@ -175,6 +175,7 @@ class AwsCreate(StateMachine):
                      self.spec.node_id, delay, e)
             return self.State.SUBMIT
         self.instance_id = record["InstanceId"]
+        self.adapter.created(self.instance_id)
         # A dedicated host is part of the node too: both ids are named.
         self.external_id = ({"instance": self.instance_id,
                              "host": record["HostId"]}

@@ -111,6 +111,8 @@ class AwsDelete(StateMachine):
 
     #: stop waiting for "terminated" after this long (the call succeeded)
     WAIT_LIMIT = 300.0
+    #: pause before asking again about a fresh instance EC2 does not know
+    NOT_FOUND_RETRY = 2.0
 
     def __init__(self, adapter: "AwsAdapter", external_id: Any,
                  immediate: bool = False):
@@ -120,8 +122,11 @@ class AwsDelete(StateMachine):
         self.instance_id, self.host_id = split_external_id(external_id)
         self.immediate = immediate
         self.future: Future | None = None
+        self.retry_at = 0.0
 
     def submit(self):
+        if self.clock() < self.retry_at:
+            return self.State.SUBMIT
         if self.instance_id is None:
             return self._release()
         if self.immediate:
@@ -137,6 +142,11 @@ class AwsDelete(StateMachine):
         try:
             result = future.result()
         except errors.NotFoundError:
+            if self.adapter.created_recently(self.instance_id):
+                # EC2 is eventually consistent: an instance made seconds
+                # ago may be unknown to TerminateInstances for a moment.
+                self.retry_at = self.clock() + self.NOT_FOUND_RETRY
+                return self.State.SUBMIT
             return self._gone()
         if isinstance(result, Failed):
             raise result.error

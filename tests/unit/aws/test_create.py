@@ -70,6 +70,9 @@ class Adapter:
     def forget_create(self, machine):
         self.forgotten += 1
 
+    def created(self, iid):
+        self.created_ids = getattr(self, "created_ids", []) + [iid]
+
     def instance_from(self, record, fleet=False):
         return Instance(external_id=record["InstanceId"])
 

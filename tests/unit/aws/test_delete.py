@@ -1,9 +1,12 @@
-"""The TerminateInstances executor: not-found ids, whole-batch failures."""
+"""The TerminateInstances executor and the delete machine."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 from nodepool.driver import errors
-from nodepool.driver.aws.delete import Failed, Terminator
+from nodepool.driver.aws.delete import AwsDelete, Failed, Terminator
+from nodepool.driver.aws.watcher import Lookup
 
 
 class Api:
@@ -69,3 +72,131 @@ def test_terminate_one_raises():
         pass
     else:
         raise AssertionError("expected NotFoundError")
+
+
+class Watcher:
+    def __init__(self):
+        self.records = {}
+        self.watched = set()
+
+    def watch(self, iid):
+        self.watched.add(iid)
+
+    def unwatch(self, iid):
+        self.watched.discard(iid)
+
+    def lookup(self, iid):
+        return Lookup(self.records.get(iid), True)
+
+
+class MachineAdapter:
+    """What AwsDelete touches; futures completed by the test."""
+
+    def __init__(self, recent=()):
+        self.watcher = Watcher()
+        self.recent = set(recent)
+        self.futures = []
+        self.released = []
+
+    def _future(self):
+        future = Future()
+        self.futures.append(future)
+        return future
+
+    def delete_now(self, iid):
+        return self._future()
+
+    @property
+    def delete_batcher(self):
+        return self
+
+    def add(self, iid):
+        return self._future()
+
+    def release_host(self, host):
+        self.released.append(host)
+        return self._future()
+
+    def created_recently(self, iid):
+        return iid in self.recent
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _machine(adapter, external_id, immediate=False):
+    m = AwsDelete(adapter, external_id, immediate)
+    m.clock = Clock()
+    return m
+
+
+def test_delete_waits_for_terminated():
+    adapter = MachineAdapter()
+    m = _machine(adapter, "i-1")
+    m.advance()
+    adapter.futures[0].set_result(None)
+    m.advance()
+    assert m.state is m.State.WAITING and "i-1" in adapter.watcher.watched
+    adapter.watcher.records["i-1"] = {"State": {"Name": "shutting-down"}}
+    assert not m.advance()
+    adapter.watcher.records["i-1"] = {"State": {"Name": "terminated"}}
+    assert m.advance() and not adapter.watcher.watched
+
+
+def test_not_found_of_an_old_instance_is_done():
+    adapter = MachineAdapter()
+    m = _machine(adapter, "i-1", immediate=True)
+    m.advance()
+    adapter.futures[0].set_exception(errors.NotFoundError("i-1"))
+    assert m.advance()
+
+
+def test_not_found_of_a_fresh_instance_is_asked_again():
+    adapter = MachineAdapter(recent={"i-1"})
+    m = _machine(adapter, "i-1", immediate=True)
+    m.advance()
+    adapter.futures[0].set_exception(errors.NotFoundError("i-1"))
+    assert not m.advance()
+    assert m.state is m.State.SUBMIT
+    m.advance()
+    assert len(adapter.futures) == 1          # waiting before asking again
+    m.clock.now += 5
+    m.advance()
+    assert len(adapter.futures) == 2
+
+
+def test_whole_batch_failure_is_raised_for_a_later_retry():
+    adapter = MachineAdapter()
+    m = _machine(adapter, "i-1")
+    m.advance()
+    adapter.futures[0].set_result(Failed(errors.ThrottledError("slow")))
+    try:
+        m.advance()
+    except errors.ThrottledError:
+        pass
+    else:
+        raise AssertionError("expected ThrottledError")
+
+
+def test_dedicated_host_released_after_instance():
+    adapter = MachineAdapter()
+    m = _machine(adapter, {"instance": "i-1", "host": "h-1"})
+    m.advance()
+    adapter.futures[0].set_exception(errors.NotFoundError("i-1"))
+    m.advance()
+    assert adapter.released == ["h-1"] and m.state is m.State.RELEASING
+    adapter.futures[1].set_result(None)
+    assert m.advance()
+
+
+def test_host_only_external_id():
+    adapter = MachineAdapter()
+    m = _machine(adapter, {"host": "h-1"})
+    m.advance()
+    assert adapter.released == ["h-1"]
+    adapter.futures[0].set_exception(errors.NotFoundError("h-1"))
+    assert m.advance()

@@ -136,6 +136,21 @@ class AwsAdapter(Adapter):
             self.create_batcher.start()
         self.watcher.start()
         self.tagger.start()
+        self.list_pool.submit(self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Fill the image, instance-type and quota caches before the first
+        request needs them (each is a cloud call on first use)."""
+        try:
+            labels = list(self._labels())
+            self.quota.types({t for label in labels
+                              for t in self._label_types(label)})
+            for label in labels:
+                if not label.diskimage:
+                    self.images.available(label)
+            self.quota_limits()
+        except Exception as e:
+            self.log.warning("Warm-up of provider caches failed: %s", e)
 
     def stop(self) -> None:
         self.create_batcher.stop()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from nodepool.driver import fake
 from tests.functional.launcher.helpers import LauncherEnv
 from tools.fakeaws import LocalAWS
 
@@ -88,4 +87,3 @@ def env(zk, tmp_path, aws):
     e = LauncherEnv(zk, tmp_path)
     yield e
     e.stop()
-    fake.CLOUDS.clear()

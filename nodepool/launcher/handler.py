@@ -116,6 +116,7 @@ class RequestHandler:
             if node.allocated_to or (self.az and node.az != self.az) \
                     or self.zk.is_locked(node):
                 continue
+            node = node.clone()   # the pass's records are read-only
             try:
                 self.zk.lock_node(node, blocking=False)
             except zk_errors.LockError:

@@ -249,9 +249,10 @@ class PoolWorker:
     def _assign_requests(self) -> None:
         if self.provider.max_concurrency == 0:
             return
+        # Read-only records: only the few we take are copied (in _take).
         requests = self.zk.iter_requests(
             cached=True, want=lambda r: r.state == RequestState.REQUESTED
-            and self.id not in r.declined_by)
+            and self.id not in r.declined_by, shared=True)
         components = self.launcher.pool_components()
         with self._lock:
             handled = {h.request.id for h in self.handlers} | self._taking
@@ -341,6 +342,7 @@ class PoolWorker:
         return None
 
     def _take(self, request, decision: str) -> None:
+        request = request.clone()     # ours to lock, re-read and write
         try:
             self.zk.lock_request(request, blocking=False)
         except (zk_errors.LockError, zk_errors.NotFound):
@@ -387,9 +389,10 @@ class PoolWorker:
                 # Only what quota, reuse and tenant limits look at: this
                 # provider's nodes and nodes carrying a tenant.
                 name = self.provider.name
+                # Read-only records (clone before locking or writing).
                 self._nodes = list(self.zk.iter_nodes(
                     cached=True, want=lambda n: n.provider == name
-                    or n.tenant_name is not None))
+                    or n.tenant_name is not None, shared=True))
             return self._nodes
 
     def spares(self, label: str) -> list[Node]:
@@ -479,6 +482,7 @@ class PoolWorker:
                          and not self.zk.is_locked(n)),
                         key=lambda n: n.state_time or 0)
         for node in spares:
+            node = node.clone()
             try:
                 self.zk.lock_node(node, blocking=False)
             except zk_errors.LockError:

@@ -32,12 +32,15 @@ class NodeStore(StoreBase):
         """The node, or None if absent/unusable (logged)."""
         return self._read_record(Node, node_id, node_path(node_id), cached)
 
-    def iter_nodes(self, cached: bool = True, want=None) -> Iterator[Node]:
+    def iter_nodes(self, cached: bool = True, want=None,
+                   shared: bool = False) -> Iterator[Node]:
         """Every usable node, in id order; ``want``: only those this
-        read-only predicate accepts (the others are not copied)."""
+        read-only predicate accepts (the others are not copied);
+        ``shared``: read-only records from the cache (``clone()`` to
+        modify)."""
         for node_id in self._children(NODES, cached):
             node = self._read_record(Node, node_id, node_path(node_id),
-                                     cached, want)
+                                     cached, want, shared)
             if node is not None:
                 yield node
 

@@ -53,15 +53,16 @@ class RequestStore(StoreBase):
             return self.caches.get(path) is not None
         return self.kazoo.exists(path) is not None
 
-    def iter_requests(self, cached: bool = True,
-                      want=None) -> list[NodeRequest]:
+    def iter_requests(self, cached: bool = True, want=None,
+                      shared: bool = False) -> list[NodeRequest]:
         """Every usable request in processing order (zookeeper.md §3);
-        ``want``: only those this read-only predicate accepts."""
+        ``want``: only those this read-only predicate accepts; ``shared``:
+        read-only records straight from the cache (``clone()`` to modify)."""
         requests = []
         for request_id in self._children(REQUESTS, cached):
             request = self._read_record(NodeRequest, request_id,
                                         request_path(request_id), cached,
-                                        want)
+                                        want, shared)
             if request is not None:
                 requests.append(request)
         requests.sort(key=NodeRequest.sort_key)

@@ -112,10 +112,14 @@ class StoreBase:
         return record
 
     def _read_record(self, cls: type[R], record_id: str, path: str,
-                     cached: bool, want=None) -> R | None:
+                     cached: bool, want=None, shared: bool = False
+                     ) -> R | None:
         """The record at ``path``; with ``want`` (a predicate over a
         read-only record) only records it accepts are returned, and the
-        others are not even copied."""
+        others are not even copied.  ``shared`` (cached reads only) returns
+        the cache's own decoded record: the caller must not modify it
+        (``clone()`` it first), which saves a copy per record for loops
+        that only look."""
         raw = self._read_raw(path, cached)
         if raw is None:
             self._memo.pop(path, None)
@@ -136,6 +140,8 @@ class StoreBase:
             self._memo[path] = hit
         if want is not None and not want(hit[1]):
             return None
+        if shared:
+            return hit[1]
         record = hit[1].clone()
         record.stat = stat
         return record

@@ -175,7 +175,8 @@ class StaticProviderManager(ProviderManager):
         if not alive[key]:
             self.slog.warning("Static host %s is unreachable; not handing "
                               "out node %s", host.name, node.id)
-            self._deregister(node, "host unreachable")
+            # The pool worker's records are read-only: deregister a copy.
+            self._deregister(node.clone(), "host unreachable")
             self._sync_wake.set()
         return alive[key]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import time
 
 from tests.functional.launcher.helpers import wait_for
 
@@ -139,3 +141,25 @@ def test_userdata_spot_and_launch_options(env, aws):
     # moto keeps size and type (it ignores Iops/Throughput; the unit
     # tests of params check those reach the call).
     assert (volume["Size"], volume["VolumeType"]) == (20, "gp3")
+
+
+def test_diskimage_label_launches_its_upload(env, aws):
+    label = aws.label("disk")
+    del label["cloud-image"]
+    label["diskimage"] = "ubuntu"
+    provider = aws.provider(labels=[label],
+                            diskimages=[{"name": "ubuntu"}])
+    env.write_config([provider], diskimages=[{"name": "ubuntu"}])
+    # The upload as the builder records it: its cloud id is the AMI.
+    env.client.create(
+        "/nodepool/images/ubuntu/builds/0000000001/providers/aws/images/"
+        "0000000001", json.dumps({
+            "state": "ready", "state_time": time.time(),
+            "external_id": aws.boot["image_id"], "external_name": "ubuntu",
+            "format": "raw", "username": "ubuntu"}).encode(), makepath=True)
+    env.start_launcher()
+    _, req = _fulfil(env, ["disk"])
+    node = env.zuul.get_node(req["nodes"][0])
+    [record] = aws.instances(**{"instance-id": [node["external_id"]]})
+    assert record["ImageId"] == aws.boot["image_id"]
+    assert node["image_id"].endswith("/providers/aws/images/0000000001")

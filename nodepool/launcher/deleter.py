@@ -39,13 +39,19 @@ class DeletedNodeWorker(PeriodicWorker):
 
     def run_once(self) -> None:
         managers = self.launcher.provider_managers()
-        for node in list(self.zk.iter_nodes(cached=True)):
+        interesting = DELETABLE | {NodeState.READY}
+        nodes = list(self.zk.iter_nodes(
+            cached=True, shared=True,
+            want=lambda n: n.state in interesting
+            and (n.state != NodeState.READY or n.allocated_to)))
+        for node in nodes:
             if self._stop.is_set():
                 return
             if node.provider is not None and node.provider not in managers:
                 continue
             if self.zk.is_locked(node):
                 continue
+            node = node.clone()   # cached records are read-only
             try:
                 if node.state == NodeState.READY and node.allocated_to:
                     self._deallocate_orphan(node)

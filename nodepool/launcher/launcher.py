@@ -4,7 +4,10 @@ Threads (each a named class with start/stop/join):
 
 - ``NodePool`` (this module's main loop, every second): config hot reload,
   min-ready requests, the ``/ready`` flag;
-- ``PoolWorker.<provider>-<pool>``: request routing and handling per pool;
+- ``PoolWorker.<provider>-<pool>``: request routing and handling per pool,
+  with its ZooKeeper round trips on ``PoolWorker.<provider>-<pool>-io_N``
+  (taking requests) and ``PoolWorker.<provider>-<pool>-finish_N``
+  (fulfilling and declining them);
 - ``<provider>-loop``: advances the provider's launch and delete state
   machines (``ProviderManager``);
 - the adapters' own create pools (``<provider>-create-N``) and delete

@@ -38,7 +38,7 @@ class MinReady:
         for worker in self.launcher.pool_workers().values():
             servable |= worker.supported_labels
         spare: dict[str, int] = {}
-        for node in zk.iter_nodes(cached=True):
+        for node in zk.iter_nodes(cached=True, shared=True):
             if node.state == NodeState.READY and not node.allocated_to:
                 for label in node.type or []:
                     spare[label] = spare.get(label, 0) + 1

@@ -44,9 +44,10 @@ MIN_PASS_INTERVAL = 0.05
 # ZooKeeper round trips dominate request handling; this many requests are
 # locked, accepted, launched and fulfilled at once.
 IO_THREADS = 8
+FINISH_THREADS = 4
 # Takes queued at once: more would only delay the fulfilment actions that
 # share the I/O threads (and would be routed on stale data).
-MAX_TAKING = 2 * IO_THREADS
+MAX_TAKING = 8 * IO_THREADS
 # A node we created is counted against quota from here until the node
 # cache shows it (the cache lags our own writes by a few milliseconds).
 RECENT_TTL = 60.0
@@ -91,6 +92,11 @@ class PoolWorker:
         self.io = ThreadPoolExecutor(IO_THREADS,
                                      thread_name_prefix=f"PoolWorker."
                                      f"{self.name}-io")
+        # Actions of accepted requests (fulfil, decline, ...) have their own
+        # threads so a queue of takes never delays a finished request.
+        self.io_finish = ThreadPoolExecutor(
+            FINISH_THREADS,
+            thread_name_prefix=f"PoolWorker.{self.name}-finish")
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -172,6 +178,7 @@ class PoolWorker:
 
     def _shutdown(self) -> None:
         self.io.shutdown(wait=True)
+        self.io_finish.shutdown(wait=True)
         for handler in self.handlers:
             try:
                 handler.release()
@@ -219,7 +226,7 @@ class PoolWorker:
                     "an error occurred while handling it"))
             if action is not None:
                 handler.busy = True
-                self.io.submit(self._run_action, handler, action)
+                self.io_finish.submit(self._run_action, handler, action)
         with self._lock:
             self.handlers = [h for h in self.handlers if not h.done]
 

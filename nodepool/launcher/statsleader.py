@@ -66,14 +66,14 @@ class StatsElection:
 
     def emit(self) -> None:
         launcher = self.launcher
-        nodes = list(launcher.zk.iter_nodes(cached=True))
+        nodes = list(launcher.zk.iter_nodes(cached=True, shared=True))
         comps = launcher.pool_components()
         providers = {c.provider_name for c in comps}
         labels = set()
         for c in comps:
             labels |= set(c.supported_labels or [])
         launcher.stats.node_gauges(nodes, sorted(providers), sorted(labels))
-        requests = launcher.zk.iter_requests(cached=True)
+        requests = launcher.zk.iter_requests(cached=True, shared=True)
         for worker in launcher.pool_workers().values():
             count = sum(1 for r in requests
                         if set(r.node_types) <= worker.supported_labels)

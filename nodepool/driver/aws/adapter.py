@@ -103,11 +103,13 @@ class AwsAdapter(Adapter):
             provider.name, self.create_pool, self.creator.send,
             self.api.limiter)
         self.terminator = Terminator(self)
-        # 0.2 s of quiet closes a batch: short next to a node's lifetime,
-        # long enough for a burst of releases to share one call.
+        # 1 s of quiet (at most 3 s in all) closes a batch: short next to
+        # a node's lifetime, long enough for the releases of a whole burst
+        # of jobs (handed over by the deleted-node worker every ~0.5 s) to
+        # share one call, which leaves the rate budget to creates.
         self.delete_batcher = Batcher(
             f"{provider.name}-delete", self.terminator.terminate,
-            max_items=MAX_IDS, idle_timeout=0.2, max_wait=1.0,
+            max_items=MAX_IDS, idle_timeout=1.0, max_wait=3.0,
             single=self.terminator.terminate_one)
         self.delete_pool = ThreadPoolExecutor(
             max_workers=2, thread_name_prefix=f"{provider.name}-delete-now")

@@ -25,6 +25,8 @@ from typing import Callable, Iterable
 from kazoo.client import KazooClient
 from kazoo.recipe.cache import NodeData, TreeCache, TreeEvent
 
+from .leantree import LeanTreeCache
+
 __all__ = ["TreeCaches"]
 
 log = logging.getLogger("nodepool.zk.cache")
@@ -34,9 +36,13 @@ class TreeCaches:
     """A set of TreeCaches over ``roots``; lifecycle ``start`` → ``stop``
     (each at most once)."""
 
-    def __init__(self, kazoo: KazooClient, roots: Iterable[str]) -> None:
+    def __init__(self, kazoo: KazooClient, roots: Iterable[str],
+                 depths: dict[str, tuple[int, int]] | None = None) -> None:
+        """``depths``: per root, (data depth, children depth) to fetch
+        with a ``LeanTreeCache``; other roots get kazoo's full TreeCache."""
         self._kazoo = kazoo
         self._roots = tuple(roots)
+        self._depths = dict(depths or {})
         self._trees: dict[str, TreeCache] = {}
         self._initialized: dict[str, threading.Event] = {}
         self._listeners: list[Callable[[], None]] = []
@@ -53,7 +59,10 @@ class TreeCaches:
             raise RuntimeError("caches already started")
         self._started = True
         for root in self._roots:
-            tree = TreeCache(self._kazoo, root)
+            if root in self._depths:
+                tree = LeanTreeCache(self._kazoo, root, *self._depths[root])
+            else:
+                tree = TreeCache(self._kazoo, root)
             ready = threading.Event()
             tree.listen(self._make_listener(ready))
             tree.listen_fault(self._on_fault)

@@ -42,6 +42,10 @@ __all__ = ["ZooKeeper"]
 # Request lock directories are not cached: only the hourly-ish cleanup reads
 # them, and caching them costs several round trips per lock cycle.
 CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS)
+# What the launcher reads, per root: (data depth, children depth).  Nodes:
+# the node's data, and the names of its lock contenders (is it locked?);
+# requests: their data only (they have no children).
+CACHE_DEPTHS = {NODES: (1, 2), REQUESTS: (1, 0)}
 
 
 class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore):
@@ -53,7 +57,7 @@ class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore):
         self.kazoo = client.kazoo
         self.log = logger or logging.getLogger("nodepool.zk")
         self.enable_cache = enable_cache
-        self.caches = TreeCaches(self.kazoo, CACHED_ROOTS)
+        self.caches = TreeCaches(self.kazoo, CACHED_ROOTS, CACHE_DEPTHS)
         self._init_store()
         self._init_components()
         self._session_listeners: list[Callable[[], None]] = []

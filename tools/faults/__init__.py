@@ -1,0 +1,19 @@
+"""The fault suite (issue 8): kill, restart and break things mid-burst.
+
+    python -m tools.faults [--rounds 20] [--requests 100] [--quick] [--seed N]
+
+Scenarios, each a series of rounds on one ZooKeeper (mutual TLS) and one
+local AWS (RunInstances 0.5 s, no EC2 buckets), a fresh launcher process
+per round (see ``harness``):
+
+- ``kill9``: SIGKILL the launcher at a random moment of the burst and
+  start a new one with the same config at once;
+- ``zk-restart``: stop ZooKeeper for ~2 s during the burst, start it again;
+- ``cloud-errors``: InsufficientInstanceCapacity and InternalError on a
+  fraction of RunInstances and TerminateInstances calls.
+
+It prints one table (requests fulfilled / lost, instances leaked and
+duplicated, nodes allocated twice, seconds to recover) and exits 1 if any
+round lost a request, leaked an instance, left a node behind, duplicated
+an instance or handed a node out twice.
+"""

@@ -1,0 +1,124 @@
+"""Command line of the fault suite (see ``tools/faults/__init__.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+
+from tools.fakeaws import LocalAWS
+from tools.faults.harness import RestartableZooKeeper, Round, RoundResult
+from tools.faults.scenarios import SCENARIOS
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m tools.faults",
+                                description="kill -9, ZooKeeper restarts "
+                                "and cloud errors during request bursts")
+    p.add_argument("--rounds", type=int, default=20,
+                   help="kill -9 rounds (default: %(default)s)")
+    p.add_argument("--requests", type=int, default=100,
+                   help="requests per burst (default: %(default)s)")
+    p.add_argument("--zk-rounds", type=int, default=3)
+    p.add_argument("--fault-rounds", type=int, default=3)
+    p.add_argument("--quick", action="store_true",
+                   help="2 kill rounds x 20 requests, 1 ZooKeeper restart, "
+                   "1 cloud-error round")
+    p.add_argument("--seed", type=int, help="RNG seed (default: random)")
+    p.add_argument("--clean-wait", type=float, default=90.0,
+                   help="seconds the launcher gets to remove leftovers")
+    p.add_argument("--only", choices=sorted(SCENARIOS))
+    p.add_argument("--workdir", help="keep logs here")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.requests = 2, 20
+        args.zk_rounds = args.fault_rounds = 1
+        args.clean_wait = min(args.clean_wait, 30.0)
+    return args
+
+
+def table(results: list[RoundResult]) -> tuple[str, bool]:
+    head = (f"{'scenario':<14}{'rounds':>7}{'requests':>9}{'fulfilled':>10}"
+            f"{'failed':>7}{'lost':>5}{'leaked':>7}{'alloc twice':>12}"
+            f"{'duplicated':>11}{'nodes left':>11}{'recover s':>10}")
+    lines = [head, "-" * len(head)]
+    bad = False
+    for name in SCENARIOS:
+        rs = [r for r in results if r.scenario == name]
+        if not rs:
+            continue
+        row = dict(lost=sum(len(r.lost) for r in rs),
+                   leaked=sum(len(r.leaked) for r in rs),
+                   twice=sum(len(r.twice) for r in rs),
+                   dup=sum(len(r.duplicated) for r in rs),
+                   left=sum(len(r.nodes_left) for r in rs))
+        bad |= any(row.values())
+        lines.append(
+            f"{name:<14}{len(rs):>7}{sum(r.requests for r in rs):>9}"
+            f"{sum(r.fulfilled for r in rs):>10}"
+            f"{sum(r.failed for r in rs):>7}{row['lost']:>5}"
+            f"{row['leaked']:>7}{row['twice']:>12}{row['dup']:>11}"
+            f"{row['left']:>11}{max(r.recover_s for r in rs):>10.1f}")
+    return "\n".join(lines), bad
+
+
+def report(res: RoundResult) -> None:
+    status = "BAD" if res.bad else "ok"
+    print(f"  {res.scenario} round {res.index}: {status} "
+          f"fulfilled {res.fulfilled} failed {res.failed} "
+          f"recover {res.recover_s:.1f}s; {'; '.join(res.notes)}",
+          flush=True)
+    for what in ("lost", "leaked", "twice", "duplicated", "nodes_left"):
+        value = getattr(res, what)
+        if value:
+            print(f"    {what}: {value}", flush=True)
+
+
+def run(args, workdir: str) -> list[RoundResult]:
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+    print(f"seed {seed}", flush=True)
+    rng = random.Random(seed)
+    plan = [("kill9", args.rounds), ("zk-restart", args.zk_rounds),
+            ("cloud-errors", args.fault_rounds)]
+    if args.only:
+        plan = [(n, c) for n, c in plan if n == args.only]
+    zk = RestartableZooKeeper(os.path.join(workdir, "zk"), tls=True)
+    zk.start()
+    aws = LocalAWS(run_instances_latency=0.5, throttle=False,
+                   workdir=os.path.join(workdir, "aws")).start()
+    results = []
+    try:
+        for name, count in plan:
+            print(f"== {name}: {count} rounds x {args.requests} requests",
+                  flush=True)
+            for index in range(count):
+                rnd = Round(zk, aws, workdir, name, index, args.requests)
+                try:
+                    rnd.setup()
+                    res = SCENARIOS[name](rnd, rng, args.clean_wait)
+                finally:
+                    rnd.close()
+                report(res)
+                results.append(res)
+    finally:
+        aws.stop()
+        zk.stop()
+    return results
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
+        workdir = args.workdir or tmp
+        os.makedirs(workdir, exist_ok=True)
+        results = run(args, workdir)
+    text, bad = table(results)
+    print()
+    print(text)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

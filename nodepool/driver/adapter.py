@@ -72,6 +72,17 @@ class Adapter(abc.ABC):
         old.  Instances of other providers reduce our quota (behaviour 34).
         """
 
+    def find_instances(self, node_id: str) -> list[Instance]:
+        """Instances tagged with ``node_id``, however they were created.
+
+        Used to delete a node whose launch was cut short before its
+        ``external_id`` was stored (a crashed launcher).  Called from the
+        deleted-node worker (may block on the cloud).  The default filters
+        ``list_instances``; adapters whose listing is cached should answer
+        from a fresh one.
+        """
+        return [i for i in self.list_instances() if i.node_id == node_id]
+
     def list_resources(self) -> Iterable[Resource]:
         """Side resources carrying our tags that may leak (volumes, ...)."""
         return ()

@@ -44,18 +44,26 @@ class FakeCloud:
         self.resources: dict[str, Resource] = {}
         self.calls: dict[str, int] = {}
         self.delete_batches: list[int] = []
+        self.tokens: dict[str, str] = {}   # client token -> instance id
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    def create(self, metadata: dict, cores: int = 1) -> str:
-        """Create an instance (blocks for ``create_latency``)."""
+    def create(self, metadata: dict, cores: int = 1,
+               token: str | None = None) -> str:
+        """Create an instance (blocks for ``create_latency``).
+
+        Like EC2's ClientToken, a repeated ``token`` returns the instance
+        its first call created instead of a new one.
+        """
         if self.create_latency:
             time.sleep(self.create_latency)  # emulates the cloud's latency
         with self._lock:
             self._count("create")
+            if token is not None and token in self.tokens:
+                return self.tokens[token]
             if self.create_errors:
                 raise self.create_errors.pop(0)
             used = len(self.instances)
@@ -65,6 +73,8 @@ class FakeCloud:
             self.instances[iid] = {"metadata": dict(metadata),
                                    "created": time.monotonic(),
                                    "cores": cores}
+            if token is not None:
+                self.tokens[token] = iid
             return iid
 
     def describe(self, iid: str) -> Instance | None:
@@ -122,7 +132,8 @@ class FakeCreate(StateMachine):
 
     def submit(self):
         self.future = self.adapter.create_pool.submit(
-            self.adapter.call_create, self.spec.metadata)
+            self.adapter.call_create, self.spec.metadata,
+            self.spec.client_token)
         return self.State.CREATING
 
     def creating(self):
@@ -209,9 +220,9 @@ class FakeAdapter(Adapter):
         self.batcher.stop()
         self.create_pool.shutdown(wait=False)
 
-    def call_create(self, metadata: dict) -> str:
+    def call_create(self, metadata: dict, token: str | None = None) -> str:
         with self.limiter:
-            return self.cloud.create(metadata)
+            return self.cloud.create(metadata, token=token)
 
     def _delete_batch(self, ids: list[str]) -> list[object]:
         with self.limiter:

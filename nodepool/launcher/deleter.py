@@ -12,13 +12,25 @@ our config (zookeeper.md §9.1):
   still building) make it skip the node; once the holder is gone the lock
   is free and the node is deleted.
 
+Crash recovery: a launcher killed mid-launch leaves its node ``building``
+and unlocked (the lock died with its session).  If the node carries a
+create intent (``driver_data["create"]``, written before the create call)
+but no ``external_id`` -- or is still ``building`` -- the instance may
+exist without its id having been stored, so the provider's adapter is
+asked for every instance tagged with the node id (``find_instances``) and
+those are deleted with the node, without waiting for the two-pass leak
+cleanup.  A node left ``deleting`` by a dead launcher is simply deleted
+again (deleting is idempotent).
+
 Failure story: a cloud delete error releases the lock and leaves the node
-in ``deleting``; the next round retries.  Nodes of providers that are not
+in ``deleting``; the next round retries.  A failed lookup releases the lock
+and leaves the node as it was.  Nodes of providers that are not
 in our config are never touched.
 """
 
 from __future__ import annotations
 
+from nodepool.driver.instance import InstanceState
 from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState
@@ -28,6 +40,14 @@ MIN_INTERVAL = 0.5
 DELETABLE = frozenset({NodeState.USED, NodeState.IN_USE, NodeState.BUILDING,
                        NodeState.FAILED, NodeState.ABORTED,
                        NodeState.DELETING, NodeState.DELETED})
+
+
+def needs_lookup(node) -> bool:
+    """True when a node's instance may exist unrecorded (crashed launch)."""
+    data = node.driver_data
+    if not isinstance(data, dict) or "create" not in data:
+        return False
+    return node.external_id is None or node.state == NodeState.BUILDING
 
 
 class DeletedNodeWorker(PeriodicWorker):
@@ -97,12 +117,31 @@ class DeletedNodeWorker(PeriodicWorker):
             finally:
                 self._unlock_quietly(node)
             return
+        try:
+            extra = self._orphaned_instances(node, manager)
+        except Exception:
+            self._unlock_quietly(node)
+            raise
         if node.state != NodeState.DELETING:
             node.set_state(NodeState.DELETING)
             self.zk.store_node(node)
         self.log.info("Deleting node %s (instance %s)", node.id,
                       node.external_id)
-        manager.delete_node(node)
+        if extra:
+            self.log.info("Node %s: also deleting instance(s) %s found by "
+                          "its tag", node.id, extra)
+        manager.delete_node(node, extra)
+
+    def _orphaned_instances(self, node, manager) -> list:
+        """External ids of instances a cut-short launch may have left."""
+        if not needs_lookup(node):
+            return []
+        known = node.external_id
+        known_ids = (set(known.values()) if isinstance(known, dict)
+                     else {known})
+        return [i.external_id for i in manager.adapter.find_instances(node.id)
+                if i.external_id not in known_ids
+                and i.state is not InstanceState.DELETED]
 
     def _unlock_quietly(self, node) -> None:
         try:

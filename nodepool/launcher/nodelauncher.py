@@ -16,7 +16,12 @@ Failure story:
 - ``ThrottledError``/``TransientError`` repeat the same step later, within
   the launch timeout;
 - a lost ZooKeeper session fails the node (``error.zksession``): the lock
-  is gone, someone else may already be deleting it.
+  is gone, someone else may already be deleting it;
+- a crash (kill -9): before each attempt's create call the intent
+  (attempt, idempotency token, time) is stored in the node's
+  ``driver_data["create"]``, and the instance id as soon as the cloud names
+  it; the deleted-node worker later finds the orphaned ``building`` node
+  and deletes it together with every instance tagged with its id.
 
 Every finished attempt is reported to statsd and to the callbacks added
 with ``add_launch_listener`` (the web app's launch counters, latency
@@ -35,7 +40,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from nodepool.driver import errors
-from nodepool.driver.statemachine import LaunchSpec, RequestInfo, StateMachine
+from nodepool.driver.statemachine import (
+    LaunchSpec, RequestInfo, StateMachine, launch_token)
 from nodepool.zk.models import Node, NodeState
 
 
@@ -134,13 +140,30 @@ class NodeLauncher:
         # create_machine() from their provider's loop thread.
         self.machine = None
 
+    def _record_intent(self, token: str) -> None:
+        """Write the create intent before the create call (one write).
+
+        After a crash the node is found ``building``; the intent tells the
+        deleter that an instance may exist even without an ``external_id``
+        (the call may have completed after we died), so it looks the
+        instance up by its node tag instead of leaking it.
+        """
+        data = self.node.driver_data
+        data = dict(data) if isinstance(data, dict) else {}
+        data["create"] = {"attempt": self.attempt, "token": token,
+                          "started": time.time()}
+        self.node.driver_data = data
+        self.zk.store_node(self.node)
+
     def _make_machine(self) -> StateMachine:
+        token = launch_token(self.node.id, self.attempt)
+        self._record_intent(token)
         spec = LaunchSpec(
             node_id=self.node.id, hostname=self.node.hostname,
             provider_name=self.provider.name, pool=self.pool,
             label=self.label, az=self.node.az,
             image_external_id=self.image_external_id, request=self.request,
-            attempt=self.attempt)
+            attempt=self.attempt, client_token=token)
         return self.adapter.create_machine(spec)
 
     def detach(self) -> bool:

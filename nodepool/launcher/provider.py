@@ -29,15 +29,22 @@ from nodepool.zk.models import Node, NodeState
 
 
 class NodeDeleter:
-    """Delete one locked node's instance, then its znode."""
+    """Delete one locked node's instance(s), then its znode.
+
+    ``extra_ids`` are further instances of the node (found by its tag after
+    a crashed launch); the znode goes only once all of them are gone.
+    """
 
     def __init__(self, manager: "ProviderManager", node: Node | None,
-                 external_id, immediate: bool = False):
+                 external_id, immediate: bool = False,
+                 extra_ids: Iterable = ()):
         self.manager = manager
         self.node = node
         self.external_id = external_id
-        self.machine = (manager.adapter.delete_machine(external_id, immediate)
-                        if external_id is not None else None)
+        ids = ([external_id] if external_id is not None else []) + \
+            list(extra_ids)
+        self.machines = [manager.adapter.delete_machine(i, immediate)
+                         for i in ids]
         self.done = False
         self.failed = False
         self.started = time.monotonic()
@@ -46,7 +53,9 @@ class NodeDeleter:
         if self.done:
             return True
         try:
-            if self.machine is not None and not self.machine.advance():
+            pending = [m for m in self.machines if not m.advance()]
+            if pending:
+                self.machines = pending
                 return False
         except Exception as e:
             self.manager.log.warning(
@@ -125,13 +134,15 @@ class ProviderManager:
         with self._lock:
             return node_id in self._deleting_ids
 
-    def delete_node(self, node: Node) -> None:
-        """Delete a node we hold the lock of (state already ``deleting``)."""
+    def delete_node(self, node: Node, extra_ids: Iterable = ()) -> None:
+        """Delete a node we hold the lock of (state already ``deleting``),
+        and the instances ``extra_ids`` that also belong to it."""
         with self._lock:
             if node.id in self._deleting_ids:
                 return
             self._deleting_ids.add(node.id)
-            self._deleters.append(NodeDeleter(self, node, node.external_id))
+            self._deleters.append(NodeDeleter(self, node, node.external_id,
+                                              extra_ids=extra_ids))
         self.wake()
 
     def delete_instance(self, external_id, immediate: bool = False) -> None:

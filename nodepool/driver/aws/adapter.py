@@ -288,6 +288,18 @@ class AwsAdapter(Adapter):
             return list(cached[1])
         return list(self._refresh_listing())
 
+    def find_instances(self, node_id: str) -> list[Instance]:
+        """Instances of ``node_id`` (batch-created ones too, see
+        ``describe.tags_of``) from a listing at most LIST_CACHE_SECONDS
+        old: the stale cache could miss an instance of a crashed launch."""
+        cached = self._list_cache
+        if cached is not None and \
+                time.monotonic() - cached[0] < LIST_CACHE_SECONDS:
+            instances = cached[1]
+        else:
+            instances = self._refresh_listing()
+        return [i for i in instances if i.node_id == node_id]
+
     def _refresh_listing(self) -> list[Instance]:
         started = time.monotonic()
         records = [r for r in self.describe([])

@@ -12,7 +12,12 @@ A batch gets the shared tags plus the batch mapping of ``batchtags``
 moment each instance names its provider and, through ``AmiLaunchIndex``,
 its node; the per-node tags follow through the ``Tagger``.  The ClientToken
 makes a repeated call (after a throttle or a 5xx) return the same
-instances instead of new ones.  Partial fulfilment (EC2 started fewer than
+instances instead of new ones.  A lone launch uses its attempt's token
+(``LaunchSpec.client_token``, stored in the node's ``driver_data`` before
+the call), so even a repeat by the create machine is idempotent.  A batch
+uses a fresh token per call: it is not recorded per node, and need not be,
+because the batch tags name every instance's node from the instance's
+first moment -- after a crash ``find_instances(node_id)`` finds it.  Partial fulfilment (EC2 started fewer than
 asked): the launches without an instance get a ``TransientError``, and
 their machines submit again.
 
@@ -87,7 +92,13 @@ class InstanceCreator:
         image = self.adapter.images.resolve(first.label,
                                             first.image_external_id)
         call = params.launch_params(first, image)
-        token = uuid.uuid4().hex
+        if len(specs) == 1 and first.client_token:
+            # The attempt's token, recorded in the node before this call:
+            # repeating the call (a 5xx that did create) names the same
+            # instance.
+            token = first.client_token
+        else:
+            token = uuid.uuid4().hex
         if len(specs) == 1:
             tags = params.all_tags(first)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import sys
@@ -29,6 +30,9 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, help="RNG seed (default: random)")
     p.add_argument("--clean-wait", type=float, default=90.0,
                    help="seconds the launcher gets to remove leftovers")
+    p.add_argument("--done-wait", type=float, default=180.0,
+                   help="seconds for every request to be fulfilled or "
+                   "failed; later ones count as lost")
     p.add_argument("--only", choices=sorted(SCENARIOS))
     p.add_argument("--workdir", help="keep logs here")
     args = p.parse_args(argv)
@@ -36,6 +40,7 @@ def parse_args(argv):
         args.rounds, args.requests = 2, 20
         args.zk_rounds = args.fault_rounds = 1
         args.clean_wait = min(args.clean_wait, 30.0)
+        args.done_wait = min(args.done_wait, 90.0)
     return args
 
 
@@ -97,7 +102,8 @@ def run(args, workdir: str) -> list[RoundResult]:
                 rnd = Round(zk, aws, workdir, name, index, args.requests)
                 try:
                     rnd.setup()
-                    res = SCENARIOS[name](rnd, rng, args.clean_wait)
+                    res = SCENARIOS[name](rnd, rng, args.done_wait,
+                                         args.clean_wait)
                 finally:
                     rnd.close()
                 report(res)
@@ -110,6 +116,8 @@ def run(args, workdir: str) -> list[RoundResult]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # The observer's reconnects during a ZooKeeper restart are expected.
+    logging.getLogger("kazoo").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="faults-") as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)

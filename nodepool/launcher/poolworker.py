@@ -41,6 +41,7 @@ RECLAIM_INTERVAL = 300.0  # spec: not while a reclaimed node is < 5 min old
 # Changes arrive in bursts (every node and request write wakes us); a short
 # floor between passes lets one pass serve a whole burst.
 MIN_PASS_INTERVAL = 0.05
+PASS_SPACING = 4.0
 # ZooKeeper round trips dominate request handling; this many requests are
 # locked, accepted, launched and fulfilled at once.
 IO_THREADS = 8
@@ -137,16 +138,21 @@ class PoolWorker:
                 if not self.launcher.zk_ready():
                     self._wake.wait(0.5)
                     continue
+                begun = time.monotonic()
                 try:
                     self._pass()
                 except Exception:
                     self.log.exception("Error in pool worker loop")
                     self._stop.wait(1.0)
-                started = time.monotonic()
+                took = time.monotonic() - begun
                 busy = bool(self.handlers)
                 self._wake.wait(0.05 if busy else 1.0)
                 self._wake.clear()
-                rest = MIN_PASS_INTERVAL - (time.monotonic() - started)
+                # A pass reads every waiting request: with a long queue,
+                # space passes so that routing stays a small share of the
+                # CPU the requests themselves need.
+                floor = max(MIN_PASS_INTERVAL, PASS_SPACING * took)
+                rest = floor - (time.monotonic() - begun)
                 if rest > 0:
                     self._stop.wait(rest)
         finally:

@@ -106,6 +106,19 @@ class TreeCaches:
             raise ValueError(f"{path} is not cached")
         return tree.get_data(path)
 
+    def child_data(self, path: str) -> list[tuple[str, NodeData | None]]:
+        """(name, cached data) of every child of ``path``, sorted by name:
+        one walk of the tree instead of a path lookup per child."""
+        tree = self._tree_for(path)
+        if tree is None:
+            raise ValueError(f"{path} is not cached")
+        node = tree._find_node(path)   # kazoo's own lookup
+        if node is None:
+            return []
+        # Copy under the GIL: the cache thread may add children meanwhile.
+        items = list(node._children.items())
+        return sorted((name, child._data) for name, child in items)
+
     def children(self, path: str) -> frozenset[str]:
         tree = self._tree_for(path)
         if tree is None:

@@ -38,11 +38,7 @@ class NodeStore(StoreBase):
         read-only predicate accepts (the others are not copied);
         ``shared``: read-only records from the cache (``clone()`` to
         modify)."""
-        for node_id in self._children(NODES, cached):
-            node = self._read_record(Node, node_id, node_path(node_id),
-                                     cached, want, shared)
-            if node is not None:
-                yield node
+        yield from self._iter_records(Node, NODES, cached, want, shared)
 
     def store_node(self, node: Node) -> None:
         """Create (``id`` None: new sequential znode) or update the node."""

@@ -58,13 +58,8 @@ class RequestStore(StoreBase):
         """Every usable request in processing order (zookeeper.md §3);
         ``want``: only those this read-only predicate accepts; ``shared``:
         read-only records straight from the cache (``clone()`` to modify)."""
-        requests = []
-        for request_id in self._children(REQUESTS, cached):
-            request = self._read_record(NodeRequest, request_id,
-                                        request_path(request_id), cached,
-                                        want, shared)
-            if request is not None:
-                requests.append(request)
+        requests = list(self._iter_records(NodeRequest, REQUESTS, cached,
+                                           want, shared))
         requests.sort(key=NodeRequest.sort_key)
         return requests
 

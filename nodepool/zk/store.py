@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, TypeVar
+from typing import Any, Iterator, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (BadVersionError, KazooException, NoNodeError,
@@ -128,10 +128,15 @@ class StoreBase:
             record = self._build(cls, record_id, path, *raw)
             return record if record is None or want is None or want(record) \
                 else None
-        stat = raw[1]
+        return self._from_cache(cls, record_id, path, raw[0], raw[1], want,
+                                shared)
+
+    def _from_cache(self, cls: type[R], record_id: str, path: str,
+                    data: bytes | None, stat: Any, want, shared: bool
+                    ) -> R | None:
         hit = self._memo.get(path)
         if hit is None or hit[0] != stat.mzxid or type(hit[1]) is not cls:
-            record = self._build(cls, record_id, path, *raw)
+            record = self._build(cls, record_id, path, data, stat)
             if record is None:
                 return None
             if len(self._memo) > _MEMO_LIMIT:
@@ -145,6 +150,25 @@ class StoreBase:
         record = hit[1].clone()
         record.stat = stat
         return record
+
+    def _iter_records(self, cls: type[R], directory: str, cached: bool,
+                      want=None, shared: bool = False) -> Iterator[R]:
+        """Every usable record under ``directory`` (``want``/``shared`` as
+        for ``_read_record``), in znode-name order."""
+        if not self._use_cache(directory, cached):
+            for name in self._children(directory, cached=False):
+                record = self._read_record(cls, name, f"{directory}/{name}",
+                                           False, want)
+                if record is not None:
+                    yield record
+            return
+        for name, entry in self.caches.child_data(directory):
+            if entry is None:
+                continue      # listed, data not fetched yet
+            record = self._from_cache(cls, name, f"{directory}/{name}",
+                                      entry.data, entry.stat, want, shared)
+            if record is not None:
+                yield record
 
     # -- writes -----------------------------------------------------------
     def _create_record(self, prefix: str, record: ZnodeRecord,

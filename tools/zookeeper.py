@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from tools import certs as certs_mod
@@ -59,6 +60,8 @@ class ZooKeeperServer:
     >>> zk.stop()
     """
 
+    tick_ms = 2000  # ZooKeeper's tickTime
+
     def __init__(self, data_dir: str, tls: bool = False,
                  port: int | None = None, secure_port: int | None = None,
                  heap: str = "256m", fast_start: bool = True):
@@ -73,6 +76,7 @@ class ZooKeeperServer:
         self.certs: certs_mod.CertSet | None = None
         self.process: subprocess.Popen | None = None
         self._log = None
+        self._stores: tuple[str, str] | None = None
 
     @property
     def hosts(self) -> str:
@@ -86,7 +90,7 @@ class ZooKeeperServer:
 
     def _write_config(self) -> str:
         lines = [
-            "tickTime=2000",
+            f"tickTime={self.tick_ms}",
             f"dataDir={self.data_dir}/data",
             f"clientPort={self.port}",
             "clientPortAddress=127.0.0.1",
@@ -95,12 +99,16 @@ class ZooKeeperServer:
             "maxClientCnxns=0",
             # Keep sessions short-lived in tests that expire them.
             "minSessionTimeout=1000",
+            *self._extra_config(),
         ]
         if self.tls:
             tls_dir = os.path.join(self.data_dir, "tls")
-            self.certs = certs_mod.make_ca(tls_dir)
-            keystore, truststore = certs_mod.make_java_stores(self.certs,
-                                                              tls_dir)
+            if self.certs is None:
+                # Once: a restarted server keeps the CA its clients trust.
+                self.certs = certs_mod.make_ca(tls_dir)
+                self._stores = certs_mod.make_java_stores(self.certs,
+                                                          tls_dir)
+            keystore, truststore = self._stores
             pw = certs_mod.STORE_PASSWORD
             lines += [
                 f"secureClientPort={self.secure_port}",
@@ -120,7 +128,17 @@ class ZooKeeperServer:
             f.write("\n".join(lines) + "\n")
         return path
 
+    def _extra_config(self) -> list[str]:
+        """More zoo.cfg lines (ensemble members add their quorum)."""
+        return []
+
     def start(self, timeout: float = 30.0) -> "ZooKeeperServer":
+        self._spawn()
+        self._wait_ruok(timeout)
+        return self
+
+    def _spawn(self) -> None:
+        """Start the JVM without waiting for it to answer."""
         if self.process is not None:
             raise RuntimeError("ZooKeeper server already started")
         missing = [j for j in ZK_JARS if not os.path.exists(j)]
@@ -130,8 +148,7 @@ class ZooKeeperServer:
                 f"and a Java runtime); missing: {missing or ['java']}")
         os.makedirs(os.path.join(self.data_dir, "data"), exist_ok=True)
         cfg = self._write_config()
-        log_path = os.path.join(self.data_dir, "zookeeper.log")
-        self._log = open(log_path, "ab")
+        self._log = open(self._log_path, "ab")
         self.process = subprocess.Popen(
             ["java", f"-Xmx{self.heap}",
              *(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
@@ -141,18 +158,26 @@ class ZooKeeperServer:
              "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
             stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
+
+    @property
+    def _log_path(self) -> str:
+        return os.path.join(self.data_dir, "zookeeper.log")
+
+    def _wait_ruok(self, timeout: float) -> None:
+        """Wait for ``imok``; on failure stop the server and raise with the
+        tail of its log."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if self.process is None or self.process.poll() is not None:
                 break
             try:
                 if four_letter(self.port) == "imok":
-                    return self
+                    return
             except OSError:
                 pass
             time.sleep(0.05)
         self.stop()
-        with open(log_path, errors="replace") as f:
+        with open(self._log_path, errors="replace") as f:
             tail = f.read()[-3000:]
         raise RuntimeError(f"ZooKeeper did not start on port {self.port}:\n"
                            f"{tail}")
@@ -185,3 +210,214 @@ class ZooKeeperServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class _EnsembleMember(ZooKeeperServer):
+    """A ZooKeeperServer that is server ``myid`` of a quorum."""
+
+    # Short ticks: elections and syncs (counted in ticks) settle fast.
+    tick_ms = 500
+
+    def __init__(self, data_dir: str, myid: int, quorum: list[str],
+                 **kw) -> None:
+        super().__init__(data_dir, **kw)
+        self.myid = myid
+        self.quorum = quorum
+
+    def _extra_config(self) -> list[str]:
+        with open(os.path.join(self.data_dir, "data", "myid"), "w") as f:
+            f.write(f"{self.myid}\n")
+        return ["initLimit=10", "syncLimit=5", "maxSessionTimeout=60000",
+                *self.quorum]
+
+    def mode(self) -> str | None:
+        """``leader``, ``follower``, or None when not serving."""
+        try:
+            answer = four_letter(self.port, "srvr")
+        except OSError:
+            return None
+        for line in answer.splitlines():
+            if line.startswith("Mode:"):
+                return line.split(":", 1)[1].strip()
+        return None
+
+
+class ZooKeeperEnsemble:
+    """``size`` ZooKeeper servers forming one quorum on 127.0.0.1.
+
+    >>> ens = ZooKeeperEnsemble("/tmp/ens", size=3).start()
+    >>> ens.hosts           # "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"
+    >>> ens.kill(ens.leader())   # kill -9 one member; quorum survives
+    >>> ens.restart(i)      # same data dir and ports
+    >>> ens.stop()
+
+    ``start()`` launches every JVM, then waits until each answers ``ruok``
+    and exactly one reports ``Mode: leader`` (the others ``follower``); on
+    timeout every member is stopped and the error names the modes seen.
+    """
+
+    def __init__(self, workdir: str, size: int = 3, heap: str = "192m"):
+        if size < 1:
+            raise ValueError("an ensemble needs at least one server")
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        self.workdir = os.path.abspath(workdir)
+        self.servers: list[_EnsembleMember] = []
+        quorum = [f"server.{i + 1}=127.0.0.1:{p}:{e}"
+                  for i, (p, e) in enumerate(ports)]
+        for i in range(size):
+            self.servers.append(_EnsembleMember(
+                os.path.join(self.workdir, f"zk{i + 1}"), i + 1, quorum,
+                heap=heap))
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(s.hosts for s in self.servers)
+
+    def start(self, timeout: float = 60.0) -> "ZooKeeperEnsemble":
+        for server in self.servers:
+            server._spawn()
+        try:
+            for server in self.servers:
+                server._wait_ruok(timeout)
+            self.wait_quorum(timeout)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def modes(self) -> list[str | None]:
+        return [s.mode() if s.process is not None else None
+                for s in self.servers]
+
+    def leader(self) -> int | None:
+        """Index of the current leader, None while there is none."""
+        modes = self.modes()
+        return modes.index("leader") if "leader" in modes else None
+
+    def wait_quorum(self, timeout: float = 60.0) -> None:
+        """Until one running member leads and every other running member
+        follows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            modes = [m for s, m in zip(self.servers, self.modes())
+                     if s.process is not None]
+            if modes.count("leader") == 1 and \
+                    modes.count("follower") == len(modes) - 1:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ZooKeeper ensemble has no quorum "
+                                   f"after {timeout:g} s: modes {modes}")
+            time.sleep(0.1)
+
+    def kill(self, index: int) -> None:
+        """kill -9 member ``index`` (0-based)."""
+        self.servers[index].kill()
+
+    def restart(self, index: int, timeout: float = 60.0) -> None:
+        """Start a killed/stopped member again (same ports and data)."""
+        self.servers[index].start(timeout)
+        self.wait_quorum(timeout)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> "ZooKeeperEnsemble":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class TcpGate:
+    """A loopback TCP forwarder that can cut a client off its server.
+
+    Fault tests point a client at ``gate.port`` instead of the server's
+    port; ``close()`` drops every forwarded connection and refuses new ones
+    (a network partition: the server keeps running and expires the
+    session after its timeout), ``open()`` lets connections through again.
+
+    >>> gate = TcpGate(server.port).start()
+    >>> gate.close(); ...; gate.open(); gate.stop()
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open = threading.Event()
+        self._open.set()
+        self._stopped = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def hosts(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "TcpGate":
+        self._listener.listen(64)
+        threading.Thread(target=self._accept, name="tcpgate-accept",
+                         daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        """Cut every connection; refuse new ones until ``open()``."""
+        self._open.clear()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            _shut(conn)
+
+    def open(self) -> None:
+        self._open.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.close()
+        _shut(self._listener)
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._open.is_set():
+                _shut(client)
+                continue
+            try:
+                upstream = socket.create_connection(
+                    ("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _shut(client)
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(src, dst),
+                                 name="tcpgate-pump", daemon=True).start()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    _shut(src)
+    _shut(dst)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()

@@ -104,7 +104,22 @@ class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore):
 
     def _restore_session(self) -> None:
         self.log.warning("New ZooKeeper session: restoring ephemeral znodes")
-        self._reregister_components()
+        # Set-or-create, not create: a worker's own update may already have
+        # re-created its component in this session, and a second create
+        # would publish a duplicate (Zuul would count the pool twice).
+        with self._registered_lock:
+            components = list(self._registered.values())
+        for component in components:
+            try:
+                with self._registered_lock:
+                    if id(component) not in self._registered:
+                        continue    # unregistered meanwhile
+                    self.update_component(component)
+                self.log.info("Restored %s component at %s",
+                              component.kind, component.path)
+            except Exception:
+                self.log.exception("Could not restore %s component",
+                                   component.kind)
         for callback in list(self._session_listeners):
             try:
                 callback()

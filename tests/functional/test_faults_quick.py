@@ -1,4 +1,4 @@
-"""The fault suite's quick subset (issue 8): ``python -m tools.faults --quick``.
+"""The fault suite's quick subset (issue 8): ``tools.faults --quick``.
 
 Two kill -9 rounds of 20 requests, one ZooKeeper restart and one round of
 injected cloud errors, each against a real launcher process, a real

@@ -85,33 +85,41 @@ def run(args, workdir: str) -> list[RoundResult]:
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     print(f"seed {seed}", flush=True)
     rng = random.Random(seed)
-    plan = [("kill9", args.rounds), ("zk-restart", args.zk_rounds),
-            ("cloud-errors", args.fault_rounds)]
+    # The long kill -9 series last: an interrupted run still covers all.
+    plan = [("zk-restart", args.zk_rounds),
+            ("cloud-errors", args.fault_rounds), ("kill9", args.rounds)]
     if args.only:
         plan = [(n, c) for n, c in plan if n == args.only]
     zk = RestartableZooKeeper(os.path.join(workdir, "zk"), tls=True)
     zk.start()
     aws = LocalAWS(run_instances_latency=0.5, throttle=False,
                    workdir=os.path.join(workdir, "aws")).start()
-    results = []
+    results: list[RoundResult] = []
     try:
-        for name, count in plan:
-            print(f"== {name}: {count} rounds x {args.requests} requests",
-                  flush=True)
-            for index in range(count):
-                rnd = Round(zk, aws, workdir, name, index, args.requests)
-                try:
-                    rnd.setup()
-                    res = SCENARIOS[name](rnd, rng, args.done_wait,
-                                         args.clean_wait)
-                finally:
-                    rnd.close()
-                report(res)
-                results.append(res)
+        _rounds(plan, args, zk, aws, workdir, rng, results)
+    except KeyboardInterrupt:
+        # Ctrl-C: the table still shows every round that finished.
+        print("interrupted", flush=True)
     finally:
         aws.stop()
         zk.stop()
     return results
+
+
+def _rounds(plan, args, zk, aws, workdir, rng, results) -> None:
+    for name, count in plan:
+        print(f"== {name}: {count} rounds x {args.requests} requests",
+              flush=True)
+        for index in range(count):
+            rnd = Round(zk, aws, workdir, name, index, args.requests)
+            try:
+                rnd.setup()
+                res = SCENARIOS[name](rnd, rng, args.done_wait,
+                                      args.clean_wait)
+            finally:
+                rnd.close()
+            report(res)
+            results.append(res)
 
 
 def main(argv=None) -> int:

@@ -204,7 +204,7 @@ class Round:
         self.rids = [self.zuul.submit(["fault"]) for _ in range(self.n)]
         self.t_burst = time.time()
 
-    # -- steps 3-5 -------------------------------------------------------------
+    # -- steps 3-5 --------------------------------------------------------
     def states(self) -> dict[str, dict]:
         futures = {r: self.client.get_async(f"{obs.REQUESTS}/{r}")
                    for r in self.rids}

@@ -230,7 +230,7 @@ class Round:
         res.failed = sum(q["state"] == "failed" for q in final.values())
         res.lost = [f"{r}:{final[r].get('state')}" for r in open_]
         res.recover_s = max(0.0, time.time() - max(t_restart, self.t_burst))
-        res.twice = obs.allocated_twice(self.watch, final)
+        res.twice = obs.allocated_twice(self.watch.moves(), final)
         return final
 
     def use_and_release(self, final: dict) -> None:

@@ -65,16 +65,20 @@ class NodeWatch:
                 seen.append(rid)
 
     def moves(self) -> list[tuple[str, str, str]]:
-        """(node, from request, to request) for every re-allocation."""
-        out = []
         with self._lock:
-            for name, rids in self.allocs.items():
-                out += [(name, a, b) for a, b in zip(rids, rids[1:])]
-        return out
+            return moves_of(self.allocs)
 
 
-def allocated_twice(watch: NodeWatch, final: dict[str, dict]
-                    ) -> list[str]:
+def moves_of(allocs: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+    """(node, from request, to request) for every re-allocation."""
+    out = []
+    for name, rids in allocs.items():
+        out += [(name, a, b) for a, b in zip(rids, rids[1:])]
+    return out
+
+
+def allocated_twice(moves: list[tuple[str, str, str]],
+                    final: dict[str, dict]) -> list[str]:
     """Nodes given to two requests that both stayed open.
 
     ``final`` is request id → its data at the end of the burst (before
@@ -84,7 +88,7 @@ def allocated_twice(watch: NodeWatch, final: dict[str, dict]
     counts too.
     """
     bad = set()
-    for node, a, _b in watch.moves():
+    for node, a, _b in moves:
         if (final.get(a) or {}).get("state") != "failed":
             bad.add(f"{node}:{a}")
     owners: dict[str, set[str]] = defaultdict(set)

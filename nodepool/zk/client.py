@@ -8,7 +8,8 @@ Failure story:
 * ``connect()`` raises ``ZooKeeperError`` ("... unreachable ...") when no
   server answers within the timeout; the half-started kazoo client is stopped
   so nothing keeps reconnecting in the background.
-* Afterwards kazoo reconnects by itself.  While the session is SUSPENDED
+* Afterwards kazoo reconnects by itself, trying every server at least
+  once a second however long the outage (``RECONNECT_MAX_DELAY``).  While the session is SUSPENDED
   (connection dropped, session may still live) or LOST (session expired:
   every ephemeral znode and lock of ours is gone) ``suspended`` is true and
   callers must not change requests or nodes.  Connection listeners are
@@ -25,12 +26,18 @@ from typing import Any, Callable
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
+from kazoo.retry import KazooRetry
 
 from .errors import ZooKeeperError
 
 __all__ = ["ZooKeeperClient", "build_hosts", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 2281
+# kazoo's default reconnection back-off doubles up to an hour: after a long
+# outage a restarted server would go unnoticed for minutes (and the session
+# could expire meanwhile).  Connection attempts are cheap, so retry forever
+# at most this many seconds apart.
+RECONNECT_MAX_DELAY = 1.0
 
 
 def _field(obj: Any, name: str, default: Any = None) -> Any:
@@ -103,7 +110,10 @@ class ZooKeeperClient:
                 _check_readable(kind, path)
             kwargs = dict(use_ssl=True, verify_certs=True, certfile=cert,
                           keyfile=key, ca=ca)
-        self.kazoo = KazooClient(hosts=hosts, timeout=self.timeout, **kwargs)
+        retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2,
+                           max_jitter=0.2, max_delay=RECONNECT_MAX_DELAY)
+        self.kazoo = KazooClient(hosts=hosts, timeout=self.timeout,
+                                 connection_retry=retry, **kwargs)
         self.kazoo.add_listener(self._on_state)
 
     @classmethod

@@ -74,3 +74,34 @@ def test_session_listener_called_once_per_new_session(zk, zk_factory,
     # each call saw the session that replaced the one just expired
     assert calls[0] == second and calls[1] not in (first, second)
     assert not api.suspended
+
+
+def test_reconnects_promptly_after_a_long_outage(tmp_path):
+    """After an outage longer than kazoo's default back-off would tolerate
+    (its delays double up to an hour), the client is back within a couple
+    of seconds of the server's restart, in the same session."""
+    import time
+
+    from nodepool.zk import ZooKeeperClient
+    from tools.zookeeper import ZooKeeperServer
+
+    server = ZooKeeperServer(str(tmp_path / "zk")).start()
+    client = ZooKeeperClient(server.hosts, timeout=30.0)
+    try:
+        client.connect()
+        session = client.session_id
+        server.stop()
+        outage = threading.Event()
+        # The fault itself: ~14 s down (kazoo's default would then wait
+        # 12.8 s or more before its next attempt).
+        outage.wait(14.0)
+        assert client.suspended
+        server.start()
+        restarted = time.monotonic()
+        while client.suspended:
+            assert time.monotonic() - restarted < 4.0, "no prompt reconnect"
+            outage.wait(0.05)
+        assert client.session_id == session
+    finally:
+        client.disconnect()
+        server.stop()

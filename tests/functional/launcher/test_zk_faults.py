@@ -238,6 +238,9 @@ def _connected_port(launcher) -> int | None:
 
 
 def test_ensemble_member_killed_and_hosts_reloaded(tmp_path, cloud):
+    """Kill -9 the member the launcher is connected to: it moves to
+    another member in the same session and keeps serving; a reload that
+    drops the dead member from zookeeper-servers is applied live."""
     ensemble = ZooKeeperEnsemble(str(tmp_path / "ens"), size=3).start()
     ports = [s.port for s in ensemble.servers]
     env = FaultEnv(tmp_path, ports, ensemble.hosts, timeout=10.0)
@@ -247,7 +250,8 @@ def test_ensemble_member_killed_and_hosts_reloaded(tmp_path, cloud):
         env.fulfil()
         session = launcher.client.session_id
         port = _connected_port(launcher)
-        victim = ports.index(port) if port in ports else ensemble.leader()
+        assert port in ports, "cannot tell which member the launcher uses"
+        victim = ports.index(port)
         ensemble.kill(victim)
         wait_for(lambda: _connected_port(launcher) in ports
                  and _connected_port(launcher) != ports[victim]

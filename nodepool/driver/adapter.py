@@ -49,7 +49,10 @@ class Adapter(abc.ABC):
     def create_machine(self, spec: LaunchSpec) -> StateMachine:
         """A machine that creates one instance for ``spec``.
 
-        Not idempotent by itself: each call may create a new instance.  The
+        Each machine may create a new instance; adapters whose cloud has
+        an idempotency token should pass ``spec.client_token`` (recorded in
+        the node before the call) so a repeated call of one attempt names
+        the same instance.  The
         machine's steps raise QuotaError/CapacityError (node aborted, request
         retried), LaunchError (attempt failed), ConfigurationError (label can
         never be served) or TransientError/ThrottledError.

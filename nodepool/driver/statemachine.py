@@ -14,7 +14,9 @@ and decides between retry, abort and failure.
 Contract for create machines: ``external_id`` is set as soon as the cloud
 has named the instance (the runner persists it to ZooKeeper before the node
 becomes ready, so a crash cannot leak it); ``instance`` is set when the
-machine reaches its terminal state ``READY``.
+machine reaches its terminal state ``READY``.  Every created resource
+carries ``LaunchSpec.metadata`` (the node id tag): a crash before the id is
+persisted is recovered by ``Adapter.find_instances(node_id)``.
 Contract for delete machines: reaching the terminal state means the
 instance is gone; a cloud "not found" counts as gone.
 """

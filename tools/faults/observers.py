@@ -9,7 +9,8 @@ own bookkeeping cannot hide what it did:
   open (not failed) request was handed out twice.
 - :func:`cloud_instances` asks EC2 (``DescribeInstances`` through the local
   AWS) for every instance carrying our provider tag, terminated ones
-  included: two instances for one node id are a duplicated launch, and a
+  included: two *live* instances for one node id are a duplicated launch
+  (a launch retry leaves the failed attempt's instance terminated), and a
   live instance with no node znode after cleanup is a leak.
 
 Batch-created instances carry their node id in shared batch tags (one

@@ -170,8 +170,12 @@ class Launcher:
         else:
             self._zk_ok.clear()
             if state == KazooState.LOST:
+                # Our locks are gone: launches fail, handlers let go of
+                # their requests without writing (cleanup resets them).
                 for manager in self.provider_managers().values():
                     manager.session_lost()
+                for worker in self.pool_workers().values():
+                    worker.session_lost()
 
     def _zk_changed(self, *args) -> None:
         for worker in list(self._workers.values()):
@@ -265,7 +269,8 @@ class Launcher:
                 or ProviderManager
             manager = manager_cls(provider, adapter, self.zk, self.stats,
                                   self.keyscan_pool,
-                                  on_change=self._zk_changed)
+                                  on_change=self._zk_changed,
+                                  zk_ready=self.zk_ready)
             manager.start()
         except Exception:
             self.log.exception("Provider %s failed to start; leaving it out",

@@ -127,6 +127,18 @@ class PoolWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    def session_lost(self) -> None:
+        """The session (and every lock of ours) is gone: drop all handlers
+        without writing; their requests are lost requests now, which the
+        cleanup worker of any launcher resets to ``requested``."""
+        with self._lock:
+            handlers, self.handlers = self.handlers, []
+        for handler in handlers:
+            handler.done = True
+        if handlers:
+            self.log.warning("ZooKeeper session lost: let go of %d request(s)",
+                             len(handlers))
+
     @property
     def paused(self) -> bool:
         return any(h.paused for h in self.handlers)

@@ -79,13 +79,17 @@ class ProviderManager:
     launches_nodes = True
 
     def __init__(self, provider, adapter, zk, stats, keyscan_pool,
-                 on_change=None):
+                 on_change=None, zk_ready=None):
         self.provider = provider
         self.adapter = adapter
         self.zk = zk
         self.stats = stats
         self.keyscan_pool = keyscan_pool
         self.on_change = on_change or (lambda: None)
+        # While the ZooKeeper session is suspended or lost nothing may be
+        # written (zookeeper.md §1): the loop then waits instead of
+        # advancing machines whose next step would write a node.
+        self.zk_ready = zk_ready or (lambda: True)
         self.log = logging.getLogger(f"nodepool.provider.{provider.name}")
         self._launchers: list[NodeLauncher] = []
         self._deleters: list[NodeDeleter] = []
@@ -191,6 +195,10 @@ class ProviderManager:
     # -- the loop ------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self.zk_ready():
+                self._wake.wait(0.2)
+                self._wake.clear()
+                continue
             busy = self._advance_all()
             # Poll quickly while machines are in flight (their futures finish
             # on other threads); idle otherwise until new work wakes us.

@@ -39,12 +39,6 @@ def parse_table(text: str) -> dict[str, dict[str, float]]:
     return rows
 
 
-# Non-strict: what the suite finds depends on where the random disruption
-# lands.  Remove once crash-safe launches and session handling are in.
-@pytest.mark.xfail(strict=False, reason=(
-    "launcher faults found by this suite, being fixed under issue 8 item "
-    "1: a kill -9 during RunInstances leaks the batch's instances (the "
-    "restarted launcher deletes those nodes with instance None)"))
 def test_quick_fault_suite_loses_and_leaks_nothing(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.run(

@@ -17,9 +17,9 @@ instances instead of new ones.  A lone launch uses its attempt's token
 the call), so even a repeat by the create machine is idempotent.  A batch
 uses a fresh token per call: it is not recorded per node, and need not be,
 because the batch tags name every instance's node from the instance's
-first moment -- after a crash ``find_instances(node_id)`` finds it.  Partial fulfilment (EC2 started fewer than
-asked): the launches without an instance get a ``TransientError``, and
-their machines submit again.
+first moment -- after a crash ``find_instances(node_id)`` finds it.
+Partial fulfilment (EC2 started fewer than asked): the launches without
+an instance get a ``TransientError``, and their machines submit again.
 
 ``AwsCreate`` is the state machine: SUBMIT hands the launch to the create
 batcher or pool and returns at once; CREATING checks the future; BOOTING

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
 from nodepool.driver.instance import Instance
+
+_log = logging.getLogger("nodepool.driver")
 
 
 class StateMachine:
@@ -124,6 +127,22 @@ class LaunchSpec:
     #: recorded in the node's ``driver_data`` before the call is made, so a
     #: repeated call of the same attempt names the same instance
     client_token: str | None = None
+
+    def render(self, setting: str) -> dict[str, str]:
+        """The label's mapping ``setting`` (``dynamic-tags``,
+        ``dynamic-instance-properties``) with every value formatted over
+        the request (``{request.id}``, ...).  A value that does not format
+        is logged and left out: it never fails the launch."""
+        out: dict[str, str] = {}
+        for key, template in (self.label.settings.get(setting)
+                              or {}).items():
+            try:
+                out[str(key)] = str(template).format(
+                    **self.request.format_vars())
+            except Exception as e:
+                _log.warning("Node %s: %s %r=%r not rendered: %r",
+                             self.node_id, setting, key, template, e)
+        return out
 
     @property
     def metadata(self) -> dict[str, str]:

@@ -16,7 +16,6 @@ instance of the call, together with the batch marker of ``batchtags``), and
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any, Mapping
 
 from nodepool.driver.statemachine import LaunchSpec
@@ -25,7 +24,6 @@ __all__ = ["all_tags", "shared_tags", "node_tags", "dynamic_tags",
            "tag_list", "tag_specifications", "launch_params",
            "block_device_mappings", "batch_key"]
 
-log = logging.getLogger(__name__)
 
 #: the node-specific keys of ``LaunchSpec.metadata``
 NODE_KEYS = ("nodepool_node_id",)
@@ -35,21 +33,8 @@ SPOT_OPTIONS = {"MarketType": "spot",
 
 
 def dynamic_tags(spec: LaunchSpec) -> dict[str, str]:
-    """The label's ``dynamic-tags`` rendered over the request.
-
-    A value that does not format (unknown field, bad syntax) is logged and
-    left out; it must never fail the launch.
-    """
-    out: dict[str, str] = {}
-    for key, template in (spec.label.settings.get("dynamic-tags")
-                          or {}).items():
-        try:
-            out[str(key)] = str(template).format(
-                **spec.request.format_vars())
-        except Exception as e:
-            log.warning("Node %s: dynamic tag %r=%r not rendered: %r",
-                        spec.node_id, key, template, e)
-    return out
+    """The label's ``dynamic-tags`` rendered over the request."""
+    return spec.render("dynamic-tags")
 
 
 def shared_tags(spec: LaunchSpec) -> dict[str, str]:

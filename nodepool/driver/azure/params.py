@@ -24,7 +24,6 @@ a label tag of the same name (leak detection depends on them).
 from __future__ import annotations
 
 import base64
-import logging
 import secrets
 import string
 from typing import Any, Mapping
@@ -36,7 +35,6 @@ __all__ = ["vm_name", "nic_name", "pip_name", "disk_name", "resource_names",
            "tags", "dynamic_tags", "pip_body", "nic_body", "vm_body",
            "login", "generate_password", "network_plan", "subnet_id"]
 
-log = logging.getLogger(__name__)
 
 
 # -- names ------------------------------------------------------------------
@@ -81,21 +79,8 @@ def subnet_id(settings: Mapping[str, Any], subscription: str) -> str | None:
 # -- tags -------------------------------------------------------------------
 
 def dynamic_tags(spec: LaunchSpec) -> dict[str, str]:
-    """The label's ``dynamic-tags`` rendered over the request.
-
-    A value that does not format is logged and left out; it never fails
-    the launch.
-    """
-    out: dict[str, str] = {}
-    for key, template in (spec.label.settings.get("dynamic-tags")
-                          or {}).items():
-        try:
-            out[str(key)] = str(template).format(
-                **spec.request.format_vars())
-        except Exception as e:
-            log.warning("Node %s: dynamic tag %r=%r not rendered: %r",
-                        spec.node_id, key, template, e)
-    return out
+    """The label's ``dynamic-tags`` rendered over the request."""
+    return spec.render("dynamic-tags")
 
 
 def tags(spec: LaunchSpec) -> dict[str, str]:

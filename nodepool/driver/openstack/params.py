@@ -24,7 +24,6 @@ talking to each other, while different requests spread over the zones.
 from __future__ import annotations
 
 import base64
-import logging
 import zlib
 from typing import Any, Sequence
 
@@ -33,7 +32,6 @@ from nodepool.driver.statemachine import LaunchSpec
 __all__ = ["server_body", "metadata", "choose_az", "encode_user_data",
            "image_name"]
 
-log = logging.getLogger(__name__)
 
 #: Nova refuses metadata values longer than this
 MAX_META = 255
@@ -55,14 +53,8 @@ def metadata(spec: LaunchSpec) -> dict[str, str]:
                                            spec.label.name) if x)}
     for key, value in (settings.get("instance-properties") or {}).items():
         meta[str(key)] = _text(value)
-    variables = spec.request.format_vars()
-    for key, template in (settings.get("dynamic-instance-properties")
-                          or {}).items():
-        try:
-            meta[str(key)] = _text(str(template).format(**variables))
-        except Exception as e:  # a bad template only loses its own key
-            log.warning("Node %s: dynamic-instance-properties %s=%r not "
-                        "rendered: %s", spec.node_id, key, template, e)
+    for key, value in spec.render("dynamic-instance-properties").items():
+        meta[key] = _text(value)
     meta.update(spec.metadata)
     return meta
 

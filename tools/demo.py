@@ -161,12 +161,25 @@ class Demo:
         say(f"the launcher deleted the used nodes in "
             f"{time.monotonic() - start:.1f}s (static slots come back READY;"
             f" min-ready keeps one ubuntu-small spare); `nodepool list`:")
-        time.sleep(1.0)   # let the static slots re-register for the listing
+        self._wait_static_slots(zuul, 2)
         print(self.nodepool("list"), flush=True)
         calls = self.aws.stats().get("calls", {})
         say(f"EC2 calls: RunInstances {calls.get('RunInstances', 0)}, "
             f"TerminateInstances {calls.get('TerminateInstances', 0)}, "
             f"DescribeInstances {calls.get('DescribeInstances', 0)}")
+
+    def _wait_static_slots(self, zuul: ZuulSim, count: int,
+                           timeout: float = 30.0) -> None:
+        """Until the static host's used slots are READY again."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = [n for n in zuul.nodes().values()
+                     if n.get("provider") == "local-static"
+                     and n.get("state") == "ready"]
+            if len(ready) >= count:
+                return
+            time.sleep(0.2)   # polling ZooKeeper, bounded by the deadline
+        say("  (the static slots are not READY yet)")
 
     def write_env_file(self) -> str:
         path = os.path.join(self.workdir, "env.sh")

@@ -38,7 +38,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.requests = 2, 20
-        args.zk_rounds = args.fault_rounds = 1
+        args.zk_rounds = min(args.zk_rounds, 1)
+        args.fault_rounds = min(args.fault_rounds, 1)
         args.clean_wait = min(args.clean_wait, 30.0)
         args.done_wait = min(args.done_wait, 90.0)
     return args
@@ -88,6 +89,7 @@ def run(args, workdir: str) -> list[RoundResult]:
     # The long kill -9 series last: an interrupted run still covers all.
     plan = [("zk-restart", args.zk_rounds),
             ("cloud-errors", args.fault_rounds), ("kill9", args.rounds)]
+    plan = [(n, c) for n, c in plan if c > 0]
     if args.only:
         plan = [(n, c) for n, c in plan if n == args.only]
     zk = RestartableZooKeeper(os.path.join(workdir, "zk"), tls=True)

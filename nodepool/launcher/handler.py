@@ -106,7 +106,7 @@ class RequestHandler:
         self.log.info("Request %s vanished while being handled",
                       self.request.id)
         self._release_all(deallocate=True)
-        self._finish(unlock_request=True, write=False)
+        self._finish()
 
     # -- node allocation -----------------------------------------------------
     def _reuse(self, label_name: str) -> Node | None:
@@ -218,12 +218,12 @@ class RequestHandler:
             self.log.info("Request %s vanished before fulfilment",
                           self.request.id)
             self._release_all(deallocate=True)
-            self._finish(unlock_request=True, write=False)
+            self._finish()
             return
         self.log.info("Fulfilled request %s with nodes %s", self.request.id,
                       self.request.nodes)
         self._release_all(deallocate=False)
-        self._finish(unlock_request=True, write=False)
+        self._finish()
 
     def decline(self, reason: str) -> None:
         """Give the request back (or fail it if every pool declined)."""
@@ -232,7 +232,7 @@ class RequestHandler:
         try:
             self.worker.decline(self.request, reason)
         finally:
-            self._finish(unlock_request=True, write=False)
+            self._finish()
 
     def release(self) -> None:
         """Shutdown: free nodes, leave the request for someone else."""
@@ -243,7 +243,7 @@ class RequestHandler:
                 self.zk.store_request(self.request)
         except Exception:
             self.log.exception("Could not reset request %s", self.request.id)
-        self._finish(unlock_request=True, write=False)
+        self._finish()
 
     def _release_all(self, deallocate: bool) -> None:
         for node in self.nodes:
@@ -271,12 +271,11 @@ class RequestHandler:
         except Exception:
             self.log.exception("Could not unlock node %s", node.id)
 
-    def _finish(self, unlock_request: bool, write: bool) -> None:
+    def _finish(self) -> None:
+        """The handler is done with the request: release its lock."""
         self.done = True
-        if unlock_request:
-            try:
-                self.zk.unlock_request(self.request)
-            except Exception:
-                self.log.exception("Could not unlock request %s",
-                                   self.request.id)
+        try:
+            self.zk.unlock_request(self.request)
+        except Exception:
+            self.log.exception("Could not unlock request %s", self.request.id)
 

@@ -27,10 +27,8 @@ every component.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
-import uuid
 
 from kazoo.protocol.states import KazooState
 
@@ -284,10 +282,3 @@ class Launcher:
         self.log.info("Started provider %s (%s) with pools %s",
                       provider.name, provider.driver, list(provider.pools))
 
-
-def new_event_id() -> str:
-    return uuid.uuid4().hex
-
-
-def pid_identifier() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"

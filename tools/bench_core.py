@@ -118,7 +118,23 @@ def percentile(values: list[float], p: float) -> float:
     return values[k]
 
 
-def run(requests: int, workdir: str, tls: bool = True) -> dict:
+def read_ops(path: str, after: float) -> dict[str, int]:
+    """The launcher's op counts from a dump written after ``after``."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            if data["time"] > after:
+                return data["ops"]
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no fresh op counts in {path}")
+
+
+def run(requests: int, workdir: str, tls: bool = True,
+        count_ops: bool = False) -> dict:
     zk = ZooKeeperServer(os.path.join(workdir, "zk"), tls=True,
                          fast_start=False, heap="512m").start()
     launcher = None
@@ -129,9 +145,12 @@ def run(requests: int, workdir: str, tls: bool = True) -> dict:
         client.start(timeout=15)
         client.ensure_path("/nodepool/requests")
         log = open(os.path.join(workdir, "launcher.log"), "w")
+        ops_file = os.path.join(workdir, "zkops.json")
+        entry = (["-m", "tools.zkops", ops_file, "--"] if count_ops
+                 else ["-m", "nodepool.cmd.launcher"])
         launcher = subprocess.Popen(
-            [sys.executable, "-m", "nodepool.cmd.launcher", "-f", "-c", cfg,
-             "--no-webapp"], stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, *entry, "-f", "-c", cfg, "--no-webapp"],
+            stdout=log, stderr=subprocess.STDOUT)
         # wait for the pool component: the launcher is serving
         deadline = time.monotonic() + 60
         while not (client.exists("/nodepool/components/pool")
@@ -141,6 +160,7 @@ def run(requests: int, workdir: str, tls: bool = True) -> dict:
                                    f"{workdir}/launcher.log")
             time.sleep(0.1)
         cpu0 = proc_cpu_seconds(launcher.pid)
+        ops0 = read_ops(ops_file, time.time()) if count_ops else {}
         coll = Collector(client, requests)
         t0 = time.monotonic()
         print(f"submitting {requests} requests ...", flush=True)
@@ -156,7 +176,13 @@ def run(requests: int, workdir: str, tls: bool = True) -> dict:
         elapsed = max(coll.fulfilled.values()) - t0
         cpu = proc_cpu_seconds(launcher.pid) - cpu0
         lat = [coll.fulfilled[r] - coll.submitted[r] for r in coll.fulfilled]
+        ops = {}
+        if count_ops:
+            ops1 = read_ops(ops_file, time.time())
+            ops = {k: ops1[k] - ops0.get(k, 0) for k in ops1
+                   if ops1[k] - ops0.get(k, 0)}
         return {
+            "ops": ops,
             "requests": requests, "fulfilled": len(coll.fulfilled),
             "failed": len(coll.failed), "seconds": elapsed,
             "requests_per_s": len(coll.fulfilled) / elapsed,
@@ -176,9 +202,13 @@ def main(argv=None) -> int:
     p.add_argument("--requests", type=int, default=1000)
     p.add_argument("--plain", action="store_true",
                    help="connect without TLS (default: mutual TLS)")
+    p.add_argument("--count-ops", action="store_true",
+                   help="count the launcher's ZooKeeper operations by type "
+                   "(tools.zkops) and print them per request")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-core-") as d:
-        r = run(args.requests, d, tls=not args.plain)
+        r = run(args.requests, d, tls=not args.plain,
+                count_ops=args.count_ops)
     print()
     print(f"{'metric':<34}{'value':>12}  {'target':>10}  ratio")
     rows = [("requests/s", r["requests_per_s"], 100, True),
@@ -192,6 +222,13 @@ def main(argv=None) -> int:
             ratio = f"{(value / target) if higher else (target / value):.2f}x"
         tgt = f"{'>=' if higher else '<='}{target}" if target else "-"
         print(f"{name:<34}{value:>12.3f}  {tgt:>10}  {ratio}")
+    if r["ops"]:
+        n = max(1, r["fulfilled"])
+        total = sum(r["ops"].values())
+        print(f"ZooKeeper operations per request: {total / n:.2f} ("
+              + ", ".join(f"{k} {v / n:.2f}" for k, v in
+                          sorted(r["ops"].items(), key=lambda kv: -kv[1]))
+              + ")")
     print(f"fulfilled {r['fulfilled']}/{r['requests']}, failed {r['failed']}"
           f", wall {r['seconds']:.1f}s")
     return 0 if r["fulfilled"] == r["requests"] else 1

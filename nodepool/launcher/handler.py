@@ -23,7 +23,8 @@ import random
 from typing import TYPE_CHECKING
 
 from nodepool.driver.statemachine import RequestInfo
-from nodepool.launcher.nodelauncher import NodeLauncher, Outcome
+from nodepool.launcher.nodelauncher import (NodeLauncher, Outcome,
+                                           record_intent)
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
 
@@ -58,9 +59,12 @@ class RequestHandler:
         return self.request.requestor == "NodePool:min-ready"
 
     # -- entry points used by the pool worker -----------------------------
-    def accept(self) -> None:
-        self.request.set_state(RequestState.PENDING)
-        self.zk.store_request(self.request)
+    def accept(self, written: bool = False) -> None:
+        """Mark the request ``pending`` (``written``: the pool worker
+        already did, together with taking the lock), then fill it."""
+        if not written:
+            self.request.set_state(RequestState.PENDING)
+            self.zk.store_request(self.request)
         self.log.info("Accepted request %s for %s", self.request.id,
                       self.request.node_types)
         self.fill()
@@ -94,7 +98,9 @@ class RequestHandler:
             return self._drop_aborted
         if self.paused or any(n is None for n in self.nodes):
             return None
-        if any(not launcher.done for launcher in self.launchers.values()):
+        # settled, not just done: between the two the provider loop may
+        # still act on a detached node (see NodeLauncher.finished).
+        if any(not launcher.settled for launcher in self.launchers.values()):
             return None
         if any(n.state != NodeState.READY for n in self.nodes):
             return lambda: self.decline("a node failed to launch")
@@ -182,11 +188,12 @@ class RequestHandler:
                                 if label.image else 22)
         node.set_state(NodeState.INIT)
         self.zk.store_node(node)
-        # Just created and still INIT: nobody else writes it, so no re-read.
-        self.zk.lock_node(node, blocking=True, timeout=10, refresh=False)
+        # Lock, BUILDING and the first attempt's create intent in one
+        # transaction: the node never shows BUILDING unlocked.
         node.hostname = f"np{node.id}"
         node.set_state(NodeState.BUILDING)
-        self.zk.store_node(node)
+        record_intent(node, 1)
+        self.zk.lock_new_node(node)
         self.launchers[node.id] = worker.manager.launch(
             node, worker.pool, label, self.info, image_external_id)
         return node
@@ -212,6 +219,15 @@ class RequestHandler:
     def _fulfil(self) -> None:
         self.request.nodes = [n.id for n in self.nodes]
         self.request.set_state(RequestState.FULFILLED)
+        # Usually one transaction writes the request and releases every
+        # lock; if the request changed meanwhile, write with merge and
+        # unlock one by one.
+        if self.zk.finish_request(self.request, self.nodes):
+            self.log.info("Fulfilled request %s with nodes %s",
+                          self.request.id, self.request.nodes)
+            self.done = True
+            self.nodes = [None] * len(self.nodes)
+            return
         try:
             self.zk.store_request(self.request)
         except zk_errors.NotFound:

@@ -93,6 +93,33 @@ class LaunchFailed(Exception):
         self.stat_key = stat_key
 
 
+def record_intent(node: Node, attempt: int) -> None:
+    """Put the create intent of ``attempt`` into ``node.driver_data``; the
+    caller stores the node before the create call.
+
+    After a crash the node is found ``building``; the intent tells the
+    deleter that an instance may exist even without an ``external_id``
+    (the call may have completed after we died), so it looks the instance
+    up by its node tag instead of leaking it.  The request handler records
+    the first attempt's intent in the same transaction that locks the new
+    node; later attempts are recorded by the launcher.
+    """
+    data = node.driver_data
+    data = dict(data) if isinstance(data, dict) else {}
+    data["create"] = {"attempt": attempt,
+                      "token": launch_token(node.id, attempt),
+                      "started": time.time()}
+    node.driver_data = data
+
+
+def has_intent(node: Node, attempt: int) -> bool:
+    """Whether ``node`` already carries the intent of ``attempt``."""
+    data = node.driver_data
+    intent = data.get("create") if isinstance(data, dict) else None
+    return (isinstance(intent, dict) and intent.get("attempt") == attempt
+            and intent.get("token") == launch_token(node.id, attempt))
+
+
 class NodeLauncher:
     """State of one node's launch; see the module docstring."""
 
@@ -132,6 +159,12 @@ class NodeLauncher:
     def done(self) -> bool:
         return self.outcome is not Outcome.RUNNING
 
+    @property
+    def settled(self) -> bool:
+        """Done, and the loop has called ``finished()``: from now on the
+        launcher never touches the node (nor its lock) again."""
+        return self._finished
+
     def _new_attempt(self) -> None:
         self.attempt += 1
         self.attempt_start = self.clock()
@@ -140,24 +173,11 @@ class NodeLauncher:
         # create_machine() from their provider's loop thread.
         self.machine = None
 
-    def _record_intent(self, token: str) -> None:
-        """Write the create intent before the create call (one write).
-
-        After a crash the node is found ``building``; the intent tells the
-        deleter that an instance may exist even without an ``external_id``
-        (the call may have completed after we died), so it looks the
-        instance up by its node tag instead of leaking it.
-        """
-        data = self.node.driver_data
-        data = dict(data) if isinstance(data, dict) else {}
-        data["create"] = {"attempt": self.attempt, "token": token,
-                          "started": time.time()}
-        self.node.driver_data = data
-        self.zk.store_node(self.node)
-
     def _make_machine(self) -> StateMachine:
         token = launch_token(self.node.id, self.attempt)
-        self._record_intent(token)
+        if not has_intent(self.node, self.attempt):
+            record_intent(self.node, self.attempt)
+            self.zk.store_node(self.node)
         spec = LaunchSpec(
             node_id=self.node.id, hostname=self.node.hostname,
             provider_name=self.provider.name, pool=self.pool,

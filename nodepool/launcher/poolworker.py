@@ -368,6 +368,13 @@ class PoolWorker:
 
     def _take(self, request, decision: str) -> None:
         request = request.clone()     # ours to lock, re-read and write
+        if decision == "accept":
+            # A request nobody locked before, unchanged since we read it:
+            # lock it and mark it pending in one transaction.
+            request.set_state(RequestState.PENDING)
+            if self.zk.lock_and_store_request(request):
+                self._start_handler(request, written=True)
+                return
         try:
             self.zk.lock_request(request, blocking=False)
         except (zk_errors.LockError, zk_errors.NotFound):
@@ -386,11 +393,14 @@ class PoolWorker:
             finally:
                 self.zk.unlock_request(request)
             return
+        self._start_handler(request, written=False)
+
+    def _start_handler(self, request, written: bool) -> None:
         handler = RequestHandler(self, request)
         handler.busy = True
         with self._lock:
             self.handlers.append(handler)
-        self._run_action(handler, handler.accept)
+        self._run_action(handler, lambda: handler.accept(written))
 
     def decline(self, request, reason: str) -> None:
         """Append our id to ``declined_by``; fail once every pool did."""

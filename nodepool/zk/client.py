@@ -23,8 +23,11 @@ import logging
 import threading
 from typing import Any, Callable
 
+import select
+
 from kazoo.client import KazooClient
-from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.handlers.threading import (KazooTimeoutError,
+                                      SequentialThreadingHandler)
 from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
 
@@ -38,6 +41,40 @@ DEFAULT_PORT = 2281
 # could expire meanwhile).  Connection attempts are cheap, so retry forever
 # at most this many seconds apart.
 RECONNECT_MAX_DELAY = 1.0
+
+
+class PollHandler(SequentialThreadingHandler):
+    """kazoo's threading handler with a cheaper ``select``.
+
+    kazoo's connection thread waits in ``handler.select()`` once per
+    request and reply; the stock handler builds, registers and closes a
+    new epoll selector every time (three extra system calls, and a
+    measurable share of the launcher's CPU under load).  ``poll`` needs no
+    set-up and, like epoll, has no file-descriptor ceiling.
+    """
+
+    def select(self, rlist, wlist, xlist, timeout=None):
+        poller = select.poll()
+        fds: dict[int, list] = {}
+        for objs, mask in ((rlist, select.POLLIN), (wlist, select.POLLOUT)):
+            for obj in objs:
+                fd = obj if isinstance(obj, int) else obj.fileno()
+                entry = fds.setdefault(fd, [0, []])
+                entry[0] |= mask
+                entry[1].append((obj, mask))
+        for fd, (mask, _) in fds.items():
+            poller.register(fd, mask)
+        ms = None if timeout is None else max(0, int(timeout * 1000))
+        readable, writable = [], []
+        for fd, events in poller.poll(ms):
+            for obj, mask in fds[fd][1]:
+                if mask == select.POLLIN and events & (
+                        select.POLLIN | select.POLLHUP | select.POLLERR):
+                    readable.append(obj)
+                elif mask == select.POLLOUT and events & (
+                        select.POLLOUT | select.POLLHUP | select.POLLERR):
+                    writable.append(obj)
+        return readable, writable, []
 
 
 def _field(obj: Any, name: str, default: Any = None) -> Any:
@@ -113,7 +150,8 @@ class ZooKeeperClient:
         retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2,
                            max_jitter=0.2, max_delay=RECONNECT_MAX_DELAY)
         self.kazoo = KazooClient(hosts=hosts, timeout=self.timeout,
-                                 connection_retry=retry, **kwargs)
+                                 connection_retry=retry,
+                                 handler=PollHandler(), **kwargs)
         self.kazoo.add_listener(self._on_state)
 
     @classmethod

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
 from . import locking
-from .errors import BadZnode, LockedObjectGone, NotFound
+from .errors import BadZnode, LockedObjectGone, LockError, NotFound
 from .paths import (REQUEST_LOCKS, REQUESTS, request_lock_path,
                     request_path)
 from .request import DEFAULT_PRIORITY, NodeRequest, RequestState
@@ -87,6 +89,56 @@ class RequestStore(StoreBase):
         except (NotFound, BadZnode) as exc:
             self.unlock_request(request)
             raise LockedObjectGone(f"request {request.id}: {exc}") from exc
+
+    def lock_and_store_request(self, request: NodeRequest,
+                               identifier: str | None = None) -> bool:
+        """Lock the request and write ``request`` in one transaction.
+
+        Succeeds (True) only when nobody ever locked the request (its lock
+        directory does not exist) and the znode is still the version
+        ``request`` was read at, so no re-read is needed; otherwise nothing
+        changed and it returns False: use :meth:`lock_request` and re-check.
+        """
+        lock = locking.make_lock(self.kazoo, request_lock_path(request.id),
+                                 create_parent=True, identifier=identifier)
+        txn = self.kazoo.transaction()
+        index = locking.add_fresh_acquire(txn, lock)
+        txn.set_data(request_path(request.id), request.to_json(),
+                     version=request.stat.version)
+        results, error = self._commit(txn, f"lock request {request.id}")
+        if error is not None:
+            if isinstance(error, (NodeExistsError, BadVersionError,
+                                  NoNodeError)):
+                return False
+            raise LockError(f"Could not lock request {request.id}: "
+                            f"{error!r}")
+        locking.adopt_fresh(lock, results[index])
+        request.lock = lock
+        request.stat = results[-1]
+        request.mark_clean()
+        return True
+
+    def finish_request(self, request: NodeRequest, nodes=()) -> bool:
+        """Write ``request`` and release its lock and the locks of
+        ``nodes`` in one transaction.  False (nothing changed) when the
+        request changed meanwhile or a lock is gone: write and unlock one
+        by one then (``store_request`` merges concurrent changes)."""
+        txn = self.kazoo.transaction()
+        txn.set_data(request_path(request.id), request.to_json(),
+                     version=request.stat.version)
+        held = [o for o in (*nodes, request)
+                if o.lock is not None and o.lock.is_acquired]
+        for obj in held:
+            locking.add_release(txn, obj.lock)
+        results, error = self._commit(txn, f"write request {request.id}")
+        if error is not None:
+            return False
+        request.stat = results[0]
+        request.mark_clean()
+        for obj in held:
+            locking.mark_released(obj.lock)
+            obj.lock = None
+        return True
 
     def unlock_request(self, request: NodeRequest) -> None:
         locking.release(request.lock)

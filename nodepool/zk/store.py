@@ -22,7 +22,8 @@ from typing import Any, Iterator, TypeVar
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (BadVersionError, KazooException, NoNodeError,
-                              NotEmptyError)
+                              NotEmptyError, RolledBackError,
+                              RuntimeInconsistency)
 
 from .cache import TreeCaches
 from .errors import BadZnode, NotFound, ZooKeeperError
@@ -205,6 +206,20 @@ class StoreBase:
             return
         raise ZooKeeperError(f"{path}: gave up after {MAX_WRITE_ATTEMPTS} "
                              "conflicting writes")
+
+    def _commit(self, txn, what: str) -> tuple[list, Exception | None]:
+        """Commit a multi-op transaction: (results, the operation error
+        that rolled it back or None).  Connection trouble raises
+        ``ZooKeeperError`` as for single writes."""
+        try:
+            results = txn.commit()
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not {what}: {exc!r}") from exc
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(
+                    result, (RolledBackError, RuntimeInconsistency)):
+                return results, result
+        return results, None
 
     def _merge_latest(self, path: str, record: ZnodeRecord) -> None:
         try:

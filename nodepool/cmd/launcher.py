@@ -87,8 +87,16 @@ def _daemonize(pidfile: str) -> None:
         f.write(f"{os.getpid()}\n")
 
 
+# The launcher's threads mostly wait on ZooKeeper replies; a reply is only
+# handled once its thread gets the GIL back.  With the default 5 ms switch
+# interval a busy thread (a pool pass) delays every reply by up to 5 ms,
+# which serialises into seconds under load; 1 ms keeps round trips short.
+GIL_SWITCH_INTERVAL = 0.001
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     foreground = args.debug or args.foreground
     level = logging.DEBUG if args.debug else logging.INFO
     if not foreground:

@@ -151,6 +151,10 @@ class NodeLauncher:
         self.error: str | None = None
         self.detached = False
         self._finished = False
+        # A node write in flight (kazoo async) and what to do once it
+        # landed: the loop thread never waits for a ZooKeeper reply.
+        self._write = None
+        self._after_write: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._new_attempt()
 
@@ -221,6 +225,15 @@ class NodeLauncher:
         if self.done:
             return True
         try:
+            if self._write is not None:
+                if not self._write.done():
+                    return False
+                write, then = self._write, self._after_write
+                self._write = self._after_write = None
+                write.result()      # raises what a synchronous write would
+                if then is not None:
+                    then()
+                return self.done
             if self.phase is _Phase.CREATE:
                 self._advance_create()
             elif self.phase is _Phase.KEYSCAN:
@@ -261,8 +274,9 @@ class NodeLauncher:
                 and machine.external_id != self.node.external_id):
             # Persist the id before anything else happens to the node, so a
             # crash from here on can still find (and delete) the instance.
+            # (The machine is not advanced again until the write landed.)
             self.node.external_id = machine.external_id
-            self.zk.store_node(self.node)
+            self._store_then(None)
         if not complete:
             self._check_timeout()
             return
@@ -271,15 +285,17 @@ class NodeLauncher:
         if self._host_key_checking():
             # Persist the instance (id, addresses) before the keyscan, which
             # may take up to boot-timeout.
-            self.zk.store_node(self.node)
-            deadline = self.running_time + self.provider.boot_timeout
-            self.keyscan_future = self.manager.keyscan_pool.submit(
-                self.node.interface_ip, self.node.connection_port,
-                timeout=min(10.0, float(self.provider.boot_timeout)),
-                retry_until=deadline)
             self.phase = _Phase.KEYSCAN
+            self._store_then(self._start_keyscan)
         else:
             self._finish_ready()
+
+    def _start_keyscan(self) -> None:
+        deadline = self.running_time + self.provider.boot_timeout
+        self.keyscan_future = self.manager.keyscan_pool.submit(
+            self.node.interface_ip, self.node.connection_port,
+            timeout=min(10.0, float(self.provider.boot_timeout)),
+            retry_until=deadline)
 
     def _advance_keyscan(self) -> None:
         future = self.keyscan_future
@@ -350,9 +366,18 @@ class NodeLauncher:
             node.shell_type = image.shell_type
         node.ssh_port = node.connection_port
 
+    def _store_then(self, then: Callable[[], None] | None = None) -> None:
+        """Write the node without waiting; the next ``advance`` calls
+        ``then`` once the write landed (a failed write counts as a failure
+        of the step that wrote)."""
+        self._write = self.zk.store_node_async(self.node)
+        self._after_write = then
+
     def _finish_ready(self) -> None:
         self.node.set_state(NodeState.READY)
-        self.zk.store_node(self.node)
+        self._store_then(self._ready_stored)
+
+    def _ready_stored(self) -> None:
         self.outcome = Outcome.READY
         self.phase = _Phase.DONE
         self._report("ready")
@@ -387,6 +412,8 @@ class NodeLauncher:
         self.log.warning("Launch attempt %d of node %s failed, retrying: %s",
                          self.attempt, self.node.id, failure)
         self.node.external_id = None
+        # (a failed READY write must not leave READY behind)
+        self.node.set_state(NodeState.BUILDING)
         self._store_quietly()
         self._new_attempt()
 

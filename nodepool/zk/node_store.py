@@ -53,6 +53,13 @@ class NodeStore(StoreBase):
             return
         self._write_record(node_path(node.id), node)
 
+    def store_node_async(self, node: Node):
+        """Start updating an existing node; returns a ``PendingWrite``
+        (``done()``, then ``result()``) so a loop need not wait."""
+        if node.id is None:
+            raise ValueError("store_node_async() updates existing nodes")
+        return self._write_record_async(node_path(node.id), node)
+
     def delete_node(self, node: Node) -> None:
         """Write ``deleted``, then remove the znode and its lock directory."""
         node.set_state(NodeState.DELETED)

@@ -207,6 +207,19 @@ class StoreBase:
         raise ZooKeeperError(f"{path}: gave up after {MAX_WRITE_ATTEMPTS} "
                              "conflicting writes")
 
+    def _write_record_async(self, path: str, record: ZnodeRecord
+                            ) -> "PendingWrite":
+        """Start the conditional set of ``_write_record`` without waiting
+        for the reply (a loop thread keeps going and checks later)."""
+        version = record.stat.version if record.stat is not None else -1
+        try:
+            result = self.kazoo.set_async(path, record.to_json(),
+                                          version=version)
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not write {path}: {exc!r}") \
+                from exc
+        return PendingWrite(self, path, record, result)
+
     def _commit(self, txn, what: str) -> tuple[list, Exception | None]:
         """Commit a multi-op transaction: (results, the operation error
         that rolled it back or None).  Connection trouble raises
@@ -260,3 +273,38 @@ class StoreBase:
                 continue
         raise ZooKeeperError(f"could not remove {path}: children keep "
                              "appearing")
+
+
+class PendingWrite:
+    """A record write in flight (``StoreBase._write_record_async``).
+
+    ``done()`` tells whether the reply is in; ``result()`` (call once
+    done) updates the record's version, or raises as ``_write_record``
+    would.  A version conflict is rare (we hold the lock): it is resolved
+    by merging and writing synchronously inside ``result()``.
+    """
+
+    def __init__(self, store: StoreBase, path: str, record: ZnodeRecord,
+                 result) -> None:
+        self.store = store
+        self.path = path
+        self.record = record
+        self._result = result
+
+    def done(self) -> bool:
+        return self._result.ready()
+
+    def result(self) -> None:
+        try:
+            stat = self._result.get()
+        except BadVersionError:
+            self.store._merge_latest(self.path, self.record)
+            self.store._write_record(self.path, self.record)
+            return
+        except NoNodeError as exc:
+            raise NotFound(f"{self.path} does not exist") from exc
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not write {self.path}: {exc!r}") \
+                from exc
+        self.record.stat = stat
+        self.record.mark_clean()

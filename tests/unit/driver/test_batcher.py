@@ -93,7 +93,9 @@ def test_single_item_flushes_after_idle_timeout_not_before():
     t0 = time.monotonic()
     assert b.add(1).result(WAIT) == 10
     elapsed = cloud.times[0] - t0
-    assert 0.2 <= elapsed < 0.2 + 0.25
+    # Never before the idle window; the upper bound only shows it did not
+    # wait for max_wait (5 s), with room for a loaded CI machine.
+    assert 0.2 <= elapsed < 2.0
     b.stop()
 
 

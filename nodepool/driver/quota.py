@@ -39,9 +39,15 @@ class Quota:
 
     @classmethod
     def total(cls, quotas: Iterable["Quota"]) -> "Quota":
-        out = cls()
+        # One accumulator (not a new Quota per addition): usage sums run
+        # over every node of a provider.
+        acc: dict[str, float] = {}
+        get = acc.get
         for q in quotas:
-            out = out + q
+            for k, v in q.values.items():
+                acc[k] = get(k, 0) + v
+        out = cls.__new__(cls)
+        out.values = acc
         return out
 
     def get(self, key: str, default: float = 0) -> float:

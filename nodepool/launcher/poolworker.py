@@ -52,6 +52,12 @@ MAX_TAKING = 8 * IO_THREADS
 # A node we created is counted against quota from here until the node
 # cache shows it (the cache lags our own writes by a few milliseconds).
 RECENT_TTL = 60.0
+# Quota usage is summed over the provider's nodes at most this often (an
+# O(nodes) walk: per pass it was half the launcher's CPU under a burst).
+# In between, our own reservations are added and released exactly; nodes
+# freed meanwhile are noticed at the next recount (usage is overestimated
+# for at most this long, never underestimated by our own launches).
+USAGE_TTL = 0.5
 # Per-pass gauges (cli.md §4) at most this often: a busy worker passes
 # up to 20 times a second, and a repeated gauge carries nothing new.
 STATS_INTERVAL = 1.0
@@ -82,7 +88,10 @@ class PoolWorker:
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
         self._spares: dict[str, list[Node]] | None = None
-        self._usage: Quota | None = None
+        self._usage: Quota | None = None            # pool, + reservations
+        self._provider_usage: Quota | None = None   # provider, + reservations
+        self._usage_at = 0.0
+        self._provider_usage_at = 0.0
         self._last_reclaim = 0.0
         self._last_stats = 0.0
         # Shared with the I/O threads, guarded by _lock:
@@ -177,7 +186,6 @@ class PoolWorker:
         with self._lock:
             self._nodes = None
             self._spares = None
-            self._usage = None
         self._publish_component()
         self._emit_stats()
         self._poll_handlers()
@@ -285,9 +293,9 @@ class PoolWorker:
         with self._lock:
             handled = {h.request.id for h in self.handlers} | self._taking
         mine = self.supported_labels
-        # Requests we can fully serve come before those we would decline.
-        requests.sort(key=lambda r: (not set(r.node_types) <= mine,
-                                     r.sort_key()))
+        # Requests we can fully serve come before those we would decline
+        # (a stable sort keeps iter_requests' priority order in each group).
+        requests.sort(key=lambda r: not set(r.node_types) <= mine)
         for request in requests:
             if self._stop.is_set():
                 return
@@ -464,11 +472,13 @@ class PoolWorker:
         return self.manager.adapter.label_quota(label)
 
     def _pool_usage(self) -> Quota:
-        if self._usage is None:
+        now = time.monotonic()
+        if self._usage is None or now - self._usage_at > USAGE_TTL:
             used = Quota.total(self.manager.node_cost(n, self.pool)
                                for n in self._provider_nodes()
                                if n.pool == self.pool.name)
             self._usage = used + Quota.total(self._reservations.values())
+            self._usage_at = now
         return self._usage
 
     def _provider_room(self, need: Quota) -> bool:
@@ -477,9 +487,14 @@ class PoolWorker:
         limits = self.manager.provider_limits()
         if not limits.values:
             return True
-        used = self.manager.provider_used(self._provider_nodes())
-        used = used + Quota.total(self._reservations.values())
-        return need.fits(limits, used)
+        now = time.monotonic()
+        if (self._provider_usage is None
+                or now - self._provider_usage_at > USAGE_TTL):
+            used = self.manager.provider_used(self._provider_nodes())
+            self._provider_usage = used + Quota.total(
+                self._reservations.values())
+            self._provider_usage_at = now
+        return need.fits(limits, self._provider_usage)
 
     def has_room(self, label) -> bool:
         with self._lock:
@@ -496,6 +511,8 @@ class PoolWorker:
             need = self.label_cost(label)
             self._reservations[token] = need
             self._usage = self._pool_usage() + need
+            if self._provider_usage is not None:
+                self._provider_usage = self._provider_usage + need
             return token
 
     def commit_reservation(self, token, node: Node) -> None:
@@ -506,8 +523,12 @@ class PoolWorker:
     def release_reservation(self, token) -> None:
         with self._lock:
             need = self._reservations.pop(token, None)
-            if need is not None and self._usage is not None:
+            if need is None:
+                return
+            if self._usage is not None:
                 self._usage = self._usage - need
+            if self._provider_usage is not None:
+                self._provider_usage = self._provider_usage - need
 
     def reclaim_ready_node(self) -> None:
         """At quota: delete the oldest unallocated READY node of this pool."""

@@ -28,6 +28,10 @@ from nodepool.launcher.nodelauncher import NodeLauncher
 from nodepool.zk.models import Node, NodeState
 
 
+# Node costs remembered by node_cost (cleared when exceeded).
+COST_MEMO_LIMIT = 100000
+
+
 class NodeDeleter:
     """Delete one locked node's instance(s), then its znode.
 
@@ -99,6 +103,7 @@ class ProviderManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._instances_cache: tuple[float, list] = (0.0, [])
+        self._cost_memo: dict[tuple, Quota] = {}
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -238,7 +243,18 @@ class ProviderManager:
     # -- quota -------------------------------------------------------------
     def node_cost(self, node: Node, pool=None) -> Quota:
         if node.resources:
-            return Quota.from_resources(node.resources)
+            # Usage sums call this for every node of the provider: remember
+            # the cost per znode version (records are rebuilt per version).
+            key = (node.id, node.stat.mzxid) if node.stat is not None \
+                else None
+            cost = self._cost_memo.get(key) if key else None
+            if cost is None:
+                cost = Quota.from_resources(node.resources)
+                if key:
+                    if len(self._cost_memo) > COST_MEMO_LIMIT:
+                        self._cost_memo.clear()
+                    self._cost_memo[key] = cost
+            return cost
         labels = node.type or []
         pool = pool or self.provider.pools.get(node.pool)
         if pool is not None and labels and labels[0] in pool.labels:

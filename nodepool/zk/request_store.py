@@ -101,11 +101,17 @@ class RequestStore(StoreBase):
         """
         lock = locking.make_lock(self.kazoo, request_lock_path(request.id),
                                  create_parent=True, identifier=identifier)
-        txn = self.kazoo.transaction()
-        index = locking.add_fresh_acquire(txn, lock)
-        txn.set_data(request_path(request.id), request.to_json(),
-                     version=request.stat.version)
-        results, error = self._commit(txn, f"lock request {request.id}")
+        for first_try in (True, False):
+            txn = self.kazoo.transaction()
+            index = locking.add_fresh_acquire(txn, lock)
+            txn.set_data(request_path(request.id), request.to_json(),
+                         version=request.stat.version)
+            results, error = self._commit(txn, f"lock request {request.id}")
+            if first_try and isinstance(results[0], NoNodeError):
+                # No request was ever locked here: make the lock root.
+                self.kazoo.ensure_path(REQUEST_LOCKS)
+                continue
+            break
         if error is not None:
             if isinstance(error, (NodeExistsError, BadVersionError,
                                   NoNodeError)):

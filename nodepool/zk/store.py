@@ -191,21 +191,31 @@ class StoreBase:
         """Conditional set; on conflict merge our changes and retry."""
         for _ in range(MAX_WRITE_ATTEMPTS):
             version = record.stat.version if record.stat is not None else -1
-            try:
-                stat = self.kazoo.set(path, record.to_json(), version=version)
-            except BadVersionError:
-                self._merge_latest(path, record)
-                continue
-            except NoNodeError as exc:
-                raise NotFound(f"{path} does not exist") from exc
-            except KazooException as exc:
-                raise ZooKeeperError(f"could not write {path}: {exc!r}") \
-                    from exc
-            record.stat = stat
-            record.mark_clean()
-            return
+            data = record.to_json()
+            if self._settle_write(path, record, lambda: self.kazoo.set(
+                    path, data, version=version)):
+                return
         raise ZooKeeperError(f"{path}: gave up after {MAX_WRITE_ATTEMPTS} "
                              "conflicting writes")
+
+    def _settle_write(self, path: str, record: ZnodeRecord, reply) -> bool:
+        """Take the reply of one conditional set (``reply()`` returns the
+        new stat or raises): True when written; False after a version
+        conflict, with our changes merged onto the latest version (write
+        again)."""
+        try:
+            stat = reply()
+        except BadVersionError:
+            self._merge_latest(path, record)
+            return False
+        except NoNodeError as exc:
+            raise NotFound(f"{path} does not exist") from exc
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not write {path}: {exc!r}") \
+                from exc
+        record.stat = stat
+        record.mark_clean()
+        return True
 
     def _write_record_async(self, path: str, record: ZnodeRecord
                             ) -> "PendingWrite":
@@ -295,16 +305,6 @@ class PendingWrite:
         return self._result.ready()
 
     def result(self) -> None:
-        try:
-            stat = self._result.get()
-        except BadVersionError:
-            self.store._merge_latest(self.path, self.record)
+        if not self.store._settle_write(self.path, self.record,
+                                        self._result.get):
             self.store._write_record(self.path, self.record)
-            return
-        except NoNodeError as exc:
-            raise NotFound(f"{self.path} does not exist") from exc
-        except KazooException as exc:
-            raise ZooKeeperError(f"could not write {self.path}: {exc!r}") \
-                from exc
-        self.record.stat = stat
-        self.record.mark_clean()

@@ -9,6 +9,8 @@ import sys
 import threading
 import traceback
 
+from nodepool.version import __version__
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -28,6 +30,21 @@ class ContextFilter(logging.Filter):
                 parts.append(f"[{label}: {value}]")
         record.context = (" ".join(parts) + " ") if parts else ""
         return True
+
+
+def add_common_options(parser, default_config: str) -> None:
+    """The options both commands share (cli.md): --version, -l, -c, -s."""
+    parser.add_argument("--version", action="version",
+                        version=f"Nodepool version: {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-l", dest="logconfig", metavar="LOGCONFIG",
+                        help="logging config (.yaml/.yml/.json dict config, "
+                        "else INI)")
+    parser.add_argument("-c", dest="config", metavar="CONFIG",
+                        default=default_config,
+                        help="config file (default: %(default)s)")
+    parser.add_argument("-s", dest="secure", metavar="SECURE",
+                        help="secure config file")
 
 
 def setup_logging(logconfig: str | None, level: int,

@@ -15,8 +15,8 @@ import signal
 import sys
 import threading
 
-from nodepool.cmd.common import setup_logging, stack_dump
-from nodepool.version import __version__
+from nodepool.cmd.common import (add_common_options, setup_logging,
+                                 stack_dump)
 
 DEFAULT_CONFIG = "/etc/nodepool/nodepool.yaml"
 DEFAULT_PIDFILE = "/var/run/nodepool/nodepool.pid"
@@ -40,12 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="nodepool-launcher",
         description="Serve node requests from ZooKeeper by launching nodes.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version",
-                   version=f"Nodepool version: {__version__}",
-                   help="print the version and exit")
-    p.add_argument("-l", dest="logconfig", metavar="LOGCONFIG",
-                   help="logging config (.yaml/.yml/.json dict config, "
-                   "else INI)")
+    add_common_options(p, DEFAULT_CONFIG)
     p.add_argument("-p", dest="pidfile", metavar="PIDFILE",
                    default=DEFAULT_PIDFILE,
                    help="pid file when daemonised (default: %(default)s)")
@@ -53,11 +48,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="stay in the foreground, DEBUG logging to stdout")
     p.add_argument("-f", dest="foreground", action="store_true",
                    help="stay in the foreground, INFO logging to stdout")
-    p.add_argument("-c", dest="config", metavar="CONFIG",
-                   default=DEFAULT_CONFIG,
-                   help="config file (default: %(default)s)")
-    p.add_argument("-s", dest="secure", metavar="SECURE",
-                   help="secure config file")
     p.add_argument("--no-webapp", action="store_true",
                    help="do not start the web app (webapp.port, /ready)")
     return p.parse_args(argv)

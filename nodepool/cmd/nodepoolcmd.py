@@ -26,9 +26,8 @@ from typing import Any, Callable, TextIO
 from kazoo.exceptions import KazooException
 
 from nodepool import tables
-from nodepool.cmd.common import setup_logging
+from nodepool.cmd.common import add_common_options, setup_logging
 from nodepool.config import ConfigError, load_config, validate_config
-from nodepool.version import __version__
 from nodepool.zk import (LockedObjectGone, LockError, Node, NodeState,
                          ZooKeeper, ZooKeeperClient)
 
@@ -93,17 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nodepool", description="Inspect and manage Nodepool nodes.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version",
-                        version=f"Nodepool version: {__version__}",
-                        help="print the version and exit")
-    parser.add_argument("-l", dest="logconfig", metavar="LOGCONFIG",
-                        help="logging config (.yaml/.yml/.json dict config, "
-                        "else INI)")
-    parser.add_argument("-c", dest="config", metavar="CONFIG",
-                        default=DEFAULT_CONFIG,
-                        help="config file (default: %(default)s)")
-    parser.add_argument("-s", dest="secure", metavar="SECURE",
-                        help="secure config file")
+    add_common_options(parser, DEFAULT_CONFIG)
     parser.add_argument("--debug", action="store_true",
                         help="DEBUG logging and tracebacks on stderr")
     sub = parser.add_subparsers(dest="command", metavar="<command>")

@@ -9,7 +9,10 @@ something to do):
   our own session was replaced, and for a short while after the worker
   starts, the ``pending`` requests that our own workers do not hold are
   checked for a lock holder (one uncached read each) for ``LOST_WINDOW``
-  seconds, and those nobody holds are reset as in duty 3;
+  seconds, and those nobody holds on two checks in a row (so the node
+  cache shows every node allocated to them) are reset as in duty 3 (up to
+  ``RESET_THREADS`` at once, on short-lived ``CleanupWorker-reset_N``
+  threads);
 - ``init`` nodes whose create reply was lost (the creator never learned
   their id, so never locked them): unlocked ``init`` nodes of our own pool
   workers that no handler of ours owns, or of a pool worker that is no
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
@@ -51,6 +55,9 @@ LOST_WINDOW = 10.0
 # was lost by its creator: the creator's lock attempt (handler.py,
 # NEW_NODE_LOCK_TIMEOUT = 10 s) has ended by then.
 ORPHAN_INIT_AGE = 20.0
+# Lost requests are reset this many at a time (each reset is a dozen
+# ZooKeeper round trips; a dead launcher may leave a hundred).
+RESET_THREADS = 8
 
 
 class CleanupWorker(PeriodicWorker):
@@ -65,6 +72,8 @@ class CleanupWorker(PeriodicWorker):
         # Fast lost-request check: on until this monotonic time.
         self._lost_until = time.monotonic() + LOST_WINDOW
         self._components: set[str] | None = None
+        # Pending requests seen without a lock holder on the last check.
+        self._unheld: set[str] = set()
         self._trigger = threading.Event()
         if self.zk is not None:
             self.zk.add_session_listener(self._session_replaced)
@@ -134,21 +143,19 @@ class CleanupWorker(PeriodicWorker):
             self._trigger.clear()
             self._lost_until = now + LOST_WINDOW
         if now > self._lost_until:
+            self._unheld = set()
             return
         held, _ = self._held()
         pending = self.zk.iter_requests(
             cached=True, shared=True,
             want=lambda r: r.state == RequestState.PENDING
             and r.id not in held)
-        if not pending:
-            return
-        by_request = self._allocations()
-        for request in pending:
-            if self._stop.is_set():
-                return
-            if self.zk.is_locked(request):
-                continue
-            self._reset_if_lost(request.clone(), by_request)
+        unheld = {r.id for r in pending if not self.zk.is_locked(r)}
+        lost = [r.clone() for r in pending
+                if r.id in unheld and r.id in self._unheld]
+        self._unheld = unheld - {r.id for r in lost}
+        if lost:
+            self._reset_all(lost, self._allocations())
 
     def cleanup_orphan_init_nodes(self) -> None:
         """``init`` nodes whose creator lost the create's reply (or died)."""
@@ -225,20 +232,38 @@ class CleanupWorker(PeriodicWorker):
 
     # -- 3 -------------------------------------------------------------------
     def cleanup_lost_requests(self) -> None:
-        by_request = None
-        for request in self.zk.iter_requests(cached=False):
-            if request.state != RequestState.PENDING:
-                continue
-            if self.zk.is_locked(request):
-                continue
-            if by_request is None:
-                by_request = self._allocations()
-            self._reset_if_lost(request, by_request)
+        requests = [r for r in self.zk.iter_requests(
+            cached=False, want=lambda r: r.state == RequestState.PENDING)
+            if not self.zk.is_locked(r)]
+        if requests:
+            self._reset_all(requests, self._allocations(cached=False))
 
-    def _allocations(self) -> dict[str, list]:
-        """request id → cached nodes allocated to it (re-read when locked)."""
+    def _reset_all(self, requests, by_request) -> None:
+        """Reset those of the ``pending`` ``requests`` nobody holds."""
+        if not requests:
+            return
+
+        def one(request) -> None:
+            if self._stop.is_set():
+                return
+            try:
+                if not self.zk.is_locked(request):
+                    self._reset_if_lost(request, by_request)
+            except Exception:
+                self.log.exception("Could not reset lost request %s",
+                                   request.id)
+        if len(requests) == 1:
+            one(requests[0])
+            return
+        with ThreadPoolExecutor(min(RESET_THREADS, len(requests)),
+                                thread_name_prefix="CleanupWorker-reset"
+                                ) as pool:
+            list(pool.map(one, requests))
+
+    def _allocations(self, cached: bool = True) -> dict[str, list]:
+        """request id → nodes allocated to it (re-read when locked)."""
         out: dict[str, list] = {}
-        for node in self.zk.iter_nodes(cached=True, shared=True,
+        for node in self.zk.iter_nodes(cached=cached, shared=cached,
                                        want=lambda n: bool(n.allocated_to)):
             out.setdefault(node.allocated_to, []).append(node)
         return out

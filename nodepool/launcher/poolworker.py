@@ -16,10 +16,11 @@ re-reads the request, and re-checks before acting.
 Failure story: ZooKeeper trouble while handling a request (ConnectionLoss,
 ...: ``zk_errors.is_transient``) never declines it: the handler retries the
 action on a later pass; any other exception while handling a request
-declines it; an exception in the loop itself is logged and the loop continues after a
-short pause.  While the ZooKeeper session is suspended or lost the worker
-does nothing (no accept, decline or write) and resumes on reconnection; its
-component is re-registered by the ZooKeeper layer after a new session.
+declines it; an exception in the loop itself is logged and the loop
+continues after a short pause.  While the ZooKeeper session is suspended or
+lost the worker does nothing (no accept, decline or write) and resumes on
+reconnection; its component is re-registered by the ZooKeeper layer after a
+new session.
 ``stop()`` releases every handler's nodes, resets their requests to
 ``requested`` and unregisters the component.
 """

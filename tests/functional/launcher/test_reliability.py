@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from nodepool.launcher import cleanup as cleanup_mod
-from nodepool.zk.models import Node, NodeState
+from nodepool.zk.models import Node, NodeState, PoolComponent
 from tests.functional.launcher.helpers import fake_provider, wait_for
 from tests.functional.launcher.test_processes import (  # noqa: F401
     NodeWatch, play_zuul, spawn, wait_pools, write_config)
@@ -184,14 +184,30 @@ def test_lost_init_nodes_are_removed_soon(env):
     launcher = env.start_launcher()          # cleanup_interval 60 s
     zk = launcher.zk
     ours = next(iter(launcher.pool_workers().values())).id
-    old = _orphan(zk, ours, age=cleanup_mod.ORPHAN_INIT_AGE + 5)
+    age = cleanup_mod.ORPHAN_INIT_AGE + 5
+    # Another live launcher's pool worker: its own cleanup decides.
+    other = PoolComponent()
+    other.id = "other-host-PoolWorker.fake-provider-main-1"
+    other.name, other.provider_name, other.state = \
+        "main", "fake-provider", "running"
+    other.supported_labels, other.priority = ["small"], 100
+    zk.register_pool(other)
+    wait_for(lambda: other.id in {c.id for c in launcher.pool_components()},
+             what="the other pool component in the cache")
+    theirs = _orphan(zk, other.id, age=age)
     young = _orphan(zk, ours, age=0)
-    dead = _orphan(zk, "gone-host-PoolWorker.fake-provider-main-0",
-                   age=cleanup_mod.ORPHAN_INIT_AGE + 5)
+    wait_for(lambda: zk.get_node(theirs, cached=True) is not None
+             and zk.get_node(young, cached=True) is not None,
+             what="the nodes to keep in the launcher's cache")
+    # Created after those, so the pass that removes them saw those too.
+    old = _orphan(zk, ours, age=age)
+    dead = _orphan(zk, "gone-host-PoolWorker.fake-provider-main-0", age=age)
     started = time.monotonic()
     wait_for(lambda: env.zuul.get_node(old) is None
              and env.zuul.get_node(dead) is None, timeout=15,
              what="old orphan init nodes removed")
     assert time.monotonic() - started < 15
-    node = env.zuul.get_node(young)
-    assert node is not None and node["state"] == "init"
+    for kept in (young, theirs):
+        node = env.zuul.get_node(kept)
+        assert node is not None and node["state"] == "init", kept
+    zk.unregister_component(other)

@@ -1,7 +1,25 @@
 """The cleanup worker: the periodic duties of zookeeper.md §9.1.
 
-Thread: ``CleanupWorker`` (one per launcher), a pass every ~60 s.  Each
-duty runs isolated: an exception in one is logged and the others still run.
+Thread: ``CleanupWorker`` (one per launcher): the full pass below every
+~60 s, and two cheap duties every second (cache reads only, unless there is
+something to do):
+
+- lost requests soon after they are lost: when a pool component vanishes
+  from the cache (a launcher's session ended: its locks went with it), when
+  our own session was replaced, and for a short while after the worker
+  starts, the ``pending`` requests that our own workers do not hold are
+  checked for a lock holder (one uncached read each) for ``LOST_WINDOW``
+  seconds, and those nobody holds on two checks in a row (so the node
+  cache shows every node allocated to them) are reset as in duty 3 (up to
+  ``RESET_THREADS`` at once, on short-lived ``CleanupWorker-reset_N``
+  threads);
+- ``init`` nodes whose create reply was lost (the creator never learned
+  their id, so never locked them): unlocked ``init`` nodes of our own pool
+  workers that no handler of ours owns, or of a pool worker that is no
+  longer registered, older than ``ORPHAN_INIT_AGE`` → ``deleting``.
+
+Each duty runs isolated: an exception in one is logged and the others still
+run.  The full pass:
 
 1. request-lock directories of vanished requests, older than 8 hours;
 2. leaked cloud resources (tagged with our provider name, unknown node id),
@@ -16,7 +34,9 @@ duty runs isolated: an exception in one is logged and the others still run.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
@@ -25,6 +45,19 @@ from nodepool.zk.models import NodeState, RequestState
 LOCK_DIR_MAX_AGE = 8 * 3600.0
 # A launcher locks the init node it creates one round trip later.
 INIT_MAX_AGE = 60.0
+# The fast duties' period.
+FAST_INTERVAL = 1.0
+# After a trigger, pending requests are checked for a lock holder for this
+# long (the dead session's locks vanish with its components, but caches of
+# the two may be a moment apart).
+LOST_WINDOW = 10.0
+# An init node of ours (or of a vanished pool worker) unlocked for this long
+# was lost by its creator: the creator's lock attempt (handler.py,
+# NEW_NODE_LOCK_TIMEOUT = 10 s) has ended by then.
+ORPHAN_INIT_AGE = 20.0
+# Lost requests are reset this many at a time (each reset is a dozen
+# ZooKeeper round trips; a dead launcher may leave a hundred).
+RESET_THREADS = 8
 
 
 class CleanupWorker(PeriodicWorker):
@@ -36,18 +69,115 @@ class CleanupWorker(PeriodicWorker):
         self.clock = clock
         # (provider, kind, id) seen as leaked on the previous pass
         self._suspects: set[tuple[str, str, str]] = set()
+        # Fast lost-request check: on until this monotonic time.
+        self._lost_until = time.monotonic() + LOST_WINDOW
+        self._components: set[str] | None = None
+        # Pending requests seen without a lock holder on the last check.
+        self._unheld: set[str] = set()
+        self._trigger = threading.Event()
+        if self.zk is not None:
+            self.zk.add_session_listener(self._session_replaced)
 
-    def run_once(self) -> None:
-        for duty in (self.cleanup_request_locks, self.cleanup_leaks,
-                     self.cleanup_lost_requests,
-                     self.cleanup_lost_init_nodes, self.cleanup_max_ready_age,
-                     self.cleanup_held_nodes, self.cleanup_empty_nodes):
+    def _session_replaced(self) -> None:
+        # Our handlers let go of their requests when the session was lost.
+        self._trigger.set()
+        self.wake()
+
+    def _run(self) -> None:
+        next_full = time.monotonic() + self.interval
+        while not self._stop.is_set():
+            self._wake.wait(max(0.0, min(FAST_INTERVAL,
+                                         next_full - time.monotonic())))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if not self.launcher.zk_ready():
+                continue
+            self.run_fast()
+            if time.monotonic() >= next_full:
+                self.run_once()
+                next_full = time.monotonic() + self.interval
+
+    def _run_duties(self, duties) -> None:
+        for duty in duties:
             if self._stop.is_set():
                 return
             try:
                 duty()
             except Exception:
                 self.log.exception("Cleanup duty %s failed", duty.__name__)
+
+    def run_once(self) -> None:
+        self._run_duties((self.cleanup_request_locks, self.cleanup_leaks,
+                          self.cleanup_lost_requests,
+                          self.cleanup_lost_init_nodes,
+                          self.cleanup_max_ready_age,
+                          self.cleanup_held_nodes, self.cleanup_empty_nodes))
+
+    def run_fast(self) -> None:
+        self._run_duties((self.recover_lost_requests,
+                          self.cleanup_orphan_init_nodes))
+
+    # -- fast duties -------------------------------------------------------
+    def _held(self) -> tuple[set[str], set[str]]:
+        """(request ids, node ids) our own pool workers hold."""
+        requests: set[str] = set()
+        nodes: set[str] = set()
+        for worker in self.launcher.pool_workers().values():
+            r, n = worker.held()
+            requests |= r
+            nodes |= n
+        return requests, nodes
+
+    def _registered(self) -> set[str]:
+        return {c.id for c in self.launcher.pool_components()}
+
+    def recover_lost_requests(self) -> None:
+        """Reset lost requests soon after their holder's session ended."""
+        now = time.monotonic()
+        registered = self._registered()
+        if self._components is not None and self._components - registered:
+            self._lost_until = now + LOST_WINDOW
+        self._components = registered
+        if self._trigger.is_set():
+            self._trigger.clear()
+            self._lost_until = now + LOST_WINDOW
+        if now > self._lost_until:
+            self._unheld = set()
+            return
+        held, _ = self._held()
+        pending = self.zk.iter_requests(
+            cached=True, shared=True,
+            want=lambda r: r.state == RequestState.PENDING
+            and r.id not in held)
+        unheld = {r.id for r in pending if not self.zk.is_locked(r)}
+        lost = [r.clone() for r in pending
+                if r.id in unheld and r.id in self._unheld]
+        self._unheld = unheld - {r.id for r in lost}
+        if lost:
+            self._reset_all(lost, self._allocations())
+
+    def cleanup_orphan_init_nodes(self) -> None:
+        """``init`` nodes whose creator lost the create's reply (or died)."""
+        managers = self.launcher.provider_managers()
+        now = self.clock()
+        candidates = list(self.zk.iter_nodes(
+            cached=True, shared=True,
+            want=lambda n: n.state == NodeState.INIT
+            and n.provider in managers and n.launcher is not None
+            and now - (n.state_time or now) >= ORPHAN_INIT_AGE))
+        if not candidates:
+            return
+        ours = {w.id for w in self.launcher.pool_workers().values()}
+        registered = self._registered() | ours
+        _, held = self._held()
+        for node in candidates:
+            if node.id in held or self.zk.is_locked(node):
+                continue
+            if node.launcher in registered and node.launcher not in ours:
+                continue    # another live launcher's: its own cleanup
+            self._mark_deleting(node.clone(), "init node lost by its "
+                                "creator", lambda n: n.state == NodeState.INIT)
 
     # -- 1 -------------------------------------------------------------------
     def cleanup_request_locks(self) -> None:
@@ -102,31 +232,67 @@ class CleanupWorker(PeriodicWorker):
 
     # -- 3 -------------------------------------------------------------------
     def cleanup_lost_requests(self) -> None:
-        for request in self.zk.iter_requests(cached=False):
-            if request.state != RequestState.PENDING:
-                continue
-            if self.zk.is_locked(request):
-                continue
-            try:
-                self.zk.lock_request(request, blocking=False)
-            except (zk_errors.LockError, zk_errors.NotFound):
-                continue
-            try:
-                if request.state == RequestState.PENDING:
-                    self._reset_lost(request)
-            finally:
-                self.zk.unlock_request(request)
+        requests = [r for r in self.zk.iter_requests(
+            cached=False, want=lambda r: r.state == RequestState.PENDING)
+            if not self.zk.is_locked(r)]
+        if requests:
+            self._reset_all(requests, self._allocations(cached=False))
 
-    def _reset_lost(self, request) -> None:
-        self.log.info("Resetting lost request %s", request.id)
-        for node in self.zk.iter_nodes(cached=False):
-            if node.allocated_to != request.id:
-                continue
+    def _reset_all(self, requests, by_request) -> None:
+        """Reset those of the ``pending`` ``requests`` nobody holds."""
+        if not requests:
+            return
+
+        def one(request) -> None:
+            if self._stop.is_set():
+                return
             try:
-                self.zk.lock_node(node, blocking=False)
+                if not self.zk.is_locked(request):
+                    self._reset_if_lost(request, by_request)
+            except Exception:
+                self.log.exception("Could not reset lost request %s",
+                                   request.id)
+        if len(requests) == 1:
+            one(requests[0])
+            return
+        with ThreadPoolExecutor(min(RESET_THREADS, len(requests)),
+                                thread_name_prefix="CleanupWorker-reset"
+                                ) as pool:
+            list(pool.map(one, requests))
+
+    def _allocations(self, cached: bool = True) -> dict[str, list]:
+        """request id → nodes allocated to it (re-read when locked)."""
+        out: dict[str, list] = {}
+        for node in self.zk.iter_nodes(cached=cached, shared=cached,
+                                       want=lambda n: bool(n.allocated_to)):
+            out.setdefault(node.allocated_to, []).append(node)
+        return out
+
+    def _reset_if_lost(self, request, by_request) -> None:
+        try:
+            self.zk.lock_request(request, blocking=False)
+        except (zk_errors.LockError, zk_errors.NotFound):
+            return
+        except Exception:
+            self.zk.unlock_request(request)
+            raise
+        try:
+            if request.state == RequestState.PENDING:
+                self._reset_lost(request, by_request.get(request.id, []))
+        finally:
+            self.zk.unlock_request(request)
+
+    def _reset_lost(self, request, nodes) -> None:
+        self.log.info("Resetting lost request %s", request.id)
+        for node in nodes:
+            node = node.clone()
+            try:
+                self.zk.lock_node(node, blocking=False)   # re-reads it
             except (zk_errors.LockError, zk_errors.NotFound):
                 continue
             try:
+                if node.allocated_to != request.id:
+                    continue
                 if node.state == NodeState.INIT:
                     node.set_state(NodeState.DELETING)
                 node.allocated_to = None

@@ -13,14 +13,28 @@ Failure story (zookeeper.md §8.3/§8.4):
   pause (never declined for that);
 - the request znode vanished: every node is deallocated and unlocked, the
   handler ends without writing the request;
-- any exception while handling declines the request.
+- ZooKeeper trouble (``zk_errors.is_transient``: ConnectionLoss, a timed-out
+  operation, ...) never declines: the pool worker calls ``retry_later`` and
+  the failed action runs again on a later pass.  Every action is therefore
+  idempotent: a request write that may have landed is simply written again
+  (conditional writes merge onto the newer version); a node we locked but
+  could not write is kept and written again (``_unsaved``); a node create
+  whose reply was lost leaves an unlocked ``init`` node that no handler owns,
+  which the cleanup worker removes (``cleanup_own_init_nodes``);
+- the session (and with it every lock) was lost: ``done`` is set by the pool
+  worker and the handler lets go without writing anything (``_live``); the
+  cleanup worker of any launcher resets the request;
+- any other exception while handling declines the request (``fail``); if
+  even that cannot be written for a non-transient reason the request lock is
+  released, so the request is a lost request the cleanup worker resets.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Callable
 
 from nodepool.driver.statemachine import RequestInfo
 from nodepool.launcher.nodelauncher import (NodeLauncher, Outcome,
@@ -30,6 +44,18 @@ from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
 
 if TYPE_CHECKING:
     from nodepool.launcher.poolworker import PoolWorker
+
+# After ZooKeeper trouble an action runs again after this many seconds per
+# failure so far (at most RETRY_MAX_DELAY): reconnecting takes a moment.
+RETRY_DELAY = 0.2
+RETRY_MAX_DELAY = 2.0
+# How long the lock of a node we just created may take (nobody else locks
+# a fresh init node, so failing means connection trouble).
+NEW_NODE_LOCK_TIMEOUT = 10.0
+
+
+class HandlerDone(Exception):
+    """The handler let go of its request (session lost): write nothing."""
 
 
 class RequestHandler:
@@ -45,6 +71,16 @@ class RequestHandler:
         self.paused = False
         self.done = False
         self.busy = False     # an action or fill runs on an I/O thread
+        self.accepted = False  # our ``pending`` write is known to have landed
+        self._logged_accept = False
+        # After ZooKeeper trouble: the action to run again, not before
+        # retry_at (monotonic).
+        self.retry: Callable[[], None] | None = None
+        self.retry_at = 0.0
+        self.failures = 0
+        # Nodes we hold locked whose allocation write failed (ZooKeeper
+        # trouble): written again before anything else.
+        self._unsaved: list[Node] = []
         self.az: str | None = None
         self.info = RequestInfo(
             id=request.id, labels=tuple(request.node_types),
@@ -58,19 +94,47 @@ class RequestHandler:
     def is_min_ready(self) -> bool:
         return self.request.requestor == "NodePool:min-ready"
 
+    def node_ids(self) -> set[str]:
+        """Ids of the nodes this handler holds or is launching."""
+        ids = {n.id for n in self.nodes if n is not None}
+        ids.update(self.launchers)
+        return ids
+
+    def _live(self) -> None:
+        """Raise before a write once the handler has let go."""
+        if self.done:
+            raise HandlerDone(f"request {self.request.id} was let go")
+
+    def retry_later(self, action: Callable[[], None], exc: BaseException
+                    ) -> None:
+        """ZooKeeper trouble in ``action``: run it again on a later pass."""
+        self.failures += 1
+        self.retry = action
+        self.retry_at = time.monotonic() + min(
+            RETRY_MAX_DELAY, RETRY_DELAY * self.failures)
+        self.log.warning("ZooKeeper trouble while handling request %s (%s);"
+                         " will retry", self.request.id, exc)
+
     # -- entry points used by the pool worker -----------------------------
     def accept(self, written: bool = False) -> None:
         """Mark the request ``pending`` (``written``: the pool worker
-        already did, together with taking the lock), then fill it."""
-        if not written:
+        already did, in the transaction that took the lock), then fill."""
+        if written:
+            self.accepted = True
+        if not self.accepted:
+            self._live()
             self.request.set_state(RequestState.PENDING)
             self.zk.store_request(self.request)
-        self.log.info("Accepted request %s for %s", self.request.id,
-                      self.request.node_types)
+            self.accepted = True
+        if not self._logged_accept:
+            self._logged_accept = True
+            self.log.info("Accepted request %s for %s", self.request.id,
+                          self.request.node_types)
         self.fill()
 
     def fill(self) -> None:
         """Reuse or launch a node for every empty slot; pause at quota."""
+        self._save_unsaved()
         self.paused = False
         for index, label_name in enumerate(self.request.node_types):
             if self.nodes[index] is not None:
@@ -94,6 +158,11 @@ class RequestHandler:
             return None
         if not self.zk.request_exists(self.request.id):
             return self._vanished
+        if self.retry is not None:
+            if time.monotonic() < self.retry_at:
+                return None
+            action, self.retry = self.retry, None
+            return action
         if any(self._aborted()):
             return self._drop_aborted
         if self.paused or any(n is None for n in self.nodes):
@@ -109,6 +178,7 @@ class RequestHandler:
     def _vanished(self) -> None:
         if self.zk.request_exists(self.request.id, cached=False):
             return   # the cache was behind
+        self._live()
         self.log.info("Request %s vanished while being handled",
                       self.request.id)
         self._release_all(deallocate=True)
@@ -123,21 +193,45 @@ class RequestHandler:
                     or self.zk.is_locked(node):
                 continue
             node = node.clone()   # the pass's records are read-only
+            self._live()
             try:
                 self.zk.lock_node(node, blocking=False)
             except zk_errors.LockError:
                 continue
+            except Exception:
+                # Locked, but re-reading it failed: never keep that lock.
+                self._unlock(node)
+                raise
             if node.state != NodeState.READY or node.allocated_to:
                 self.zk.unlock_node(node)
                 continue
             node.allocated_to = self.request.id
             node.tenant_name = self.request.tenant_name
             node.requestor = self.request.requestor
-            self.zk.store_node(node)
             self.az = self.az or node.az
+            try:
+                self.zk.store_node(node)
+            except Exception as exc:
+                if not zk_errors.is_transient(exc):
+                    self._unlock(node)
+                    raise
+                # Written or not: we hold its lock, so it stays ours and
+                # is written again (fill's _save_unsaved) before anything
+                # else happens to this request.
+                self._unsaved.append(node)
+                self.log.info("Reusing ready node %s (allocation to be "
+                              "written again)", node.id)
+                return node
             self.log.info("Reusing ready node %s", node.id)
             return node
         return None
+
+    def _save_unsaved(self) -> None:
+        while self._unsaved:
+            node = self._unsaved[0]
+            self._live()
+            self.zk.store_node(node)
+            self._unsaved.pop(0)
 
     def _launch(self, label_name: str) -> Node | None:
         worker = self.worker
@@ -187,13 +281,26 @@ class RequestHandler:
         node.connection_port = (label.image.connection_port
                                 if label.image else 22)
         node.set_state(NodeState.INIT)
+        self._live()
+        # A lost reply may leave this init node created but unknown to us:
+        # unlocked and owned by no handler, the cleanup worker removes it.
         self.zk.store_node(node)
         # Lock, BUILDING and the first attempt's create intent in one
-        # transaction: the node never shows BUILDING unlocked.
+        # transaction: the node never shows BUILDING unlocked, and the
+        # intent is stored before any cloud call.
         node.hostname = f"np{node.id}"
         node.set_state(NodeState.BUILDING)
         record_intent(node, 1)
-        self.zk.lock_new_node(node)
+        self._live()
+        try:
+            self.zk.lock_new_node(node, timeout=NEW_NODE_LOCK_TIMEOUT)
+        except zk_errors.LockedObjectGone:
+            raise
+        except zk_errors.LockError as exc:
+            # Nobody else locks a fresh init node: connection trouble.  The
+            # node is left unlocked for the cleanup worker.
+            raise zk_errors.Transient(
+                f"could not lock new node {node.id}: {exc}") from exc
         self.launchers[node.id] = worker.manager.launch(
             node, worker.pool, label, self.info, image_external_id)
         return node
@@ -217,6 +324,8 @@ class RequestHandler:
 
     # -- endings ---------------------------------------------------------------
     def _fulfil(self) -> None:
+        self._save_unsaved()
+        self._live()
         self.request.nodes = [n.id for n in self.nodes]
         self.request.set_state(RequestState.FULFILLED)
         # Usually one transaction writes the request and releases every
@@ -242,12 +351,38 @@ class RequestHandler:
         self._finish()
 
     def decline(self, reason: str) -> None:
-        """Give the request back (or fail it if every pool declined)."""
+        """Give the request back (or fail it if every pool declined).
+
+        Raises only after ZooKeeper trouble writing the request (then it
+        keeps the lock and is retried); any other failure is logged and
+        the lock released (a lost request, reset by the cleanup worker).
+        """
+        self._live()
         self.log.info("Declining request %s: %s", self.request.id, reason)
         self._release_all(deallocate=True)
         try:
             self.worker.decline(self.request, reason)
-        finally:
+        except Exception as exc:
+            if zk_errors.is_transient(exc) and not self.done:
+                raise
+            self.log.exception("Could not decline request %s",
+                               self.request.id)
+        self._finish()
+
+    def fail(self, reason: str) -> None:
+        """Decline after an unexpected error (called by the pool worker)."""
+        def action():
+            self.decline(reason)
+        try:
+            action()
+        except Exception as exc:
+            if self.done:
+                return
+            if zk_errors.is_transient(exc):
+                self.retry_later(action, exc)
+                return
+            self.log.exception("Could not decline request %s",
+                               self.request.id)
             self._finish()
 
     def release(self) -> None:
@@ -262,6 +397,7 @@ class RequestHandler:
         self._finish()
 
     def _release_all(self, deallocate: bool) -> None:
+        self._unsaved = []
         for node in self.nodes:
             if node is None:
                 continue

@@ -15,6 +15,10 @@ Failure story:
 - ``ConfigurationError`` fails the node at once (retrying cannot help);
 - ``ThrottledError``/``TransientError`` repeat the same step later, within
   the launch timeout;
+- node writes go out asynchronously (the loop checks the reply on the next
+  step); one that fails with ZooKeeper connection trouble is sent again
+  after ``REWRITE_DELAY`` (within the launch timeout) instead of failing
+  the attempt;
 - a lost ZooKeeper session fails the node (``error.zksession``): the lock
   is gone, someone else may already be deleting it;
 - a crash (kill -9): before each attempt's create call the intent
@@ -42,7 +46,11 @@ from typing import Any, Callable
 from nodepool.driver import errors
 from nodepool.driver.statemachine import (
     LaunchSpec, RequestInfo, StateMachine, launch_token)
+from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState
+
+# After ZooKeeper trouble a node write is sent again after this long.
+REWRITE_DELAY = 0.5
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,10 @@ class NodeLauncher:
         # landed: the loop thread never waits for a ZooKeeper reply.
         self._write = None
         self._after_write: Callable[[], None] | None = None
+        # After ZooKeeper trouble the same write goes out again at this
+        # time (the node's full content: idempotent), then ``_rewrite_then``.
+        self._rewrite_at: float | None = None
+        self._rewrite_then: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._new_attempt()
 
@@ -230,10 +242,21 @@ class NodeLauncher:
                     return False
                 write, then = self._write, self._after_write
                 self._write = self._after_write = None
-                write.result()      # raises what a synchronous write would
+                try:
+                    write.result()  # raises what a synchronous write would
+                except Exception as exc:
+                    if not self._rewrite_later(exc, then):
+                        raise
+                    return False
                 if then is not None:
                     then()
                 return self.done
+            if self._rewrite_at is not None:
+                if self.clock() < self._rewrite_at:
+                    return False
+                self._rewrite_at = None
+                self._store_then(self._rewrite_then)
+                return False
             if self.phase is _Phase.CREATE:
                 self._advance_create()
             elif self.phase is _Phase.KEYSCAN:
@@ -372,6 +395,20 @@ class NodeLauncher:
         of the step that wrote)."""
         self._write = self.zk.store_node_async(self.node)
         self._after_write = then
+
+    def _rewrite_later(self, exc: Exception, then) -> bool:
+        """A node write failed: with connection trouble, and time left in
+        the launch timeout, write again shortly (True) instead of failing
+        the attempt; the session's loss is handled by ``session_lost``."""
+        if not zk_errors.is_transient(exc):
+            return False
+        if self.clock() - self.attempt_start > self.provider.launch_timeout:
+            return False
+        self.log.warning("Could not write node %s (%s); writing again",
+                         self.node.id, exc)
+        self._rewrite_at = self.clock() + REWRITE_DELAY
+        self._rewrite_then = then
+        return True
 
     def _finish_ready(self) -> None:
         self.node.set_state(NodeState.READY)

@@ -13,11 +13,14 @@ decides skip / defer / decline / accept using the registered pool
 components (cached for a second), takes the request lock without blocking,
 re-reads the request, and re-checks before acting.
 
-Failure story: an exception while handling a request declines it; an
-exception in the loop itself is logged and the loop continues after a
-short pause.  While the ZooKeeper session is suspended or lost the worker
-does nothing (no accept, decline or write) and resumes on reconnection; its
-component is re-registered by the ZooKeeper layer after a new session.
+Failure story: ZooKeeper trouble while handling a request (ConnectionLoss,
+...: ``zk_errors.is_transient``) never declines it: the handler retries the
+action on a later pass; any other exception while handling a request
+declines it; an exception in the loop itself is logged and the loop
+continues after a short pause.  While the ZooKeeper session is suspended or
+lost the worker does nothing (no accept, decline or write) and resumes on
+reconnection; its component is re-registered by the ZooKeeper layer after a
+new session.
 ``stop()`` releases every handler's nodes, resets their requests to
 ``requested`` and unregisters the component.
 """
@@ -152,6 +155,18 @@ class PoolWorker:
     def paused(self) -> bool:
         return any(h.paused for h in self.handlers)
 
+    def held(self) -> tuple[set[str], set[str]]:
+        """(request ids, node ids) our handlers hold or are taking: the
+        cleanup worker's fast duties leave them alone."""
+        with self._lock:
+            handlers = list(self.handlers)
+            requests = set(self._taking)
+        nodes: set[str] = set()
+        for handler in handlers:
+            requests.add(handler.request.id)
+            nodes |= handler.node_ids()
+        return requests, nodes
+
     # -- the loop -----------------------------------------------------------
     def _run(self) -> None:
         try:
@@ -271,15 +286,15 @@ class PoolWorker:
             return
         try:
             fn()
-        except Exception:
+        except Exception as exc:
+            if handler.done:
+                return      # let go (session lost): nothing to write
+            if zk_errors.is_transient(exc) or not self.launcher.zk_ready():
+                handler.retry_later(fn, exc)
+                return
             handler.log.exception("Error handling request %s",
                                   handler.request.id)
-            if not handler.done:
-                try:
-                    handler.decline("an error occurred while handling it")
-                except Exception:
-                    handler.log.exception("Could not decline request %s",
-                                          handler.request.id)
+            handler.fail("an error occurred while handling it")
 
     # -- request routing (zookeeper.md §8.2) ---------------------------------
     def _assign_requests(self) -> None:
@@ -390,6 +405,10 @@ class PoolWorker:
             self.zk.lock_request(request, blocking=False)
         except (zk_errors.LockError, zk_errors.NotFound):
             return
+        except Exception:
+            # Locked but not re-read (connection trouble): let it go.
+            self.zk.unlock_request(request)
+            raise
         try:
             if (request.state != RequestState.REQUESTED
                     or self.id in request.declined_by):

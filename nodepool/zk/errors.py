@@ -8,16 +8,33 @@ Callers branch on the class, never on the message::
     │   │                   timeout, connection trouble while contending)
     │   └── LockedObjectGone  the object vanished while or after we
     │                       locked it (also a NotFound)
-    └── BadZnode            a znode's data is not an object we understand
-                            (corrupt JSON, missing or unknown ``state``)
+    ├── BadZnode            a znode's data is not an object we understand
+    │                       (corrupt JSON, missing or unknown ``state``)
+    └── Transient           connection trouble a caller reports itself
+                            (retry later; see ``is_transient``)
 
 Iterators never raise ``BadZnode``: they log the path and skip the znode.
+
+``is_transient(exc)`` tells connection trouble (ConnectionLoss, a timed-out
+operation, an expired or closed session; raw kazoo or wrapped in one of the
+classes above) from everything else: an operation that failed that way may
+or may not have happened on the server, and should be retried (idempotently)
+on a later pass rather than treated as a verdict on the object.
 """
 
 from __future__ import annotations
 
+from kazoo.exceptions import (ConnectionDropped, ConnectionLoss,
+                              OperationTimeoutError, SessionExpiredError,
+                              SessionMovedError)
+
 __all__ = ["ZooKeeperError", "NotFound", "LockError", "LockedObjectGone",
-           "BadZnode"]
+           "BadZnode", "Transient", "is_transient"]
+
+# kazoo's connection-trouble exceptions (ConnectionClosedError is a
+# SessionExpiredError).
+_KAZOO_TRANSIENT = (ConnectionLoss, ConnectionDropped, OperationTimeoutError,
+                    SessionExpiredError, SessionMovedError)
 
 
 class ZooKeeperError(Exception):
@@ -39,3 +56,20 @@ class LockedObjectGone(LockError, NotFound):
 
 class BadZnode(ZooKeeperError):
     """A znode's payload cannot be turned into a model object."""
+
+
+class Transient(ZooKeeperError):
+    """Connection trouble detected by the caller (e.g. a lock on a znode we
+    just created could not be taken): retry later."""
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is connection
+    trouble rather than a verdict on the object."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (Transient,) + _KAZOO_TRANSIENT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False

@@ -18,6 +18,8 @@ acting on locked objects while ``client.suspended`` and re-lock afterwards.
 
 from __future__ import annotations
 
+import time
+
 from kazoo.client import KazooClient
 from kazoo.client import TransactionRequest
 from kazoo.exceptions import (KazooException, LockTimeout, NodeExistsError,
@@ -27,7 +29,8 @@ from kazoo.recipe.lock import Lock
 from .errors import LockedObjectGone, LockError
 
 __all__ = ["DirLock", "ExistingParentLock", "acquire", "release",
-           "add_fresh_acquire", "adopt_fresh", "add_release", "mark_released"]
+           "add_fresh_acquire", "adopt_fresh", "add_release", "mark_released",
+           "find_own_contender"]
 
 
 class DirLock(Lock):
@@ -132,3 +135,29 @@ def mark_released(lock: Lock) -> None:
     """Mark ``lock`` released after a committed :func:`add_release`."""
     lock.is_acquired = False
     lock.node = None
+
+
+def find_own_contender(lock: Lock, timeout: float) -> str | None:
+    """After a transaction with :func:`add_fresh_acquire` failed with
+    connection trouble it may or may not have been applied: wait up to
+    ``timeout`` for the connection, then look for our contender (named by
+    the lock's unique prefix).  Its name when the transaction landed; None
+    when it did not, or when we cannot tell within ``timeout`` (then the
+    session is about to expire anyway, taking the contender with it)."""
+    client = lock.client
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not client.connected:
+            time.sleep(0.05)   # poll for the reconnection, bounded
+            continue
+        try:
+            names = client.get_children(lock.path)
+        except NoNodeError:
+            return None
+        except KazooException:
+            continue
+        for name in names:
+            if name.startswith(lock.prefix):
+                return name
+        return None
+    return None

@@ -16,7 +16,8 @@ from typing import Iterator
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from . import locking
-from .errors import BadZnode, LockedObjectGone, LockError, NotFound
+from .errors import (BadZnode, LockedObjectGone, LockError, NotFound,
+                     ZooKeeperError)
 from .node import Node, NodeState
 from .paths import NODES, node_lock_path, node_path, request_lock_path
 from .request import NodeRequest
@@ -109,7 +110,19 @@ class NodeStore(StoreBase):
         index = locking.add_fresh_acquire(txn, lock)
         txn.set_data(node_path(node.id), node.to_json(),
                      version=node.stat.version)
-        results, error = self._commit(txn, f"lock node {node.id}")
+        try:
+            results, error = self._commit(txn, f"lock node {node.id}")
+        except ZooKeeperError:
+            # Connection trouble: applied or not?  Our contender tells.
+            name = locking.find_own_contender(lock, timeout)
+            if name is None:
+                raise
+            self.log.info("Node %s: the lock transaction had landed",
+                          node.id)
+            locking.adopt_fresh(lock, f"{lock.path}/{name}")
+            node.lock = lock
+            self._refresh_record(node_path(node.id), node)
+            return
         if error is None:
             locking.adopt_fresh(lock, results[index])
             node.lock = lock
@@ -121,7 +134,12 @@ class NodeStore(StoreBase):
         if not isinstance(error, (NodeExistsError, BadVersionError)):
             raise LockError(f"Could not lock node {node.id}: {error!r}")
         self.lock_node(node, blocking=True, timeout=timeout, refresh=False)
-        self.store_node(node)
+        try:
+            self.store_node(node)
+        except BaseException:
+            # Never keep the lock of a node that does not say what we did.
+            self.unlock_node(node)
+            raise
 
     def unlock_node(self, node: Node) -> None:
         locking.release(node.lock)

@@ -18,7 +18,8 @@ from typing import Iterator
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from . import locking
-from .errors import BadZnode, LockedObjectGone, LockError, NotFound
+from .errors import (BadZnode, LockedObjectGone, LockError, NotFound,
+                     ZooKeeperError)
 from .paths import (REQUEST_LOCKS, REQUESTS, request_lock_path,
                     request_path)
 from .request import DEFAULT_PRIORITY, NodeRequest, RequestState
@@ -106,7 +107,22 @@ class RequestStore(StoreBase):
             index = locking.add_fresh_acquire(txn, lock)
             txn.set_data(request_path(request.id), request.to_json(),
                          version=request.stat.version)
-            results, error = self._commit(txn, f"lock request {request.id}")
+            try:
+                results, error = self._commit(txn,
+                                              f"lock request {request.id}")
+            except ZooKeeperError:
+                # Connection trouble: applied or not?  Our contender tells.
+                name = locking.find_own_contender(lock, 10.0)
+                if name is None:
+                    raise
+                locking.adopt_fresh(lock, f"{lock.path}/{name}")
+                request.lock = lock
+                try:
+                    self._refresh_record(request_path(request.id), request)
+                except BaseException:
+                    self.unlock_request(request)
+                    raise
+                return True
             if first_try and isinstance(results[0], NoNodeError):
                 # No request was ever locked here: make the lock root.
                 self.kazoo.ensure_path(REQUEST_LOCKS)

@@ -1,8 +1,9 @@
 """The fault suite's quick subset (issue 8): ``tools.faults --quick``.
 
-Two kill -9 rounds of 20 requests, one ZooKeeper restart and one round of
-injected cloud errors, each against a real launcher process, a real
-ZooKeeper (mutual TLS) and the local AWS.  The suite exits 1 when any
+Two kill -9 rounds of 20 requests, one ZooKeeper restart, one kill -9 of a
+member of a 3-server ensemble and one round of injected cloud errors, each
+against a real launcher process, a real ZooKeeper (mutual TLS; the
+ensemble in plain TCP) and the local AWS.  The suite exits 1 when any
 round lost a request, leaked or duplicated an instance or handed a node
 out twice; this test also reads the table, so a zero exit with a
 non-zero column (or no table at all) fails too.
@@ -41,24 +42,28 @@ def parse_table(text: str) -> dict[str, dict[str, float]]:
 
 def test_quick_fault_suite_loses_and_leaks_nothing(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    # --zk-rounds 0: a ZooKeeper restart mid-burst still fails or strands
-    # a few requests (open in issue 8: a ConnectionLoss in a handler write
-    # declines the request, or leaves it pending under our own lock); the
-    # full suite (python -m tools.faults) reports that scenario.
     proc = subprocess.run(
         [sys.executable, "-m", "tools.faults", "--quick", "--seed", "1",
-         "--zk-rounds", "0", "--workdir", str(tmp_path)], cwd=ROOT, env=env,
+         "--workdir", str(tmp_path)], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     table = parse_table(proc.stdout)
-    assert set(table) == {"kill9", "cloud-errors"}, out
+    assert set(table) == {"kill9", "zk-restart", "ensemble",
+                          "cloud-errors"}, out
     assert table["kill9"]["rounds"] == 2 and table["kill9"]["requests"] == 40
+    for name in ("zk-restart", "ensemble", "cloud-errors"):
+        assert table[name]["rounds"] == 1, out
     for name, row in table.items():
         for column in ZERO_COLUMNS:
             assert row[column] == 0, (name, column, out[-6000:])
         assert row["fulfilled"] + row["failed"] == row["requests"], out
-    # Cloud errors with launch retries left must not fail a request.
-    assert table["cloud-errors"]["failed"] == 0, out[-6000:]
+    # Cloud errors with launch retries left must not fail a request, and
+    # ZooKeeper trouble is retried, never a reason to decline one.
+    for name in ("cloud-errors", "zk-restart", "ensemble"):
+        assert table[name]["failed"] == 0, (name, out[-6000:])
+    # Lost requests are taken again within seconds of the dead session
+    # expiring (zookeeper-timeout 4 s), not after a 60 s cleanup pass.
+    assert table["kill9"]["recover s"] < 40, out[-6000:]
     assert proc.returncode == 0, out[-6000:]
 
 

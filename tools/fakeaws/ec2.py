@@ -18,6 +18,11 @@ in this order (the order EC2's own front end implies):
    because moto starts MinCount and EC2 starts up to MaxCount;
 6. **moto** answers; the proxy counts what it returned and books the
    instance ids in the ledger (TerminateInstances releases them).
+   RunInstances calls reach moto one at a time (after their latency, so
+   they still overlap like on EC2): moto hands out subnet addresses from
+   one generator without a lock, and two calls at once fail one of them
+   with a 500 after it created part of its instances -- a partial batch
+   EC2 never produces.
 
 A hold is an ``Event.wait`` on the proxy's stop event, so stopping the
 proxy never waits for a 30 s injected delay.
@@ -37,6 +42,9 @@ from tools.fakeaws.forward import Reply
 from tools.fakeaws.ledger import Ledger, quota_code, vcpus
 from tools.fakeaws.stats import Stats
 from tools.fakeaws.throttle import bucket_costs
+
+# See the module docstring, step 6.
+_MOTO_RUN_LOCK = threading.Lock()
 
 __all__ = ["EC2Call", "EC2Context", "handle_ec2_call"]
 
@@ -164,7 +172,8 @@ def _launch(call: EC2Call, ctx: EC2Context, forward: Forward
             return (Reply(status, body, list(_XML)), "VcpuLimitExceeded",
                     [])
     _set_counts(call, ctx.behaviour.launch, min_count, granted)
-    reply, outcome = _forward(call, ctx, forward)
+    with _MOTO_RUN_LOCK:
+        reply, outcome = _forward(call, ctx, forward)
     ids = []
     if outcome == "ok":
         ids = [m.decode() for m in _INSTANCE_ID.findall(reply.body)]

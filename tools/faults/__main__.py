@@ -12,6 +12,7 @@ import tempfile
 from tools.fakeaws import LocalAWS
 from tools.faults.harness import RestartableZooKeeper, Round, RoundResult
 from tools.faults.scenarios import SCENARIOS
+from tools.zookeeper import ZooKeeperEnsemble
 
 
 def parse_args(argv):
@@ -22,11 +23,16 @@ def parse_args(argv):
                    help="kill -9 rounds (default: %(default)s)")
     p.add_argument("--requests", type=int, default=100,
                    help="requests per burst (default: %(default)s)")
-    p.add_argument("--zk-rounds", type=int, default=3)
-    p.add_argument("--fault-rounds", type=int, default=3)
+    p.add_argument("--zk-rounds", type=int, default=3,
+                   help="ZooKeeper restart rounds (default: %(default)s)")
+    p.add_argument("--ensemble-rounds", type=int, default=3,
+                   help="rounds killing one server of a 3-server ensemble "
+                   "(default: %(default)s)")
+    p.add_argument("--fault-rounds", type=int, default=3,
+                   help="cloud-error rounds (default: %(default)s)")
     p.add_argument("--quick", action="store_true",
                    help="2 kill rounds x 20 requests, 1 ZooKeeper restart, "
-                   "1 cloud-error round")
+                   "1 ensemble-member kill, 1 cloud-error round")
     p.add_argument("--seed", type=int, help="RNG seed (default: random)")
     p.add_argument("--clean-wait", type=float, default=90.0,
                    help="seconds the launcher gets to remove leftovers")
@@ -39,6 +45,7 @@ def parse_args(argv):
     if args.quick:
         args.rounds, args.requests = 2, 20
         args.zk_rounds = min(args.zk_rounds, 1)
+        args.ensemble_rounds = min(args.ensemble_rounds, 1)
         args.fault_rounds = min(args.fault_rounds, 1)
         args.clean_wait = min(args.clean_wait, 30.0)
         args.done_wait = min(args.done_wait, 90.0)
@@ -88,6 +95,7 @@ def run(args, workdir: str) -> list[RoundResult]:
     rng = random.Random(seed)
     # The long kill -9 series last: an interrupted run still covers all.
     plan = [("zk-restart", args.zk_rounds),
+            ("ensemble", args.ensemble_rounds),
             ("cloud-errors", args.fault_rounds), ("kill9", args.rounds)]
     plan = [(n, c) for n, c in plan if c > 0]
     if args.only:
@@ -97,31 +105,49 @@ def run(args, workdir: str) -> list[RoundResult]:
     aws = LocalAWS(run_instances_latency=0.5, throttle=False,
                    workdir=os.path.join(workdir, "aws")).start()
     results: list[RoundResult] = []
+    servers = {"": zk}
     try:
-        _rounds(plan, args, zk, aws, workdir, rng, results)
+        if any(n == "ensemble" for n, _ in plan):
+            # Its own three JVMs (plain TCP), only while its rounds run.
+            servers["ensemble"] = ZooKeeperEnsemble(
+                os.path.join(workdir, "ensemble"), size=3)
+        _rounds(plan, args, servers, aws, workdir, rng, results)
     except KeyboardInterrupt:
         # Ctrl-C: the table still shows every round that finished.
         print("interrupted", flush=True)
     finally:
         aws.stop()
-        zk.stop()
+        for server in servers.values():
+            server.stop()
     return results
 
 
-def _rounds(plan, args, zk, aws, workdir, rng, results) -> None:
+def _rounds(plan, args, servers, aws, workdir, rng, results) -> None:
     for name, count in plan:
         print(f"== {name}: {count} rounds x {args.requests} requests",
               flush=True)
-        for index in range(count):
-            rnd = Round(zk, aws, workdir, name, index, args.requests)
-            try:
-                rnd.setup()
-                res = SCENARIOS[name](rnd, rng, args.done_wait,
-                                      args.clean_wait)
-            finally:
-                rnd.close()
-            report(res)
-            results.append(res)
+        zk = servers.get(name, servers[""])
+        if name in servers:
+            zk.start()
+        try:
+            _series(name, count, args, zk, aws, workdir, rng, results)
+        finally:
+            if name in servers:
+                zk.stop()
+                del servers[name]
+
+
+def _series(name, count, args, zk, aws, workdir, rng, results) -> None:
+    for index in range(count):
+        rnd = Round(zk, aws, workdir, name, index, args.requests)
+        try:
+            rnd.setup()
+            res = SCENARIOS[name](rnd, rng, args.done_wait,
+                                  args.clean_wait)
+        finally:
+            rnd.close()
+        report(res)
+        results.append(res)
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,8 @@ then plays Zuul:
 
 1. submit a burst of single-node requests;
 2. disrupt (the scenario's job: SIGKILL + restart the launcher, stop and
-   start ZooKeeper, or nothing while cloud faults are injected);
+   start ZooKeeper, kill -9 one server of a 3-server ensemble, or nothing
+   while cloud faults are injected);
 3. wait until every request is fulfilled or failed (bounded; the rest are
    *lost*), and note the seconds from the restart to the last one; then
    look for a node id on two live instances (*duplicated*);
@@ -150,13 +151,22 @@ class Round:
         top.stop()
         top.close()
         self.chroot = chroot
+        members = getattr(self.zk, "servers", None)
+        if members is not None:
+            # A ZooKeeperEnsemble (plain TCP): every member, one chroot.
+            zk_conf = {"zookeeper-servers": [
+                {"host": "127.0.0.1", "port": m.port, "chroot": chroot}
+                for m in members]}
+        else:
+            zk_conf = {
+                "zookeeper-servers": [{"host": "127.0.0.1",
+                                       "port": self.zk.secure_port,
+                                       "chroot": chroot}],
+                "zookeeper-tls": {"cert": self.zk.certs.client_cert,
+                                  "key": self.zk.certs.client_key,
+                                  "ca": self.zk.certs.ca}}
         data = {
-            "zookeeper-servers": [{"host": "127.0.0.1",
-                                   "port": self.zk.secure_port,
-                                   "chroot": chroot}],
-            "zookeeper-tls": {"cert": self.zk.certs.client_cert,
-                              "key": self.zk.certs.client_key,
-                              "ca": self.zk.certs.ca},
+            **zk_conf,
             # The server's minimum: a SIGKILLed launcher's session (and
             # its locks) goes away quickly.
             "zookeeper-timeout": 4.0,

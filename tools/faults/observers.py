@@ -5,8 +5,12 @@ own bookkeeping cannot hide what it did:
 
 - :class:`NodeWatch` records, from a data watch set on every node as it
   appears (raw kazoo, JSON read by hand), each value ``allocated_to`` ever
-  took.  A node that moves from request A to request B while A is still an
-  open (not failed) request was handed out twice.
+  took, and a break (None) where it was seen unallocated.  A node that
+  moves straight from request A to request B while A is still an open
+  (not failed) request was handed out twice.  One that was deallocated in
+  between was given back (a lost request's reset deallocates the nodes
+  its dead handler had gathered, and A is served with other nodes); the
+  two fulfilled requests that list one node still count.
 - :func:`cloud_instances` asks EC2 (``DescribeInstances`` through the local
   AWS) for every instance carrying our provider tag, terminated ones
   included: two *live* instances for one node id are a duplicated launch
@@ -37,7 +41,7 @@ class NodeWatch:
 
     def __init__(self, client):
         self.client = client
-        self.allocs: dict[str, list[str]] = defaultdict(list)
+        self.allocs: dict[str, list[str | None]] = defaultdict(list)
         self._lock = threading.Lock()
         self._watched: set[str] = set()
         client.ensure_path(NODES)
@@ -64,17 +68,22 @@ class NodeWatch:
             seen = self.allocs[name]
             if rid and (not seen or seen[-1] != rid):
                 seen.append(rid)
+            elif not rid and seen and seen[-1] is not None:
+                seen.append(None)     # deallocated
 
     def moves(self) -> list[tuple[str, str, str]]:
         with self._lock:
             return moves_of(self.allocs)
 
 
-def moves_of(allocs: dict[str, list[str]]) -> list[tuple[str, str, str]]:
-    """(node, from request, to request) for every re-allocation."""
+def moves_of(allocs: dict[str, list[str | None]]
+             ) -> list[tuple[str, str, str]]:
+    """(node, from request, to request) for every re-allocation without a
+    deallocation (None) in between."""
     out = []
     for name, rids in allocs.items():
-        out += [(name, a, b) for a, b in zip(rids, rids[1:])]
+        out += [(name, a, b) for a, b in zip(rids, rids[1:])
+                if a is not None and b is not None]
     return out
 
 

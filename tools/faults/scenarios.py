@@ -58,6 +58,30 @@ def zk_restart(rnd: Round, rng: random.Random, done_timeout: float,
     return rnd.finish(t_restart, done_timeout, clean_timeout)
 
 
+def ensemble_kill(rnd: Round, rng: random.Random, done_timeout: float,
+                  clean_timeout: float) -> RoundResult:
+    """kill -9 one member of a 3-server ensemble mid-burst (the leader or
+    a random member, by the RNG); the quorum of the other two must carry
+    on.  The member is restarted after the round, for the next one."""
+    ens = rnd.zk
+    rnd.submit()
+    time.sleep(_moment(rng, rnd))
+    open_ = _open_now(rnd)
+    leader = ens.leader()
+    victim = leader if leader is not None and rng.random() < 0.5 \
+        else rng.randrange(len(ens.servers))
+    t_kill = time.time()
+    ens.kill(victim)
+    role = "leader" if victim == leader else "follower"
+    rnd.result.notes.append(
+        f"killed ZooKeeper server {victim + 1} ({role}) at "
+        f"+{t_kill - rnd.t_burst:.1f}s with {open_} open")
+    try:
+        return rnd.finish(t_kill, done_timeout, clean_timeout)
+    finally:
+        ens.restart(victim)
+
+
 def cloud_errors(rnd: Round, rng: random.Random, done_timeout: float,
                  clean_timeout: float) -> RoundResult:
     aws = rnd.aws
@@ -83,7 +107,7 @@ def cloud_errors(rnd: Round, rng: random.Random, done_timeout: float,
 
 
 SCENARIOS = {"kill9": kill9, "zk-restart": zk_restart,
-             "cloud-errors": cloud_errors}
+             "ensemble": ensemble_kill, "cloud-errors": cloud_errors}
 
 
 def _faulted(aws) -> dict:

@@ -22,6 +22,19 @@ def test_node_moved_between_open_requests_is_allocated_twice():
     assert obs.allocated_twice(moved, final) == ["n1:r1"]
 
 
+def test_node_given_back_then_reallocated_is_fine():
+    # A lost request's reset deallocates its node (None), another request
+    # takes it, and the first one is served with a new node.
+    moved = moves({"n1": ["r1", None, "r2"]})
+    final = {"r1": {"state": "fulfilled", "nodes": ["n9"]},
+             "r2": {"state": "fulfilled", "nodes": ["n1"]}}
+    assert moved == []
+    assert obs.allocated_twice(moved, final) == []
+    # ... but not if both requests list it.
+    final["r1"]["nodes"] = ["n1"]
+    assert obs.allocated_twice(moved, final) == ["n1:r1,r2"]
+
+
 def test_node_moved_away_from_a_failed_request_is_fine():
     moved = moves({"n1": ["r1", "r2"]})
     final = {"r1": {"state": "failed", "nodes": []},

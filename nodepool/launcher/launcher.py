@@ -12,7 +12,8 @@ Threads (each a named class with start/stop/join):
   machines (``ProviderManager``);
 - the adapters' own create pools (``<provider>-create-N``) and delete
   batchers (``<provider>-delete-batcher``), and the shared keyscan pool;
-- ``DeletedNodeWorker`` (~5 s) and ``CleanupWorker`` (~60 s);
+- ``DeletedNodeWorker`` (~5 s) and ``CleanupWorker`` (~60 s, plus two cheap
+  duties every second: lost requests, orphaned init nodes);
 - ``StatsElection``: leader election for node gauges.
 
 Failure story: an invalid config is fatal at start and ignored (old config

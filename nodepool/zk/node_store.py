@@ -94,6 +94,11 @@ class NodeStore(StoreBase):
         except (NotFound, BadZnode) as exc:
             self.unlock_node(node)
             raise LockedObjectGone(f"node {node.id}: {exc}") from exc
+        except BaseException:
+            # Locked but not re-read (connection trouble): never keep a
+            # lock on what we could not read.
+            self._unlock_quietly_node(node)
+            raise
 
     def lock_new_node(self, node: Node, timeout: float = 10.0) -> None:
         """Lock a node this client just created and write ``node``.
@@ -140,6 +145,14 @@ class NodeStore(StoreBase):
             # Never keep the lock of a node that does not say what we did.
             self.unlock_node(node)
             raise
+
+    def _unlock_quietly_node(self, node) -> None:
+        try:
+            self.unlock_node(node)
+        except Exception:
+            self.log.warning("Could not release the lock of node %s; it "
+                             "goes with the session", node.id)
+            node.lock = None
 
     def unlock_node(self, node: Node) -> None:
         locking.release(node.lock)

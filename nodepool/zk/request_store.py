@@ -90,6 +90,11 @@ class RequestStore(StoreBase):
         except (NotFound, BadZnode) as exc:
             self.unlock_request(request)
             raise LockedObjectGone(f"request {request.id}: {exc}") from exc
+        except BaseException:
+            # Locked but not re-read (connection trouble): never keep a
+            # lock on what we could not read.
+            self._unlock_quietly_request(request)
+            raise
 
     def lock_and_store_request(self, request: NodeRequest,
                                identifier: str | None = None) -> bool:
@@ -161,6 +166,14 @@ class RequestStore(StoreBase):
             locking.mark_released(obj.lock)
             obj.lock = None
         return True
+
+    def _unlock_quietly_request(self, request) -> None:
+        try:
+            self.unlock_request(request)
+        except Exception:
+            self.log.warning("Could not release the lock of request %s; it "
+                             "goes with the session", request.id)
+            request.lock = None
 
     def unlock_request(self, request: NodeRequest) -> None:
         locking.release(request.lock)

@@ -74,6 +74,9 @@ def test_connection_loss_mid_burst_is_retried_not_declined(
     retried = counters("nodepool.launcher.request",
                        "ZooKeeper trouble while handling request")
     declined = counters("nodepool.launcher.request", "Declining request")
+    # A cut during a node write is written again, never a failed attempt
+    # (which would delete the instance and spend a launch retry).
+    attempts_failed = counters("nodepool.launcher.node", "failed")
     try:
         env.write_config()
         with open(env.config_path) as f:
@@ -108,6 +111,7 @@ def test_connection_loss_mid_burst_is_retried_not_declined(
         states = {f["state"] for f in finals.values()}
         assert states == {"fulfilled"}, finals
         assert declined.count == 0
+        assert attempts_failed.count == 0
         assert launcher.client.session_id == session
         for rid in rids:
             env.zuul.release(env.zuul.accept(rid))

@@ -273,9 +273,6 @@ class CleanupWorker(PeriodicWorker):
             self.zk.lock_request(request, blocking=False)
         except (zk_errors.LockError, zk_errors.NotFound):
             return
-        except Exception:
-            self.zk.unlock_request(request)
-            raise
         try:
             if request.state == RequestState.PENDING:
                 self._reset_lost(request, by_request.get(request.id, []))

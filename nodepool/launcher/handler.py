@@ -198,10 +198,6 @@ class RequestHandler:
                 self.zk.lock_node(node, blocking=False)
             except zk_errors.LockError:
                 continue
-            except Exception:
-                # Locked, but re-reading it failed: never keep that lock.
-                self._unlock(node)
-                raise
             if node.state != NodeState.READY or node.allocated_to:
                 self.zk.unlock_node(node)
                 continue

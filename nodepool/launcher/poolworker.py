@@ -405,10 +405,7 @@ class PoolWorker:
             self.zk.lock_request(request, blocking=False)
         except (zk_errors.LockError, zk_errors.NotFound):
             return
-        except Exception:
-            # Locked but not re-read (connection trouble): let it go.
-            self.zk.unlock_request(request)
-            raise
+        # (A lock whose re-read failed is released by lock_request.)
         try:
             if (request.state != RequestState.REQUESTED
                     or self.id in request.declined_by):

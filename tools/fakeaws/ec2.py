@@ -18,11 +18,13 @@ in this order (the order EC2's own front end implies):
    because moto starts MinCount and EC2 starts up to MaxCount;
 6. **moto** answers; the proxy counts what it returned and books the
    instance ids in the ledger (TerminateInstances releases them).
-   RunInstances calls reach moto one at a time (after their latency, so
-   they still overlap like on EC2): moto hands out subnet addresses from
-   one generator without a lock, and two calls at once fail one of them
-   with a 500 after it created part of its instances -- a partial batch
-   EC2 never produces.
+   Calls reach moto one at a time (after their latency, so they still
+   overlap like on EC2): moto's EC2 backend is not thread-safe.  Two
+   RunInstances at once fail one of them with a 500 after it created part
+   of its instances (addresses come from one generator without a lock) --
+   a partial batch EC2 never produces; a DescribeInstances with tag
+   filters during a CreateTags fails with "dictionary changed size during
+   iteration".
 
 A hold is an ``Event.wait`` on the proxy's stop event, so stopping the
 proxy never waits for a 30 s injected delay.
@@ -44,7 +46,7 @@ from tools.fakeaws.stats import Stats
 from tools.fakeaws.throttle import bucket_costs
 
 # See the module docstring, step 6.
-_MOTO_RUN_LOCK = threading.Lock()
+_MOTO_LOCK = threading.Lock()
 
 __all__ = ["EC2Call", "EC2Context", "handle_ec2_call"]
 
@@ -132,7 +134,8 @@ def _common(call: EC2Call, ctx: EC2Context) -> tuple[Reply | None, str]:
 
 def _forward(call: EC2Call, ctx: EC2Context,
              forward: Forward) -> tuple[Reply, str]:
-    reply = forward(call.body)
+    with _MOTO_LOCK:     # see the module docstring, step 6
+        reply = forward(call.body)
     if reply.status >= 400:
         ctx.stats.error(call.action, reply.status)
         return reply, f"error:{reply.status}"
@@ -172,8 +175,7 @@ def _launch(call: EC2Call, ctx: EC2Context, forward: Forward
             return (Reply(status, body, list(_XML)), "VcpuLimitExceeded",
                     [])
     _set_counts(call, ctx.behaviour.launch, min_count, granted)
-    with _MOTO_RUN_LOCK:
-        reply, outcome = _forward(call, ctx, forward)
+    reply, outcome = _forward(call, ctx, forward)
     ids = []
     if outcome == "ok":
         ids = [m.decode() for m in _INSTANCE_ID.findall(reply.body)]

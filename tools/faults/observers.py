@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import defaultdict
 
 from kazoo.exceptions import NoNodeError
@@ -126,18 +127,27 @@ def node_id_of(record: dict) -> str | None:
     return None
 
 
-def cloud_instances(ec2, provider: str) -> list[dict]:
-    """Every instance tagged with our provider (any state)."""
-    out = []
-    for page in ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "tag:nodepool_provider_name",
-                      "Values": [provider]}]):
-        for reservation in page.get("Reservations", []):
-            for record in reservation.get("Instances", []):
-                out.append({"id": record["InstanceId"],
-                            "state": record["State"]["Name"],
-                            "node": node_id_of(record)})
-    return out
+def cloud_instances(ec2, provider: str, attempts: int = 5) -> list[dict]:
+    """Every instance tagged with our provider (any state).  The local
+    cloud may answer one call with a 5xx: the observer asks again rather
+    than end the suite."""
+    for attempt in range(1, attempts + 1):
+        try:
+            out = []
+            for page in ec2.get_paginator("describe_instances").paginate(
+                    Filters=[{"Name": "tag:nodepool_provider_name",
+                              "Values": [provider]}]):
+                for reservation in page.get("Reservations", []):
+                    for record in reservation.get("Instances", []):
+                        out.append({"id": record["InstanceId"],
+                                    "state": record["State"]["Name"],
+                                    "node": node_id_of(record)})
+            return out
+        except Exception:
+            if attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)   # back-off between attempts
+    return []
 
 
 def duplicated(instances: list[dict]) -> dict[str, list[str]]:

@@ -11,12 +11,14 @@ in this order (the order EC2's own front end implies):
    like on EC2 (moto itself answers RunInstances in ~30 ms);
 3. **faults**: a matching rule may delay the call further and/or answer an
    EC2 error instead of moto (see ``faults.py``);
-4. **quota** (RunInstances, flag ``enforce_quotas``): vCPUs are reserved in
+4. **idempotency** (RunInstances): a ClientToken that already launched
+   answers with that launch's reply and starts nothing (as EC2 does);
+5. **quota** (RunInstances, flag ``enforce_quotas``): vCPUs are reserved in
    the ledger; none fit -> ``VcpuLimitExceeded``, some fit -> fewer
    instances (see ``ledger.py``);
-5. **launch count**: with ``launch: "max"`` MinCount is raised to MaxCount,
+6. **launch count**: with ``launch: "max"`` MinCount is raised to MaxCount,
    because moto starts MinCount and EC2 starts up to MaxCount;
-6. **moto** answers; the proxy counts what it returned and books the
+7. **moto** answers; the proxy counts what it returned and books the
    instance ids in the ledger (TerminateInstances releases them).
    Calls reach moto one at a time (after their latency, so they still
    overlap like on EC2): moto's EC2 backend is not thread-safe.  Two
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qs
 
@@ -53,6 +55,8 @@ __all__ = ["EC2Call", "EC2Context", "handle_ec2_call"]
 _XML = [("Content-Type", "text/xml;charset=UTF-8")]
 _INSTANCE_ID = re.compile(rb"<instanceId>([^<]+)</instanceId>")
 DEFAULT_INSTANCE_TYPE = "m1.small"  # what EC2 starts without InstanceType
+# ClientTokens remembered (EC2 keeps them for days; a test run needs few).
+TOKEN_MEMORY = 100000
 
 Forward = Callable[[bytes], Reply]
 
@@ -64,6 +68,10 @@ class EC2Context:
     stats: Stats
     ledger: Ledger
     stopping: threading.Event
+    # (region, ClientToken) → the reply of the RunInstances that used it:
+    # EC2 answers a repeated token with the original launch (idempotency).
+    tokens: dict = field(default_factory=dict)
+    tokens_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class EC2Call:
@@ -134,7 +142,7 @@ def _common(call: EC2Call, ctx: EC2Context) -> tuple[Reply | None, str]:
 
 def _forward(call: EC2Call, ctx: EC2Context,
              forward: Forward) -> tuple[Reply, str]:
-    with _MOTO_LOCK:     # see the module docstring, step 6
+    with _MOTO_LOCK:     # see the module docstring, step 7
         reply = forward(call.body)
     if reply.status >= 400:
         ctx.stats.error(call.action, reply.status)
@@ -146,8 +154,24 @@ def _run_instances(call: EC2Call, ctx: EC2Context, forward: Forward
                    ) -> Reply:
     reply, outcome = _common(call, ctx)
     ids: list[str] = []
+    token = call.first("ClientToken")
+    if reply is None and token:
+        with ctx.tokens_lock:
+            earlier = ctx.tokens.get((call.region, token))
+        if earlier is not None:
+            # Same token again (a client retrying a call whose answer it
+            # lost): the original launch, nothing new started.
+            ctx.stats.run_instances(call.count("MinCount"),
+                                    call.count("MaxCount"), 0,
+                                    call.first("InstanceType"), "idempotent")
+            return earlier
     if reply is None:
         reply, outcome, ids = _launch(call, ctx, forward)
+        if token and outcome == "ok":
+            with ctx.tokens_lock:
+                if len(ctx.tokens) > TOKEN_MEMORY:
+                    ctx.tokens.clear()
+                ctx.tokens[(call.region, token)] = reply
     ctx.stats.run_instances(call.count("MinCount"), call.count("MaxCount"),
                             len(ids), call.first("InstanceType"), outcome)
     return reply

@@ -130,9 +130,14 @@ class FakeAWSProxy:
         self.ec2 = EC2Context(behaviour, self.stats, self.ledger,
                               self.stopping)
         self.forwarder = MotoForwarder(moto_host, moto_port)
+        def reset() -> None:
+            reset_moto()
+            with self.ec2.tokens_lock:   # the instances they named are gone
+                self.ec2.tokens.clear()
+
         self.control = ControlPlane(behaviour, self.stats, self.ledger,
                                     f"http://{moto_host}:{moto_port}",
-                                    reset_moto)
+                                    reset)
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.proxy = self
         self._thread: threading.Thread | None = None

@@ -86,7 +86,8 @@ class Stats:
     def run_instances(self, min_count: int, max_count: int, launched: int,
                       instance_type: str | None, outcome: str) -> None:
         """Record one RunInstances call; ``outcome`` is "ok", "throttled",
-        an injected error code or ``"error:<status>"``."""
+        "idempotent" (a ClientToken seen before: the earlier launch is
+        returned), an injected error code or ``"error:<status>"``."""
         with self._lock:
             self.run_records.append({
                 "min_count": min_count, "max_count": max_count,

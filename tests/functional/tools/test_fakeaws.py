@@ -493,6 +493,31 @@ def test_stats_count_instances_per_call(fake):
     assert stats["calls"] == {} and stats["run_instances"]["calls"] == 0
 
 
+def test_client_token_repeats_the_earlier_launch(fake):
+    """As EC2: RunInstances with a ClientToken seen before starts nothing
+    and answers with the original instances (a retried call whose answer
+    was lost leaks nothing)."""
+    fake.aws.configure(throttle=False)
+
+    def run(token: str) -> list[str]:
+        resp = fake.ec2.run_instances(
+            ImageId=fake.env["image_id"], SubnetId=fake.env["subnet_id"],
+            InstanceType="t3.small", MinCount=1, MaxCount=2,
+            ClientToken=token)
+        return [i["InstanceId"] for i in resp["Instances"]]
+
+    first = run("token-a")
+    assert len(first) == 2
+    assert run("token-a") == first
+    other = run("token-b")
+    assert len(other) == 2 and not set(other) & set(first)
+    run_stats = fake.aws.stats()["run_instances"]
+    assert [(c["launched"], c["outcome"])
+            for c in run_stats["instances"]] == [
+        (2, "ok"), (0, "idempotent"), (2, "ok")]
+    assert run_stats["launched"] == 4
+
+
 def test_runtime_reconfiguration(fake):
     config = fake.aws.configure(run_instances_latency=0.4)
     assert config["latency"]["RunInstances"] == 0.4

@@ -8,7 +8,7 @@ cheaper bucket).  ``rate`` 0 leaves both unlimited.
 
 botocore's own retries are switched off (one attempt per call): a hidden
 retry would hide throttling from the limiter, which can then not slow the
-other threads down.  Instead ``call`` retries here:
+other threads down.  Instead ``call`` retries in ``LimitedApi``'s loop:
 
 - ``ThrottledError`` (RequestLimitExceeded): report ``limiter.throttled()``
   (the effective rate halves, AIMD) and retry after an exponential,
@@ -26,29 +26,20 @@ are created here, in the constructor, from one Session.
 
 from __future__ import annotations
 
-import logging
-import random
-import threading
 import time
-from collections import Counter
 from typing import Any, Callable
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nodepool.driver import errors
 from nodepool.driver.aws.errors import classify
+from nodepool.driver.limitedapi import READ_RATE_FACTOR, LimitedApi
 from nodepool.driver.ratelimit import RateLimiter
 
 __all__ = ["AwsApi", "READ_RATE_FACTOR"]
 
-log = logging.getLogger(__name__)
 
-#: read-only calls may go this many times faster than mutating ones
-READ_RATE_FACTOR = 10.0
-
-
-class AwsApi:
+class AwsApi(LimitedApi):
     """Clients plus limiters for one provider (see module docstring).
 
     ``session`` is a ``boto3.Session`` (its ``profile_name`` chosen by the
@@ -63,21 +54,12 @@ class AwsApi:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  clients: dict[str, Any] | None = None):
-        self.name = name
+        super().__init__(name, rate, write_limiter="mutate",
+                         throttle_attempts=throttle_attempts,
+                         transient_attempts=transient_attempts,
+                         backoff=backoff, max_backoff=max_backoff,
+                         sleep=sleep, clock=clock)
         self.region = region
-        self.limiter = RateLimiter(f"{name}-mutate", rate, clock=clock,
-                                   sleep=sleep)
-        self.read_limiter = RateLimiter(f"{name}-read",
-                                        rate * READ_RATE_FACTOR,
-                                        clock=clock, sleep=sleep)
-        self.throttle_attempts = throttle_attempts
-        self.transient_attempts = transient_attempts
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self.calls: Counter[str] = Counter()
-        self.failures: Counter[str] = Counter()
         if clients is not None:
             self.ec2 = clients.get("ec2")
             self.quotas = clients.get("service-quotas")
@@ -121,60 +103,19 @@ class AwsApi:
                 return items
             params = {**params, token_key: token}
 
-    # -- the retry loop -------------------------------------------------------
+    # -- the retry loop (LimitedApi's) ---------------------------------------
     def call(self, limiter: RateLimiter, fn: Callable[..., dict],
              operation: str, params: dict[str, Any], *,
              admitted: bool = False) -> dict:
         """``fn(**params)`` with limiting, classification and retries."""
-        throttles = transients = 0
-        while True:
-            if not admitted:
-                limiter.acquire()
-            admitted = False
-            with self._lock:
-                self.calls[operation] += 1
-            try:
-                result = fn(**params)
-            except (ClientError, BotoCoreError) as exc:
-                error = classify(exc, operation)
-                error.__cause__ = exc
-            else:
-                limiter.succeeded()
-                return result
-            with self._lock:
-                self.failures[operation] += 1
-            if isinstance(error, errors.ThrottledError):
-                limiter.throttled(error.retry_after)
-                throttles += 1
-                if throttles >= self.throttle_attempts:
-                    raise error
-                self._sleep(self._delay(throttles, error.retry_after))
-            elif isinstance(error, errors.TransientError):
-                transients += 1
-                if transients >= self.transient_attempts:
-                    raise error
-                log.info("%s: %s failed transiently (attempt %d): %s",
-                         self.name, operation, transients, error)
-                self._sleep(self._delay(transients))
-            else:
-                raise error
+        def classify_boto(exc: Exception):
+            if isinstance(exc, (ClientError, BotoCoreError)):
+                return classify(exc, operation)
+            return None
+        return self._retrying(limiter, operation, lambda: fn(**params),
+                              classify_boto, admitted=admitted)
 
-    def _delay(self, attempt: int, retry_after: float | None = None
-               ) -> float:
-        # Full jitter, so threads refused together do not return together.
-        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-        return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
-
-    def stats(self) -> dict:
-        with self._lock:
-            calls, failures = dict(self.calls), dict(self.failures)
-        return {"calls": calls, "failures": failures,
-                "limiter": _limiter_stats(self.limiter),
-                "read_limiter": _limiter_stats(self.read_limiter)}
-
-
-def _limiter_stats(limiter: RateLimiter) -> dict:
-    s = limiter.stats
-    return {"rate": limiter.rate, "effective_rate": limiter.effective_rate,
-            "calls": s.calls, "waits": s.waits,
-            "wait_seconds": round(s.wait_seconds, 3), "throttled": s.throttled}
+    def _throttle_pause(self, attempt: int, retry_after: float | None
+                        ) -> None:
+        # EC2 rarely names a Retry-After: back off at least that long.
+        self._sleep(max(retry_after or 0.0, self._delay(attempt)))

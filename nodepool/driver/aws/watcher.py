@@ -38,31 +38,20 @@ Threads: one, ``<provider>-describe``, the only writer of ``_records``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 from nodepool.driver import errors
+from nodepool.driver.watchset import Lookup, Record, WatchSet
 
 __all__ = ["InstanceWatcher", "Lookup"]
 
 log = logging.getLogger(__name__)
 
 CHUNK = 100      # ids per call
-Record = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class Lookup:
-    """A watched id's latest record; ``fresh`` once a poll that started
-    after ``watch()`` has finished (so None then means "not there")."""
-
-    record: Record | None
-    fresh: bool
-
-
-class InstanceWatcher:
+class InstanceWatcher(WatchSet):
     """See the module docstring.
 
     ``describe(filters)`` returns full instance records for EC2 filters;
@@ -70,70 +59,29 @@ class InstanceWatcher:
     ``NotFoundError`` when an id is unknown.
     """
 
+    THREAD = "describe"
+    KIND = "Watcher"
+
     def __init__(self, name: str, describe: Callable[[list[dict]], list],
                  status: Callable[[list[str]], dict[str, str]] | None = None,
                  interval: float = 0.5, min_gap: float = 0.1,
                  expire: float = 4 * 3600.0,
                  clock: Callable[[], float] = time.monotonic):
-        self.name = name
-        self.interval = interval
-        self.min_gap = min_gap
-        self.expire = expire
+        super().__init__(name, interval, min_gap, expire, clock)
         self.counts = {"polls": 0, "status_calls": 0, "full_calls": 0,
                        "full_records": 0, "errors": 0}
         self.last_duration = 0.0
         self._describe = describe
         self._status = status
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._watched: dict[str, float] = {}      # id -> watch() time
         self._records: dict[str, Record] = {}
-        self._last_start = -1e9          # clock when the last poll began
-        self._last_done_start = -1e9     # ... and of the last one finished
-        self._urgent = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._last_done_start = -1e9     # start of the last finished poll
 
     # -- public ---------------------------------------------------------------
-    def start(self) -> None:
-        with self._cond:
-            if self._thread is not None or self._stopping:
-                raise RuntimeError(f"watcher {self.name} already started")
-            self._thread = threading.Thread(
-                target=self._run, name=f"{self.name}-describe", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout=10)
-
-    def watch(self, instance_id: str) -> None:
-        with self._cond:
-            if instance_id in self._watched:
-                return
-            self._watched[instance_id] = self._clock()
-            self._urgent = True
-            self._cond.notify()
-
-    def unwatch(self, instance_id: str) -> None:
-        with self._cond:
-            self._watched.pop(instance_id, None)
-            self._records.pop(instance_id, None)
-
     def lookup(self, instance_id: str) -> Lookup:
         with self._cond:
             since = self._watched.get(instance_id)
             fresh = since is not None and self._last_done_start >= since
             return Lookup(self._records.get(instance_id), fresh)
-
-    @property
-    def watched(self) -> int:
-        with self._cond:
-            return len(self._watched)
 
     def stats(self) -> dict:
         return {"watched": self.watched, **self.counts,
@@ -143,12 +91,10 @@ class InstanceWatcher:
     def _run(self) -> None:
         while True:
             with self._cond:
-                ids = self._wait_for_turn()
-                if ids is None:
+                if not self._wait_for_turn():
                     return
-                self._urgent = False
-                started = self._clock()
-                self._last_start = started
+                ids = list(self._watched)
+                started = self._last_start
                 known = {i: self._records[i] for i in ids
                          if i in self._records}
             records = self._poll(ids, known)
@@ -169,27 +115,8 @@ class InstanceWatcher:
                 self._records[iid] = record
         self._last_done_start = started
 
-    def _wait_for_turn(self) -> list[str] | None:
-        """Under the lock: block until a poll is due; the ids to ask."""
-        while not self._stopping:
-            self._expire()
-            if self._watched:
-                gap = self.min_gap if self._urgent else self.interval
-                wait = self._last_start + gap - self._clock()
-                if wait <= 0:
-                    return list(self._watched)
-                self._cond.wait(wait)
-            else:
-                self._cond.wait()
-        return None
-
-    def _expire(self) -> None:
-        limit = self._clock() - self.expire
-        for iid in [i for i, t in self._watched.items() if t < limit]:
-            log.warning("Watcher %s: forgetting %s, watched for %.0fs",
-                        self.name, iid, self.expire)
-            self._watched.pop(iid)
-            self._records.pop(iid, None)
+    def _forget(self, rid: str) -> None:
+        self._records.pop(rid, None)
 
     # -- one poll (outside the lock) ------------------------------------------
     def _poll(self, ids: list[str], known: dict[str, Record]

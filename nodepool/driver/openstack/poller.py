@@ -27,77 +27,33 @@ state is shared under one condition variable.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Callable
+
+from nodepool.driver.watchset import Lookup, Record, WatchSet
 
 __all__ = ["ServerPoller", "Lookup"]
 
 log = logging.getLogger(__name__)
 
-Record = Mapping[str, Any]
 
-
-@dataclass(frozen=True)
-class Lookup:
-    record: Record | None
-    fresh: bool
-
-
-class ServerPoller:
+class ServerPoller(WatchSet):
     """See the module docstring; ``fetch()`` returns all server records."""
+
+    THREAD = "servers"
+    KIND = "Poller"
 
     def __init__(self, name: str, fetch: Callable[[], list[Record]],
                  interval: float = 1.0, min_gap: float = 0.5,
                  expire: float = 4 * 3600.0,
                  clock: Callable[[], float] = time.monotonic):
-        self.name = name
-        self.interval = interval
-        self.min_gap = min_gap
-        self.expire = expire
+        super().__init__(name, interval, min_gap, expire, clock)
         self.counts = {"polls": 0, "errors": 0}
         self._fetch = fetch
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._watched: dict[str, float] = {}
         self._records: dict[str, Record] = {}
         self._snapshot: tuple[float, list[Record]] | None = None
-        self._last_start = -1e9
-        self._urgent = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------
-    def start(self) -> None:
-        with self._cond:
-            if self._thread is not None or self._stopping:
-                raise RuntimeError(f"poller {self.name} already started")
-            self._thread = threading.Thread(
-                target=self._run, name=f"{self.name}-servers", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout=10)
 
     # -- machines --------------------------------------------------------
-    def watch(self, server_id: str) -> None:
-        with self._cond:
-            if server_id in self._watched:
-                return
-            self._watched[server_id] = self._clock()
-            self._urgent = True
-            self._cond.notify()
-
-    def unwatch(self, server_id: str) -> None:
-        with self._cond:
-            self._watched.pop(server_id, None)
-
     def lookup(self, server_id: str) -> Lookup:
         with self._cond:
             since = self._watched.get(server_id)
@@ -110,11 +66,6 @@ class ServerPoller:
         """The last listed record of any server (watched or not)."""
         with self._cond:
             return self._records.get(server_id)
-
-    @property
-    def watched(self) -> int:
-        with self._cond:
-            return len(self._watched)
 
     # -- the whole list --------------------------------------------------
     def snapshot(self, max_age: float) -> list[Record] | None:
@@ -144,9 +95,7 @@ class ServerPoller:
             with self._cond:
                 if not self._wait_for_turn():
                     return
-                self._urgent = False
-                started = self._clock()
-                self._last_start = started
+                started = self._last_start
             self.counts["polls"] += 1
             try:
                 records = self._fetch()
@@ -156,24 +105,3 @@ class ServerPoller:
                             self.name, e)
                 continue
             self.publish(records, started)
-
-    def _wait_for_turn(self) -> bool:
-        """Under the lock: block until a poll is due; False when stopping."""
-        while not self._stopping:
-            self._expire()
-            if self._watched:
-                gap = self.min_gap if self._urgent else self.interval
-                wait = self._last_start + gap - self._clock()
-                if wait <= 0:
-                    return True
-                self._cond.wait(wait)
-            else:
-                self._cond.wait()
-        return False
-
-    def _expire(self) -> None:
-        limit = self._clock() - self.expire
-        for sid in [s for s, t in self._watched.items() if t < limit]:
-            log.warning("Poller %s: forgetting %s, watched for %.0fs",
-                        self.name, sid, self.expire)
-            self._watched.pop(sid)

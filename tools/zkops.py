@@ -28,9 +28,6 @@ def install(path: str) -> None:
 
     def counting_call(self, request, async_object):
         name = type(request).__name__
-        if name == "GetChildren" and os.environ.get("NODEPOOL_ZKOPS_PATHS"):
-            parts = request.path.split("/")
-            name += ":" + "/".join(parts[:4] + ["*"] * (len(parts) > 4))
         with lock:
             counts[name] += 1
         return original(self, request, async_object)

@@ -154,7 +154,6 @@ class ZooKeeperServer:
              *(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
                if self.fast_start else []),
              "-Dzookeeper.forceSync=no",
-             *os.environ.get("NODEPOOL_ZK_JAVA_OPTS", "").split(),
              "-cp", ":".join(ZK_JARS),
              "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
             stdout=self._log, stderr=subprocess.STDOUT,

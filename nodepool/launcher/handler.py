@@ -72,7 +72,6 @@ class RequestHandler:
         self.done = False
         self.busy = False     # an action or fill runs on an I/O thread
         self.accepted = False  # our ``pending`` write is known to have landed
-        self._logged_accept = False
         # After ZooKeeper trouble: the action to run again, not before
         # retry_at (monotonic).
         self.retry: Callable[[], None] | None = None
@@ -119,15 +118,12 @@ class RequestHandler:
     def accept(self, written: bool = False) -> None:
         """Mark the request ``pending`` (``written``: the pool worker
         already did, in the transaction that took the lock), then fill."""
-        if written:
-            self.accepted = True
         if not self.accepted:
-            self._live()
-            self.request.set_state(RequestState.PENDING)
-            self.zk.store_request(self.request)
+            if not written:
+                self._live()
+                self.request.set_state(RequestState.PENDING)
+                self.zk.store_request(self.request)
             self.accepted = True
-        if not self._logged_accept:
-            self._logged_accept = True
             self.log.info("Accepted request %s for %s", self.request.id,
                           self.request.node_types)
         self.fill()

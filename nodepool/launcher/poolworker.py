@@ -91,10 +91,8 @@ class PoolWorker:
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
         self._spares: dict[str, list[Node]] | None = None
-        self._usage: Quota | None = None            # pool, + reservations
-        self._provider_usage: Quota | None = None   # provider, + reservations
-        self._usage_at = 0.0
-        self._provider_usage_at = 0.0
+        # "pool"/"provider" -> [counted at, usage + our reservations]
+        self._counted: dict[str, list] = {}
         self._last_reclaim = 0.0
         self._last_stats = 0.0
         # Shared with the I/O threads, guarded by _lock:
@@ -487,15 +485,24 @@ class PoolWorker:
     def label_cost(self, label) -> Quota:
         return self.manager.adapter.label_quota(label)
 
-    def _pool_usage(self) -> Quota:
+    def _recounted(self, key: str, count) -> Quota:
+        """``count()`` plus our reservations, recounted at most every
+        USAGE_TTL; in between, reserve/release adjust it exactly."""
         now = time.monotonic()
-        if self._usage is None or now - self._usage_at > USAGE_TTL:
-            used = Quota.total(self.manager.node_cost(n, self.pool)
-                               for n in self._provider_nodes()
-                               if n.pool == self.pool.name)
-            self._usage = used + Quota.total(self._reservations.values())
-            self._usage_at = now
-        return self._usage
+        entry = self._counted.get(key)
+        if entry is None or now - entry[0] > USAGE_TTL:
+            entry = self._counted[key] = [
+                now, count() + Quota.total(self._reservations.values())]
+        return entry[1]
+
+    def _adjust_counted(self, change: Quota, sign: int) -> None:
+        for entry in self._counted.values():
+            entry[1] = entry[1] + change if sign > 0 else entry[1] - change
+
+    def _pool_usage(self) -> Quota:
+        return self._recounted("pool", lambda: Quota.total(
+            self.manager.node_cost(n, self.pool)
+            for n in self._provider_nodes() if n.pool == self.pool.name))
 
     def _provider_room(self, need: Quota) -> bool:
         if self._ignore_provider_quota():
@@ -503,14 +510,9 @@ class PoolWorker:
         limits = self.manager.provider_limits()
         if not limits.values:
             return True
-        now = time.monotonic()
-        if (self._provider_usage is None
-                or now - self._provider_usage_at > USAGE_TTL):
-            used = self.manager.provider_used(self._provider_nodes())
-            self._provider_usage = used + Quota.total(
-                self._reservations.values())
-            self._provider_usage_at = now
-        return need.fits(limits, self._provider_usage)
+        used = self._recounted("provider", lambda: self.manager.provider_used(
+            self._provider_nodes()))
+        return need.fits(limits, used)
 
     def has_room(self, label) -> bool:
         with self._lock:
@@ -526,9 +528,7 @@ class PoolWorker:
             token = object()
             need = self.label_cost(label)
             self._reservations[token] = need
-            self._usage = self._pool_usage() + need
-            if self._provider_usage is not None:
-                self._provider_usage = self._provider_usage + need
+            self._adjust_counted(need, +1)
             return token
 
     def commit_reservation(self, token, node: Node) -> None:
@@ -539,12 +539,8 @@ class PoolWorker:
     def release_reservation(self, token) -> None:
         with self._lock:
             need = self._reservations.pop(token, None)
-            if need is None:
-                return
-            if self._usage is not None:
-                self._usage = self._usage - need
-            if self._provider_usage is not None:
-                self._provider_usage = self._provider_usage - need
+            if need is not None:
+                self._adjust_counted(need, -1)
 
     def reclaim_ready_node(self) -> None:
         """At quota: delete the oldest unallocated READY node of this pool."""

@@ -25,7 +25,7 @@ from typing import Iterable
 
 from nodepool.driver.quota import Quota
 from nodepool.launcher.nodelauncher import NodeLauncher
-from nodepool.zk.models import Node, NodeState
+from nodepool.zk.models import Node
 
 
 # Node costs remembered by node_cost (cleared when exceeded).

@@ -16,8 +16,7 @@ from typing import Iterator
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from . import locking
-from .errors import (BadZnode, LockedObjectGone, LockError, NotFound,
-                     ZooKeeperError)
+from .errors import BadZnode, LockedObjectGone, LockError, NotFound
 from .node import Node, NodeState
 from .paths import NODES, node_lock_path, node_path, request_lock_path
 from .request import NodeRequest
@@ -111,28 +110,9 @@ class NodeStore(StoreBase):
         then writing (merging)."""
         lock = locking.make_lock(self.kazoo, node_lock_path(node.id),
                                  create_parent=False)
-        txn = self.kazoo.transaction()
-        index = locking.add_fresh_acquire(txn, lock)
-        txn.set_data(node_path(node.id), node.to_json(),
-                     version=node.stat.version)
-        try:
-            results, error = self._commit(txn, f"lock node {node.id}")
-        except ZooKeeperError:
-            # Connection trouble: applied or not?  Our contender tells.
-            name = locking.find_own_contender(lock, timeout)
-            if name is None:
-                raise
-            self.log.info("Node %s: the lock transaction had landed",
-                          node.id)
-            locking.adopt_fresh(lock, f"{lock.path}/{name}")
-            node.lock = lock
-            self._refresh_record(node_path(node.id), node)
-            return
+        error = self._lock_and_write(lock, node_path(node.id), node,
+                                     f"lock node {node.id}", timeout)
         if error is None:
-            locking.adopt_fresh(lock, results[index])
-            node.lock = lock
-            node.stat = results[-1]
-            node.mark_clean()
             return
         if isinstance(error, NoNodeError):
             raise LockedObjectGone(f"node {node.id} vanished while locking")

@@ -18,8 +18,7 @@ from typing import Iterator
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from . import locking
-from .errors import (BadZnode, LockedObjectGone, LockError, NotFound,
-                     ZooKeeperError)
+from .errors import BadZnode, LockedObjectGone, LockError, NotFound
 from .paths import (REQUEST_LOCKS, REQUESTS, request_lock_path,
                     request_path)
 from .request import DEFAULT_PRIORITY, NodeRequest, RequestState
@@ -107,43 +106,20 @@ class RequestStore(StoreBase):
         """
         lock = locking.make_lock(self.kazoo, request_lock_path(request.id),
                                  create_parent=True, identifier=identifier)
-        for first_try in (True, False):
-            txn = self.kazoo.transaction()
-            index = locking.add_fresh_acquire(txn, lock)
-            txn.set_data(request_path(request.id), request.to_json(),
-                         version=request.stat.version)
-            try:
-                results, error = self._commit(txn,
-                                              f"lock request {request.id}")
-            except ZooKeeperError:
-                # Connection trouble: applied or not?  Our contender tells.
-                name = locking.find_own_contender(lock, 10.0)
-                if name is None:
-                    raise
-                locking.adopt_fresh(lock, f"{lock.path}/{name}")
-                request.lock = lock
-                try:
-                    self._refresh_record(request_path(request.id), request)
-                except BaseException:
-                    self.unlock_request(request)
-                    raise
-                return True
-            if first_try and isinstance(results[0], NoNodeError):
-                # No request was ever locked here: make the lock root.
-                self.kazoo.ensure_path(REQUEST_LOCKS)
-                continue
-            break
-        if error is not None:
-            if isinstance(error, (NodeExistsError, BadVersionError,
-                                  NoNodeError)):
-                return False
-            raise LockError(f"Could not lock request {request.id}: "
-                            f"{error!r}")
-        locking.adopt_fresh(lock, results[index])
-        request.lock = lock
-        request.stat = results[-1]
-        request.mark_clean()
-        return True
+        what = f"lock request {request.id}"
+        path = request_path(request.id)
+        error = self._lock_and_write(lock, path, request, what)
+        if isinstance(error, NoNodeError):
+            # The lock root is missing (no request was ever locked here)
+            # or the request is gone: make the root and try once more.
+            self.kazoo.ensure_path(REQUEST_LOCKS)
+            error = self._lock_and_write(lock, path, request, what)
+        if error is None:
+            return True
+        if isinstance(error, (NodeExistsError, BadVersionError,
+                              NoNodeError)):
+            return False
+        raise LockError(f"Could not lock request {request.id}: {error!r}")
 
     def finish_request(self, request: NodeRequest, nodes=()) -> bool:
         """Write ``request`` and release its lock and the locks of

@@ -25,6 +25,7 @@ from kazoo.exceptions import (BadVersionError, KazooException, NoNodeError,
                               NotEmptyError, RolledBackError,
                               RuntimeInconsistency)
 
+from . import locking
 from .cache import TreeCaches
 from .errors import BadZnode, NotFound, ZooKeeperError
 from .record import ZnodeRecord, decode_payload
@@ -243,6 +244,45 @@ class StoreBase:
                     result, (RolledBackError, RuntimeInconsistency)):
                 return results, result
         return results, None
+
+    def _lock_and_write(self, lock, path: str, record: ZnodeRecord,
+                        what: str, timeout: float = 10.0
+                        ) -> Exception | None:
+        """One transaction: create the lock directory and our contender
+        (``locking.add_fresh_acquire``) and write ``record`` conditional on
+        its version.  None when it applied (``record.lock`` held, its
+        version current); otherwise the error of the operation that failed
+        (nothing changed).  Connection trouble leaves it unknown whether it
+        applied: our contender tells (``find_own_contender``); if it landed
+        the lock is kept and ``record`` re-read, else the error is raised."""
+        txn = self.kazoo.transaction()
+        index = locking.add_fresh_acquire(txn, lock)
+        txn.set_data(path, record.to_json(), version=record.stat.version)
+        try:
+            results, error = self._commit(txn, what)
+        except ZooKeeperError:
+            name = locking.find_own_contender(lock, timeout)
+            if name is None:
+                raise
+            self.log.info("%s: the transaction had landed", what)
+            locking.adopt_fresh(lock, f"{lock.path}/{name}")
+            try:
+                self._refresh_record(path, record)
+            except BaseException:
+                try:
+                    locking.release(lock)
+                except Exception:
+                    self.log.warning("%s: could not release the lock; it "
+                                     "goes with the session", what)
+                raise
+            record.lock = lock
+            return None
+        if error is None:
+            locking.adopt_fresh(lock, results[index])
+            record.lock = lock
+            record.stat = results[-1]
+            record.mark_clean()
+        return error
 
     def _merge_latest(self, path: str, record: ZnodeRecord) -> None:
         try:

@@ -34,7 +34,7 @@ from .client import ZooKeeperClient
 from .component_store import ComponentStore
 from .image_store import ImageStore
 from .node_store import NodeStore
-from .paths import COMPONENTS, NODES, REQUEST_LOCKS, REQUESTS
+from .paths import COMPONENTS, NODES, REQUESTS
 from .request_store import RequestStore
 
 __all__ = ["ZooKeeper"]

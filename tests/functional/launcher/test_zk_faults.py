@@ -11,7 +11,6 @@ server; a restarted server restores its sessions from disk.  The test's own
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest

@@ -209,3 +209,24 @@ def test_store_node_async_reports_a_vanished_node(zk_factory, wait_for):
     except Exception as exc:
         assert "does not exist" in str(exc)
     assert api.kazoo.exists(request_path("nothing")) is None
+
+
+def test_own_contender_found_after_a_transaction_lock(zk_factory):
+    """What settles a lock transaction whose reply was lost: our contender
+    (named by the lock's unique prefix) is there exactly when it landed."""
+    from nodepool.zk import locking
+    api, other = zk_factory(), zk_factory(cache=False)
+    node = new_node(api)
+    node.set_state(NodeState.BUILDING)
+    api.lock_new_node(node)
+    name = locking.find_own_contender(node.lock, timeout=5)
+    assert name is not None and name == node.lock.node
+    # Another contender's lock object does not find ours...
+    theirs = Lock(other.kazoo, node_lock_path(node.id))
+    assert locking.find_own_contender(theirs, timeout=5) is None
+    # ...and a lock directory that does not exist holds nobody.
+    absent = Lock(api.kazoo, node_lock_path("9999999999"))
+    assert locking.find_own_contender(absent, timeout=5) is None
+    mine = node.lock
+    api.unlock_node(node)
+    assert locking.find_own_contender(mine, timeout=5) is None

@@ -26,6 +26,7 @@ from kazoo.client import KazooClient
 from kazoo.recipe.cache import NodeData, TreeCache, TreeEvent
 
 from .leantree import LeanTreeCache
+from .watchcache import PersistentTreeCache, PersistentWatchUnsupported
 
 __all__ = ["TreeCaches"]
 
@@ -37,12 +38,17 @@ class TreeCaches:
     (each at most once)."""
 
     def __init__(self, kazoo: KazooClient, roots: Iterable[str],
-                 depths: dict[str, tuple[int, int]] | None = None) -> None:
+                 depths: dict[str, tuple[int, int]] | None = None,
+                 persistent: bool = True) -> None:
         """``depths``: per root, (data depth, children depth) to fetch
-        with a ``LeanTreeCache``; other roots get kazoo's full TreeCache."""
+        with a ``PersistentTreeCache`` (one persistent recursive watch;
+        ``LeanTreeCache`` when ``persistent`` is false or the server is
+        older than ZooKeeper 3.6); other roots get kazoo's full
+        TreeCache."""
         self._kazoo = kazoo
         self._roots = tuple(roots)
         self._depths = dict(depths or {})
+        self._persistent = persistent
         self._trees: dict[str, TreeCache] = {}
         self._initialized: dict[str, threading.Event] = {}
         self._listeners: list[Callable[[], None]] = []
@@ -59,21 +65,38 @@ class TreeCaches:
             raise RuntimeError("caches already started")
         self._started = True
         for root in self._roots:
-            if root in self._depths:
-                tree = LeanTreeCache(self._kazoo, root, *self._depths[root])
-            else:
-                tree = TreeCache(self._kazoo, root)
             ready = threading.Event()
-            tree.listen(self._make_listener(ready))
-            tree.listen_fault(self._on_fault)
+            tree = self._start_tree(root, ready)
             self._trees[root] = tree
             self._initialized[root] = ready
-            tree.start()
         if timeout is not None:
             for root, ready in self._initialized.items():
                 if not ready.wait(timeout):
                     log.warning("Cache of %s not initialised after %s s",
                                 root, timeout)
+
+    def _start_tree(self, root: str, ready: threading.Event):
+        if root not in self._depths:
+            tree = TreeCache(self._kazoo, root)
+        elif self._persistent:
+            tree = PersistentTreeCache(self._kazoo, root,
+                                       *self._depths[root])
+            tree.listen(self._make_listener(ready))
+            tree.listen_fault(self._on_fault)
+            try:
+                tree.start()
+                return tree
+            except PersistentWatchUnsupported as exc:
+                log.warning("%s; caching %s with one-shot watches", exc,
+                            root)
+                self._persistent = False
+            tree = LeanTreeCache(self._kazoo, root, *self._depths[root])
+        else:
+            tree = LeanTreeCache(self._kazoo, root, *self._depths[root])
+        tree.listen(self._make_listener(ready))
+        tree.listen_fault(self._on_fault)
+        tree.start()
+        return tree
 
     def stop(self) -> None:
         if not self._started or self._stopped:
@@ -112,6 +135,8 @@ class TreeCaches:
         tree = self._tree_for(path)
         if tree is None:
             raise ValueError(f"{path} is not cached")
+        if isinstance(tree, PersistentTreeCache):
+            return tree.child_data(path)
         node = tree._find_node(path)   # kazoo's own lookup
         if node is None:
             return []
@@ -124,6 +149,23 @@ class TreeCaches:
         if tree is None:
             raise ValueError(f"{path} is not cached")
         return tree.get_children(path, default=frozenset())
+
+    # -- own writes -------------------------------------------------------
+    def expect_write(self, path: str, data: bytes, conditional: bool):
+        """Before writing ``data`` to ``path``: a token for
+        ``settle_write`` (None when no persistent cache holds ``path``)."""
+        if not self.running:
+            return None
+        tree = self._tree_for(path)
+        if isinstance(tree, PersistentTreeCache):
+            return tree.expect_write(path, data, conditional)
+        return None
+
+    def settle_write(self, token, stat) -> None:
+        """The outcome of an announced write: the reply's stat, or None
+        (failed or unknown).  Every token must be settled."""
+        if token is not None:
+            token.cache.settle_write(token, stat)
 
     # -- events -----------------------------------------------------------
     def _make_listener(self, ready: threading.Event) -> Callable:

@@ -24,6 +24,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import (BadVersionError, KazooException, NoNodeError,
                               NotEmptyError, RolledBackError,
                               RuntimeInconsistency)
+from kazoo.protocol.serialization import SetData
 
 from . import locking
 from .cache import TreeCaches
@@ -193,8 +194,8 @@ class StoreBase:
         for _ in range(MAX_WRITE_ATTEMPTS):
             version = record.stat.version if record.stat is not None else -1
             data = record.to_json()
-            if self._settle_write(path, record, lambda: self.kazoo.set(
-                    path, data, version=version)):
+            if self._settle_write(path, record, self._set_async(
+                    path, data, version).get):
                 return
         raise ZooKeeperError(f"{path}: gave up after {MAX_WRITE_ATTEMPTS} "
                              "conflicting writes")
@@ -224,21 +225,48 @@ class StoreBase:
         for the reply (a loop thread keeps going and checks later)."""
         version = record.stat.version if record.stat is not None else -1
         try:
-            result = self.kazoo.set_async(path, record.to_json(),
-                                          version=version)
+            result = self._set_async(path, record.to_json(), version)
         except KazooException as exc:
             raise ZooKeeperError(f"could not write {path}: {exc!r}") \
                 from exc
         return PendingWrite(self, path, record, result)
 
+    def _set_async(self, path: str, data: bytes, version: int):
+        """``kazoo.set_async``, announced to the cache as our own write
+        (so the cache need not read back what we wrote)."""
+        token = self.caches.expect_write(path, data, version != -1)
+        try:
+            result = self.kazoo.set_async(path, data, version=version)
+        except BaseException:
+            self.caches.settle_write(token, None)
+            raise
+        if token is not None:
+            caches = self.caches
+            result.rawlink(lambda r: caches.settle_write(
+                token, r.value if r.successful() else None))
+        return result
+
     def _commit(self, txn, what: str) -> tuple[list, Exception | None]:
         """Commit a multi-op transaction: (results, the operation error
         that rolled it back or None).  Connection trouble raises
-        ``ZooKeeperError`` as for single writes."""
+        ``ZooKeeperError`` as for single writes.  Its writes of cached
+        znodes are announced to the cache as our own."""
+        tokens = [(i, self.caches.expect_write(
+            self.kazoo.unchroot(op.path), op.data, op.version != -1))
+            for i, op in enumerate(txn.operations)
+            if isinstance(op, SetData)]
         try:
             results = txn.commit()
-        except KazooException as exc:
-            raise ZooKeeperError(f"could not {what}: {exc!r}") from exc
+        except BaseException as exc:
+            for _, token in tokens:
+                self.caches.settle_write(token, None)
+            if isinstance(exc, KazooException):
+                raise ZooKeeperError(f"could not {what}: {exc!r}") from exc
+            raise
+        for i, token in tokens:
+            stat = results[i] if i < len(results) else None
+            self.caches.settle_write(
+                token, None if isinstance(stat, Exception) else stat)
         for result in results:
             if isinstance(result, Exception) and not isinstance(
                     result, (RolledBackError, RuntimeInconsistency)):

@@ -52,12 +52,14 @@ class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore):
     """Reads and writes of the wire contract (zookeeper.md)."""
 
     def __init__(self, client: ZooKeeperClient, enable_cache: bool = True,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None,
+                 persistent_watches: bool = True) -> None:
         self.client = client
         self.kazoo = client.kazoo
         self.log = logger or logging.getLogger("nodepool.zk")
         self.enable_cache = enable_cache
-        self.caches = TreeCaches(self.kazoo, CACHED_ROOTS, CACHE_DEPTHS)
+        self.caches = TreeCaches(self.kazoo, CACHED_ROOTS, CACHE_DEPTHS,
+                                 persistent=persistent_watches)
         self._init_store()
         self._init_components()
         self._session_listeners: list[Callable[[], None]] = []

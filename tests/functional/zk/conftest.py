@@ -31,13 +31,22 @@ def zk_config(zk) -> Callable[[bool], SimpleNamespace]:
 
 @pytest.fixture
 def zk_factory(zk):
-    """``zk_factory(tls=False, cache=True)`` → a connected ZooKeeper."""
+    """``zk_factory(tls=False, cache=True, persistent=True, hosts=None,
+    timeout=None)`` → a connected ZooKeeper (``persistent=False``: caches
+    with one-shot watches; ``hosts``: connect there, e.g. through a
+    ``TcpGate``, plaintext; ``timeout``: session timeout)."""
     made: list[ZooKeeper] = []
 
-    def make(tls: bool = False, cache: bool = True) -> ZooKeeper:
+    def make(tls: bool = False, cache: bool = True,
+             persistent: bool = True, hosts: str | None = None,
+             timeout: float | None = None) -> ZooKeeper:
         client = ZooKeeperClient.from_config(config_for(zk, tls))
+        if hosts is not None or timeout is not None:
+            client = ZooKeeperClient(hosts or client.hosts,
+                                     timeout=timeout or client.timeout)
         client.connect()
-        api = ZooKeeper(client, enable_cache=cache)
+        api = ZooKeeper(client, enable_cache=cache,
+                        persistent_watches=persistent)
         api.start_cache()
         made.append(api)
         return api

@@ -2,7 +2,17 @@
 
 import threading
 
+import pytest
+
 from nodepool.zk import Node, NodeRequest, NodeState
+
+
+@pytest.fixture(params=["persistent", "one-shot"])
+def zkapi(request, zk_factory):
+    """Every test here runs with both cache kinds: one persistent recursive
+    watch per root, and the one-shot watches used on servers older than
+    ZooKeeper 3.6."""
+    return zk_factory(persistent=request.param == "persistent")
 
 
 def test_cached_node_reads_follow_writes(zkapi, zk_factory, wait_for):

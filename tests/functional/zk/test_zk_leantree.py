@@ -1,4 +1,5 @@
-"""The lean node/request caches: lock state by name only, nothing missed."""
+"""The lean node/request caches (one-shot watches, for servers older than
+ZooKeeper 3.6): lock state by name only, nothing missed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def make_node(api) -> Node:
 
 
 def test_cached_lock_state_follows_contenders(zk_factory, wait_for, zk):
-    api = zk_factory()
+    api = zk_factory(persistent=False)
     other = zk.kazoo()
     try:
         node = make_node(api)
@@ -35,7 +36,7 @@ def test_cached_lock_state_follows_contenders(zk_factory, wait_for, zk):
 
 
 def test_lock_contenders_are_not_fetched(zk_factory, wait_for, zk):
-    api = zk_factory()
+    api = zk_factory(persistent=False)
     node = make_node(api)
     api.lock_node(node)
     lock_dir = f"/nodepool/nodes/{node.id}/lock"
@@ -49,7 +50,7 @@ def test_lock_contenders_are_not_fetched(zk_factory, wait_for, zk):
 
 
 def test_removed_node_leaves_the_cache_with_its_lock(zk_factory, wait_for):
-    api = zk_factory()
+    api = zk_factory(persistent=False)
     node = make_node(api)
     api.lock_node(node)
     wait_for(lambda: api.is_locked(node), message="lock seen")

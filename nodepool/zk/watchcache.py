@@ -1,0 +1,554 @@
+"""A subtree cache kept by one persistent recursive watch (ZooKeeper 3.6+).
+
+kazoo's ``TreeCache`` (and our ``LeanTreeCache``) keep a one-shot watch on
+every znode: each change costs a notification, a re-read *and* a re-armed
+watch, and every created or deleted child a re-listing of its directory.
+Under a burst of requests that listing of ``/nodepool/nodes/<id>/lock``
+and the directories themselves was a quarter of the launcher's ZooKeeper
+operations.  ``AddWatch`` with mode PERSISTENT_RECURSIVE (opcode 106) asks
+the server for one watch on the whole subtree that is never used up and
+names the znode of every creation, deletion and data change below it:
+
+* created: the name is added to its parent (no listing); its data is read
+  if it lies within ``data_depth`` of the root;
+* deleted: the entry and everything below it goes;
+* data changed: re-read, if within ``data_depth``.
+
+Ordering: kazoo's connection thread receives watch notifications and
+replies in the order the server sent them, which is the order of the
+changes.  Both go, from that thread, onto this cache's one queue (the
+notification through ``EventTap``, a reply through ``_Reply``) and one
+thread applies them in that order.  So a read that raced a deletion can
+never bring a deleted znode back, and a directory listing reconciles its
+children exactly: anything it does not name was deleted before it was
+taken.
+
+Own writes (``expect_write``/``settle_write``): a write of ours to a cached
+znode triggers a notification that would cost a re-read of what we just
+wrote.  The store announces the write before sending it and hands over the
+outcome.  If exactly one change of that znode was notified between the
+announcement and the outcome, and the write succeeded, that change was ours
+(a conditional write fails if anyone else wrote in between), and the
+cache takes our data and the stat of the reply without a read.  Any doubt
+(two changes, a failure, an unconditional write, connection trouble) and
+it reads the znode as for a foreign change.
+
+Caution: one client must not also put a one-shot watch on the root path
+itself (kazoo ``ChildrenWatch``/``DataWatch``): some server versions keep
+one watch mode per path and connection, and the one-shot watch would
+replace the persistent one.  Watches *below* the root (lock recipes) are
+fine; their notifications reach both.
+
+Failure story: while disconnected the cache serves what it had (callers
+check ``suspended`` before acting).  The server drops a connection's
+watches with it, and kazoo re-registers only one-shot watches, so after
+every reconnection (same or new session) the cache adds its watch again
+and re-reads the whole subtree (``_resync``), reconciling what changed
+meanwhile.  A server that does not know AddWatch (older than 3.6) makes
+``start`` raise ``PersistentWatchUnsupported``; ``TreeCaches`` then falls
+back to ``LeanTreeCache``.  Errors of individual reads are reported to the
+fault listeners and otherwise ignored (the next notification or resync
+repairs the entry).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import namedtuple
+from typing import Callable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (BadArgumentsError, KazooException,
+                              MarshallingError, NoNodeError,
+                              UnimplementedError)
+from kazoo.protocol.paths import _prefix_root
+from kazoo.protocol.serialization import (GetChildren, GetData, Watch,
+                                          int_struct, write_string)
+from kazoo.protocol.states import KazooState
+from kazoo.recipe.cache import NodeData, TreeEvent
+
+__all__ = ["PersistentTreeCache", "PersistentWatchUnsupported", "EventTap"]
+
+log = logging.getLogger("nodepool.zk.watchcache")
+
+PERSISTENT_RECURSIVE = 1
+# Deletions remembered for listings still in flight: a reply comes within
+# seconds (or the connection fails it), so after this long a tomb is
+# dropped once there are more than TOMB_LIMIT.
+TOMB_SECONDS = 60.0
+TOMB_LIMIT = 10000
+# ZooKeeper's notification types (WatchedEvent.EventType).
+CREATED, DELETED, CHANGED = 1, 2, 3
+
+
+class PersistentWatchUnsupported(Exception):
+    """The server rejected AddWatch (ZooKeeper older than 3.6)."""
+
+
+class AddWatch(namedtuple("AddWatch", "path mode")):
+    """The AddWatch request kazoo lacks: path, then the mode as an int."""
+
+    type = 106
+
+    def serialize(self) -> bytearray:
+        body = bytearray(write_string(self.path))
+        body.extend(int_struct.pack(self.mode))
+        return body
+
+    @classmethod
+    def deserialize(cls, buffer, offset):
+        return True       # the reply has no body
+
+
+class EventTap:
+    """Hands watch notifications under registered roots to callbacks, on
+    kazoo's connection thread, in the order received.
+
+    kazoo dispatches a notification only to the one-shot watchers it
+    registered itself; this wraps its connection's notification reader
+    (once per client) and then lets kazoo go on as before.  Callbacks run
+    on the connection thread: they must only queue work.
+    """
+
+    _ATTR = "_nodepool_event_tap"
+
+    def __init__(self, kazoo: KazooClient) -> None:
+        self.kazoo = kazoo
+        self._taps: list[tuple[str, Callable[[int, str], None]]] = []
+        self._lock = threading.Lock()
+        connection = kazoo._connection
+        original = connection._read_watch_event
+
+        def read_watch_event(buffer, offset):
+            taps = self._taps       # replaced, never mutated: no lock
+            if taps:
+                watch, _ = Watch.deserialize(buffer, offset)
+                path = kazoo.unchroot(watch.path)
+                for root, callback in taps:
+                    if path == root or path.startswith(root + "/"):
+                        callback(watch.type, path)
+            return original(buffer, offset)
+
+        connection._read_watch_event = read_watch_event
+
+    @classmethod
+    def of(cls, kazoo: KazooClient) -> "EventTap":
+        tap = getattr(kazoo, cls._ATTR, None)
+        if tap is None:
+            tap = cls(kazoo)
+            setattr(kazoo, cls._ATTR, tap)
+        return tap
+
+    def add(self, root: str, callback: Callable[[int, str], None]) -> None:
+        with self._lock:
+            self._taps = self._taps + [(root, callback)]
+
+    def remove(self, callback: Callable[[int, str], None]) -> None:
+        with self._lock:
+            self._taps = [t for t in self._taps if t[1] != callback]
+
+
+class _Entry:
+    __slots__ = ("children", "data", "born")
+
+    def __init__(self, born: int = 0) -> None:
+        self.children: dict[str, _Entry] = {}
+        self.data: NodeData | None = None
+        self.born = born          # the cache thread's step that added it
+
+
+class _Reply:
+    """kazoo's side of a request: ``set``/``set_exception`` are called on
+    the connection thread, and queue the outcome behind the notifications
+    received before it."""
+
+    __slots__ = ("cache", "kind", "path", "step", "sent")
+
+    def __init__(self, cache: "PersistentTreeCache", kind: str, path: str):
+        self.cache = cache
+        self.kind = kind
+        self.path = path
+        self.step = cache._step     # when the request was sent
+        self.sent = False
+
+    def set(self, value) -> None:
+        if not self.sent:
+            self.sent = True
+            self.cache._queue.put((self.kind, self.path, value, None,
+                                   self.step))
+
+    def set_exception(self, exc) -> None:
+        if not self.sent:
+            self.sent = True
+            self.cache._queue.put((self.kind, self.path, None, exc,
+                                   self.step))
+
+
+class _OwnWrite:
+    __slots__ = ("cache", "path", "data", "conditional", "changes")
+
+    def __init__(self, cache: "PersistentTreeCache", path: str, data: bytes,
+                 conditional: bool):
+        self.cache = cache
+        self.path = path
+        self.data = data
+        self.conditional = conditional
+        self.changes = 0
+
+
+_STOP = ("stop", None, None, None, 0)
+
+
+class PersistentTreeCache:
+    """The cache of ``root``: data of znodes at most ``data_depth`` below
+    it, names of the children of znodes at most ``children_depth`` below
+    it.  Reading interface as kazoo's TreeCache (``get_data``,
+    ``get_children``, ``listen``, ``listen_fault``, ``start``, ``close``)
+    plus ``child_data``."""
+
+    def __init__(self, kazoo: KazooClient, root: str, data_depth: int,
+                 children_depth: int) -> None:
+        self.kazoo = kazoo
+        self.root = root.rstrip("/") or "/"
+        self.data_depth = data_depth
+        self.children_depth = children_depth
+        self._base = self.root.count("/") if self.root != "/" else 0
+        self._tree = _Entry()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._listeners: list[Callable] = []
+        self._fault_listeners: list[Callable] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._outstanding = 0            # reads in flight (cache thread)
+        self._step = 0                   # items applied (cache thread)
+        # path -> (step, time) of deletions notified, so that a listing
+        # sent before one cannot bring the child back (cache thread).
+        self._tombs: dict[str, tuple[int, float]] = {}
+        self._initialized = False
+        self._synced = False             # a resync was started
+        self._own: dict[str, list[_OwnWrite]] = {}
+        self._own_lock = threading.Lock()
+        self._tap = EventTap.of(kazoo)
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self) -> None:
+        """Add the watch and start the first full read; raises
+        ``PersistentWatchUnsupported`` if the server lacks AddWatch."""
+        if self._thread is not None:
+            raise KazooException("already started")
+        self.kazoo.ensure_path(self.root)
+        self._tap.add(self.root, self._on_notification)
+        try:
+            self._add_watch().get(timeout=self.kazoo._session_timeout / 1000)
+        except (UnimplementedError, MarshallingError,
+                BadArgumentsError) as exc:
+            self._tap.remove(self._on_notification)
+            raise PersistentWatchUnsupported(
+                f"AddWatch on {self.root} rejected: {exc!r}") from exc
+        except KazooException:
+            pass      # connection trouble: the reconnection resyncs
+        self.kazoo.add_listener(self._on_state)
+        self._thread = threading.Thread(
+            target=self._run, name=f"nodepool-zk-cache{self.root}",
+            daemon=True)
+        self._thread.start()
+        self._queue.put(("resync", None, False, None, 0))  # watch just added
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._tap.remove(self._on_notification)
+        self.kazoo.remove_listener(self._on_state)
+        self._queue.put(_STOP)
+
+    def listen(self, callback: Callable[[TreeEvent], None]) -> None:
+        self._listeners.append(callback)
+
+    def listen_fault(self, callback: Callable[[Exception], None]) -> None:
+        self._fault_listeners.append(callback)
+
+    # -- reads (any thread) -------------------------------------------------
+    def _find(self, path: str) -> _Entry | None:
+        if path == self.root:
+            return self._tree
+        if not path.startswith(self.root + "/"):
+            return None
+        entry = self._tree
+        for name in path[len(self.root) + 1:].split("/"):
+            entry = entry.children.get(name)
+            if entry is None:
+                return None
+        return entry
+
+    def get_data(self, path: str) -> NodeData | None:
+        entry = self._find(path)
+        return None if entry is None else entry.data
+
+    def get_children(self, path: str, default=None):
+        entry = self._find(path)
+        if entry is None:
+            return default
+        return frozenset(list(entry.children))
+
+    def child_data(self, path: str) -> list[tuple[str, NodeData | None]]:
+        entry = self._find(path)
+        if entry is None:
+            return []
+        # list() of a dict view is one C call: atomic under the GIL.
+        items = list(entry.children.items())
+        return sorted((name, child.data) for name, child in items)
+
+    # -- own writes (any thread) ------------------------------------------
+    def expect_write(self, path: str, data: bytes,
+                     conditional: bool) -> _OwnWrite | None:
+        """Call before sending a write of ``data`` to ``path``; pass the
+        token to ``settle_write`` with the outcome."""
+        if self._depth(path) > self.data_depth or self._closed:
+            return None
+        token = _OwnWrite(self, path, data, conditional)
+        with self._own_lock:
+            self._own.setdefault(path, []).append(token)
+        return token
+
+    def settle_write(self, token: _OwnWrite | None, stat) -> None:
+        """``stat``: the reply's stat when the write succeeded, None when
+        it failed or its outcome is unknown."""
+        if token is not None:
+            self._queue.put(("settle", token.path, token, stat, 0))
+
+    # -- connection thread ----------------------------------------------------
+    def _on_notification(self, kind: int, path: str) -> None:
+        self._queue.put(("event", path, kind, None, 0))
+
+    def _on_state(self, state) -> None:
+        if state == KazooState.CONNECTED:
+            self._queue.put(("resync", None, None, None, 0))
+
+    # -- the cache thread -------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            changed = False
+            while True:
+                if item is _STOP:
+                    return
+                self._step += 1
+                try:
+                    changed |= self._apply(*item)
+                except Exception as exc:   # never let the thread die
+                    log.exception("Cache of %s: error applying %r",
+                                  self.root, item[:2])
+                    self._fault(exc)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if (not self._initialized and self._synced
+                    and self._outstanding == 0):
+                self._initialized = True
+                self._publish(TreeEvent.make(TreeEvent.INITIALIZED, None))
+            elif changed:
+                self._publish(TreeEvent.make(TreeEvent.NODE_UPDATED, None))
+
+    def _apply(self, kind, path, value, exc, sent: int) -> bool:
+        if kind == "event":
+            return self._on_event(value, path)
+        if kind == "data":
+            self._outstanding -= 1
+            return self._on_data(path, value, exc, sent)
+        if kind == "children":
+            self._outstanding -= 1
+            return self._on_children(path, value, exc, sent)
+        if kind == "settle":
+            return self._on_settle(value, exc)
+        if kind == "resync":
+            self._synced = True
+            self._resync(add_watch=value is not False)
+            return False
+        if kind == "watch":
+            if exc is not None and not self._closed:
+                log.warning("Cache of %s: could not add the watch: %r",
+                            self.root, exc)
+            return False
+        raise ValueError(f"unknown cache item {kind!r}")
+
+    def _depth(self, path: str) -> int:
+        return path.count("/") - self._base if path != self.root else 0
+
+    def _send(self, kind: str, request_type, path: str) -> None:
+        self._outstanding += 1
+        self.kazoo._call(
+            request_type(_prefix_root(self.kazoo.chroot, path), None),
+            _Reply(self, kind, path))
+
+    def _refresh(self, path: str, depth: int) -> None:
+        if depth <= self.data_depth and path != self.root:
+            self._send("data", GetData, path)
+        if depth <= self.children_depth:
+            self._send("children", GetChildren, path)
+
+    def _add_watch(self):
+        result = self.kazoo.handler.async_result()
+        self.kazoo._call(AddWatch(_prefix_root(self.kazoo.chroot, self.root),
+                                  PERSISTENT_RECURSIVE), result)
+        return result
+
+    def _resync(self, add_watch: bool = True) -> None:
+        """After (re)connecting: watch again, then re-read everything (the
+        read replies come after the watch is in place)."""
+        if add_watch:
+            reply = _Reply(self, "watch", self.root)
+            self.kazoo._call(AddWatch(
+                _prefix_root(self.kazoo.chroot, self.root),
+                PERSISTENT_RECURSIVE), reply)
+        self._refresh_tree(self.root, self._tree, 0)
+
+    def _refresh_tree(self, path: str, entry: _Entry, depth: int) -> None:
+        self._refresh(path, depth)
+        if depth < max(self.data_depth, self.children_depth):
+            for name, child in list(entry.children.items()):
+                self._refresh_tree(f"{path}/{name}", child, depth + 1)
+
+    def _parent(self, path: str) -> tuple[_Entry | None, str]:
+        parent, _, name = path.rpartition("/")
+        return self._find(parent or "/"), name
+
+    def _on_event(self, kind: int, path: str) -> bool:
+        depth = self._depth(path)
+        if kind == CHANGED or kind == CREATED:
+            with self._own_lock:
+                for token in self._own.get(path, ()):
+                    token.changes += 1
+                pending = bool(self._own.get(path))
+        if kind == CREATED:
+            if depth == 0 or depth > self.children_depth + 1:
+                return False
+            parent, name = self._parent(path)
+            if parent is None or name in parent.children:
+                return False
+            parent.children[name] = _Entry(self._step)
+            if depth <= self.data_depth:
+                self._send("data", GetData, path)
+            return True
+        if kind == DELETED:
+            if depth == 0:
+                self._tree.children.clear()
+                return True
+            self._bury(path)
+            parent, name = self._parent(path)
+            if parent is None:
+                return False
+            return parent.children.pop(name, None) is not None
+        if kind == CHANGED:
+            if 0 < depth <= self.data_depth and self._find(path) is not None \
+                    and not pending:
+                self._send("data", GetData, path)
+            return False
+        return False
+
+    def _on_settle(self, token: _OwnWrite, stat) -> bool:
+        with self._own_lock:
+            tokens = self._own.get(token.path, [])
+            if token in tokens:
+                tokens.remove(token)
+            if not tokens:
+                self._own.pop(token.path, None)
+        if token.changes == 0:
+            return False          # no change notified: nothing to read
+        entry = self._find(token.path)
+        if entry is None:
+            return False          # deleted meanwhile
+        if stat is not None and token.changes == 1 and token.conditional:
+            entry.data = NodeData.make(token.path, token.data, stat)
+            return True
+        self._send("data", GetData, token.path)
+        return False
+
+    def _on_data(self, path: str, value, exc, sent: int) -> bool:
+        if exc is not None:
+            if isinstance(exc, NoNodeError):
+                return self._forget(path, sent)
+            self._fault(exc)
+            return False
+        entry = self._find(path)
+        if entry is None:
+            return False          # deleted before the reply was processed
+        data, stat = value
+        old = entry.data
+        if old is not None and old.stat.mzxid > stat.mzxid:
+            return False          # an own write newer than this read
+        entry.data = NodeData.make(path, data, stat)
+        return True
+
+    def _on_children(self, path: str, value, exc, sent: int) -> bool:
+        """A listing reconciles the children known when it was sent.  The
+        server may answer a read from before a change after notifying the
+        change, so the listing does not undo what notifications since
+        told: a child added after it was sent stays, one deleted after it
+        was sent is not brought back."""
+        if exc is not None:
+            if isinstance(exc, NoNodeError) and path != self.root:
+                return self._forget(path, sent)
+            if not isinstance(exc, NoNodeError):
+                self._fault(exc)
+            return False
+        entry = self._find(path)
+        if entry is None:
+            return False
+        depth = self._depth(path) + 1
+        names = set(value)
+        changed = False
+        for gone in set(entry.children) - names:
+            if entry.children[gone].born < sent:
+                del entry.children[gone]
+                changed = True
+        for name in sorted(names - set(entry.children)):
+            if self._deleted_since(f"{path}/{name}", sent):
+                continue
+            child = entry.children[name] = _Entry(self._step)
+            changed = True
+            if depth <= self.data_depth or depth <= self.children_depth:
+                self._refresh_tree(f"{path}/{name}", child, depth)
+        return changed
+
+    def _forget(self, path: str, sent: int) -> bool:
+        """A read sent at step ``sent`` found ``path`` gone: forget it,
+        unless a notification added it after the read was sent."""
+        parent, name = self._parent(path)
+        entry = None if parent is None else parent.children.get(name)
+        if entry is None or entry.born >= sent:
+            return False
+        del parent.children[name]
+        return True
+
+    def _bury(self, path: str) -> None:
+        now = time.monotonic()
+        self._tombs[path] = (self._step, now)
+        if len(self._tombs) > TOMB_LIMIT:
+            self._tombs = {p: t for p, t in self._tombs.items()
+                           if now - t[1] < TOMB_SECONDS}
+
+    def _deleted_since(self, path: str, sent: int) -> bool:
+        tomb = self._tombs.get(path)
+        return tomb is not None and tomb[0] >= sent
+
+    def _publish(self, event: TreeEvent) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("Error in cache listener")
+
+    def _fault(self, exc: Exception) -> None:
+        if isinstance(exc, KazooException) and not self._closed \
+                and not self.kazoo.connected:
+            return     # connection trouble: the resync repairs it
+        for callback in list(self._fault_listeners):
+            try:
+                callback(exc)
+            except Exception:
+                log.exception("Error in cache fault listener")

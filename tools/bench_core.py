@@ -23,11 +23,15 @@ weeks:
   hit).  Each round prints requests/s, ZooKeeper CPU per request and the
   compiler's share; a measured phase in which the compiler still used 5 %
   or more is flagged.
+* **the harness is Zuul**: when a request is fulfilled it locks the
+  request's nodes (``/nodepool/nodes/<id>/lock``, kazoo's Lock recipe) and
+  then deletes the request, as the spec's consumer protocol says (this is
+  load on ZooKeeper and on these 2 cores, so it runs inside the measured
+  phases);
 * **nodes are returned** after every warm-up round and between the burst
   and the paced phase, never during a measured phase: as Zuul does when
-  its jobs finish, each node of the fulfilled requests is locked
-  (``/nodepool/nodes/<id>/lock``, kazoo's Lock recipe), set ``in-use``,
-  then ``used``, and unlocked; the bench waits until the launcher has
+  its jobs finish, each node is set ``in-use``, then ``used``, and
+  unlocked; the bench waits until the launcher has
   deleted every one of them (znode gone), and until ZooKeeper's compiler
   threads are quiet (≤ 20 ms of CPU in 1 s) so that compilations the
   returns queued do not run in the next phase.  So each measured phase
@@ -171,8 +175,12 @@ def write_config(path: str, zk: ZooKeeperServer, requests: int,
 
 
 class Collector:
-    """Watches every request, records when it becomes fulfilled, then
-    deletes it."""
+    """Watches every request and records when it becomes fulfilled; then,
+    as Zuul does (the spec's consumer protocol), locks its nodes and
+    deletes the request (on ``ZUUL_THREADS`` threads, off kazoo's callback
+    thread).  The node locks are kept until ``return_nodes``."""
+
+    ZUUL_THREADS = 4
 
     def __init__(self, client: KazooClient, total: int):
         self.client = client
@@ -180,9 +188,31 @@ class Collector:
         self.submitted: dict[str, float] = {}
         self.fulfilled: dict[str, float] = {}
         self.nodes: dict[str, list[str]] = {}   # request id -> node ids
+        self.node_locks: dict[str, object] = {}  # node id -> held Lock
         self.failed: set[str] = set()
         self.done = threading.Event()
         self.lock = threading.Lock()
+        self._zuul = concurrent.futures.ThreadPoolExecutor(
+            self.ZUUL_THREADS, thread_name_prefix="zuul")
+        self._taking: list = []
+
+    def _take_nodes(self, rid: str, node_ids: list[str]) -> None:
+        for nid in node_ids:
+            lock = self.client.Lock(f"/nodepool/nodes/{nid}/lock",
+                                    "bench-zuul")
+            if not lock.acquire(timeout=30):
+                raise RuntimeError(f"node {nid} of {rid}: lock not "
+                                   "obtained in 30 s")
+            with self.lock:
+                self.node_locks[nid] = lock
+        self.client.delete(f"/nodepool/requests/{rid}")
+
+    def wait_taken(self) -> None:
+        """Wait until the nodes of every fulfilled request are locked and
+        the requests deleted; raises what went wrong."""
+        for future in list(self._taking):
+            future.result()
+        self._zuul.shutdown()
 
     def submit(self, n: int, rate: float | None = None) -> None:
         """Create ``n`` requests: all at once, or ``rate`` per second
@@ -235,10 +265,15 @@ class Collector:
                         self.failed.add(rid)
                     if len(self.fulfilled) + len(self.failed) >= self.total:
                         self.done.set()
-                # As Zuul does once it has the nodes: the request goes (its
-                # nodes stay allocated until return_nodes() gives them back
-                # between phases).
-                self.client.delete_async(f"/nodepool/requests/{rid}")
+                # As Zuul does: lock the nodes, then delete the request
+                # (the nodes stay locked and allocated until
+                # return_nodes() gives them back between phases).
+                if state == "fulfilled":
+                    self._taking.append(self._zuul.submit(
+                        self._take_nodes, rid,
+                        list(body.get("nodes") or [])))
+                else:
+                    self.client.delete_async(f"/nodepool/requests/{rid}")
                 return False
             return True
         return watch
@@ -288,6 +323,7 @@ def run_phase(client, n: int, rate: float | None, launcher, zk,
         if done == last and time.monotonic() - t0 > 600:
             raise RuntimeError("no progress")
         last = done
+    coll.wait_taken()        # Zuul's node locks are part of the load
     elapsed = max(coll.fulfilled.values()) - t0
     got = max(1, len(coll.fulfilled))
     cpu = proc_cpu_seconds(launcher.pid) - cpu0
@@ -302,6 +338,7 @@ def run_phase(client, n: int, rate: float | None, launcher, zk,
                if ops1[k] - ops0.get(k, 0)}
     with coll.lock:
         nodes = [nid for ids in coll.nodes.values() for nid in ids]
+        locks = dict(coll.node_locks)
     return {
         "ops": ops, "requests": n, "fulfilled": len(coll.fulfilled),
         "failed": len(coll.failed), "seconds": elapsed,
@@ -313,22 +350,24 @@ def run_phase(client, n: int, rate: float | None, launcher, zk,
         "zk_handling_ms": 1000 * (zk_cpu - jit_cpu) / got,
         "jit_share": jit_cpu / zk_cpu if zk_cpu > 0 else 0.0,
         "zuul_cpu_ms": 1000 * own_cpu / got,
-        "nodes": nodes,
+        "nodes": nodes, "locks": locks,
     }
 
 
-def return_node(client: KazooClient, node_id: str,
+def return_node(client: KazooClient, node_id: str, lock=None,
                 timeout: float = 30.0) -> None:
-    """Give one node back as Zuul does when its job is done: lock it, set
-    it ``in-use`` (job start), then ``used`` (job done), unlock."""
+    """Give one node back as Zuul does when its job is done: with its lock
+    (taken now unless ``lock`` is the one already held), set it ``in-use``
+    (job start), then ``used`` (job done), unlock."""
     path = f"/nodepool/nodes/{node_id}"
     if client.exists(path) is None:
         # Checked first: a lock attempt would re-create the znode empty.
         raise NoNodeError(path)
-    lock = client.Lock(f"{path}/lock", "bench")
-    if not lock.acquire(timeout=timeout):
-        raise RuntimeError(f"node {node_id}: lock not obtained in "
-                           f"{timeout:g}s")
+    if lock is None:
+        lock = client.Lock(f"{path}/lock", "bench")
+        if not lock.acquire(timeout=timeout):
+            raise RuntimeError(f"node {node_id}: lock not obtained in "
+                               f"{timeout:g}s")
     try:
         for state in ("in-use", "used"):
             data, stat = client.get(path)
@@ -342,13 +381,15 @@ def return_node(client: KazooClient, node_id: str,
 
 
 def return_nodes(client: KazooClient, node_ids: list[str],
-                 timeout: float = 120.0) -> tuple[float, float]:
+                 timeout: float = 120.0,
+                 locks: dict | None = None) -> tuple[float, float]:
     """Return ``node_ids`` (``return_node``), then wait until the launcher
     has deleted every one of them.  Returns the seconds until all were
     returned and until all were deleted."""
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        futures = {pool.submit(return_node, client, nid): nid
+        futures = {pool.submit(return_node, client, nid,
+                               (locks or {}).get(nid)): nid
                    for nid in node_ids}
         for fut in concurrent.futures.as_completed(futures):
             try:
@@ -396,7 +437,8 @@ def give_back(client, zk, phase: dict, label: str) -> None:
     n = len(phase["nodes"])
     zk_cpu0 = proc_cpu_seconds(zk.process.pid)
     jit = JitMeter(zk.process.pid).start()
-    returned, deleted = return_nodes(client, phase["nodes"])
+    returned, deleted = return_nodes(client, phase["nodes"],
+                                     locks=phase.get("locks"))
     jit_cpu = jit.stop()
     zk_cpu = proc_cpu_seconds(zk.process.pid) - zk_cpu0
     waited, quiet = wait_jit_quiet(zk.process.pid)

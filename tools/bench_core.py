@@ -2,8 +2,8 @@
 
 Starts a real ZooKeeper (mutual TLS) and ``nodepool-launcher`` (a separate
 process, so its CPU time and peak RSS can be read from /proc), warms both
-up with a few hundred requests, then runs two phases of N single-node
-requests each, submitted as Zuul would:
+up, then runs two phases of N single-node requests each, submitted as Zuul
+would:
 
 * **burst**: all N at once; requests/s = N ÷ seconds until the last is
   fulfilled (the launcher's capacity), and CPU per node;
@@ -12,16 +12,46 @@ requests each, submitted as Zuul would:
   the burst phase latency only measures queueing: the last request waits
   N ÷ throughput.)
 
-Prints both against the targets of issue 3 (≥ 100 requests/s on 2 cores,
-≤ 20 ms CPU per node, p99 < 2 s), plus the CPU the ZooKeeper server and
-this process (playing Zuul) spent per request: all three share the cores.
+Steady state, as in production where ZooKeeper and the launcher run for
+weeks:
+
+* **warm-up in rounds** of ``--warmup-round`` requests (default 300) until
+  the ZooKeeper JVM's JIT compiler threads (``C1``/``C2 CompilerThread``,
+  read per thread from /proc/<pid>/task) used less than 5 % of the JVM's
+  CPU over the last two rounds (its work comes in bursts), at most
+  ``--max-warmup-rounds`` (default 10; the output says when the cap was
+  hit).  Each round prints requests/s, ZooKeeper CPU per request and the
+  compiler's share; a measured phase in which the compiler still used 5 %
+  or more is flagged.
+* **the harness is Zuul**: when a request is fulfilled it locks the
+  request's nodes (``/nodepool/nodes/<id>/lock``, kazoo's Lock recipe) and
+  then deletes the request, as the spec's consumer protocol says (this is
+  load on ZooKeeper and on these 2 cores, so it runs inside the measured
+  phases);
+* **nodes are returned** after every warm-up round and between the burst
+  and the paced phase, never during a measured phase: as Zuul does when
+  its jobs finish, each node is set ``in-use``, then ``used``, and
+  unlocked; the bench waits until the launcher has
+  deleted every one of them (znode gone), and until ZooKeeper's compiler
+  threads are quiet (≤ 20 ms of CPU in 1 s) so that compilations the
+  returns queued do not run in the next phase.  So each measured phase
+  starts with the same small node population (the launcher's per-pass
+  work grows with the number of nodes it holds).
+
+Prints both phases against the targets of issue 3 (≥ 100 requests/s on 2
+cores, ≤ 20 ms CPU per node, p99 < 2 s), plus the CPU the ZooKeeper
+server (split into request handling -- every thread but the JIT compiler
+threads, GC included -- and JIT compilation) and this process (playing
+Zuul) spent per request: all three share the cores.
 
     python -m tools.bench_core [--requests 1000] [--rate 100]
+        [--warmup-round 300] [--max-warmup-rounds 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -32,6 +62,7 @@ import time
 
 import yaml
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 
 from tools.zookeeper import ZooKeeperServer
 
@@ -42,6 +73,77 @@ def proc_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+COMPILER_PREFIXES = ("C1 Compiler", "C2 Compiler")
+JIT_DONE_SHARE = 0.05   # warm-up ends when the compiler used less than this
+QUIET_ROUNDS = 2        # ... in the last this many rounds together (JIT
+                        # work comes in bursts: one quiet round proves
+                        # little; CPU is read in 10 ms ticks)
+
+
+def thread_cpu_ticks(pid: int) -> dict[int, tuple[str, int]]:
+    """{tid: (thread name, user+system clock ticks)} of a process's live
+    threads."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue   # the thread has just exited
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 1:].split()
+        out[int(tid)] = (name, int(fields[11]) + int(fields[12]))
+    return out
+
+
+class JitMeter:
+    """CPU of a JVM's JIT compiler threads over an interval.
+
+    The JVM starts and retires compiler threads as needed (Java 17's
+    dynamic compiler threads), and a retired thread's CPU vanishes from
+    /proc/<pid>/task, so the threads are sampled every ``interval`` s and
+    each one counts with the last value seen; a thread born during the
+    interval counts from zero.  At most the last ``interval`` of a thread
+    that exits is lost (it was idle before it was retired)."""
+
+    def __init__(self, pid: int, interval: float = 0.5):
+        self.pid = pid
+        self.interval = interval
+        self.start_ticks: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        for tid, (name, ticks) in thread_cpu_ticks(self.pid).items():
+            if name.startswith(COMPILER_PREFIXES):
+                self.last[tid] = max(ticks, self.last.get(tid, 0))
+
+    def start(self) -> "JitMeter":
+        self._sample()
+        self.start_ticks = dict(self.last)
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="JitMeter")
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def stop(self) -> float:
+        """Compiler CPU seconds since start()."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return sum(t - self.start_ticks.get(tid, 0)
+                   for tid, t in self.last.items()) / CLK_TCK
 
 
 def proc_peak_rss_mb(pid: int) -> float:
@@ -73,17 +175,44 @@ def write_config(path: str, zk: ZooKeeperServer, requests: int,
 
 
 class Collector:
-    """Watches every request, records when it becomes fulfilled, then
-    deletes it."""
+    """Watches every request and records when it becomes fulfilled; then,
+    as Zuul does (the spec's consumer protocol), locks its nodes and
+    deletes the request (on ``ZUUL_THREADS`` threads, off kazoo's callback
+    thread).  The node locks are kept until ``return_nodes``."""
+
+    ZUUL_THREADS = 4
 
     def __init__(self, client: KazooClient, total: int):
         self.client = client
         self.total = total
         self.submitted: dict[str, float] = {}
         self.fulfilled: dict[str, float] = {}
+        self.nodes: dict[str, list[str]] = {}   # request id -> node ids
+        self.node_locks: dict[str, object] = {}  # node id -> held Lock
         self.failed: set[str] = set()
         self.done = threading.Event()
         self.lock = threading.Lock()
+        self._zuul = concurrent.futures.ThreadPoolExecutor(
+            self.ZUUL_THREADS, thread_name_prefix="zuul")
+        self._taking: list = []
+
+    def _take_nodes(self, rid: str, node_ids: list[str]) -> None:
+        for nid in node_ids:
+            lock = self.client.Lock(f"/nodepool/nodes/{nid}/lock",
+                                    "bench-zuul")
+            if not lock.acquire(timeout=30):
+                raise RuntimeError(f"node {nid} of {rid}: lock not "
+                                   "obtained in 30 s")
+            with self.lock:
+                self.node_locks[nid] = lock
+        self.client.delete(f"/nodepool/requests/{rid}")
+
+    def wait_taken(self) -> None:
+        """Wait until the nodes of every fulfilled request are locked and
+        the requests deleted; raises what went wrong."""
+        for future in list(self._taking):
+            future.result()
+        self._zuul.shutdown()
 
     def submit(self, n: int, rate: float | None = None) -> None:
         """Create ``n`` requests: all at once, or ``rate`` per second
@@ -125,18 +254,26 @@ class Collector:
         def watch(data, stat):
             if data is None:
                 return False
-            state = json.loads(data).get("state")
+            body = json.loads(data)
+            state = body.get("state")
             if state in ("fulfilled", "failed"):
                 with self.lock:
                     if state == "fulfilled":
                         self.fulfilled.setdefault(rid, time.monotonic())
+                        self.nodes[rid] = list(body.get("nodes") or [])
                     else:
                         self.failed.add(rid)
                     if len(self.fulfilled) + len(self.failed) >= self.total:
                         self.done.set()
-                # As Zuul does once it has the nodes: the request goes (its
-                # nodes stay allocated: the launcher keeps counting them).
-                self.client.delete_async(f"/nodepool/requests/{rid}")
+                # As Zuul does: lock the nodes, then delete the request
+                # (the nodes stay locked and allocated until
+                # return_nodes() gives them back between phases).
+                if state == "fulfilled":
+                    self._taking.append(self._zuul.submit(
+                        self._take_nodes, rid,
+                        list(body.get("nodes") or [])))
+                else:
+                    self.client.delete_async(f"/nodepool/requests/{rid}")
                 return False
             return True
         return watch
@@ -166,28 +303,32 @@ def read_ops(path: str, after: float) -> dict[str, int]:
 
 
 def run_phase(client, n: int, rate: float | None, launcher, zk,
-              ops_file: str | None) -> dict:
+              ops_file: str | None, quiet: bool = False) -> dict:
     """Submit ``n`` requests (all at once, or ``rate`` per second), wait
     for them, and measure."""
     cpu0 = proc_cpu_seconds(launcher.pid)
     zk_cpu0 = proc_cpu_seconds(zk.process.pid)
     own_cpu0 = time.process_time()
     ops0 = read_ops(ops_file, time.time()) if ops_file else {}
+    jit = JitMeter(zk.process.pid).start()
     coll = Collector(client, n)
     t0 = time.monotonic()
     coll.submit(n, rate)
     last = 0
     while not coll.done.wait(2.0):
         done = len(coll.fulfilled)
-        print(f"  {done}/{n} fulfilled ({time.monotonic() - t0:.1f}s)",
-              flush=True)
+        if not quiet:
+            print(f"  {done}/{n} fulfilled ({time.monotonic() - t0:.1f}s)",
+                  flush=True)
         if done == last and time.monotonic() - t0 > 600:
             raise RuntimeError("no progress")
         last = done
+    coll.wait_taken()        # Zuul's node locks are part of the load
     elapsed = max(coll.fulfilled.values()) - t0
     got = max(1, len(coll.fulfilled))
     cpu = proc_cpu_seconds(launcher.pid) - cpu0
     zk_cpu = proc_cpu_seconds(zk.process.pid) - zk_cpu0
+    jit_cpu = min(jit.stop(), zk_cpu)
     own_cpu = time.process_time() - own_cpu0
     lat = [coll.fulfilled[r] - coll.submitted[r] for r in coll.fulfilled]
     ops = {}
@@ -195,6 +336,9 @@ def run_phase(client, n: int, rate: float | None, launcher, zk,
         ops1 = read_ops(ops_file, time.time())
         ops = {k: ops1[k] - ops0.get(k, 0) for k in ops1
                if ops1[k] - ops0.get(k, 0)}
+    with coll.lock:
+        nodes = [nid for ids in coll.nodes.values() for nid in ids]
+        locks = dict(coll.node_locks)
     return {
         "ops": ops, "requests": n, "fulfilled": len(coll.fulfilled),
         "failed": len(coll.failed), "seconds": elapsed,
@@ -202,19 +346,156 @@ def run_phase(client, n: int, rate: float | None, launcher, zk,
         "p50_s": percentile(lat, 50), "p99_s": percentile(lat, 99),
         "cpu_ms_per_node": 1000 * cpu / got,
         "zk_cpu_ms": 1000 * zk_cpu / got,
+        "zk_jit_ms": 1000 * jit_cpu / got,
+        "zk_handling_ms": 1000 * (zk_cpu - jit_cpu) / got,
+        "jit_share": jit_cpu / zk_cpu if zk_cpu > 0 else 0.0,
         "zuul_cpu_ms": 1000 * own_cpu / got,
+        "nodes": nodes, "locks": locks,
     }
+
+
+def return_node(client: KazooClient, node_id: str, lock=None,
+                timeout: float = 30.0) -> None:
+    """Give one node back as Zuul does when its job is done: with its lock
+    (taken now unless ``lock`` is the one already held), set it ``in-use``
+    (job start), then ``used`` (job done), unlock."""
+    path = f"/nodepool/nodes/{node_id}"
+    if client.exists(path) is None:
+        # Checked first: a lock attempt would re-create the znode empty.
+        raise NoNodeError(path)
+    if lock is None:
+        lock = client.Lock(f"{path}/lock", "bench")
+        if not lock.acquire(timeout=timeout):
+            raise RuntimeError(f"node {node_id}: lock not obtained in "
+                               f"{timeout:g}s")
+    try:
+        for state in ("in-use", "used"):
+            data, stat = client.get(path)
+            node = json.loads(data)
+            node["state"] = state
+            node["state_time"] = time.time()
+            # The version check: nobody else may write a node we hold.
+            client.set(path, json.dumps(node).encode(), version=stat.version)
+    finally:
+        lock.release()
+
+
+def return_nodes(client: KazooClient, node_ids: list[str],
+                 timeout: float = 120.0,
+                 locks: dict | None = None) -> tuple[float, float]:
+    """Return ``node_ids`` (``return_node``), then wait until the launcher
+    has deleted every one of them.  Returns the seconds until all were
+    returned and until all were deleted."""
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = {pool.submit(return_node, client, nid,
+                               (locks or {}).get(nid)): nid
+                   for nid in node_ids}
+        for fut in concurrent.futures.as_completed(futures):
+            try:
+                fut.result()
+            except NoNodeError:
+                raise RuntimeError(f"node {futures[fut]} vanished before it "
+                                   "was returned (the launcher deleted a "
+                                   "node allocated to the bench)")
+    returned = time.monotonic() - t0
+    pending = set(node_ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        pending &= set(client.get_children("/nodepool/nodes"))
+        if not pending:
+            return returned, time.monotonic() - t0
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{len(pending)} of {len(node_ids)} returned nodes not "
+                f"deleted by the launcher within {timeout:g}s (e.g. "
+                f"{sorted(pending)[:5]})")
+        time.sleep(0.2)   # poll interval of the deadline loop
+
+
+def wait_jit_quiet(pid: int, window: float = 1.0, max_ms: float = 20.0,
+                   timeout: float = 30.0) -> tuple[float, bool]:
+    """Wait until a JVM's JIT compiler threads used at most ``max_ms`` of
+    CPU in the last ``window`` seconds (compilations queued by the node
+    returns then no longer spill into the next measured phase).  Returns
+    the seconds waited and whether it went quiet within ``timeout``."""
+    t0 = time.monotonic()
+    while True:
+        meter = JitMeter(pid, interval=window / 4).start()
+        # The window itself: the meter samples in its own thread.
+        time.sleep(window)
+        busy_ms = 1000 * meter.stop()
+        if busy_ms <= max_ms:
+            return time.monotonic() - t0, True
+        if time.monotonic() - t0 > timeout:
+            return time.monotonic() - t0, False
+
+
+def give_back(client, zk, phase: dict, label: str) -> None:
+    """Return a phase's nodes between measured phases, and let ZooKeeper's
+    JIT compiler finish what the returns made it compile."""
+    n = len(phase["nodes"])
+    zk_cpu0 = proc_cpu_seconds(zk.process.pid)
+    jit = JitMeter(zk.process.pid).start()
+    returned, deleted = return_nodes(client, phase["nodes"],
+                                     locks=phase.get("locks"))
+    jit_cpu = jit.stop()
+    zk_cpu = proc_cpu_seconds(zk.process.pid) - zk_cpu0
+    waited, quiet = wait_jit_quiet(zk.process.pid)
+    print(f"  returned {label}'s {n} nodes as used in {returned:.1f}s, all "
+          f"deleted by the launcher after {deleted:.1f}s (ZooKeeper CPU "
+          f"{zk_cpu:.2f}s, {jit_cpu:.2f}s of it JIT compiler); JIT "
+          + (f"quiet after {waited:.1f}s" if quiet else
+             f"still compiling after {waited:.1f}s, going on"), flush=True)
+
+
+def warm_up(client, launcher, zk, round_size: int,
+            max_rounds: int) -> dict:
+    """Rounds of ``round_size`` requests (nodes returned after each) until
+    ZooKeeper's JIT compiler used < JIT_DONE_SHARE of its CPU over the last
+    QUIET_ROUNDS rounds, or ``max_rounds``."""
+    print(f"warming up in rounds of {round_size} requests until ZooKeeper's "
+          f"JIT compiler uses < {JIT_DONE_SHARE:.0%} of its CPU over the last "
+          f"{QUIET_ROUNDS} rounds (at most {max_rounds} rounds) ...",
+          flush=True)
+    rounds: list[dict] = []
+    share = 0.0
+    for i in range(1, max_rounds + 1):
+        ph = run_phase(client, round_size, None, launcher, zk, None,
+                       quiet=True)
+        print(f"  round {i}: {ph['fulfilled']} requests, "
+              f"{ph['requests_per_s']:.1f} requests/s, ZooKeeper CPU "
+              f"{ph['zk_cpu_ms']:.1f} ms/request "
+              f"({ph['zk_jit_ms']:.1f} JIT compiler), compiler share "
+              f"{ph['jit_share']:.1%}", flush=True)
+        give_back(client, zk, ph, f"round {i}")
+        rounds.append(ph)
+        last = rounds[-QUIET_ROUNDS:]
+        zk_ms = sum(r["zk_cpu_ms"] * r["fulfilled"] for r in last)
+        jit_ms = sum(r["zk_jit_ms"] * r["fulfilled"] for r in last)
+        share = jit_ms / zk_ms if zk_ms > 0 else 0.0
+        if len(rounds) >= QUIET_ROUNDS and share < JIT_DONE_SHARE:
+            print(f"warm-up done after {i} rounds (compiler share "
+                  f"{share:.1%} over the last {QUIET_ROUNDS})", flush=True)
+            return {"rounds": i, "capped": False, "jit_share": share}
+    print(f"WARNING: warm-up stopped at the cap of {max_rounds} rounds; "
+          f"ZooKeeper's JIT compiler still used {share:.1%} of its CPU "
+          f"over the last {min(QUIET_ROUNDS, len(rounds))} round(s) (the "
+          "figures below may include compilation)", flush=True)
+    return {"rounds": max_rounds, "capped": True, "jit_share": share}
 
 
 def run(requests: int, workdir: str, tls: bool = True,
         count_ops: bool = False, rate: float = 100.0,
-        warmup: int = 300) -> dict:
+        warmup_round: int = 300, max_warmup_rounds: int = 10) -> dict:
     zk = ZooKeeperServer(os.path.join(workdir, "zk"), tls=True,
                          fast_start=False, heap="512m").start()
-    launcher = None
+    launcher = client = None
     try:
         cfg = os.path.join(workdir, "nodepool.yaml")
-        write_config(cfg, zk, 2 * requests + warmup, tls)
+        # Nodes are returned between phases: at most one phase's nodes
+        # (plus a round's in deletion) exist at a time.
+        write_config(cfg, zk, 2 * requests + warmup_round, tls)
         client = KazooClient(hosts=zk.hosts)
         client.start(timeout=15)
         client.ensure_path("/nodepool/requests")
@@ -233,23 +514,29 @@ def run(requests: int, workdir: str, tls: bool = True,
                 raise RuntimeError("launcher did not start; see "
                                    f"{workdir}/launcher.log")
             time.sleep(0.1)
-        if warmup:
-            print(f"warming up with {warmup} requests ...", flush=True)
-            run_phase(client, warmup, None, launcher, zk, None)
+        warmup = None
+        if warmup_round and max_warmup_rounds:
+            warmup = warm_up(client, launcher, zk, warmup_round,
+                             max_warmup_rounds)
         print(f"burst: {requests} requests at once ...", flush=True)
         burst = run_phase(client, requests, None, launcher, zk,
                           ops_file if count_ops else None)
         paced = None
         if rate:
+            give_back(client, zk, burst, "the burst")
             print(f"paced: {requests} requests at {rate:g}/s ...",
                   flush=True)
             paced = run_phase(client, requests, rate, launcher, zk, None)
         return {"burst": burst, "paced": paced, "rate": rate,
+                "warmup": warmup,
                 "peak_rss_mb": proc_peak_rss_mb(launcher.pid)}
     finally:
         if launcher is not None:
             launcher.terminate()
             launcher.wait(timeout=30)
+        if client is not None:
+            client.stop()
+            client.close()
         zk.stop()
 
 
@@ -264,9 +551,13 @@ def main(argv=None) -> int:
     p.add_argument("--rate", type=float, default=100.0,
                    help="arrival rate of the paced phase, requests/s "
                    "(default %(default)s; 0 skips the phase)")
-    p.add_argument("--warmup", type=int, default=300,
-                   help="requests served before measuring (JIT of the "
-                   "ZooKeeper server, caches; default %(default)s)")
+    p.add_argument("--warmup-round", type=int, default=300,
+                   help="requests per warm-up round (default %(default)s; "
+                   "0 skips the warm-up)")
+    p.add_argument("--max-warmup-rounds", type=int, default=10,
+                   help="warm-up rounds at most: rounds go on until "
+                   "ZooKeeper's JIT compiler threads used < 5%% of its CPU "
+                   "over the last two rounds (default %(default)s)")
     p.add_argument("--workdir", help="keep the launcher's and ZooKeeper's "
                    "logs here (default: a temporary directory)")
     args = p.parse_args(argv)
@@ -276,7 +567,8 @@ def main(argv=None) -> int:
             d = args.workdir
         r = run(args.requests, d, tls=not args.plain,
                 count_ops=args.count_ops, rate=args.rate,
-                warmup=args.warmup)
+                warmup_round=args.warmup_round,
+                max_warmup_rounds=args.max_warmup_rounds)
     burst, paced = r["burst"], r["paced"]
     print()
     print(f"{'metric':<44}{'value':>10}  {'target':>8}  ratio")
@@ -306,8 +598,14 @@ def main(argv=None) -> int:
         print(f"{name:<44}{shown:>10}  {tgt:>8}  {ratio}")
     for label, ph in (("burst", burst), ("paced", paced)):
         if ph:
+            if ph["jit_share"] >= JIT_DONE_SHARE:
+                print(f"WARNING: {label}: ZooKeeper's JIT compiler used "
+                      f"{ph['jit_share']:.0%} of its CPU: not at steady "
+                      "state (its figures include compilation)")
             print(f"{label}: other CPU per request: ZooKeeper server "
-                  f"{ph['zk_cpu_ms']:.1f} ms, this benchmark playing Zuul "
+                  f"{ph['zk_cpu_ms']:.1f} ms (request handling "
+                  f"{ph['zk_handling_ms']:.1f} ms, JIT compiler "
+                  f"{ph['zk_jit_ms']:.1f} ms), this benchmark playing Zuul "
                   f"{ph['zuul_cpu_ms']:.1f} ms (all share the 2 cores)")
     if burst["ops"]:
         n = max(1, burst["fulfilled"])
@@ -317,6 +615,14 @@ def main(argv=None) -> int:
                           sorted(burst["ops"].items(), key=lambda kv: -kv[1])
                           if v / n >= 0.01)
               + ")")
+    w = r["warmup"]
+    if w:
+        print(f"warm-up: {w['rounds']} round(s), JIT compiler share over "
+              f"the last {QUIET_ROUNDS}: {w['jit_share']:.1%}"
+              + (" (CAP REACHED: ZooKeeper's JIT was not done)"
+                 if w["capped"] else ""))
+    else:
+        print("warm-up: none (--warmup-round 0)")
     ok = True
     for label, ph in (("burst", burst), ("paced", paced)):
         if ph:

@@ -14,10 +14,7 @@ Threads (each a named class with start/stop/join):
   batchers (``<provider>-delete-batcher``), and the shared keyscan pool;
 - ``DeletedNodeWorker`` (~5 s) and ``CleanupWorker`` (~60 s, plus two cheap
   duties every second: lost requests, orphaned init nodes);
-- ``StatsElection``: leader election for node gauges;
-- ``nodepool-zk-cache/nodepool/nodes`` and
-  ``nodepool-zk-cache/nodepool/requests``: keep the node and request caches
-  (``nodepool/zk/watchcache.py``).
+- ``StatsElection``: leader election for node gauges.
 
 Failure story: an invalid config is fatal at start and ignored (old config
 kept, error logged) on reload.  A provider that fails to start is logged and

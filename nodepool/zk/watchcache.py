@@ -15,13 +15,16 @@ names the znode of every creation, deletion and data change below it:
 * data changed: re-read, if within ``data_depth``.
 
 Ordering: kazoo's connection thread receives watch notifications and
-replies in the order the server sent them, which is the order of the
-changes.  Both go, from that thread, onto this cache's one queue (the
-notification through ``EventTap``, a reply through ``_Reply``) and one
-thread applies them in that order.  So a read that raced a deletion can
-never bring a deleted znode back, and a directory listing reconciles its
-children exactly: anything it does not name was deleted before it was
-taken.
+replies in the order the server sent them, and applies them to the cache
+right there, in that order (the notification through ``EventTap``, a
+reply through ``_Reply``; the work is a few dict updates, and reads are
+sent, never waited for).  The server may still answer a read taken before
+a change *after* notifying the change (reads run beside commits), so every
+entry remembers the step that added it, and a listing or a "no node"
+reply never undoes what a notification received after the read was sent
+told: a child added since stays, a child deleted since is not brought
+back.  A deleted znode can therefore never come back, and nothing
+notified is lost.
 
 Own writes (``expect_write``/``settle_write``): a write of ours to a cached
 znode triggers a notification that would cost a re-read of what we just
@@ -54,9 +57,7 @@ repairs the entry).
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-import time
 from collections import namedtuple
 from typing import Callable
 
@@ -75,11 +76,6 @@ __all__ = ["PersistentTreeCache", "PersistentWatchUnsupported", "EventTap"]
 log = logging.getLogger("nodepool.zk.watchcache")
 
 PERSISTENT_RECURSIVE = 1
-# Deletions remembered for listings still in flight: a reply comes within
-# seconds (or the connection fails it), so after this long a tomb is
-# dropped once there are more than TOMB_LIMIT.
-TOMB_SECONDS = 60.0
-TOMB_LIMIT = 10000
 # ZooKeeper's notification types (WatchedEvent.EventType).
 CREATED, DELETED, CHANGED = 1, 2, 3
 
@@ -110,7 +106,8 @@ class EventTap:
     kazoo dispatches a notification only to the one-shot watchers it
     registered itself; this wraps its connection's notification reader
     (once per client) and then lets kazoo go on as before.  Callbacks run
-    on the connection thread: they must only queue work.
+    on the connection thread: they must be quick and never wait for
+    ZooKeeper.
     """
 
     _ATTR = "_nodepool_event_tap"
@@ -157,13 +154,13 @@ class _Entry:
     def __init__(self, born: int = 0) -> None:
         self.children: dict[str, _Entry] = {}
         self.data: NodeData | None = None
-        self.born = born          # the cache thread's step that added it
+        self.born = born          # the cache's step that added it
 
 
 class _Reply:
-    """kazoo's side of a request: ``set``/``set_exception`` are called on
-    the connection thread, and queue the outcome behind the notifications
-    received before it."""
+    """kazoo's side of a read: ``set``/``set_exception`` are called on the
+    connection thread, after every notification received before the
+    reply, and apply it."""
 
     __slots__ = ("cache", "kind", "path", "step", "sent")
 
@@ -177,14 +174,13 @@ class _Reply:
     def set(self, value) -> None:
         if not self.sent:
             self.sent = True
-            self.cache._queue.put((self.kind, self.path, value, None,
-                                   self.step))
+            self.cache._deliver(self.kind, self.path, value, None,
+                                self.step)
 
     def set_exception(self, exc) -> None:
         if not self.sent:
             self.sent = True
-            self.cache._queue.put((self.kind, self.path, None, exc,
-                                   self.step))
+            self.cache._deliver(self.kind, self.path, None, exc, self.step)
 
 
 class _OwnWrite:
@@ -199,7 +195,6 @@ class _OwnWrite:
         self.changes = 0
 
 
-_STOP = ("stop", None, None, None, 0)
 
 
 class PersistentTreeCache:
@@ -217,16 +212,20 @@ class PersistentTreeCache:
         self.children_depth = children_depth
         self._base = self.root.count("/") if self.root != "/" else 0
         self._tree = _Entry()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # Everything below is changed only under _lock (see _deliver).
+        self._lock = threading.RLock()
         self._listeners: list[Callable] = []
         self._fault_listeners: list[Callable] = []
-        self._thread: threading.Thread | None = None
+        self._started = False
         self._closed = False
-        self._outstanding = 0            # reads in flight (cache thread)
-        self._step = 0                   # items applied (cache thread)
-        # path -> (step, time) of deletions notified, so that a listing
-        # sent before one cannot bring the child back (cache thread).
-        self._tombs: dict[str, tuple[int, float]] = {}
+        self._outstanding = 0            # reads in flight
+        self._step = 0                   # items applied
+        # Listings in flight, and path -> step of the deletions notified
+        # meanwhile, so that a listing sent before a deletion cannot bring
+        # the child back.  Listings are only sent when (re)syncing: in the
+        # steady state there are none, and no tombs.
+        self._listings = 0
+        self._tombs: dict[str, int] = {}
         self._initialized = False
         self._synced = False             # a resync was started
         self._own: dict[str, list[_OwnWrite]] = {}
@@ -237,8 +236,9 @@ class PersistentTreeCache:
     def start(self) -> None:
         """Add the watch and start the first full read; raises
         ``PersistentWatchUnsupported`` if the server lacks AddWatch."""
-        if self._thread is not None:
+        if self._started:
             raise KazooException("already started")
+        self._started = True
         self.kazoo.ensure_path(self.root)
         self._tap.add(self.root, self._on_notification)
         try:
@@ -251,11 +251,7 @@ class PersistentTreeCache:
         except KazooException:
             pass      # connection trouble: the reconnection resyncs
         self.kazoo.add_listener(self._on_state)
-        self._thread = threading.Thread(
-            target=self._run, name=f"nodepool-zk-cache{self.root}",
-            daemon=True)
-        self._thread.start()
-        self._queue.put(("resync", None, False, None, 0))  # watch just added
+        self._deliver("resync", None, False, None, 0)   # watch just added
 
     def close(self) -> None:
         if self._closed:
@@ -263,7 +259,6 @@ class PersistentTreeCache:
         self._closed = True
         self._tap.remove(self._on_notification)
         self.kazoo.remove_listener(self._on_state)
-        self._queue.put(_STOP)
 
     def listen(self, callback: Callable[[TreeEvent], None]) -> None:
         self._listeners.append(callback)
@@ -318,41 +313,48 @@ class PersistentTreeCache:
         """``stat``: the reply's stat when the write succeeded, None when
         it failed or its outcome is unknown."""
         if token is not None:
-            self._queue.put(("settle", token.path, token, stat, 0))
+            self._deliver("settle", token.path, token, stat, 0)
 
-    # -- connection thread ----------------------------------------------------
+    # -- kazoo's connection thread ------------------------------------------
     def _on_notification(self, kind: int, path: str) -> None:
-        self._queue.put(("event", path, kind, None, 0))
+        self._deliver("event", path, kind, None, 0)
 
     def _on_state(self, state) -> None:
         if state == KazooState.CONNECTED:
-            self._queue.put(("resync", None, None, None, 0))
+            self._deliver("resync", None, None, None, 0)
 
-    # -- the cache thread -------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            changed = False
-            while True:
-                if item is _STOP:
-                    return
-                self._step += 1
-                try:
-                    changed |= self._apply(*item)
-                except Exception as exc:   # never let the thread die
-                    log.exception("Cache of %s: error applying %r",
-                                  self.root, item[:2])
-                    self._fault(exc)
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+    def _deliver(self, kind, path, value, exc, sent: int) -> None:
+        """Apply one notification, reply, outcome or resync, right away.
+
+        Notifications and replies arrive on kazoo's connection thread in
+        the order the server sent them and are applied there (a hand-off
+        to a thread of our own cost a wake-up per notification, a
+        measurable share of the launcher's CPU); the outcomes of own
+        writes come from the writing threads, after their replies.  The
+        work is small (dict updates; reads are queued, never waited
+        for), and never raises into kazoo."""
+        with self._lock:
+            if self._closed:
+                return
+            self._step += 1
+            try:
+                changed = self._apply(kind, path, value, exc, sent)
+            except Exception as error:
+                log.exception("Cache of %s: error applying %s %s",
+                              self.root, kind, path)
+                self._fault(error)
+                return
+            event = None
             if (not self._initialized and self._synced
                     and self._outstanding == 0):
                 self._initialized = True
-                self._publish(TreeEvent.make(TreeEvent.INITIALIZED, None))
+                event = TreeEvent.make(TreeEvent.INITIALIZED, None)
             elif changed:
-                self._publish(TreeEvent.make(TreeEvent.NODE_UPDATED, None))
+                event = TreeEvent.make(TreeEvent.NODE_UPDATED, None)
+        if event is not None:
+            self._publish(event)
+
+    # -- applying (under _lock) -------------------------------------------
 
     def _apply(self, kind, path, value, exc, sent: int) -> bool:
         if kind == "event":
@@ -362,7 +364,12 @@ class PersistentTreeCache:
             return self._on_data(path, value, exc, sent)
         if kind == "children":
             self._outstanding -= 1
-            return self._on_children(path, value, exc, sent)
+            self._listings -= 1
+            try:
+                return self._on_children(path, value, exc, sent)
+            finally:
+                if self._listings == 0:
+                    self._tombs.clear()
         if kind == "settle":
             return self._on_settle(value, exc)
         if kind == "resync":
@@ -381,6 +388,8 @@ class PersistentTreeCache:
 
     def _send(self, kind: str, request_type, path: str) -> None:
         self._outstanding += 1
+        if kind == "children":
+            self._listings += 1
         self.kazoo._call(
             request_type(_prefix_root(self.kazoo.chroot, path), None),
             _Reply(self, kind, path))
@@ -526,15 +535,11 @@ class PersistentTreeCache:
         return True
 
     def _bury(self, path: str) -> None:
-        now = time.monotonic()
-        self._tombs[path] = (self._step, now)
-        if len(self._tombs) > TOMB_LIMIT:
-            self._tombs = {p: t for p, t in self._tombs.items()
-                           if now - t[1] < TOMB_SECONDS}
+        if self._listings:
+            self._tombs[path] = self._step
 
     def _deleted_since(self, path: str, sent: int) -> bool:
-        tomb = self._tombs.get(path)
-        return tomb is not None and tomb[0] >= sent
+        return self._tombs.get(path, -1) >= sent
 
     def _publish(self, event: TreeEvent) -> None:
         for callback in list(self._listeners):

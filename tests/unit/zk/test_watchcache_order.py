@@ -30,6 +30,8 @@ class RecordingCache(PersistentTreeCache):
 
     def _send(self, kind, request_type, path):
         self._outstanding += 1
+        if kind == "children":
+            self._listings += 1
         self.sent.append((kind, path, self._step))
 
     def step(self, kind, path=None, value=None, exc=None, sent=0):
@@ -72,6 +74,13 @@ def test_a_stale_listing_does_not_bring_back_a_deleted_child():
     cache.step("event", f"{ROOT}/a", DELETED)
     cache.step("children", ROOT, ["a", "b"], sent=listing)
     assert cache.get_children(ROOT) == {"b"}
+    assert not cache._tombs          # no listing in flight: none kept
+
+
+def test_no_tombs_without_listings_in_flight():
+    cache = synced()
+    cache.step("event", f"{ROOT}/a", DELETED)
+    assert not cache._tombs
 
 
 def test_a_listing_forgets_children_gone_before_it_was_sent():

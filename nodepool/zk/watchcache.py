@@ -57,6 +57,7 @@ repairs the entry).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import namedtuple
 from typing import Callable
@@ -218,6 +219,11 @@ class PersistentTreeCache:
         self._fault_listeners: list[Callable] = []
         self._started = False
         self._closed = False
+        # Reads to send once the lock is released; the sender thread sends
+        # those queued on kazoo's connection thread (see _flush).
+        self._outbox: list = []
+        self._sendq: queue.SimpleQueue = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
         self._outstanding = 0            # reads in flight
         self._step = 0                   # items applied
         # Listings in flight, and path -> step of the deletions notified
@@ -259,6 +265,7 @@ class PersistentTreeCache:
         self._closed = True
         self._tap.remove(self._on_notification)
         self.kazoo.remove_listener(self._on_state)
+        self._sendq.put(None)
 
     def listen(self, callback: Callable[[TreeEvent], None]) -> None:
         self._listeners.append(callback)
@@ -333,6 +340,7 @@ class PersistentTreeCache:
         writes come from the writing threads, after their replies.  The
         work is small (dict updates; reads are queued, never waited
         for), and never raises into kazoo."""
+        event = None
         with self._lock:
             if self._closed:
                 return
@@ -343,16 +351,46 @@ class PersistentTreeCache:
                 log.exception("Cache of %s: error applying %s %s",
                               self.root, kind, path)
                 self._fault(error)
-                return
-            event = None
+                changed = False
             if (not self._initialized and self._synced
                     and self._outstanding == 0):
                 self._initialized = True
                 event = TreeEvent.make(TreeEvent.INITIALIZED, None)
             elif changed:
                 event = TreeEvent.make(TreeEvent.NODE_UPDATED, None)
+            batch, self._outbox = self._outbox, []
+        if batch:
+            self._flush(batch)
         if event is not None:
             self._publish(event)
+
+    def _flush(self, batch: list) -> None:
+        """Send queued reads, never holding ``_lock`` (a send may wait for
+        kazoo's connection thread) and never on that thread itself: kazoo
+        wakes it with one byte per request on a socket pair that only
+        it drains, so a few hundred sends from it (a resync) would block
+        it for good.  Those go to the sender thread."""
+        routine = getattr(self.kazoo._connection, "_connection_routine",
+                          None)
+        if threading.current_thread() is not routine:
+            for request, reply in batch:
+                self.kazoo._call(request, reply)
+            return
+        with self._lock:
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_forever, daemon=True,
+                    name=f"nodepool-zk-cache-sender{self.root}")
+                self._sender.start()
+        self._sendq.put(batch)
+
+    def _send_forever(self) -> None:
+        while True:
+            batch = self._sendq.get()
+            if batch is None:
+                return
+            for request, reply in batch:
+                self.kazoo._call(request, reply)
 
     # -- applying (under _lock) -------------------------------------------
 
@@ -387,12 +425,14 @@ class PersistentTreeCache:
         return path.count("/") - self._base if path != self.root else 0
 
     def _send(self, kind: str, request_type, path: str) -> None:
+        """Queue a read in the outbox (sent by ``_flush`` once the lock is
+        released)."""
         self._outstanding += 1
         if kind == "children":
             self._listings += 1
-        self.kazoo._call(
+        self._outbox.append((
             request_type(_prefix_root(self.kazoo.chroot, path), None),
-            _Reply(self, kind, path))
+            _Reply(self, kind, path)))
 
     def _refresh(self, path: str, depth: int) -> None:
         if depth <= self.data_depth and path != self.root:
@@ -410,10 +450,9 @@ class PersistentTreeCache:
         """After (re)connecting: watch again, then re-read everything (the
         read replies come after the watch is in place)."""
         if add_watch:
-            reply = _Reply(self, "watch", self.root)
-            self.kazoo._call(AddWatch(
+            self._outbox.append((AddWatch(
                 _prefix_root(self.kazoo.chroot, self.root),
-                PERSISTENT_RECURSIVE), reply)
+                PERSISTENT_RECURSIVE), _Reply(self, "watch", self.root)))
         self._refresh_tree(self.root, self._tree, 0)
 
     def _refresh_tree(self, path: str, entry: _Entry, depth: int) -> None:

@@ -291,6 +291,36 @@ def test_cut_connection_is_reconciled(zk, zk_factory, reader, wait_for):
         gate.stop()
 
 
+def test_resync_of_a_large_tree_after_reconnection(zk, zk_factory, reader,
+                                                  wait_for):
+    """The re-read after a reconnection starts on kazoo's connection thread
+    and sends thousands of reads: they must not wedge that thread (kazoo
+    wakes it with a byte per request on a socket pair only it drains)."""
+    gate = TcpGate(zk.server.port).start()
+    try:
+        api = zk_factory(hosts=f"{gate.hosts}{zk.chroot}")
+        body = json.dumps({"state": "ready", "provider": "p"}).encode()
+        pending = [reader.create_async(f"{NODES}/", body, sequence=True)
+                   for _ in range(1500)]
+        for result in pending:
+            result.get(timeout=30)
+        wait_for(lambda: len(api.caches.children(NODES)) == 1500,
+                 timeout=30, message="all cached")
+        gate.close()
+        wait_for(lambda: api.suspended, message="suspended")
+        reader.create(f"{NODES}/", body, sequence=True)
+        gate.open()
+        wait_for(lambda: not api.suspended, timeout=20, message="reconnected")
+        wait_for(lambda: len(api.caches.children(NODES)) == 1501,
+                 timeout=60, message="resynced")
+        # The connection still serves requests.
+        assert api.kazoo.get(NODES)[1] is not None
+        wait_for(lambda: cache_matches_server(api, reader), timeout=60,
+                 message="reconciled")
+    finally:
+        gate.stop()
+
+
 def test_lost_session_is_reconciled(zk, zk_factory, reader, wait_for):
     gate = TcpGate(zk.server.port).start()
     try:

@@ -29,9 +29,8 @@ class RecordingCache(PersistentTreeCache):
         self.sent: list[tuple[str, str, int]] = []
 
     def _send(self, kind, request_type, path):
-        self._outstanding += 1
-        if kind == "children":
-            self._listings += 1
+        super()._send(kind, request_type, path)
+        self._outbox.clear()                 # recorded, not sent
         self.sent.append((kind, path, self._step))
 
     def step(self, kind, path=None, value=None, exc=None, sent=0):

@@ -23,7 +23,9 @@ cleanup.  A node left ``deleting`` by a dead launcher is simply deleted
 again (deleting is idempotent).
 
 Failure story: a cloud delete error releases the lock and leaves the node
-in ``deleting``; the next round retries.  A failed lookup releases the lock
+in ``deleting``; the next round retries.  ZooKeeper trouble (or the
+connection closing at shutdown) ends the pass with one warning instead of
+an error per remaining node.  A failed lookup releases the lock
 and leaves the node as it was.  Nodes of providers that are not
 in our config are never touched.
 """
@@ -77,7 +79,16 @@ class DeletedNodeWorker(PeriodicWorker):
                     self._deallocate_orphan(node)
                 elif node.state in DELETABLE:
                     self._delete(node, managers.get(node.provider))
-            except Exception:
+            except Exception as exc:
+                if (self._stop.is_set() or not self.launcher.zk_ready()
+                        or zk_errors.is_transient(exc)):
+                    # Every other node would fail the same way (and at
+                    # shutdown the connection is closed): one line, and
+                    # the next pass takes it from here.
+                    self.log.warning("Node pass stopped at node %s: "
+                                     "ZooKeeper unavailable (%r)", node.id,
+                                     exc)
+                    return
                 self.log.exception("Error handling node %s", node.id)
 
     def _deallocate_orphan(self, node) -> None:

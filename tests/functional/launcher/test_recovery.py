@@ -183,6 +183,29 @@ def test_ready_node_of_vanished_request_deallocated_once_unlocked(env):
     assert zuul.get_node(kept)["allocated_to"] == existing
 
 
+def test_closed_connection_ends_a_node_pass_with_one_line(env, caplog):
+    """At shutdown the connection closes under a running pass: the rest of
+    the pass would fail node by node; it stops with one warning."""
+    env.write_config([fake_provider()])
+    launcher = env.start_launcher()
+    worker = launcher.deleted_worker
+    worker.stop()                 # passes are driven by hand from here
+    worker.join()
+    ids = [raw_node(env.client, "ready", f"200-00000099{i:02d}")
+           for i in range(6)]
+    wait_for(lambda: all(launcher.zk.get_node(i, cached=True)
+                         for i in ids), what="nodes cached")
+    worker._stop.clear()
+    launcher.zk.client.kazoo.stop()
+    caplog.clear()
+    worker.run_once()
+    records = [r for r in caplog.records
+               if r.name == "nodepool.DeletedNodeWorker"]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert records[0].levelname == "WARNING"
+    assert "ZooKeeper unavailable" in records[0].getMessage()
+
+
 def test_lost_init_nodes_removed_by_cleanup(env):
     """An ``init`` node is locked by its creator right after it is written;
     one left unlocked (creator died or failed to lock it) whose request is

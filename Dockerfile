@@ -13,7 +13,7 @@
 FROM python:3.11-slim-bookworm AS builder
 
 WORKDIR /src
-COPY pyproject.toml requirements.txt README.rst LICENSE ./
+COPY pyproject.toml setup.cfg requirements.txt README.rst LICENSE ./
 COPY nodepool ./nodepool
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -30,7 +30,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.nodepool-installed
-want=$(cat pyproject.toml requirements.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.cfg requirements.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing nodepool and its test dependencies into .venv"
     .venv/bin/pip install -q --upgrade pip >/dev/null

@@ -11,6 +11,7 @@ and a build context that holds exactly what the builder stage copies.
 
 from __future__ import annotations
 
+import configparser
 import fnmatch
 import json
 import os
@@ -19,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 
 import pytest
 
@@ -94,8 +94,10 @@ def test_entry_point_is_the_launcher_in_the_foreground():
                  if w in ("ENTRYPOINT", "CMD"))
     assert json.loads(words["ENTRYPOINT"]) == ["nodepool-launcher", "-f"]
     assert json.loads(words["CMD"]) == ["-c", "/etc/nodepool/nodepool.yaml"]
-    scripts = tomllib.loads(read("pyproject.toml"))["project"]["scripts"]
-    assert "nodepool-launcher" in scripts
+    cfg = configparser.ConfigParser()
+    cfg.read_string(read("setup.cfg"))
+    scripts = cfg["options.entry_points"]["console_scripts"]
+    assert "nodepool-launcher = nodepool.cmd.launcher:main" in scripts
 
 
 def test_no_secrets_in_the_image():
@@ -135,6 +137,7 @@ def test_build_context_holds_what_the_builder_copies_and_no_more():
         if word == "COPY" and "--from" not in args:
             copied += args.split()[:-1]
     assert "nodepool" in copied and "pyproject.toml" in copied
+    assert "setup.cfg" in copied
     for source in copied:
         assert os.path.exists(os.path.join(ROOT, source)), source
         assert not dockerignore_excludes(source), source

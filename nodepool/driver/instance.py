@@ -65,14 +65,20 @@ class Resource:
 
     ``type`` is the plural resource type used in the
     ``nodepool.provider.<p>.leaked.<type>`` metric (``volumes``, ``ports``,
-    ``floatingips``, ...).  ``metadata`` carries the tags used to decide
-    whether it leaked.
+    ``floatingips``, ...).  ``metadata`` carries the tags the launcher's
+    leak rule reads (``nodepool_provider_name`` with ``nodepool_node_id``,
+    or with ``nodepool_build_id`` + ``nodepool_upload_id``).  A resource
+    that can carry no tags (a Neutron port, a floating IP) is judged by the
+    driver's own rule instead: ``orphan`` then says why the driver holds it
+    leaked, and the launcher still deletes it only on the second pass that
+    sees it.
     """
 
     type: str
     id: str
     metadata: Mapping[str, str] = field(default_factory=dict)
     driver_data: Any = None
+    orphan: str | None = None
 
     @property
     def node_id(self) -> str | None:

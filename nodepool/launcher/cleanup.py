@@ -22,8 +22,13 @@ Each duty runs isolated: an exception in one is logged and the others still
 run.  The full pass:
 
 1. request-lock directories of vanished requests, older than 8 hours;
-2. leaked cloud resources (tagged with our provider name, unknown node id),
-   deleted only on the second consecutive pass that sees them;
+2. leaked cloud resources, by upstream Nodepool's rule (``leaked_by``): an
+   instance or resource tagged with our provider name is leaked when its
+   ``nodepool_node_id`` names no node of that provider, or its
+   ``nodepool_build_id``/``nodepool_upload_id`` no upload record of that
+   provider; one carrying neither tag is never ours to delete (a builder's
+   upload in progress, a resource an operator made).  A leak is deleted only
+   on the second consecutive pass that sees it;
 3. lost requests (``pending`` with no lock holder) reset to ``requested``;
    lost ``init`` nodes (unlocked for over a minute: their creator died or
    failed to lock them, and their request may be gone) → ``deleting``;
@@ -37,6 +42,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
@@ -58,6 +64,30 @@ ORPHAN_INIT_AGE = 20.0
 # Lost requests are reset this many at a time (each reset is a dozen
 # ZooKeeper round trips; a dead launcher may leave a hundred).
 RESET_THREADS = 8
+
+
+class Known(NamedTuple):
+    """What ZooKeeper knows of one provider, read once per leak pass."""
+    nodes: set[str]      # node ids whose ``provider`` is this provider
+    uploads: set[str]    # "<build id>-<upload id>" of its upload records
+
+
+def leaked_by(metadata, provider: str, known: Known) -> str | None:
+    """Why a cloud object tagged ``metadata`` is a leak of ``provider``, or
+    None when it is not (upstream Nodepool 11's rule, so either launcher
+    reaps the other's leaks and neither touches what the other still
+    tracks)."""
+    if metadata.get("nodepool_provider_name") != provider:
+        return None
+    node_id = metadata.get("nodepool_node_id")
+    if node_id and node_id not in known.nodes:
+        return f"node {node_id} unknown"
+    upload_id = metadata.get("nodepool_upload_id")
+    if upload_id:
+        key = f"{metadata.get('nodepool_build_id')}-{upload_id}"
+        if key not in known.uploads:
+            return f"upload {key} unknown"
+    return None
 
 
 class CleanupWorker(PeriodicWorker):
@@ -192,38 +222,44 @@ class CleanupWorker(PeriodicWorker):
 
     # -- 2 -------------------------------------------------------------------
     def cleanup_leaks(self) -> None:
-        known = {n.id for n in self.zk.iter_nodes(cached=False)}
+        nodes = list(self.zk.iter_nodes(cached=False))
         suspects: set[tuple[str, str, str]] = set()
         for name, manager in self.launcher.provider_managers().items():
             try:
+                known = Known({n.id for n in nodes if n.provider == name},
+                              self.zk.known_upload_keys(name))
                 suspects |= self._provider_leaks(name, manager, known)
             except Exception:
                 self.log.exception("Leak cleanup for provider %s failed",
                                    name)
         self._suspects = suspects
 
-    def _provider_leaks(self, name, manager, known) -> set:
+    def _provider_leaks(self, name, manager, known: "Known") -> set:
         suspects = set()
         adapter = manager.adapter
         for inst in adapter.list_instances():
-            if inst.provider_name != name or inst.node_id in known:
+            why = leaked_by(inst.metadata, name, known)
+            if why is None:
                 continue
             key = (name, "instances", str(inst.external_id))
             if key in self._suspects:
                 self.log.warning("Deleting leaked instance %s of provider %s"
-                                 " (node %s unknown)", inst.external_id,
-                                 name, inst.node_id)
+                                 " (%s)", inst.external_id, name, why)
                 manager.delete_instance(inst.external_id, immediate=True)
                 self.launcher.stats.leaked(name, "instances")
             else:
                 suspects.add(key)
         for res in adapter.list_resources():
-            if res.provider_name != name or res.node_id in known:
+            why = leaked_by(res.metadata, name, known)
+            if why is None and res.orphan and \
+                    res.metadata.get("nodepool_provider_name") == name:
+                why = res.orphan
+            if why is None:
                 continue
             key = (name, res.type, res.id)
             if key in self._suspects:
-                self.log.warning("Deleting leaked %s %s of provider %s",
-                                 res.type, res.id, name)
+                self.log.warning("Deleting leaked %s %s of provider %s (%s)",
+                                 res.type, res.id, name, why)
                 adapter.delete_resource(res)
                 self.launcher.stats.leaked(name, res.type)
             else:

@@ -3,8 +3,8 @@
 Neither carries our metadata, so both cleanups assume what upstream
 assumes when an operator turns them on: the project belongs to this
 provider.  They report candidates to the launcher's cleanup worker as
-``Resource`` values tagged with our provider name and no node id; the
-worker deletes a candidate only on the second consecutive pass that
+``Resource`` values tagged with our provider name whose ``orphan`` says
+why (they carry no node id for the tag rule to read); the worker deletes a candidate only on the second consecutive pass that
 reports it (behaviour 33), and ``delete`` checks it once more right before
 deleting.
 
@@ -82,7 +82,8 @@ class LeakFinder:
             self._last_port_scan = now
         candidates = {p.id: Resource(type=PORTS, id=p.id,
                                      metadata=self._tag(),
-                                     driver_data={"device_id": p.device_id})
+                                     driver_data={"device_id": p.device_id},
+                                     orphan="DOWN port of no server")
                       for p in self._down_orphan_ports()}
         with self._lock:
             self._port_candidates = candidates
@@ -106,7 +107,8 @@ class LeakFinder:
         fips = api.read("list floating ips", lambda: list(
             api.conn.network.ips()))
         return [Resource(type=FLOATING_IPS, id=f.id, metadata=self._tag(),
-                         driver_data={"address": f.floating_ip_address})
+                         driver_data={"address": f.floating_ip_address},
+                         orphan="floating IP bound to no port")
                 for f in fips if not f.port_id]
 
     # -- deleting -------------------------------------------------------------

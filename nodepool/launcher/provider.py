@@ -275,11 +275,21 @@ class ProviderManager:
         return self.adapter.quota_limits()
 
     def provider_used(self, nodes: Iterable[Node]) -> Quota:
-        """Quota used by our nodes plus instances we do not manage."""
-        used = Quota.total(self.node_cost(n) for n in nodes
-                           if n.provider == self.provider.name)
+        """Quota used by our nodes plus instances we do not manage.
+
+        Unmanaged, as upstream counts it: every instance of the account
+        that is not the instance of one of this provider's nodes -- other
+        providers' and operators' instances, and instances tagged with our
+        provider whose node id is missing or unknown (leaks not yet reaped,
+        an upload helper's instance).  Ours are counted once, by their
+        node's ``resources``."""
+        ours = [n for n in nodes if n.provider == self.provider.name]
+        used = Quota.total(self.node_cost(n) for n in ours)
         if self.adapter.quota_limits().values:
+            known = {n.id for n in ours}
             for inst in self.cloud_instances():
-                if inst.provider_name != self.provider.name:
-                    used = used + Quota.from_resources(inst.resources)
+                if inst.provider_name == self.provider.name and \
+                        inst.node_id in known:
+                    continue
+                used = used + Quota.from_resources(inst.resources)
         return used

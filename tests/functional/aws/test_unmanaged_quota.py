@@ -1,0 +1,45 @@
+"""Unmanaged quota as upstream counts it (parity item 6): an instance
+tagged with our provider but with no node id, or one ZooKeeper does not
+know, uses the account's quota like any instance of another provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.functional.aws.helpers import pool_paused
+from tests.functional.launcher.helpers import wait_for
+
+
+def _run(aws, tags: dict) -> str:
+    pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
+    answer = aws.ec2().run_instances(
+        ImageId=aws.boot["image_id"], MinCount=1, MaxCount=1,
+        InstanceType="t3.medium",
+        TagSpecifications=[{"ResourceType": "instance", "Tags": pairs}])
+    return answer["Instances"][0]["InstanceId"]
+
+
+@pytest.mark.parametrize("tags", [
+    {"nodepool_provider_name": "aws", "nodepool_node_id": "9999999999"},
+    {"nodepool_provider_name": "aws"},
+    {"nodepool_provider_name": "other", "nodepool_node_id": "0000000001"},
+], ids=["our-provider-unknown-node", "our-provider-no-node-id",
+        "other-provider"])
+def test_unmanaged_instances_use_quota(env, aws, tags):
+    # 4 vCPUs of standard on-demand quota: two t3.medium (2 vCPUs each).
+    # One is taken by an instance this launcher does not manage.
+    aws.local.configure(quotas={"ec2": {"L-1216C47A": 4}})
+    _run(aws, tags)
+    env.write_config([aws.provider()])
+    env.start_launcher()
+    zuul = env.zuul
+    first = zuul.submit(["small"])
+    assert zuul.wait_state(first, {"fulfilled", "failed"})["state"] == \
+        "fulfilled"
+    held = zuul.accept(first)
+    second = zuul.submit(["small"])
+    wait_for(lambda: pool_paused(env.client), what="pool paused at quota")
+    assert zuul.get_request(second)["state"] == "pending"
+    zuul.release(held)
+    assert zuul.wait_state(second, {"fulfilled", "failed"})["state"] == \
+        "fulfilled"

@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from nodepool.driver.quota import Quota
 from nodepool.launcher.handler import RequestHandler
+from nodepool.version import __version__
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState, PoolComponent, RequestState
 
@@ -246,6 +247,7 @@ class PoolWorker:
         if self.component is None:
             self.component = PoolComponent()
             self.component.id = self.id
+            self.component.version = __version__
             self.component.state = "running"
             for k, v in fields.items():
                 setattr(self.component, k, v)

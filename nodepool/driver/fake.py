@@ -52,7 +52,7 @@ class FakeCloud:
         self.calls[name] = self.calls.get(name, 0) + 1
 
     def create(self, metadata: dict, cores: int = 1,
-               token: str | None = None) -> str:
+               token: str | None = None, ram: int = 1024) -> str:
         """Create an instance (blocks for ``create_latency``).
 
         Like EC2's ClientToken, a repeated ``token`` returns the instance
@@ -72,7 +72,7 @@ class FakeCloud:
             iid = f"fake-{next(self._ids):06d}"
             self.instances[iid] = {"metadata": dict(metadata),
                                    "created": time.monotonic(),
-                                   "cores": cores}
+                                   "cores": cores, "ram": ram}
             if token is not None:
                 self.tokens[token] = iid
             return iid
@@ -91,7 +91,8 @@ class FakeCloud:
             public_ipv4=self.ip if running else None,
             az="fake-az1", region="fake-region", cloud="fake",
             metadata=data["metadata"],
-            resources={"instances": 1, "cores": data["cores"], "ram": 1024})
+            resources={"instances": 1, "cores": data["cores"],
+                       "ram": data.get("ram", 1024)})
 
     def delete_many(self, ids: list[str]) -> list[object]:
         with self._lock:
@@ -131,9 +132,11 @@ class FakeCreate(StateMachine):
         self.future: Future | None = None
 
     def submit(self):
+        settings = self.spec.label.settings
         self.future = self.adapter.create_pool.submit(
             self.adapter.call_create, self.spec.metadata,
-            self.spec.client_token)
+            self.spec.client_token, settings.get("cores", 1),
+            settings.get("ram", 1024))
         return self.State.CREATING
 
     def creating(self):
@@ -220,9 +223,12 @@ class FakeAdapter(Adapter):
         self.batcher.stop()
         self.create_pool.shutdown(wait=False)
 
-    def call_create(self, metadata: dict, token: str | None = None) -> str:
+    def call_create(self, metadata: dict, token: str | None = None,
+                    cores: int = 1, ram: int = 1024) -> str:
+        """One instance of the label's size (``cores``/``ram`` settings)."""
         with self.limiter:
-            return self.cloud.create(metadata, token=token)
+            return self.cloud.create(metadata, cores=cores, token=token,
+                                     ram=ram)
 
     def _delete_batch(self, ids: list[str]) -> list[object]:
         with self.limiter:

@@ -69,6 +69,9 @@ class RequestHandler:
         self.nodes: list[Node | None] = [None] * len(request.node_types)
         self.launchers: dict[str, NodeLauncher] = {}
         self.paused = False
+        # monotonic time since which the request waits at quota (None: it
+        # does not); the pool worker's starvation bound is measured from it.
+        self.waiting_since: float | None = None
         self.done = False
         self.busy = False     # an action or fill runs on an I/O thread
         self.accepted = False  # our ``pending`` write is known to have landed
@@ -141,6 +144,12 @@ class RequestHandler:
                 if node is None:
                     return  # paused (or declined for min-ready)
             self.nodes[index] = node
+        self.waiting_since = None
+
+    def _wait_at_quota(self) -> None:
+        self.paused = True
+        if self.waiting_since is None:
+            self.waiting_since = time.monotonic()
 
     def check(self):
         """What to do next, or None to keep waiting.
@@ -237,7 +246,7 @@ class RequestHandler:
                 self.decline("it would exceed quota")
                 return None
             worker.reclaim_ready_node()
-            self.paused = True
+            self._wait_at_quota()
             return None
         try:
             node = self._create_node(label, label_name)
@@ -312,7 +321,7 @@ class RequestHandler:
             del self.launchers[node.id]
             self._unlock(node)
             self.nodes[index] = None
-            self.paused = True
+            self._wait_at_quota()
 
     # -- endings ---------------------------------------------------------------
     def _fulfil(self) -> None:

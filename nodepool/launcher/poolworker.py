@@ -69,6 +69,11 @@ USAGE_TTL = 0.5
 # Per-pass gauges (cli.md §4) at most this often: a busy worker passes
 # up to 20 times a second, and a repeated gauge carries nothing new.
 STATS_INTERVAL = 1.0
+# A request waiting at quota holds back later requests of its own labels
+# (they keep their order) but not requests of other labels that fit now --
+# until it has waited this long: from then on the pool takes no new
+# request, so capacity that frees up goes to it (no starvation).
+STARVE_AFTER = 60.0
 
 
 def pool_limits(pool) -> Quota:
@@ -78,7 +83,20 @@ def pool_limits(pool) -> Quota:
     return Quota({k: v for k, v in values.items() if v != math.inf})
 
 
+class Waiting:
+    """One pass's view of the requests waiting at quota (see _route)."""
+
+    __slots__ = ("labels", "starved", "taken")
+
+    def __init__(self, labels: set, starved: bool, taken: Quota):
+        self.labels = labels
+        self.starved = starved
+        self.taken = taken      # what this pass let through meanwhile
+
+
 class PoolWorker:
+    starve_after = STARVE_AFTER
+
     def __init__(self, launcher, provider, pool, manager):
         self.launcher = launcher
         self.zk = launcher.zk
@@ -100,6 +118,7 @@ class PoolWorker:
         self._counted: dict[str, list] = {}
         self._last_reclaim = 0.0
         self._last_stats = 0.0
+        self.passes = 0     # routing passes done (tests wait on it)
         # Shared with the I/O threads, guarded by _lock:
         self._lock = threading.RLock()
         self._taking: set[str] = set()          # request ids being taken
@@ -158,6 +177,19 @@ class PoolWorker:
     def paused(self) -> bool:
         return any(h.paused for h in self.handlers)
 
+    def _waiting(self) -> "Waiting":
+        """This pass's view of our requests waiting at quota."""
+        with self._lock:
+            waiting = [h for h in self.handlers
+                       if h.paused and h.waiting_since is not None]
+        labels: set[str] = set()
+        for handler in waiting:
+            labels |= set(handler.request.node_types)
+        oldest = min((h.waiting_since for h in waiting), default=None)
+        starved = oldest is not None and \
+            time.monotonic() - oldest >= self.starve_after
+        return Waiting(labels=labels, starved=starved, taken=Quota())
+
     def held(self) -> tuple[set[str], set[str]]:
         """(request ids, node ids) our handlers hold or are taking: the
         cleanup worker's fast duties leave them alone."""
@@ -208,6 +240,7 @@ class PoolWorker:
         self._emit_stats()
         self._poll_handlers()
         self._assign_requests()
+        self.passes += 1
 
     def _emit_stats(self) -> None:
         """``max_servers`` of our provider and every tenant's limits."""
@@ -312,6 +345,7 @@ class PoolWorker:
         with self._lock:
             handled = {h.request.id for h in self.handlers} | self._taking
         mine = self.supported_labels
+        waiting = self._waiting()
         # Requests we can fully serve come before those we would decline
         # (a stable sort keeps iter_requests' priority order in each group).
         requests.sort(key=lambda r: not set(r.node_types) <= mine)
@@ -325,7 +359,7 @@ class PoolWorker:
             with self._lock:
                 if len(self._taking) >= MAX_TAKING:
                     return   # the rest waits for a later pass
-            decision = self._route(request, components)
+            decision = self._route(request, components, waiting)
             if decision is None:
                 continue
             with self._lock:
@@ -342,7 +376,7 @@ class PoolWorker:
                 self._taking.discard(request.id)
             self.wake()
 
-    def _route(self, request, components) -> str | None:
+    def _route(self, request, components, waiting=None) -> str | None:
         """None to skip, "accept", or a decline reason."""
         labels = set(request.node_types)
         candidates = [c for c in components
@@ -360,9 +394,37 @@ class PoolWorker:
         reason = self.decline_reason(request)
         if reason is not None:
             return reason
-        if self.paused or not self._can_take_now(request):
+        if not self._can_take_now(request):
+            return None
+        if waiting is not None and not self._passes_waiting(request, waiting):
             return None
         return "accept"
+
+    def _passes_waiting(self, request, waiting: "Waiting") -> bool:
+        """May ``request`` start, given the requests waiting at quota?
+
+        Not once a waiting request has reached the starvation bound, nor
+        when it shares a label with one (requests of one label keep their
+        priority order).  Otherwise it is taken: if its nodes fit now (on
+        top of what this pass already let through) it is served at once,
+        else it waits too, and from then on holds back its own labels.
+        """
+        if waiting.starved:
+            return False
+        if not waiting.labels:
+            return True     # nothing waits (the common case): no sums
+        labels = set(request.node_types)
+        if waiting.labels & labels:
+            return False
+        need = Quota.total(self.label_cost(self.pool.labels[label])
+                           for label in request.node_types)
+        with self._lock:
+            fits = self._room_for(waiting.taken + need)
+        if fits:
+            waiting.taken += need
+        else:
+            waiting.labels |= labels
+        return True
 
     def _can_take_now(self, request) -> bool:
         if not self.manager.has_capacity_now(self, request):
@@ -522,9 +584,13 @@ class PoolWorker:
 
     def has_room(self, label) -> bool:
         with self._lock:
-            need = self.label_cost(label)
-            return (need.fits(pool_limits(self.pool), self._pool_usage())
-                    and self._provider_room(need))
+            return self._room_for(self.label_cost(label))
+
+    def _room_for(self, need: Quota) -> bool:
+        """Under the lock: does ``need`` fit the pool's and the provider's
+        limits on top of the current usage and reservations?"""
+        return (need.fits(pool_limits(self.pool), self._pool_usage())
+                and self._provider_room(need))
 
     def reserve(self, label) -> object | None:
         """Atomically check room for one node of ``label`` and claim it."""

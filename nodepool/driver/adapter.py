@@ -109,6 +109,14 @@ class Adapter(abc.ABC):
         (and the first node's zone is then used for the rest)."""
         return []
 
+    def offering(self, pool, label) -> str | None:
+        """What a create call for ``label`` in ``pool`` asks the cloud for
+        (place and size, e.g. ``"subnet-1/t3.large"``): capacity errors are
+        remembered per offering (``nodepool.driver.offerings``), so labels
+        and pools that name the same offering share its record.  None: not
+        tracked.  The default is the pool and label names."""
+        return f"{pool.name}/{label.name}"
+
     def image_available(self, label) -> bool:
         """False when the label's image cannot be used right now."""
         return True

@@ -22,7 +22,7 @@ from typing import Iterable
 from nodepool.driver.adapter import Adapter
 from nodepool.driver.batcher import Batcher
 from nodepool.driver.createpool import CreatePool, create_pool_size
-from nodepool.driver.errors import NotFoundError, QuotaError
+from nodepool.driver.errors import CapacityError, NotFoundError, QuotaError
 from nodepool.driver.instance import Instance, InstanceState, Resource
 from nodepool.driver.quota import Quota
 from nodepool.driver.ratelimit import RateLimiter
@@ -39,6 +39,9 @@ class FakeCloud:
         self.limits = limits or Quota.unlimited()
         self.ip = ip
         self.create_errors: list[BaseException] = []
+        # Pools (by name) the cloud has no capacity for: creates for them
+        # fail with CapacityError, as a zone out of an instance type does.
+        self.no_capacity: set[str] = set()
         self.delete_errors: list[BaseException] = []
         self.instances: dict[str, dict] = {}
         self.resources: dict[str, Resource] = {}
@@ -66,6 +69,12 @@ class FakeCloud:
                 return self.tokens[token]
             if self.create_errors:
                 raise self.create_errors.pop(0)
+            pool = metadata.get("nodepool_pool_name")
+            if pool in self.no_capacity:
+                self._count("capacity_error")
+                self.calls.setdefault(f"capacity_error:{pool}", 0)
+                self.calls[f"capacity_error:{pool}"] += 1
+                raise CapacityError(f"fake cloud: no capacity in {pool}")
             used = len(self.instances)
             if used + 1 > self.limits.get("instances", float("inf")):
                 raise QuotaError("fake cloud: instance quota exceeded")

@@ -10,7 +10,10 @@ Failure story (zookeeper.md §8.3/§8.4):
 - a node that FAILED: once every launch has finished, the other nodes are
   deallocated and unlocked and the request is declined;
 - a node ABORTED by a cloud quota error is dropped and replaced after a
-  pause (never declined for that);
+  pause (never declined for that); when its offering is marked unavailable
+  (a capacity error, ``nodepool.driver.offerings``) the request is given
+  back instead (``give_back``: ``requested`` again, not declined), so
+  another pool serves it or it waits until the offering is retried;
 - the request znode vanished: every node is deallocated and unlocked, the
   handler ends without writing the request;
 - ZooKeeper trouble (``zk_errors.is_transient``: ConnectionLoss, a timed-out
@@ -240,6 +243,14 @@ class RequestHandler:
         if not worker.manager.launches_nodes:
             self.paused = True   # static: wait for a slot to come free
             return None
+        record = worker.manager.offering_unavailable(worker.pool, label)
+        if record is not None:
+            # The cloud has no capacity for it: let another pool or
+            # provider serve the request (or nobody, until the record
+            # expires) instead of asking again.
+            self.give_back(f"offering {record.key} unavailable until "
+                           f"{time.strftime('%H:%M:%S', time.localtime(record.until))}")
+            return None
         reservation = worker.reserve(label)
         if reservation is None:
             if self.is_min_ready:
@@ -385,6 +396,16 @@ class RequestHandler:
             self.log.exception("Could not decline request %s",
                                self.request.id)
             self._finish()
+
+    def give_back(self, reason: str) -> None:
+        """Leave the request to other pools without declining it (its
+        nodes are freed; a declined request could fail for good)."""
+        self._live()
+        self.log.info("Giving request %s back: %s", self.request.id, reason)
+        self._release_all(deallocate=True)
+        self.request.set_state(RequestState.REQUESTED)
+        self.zk.store_request(self.request)
+        self._finish()
 
     def release(self) -> None:
         """Shutdown: free nodes, leave the request for someone else."""

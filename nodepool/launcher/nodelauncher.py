@@ -11,7 +11,9 @@ Failure story:
   handed to the provider's deleter and a new attempt starts, until
   ``launch-retries`` attempts are spent, then the node is FAILED;
 - ``QuotaError``/``CapacityError`` ABORT the node (not the launch's fault:
-  the request handler pauses and replaces it);
+  the request handler pauses and replaces it); a ``CapacityError`` also
+  marks the offering unavailable for every launcher
+  (``nodepool.driver.offerings``), so the replacement goes elsewhere;
 - ``ConfigurationError`` fails the node at once (retrying cannot help);
 - ``ThrottledError``/``TransientError`` repeat the same step later, within
   the launch timeout;
@@ -418,6 +420,7 @@ class NodeLauncher:
         self.outcome = Outcome.READY
         self.phase = _Phase.DONE
         self._report("ready")
+        self.manager.launch_succeeded(self.pool, self.label)
         self.log.info("Node %s is ready (%s) after %.2fs, attempt %d",
                       self.node.id, self.node.interface_ip, self._elapsed(),
                       self.attempt)
@@ -458,6 +461,9 @@ class NodeLauncher:
         self.error = str(error)
         self._report(error.stat_key, self.error)
         self.log.warning("Launch of node %s aborted: %s", self.node.id, error)
+        if isinstance(error, errors.CapacityError):
+            # Remembered for every launcher: nobody asks for it again soon.
+            self.manager.capacity_error(self.pool, self.label, error)
         self._cleanup_instance()
         self.node.set_state(NodeState.ABORTED)
         self.outcome = Outcome.ABORTED

@@ -387,18 +387,38 @@ class PoolWorker:
                         for c in candidates)):
             return None
         if any(c.priority < self.priority and not c.paused
-               and c.id != self.id for c in candidates):
+               and c.id != self.id and not self._blocked(c, labels)
+               for c in candidates):
             return None
         if not labels <= self.supported_labels and candidates:
             return None
         reason = self.decline_reason(request)
         if reason is not None:
             return reason
+        if self._offering_unavailable(request):
+            return None     # another pool serves it, or it waits: no create
         if not self._can_take_now(request):
             return None
         if waiting is not None and not self._passes_waiting(request, waiting):
             return None
         return "accept"
+
+    def _offering_unavailable(self, request) -> bool:
+        """Would one of the request's nodes need an offering that the
+        cloud has no capacity for now?"""
+        return any(self.manager.offering_unavailable(
+            self.pool, self.pool.labels[label]) is not None
+            for label in request.node_types)
+
+    def _blocked(self, component, labels) -> bool:
+        """Does a running offering record keep ``component`` (another
+        pool, possibly another launcher's) from serving ``labels``?"""
+        now = time.time()
+        for record in self.zk.iter_offerings(component.provider_name):
+            if record.unavailable(now) and any(
+                    record.blocks(component.name, label) for label in labels):
+                return True
+        return False
 
     def _passes_waiting(self, request, waiting: "Waiting") -> bool:
         """May ``request`` start, given the requests waiting at quota?

@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Iterable
 
+from nodepool.driver.offerings import Offerings
 from nodepool.driver.quota import Quota
 from nodepool.launcher.nodelauncher import NodeLauncher
 from nodepool.zk.models import Node
@@ -104,6 +105,7 @@ class ProviderManager:
         self._thread: threading.Thread | None = None
         self._instances_cache: tuple[float, list] = (0.0, [])
         self._cost_memo: dict[tuple, Quota] = {}
+        self.offerings = Offerings(zk, provider.name)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -239,6 +241,33 @@ class ProviderManager:
 
     def image_available(self, label) -> bool:
         return self.adapter.image_available(label)
+
+    # -- offerings (capacity errors remembered: nodepool.driver.offerings) --
+    def offering_unavailable(self, pool, label):
+        """The record that keeps ``label`` of ``pool`` from launching now
+        (None: it may launch)."""
+        return self.offerings.unavailable(self.adapter.offering(pool, label))
+
+    def capacity_error(self, pool, label, error) -> None:
+        key = self.adapter.offering(pool, label)
+        if key is None:
+            return
+        users: dict[str, list[str]] = {}
+        for other in self.provider.pools.values():
+            for other_label in other.labels.values():
+                if self.adapter.offering(other, other_label) == key:
+                    users.setdefault(other.name, []).append(other_label.name)
+        try:
+            self.offerings.capacity_error(key, str(error), users)
+        except Exception as exc:
+            self.log.warning("Could not record capacity error of offering "
+                             "%s: %s", key, exc)
+
+    def launch_succeeded(self, pool, label) -> None:
+        try:
+            self.offerings.succeeded(self.adapter.offering(pool, label))
+        except Exception as exc:
+            self.log.warning("Could not clear offering record: %s", exc)
 
     # -- quota -------------------------------------------------------------
     def node_cost(self, node: Node, pool=None) -> Quota:

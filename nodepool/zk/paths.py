@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 NODES = "/nodepool/nodes"
 REQUESTS = "/nodepool/requests"
 REQUEST_LOCKS = "/nodepool/requests-lock"
@@ -28,3 +30,10 @@ def request_lock_path(request_id: str) -> str:
 
 def component_dir(kind: str) -> str:
     return f"{COMPONENTS}/{kind}"
+# Not upstream's: offerings a cloud had no capacity for (pressure work).
+# Upstream launchers and Zuul never read it.
+OFFERINGS = "/nodepool/offerings"
+
+
+def offering_path(provider: str, key: str) -> str:
+    return f"{OFFERINGS}/{quote(provider, safe='')}:{quote(key, safe='')}"

@@ -34,21 +34,23 @@ from .client import ZooKeeperClient
 from .component_store import ComponentStore
 from .image_store import ImageStore
 from .node_store import NodeStore
-from .paths import COMPONENTS, NODES, REQUESTS
+from .offering_store import OfferingStore
+from .paths import COMPONENTS, NODES, OFFERINGS, REQUESTS
 from .request_store import RequestStore
 
 __all__ = ["ZooKeeper"]
 
 # Request lock directories are not cached: only the hourly-ish cleanup reads
 # them, and caching them costs several round trips per lock cycle.
-CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS)
+CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS, OFFERINGS)
 # What the launcher reads, per root: (data depth, children depth).  Nodes:
 # the node's data, and the names of its lock contenders (is it locked?);
-# requests: their data only (they have no children).
-CACHE_DEPTHS = {NODES: (1, 2), REQUESTS: (1, 0)}
+# requests and offerings: their data only (they have no children).
+CACHE_DEPTHS = {NODES: (1, 2), REQUESTS: (1, 0), OFFERINGS: (1, 0)}
 
 
-class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore):
+class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore,
+                OfferingStore):
     """Reads and writes of the wire contract (zookeeper.md)."""
 
     def __init__(self, client: ZooKeeperClient, enable_cache: bool = True,

@@ -13,7 +13,11 @@ Failure story:
 
 ``%(NODEPOOL_NAME)`` placeholders are replaced by the environment variable
 of that name before parsing; other placeholders, and those naming unset
-variables, stay verbatim.
+variables, stay verbatim (as upstream: a verbatim placeholder inside a
+quoted or longer scalar is just text).  Where a verbatim placeholder makes
+the YAML invalid -- a plain scalar can not start with ``%`` -- the error
+names the unset variable instead of PyYAML's "found character '%'":
+``<file>:<line>:<column>: environment variable NODEPOOL_X is not set ...``.
 """
 
 from __future__ import annotations
@@ -72,6 +76,33 @@ def _read_text(path: str, sleep: Callable[[float], None]) -> str:
         raise FileProblem(Issue((), "file is not valid UTF-8", prefix=path))
 
 
+def _unset_placeholder(path: str, text: str, exc: yaml.YAMLError,
+                       env: Mapping[str, str]) -> Issue | None:
+    """The issue to report when the error lies on a verbatim placeholder.
+
+    Its position is the placeholder's ``%`` (PyYAML may point one character
+    further, e.g. at a line start where ``%`` begins a directive).
+    """
+    for mark in (getattr(exc, "problem_mark", None),
+                 getattr(exc, "context_mark", None)):
+        index = getattr(mark, "index", None)
+        if index is None:
+            continue
+        for match in _PLACEHOLDER.finditer(text):
+            if match.start() > index:
+                break
+            name = match.group(1)
+            if index < match.end() and name not in env:
+                start = match.start()
+                line = text.count("\n", 0, start) + 1
+                column = start - (text.rfind("\n", 0, start) + 1) + 1
+                return Issue((), f"environment variable {name} is not set, "
+                                 f"so %({name}) is left as written, which "
+                                 f"is not valid YAML here",
+                             prefix=f"{path}:{line}:{column}")
+    return None
+
+
 def _syntax_issue(path: str, exc: yaml.YAMLError) -> Issue:
     mark = getattr(exc, "problem_mark", None) or getattr(
         exc, "context_mark", None)
@@ -89,10 +120,14 @@ def read_yaml(path: str, env: Mapping[str, str] | None = None,
               sleep: Callable[[float], None] = time.sleep) -> Any:
     """Parse ``path`` after environment substitution; raise FileProblem."""
     text = _read_text(path, sleep)
-    text = substitute_env(text, os.environ if env is None else env)
+    env = os.environ if env is None else env
+    text = substitute_env(text, env)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
+        unset = _unset_placeholder(path, text, exc, env)
+        if unset is not None:
+            raise FileProblem(unset) from None
         raise FileProblem(_syntax_issue(path, exc)) from None
 
 

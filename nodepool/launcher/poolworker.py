@@ -362,6 +362,12 @@ class PoolWorker:
             decision = self._route(request, components, waiting)
             if decision is None:
                 continue
+            # Reserved before the take, released after it has handed its
+            # launches to the manager: no moment where a request counts
+            # neither as taken nor as launching, in any pool.
+            if decision == "accept" and not self.manager.reserve_take(
+                    request.id, len(request.node_types)):
+                continue
             with self._lock:
                 self._taking.add(request.id)
             self.io.submit(self._take_async, request, decision)
@@ -372,6 +378,7 @@ class PoolWorker:
         except Exception:
             self.log.exception("Error taking request %s", request.id)
         finally:
+            self.manager.end_take(request.id)
             with self._lock:
                 self._taking.discard(request.id)
             self.wake()
@@ -451,12 +458,7 @@ class PoolWorker:
             return False
         if not self.launcher.tenant_allows(request, self):
             return False
-        limit = self.provider.max_concurrency
-        if limit > 0:
-            with self._lock:
-                in_flight = self.manager.active_launches + len(self._taking)
-            if in_flight and in_flight + len(request.node_types) > limit:
-                return False
+        # max-concurrency: checked when reserving (manager.reserve_take).
         return True
 
     def decline_reason(self, request) -> str | None:

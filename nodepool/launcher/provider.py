@@ -99,6 +99,10 @@ class ProviderManager:
         self._launchers: list[NodeLauncher] = []
         self._deleters: list[NodeDeleter] = []
         self._deleting_ids: set[str] = set()
+        # Requests this provider's pool workers are taking: accepted, their
+        # launches not handed in yet.  max-concurrency counts them with the
+        # launches, over all the provider's pools (behaviour 20).
+        self._taking: set[str] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -140,6 +144,29 @@ class ProviderManager:
     def active_launches(self) -> int:
         with self._lock:
             return sum(1 for launcher in self._launchers if not launcher.done)
+
+    def reserve_take(self, request_id: str, launches: int) -> bool:
+        """Count a request being taken against ``max-concurrency``.
+
+        Atomic for all pool workers of the provider: False (nothing
+        reserved) when the launches in progress plus the requests being
+        taken would exceed it with ``launches`` more.  As upstream, a
+        request is not refused when nothing is in flight.
+        """
+        limit = self.provider.max_concurrency
+        with self._lock:
+            if limit > 0:
+                in_flight = len(self._taking) + sum(
+                    1 for launcher in self._launchers if not launcher.done)
+                if in_flight and in_flight + launches > limit:
+                    return False
+            self._taking.add(request_id)
+            return True
+
+    def end_take(self, request_id: str) -> None:
+        """The request's launches (if any) are handed in, or it was let go."""
+        with self._lock:
+            self._taking.discard(request_id)
 
     def is_deleting(self, node_id: str) -> bool:
         with self._lock:

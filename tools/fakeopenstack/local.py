@@ -82,8 +82,10 @@ class LocalOpenStack:
 
     ``port=0`` picks a free port.  ``clock`` drives BUILD/delete deadlines
     (monotonic seconds).  ``flavors`` are ``(name, vcpus, ram_mib, disk_gb)``
-    tuples (ids 1..N), ``images`` image names.  Remaining keyword arguments
-    are :class:`Settings` flags, e.g. ``create_latency=1.0``.
+    tuples (ids 1..N), ``images`` image names.  ``private_ipv6`` (a CIDR,
+    e.g. ``"2001:db8::/64"``) makes the ``private`` network dual-stack:
+    servers on it then get an IPv6 address as well.  Remaining keyword
+    arguments are :class:`Settings` flags, e.g. ``create_latency=1.0``.
     """
 
     def __init__(self, port: int = 0, *,
@@ -92,14 +94,16 @@ class LocalOpenStack:
                  images: list[str] | None = None,
                  availability_zones: list[str] | None = None,
                  username: str = "demo", password: str = "secret",
-                 project_name: str = "demo", **settings: Any) -> None:
+                 project_name: str = "demo",
+                 private_ipv6: str | None = None, **settings: Any) -> None:
         config = Settings()
         config.update(**settings)
         self.state = CloudState(config, clock=clock, flavors=flavors,
                                 images=images,
                                 availability_zones=availability_zones,
                                 username=username, password=password,
-                                project_name=project_name)
+                                project_name=project_name,
+                                private_ipv6=private_ipv6)
         self._stats = CallStats()
         self._requested_port = port
         self._httpd: _HTTPServer | None = None

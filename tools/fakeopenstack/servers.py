@@ -55,7 +55,8 @@ def _addresses(state: CloudState, server: ServerRecord
         entries = result.setdefault(state.networks[port["network_id"]]["name"],
                                     [])
         for fixed in port["fixed_ips"]:
-            entries.append({"version": 4, "addr": fixed["ip_address"],
+            version = 6 if ":" in fixed["ip_address"] else 4
+            entries.append({"version": version, "addr": fixed["ip_address"],
                             "OS-EXT-IPS:type": "fixed",
                             "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]})
         for fip in state.floating_ips.values():

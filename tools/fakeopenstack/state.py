@@ -84,7 +84,8 @@ class CloudState:
                  images: list[str] | None = None,
                  availability_zones: list[str] | None = None,
                  username: str = "demo", password: str = "secret",
-                 project_name: str = "demo") -> None:
+                 project_name: str = "demo",
+                 private_ipv6: str | None = None) -> None:
         self.lock = threading.RLock()
         self.settings = settings
         self.clock = clock
@@ -113,7 +114,11 @@ class CloudState:
         self.routers: dict[str, dict[str, Any]] = {}
         self.security_groups: dict[str, dict[str, Any]] = {}
         self._pools: dict[str, _AddressPool] = {}
+        #: network id -> (IPv6 subnet id, its address pool)
+        self._pools6: dict[str, tuple[str, _AddressPool]] = {}
         self.private_network = self._network("private", PRIVATE_CIDR, False)
+        if private_ipv6:
+            self._add_ipv6_subnet(self.private_network, private_ipv6)
         self.public_network = self._network("public", PUBLIC_CIDR, True)
         self._router()
         self._security_group()
@@ -176,6 +181,24 @@ class CloudState:
         self._pools[net["id"]] = _AddressPool(cidr, 3 if not external else 10)
         return net
 
+    def _add_ipv6_subnet(self, net: dict[str, Any], cidr: str) -> None:
+        """Make ``net`` dual-stack: a SLAAC IPv6 subnet next to its IPv4
+        one; every port on it then gets an address of each."""
+        subnet = self._common(f"{net['name']}-ipv6-subnet")
+        hosts = ipaddress.ip_network(cidr)
+        subnet.update({
+            "network_id": net["id"], "ip_version": 6, "cidr": cidr,
+            "gateway_ip": str(hosts.network_address + 1),
+            "enable_dhcp": True, "dns_nameservers": [], "host_routes": [],
+            "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac",
+            "subnetpool_id": None, "service_types": [], "segment_id": None,
+            "allocation_pools": [{"start": str(hosts.network_address + 2),
+                                  "end": str(hosts.network_address
+                                             + 0xffff)}]})
+        net["subnets"].append(subnet["id"])
+        self.subnets[subnet["id"]] = subnet
+        self._pools6[net["id"]] = (subnet["id"], _AddressPool(cidr, 3))
+
     def _router(self) -> None:
         router = self._common("router1")
         public_subnet = self.public_network["subnets"][0]
@@ -232,7 +255,8 @@ class CloudState:
             "admin_state_up": True, "status": status,
             "device_id": device_id, "device_owner": device_owner,
             "fixed_ips": [{"subnet_id": net["subnets"][0],
-                           "ip_address": address}],
+                           "ip_address": address}] + self._ipv6_fixed(
+                               network_id),
             "allowed_address_pairs": [], "extra_dhcp_opts": [],
             "security_groups": list(self.security_groups)[:1],
             "binding:vnic_type": "normal", "port_security_enabled": True,
@@ -240,6 +264,12 @@ class CloudState:
             False})
         self.ports[port["id"]] = port
         return port
+
+    def _ipv6_fixed(self, network_id: str) -> list[dict[str, str]]:
+        if network_id not in self._pools6:
+            return []
+        subnet_id, pool = self._pools6[network_id]
+        return [{"subnet_id": subnet_id, "ip_address": pool.take()}]
 
     def delete_port(self, port_id: str) -> None:
         self.ports.pop(port_id, None)

@@ -45,8 +45,8 @@ from nodepool.driver.openstack.inventory import Inventory
 from nodepool.driver.openstack.leaks import FLOATING_IPS, PORTS, LeakFinder
 from nodepool.driver.openstack.poller import ServerPoller
 from nodepool.driver.openstack.quota import QuotaLimits, label_cost
-from nodepool.driver.openstack.servers import (needs_floating_ip,
-                                               server_state, to_instance)
+from nodepool.driver.openstack.addresses import needs_floating_ip
+from nodepool.driver.openstack.servers import server_state, to_instance
 from nodepool.driver.quota import Quota
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 
@@ -73,6 +73,10 @@ class OpenStackAdapter(Adapter):
                                 max_connections=2 * workers + 8,
                                 connect=connect)
         self.inventory = Inventory(self.api)
+        #: what nodes record as ``region``: the provider's ``region-name``
+        #: (None without one, even if clouds.yaml names a region), as
+        #: upstream writes it
+        self.region = settings.get("region-name")
         self.limits = QuotaLimits(self._compute_limits, self._volume_limits,
                                   self._uses_volumes)
         self.create_pool = CreatePool(provider.name, workers)
@@ -135,8 +139,8 @@ class OpenStackAdapter(Adapter):
         networks = self.inventory.networks.peek()
         if networks is not None and not any(n.external for n in networks):
             return False               # nowhere to get a floating IP from
-        external, internal = self.inventory.address_networks(fetch=False)
-        return needs_floating_ip(record, external, internal)
+        return needs_floating_ip(record,
+                                 self.inventory.address_rules(fetch=False))
 
     def submit_finish(self, machine: OpenStackCreate, record) -> Future:
         # Not the create pool: its queue may hold many creates waiting for
@@ -170,10 +174,9 @@ class OpenStackAdapter(Adapter):
 
     def instance_from(self, record: Mapping, **kw) -> Instance:
         """An Instance of a server record; never calls the cloud."""
-        external, internal = self.inventory.address_networks(fetch=False)
         return to_instance(
-            record, region=self.api.region, cloud=self.api.cloud,
-            external_networks=external, internal_networks=internal,
+            record, region=self.region, cloud=self.api.cloud,
+            rules=self.inventory.address_rules(fetch=False),
             flavor_by_id=self._cached_flavor, **kw)
 
     # -- delete ---------------------------------------------------------------

@@ -52,8 +52,8 @@ from nodepool.driver.instance import InstanceState
 from nodepool.driver.openstack import params
 from nodepool.driver.openstack.errors import fault_error
 from nodepool.driver.openstack.quota import label_cost
-from nodepool.driver.openstack.servers import needs_floating_ip, \
-    server_state
+from nodepool.driver.openstack.addresses import needs_floating_ip
+from nodepool.driver.openstack.servers import server_state
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,7 +117,7 @@ class ServerCreator:
         inventory = self.adapter.inventory
         external = inventory.external_network()
         if external is None or not needs_floating_ip(
-                record, *inventory.address_networks()):
+                record, inventory.address_rules()):
             return None
         api = self.adapter.api
         server_id = record["id"]

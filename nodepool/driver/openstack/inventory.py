@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from nodepool.driver import errors
+from nodepool.driver.openstack.addresses import (AddressRules,
+                                                 classify_networks,
+                                                 localhost_has_ipv6)
 
 __all__ = ["Inventory", "Flavor", "Network", "Cached", "pick_flavor"]
 
@@ -57,6 +60,8 @@ class Network:
     name: str
     external: bool = False
     default: bool = False
+    #: a provider network (``provider:physical_network`` set)
+    physical: bool = False
 
 
 class Cached(Generic[T]):
@@ -162,6 +167,15 @@ class Inventory:
                                  or [])
         self.nat_destination = _hint(region, "get_nat_destination")
         self.default_network = _hint(region, "get_default_network")
+        # clouds.yaml flags openstacksdk's address logic honours
+        config = getattr(region, "config", None)
+        config = config if isinstance(config, dict) else {}
+        self.private = bool(config.get("private", False))
+        self.force_ipv4 = getattr(region, "force_ipv4", False) is True
+        self.use_external = bool(config.get("use_external_network", True))
+        self.use_internal = bool(config.get("use_internal_network", True))
+        # as openstacksdk, once per connection: does this host have IPv6?
+        self.local_ipv6 = (not self.force_ipv4) and localhost_has_ipv6()
         self.flavors = Cached("flavors", self._fetch_flavors, ttl,
                               clock=clock)
         self.networks = Cached("networks", self._fetch_networks, ttl,
@@ -185,7 +199,9 @@ class Inventory:
             self.api.conn.network.networks()))
         return [Network(id=n.id, name=n.name,
                         external=bool(n.is_router_external),
-                        default=bool(getattr(n, "is_default", False)))
+                        default=bool(getattr(n, "is_default", False)),
+                        physical=bool(getattr(
+                            n, "provider_physical_network", None)))
                 for n in found]
 
     def _fetch_zones(self) -> list[str]:
@@ -252,27 +268,23 @@ class Inventory:
                       if self.nat_destination in (n.name, n.id)), None)
         return match.id if match else None
 
-    def address_networks(self, fetch: bool = True
-                         ) -> tuple[set[str], set[str]]:
-        """(external, internal) network names for judging addresses.
-
-        External: ``router:external`` networks and clouds.yaml
-        ``routes_externally`` ones; internal: those clouds.yaml marks as
-        not routing externally.  ``fetch=False`` never calls the cloud
-        (for the provider loop): it uses whatever list is cached.
-        """
+    def address_rules(self, fetch: bool = True) -> AddressRules:
+        """How this cloud's server addresses are judged (see
+        ``addresses``).  ``fetch=False`` never calls the cloud (for the
+        provider loop): it uses whatever network list is cached, or
+        only the clouds.yaml hints before the first one."""
         networks = (self.networks.get() if fetch
                     else self.networks.peek()) or []
-        external = {n.name for n in networks if n.external}
-        internal: set[str] = set()
-        for net in networks:
-            keys = {net.name, net.id}
-            if keys & self.hint_external:
-                external.add(net.name)
-            if keys & self.hint_internal:
-                internal.add(net.name)
-        return external | (self.hint_external - {n.id for n in networks}), \
-            internal | (self.hint_internal - {n.id for n in networks})
+        external, internal = classify_networks(
+            networks, self.hint_external, self.hint_internal)
+        known = {key for n in networks for key in (n.id, n.name)}
+        external += tuple(sorted(self.hint_external - known))
+        internal += tuple(sorted(self.hint_internal - known))
+        return AddressRules(
+            external=external, internal=internal,
+            default_network=self.default_network, private=self.private,
+            force_ipv4=self.force_ipv4, local_ipv6=self.local_ipv6,
+            use_external=self.use_external, use_internal=self.use_internal)
 
     def flavor_by_id(self, flavor_id: Any) -> Flavor | None:
         return next((f for f in self.flavors.get()

@@ -156,7 +156,8 @@ def test_retryable_floating_ip_failure_tries_again(adapter, clock,
     machine.advance()
     adapter.finishes[1].set_result(None)
     assert machine.advance()
-    assert machine.instance.interface_ip == "10.0.0.5"
+    assert machine.instance.private_ipv4 == "10.0.0.5"
+    assert machine.instance.public_ipv4 == ""
 
 
 def test_abandoned_attempt_deletes_what_it_still_creates(adapter, clock,
@@ -201,4 +202,4 @@ def test_server_needing_no_floating_ip_is_ready_at_once(adapter, clock,
     adapter.poll(server())
     assert machine.advance()
     assert adapter.finishes == []
-    assert machine.instance.interface_ip == "10.0.0.5"
+    assert machine.instance.private_ipv4 == "10.0.0.5"

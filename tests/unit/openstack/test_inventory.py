@@ -110,7 +110,9 @@ def test_inventory_lookups_are_cached(clock):
     with pytest.raises(errors.ConfigurationError):
         inv.network_ids(["nope"])
     assert inv.external_network().name == "public"   # the default one
-    assert inv.address_networks() == ({"ext2", "public"}, set())
+    rules = inv.address_rules()
+    assert (rules.external, rules.internal) == (("ext2", "public"),
+                                                ("private",))
     assert inv.nat_network_id() is None
     assert inv.zones.get() == ["a", "b"]
     assert inv.image_id_by_name("jammy") == "i-1"
@@ -152,10 +154,12 @@ def test_clouds_yaml_network_hints(clock):
     api = Api()
     api.cloud_region = Region()
     inv = Inventory(api, clock=clock)
-    assert inv.address_networks() == ({"ext2", "public", "provider-net"},
-                                      {"private"})
-    assert inv.address_networks(fetch=True) == inv.address_networks(
-        fetch=False)
+    rules = inv.address_rules()
+    assert rules.external == ("ext2", "public", "provider-net")
+    assert rules.internal == ("private",)
+    assert rules.default_network == "private"
+    assert not rules.private and not rules.force_ipv4
+    assert inv.address_rules(fetch=True) == inv.address_rules(fetch=False)
     assert inv.nat_network_id() == "n1"
     assert inv.network_ids([]) == ["n1"]          # default_interface
     assert inv.network_ids(["public"]) == ["n3"]
@@ -169,3 +173,14 @@ def test_broken_hint_is_ignored(clock):
             raise ValueError("two nat destinations")
     api.cloud_region = Broken()
     assert Inventory(api, clock=clock).nat_destination is None
+
+
+def test_clouds_yaml_address_flags(clock):
+    api = Api()
+    api.cloud_region = NS(config={"private": True,
+                                  "use_external_network": False},
+                          force_ipv4=True)
+    rules = Inventory(api, clock=clock).address_rules()
+    assert rules.private and rules.force_ipv4 and not rules.use_external
+    assert rules.use_internal
+    assert not rules.local_ipv6            # force_ipv4: IPv6 never preferred

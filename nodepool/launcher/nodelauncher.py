@@ -376,7 +376,7 @@ class NodeLauncher:
                              (instance.interface_ip or instance.public_ipv4
                               or instance.public_ipv6
                               or instance.private_ipv4))
-        node.az = instance.az or node.az
+        node.az = node.az if instance.az is None else instance.az
         node.region = instance.region
         node.cloud = instance.cloud
         node.host_id = instance.host_id

@@ -37,6 +37,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping
 
 from nodepool.driver import errors
@@ -44,7 +45,7 @@ from nodepool.driver.adapter import Adapter
 from nodepool.driver.azure import leaks, params
 from nodepool.driver.azure.api import AzureApi
 from nodepool.driver.azure.auth import Clients, load_auth
-from nodepool.driver.azure.create import AzureCreate, private_ipv4, \
+from nodepool.driver.azure.create import AzureCreate, private_address, \
     public_address
 from nodepool.driver.azure.delete import AzureDelete
 from nodepool.driver.azure.errors import CREATE
@@ -98,6 +99,45 @@ def listing_interval(rate: float) -> float:
     if rate <= 0:
         return 0.25
     return max(0.25, min(2.0, 5.0 / rate))
+
+
+def vm_instance(vm: Mapping, resources: Mapping[str, float] | None,
+                location: str) -> Instance:
+    """A VM as a node sees it, by upstream's rules: ``external_id`` the VM
+    name, ``cloud`` ``Azure``, ``region`` the VM's location (``location``,
+    the provider's, when the record lacks one), ``az`` its first zone or
+    ``""`` -- Azure VMs are created without zones, and upstream writes the
+    empty string then."""
+    props = vm.get("properties") or {}
+    zones = vm.get("zones") or []
+    return Instance(
+        external_id=vm.get("name"),
+        state=STATES.get(props.get("provisioningState"),
+                         InstanceState.UNKNOWN),
+        az=str(zones[0]) if zones else "",
+        region=vm.get("location") or location, cloud="Azure",
+        metadata=dict(vm.get("tags") or {}), resources=resources)
+
+
+def launched_instance(vm: Mapping, nic: Mapping | None,
+                      pips: Mapping[int, Mapping],
+                      resources: Mapping[str, float] | None,
+                      location: str) -> Instance:
+    """The Instance of a VM that just finished provisioning, with its
+    addresses as upstream reads them: private ones from the NIC's
+    ipConfigurations, public ones from the addresses they reference;
+    ``interface_ip`` is the first of public IPv4, public IPv6, private
+    IPv4, private IPv6 (the launcher takes the private address instead with
+    ``use-internal-ip``).  A node has no private-IPv6 field."""
+    private4 = private_address(nic, 4)
+    private6 = private_address(nic, 6)
+    public4 = public_address(pips.get(4))
+    public6 = public_address(pips.get(6))
+    return replace(vm_instance(vm, resources, location),
+                   state=InstanceState.RUNNING,
+                   interface_ip=public4 or public6 or private4 or private6,
+                   public_ipv4=public4, private_ipv4=private4,
+                   public_ipv6=public6)
 
 
 class AzureAdapter(Adapter):
@@ -321,31 +361,20 @@ class AzureAdapter(Adapter):
     def instance_for(self, vm: Mapping, nic: Mapping | None,
                      pips: Mapping[int, Mapping]) -> Instance:
         """The Instance of a VM that just finished provisioning."""
-        private = private_ipv4(nic)
-        public4 = public_address(pips.get(4))
-        public6 = public_address(pips.get(6))
-        base = self._instance(vm)
-        return Instance(
-            external_id=base.external_id, state=InstanceState.RUNNING,
-            interface_ip=public4 or public6 or private,
-            public_ipv4=public4, private_ipv4=private, public_ipv6=public6,
-            az=base.az, region=base.region, cloud=base.cloud,
-            metadata=base.metadata, resources=base.resources)
+        return launched_instance(vm, nic, pips, self._vm_resources(vm),
+                                 self.location)
 
     def _instance(self, vm: Mapping) -> Instance:
-        props = vm.get("properties") or {}
-        state = props.get("provisioningState")
-        mapped = STATES.get(state, InstanceState.UNKNOWN)
-        if mapped is InstanceState.UNKNOWN:
+        instance = vm_instance(vm, self._vm_resources(vm), self.location)
+        if instance.state is InstanceState.UNKNOWN:
             self.log.debug("VM %s has unknown state %r", vm.get("name"),
-                           state)
-        zones = vm.get("zones") or []
-        return Instance(
-            external_id=vm.get("name"), state=mapped,
-            az=zones[0] if zones else None, region=self.location,
-            cloud="Azure", metadata=dict(vm.get("tags") or {}),
-            resources=self._resources(
-                (props.get("hardwareProfile") or {}).get("vmSize")))
+                           (vm.get("properties") or {}).get(
+                               "provisioningState"))
+        return instance
+
+    def _vm_resources(self, vm: Mapping) -> dict[str, float]:
+        return self._resources(((vm.get("properties") or {}).get(
+            "hardwareProfile") or {}).get("vmSize"))
 
     def list_instances(self) -> Iterable[Instance]:
         try:

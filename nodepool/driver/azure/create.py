@@ -41,8 +41,8 @@ from nodepool.driver.statemachine import LaunchSpec, StateMachine
 if TYPE_CHECKING:  # pragma: no cover
     from nodepool.driver.azure.adapter import AzureAdapter
 
-__all__ = ["AzureCreate", "Put", "provisioning_state", "private_ipv4",
-           "public_address"]
+__all__ = ["AzureCreate", "Put", "provisioning_state", "private_address",
+           "private_ipv4", "public_address"]
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,9 @@ class AzureCreate(StateMachine):
 
     def addresses(self):
         known = [self._knows(self.nic_put, private_ipv4)]
+        if self.plan["ipv6"]:
+            known.append(self._knows(
+                self.nic_put, lambda nic: private_address(nic, 6)))
         known += [self._knows(put, public_address)
                   for put in self.pips.values()]
         if not all(known):
@@ -290,13 +293,22 @@ class AzureCreate(StateMachine):
         self.adapter.delete_later(put.kind, put.name)
 
 
-def private_ipv4(nic: dict | None) -> str | None:
+def private_address(nic: dict | None, version: int = 4) -> str | None:
+    """The NIC's private address of IP ``version``: as upstream reads it,
+    the last ipConfiguration of that ``privateIPAddressVersion`` (IPv4 when
+    a configuration does not say)."""
+    found = None
     for ipc in ((nic or {}).get("properties") or {}).get(
             "ipConfigurations") or []:
         props = ipc.get("properties") or {}
-        if props.get("privateIPAddressVersion", "IPv4") == "IPv4":
-            return props.get("privateIPAddress")
-    return None
+        if props.get("privateIPAddressVersion", "IPv4") == f"IPv{version}" \
+                and props.get("privateIPAddress"):
+            found = props["privateIPAddress"]
+    return found
+
+
+def private_ipv4(nic: dict | None) -> str | None:
+    return private_address(nic, 4)
 
 
 def public_address(pip: dict | None) -> str | None:

@@ -2,12 +2,15 @@
 
 Costs come from the resource SKUs API (``vCPUs``, ``MemoryGB`` and the
 quota ``family`` of every VM size in the location): a node costs
-``instances: 1``, ``cores: vCPUs``, ``ram: MemoryGB × 1024`` (MiB, as the
-other drivers) and ``<family>: vCPUs``.  Limits come from the compute
-usages API: ``cores`` (Total Regional vCPUs), ``virtualMachines``
-(→ ``instances``) and one entry per VM family, e.g.
-``standardDSv3Family``.  Keys match, so the launcher's ``fits`` checks a
-label against its family's vCPU quota exactly as Azure will.
+``instances: 1``, ``cores: vCPUs``, ``ram: MemoryGB × 1024`` (MiB,
+truncated to an integer, as upstream counts it) and ``<family>: vCPUs``
+(our extra: upstream checks no family quota); a size the catalog does not
+know costs ``instances: 1, cores: 0, ram: 0``, as upstream writes it.
+Limits come from the compute usages API: ``cores`` (Total Regional
+vCPUs), ``virtualMachines`` (→ ``instances``) and one entry per VM
+family, e.g. ``standardDSv3Family``.  Keys match, so the launcher's
+``fits`` checks a label against its family's vCPU quota exactly as Azure
+will.
 
 Caches: the SKU list is large and changes rarely (kept an hour); usages
 are kept ``usage_ttl`` (30 s): the launcher adds up its own nodes, the
@@ -57,7 +60,8 @@ def parse_sku(sku: Mapping, location: str) -> SizeInfo | None:
     caps = _capabilities(sku)
     try:
         vcpus = int(float(caps.get("vCPUs") or 0))
-        memory = int(round(float(caps.get("MemoryGB") or 0) * 1024))
+        # as upstream counts it: MiB, truncated
+        memory = int(float(caps.get("MemoryGB") or 0) * 1024)
     except ValueError:
         vcpus, memory = 0, 0
     restricted = any(
@@ -71,7 +75,7 @@ def parse_sku(sku: Mapping, location: str) -> SizeInfo | None:
 def resources_of(info: SizeInfo | None) -> dict[str, float]:
     """A node's ``resources`` for a VM of this size."""
     if info is None:
-        return {"instances": 1}
+        return {"instances": 1, "cores": 0, "ram": 0}
     values: dict[str, float] = {"instances": 1, "cores": info.vcpus,
                                 "ram": info.memory_mib}
     if info.family:

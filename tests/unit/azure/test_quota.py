@@ -34,7 +34,14 @@ def test_parse_sku():
 def test_resources_of():
     assert resources_of(SizeInfo("S", 4, 16384, "standardDSv3Family")) == {
         "instances": 1, "cores": 4, "ram": 16384, "standardDSv3Family": 4}
-    assert resources_of(None) == {"instances": 1}
+    # A size the catalog does not know: what upstream writes for it.
+    assert resources_of(None) == {"instances": 1, "cores": 0, "ram": 0}
+
+
+def test_memory_is_truncated_to_mib_as_upstream_counts_it():
+    # 0.7 GiB is 716.8 MiB: upstream's int() gives 716 (rounding: 717).
+    info = parse_sku(sku("Standard_X", 1, 0.7, "standardXFamily"), "westus")
+    assert info.memory_mib == 716
 
 
 def test_limits_from_usages():

@@ -35,7 +35,7 @@ from nodepool.version import __version__
 from nodepool.zk.models import Node, NodeRequest
 
 __all__ = ["LimiterView", "CreatePoolView", "BatcherView", "PoolView",
-           "ProviderView", "LauncherView", "snapshot", "finite"]
+           "OfferingView", "ProviderView", "LauncherView", "snapshot", "finite"]
 
 
 def finite(value: float | None) -> float | None:
@@ -91,6 +91,16 @@ class PoolView:
 
 
 @dataclass
+class OfferingView:
+    key: str                    # the adapter's name of place and size
+    until: float                # epoch seconds it is skipped until
+    strikes: int                # periods in a row (the TTL doubles)
+    ttl: float
+    reason: str                 # the cloud's capacity error
+    pools: dict[str, list[str]]  # pool -> labels it blocks
+
+
+@dataclass
 class ProviderView:
     name: str
     driver: str
@@ -102,6 +112,7 @@ class ProviderView:
     create_pools: list[CreatePoolView] = field(default_factory=list)
     batchers: list[BatcherView] = field(default_factory=list)
     pools: list[PoolView] = field(default_factory=list)
+    offerings: list[OfferingView] = field(default_factory=list)
 
 
 @dataclass
@@ -165,6 +176,14 @@ def _provider_view(manager, nodes: list[Node], requests: list[NodeRequest],
                                for p in provider.pools.values())),
         quota_limit=limits.finite(), quota_used=used.finite())
     _add_machinery(view, manager.adapter)
+    try:
+        current = manager.offerings.current()
+    except Exception:       # no ZooKeeper cache yet
+        current = []
+    view.offerings = sorted(
+        (OfferingView(o.key, o.until, o.strikes, o.ttl, o.reason,
+                      dict(o.pools)) for o in current),
+        key=lambda o: o.key)
     for worker in workers:
         if worker.manager is manager:
             view.pools.append(_pool_view(worker, mine, requests))

@@ -77,6 +77,11 @@ def _provider(p: ProviderView, launches: dict) -> dict:
                          for x in p.create_pools],
         "batchers": [_batcher(x) for x in p.batchers],
         "pools": [_pool(x) for x in p.pools],
+        # Offerings the cloud had no capacity for, skipped until "until".
+        "offerings_unavailable": [
+            {"offering": o.key, "until": o.until, "strikes": o.strikes,
+             "ttl": o.ttl, "reason": o.reason, "pools": o.pools}
+            for o in p.offerings],
     }
 
 

@@ -126,6 +126,21 @@ function machinery(provider) {
   return el("div", { class: "machinery" }, ...parts);
 }
 
+function offeringTable(provider, now) {
+  const offerings = provider.offerings_unavailable || [];
+  if (!offerings.length) return null;
+  return table(["Offering without capacity", "Available in", "Strikes",
+                "Blocks", "Cloud said"],
+    offerings.map((o) => el("tr", { "data-offering": o.offering },
+      el("td", {}, o.offering),
+      el("td", {}, age(o.until - now)),
+      el("td", {}, o.strikes),
+      el("td", {}, Object.entries(o.pools)
+        .map(([pool, labels]) => `${pool}: ${labels.join(", ")}`).join("; ")),
+      el("td", { class: "warn-text" }, o.reason))),
+    { class: "offerings" });
+}
+
 function launchSummary(launches) {
   const results = Object.keys(launches).sort();
   if (!results.length) return el("span", { class: "muted" }, "no launches yet");
@@ -136,7 +151,7 @@ function launchSummary(launches) {
     `${result}: ${launches[result].count}`)));
 }
 
-function renderProviders(providers) {
+function renderProviders(providers, now) {
   replace("provider-list", ...providers.map((p) => el("article", {
       class: "provider", "data-provider": p.name },
     el("h3", {}, p.name, el("span", { class: "driver" }, p.driver)),
@@ -146,7 +161,7 @@ function renderProviders(providers) {
       el("dt", {}, "Launches"), el("dd", {}, launchSummary(p.launches)),
       el("dt", {}, "Quota used / cloud limit"),
       el("dd", {}, quotaCell(p.quota))),
-    poolTable(p), machinery(p))));
+    poolTable(p), offeringTable(p, now), machinery(p))));
 }
 
 function renderNodes(nodes) {
@@ -203,7 +218,7 @@ function render(status) {
   zk.textContent = launcher.zookeeper_connected ? "ZooKeeper connected"
     : "ZooKeeper disconnected";
   zk.className = launcher.zookeeper_connected ? "badge ok" : "badge bad";
-  renderProviders(status.providers);
+  renderProviders(status.providers, status.generated);
   renderNodes(status.nodes);
   renderRequests(status.requests, status.requests_total);
   renderErrors(status.errors);

@@ -12,7 +12,8 @@ TOP = {"launcher", "generated", "providers", "nodes", "requests",
        "requests_total", "errors"}
 LAUNCHER = {"hostname", "version", "ready", "zookeeper_connected"}
 PROVIDER = {"name", "driver", "active_launches", "max_servers", "quota",
-            "launches", "rate_limiters", "create_pools", "batchers", "pools"}
+            "launches", "rate_limiters", "create_pools", "batchers", "pools",
+            "offerings_unavailable"}
 QUOTA = {"limit", "used"}
 LIMITER = {"name", "rate", "effective_rate", "delay", "tokens", "calls",
            "waits", "wait_seconds", "throttled"}
@@ -86,8 +87,9 @@ def test_status_json_figures(site):
     assert provider["driver"] == "fake"
     assert provider["launches"]["ready"]["count"] >= 2
     assert provider["quota"]["used"]["instances"] == 2
-    # the cost each node recorded (the fake cloud reports 1 core each)
-    assert provider["quota"]["used"]["cores"] == 2
+    # the cost each node recorded (the fake cloud reports the label's
+    # cores: 1 for small, 4 for large)
+    assert provider["quota"]["used"]["cores"] == 5
     (pool,) = provider["pools"]
     assert pool["name"] == "main" and pool["paused"] is False
     assert pool["max_servers"] == 10

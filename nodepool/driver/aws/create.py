@@ -31,7 +31,6 @@ abort the node, configuration errors fail it.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
 import time
@@ -48,9 +47,19 @@ from nodepool.driver.statemachine import LaunchSpec, StateMachine
 if TYPE_CHECKING:  # pragma: no cover
     from nodepool.driver.aws.adapter import AwsAdapter
 
-__all__ = ["InstanceCreator", "AwsCreate", "map_instances"]
+__all__ = ["InstanceCreator", "AwsCreate", "map_instances",
+           "external_id_of"]
 
 log = logging.getLogger(__name__)
+
+
+def external_id_of(record: dict) -> dict:
+    """A node's ``external_id`` as upstream Nodepool writes it:
+    ``{"instance": <id>}``, plus ``"host"`` for a dedicated host."""
+    external_id = {"instance": record["InstanceId"]}
+    if record.get("HostId"):
+        external_id["host"] = record["HostId"]
+    return external_id
 
 
 def map_instances(specs: list[LaunchSpec], instances: list[dict]
@@ -187,10 +196,7 @@ class AwsCreate(StateMachine):
             return self.State.SUBMIT
         self.instance_id = record["InstanceId"]
         self.adapter.created(self.instance_id)
-        # A dedicated host is part of the node too: both ids are named.
-        self.external_id = ({"instance": self.instance_id,
-                             "host": record["HostId"]}
-                            if record.get("HostId") else self.instance_id)
+        self.external_id = external_id_of(record)
         self.adapter.watcher.watch(self.instance_id)
         return self.State.BOOTING
 
@@ -201,10 +207,8 @@ class AwsCreate(StateMachine):
         state = instance_state(record)
         if state is InstanceState.RUNNING:
             self.adapter.watcher.unwatch(self.instance_id)
-            instance = self.adapter.instance_from(
-                record, fleet=bool(self.spec.label.settings.get("fleet")))
-            self.instance = dataclasses.replace(
-                instance, external_id=self.external_id)
+            self.instance = self.adapter.node_instance(
+                record, self.spec.label, self.external_id)
             return self.State.READY
         if state in (InstanceState.DELETED, InstanceState.ERROR,
                      InstanceState.STOPPING):
@@ -230,9 +234,7 @@ class AwsCreate(StateMachine):
             record = future.result()
         except BaseException:
             return
-        external_id = ({"instance": record["InstanceId"],
-                        "host": record["HostId"]}
-                       if record.get("HostId") else record["InstanceId"])
+        external_id = external_id_of(record)
         log.info("Node %s: deleting %s of an abandoned attempt",
                  self.spec.node_id, external_id)
         self.adapter.delete_now(external_id)

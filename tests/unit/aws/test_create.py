@@ -73,8 +73,8 @@ class Adapter:
     def created(self, iid):
         self.created_ids = getattr(self, "created_ids", []) + [iid]
 
-    def instance_from(self, record, fleet=False):
-        return Instance(external_id=record["InstanceId"])
+    def node_instance(self, record, label, external_id):
+        return Instance(external_id=external_id)
 
     def delete_now(self, iid):
         self.deleted.append(iid)
@@ -101,14 +101,17 @@ def test_happy_path(spec_factory):
     assert not m.advance()                     # call still running
     adapter.futures[0].set_result({"InstanceId": "i-1"})
     m.advance()
-    assert m.external_id == "i-1" and "i-1" in adapter.watcher.watched
+    # upstream's object form, written as soon as EC2 named the instance
+    assert m.external_id == {"instance": "i-1"}
+    assert "i-1" in adapter.watcher.watched
     assert m.state is m.State.BOOTING
     adapter.watcher.records["i-1"] = {"InstanceId": "i-1",
                                       "State": {"Name": "pending"}}
     assert not m.advance()
     adapter.watcher.records["i-1"]["State"]["Name"] = "running"
     assert m.advance()
-    assert m.instance.external_id == "i-1" and not adapter.watcher.watched
+    assert m.instance.external_id == {"instance": "i-1"}
+    assert not adapter.watcher.watched
 
 
 def test_retryable_failure_resubmits_after_backoff(spec_factory):
@@ -152,7 +155,7 @@ def test_abandoned_attempt_deletes_what_it_still_creates(spec_factory):
     adapter.futures[0].set_running_or_notify_cancel()   # call in flight
     m.abandon()
     adapter.futures[0].set_result({"InstanceId": "i-9"})
-    assert adapter.deleted == ["i-9"]
+    assert adapter.deleted == [{"instance": "i-9"}]
 
 
 def test_abandoned_before_the_call_cancels_it(spec_factory):

@@ -7,10 +7,16 @@ a create-pool worker, never on the provider loop.
 
 Leak safety: every instance is tagged *at creation* (TagSpecifications on
 the instance and its volumes).  A lone launch gets all its tags at once.
-A batch gets the shared tags plus the batch mapping of ``batchtags``
-(provider, pool, ClientToken, node ids in launch order), so from its first
-moment each instance names its provider and, through ``AmiLaunchIndex``,
-its node; the per-node tags follow through the ``Tagger``.  The ClientToken
+A batch gets the shared tags plus the batch tags of ``batchtags``
+(provider, pool, ClientToken, node ids in launch order, and the first
+node's id as ``nodepool_node_id`` -- the anchor), so from its first moment
+each instance names its provider and a node: through ``AmiLaunchIndex``
+its own for us, the anchor for upstream Nodepool's leak rule (which then
+reaps the batch once the anchor's node is gone).  The volumes get the
+same tags without the anchor: upstream would otherwise try to delete a
+sibling's attached root volume, and the tagger never retags volumes.
+The per-node tags follow through the ``Tagger``, siblings before the
+anchor (whose instance already names its own node).  The ClientToken
 makes a repeated call (after a throttle or a 5xx) return the same
 instances instead of new ones.  A lone launch uses its attempt's token
 (``LaunchSpec.client_token``, stored in the node's ``driver_data`` before
@@ -109,12 +115,17 @@ class InstanceCreator:
         else:
             token = uuid.uuid4().hex
         if len(specs) == 1:
-            tags = params.all_tags(first)
+            specifications = params.tag_specifications(params.all_tags(first))
         else:
             tags = params.shared_tags(first)
             tags.update(batchtags.encode(token, [s.node_id for s in specs]))
+            volume_tags = {k: v for k, v in tags.items()
+                           if k != batchtags.NODE_ID}
+            specifications = (
+                params.tag_specifications(tags, ("instance",)) +
+                params.tag_specifications(volume_tags, ("volume",)))
         call.update(MinCount=1, MaxCount=len(specs), ClientToken=token,
-                    TagSpecifications=params.tag_specifications(tags))
+                    TagSpecifications=specifications)
         started = time.monotonic()
         answer = self.adapter.api.mutate("run_instances", admitted=admitted,
                                          **call)
@@ -131,10 +142,14 @@ class InstanceCreator:
                     f"{len(specs)} instances; node {spec.node_id} "
                     "will be launched again"))
                 continue
-            if len(specs) > 1:
-                self.adapter.tagger.add(record["InstanceId"],
-                                        params.node_tags(spec))
             outcomes.append(record)
+        if len(specs) > 1:
+            # Siblings first: until retagged they carry the anchor's id.
+            pairs = list(zip(specs, slots))
+            for spec, record in pairs[1:] + pairs[:1]:
+                if record is not None:
+                    self.adapter.tagger.add(record["InstanceId"],
+                                            params.node_tags(spec))
         if any(r is None for r in slots):
             self.partial += 1
         return outcomes

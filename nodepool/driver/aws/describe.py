@@ -59,9 +59,9 @@ def tags_of(record: Mapping[str, Any]) -> dict[str, str]:
     tags = {t["Key"]: t["Value"] for t in record.get("Tags") or []}
     node_id = batchtags.node_id_of(tags, record.get("AmiLaunchIndex"))
     if node_id:
-        tags["nodepool_node_id"] = node_id
+        tags[batchtags.NODE_ID] = node_id
     else:
-        tags.pop("nodepool_node_id", None)
+        tags.pop(batchtags.NODE_ID, None)
     return tags
 
 

@@ -63,9 +63,15 @@ def test_batched_create_maps_each_instance_to_its_node(env, aws):
         # The batch tags written at creation name the node on their own
         # (launch index → slot), before and without the per-node tags.
         record = _instance(aws, iid)
-        shared = tags(record)
-        shared.pop("nodepool_node_id", None)
-        if batchtags.BATCH_ID in shared:
+        raw = tags(record)
+        if batchtags.BATCH_ID in raw:
+            # from creation: the batch's anchor, or (retagged) its own
+            anchor = batchtags.decode(raw)[0]
+            assert raw["nodepool_node_id"] in (anchor, node_id)
+            assert batchtags.node_id_of(
+                raw, record["AmiLaunchIndex"]) == node_id
+            shared = {k: v for k, v in raw.items()
+                      if k != "nodepool_node_id"}
             assert batchtags.node_id_of(
                 shared, record["AmiLaunchIndex"]) == node_id
     # Then each instance gets its own per-node tags.

@@ -50,6 +50,8 @@ def test_node_id_derived_from_batch_tags():
     tags = batchtags.encode("tok", ["0000000007", "0000000008"])
     record = {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
               "AmiLaunchIndex": 1}
+    # the raw tag is the anchor's; the instance's own node is reported
+    assert tags["nodepool_node_id"] == "0000000007"
     assert tags_of(record)["nodepool_node_id"] == "0000000008"
     assert to_instance({**record, "InstanceId": "i-2"}, "r").node_id == \
         "0000000008"

@@ -54,7 +54,8 @@ from nodepool.driver.aws.fleet import FleetCreator
 from nodepool.driver.aws.describe import instance_state, tags_of, to_instance
 from nodepool.driver.aws.images import ImageResolver
 from nodepool.driver.aws.quota import (
-    GIB_PER_TIB, QuotaCache, instance_quota_code, volume_quota_code)
+    GIB_PER_TIB, QuotaCache, instance_quota_code, iops_quota_code,
+    volume_quota_code)
 from nodepool.driver.aws.tagger import Tagger
 from nodepool.driver.aws.watcher import InstanceWatcher
 from nodepool.driver.batcher import Batcher
@@ -73,6 +74,8 @@ RECENT_SECONDS = 60.0
 LIST_CACHE_SECONDS = 2.0
 #: ... and up to this old while a refresh runs in the background
 LIST_STALE_SECONDS = 60.0
+#: the cost of a node whose type is unknown (or on a dedicated host)
+_ONE_INSTANCE = {"cores": 0, "instances": 1, "ram": 0}
 
 
 def _session(profile: str | None):
@@ -207,16 +210,32 @@ class AwsAdapter(Adapter):
             if self._pending_creates.get(machine.spec.node_id) is machine:
                 del self._pending_creates[machine.spec.node_id]
 
-    def instance_from(self, record: Mapping, fleet: bool = False
-                      ) -> Instance:
-        """An Instance with its quota cost (types cached by label_quota)."""
+    def instance_from(self, record: Mapping) -> Instance:
+        """A listed instance with its quota cost (types cached by
+        label_quota); one on a dedicated host costs one instance, as
+        upstream counts it."""
         spot = record.get("InstanceLifecycle") == "spot"
-        instance = to_instance(record, self.region, self._resources(
-            record.get("InstanceType"), spot, fetch=False))
-        if fleet:
-            instance = dataclasses.replace(instance, node_properties={
-                **instance.node_properties, "fleet": True})
-        return instance
+        if (record.get("Placement") or {}).get("HostId"):
+            resources = dict(_ONE_INSTANCE)
+        else:
+            resources = self._resources(record.get("InstanceType"), spot,
+                                        fetch=False)
+        return to_instance(record, self.region, resources)
+
+    def node_instance(self, record: Mapping, label, external_id
+                      ) -> Instance:
+        """The Instance a create machine hands over for its node: what
+        upstream Nodepool's launcher writes for the same instance --
+        ``external_id`` in its object form, ``resources`` of the label
+        for the type that runs, ``node_properties`` from the label."""
+        settings = label.settings
+        return dataclasses.replace(
+            to_instance(record, self.region),
+            external_id=external_id,
+            resources=self.node_resources(label, record.get("InstanceType"),
+                                          fetch=False),
+            node_properties={"fleet": bool(settings.get("fleet")),
+                             "spot": bool(settings.get("use-spot"))})
 
     # -- delete ---------------------------------------------------------------
     def delete_machine(self, external_id, immediate: bool = False
@@ -392,13 +411,19 @@ class AwsAdapter(Adapter):
         codes: dict[tuple[str, str], float] = {}
         for label in self._labels():
             settings = label.settings
-            for itype in self._label_types(label):
-                code = instance_quota_code(itype, settings.get("use-spot"))
-                if code:
-                    codes[("ec2", code)] = 1
-            vcode = volume_quota_code(settings.get("volume-type") or "gp2")
-            if vcode and settings.get("volume-size"):
+            if not settings.get("dedicated-host"):
+                for itype in self._label_types(label):
+                    code = instance_quota_code(itype,
+                                               settings.get("use-spot"))
+                    if code:
+                        codes[("ec2", code)] = 1
+            volume_type = settings.get("volume-type")
+            vcode = volume_quota_code(volume_type)
+            if vcode and settings.get("volume-size") is not None:
                 codes[("ebs", vcode)] = GIB_PER_TIB
+            icode = iops_quota_code(volume_type)
+            if icode and settings.get("iops") is not None:
+                codes[("ebs", icode)] = 1
         values = {}
         for (service, code), scale in codes.items():
             value = self.quota.quota(service, code) * scale
@@ -408,33 +433,53 @@ class AwsAdapter(Adapter):
 
     def label_quota(self, label) -> Quota:
         """One node's cost; for a fleet the largest of its types."""
-        settings = label.settings
         types = self._label_types(label)
-        if not types:
-            return Quota(instances=1)
-        spot = bool(settings.get("use-spot"))
+        if not types or label.settings.get("dedicated-host"):
+            return Quota(self.node_resources(label, None))
         try:
-            values = max((self._resources(t, spot) for t in types),
+            values = max((self.node_resources(label, t) for t in types),
                          key=lambda v: (v.get("cores", 0), v.get("ram", 0)))
         except errors.DriverError as e:
             self.log.warning("No quota cost for label %s: %s", label.name, e)
-            return Quota(instances=1)
-        vcode = volume_quota_code(settings.get("volume-type") or "gp2")
-        if vcode and settings.get("volume-size"):
-            values[vcode] = int(settings["volume-size"])
+            return Quota(_ONE_INSTANCE)
         return Quota(values)
+
+    def node_resources(self, label, itype: str | None,
+                       fetch: bool = True) -> dict:
+        """A node's ``resources`` as upstream Nodepool writes them.
+
+        ``cores`` (physical), ``instances``, ``ram`` and the vCPUs under
+        the type's quota code; a dedicated-host node counts one instance
+        and no cores or ram (its instance is not charged against the
+        instance quotas); a label with ``volume-type`` adds its
+        ``volume-size`` and ``iops`` under the EBS codes.
+        """
+        settings = label.settings
+        if settings.get("dedicated-host"):
+            values = dict(_ONE_INSTANCE)
+        else:
+            values = self._resources(itype, bool(settings.get("use-spot")),
+                                     fetch=fetch)
+        volume_type = settings.get("volume-type")
+        vcode = volume_quota_code(volume_type)
+        if vcode and settings.get("volume-size") is not None:
+            values[vcode] = int(settings["volume-size"])
+        icode = iops_quota_code(volume_type)
+        if icode and settings.get("iops") is not None:
+            values[icode] = int(settings["iops"])
+        return values
 
     def _resources(self, itype: str | None, spot: bool,
                    fetch: bool = True) -> dict:
         if not itype:
-            return {"instances": 1}
+            return dict(_ONE_INSTANCE)
         if fetch:
             info = self.quota.type_info(itype)
         else:
             info = self.quota.cached_type(itype)
             if info is None:
-                return {"instances": 1}
-        values = {"instances": 1, "cores": info.vcpus, "ram": info.memory}
+                return dict(_ONE_INSTANCE)
+        values = {"cores": info.cores, "instances": 1, "ram": info.memory}
         code = instance_quota_code(itype, spot)
         if code:
             values[code] = info.vcpus

@@ -7,10 +7,16 @@ a create-pool worker, never on the provider loop.
 
 Leak safety: every instance is tagged *at creation* (TagSpecifications on
 the instance and its volumes).  A lone launch gets all its tags at once.
-A batch gets the shared tags plus the batch mapping of ``batchtags``
-(provider, pool, ClientToken, node ids in launch order), so from its first
-moment each instance names its provider and, through ``AmiLaunchIndex``,
-its node; the per-node tags follow through the ``Tagger``.  The ClientToken
+A batch gets the shared tags plus the batch tags of ``batchtags``
+(provider, pool, ClientToken, node ids in launch order, and the first
+node's id as ``nodepool_node_id`` -- the anchor), so from its first moment
+each instance names its provider and a node: through ``AmiLaunchIndex``
+its own for us, the anchor for upstream Nodepool's leak rule (which then
+reaps the batch once the anchor's node is gone).  The volumes get the
+same tags without the anchor: upstream would otherwise try to delete a
+sibling's attached root volume, and the tagger never retags volumes.
+The per-node tags follow through the ``Tagger``, siblings before the
+anchor (whose instance already names its own node).  The ClientToken
 makes a repeated call (after a throttle or a 5xx) return the same
 instances instead of new ones.  A lone launch uses its attempt's token
 (``LaunchSpec.client_token``, stored in the node's ``driver_data`` before
@@ -31,7 +37,6 @@ abort the node, configuration errors fail it.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
 import time
@@ -48,9 +53,19 @@ from nodepool.driver.statemachine import LaunchSpec, StateMachine
 if TYPE_CHECKING:  # pragma: no cover
     from nodepool.driver.aws.adapter import AwsAdapter
 
-__all__ = ["InstanceCreator", "AwsCreate", "map_instances"]
+__all__ = ["InstanceCreator", "AwsCreate", "map_instances",
+           "external_id_of"]
 
 log = logging.getLogger(__name__)
+
+
+def external_id_of(record: dict) -> dict:
+    """A node's ``external_id`` as upstream Nodepool writes it:
+    ``{"instance": <id>}``, plus ``"host"`` for a dedicated host."""
+    external_id = {"instance": record["InstanceId"]}
+    if record.get("HostId"):
+        external_id["host"] = record["HostId"]
+    return external_id
 
 
 def map_instances(specs: list[LaunchSpec], instances: list[dict]
@@ -100,12 +115,17 @@ class InstanceCreator:
         else:
             token = uuid.uuid4().hex
         if len(specs) == 1:
-            tags = params.all_tags(first)
+            specifications = params.tag_specifications(params.all_tags(first))
         else:
             tags = params.shared_tags(first)
             tags.update(batchtags.encode(token, [s.node_id for s in specs]))
+            volume_tags = {k: v for k, v in tags.items()
+                           if k != batchtags.NODE_ID}
+            specifications = (
+                params.tag_specifications(tags, ("instance",)) +
+                params.tag_specifications(volume_tags, ("volume",)))
         call.update(MinCount=1, MaxCount=len(specs), ClientToken=token,
-                    TagSpecifications=params.tag_specifications(tags))
+                    TagSpecifications=specifications)
         started = time.monotonic()
         answer = self.adapter.api.mutate("run_instances", admitted=admitted,
                                          **call)
@@ -122,10 +142,14 @@ class InstanceCreator:
                     f"{len(specs)} instances; node {spec.node_id} "
                     "will be launched again"))
                 continue
-            if len(specs) > 1:
-                self.adapter.tagger.add(record["InstanceId"],
-                                        params.node_tags(spec))
             outcomes.append(record)
+        if len(specs) > 1:
+            # Siblings first: until retagged they carry the anchor's id.
+            pairs = list(zip(specs, slots))
+            for spec, record in pairs[1:] + pairs[:1]:
+                if record is not None:
+                    self.adapter.tagger.add(record["InstanceId"],
+                                            params.node_tags(spec))
         if any(r is None for r in slots):
             self.partial += 1
         return outcomes
@@ -187,10 +211,7 @@ class AwsCreate(StateMachine):
             return self.State.SUBMIT
         self.instance_id = record["InstanceId"]
         self.adapter.created(self.instance_id)
-        # A dedicated host is part of the node too: both ids are named.
-        self.external_id = ({"instance": self.instance_id,
-                             "host": record["HostId"]}
-                            if record.get("HostId") else self.instance_id)
+        self.external_id = external_id_of(record)
         self.adapter.watcher.watch(self.instance_id)
         return self.State.BOOTING
 
@@ -201,10 +222,8 @@ class AwsCreate(StateMachine):
         state = instance_state(record)
         if state is InstanceState.RUNNING:
             self.adapter.watcher.unwatch(self.instance_id)
-            instance = self.adapter.instance_from(
-                record, fleet=bool(self.spec.label.settings.get("fleet")))
-            self.instance = dataclasses.replace(
-                instance, external_id=self.external_id)
+            self.instance = self.adapter.node_instance(
+                record, self.spec.label, self.external_id)
             return self.State.READY
         if state in (InstanceState.DELETED, InstanceState.ERROR,
                      InstanceState.STOPPING):
@@ -230,9 +249,7 @@ class AwsCreate(StateMachine):
             record = future.result()
         except BaseException:
             return
-        external_id = ({"instance": record["InstanceId"],
-                        "host": record["HostId"]}
-                       if record.get("HostId") else record["InstanceId"])
+        external_id = external_id_of(record)
         log.info("Node %s: deleting %s of an abandoned attempt",
                  self.spec.node_id, external_id)
         self.adapter.delete_now(external_id)

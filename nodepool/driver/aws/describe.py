@@ -2,9 +2,22 @@
 
 One table maps EC2's state names onto ``InstanceState`` (an unknown name
 becomes UNKNOWN and is logged); ``tags_of`` reads an instance's tags and
-fills in ``nodepool_node_id`` for batch-created instances from the batch
-tags and the instance's launch index (``batchtags``), so callers never
-need to know whether an instance was created alone or in a batch.
+sets ``nodepool_node_id`` to the instance's *true* node (``batchtags.
+node_id_of``: a batch-created instance may carry its batch's anchor id
+until the tagger has retagged it), so callers never need to know whether
+an instance was created alone or in a batch.
+
+The address fields follow upstream Nodepool's mapping of an EC2 record:
+``public_ipv4``/``private_ipv4`` from ``PublicIpAddress``/
+``PrivateIpAddress``, ``public_ipv6`` the first address of the first
+network interface, ``interface_ip`` the first of public IPv4, IPv6,
+private IPv4; ``cloud`` "AWS", ``az`` the placement zone, no ``host_id``.
+
+``external_id`` of a *listed* instance is its plain instance id: it is
+the handle the launcher's leak and crash-recovery paths hand back to
+``delete_machine`` and compare with the ids of a node's ``external_id``
+(which ``split_external_id`` reads in either shape).  What a node stores
+is upstream's object form, set by the create machine.
 """
 
 from __future__ import annotations
@@ -41,21 +54,23 @@ def instance_state(record: Mapping[str, Any]) -> InstanceState:
 
 
 def tags_of(record: Mapping[str, Any]) -> dict[str, str]:
-    """The instance's tags, plus ``nodepool_node_id`` derived for batches."""
+    """The record's tags, ``nodepool_node_id`` being its true node (none
+    when a batch's mapping cannot place it)."""
     tags = {t["Key"]: t["Value"] for t in record.get("Tags") or []}
     node_id = batchtags.node_id_of(tags, record.get("AmiLaunchIndex"))
     if node_id:
-        tags["nodepool_node_id"] = node_id
+        tags[batchtags.NODE_ID] = node_id
+    else:
+        tags.pop(batchtags.NODE_ID, None)
     return tags
 
 
 def _ipv6(record: Mapping[str, Any]) -> str | None:
-    if record.get("Ipv6Address"):
-        return record["Ipv6Address"]
-    for nic in record.get("NetworkInterfaces") or []:
-        for address in nic.get("Ipv6Addresses") or []:
-            if address.get("Ipv6Address"):
-                return address["Ipv6Address"]
+    """The first IPv6 address of the first network interface."""
+    for nic in (record.get("NetworkInterfaces") or [])[:1]:
+        addresses = nic.get("Ipv6Addresses") or []
+        if addresses:
+            return addresses[0].get("Ipv6Address")
     return None
 
 
@@ -76,7 +91,7 @@ def to_instance(record: Mapping[str, Any], region: str,
         az=placement.get("AvailabilityZone"),
         region=region,
         cloud="AWS",
-        host_id=placement.get("HostId"),
+        host_id=None,
         metadata=tags_of(record),
         resources=dict(resources) if resources else None,
         node_properties={"spot": record.get("InstanceLifecycle") == "spot",

@@ -3,10 +3,15 @@
 EC2 limits running instances by vCPUs per instance *family group*, each
 group a Service Quotas code (``L-1216C47A``: on-demand standard A, C, D,
 H, I, M, R, T, Z families; spot instances have their own codes).  A node's
-cost is therefore ``instances: 1``, ``cores`` (vCPUs), ``ram`` (MiB) and
-``{<quota code>: vCPUs}``; a root volume of known size also costs its GiB
-against the EBS storage quota of its volume type (limits are in TiB and
-converted to GiB here).  Pools compare costs with ``quota_limits()`` and
+cost is therefore ``instances: 1``, ``cores``, ``ram`` (MiB) and
+``{<quota code>: vCPUs}``.  ``cores`` is the type's *physical* core count
+(``VCpuInfo.DefaultCores``: a t3.medium has 1 core and 2 vCPUs), as
+upstream Nodepool counts it, so a migrating site's ``max-cores`` and
+Zuul tenant ``max-cores`` limits keep their meaning; the vCPU quota code
+keeps counting vCPUs, as EC2 does.  A label naming a ``volume-type`` also
+costs its ``volume-size`` GiB against that type's EBS storage code (and
+its ``iops`` against the IOPS code of io1/io2); EBS limits are in TiB and
+converted to GiB here.  Pools compare costs with ``quota_limits()`` and
 pause before the cloud refuses (behaviour 9).
 
 Caching: instance-type facts never change and are kept forever (one
@@ -31,8 +36,8 @@ from typing import Callable, Iterable
 
 from nodepool.driver import errors
 
-__all__ = ["instance_quota_code", "volume_quota_code", "QuotaCache",
-           "TypeInfo"]
+__all__ = ["instance_quota_code", "volume_quota_code", "iops_quota_code",
+           "QuotaCache", "TypeInfo"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,8 @@ _MULTI = ("hpc", "inf", "trn", "dl", "vt")
 _VOLUMES = {"gp2": "L-D18FCD1D", "gp3": "L-7A658B76", "io1": "L-FD252861",
             "io2": "L-09BD8365", "st1": "L-82ACEF56", "sc1": "L-17AF77E8",
             "standard": "L-9CF3C2EB"}
+# EBS provisioned IOPS quotas per volume type.
+_IOPS = {"io1": "L-B3A130E6", "io2": "L-8D977E7E"}
 GIB_PER_TIB = 1024
 
 
@@ -89,17 +96,23 @@ def volume_quota_code(volume_type: str | None) -> str | None:
     return _VOLUMES.get(volume_type or "")
 
 
+def iops_quota_code(volume_type: str | None) -> str | None:
+    return _IOPS.get(volume_type or "")
+
+
 class TypeInfo:
-    """vCPUs and memory (MiB) of one instance type."""
+    """vCPUs, physical cores and memory (MiB) of one instance type."""
 
-    __slots__ = ("vcpus", "memory")
+    __slots__ = ("vcpus", "cores", "memory")
 
-    def __init__(self, vcpus: int, memory: int):
+    def __init__(self, vcpus: int, memory: int, cores: int | None = None):
         self.vcpus = vcpus
+        self.cores = vcpus if cores is None else cores
         self.memory = memory
 
     def __repr__(self) -> str:
-        return f"TypeInfo(vcpus={self.vcpus}, memory={self.memory})"
+        return (f"TypeInfo(vcpus={self.vcpus}, cores={self.cores}, "
+                f"memory={self.memory})")
 
 
 class QuotaCache:
@@ -162,9 +175,14 @@ class QuotaCache:
             return
         found = {}
         for record in records:
+            cpu = record["VCpuInfo"]
+            # Should EC2 leave DefaultCores out, each vCPU counts as a
+            # core (upstream would fail the label instead).
             found[record["InstanceType"]] = TypeInfo(
-                int(record["VCpuInfo"]["DefaultVCpus"]),
-                int(record["MemoryInfo"]["SizeInMiB"]))
+                int(cpu["DefaultVCpus"]),
+                int(record["MemoryInfo"]["SizeInMiB"]),
+                int(cpu["DefaultCores"]) if cpu.get("DefaultCores")
+                is not None else None)
         with self._lock:
             self._types.update(found)
             self._unknown.update(set(names) - set(found))

@@ -1,19 +1,27 @@
 """Tagger: per-node tags for batch-created instances, in the background.
 
-After a batched RunInstances every instance carries the shared tags and
-the batch mapping (``batchtags``), which already tells leak cleanup and
-``list_instances`` its node.  What is left -- ``nodepool_node_id``,
-``Name`` and the node's rendered ``dynamic-tags`` -- is one CreateTags call
-per instance.  Those calls are mutating, so they go through the provider's
-rate limiter; one thread sends them one at a time, so at most one tag call
-ever waits on the limiter and creates are never starved by a burst of
-tags.  Nodes do not wait for their tags to become READY.
+After a batched RunInstances every instance carries the shared tags, the
+batch mapping and the batch's anchor as ``nodepool_node_id``
+(``batchtags``), which already tells our leak cleanup and
+``list_instances`` its node, and lets upstream Nodepool's leak rule reap
+it once the anchor's node is gone.  What is left -- the instance's own
+``nodepool_node_id``, ``Name`` and the node's rendered ``dynamic-tags`` --
+is one CreateTags call per instance.  Those calls are mutating, so they go
+through the provider's rate limiter; one thread sends them one at a time,
+so at most one tag call ever waits on the limiter and creates are never
+starved by a burst of tags.  Nodes do not wait for their tags to become
+READY.  Calls go in the order they were added, and the creator adds a
+batch's siblings before its anchor: a sibling is the one whose
+``nodepool_node_id`` is wrong for upstream until it is retagged (see the
+residual windows in ``batchtags``); the anchor's only lacks ``Name`` and
+dynamic tags.
 
 Failure story: EC2 may not know a brand-new instance id for a moment
 (InvalidInstanceID.NotFound): the item is retried after a short delay, up
-to ``attempts`` times, then dropped with a warning (the instance is still
-found through its batch tags).  ``stop()`` ends the thread; tags still
-queued are dropped with a log line -- cosmetic, as explained above.
+to ``attempts`` times, then dropped with a warning (ours still finds the
+instance's node through its batch tags; for upstream it keeps the
+anchor's id).  ``stop()`` ends the thread; tags still queued are dropped
+with a log line.
 
 Threads: one, ``<provider>-tagger``.
 """
@@ -77,7 +85,8 @@ class Tagger:
             thread = self._thread
         if dropped:
             log.info("Tagger %s stopped with %d instances untagged "
-                     "(their batch tags still name their nodes)",
+                     "(their batch tags still name their nodes for us; "
+                     "upstream sees their batch's anchor)",
                      self.name, dropped)
         if thread is not None:
             thread.join(timeout=10)

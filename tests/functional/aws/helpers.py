@@ -29,3 +29,12 @@ def pool_paused(client, name: str = "main") -> bool:
 
 def tags(record: dict) -> dict:
     return {t["Key"]: t["Value"] for t in record.get("Tags") or []}
+
+
+def instance_id(node: dict) -> str | None:
+    """The instance id of a node's ``external_id``, in either shape
+    (upstream's ``{"instance": ...}`` or the old plain string)."""
+    external = node.get("external_id")
+    if isinstance(external, dict):
+        return external.get("instance")
+    return external

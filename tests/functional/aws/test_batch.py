@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nodepool.driver.aws import batchtags
-from tests.functional.aws.helpers import adapter_of, tags
+from tests.functional.aws.helpers import adapter_of, instance_id, tags
 from tests.functional.launcher.helpers import wait_for
 
 
@@ -28,7 +28,7 @@ def test_four_concurrent_requests_then_batched_terminate(env, aws):
     zuul = env.zuul
     rids = [zuul.submit(["small"]) for _ in range(4)]
     _fulfil_all(env, rids)
-    instances = {zuul.get_node(n)["external_id"]
+    instances = {instance_id(zuul.get_node(n))
                  for rid in rids for n in zuul.get_request(rid)["nodes"]}
     assert len(instances) == 4
     held = [n for rid in rids for n in zuul.accept(rid)]
@@ -53,7 +53,7 @@ def test_batched_create_maps_each_instance_to_its_node(env, aws):
     assert run["launched"] == 5
     assert run["calls"] < 5               # some launches shared a call
     assert max(c["max_count"] for c in run["instances"]) > 1
-    external = {n: env.zuul.get_node(n)["external_id"] for n in nodes}
+    external = {n: instance_id(env.zuul.get_node(n)) for n in nodes}
     assert len(set(external.values())) == 5
     adapter = adapter_of(launcher)
     adapter.forget_listing()
@@ -63,9 +63,15 @@ def test_batched_create_maps_each_instance_to_its_node(env, aws):
         # The batch tags written at creation name the node on their own
         # (launch index → slot), before and without the per-node tags.
         record = _instance(aws, iid)
-        shared = tags(record)
-        shared.pop("nodepool_node_id", None)
-        if batchtags.BATCH_ID in shared:
+        raw = tags(record)
+        if batchtags.BATCH_ID in raw:
+            # from creation: the batch's anchor, or (retagged) its own
+            anchor = batchtags.decode(raw)[0]
+            assert raw["nodepool_node_id"] in (anchor, node_id)
+            assert batchtags.node_id_of(
+                raw, record["AmiLaunchIndex"]) == node_id
+            shared = {k: v for k, v in raw.items()
+                      if k != "nodepool_node_id"}
             assert batchtags.node_id_of(
                 shared, record["AmiLaunchIndex"]) == node_id
     # Then each instance gets its own per-node tags.
@@ -88,7 +94,7 @@ def test_partial_fulfilment_launches_the_rest_again(env, aws):
     launcher = env.start_launcher()
     rid = env.zuul.submit(["small"] * 3)
     nodes = _fulfil_all(env, [rid])
-    external = {env.zuul.get_node(n)["external_id"] for n in nodes}
+    external = {instance_id(env.zuul.get_node(n)) for n in nodes}
     assert len(external) == 3
     assert adapter_of(launcher).creator.partial >= 1
     run = aws.local.stats()["run_instances"]

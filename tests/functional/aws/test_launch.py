@@ -6,6 +6,7 @@ import base64
 import json
 import time
 
+from tests.functional.aws.helpers import instance_id
 from tests.functional.launcher.helpers import wait_for
 
 
@@ -40,13 +41,15 @@ def test_launch_and_delete(env, aws):
     assert node["region"] == aws.boot["region"]
     assert node["az"] == aws.boot["availability_zone"]
     assert node["hostname"] == f"np{req['nodes'][0]}"
-    assert node["external_id"].startswith("i-")
+    assert set(node["external_id"]) == {"instance"}
+    assert node["external_id"]["instance"].startswith("i-")
     assert node["host_keys"] == []
     assert node["username"] == "zuul"
-    assert node["resources"] == {"instances": 1, "cores": 2, "ram": 4096,
+    # t3.medium: 1 core, 2 vCPUs (the quota code counts vCPUs)
+    assert node["resources"] == {"instances": 1, "cores": 1, "ram": 4096,
                                  "L-1216C47A": 2}
     assert node["node_properties"] == {"spot": False, "fleet": False}
-    [record] = aws.instances(**{"instance-id": [node["external_id"]]})
+    [record] = aws.instances(**{"instance-id": [instance_id(node)]})
     assert record["State"]["Name"] == "running"
     assert record["InstanceType"] == "t3.medium"
     assert record["ImageId"] == aws.boot["image_id"]
@@ -68,7 +71,7 @@ def test_tags_on_instance_and_volume(env, aws):
     rid, req = _fulfil(env, ["small"], tenant="tenant-t")
     node_id = req["nodes"][0]
     node = env.zuul.get_node(node_id)
-    [record] = aws.instances(**{"instance-id": [node["external_id"]]})
+    [record] = aws.instances(**{"instance-id": [instance_id(node)]})
     tags = _tags(record)
     assert tags["nodepool_node_id"] == node_id
     assert tags["nodepool_pool_name"] == "main"
@@ -127,7 +130,8 @@ def test_userdata_spot_and_launch_options(env, aws):
     node = env.zuul.get_node(req["nodes"][0])
     assert node["node_properties"] == {"spot": True, "fleet": False}
     assert node["resources"]["L-34B43A08"] == 2      # spot vCPU quota
-    iid = node["external_id"]
+    assert node["resources"]["L-7A658B76"] == 20     # gp3 storage GiB
+    iid = instance_id(node)
     ec2 = aws.ec2()
     userdata = ec2.describe_instance_attribute(
         InstanceId=iid, Attribute="userData")["UserData"]["Value"]
@@ -160,6 +164,6 @@ def test_diskimage_label_launches_its_upload(env, aws):
     env.start_launcher()
     _, req = _fulfil(env, ["disk"])
     node = env.zuul.get_node(req["nodes"][0])
-    [record] = aws.instances(**{"instance-id": [node["external_id"]]})
+    [record] = aws.instances(**{"instance-id": [instance_id(node)]})
     assert record["ImageId"] == aws.boot["image_id"]
     assert node["image_id"].endswith("/providers/aws/images/0000000001")

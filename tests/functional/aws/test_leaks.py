@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nodepool.driver.aws import batchtags
-from tests.functional.aws.helpers import adapter_of
+from tests.functional.aws.helpers import adapter_of, instance_id
 from tests.functional.launcher.helpers import wait_for
 
 
@@ -44,7 +44,7 @@ def test_leaked_instances_and_volumes(env, aws):
     req = env.zuul.wait_state(rid, {"fulfilled", "failed"})
     assert req["state"] == "fulfilled"
     live_node = req["nodes"][0]
-    live_instance = env.zuul.get_node(live_node)["external_id"]
+    live_instance = instance_id(env.zuul.get_node(live_node))
 
     ec2 = aws.ec2()
     boot = aws.boot

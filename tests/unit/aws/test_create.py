@@ -7,7 +7,8 @@ from concurrent.futures import Future
 import pytest
 
 from nodepool.driver import errors
-from nodepool.driver.aws.create import AwsCreate, map_instances
+from nodepool.driver.aws.create import (
+    AwsCreate, InstanceCreator, map_instances)
 from nodepool.driver.aws.watcher import Lookup
 from nodepool.driver.instance import Instance
 
@@ -73,8 +74,8 @@ class Adapter:
     def created(self, iid):
         self.created_ids = getattr(self, "created_ids", []) + [iid]
 
-    def instance_from(self, record, fleet=False):
-        return Instance(external_id=record["InstanceId"])
+    def node_instance(self, record, label, external_id):
+        return Instance(external_id=external_id)
 
     def delete_now(self, iid):
         self.deleted.append(iid)
@@ -101,14 +102,17 @@ def test_happy_path(spec_factory):
     assert not m.advance()                     # call still running
     adapter.futures[0].set_result({"InstanceId": "i-1"})
     m.advance()
-    assert m.external_id == "i-1" and "i-1" in adapter.watcher.watched
+    # upstream's object form, written as soon as EC2 named the instance
+    assert m.external_id == {"instance": "i-1"}
+    assert "i-1" in adapter.watcher.watched
     assert m.state is m.State.BOOTING
     adapter.watcher.records["i-1"] = {"InstanceId": "i-1",
                                       "State": {"Name": "pending"}}
     assert not m.advance()
     adapter.watcher.records["i-1"]["State"]["Name"] = "running"
     assert m.advance()
-    assert m.instance.external_id == "i-1" and not adapter.watcher.watched
+    assert m.instance.external_id == {"instance": "i-1"}
+    assert not adapter.watcher.watched
 
 
 def test_retryable_failure_resubmits_after_backoff(spec_factory):
@@ -152,7 +156,7 @@ def test_abandoned_attempt_deletes_what_it_still_creates(spec_factory):
     adapter.futures[0].set_running_or_notify_cancel()   # call in flight
     m.abandon()
     adapter.futures[0].set_result({"InstanceId": "i-9"})
-    assert adapter.deleted == ["i-9"]
+    assert adapter.deleted == [{"instance": "i-9"}]
 
 
 def test_abandoned_before_the_call_cancels_it(spec_factory):
@@ -174,3 +178,77 @@ def test_dedicated_host_is_part_of_the_external_id(spec_factory):
                                       "State": {"Name": "running"}}
     assert m.advance()
     assert m.instance.external_id == {"instance": "i-1", "host": "h-1"}
+
+
+class _Api:
+    def __init__(self, started: int):
+        self.started = started
+        self.calls: list[dict] = []
+
+    def mutate(self, action, admitted=False, **call):
+        self.calls.append(call)
+        return {"Instances": [{"InstanceId": f"i-{n}", "AmiLaunchIndex": n}
+                              for n in range(self.started)]}
+
+
+class _Images:
+    def resolve(self, label, upload):
+        return {"ImageId": "ami-1"}
+
+
+class _Tagger:
+    def __init__(self):
+        self.added: list[tuple[str, dict]] = []
+
+    def add(self, iid, tags):
+        self.added.append((iid, dict(tags)))
+
+
+class _CreatorAdapter:
+    def __init__(self, started):
+        self.api = _Api(started)
+        self.images = _Images()
+        self.tagger = _Tagger()
+
+
+def _spec_tags(call, kind):
+    for spec in call["TagSpecifications"]:
+        if spec["ResourceType"] == kind:
+            return {t["Key"]: t["Value"] for t in spec["Tags"]}
+    raise AssertionError(f"no {kind} tags")
+
+
+def test_batch_anchor_on_instances_siblings_tagged_first(spec_factory):
+    ids = [f"{n:010d}" for n in range(1, 5)]
+    adapter = _CreatorAdapter(started=4)
+    out = InstanceCreator(adapter).send([spec_factory(i) for i in ids])
+    assert [r["InstanceId"] for r in out] == ["i-0", "i-1", "i-2", "i-3"]
+    call = adapter.api.calls[0]
+    instance_tags = _spec_tags(call, "instance")
+    assert instance_tags["nodepool_node_id"] == ids[0]
+    assert instance_tags["nodepool_provider_name"] == "aws"
+    # volumes are never retagged: no node id a sibling's would keep
+    assert "nodepool_node_id" not in _spec_tags(call, "volume")
+    order = [(iid, tags["nodepool_node_id"])
+             for iid, tags in adapter.tagger.added]
+    assert order == [("i-1", ids[1]), ("i-2", ids[2]), ("i-3", ids[3]),
+                     ("i-0", ids[0])]
+
+
+def test_partial_batch_tags_what_exists(spec_factory):
+    ids = [f"{n:010d}" for n in range(1, 4)]
+    adapter = _CreatorAdapter(started=2)
+    out = InstanceCreator(adapter).send([spec_factory(i) for i in ids])
+    assert isinstance(out[2], errors.TransientError)
+    assert [iid for iid, _ in adapter.tagger.added] == ["i-1", "i-0"]
+
+
+def test_lone_create_carries_every_tag_on_both(spec_factory):
+    adapter = _CreatorAdapter(started=1)
+    InstanceCreator(adapter).send([spec_factory("0000000009")])
+    call = adapter.api.calls[0]
+    for kind in ("instance", "volume"):
+        tags = _spec_tags(call, kind)
+        assert tags["nodepool_node_id"] == "0000000009"
+        assert tags["Name"] == "np0000000009"
+    assert adapter.tagger.added == []

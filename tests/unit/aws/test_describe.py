@@ -50,4 +50,29 @@ def test_node_id_derived_from_batch_tags():
     tags = batchtags.encode("tok", ["0000000007", "0000000008"])
     record = {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
               "AmiLaunchIndex": 1}
+    # the raw tag is the anchor's; the instance's own node is reported
+    assert tags["nodepool_node_id"] == "0000000007"
     assert tags_of(record)["nodepool_node_id"] == "0000000008"
+    assert to_instance({**record, "InstanceId": "i-2"}, "r").node_id == \
+        "0000000008"
+    # a batched record the mapping cannot place has no node at all
+    lost = {**record, "AmiLaunchIndex": 5}
+    assert "nodepool_node_id" not in tags_of(lost)
+
+
+def test_upstream_address_mapping():
+    # upstream: IPv6 is the first address of the first interface only;
+    # host_id is never set for AWS
+    record = {**RECORD, "Placement": {"AvailabilityZone": "z",
+                                      "HostId": "h-1"},
+              "PublicIpAddress": None, "Ipv6Address": "2600::top",
+              "NetworkInterfaces": [
+                  {"Ipv6Addresses": []},
+                  {"Ipv6Addresses": [{"Ipv6Address": "2600::2"}]}]}
+    inst = to_instance(record, "r")
+    assert inst.public_ipv6 is None and inst.host_id is None
+    assert inst.interface_ip == "10.0.0.5"
+    record["NetworkInterfaces"][0]["Ipv6Addresses"] = [
+        {"Ipv6Address": "2600::a"}, {"Ipv6Address": "2600::b"}]
+    inst = to_instance(record, "r")
+    assert inst.public_ipv6 == inst.interface_ip == "2600::a"

@@ -79,9 +79,24 @@ def test_unreadable_quota_is_unlimited_until_refresh():
     assert cache.quota("ec2", "L-1") == 8.0
 
 
-def _record(name, vcpus, mib):
-    return {"InstanceType": name, "VCpuInfo": {"DefaultVCpus": vcpus},
+def _record(name, vcpus, mib, cores=None):
+    cpu = {"DefaultVCpus": vcpus}
+    if cores is not None:
+        cpu["DefaultCores"] = cores
+    return {"InstanceType": name, "VCpuInfo": cpu,
             "MemoryInfo": {"SizeInMiB": mib}}
+
+
+def test_cores_are_physical_cores_as_upstream_counts_them():
+    known = {"t3.medium": _record("t3.medium", 2, 4096, cores=1),
+             "c5.xlarge": _record("c5.xlarge", 4, 8192, cores=2),
+             "odd.type": _record("odd.type", 3, 1024)}
+    cache = QuotaCache(lambda names: [known[n] for n in names],
+                       lambda s, c: 1.0)
+    info = cache.types(known)
+    assert (info["t3.medium"].cores, info["t3.medium"].vcpus) == (1, 2)
+    assert (info["c5.xlarge"].cores, info["c5.xlarge"].vcpus) == (2, 4)
+    assert info["odd.type"].cores == 3     # no DefaultCores: vCPUs
 
 
 def test_types_fetched_once_and_unknown_remembered():

@@ -22,6 +22,7 @@ from tools.sshd import free_port
 pytestmark = pytest.mark.functional
 
 NODES = 5
+BURST = 30   # the keyscan pool's throughput matters: a burst
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def provider(port: int, connection_type: str = "ssh", **extra) -> dict:
         **{"cloud-images": [{"name": "fake-image", "username": "zuul",
                              "connection-type": connection_type,
                              "connection-port": port}],
-           "pools": [{"name": "main", "max-servers": 20,
+           "pools": [{"name": "main", "max-servers": 40,
                       "host-key-checking": True,
                       "labels": [{"name": "small",
                                   "cloud-image": "fake-image"}]}],
@@ -72,10 +73,15 @@ def fulfil(env, count: int = NODES, timeout: float = 60) -> dict:
 def test_ssh_nodes_carry_every_key_upstream_records(env, sshd):
     env.write_config([provider(sshd.port)])
     env.start_launcher()
-    req = fulfil(env)
-    assert req["state"] == "fulfilled", req
+    rids = [env.zuul.submit(["small"] * 10) for _ in range(BURST // 10)]
     expected = upstream_keys(sshd)
-    for node_id in req["nodes"]:
+    nodes = []
+    for rid in rids:
+        req = env.zuul.wait_state(rid, {"fulfilled", "failed"}, timeout=90)
+        assert req["state"] == "fulfilled", req
+        nodes += req["nodes"]
+    assert len(nodes) == BURST
+    for node_id in nodes:
         node = env.zuul.get_node(node_id)
         assert node["state"] == "ready"
         assert node["host_keys"] == expected

@@ -199,7 +199,7 @@ def test_ready_node_written_by_an_earlier_version_is_brought_in_line(
         env, sshd):
     """Earlier versions wrote cloud "static" and no address."""
     env.write_config([static_provider(host(sshd.port))])
-    launcher = env.start_launcher()
+    env.start_launcher()
     zuul = env.zuul
     wait_for(lambda: ready_slots(zuul) == [0], what="slot registered")
     (node_id,) = static_nodes(zuul)

@@ -15,8 +15,8 @@ def _disk(data, provider):
     return validate_data(data).config.providers[provider].diskimages["jammy"]
 
 
-def test_openstack_diskimage_takes_the_top_level_shell_type(valid_config,
-                                                             change):
+def test_openstack_diskimage_takes_the_top_level_shell_type(
+        valid_config, change):
     data = valid_config("openstack")
     change(data, "diskimages[0].shell-type", "cmd")
     assert _disk(data, "os-1").shell_type == "cmd"

@@ -278,8 +278,9 @@ def keyscan(host: str, port: int = 22, timeout: float = 10.0,
 def check_connection(host: str, port: int = 22, timeout: float = 5.0) -> bool:
     """True when ``host:port`` accepts TCP and sends an SSH banner in time.
 
-    The static driver's liveness check: cheaper than a keyscan, and enough
-    to tell a dead host from a live one.
+    The static driver's liveness check of SSH hosts: cheaper than a
+    keyscan, and enough to tell a dead host from a live one (hosts of other
+    connection types are checked with ``port_open``).
     """
     deadline = time.monotonic() + timeout
     try:

@@ -63,8 +63,9 @@ class Label:
 class DiskImage:
     """A top-level (builder) diskimage with its parent chain applied.
 
-    The launcher only uses ``name``, ``abstract``, ``username`` and
-    ``python_path``; builder keys are kept in ``settings`` untouched.
+    The launcher only uses ``name``, ``abstract``, ``username``,
+    ``python_path`` and (OpenStack) ``shell_type``; builder keys are kept in
+    ``settings`` untouched.
     """
     name: str
     abstract: bool = False

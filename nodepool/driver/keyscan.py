@@ -1,18 +1,26 @@
 """SSH host-key scanning of freshly launched nodes, with bounded concurrency.
 
 A node is only READY once Zuul can trust its host keys, so the launcher asks
-the node's SSH server for them the way ``ssh-keyscan`` does: one SSH key
-exchange per host-key type (a server proves only one key per exchange),
-stopping short of authentication.
+the node's SSH server for them as upstream Nodepool's nodescan does: one SSH
+key exchange per host-key algorithm of paramiko's ``SecurityOptions``
+(``DEFAULT_KEY_TYPES``), in that order, offering only that algorithm and
+stopping short of authentication.  Every key that comes back is kept, so an
+RSA key is listed once per RSA signature algorithm (``rsa-sha2-512`` and
+``rsa-sha2-256``): Zuul gets the very list upstream would store.
+
+Only ``ssh`` and ``network_cli`` nodes have host keys to gather
+(``gathers_host_keys``); for any other connection type (``winrm``, ...)
+``probe_port`` just waits for the port to accept a TCP connection and the
+node has no host keys.
 
 Failure story:
 
 * A freshly booted VM refuses connections, times out or drops the
   connection mid-banner for a while (sshd not up yet, cloud-init
-  regenerating keys).  ``keyscan`` raises ``KeyscanUnreachable`` for those,
-  and ``KeyscanPool`` retries them with short back-off until the caller's
-  deadline (the node's boot timeout), without holding a worker thread while
-  it waits.
+  regenerating keys).  ``keyscan`` and ``probe_port`` raise
+  ``KeyscanUnreachable`` for those, and ``KeyscanPool`` retries them with
+  short back-off until the caller's deadline (the node's boot timeout),
+  without holding a worker thread while it waits.
 * A server that lacks one of the asked-for key types is normal; it is only
   an error when the server offers none of them (``KeyscanError``, not
   retried).  Anything that is not SSH on the port is ``KeyscanError`` too.
@@ -21,10 +29,16 @@ Failure story:
 
     KeyscanError(LaunchError)       permanent: no usable key, not SSH
     └── KeyscanUnreachable          refused / timed out / dropped: retry
+
+Threads: each key exchange runs on a paramiko transport thread of its own
+(started and closed by ``keyscan``); ``KeyscanPool`` runs attempts on its
+worker threads and keeps waiting retries on one scheduler thread.
 """
 
 from __future__ import annotations
 
+import collections
+import functools
 import heapq
 import itertools
 import logging
@@ -40,11 +54,15 @@ from nodepool.driver.errors import LaunchError
 
 __all__ = [
     "DEFAULT_KEY_TYPES",
+    "GATHER_HOST_KEYS",
     "KeyscanError",
     "KeyscanUnreachable",
     "KeyscanPool",
     "keyscan",
     "check_connection",
+    "gathers_host_keys",
+    "port_open",
+    "probe_port",
 ]
 
 log = logging.getLogger("nodepool.keyscan")
@@ -57,23 +75,45 @@ _TRANSPORT_LOG = "nodepool.keyscan.paramiko"
 if logging.getLogger(_TRANSPORT_LOG).level == logging.NOTSET:
     logging.getLogger(_TRANSPORT_LOG).setLevel(logging.CRITICAL)
 
-DEFAULT_KEY_TYPES: tuple[str, ...] = (
-    "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa")
+# Connection types whose nodes have SSH host keys (as upstream; any other
+# type, e.g. winrm, only needs its port to accept TCP).
+GATHER_HOST_KEYS: frozenset[str] = frozenset({"ssh", "network_cli"})
 
-# Host-key algorithms to offer when asking for a key type.  An RSA key is
-# named "ssh-rsa" but negotiated with the SHA-2 signature algorithms; the
-# SHA-1 "ssh-rsa" algorithm is disabled in current OpenSSH and paramiko.
+
+def gathers_host_keys(connection_type: str | None) -> bool:
+    """Whether nodes of ``connection_type`` get their host keys scanned."""
+    return connection_type in GATHER_HOST_KEYS
+
+
+@functools.cache
+def _paramiko_key_types() -> tuple[str, ...]:
+    """paramiko's host-key algorithms, in its order of preference.
+
+    Read through ``SecurityOptions`` of a transport that never connects,
+    exactly where upstream's nodescan takes its list from.
+    """
+    with socket.socket() as sock:
+        transport = paramiko.Transport(sock)
+        try:
+            return tuple(paramiko.transport.SecurityOptions(
+                transport).key_types)
+        finally:
+            transport.close()
+
+
+DEFAULT_KEY_TYPES: tuple[str, ...] = _paramiko_key_types()
+
+# Key exchanges with one host at a time: overlapping them keeps a scan of
+# six key types about as fast as three in a row used to be, while staying
+# well below sshd's MaxStartups (10) and a network device's few VTY lines.
+EXCHANGES_PER_HOST = 3
+
+# A key type that is not itself a host-key algorithm paramiko negotiates:
+# "ssh-rsa" (the key's name) asks for the RSA key with either SHA-2
+# signature algorithm, in one exchange.
 _NEGOTIATE: dict[str, tuple[str, ...]] = {
     "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256"),
 }
-
-
-# Everything paramiko might offer, so that "only this type" really is.
-_ALL_HOST_KEY_ALGORITHMS: tuple[str, ...] = tuple(dict.fromkeys((
-    *getattr(paramiko.Transport, "_preferred_keys", ()),
-    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa",
-    "ssh-dss")))
 
 
 class KeyscanError(LaunchError):
@@ -126,36 +166,57 @@ def _caused_by_io(exc: BaseException) -> bool:
     return False
 
 
-def _scan_one(host: str, port: int, key_type: str, deadline: float) -> str:
-    """One key exchange offering only ``key_type``; "<type> <base64>"."""
-    offered = _NEGOTIATE.get(key_type, (key_type,))
-    disabled = [k for k in _ALL_HOST_KEY_ALGORITHMS if k not in offered]
-    sock = _connect(host, port, deadline - time.monotonic())
-    try:
-        transport = paramiko.Transport(
-            sock, disabled_algorithms={"keys": disabled})
-    except BaseException:
-        sock.close()
-        raise
-    transport.set_log_channel(_TRANSPORT_LOG)
-    try:
-        remaining = max(deadline - time.monotonic(), 0.001)
-        transport.banner_timeout = remaining
-        transport.handshake_timeout = remaining
-        done = threading.Event()
-        transport.start_client(event=done)
-        done.wait(remaining)
+class _Exchange:
+    """One key exchange in flight, offering only ``key_type``.
+
+    Construction connects and starts paramiko's transport thread; ``key``
+    waits for the exchange and returns "<name> <base64>".  Always
+    ``close()`` it.
+    """
+
+    def __init__(self, host: str, port: int, key_type: str,
+                 deadline: float) -> None:
+        self.host, self.port, self.key_type = host, port, key_type
+        self.deadline = deadline
+        offered = list(_NEGOTIATE.get(key_type, (key_type,)))
+        sock = _connect(host, port, deadline - time.monotonic())
+        try:
+            self.transport = paramiko.Transport(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self.transport.set_log_channel(_TRANSPORT_LOG)
+        self.done = threading.Event()
+        try:
+            try:
+                self.transport.get_security_options().key_types = offered
+            except ValueError as e:
+                raise KeyscanError(
+                    f"unknown host key type {key_type!r}") from e
+            remaining = max(deadline - time.monotonic(), 0.001)
+            self.transport.banner_timeout = remaining
+            self.transport.handshake_timeout = remaining
+            self.transport.start_client(event=self.done)
+        except BaseException:
+            self.close()
+            raise
+
+    def key(self) -> str:
+        remaining = max(self.deadline - time.monotonic(), 0.001)
+        self.done.wait(remaining)
+        transport = self.transport
         error = transport.get_exception()
         if error is not None or not transport.is_active():
-            _raise_for(host, port, error, transport.remote_version)
-        if not done.is_set():
+            _raise_for(self.host, self.port, error, transport.remote_version)
+        if not self.done.is_set():
             raise KeyscanUnreachable(
-                f"{host} port {port}: no SSH key exchange within "
+                f"{self.host} port {self.port}: no SSH key exchange within "
                 f"{remaining:.1f}s")
         key = transport.get_remote_server_key()
         return f"{key.get_name()} {key.get_base64()}"
-    finally:
-        transport.close()
+
+    def close(self) -> None:
+        self.transport.close()
 
 
 def _raise_for(host: str, port: int, error: BaseException | None,
@@ -175,26 +236,39 @@ def _raise_for(host: str, port: int, error: BaseException | None,
 
 def keyscan(host: str, port: int = 22, timeout: float = 10.0,
             key_types: Sequence[str] | None = None) -> list[str]:
-    """Return the server's host keys as ``"<type> <base64>"`` strings.
+    """Return the server's host keys as ``"<name> <base64>"`` strings.
 
     ``timeout`` (seconds) bounds the whole scan, every key type included.
-    Keys come back in ``key_types`` order (default ``DEFAULT_KEY_TYPES``),
-    without duplicates; types the server lacks are skipped.  Raises
+    One key per key type the server has, in ``key_types`` order (default
+    ``DEFAULT_KEY_TYPES``), duplicates kept (an RSA key signs with two of
+    the default types); types the server lacks are skipped.  Raises
     ``KeyscanUnreachable`` when the server cannot be reached or drops the
     connection, ``KeyscanError`` when it is not SSH or has none of the types.
     """
-    types = tuple(key_types or DEFAULT_KEY_TYPES)
+    types = list(key_types or DEFAULT_KEY_TYPES)
     deadline = time.monotonic() + timeout
     keys: list[str] = []
     lacking: list[str] = []
-    for key_type in types:
-        try:
-            key = _scan_one(host, port, key_type, deadline)
-        except _NoSuchKeyType:
-            lacking.append(key_type)
-            continue
-        if key not in keys:
-            keys.append(key)
+    # Up to EXCHANGES_PER_HOST exchanges overlap (the server's fork and
+    # crypto, and the round trips, dominate a scan); results are taken in
+    # key-type order, so the list and the first error are as if one ran
+    # after the other.
+    in_flight: collections.deque[_Exchange] = collections.deque()
+    try:
+        while types or in_flight:
+            while types and len(in_flight) < EXCHANGES_PER_HOST:
+                in_flight.append(_Exchange(host, port, types.pop(0),
+                                           deadline))
+            exchange = in_flight.popleft()
+            try:
+                keys.append(exchange.key())
+            except _NoSuchKeyType:
+                lacking.append(exchange.key_type)
+            finally:
+                exchange.close()
+    finally:
+        for exchange in in_flight:
+            exchange.close()
     if not keys:
         raise KeyscanError(f"{host} port {port}: server offers none of the "
                            f"host key types {', '.join(lacking)}")
@@ -204,8 +278,9 @@ def keyscan(host: str, port: int = 22, timeout: float = 10.0,
 def check_connection(host: str, port: int = 22, timeout: float = 5.0) -> bool:
     """True when ``host:port`` accepts TCP and sends an SSH banner in time.
 
-    The static driver's liveness check: cheaper than a keyscan, and enough
-    to tell a dead host from a live one.
+    The static driver's liveness check of SSH hosts: cheaper than a
+    keyscan, and enough to tell a dead host from a live one (hosts of other
+    connection types are checked with ``port_open``).
     """
     deadline = time.monotonic() + timeout
     try:
@@ -229,15 +304,37 @@ def check_connection(host: str, port: int = 22, timeout: float = 5.0) -> bool:
     return False
 
 
+def probe_port(host: str, port: int, timeout: float = 10.0) -> list[str]:
+    """``[]`` once ``host:port`` accepts a TCP connection (nothing is sent).
+
+    How nodes whose connection type has no host keys (``winrm``...) are
+    checked, as upstream does.  Raises ``KeyscanUnreachable`` when the
+    connection is refused or times out.
+    """
+    _connect(host, port, timeout).close()
+    return []
+
+
+def port_open(host: str, port: int, timeout: float = 5.0) -> bool:
+    """True when ``host:port`` accepts a TCP connection within ``timeout``."""
+    try:
+        probe_port(host, port, timeout)
+    except KeyscanError:
+        return False
+    return True
+
+
 ScanFunc = Callable[[str, int, float], list[str]]
 
 
 class _Job:
     """One submitted scan: its future, its deadline and its back-off."""
 
-    def __init__(self, future: Future, host: str, port: int, timeout: float,
-                 retry_until: float | None, backoff: float) -> None:
+    def __init__(self, future: Future, scan: ScanFunc, host: str, port: int,
+                 timeout: float, retry_until: float | None, backoff: float
+                 ) -> None:
         self.future = future
+        self.scan = scan
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -263,14 +360,18 @@ class KeyscanPool:
     sit in a timer heap owned by one scheduler thread, not in a worker, so a
     hundred booting VMs do not starve the scans of VMs that are already up.
     ``future.cancel()`` drops a scan (e.g. its node was deleted) even while
-    it is waiting to retry.  ``scan`` is the function doing one attempt.
+    it is waiting to retry.  ``scan`` is the function doing one attempt;
+    ``probe`` the one used instead for a submission with
+    ``gather_host_keys=False`` (a node whose connection type has no host
+    keys: only its port must accept TCP).
     """
 
     def __init__(self, workers: int = 16, name: str = "keyscan", *,
-                 scan: ScanFunc | None = None, min_backoff: float = 0.25,
-                 max_backoff: float = 2.0) -> None:
+                 scan: ScanFunc | None = None, probe: ScanFunc | None = None,
+                 min_backoff: float = 0.25, max_backoff: float = 2.0) -> None:
         self.name = name
         self._scan = scan or keyscan
+        self._probe = probe or probe_port
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._executor = ThreadPoolExecutor(max_workers=workers,
@@ -288,10 +389,16 @@ class KeyscanPool:
         self._scheduler.start()
 
     def submit(self, host: str, port: int = 22, timeout: float = 10.0,
-               retry_until: float | None = None) -> Future:
-        """Scan ``host:port``; the future yields the key list or raises."""
+               retry_until: float | None = None,
+               gather_host_keys: bool = True) -> Future:
+        """Scan ``host:port``; the future yields the key list or raises.
+
+        With ``gather_host_keys=False`` the port only has to accept a TCP
+        connection, and the future yields ``[]``.
+        """
         future: Future = Future()
-        job = _Job(future, host, port, timeout, retry_until,
+        scan = self._scan if gather_host_keys else self._probe
+        job = _Job(future, scan, host, port, timeout, retry_until,
                    self._min_backoff)
         with self._cond:
             if self._closed:
@@ -319,7 +426,7 @@ class KeyscanPool:
             left = job.retry_until - time.monotonic()
             attempt_timeout = max(min(attempt_timeout, left), 0.5)
         try:
-            keys = self._scan(job.host, job.port, attempt_timeout)
+            keys = job.scan(job.host, job.port, attempt_timeout)
         except KeyscanUnreachable as e:
             if self._schedule_retry(job):
                 log.debug("%s; retrying in %.2fs", e, job.backoff)

@@ -288,10 +288,15 @@ class RequestHandler:
         node.az = self.az
         node.resources = worker.label_cost(label).finite() or None
         node.image_id, image_external_id = worker.image_ids(label)
-        node.connection_type = (label.image.connection_type
-                                if label.image else "ssh")
-        node.connection_port = (label.image.connection_port
-                                if label.image else 22)
+        image = label.image
+        node.connection_type = image.connection_type if image else "ssh"
+        node.connection_port = image.connection_port if image else 22
+        if image is not None:
+            # As upstream, the image's connection fields are on the node
+            # from the start of its launch (set again once it runs).
+            node.username = image.username or "zuul"
+            node.python_path = image.python_path
+            node.shell_type = image.shell_type
         node.set_state(NodeState.INIT)
         self._live()
         # A lost reply may leave this init node created but unknown to us:

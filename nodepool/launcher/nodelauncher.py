@@ -2,8 +2,10 @@
 
 A ``NodeLauncher`` is advanced by its provider's loop thread (never blocks:
 the create machine submits slow calls to the adapter's create pool, the
-keyscan runs in the keyscan pool).  It owns the node's lock for the whole
-launch and is the only writer of the node meanwhile.
+keyscan runs in the keyscan pool; a node whose connection type has no SSH
+host keys, e.g. ``winrm``, only waits there for its port to accept TCP).
+It owns the node's lock for the whole launch and is the only writer of the
+node meanwhile.
 
 Failure story:
 - a classified launch failure (``LaunchError``, timeouts, keyscan failure,
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from nodepool.driver import errors
+from nodepool.driver.keyscan import gathers_host_keys
 from nodepool.driver.statemachine import (
     LaunchSpec, RequestInfo, StateMachine, launch_token)
 from nodepool.zk import errors as zk_errors
@@ -316,11 +319,14 @@ class NodeLauncher:
             self._finish_ready()
 
     def _start_keyscan(self) -> None:
+        # As upstream: only ssh / network_cli nodes have host keys; for any
+        # other connection type (winrm...) the port must only accept TCP.
         deadline = self.running_time + self.provider.boot_timeout
         self.keyscan_future = self.manager.keyscan_pool.submit(
             self.node.interface_ip, self.node.connection_port,
             timeout=min(10.0, float(self.provider.boot_timeout)),
-            retry_until=deadline)
+            retry_until=deadline,
+            gather_host_keys=gathers_host_keys(self.node.connection_type))
 
     def _advance_keyscan(self) -> None:
         future = self.keyscan_future
@@ -336,7 +342,9 @@ class NodeLauncher:
             keys = future.result()
         except Exception as e:
             self._log_console()
-            raise LaunchFailed(f"keyscan failed: {e}", "error.keyscan")
+            what = ("keyscan" if gathers_host_keys(self.node.connection_type)
+                    else f"{self.node.connection_type} port check")
+            raise LaunchFailed(f"{what} failed: {e}", "error.keyscan")
         self.node.host_keys = list(keys)
         self._finish_ready()
 

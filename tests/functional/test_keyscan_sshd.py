@@ -1,4 +1,8 @@
-"""keyscan, KeyscanPool and check_connection against a real OpenSSH sshd."""
+"""keyscan, KeyscanPool and check_connection against a real OpenSSH sshd.
+
+What a scan must return is what upstream Nodepool's nodescan records for
+the same server (``tests.functional.hostkeys.upstream_keys``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import pytest
 
 from nodepool.driver.keyscan import (KeyscanError, KeyscanPool,
                                      KeyscanUnreachable, check_connection,
-                                     keyscan)
+                                     gathers_host_keys, keyscan, probe_port)
+from tests.functional.hostkeys import upstream_keys
 from tools.sshd import free_port
 
 pytestmark = pytest.mark.functional
@@ -63,12 +68,11 @@ def banner_server():
         s.close()
 
 
-def test_all_host_keys_returned(sshd):
-    keys = keyscan("127.0.0.1", sshd.port, timeout=10)
-    # Default order: ed25519, ecdsa, rsa; values are exactly the .pub files.
-    assert [k.split()[0] for k in keys] == [
-        "ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"]
-    assert sorted(keys) == sorted(sshd.host_keys)
+def test_keys_as_upstream_nodescan_records_them(sshd):
+    expected = upstream_keys(sshd)
+    # The harness has one key of each kind; RSA signs twice.
+    assert len(expected) == len(sshd.host_keys) + 1
+    assert keyscan("127.0.0.1", sshd.port, timeout=10) == expected
 
 
 def test_selected_key_type(sshd):
@@ -76,14 +80,21 @@ def test_selected_key_type(sshd):
     assert keyscan("127.0.0.1", sshd.port, key_types=["ssh-rsa"]) == rsa
 
 
+def test_each_rsa_algorithm_is_one_exchange(sshd):
+    (rsa,) = [k for k in sshd.host_keys if k.startswith("ssh-rsa ")]
+    assert keyscan("127.0.0.1", sshd.port,
+                   key_types=["rsa-sha2-256", "rsa-sha2-512"]) == [rsa, rsa]
+
+
 def test_hostname_resolution(sshd):
     # "localhost" may resolve to ::1 first, where nothing listens.
-    assert sorted(keyscan("localhost", sshd.port)) == sorted(sshd.host_keys)
+    assert keyscan("localhost", sshd.port) == upstream_keys(sshd)
 
 
 def test_missing_key_types_are_skipped(sshd_factory):
     server = sshd_factory(key_types=("ed25519",)).start()
     assert keyscan("127.0.0.1", server.port) == server.host_keys
+    assert server.host_keys == upstream_keys(server)
     with pytest.raises(KeyscanError, match="none of the host key types") as e:
         keyscan("127.0.0.1", server.port, key_types=["ssh-rsa"])
     assert not isinstance(e.value, KeyscanUnreachable)
@@ -91,8 +102,8 @@ def test_missing_key_types_are_skipped(sshd_factory):
 
 def test_parallel_scans(sshd, pool):
     futures = [pool.submit("127.0.0.1", sshd.port, 15) for _ in range(20)]
-    expected = sorted(sshd.host_keys)
-    assert [sorted(f.result(30)) for f in futures] == [expected] * 20
+    expected = upstream_keys(sshd)
+    assert [f.result(30) for f in futures] == [expected] * 20
 
 
 def test_refused_is_quick():
@@ -140,7 +151,7 @@ def test_retry_until_server_comes_up(sshd_factory):
         assert failed.wait(10), "the first scan should be refused"
         assert not future.done()
         server.start()
-        assert sorted(future.result(20)) == sorted(server.host_keys)
+        assert future.result(20) == upstream_keys(server)
         assert len(attempts) >= 2
     finally:
         pool.shutdown()
@@ -177,5 +188,39 @@ def test_liveness_follows_server(sshd_factory):
     assert not check_connection("127.0.0.1", server.port, 1)
     server.start()
     assert check_connection("127.0.0.1", server.port, 5)
-    keys = keyscan("127.0.0.1", server.port)
-    assert sorted(keys) == sorted(server.host_keys)
+    assert keyscan("127.0.0.1", server.port) == upstream_keys(server)
+
+
+# -- connection types without host keys (winrm, ...) -------------------------
+
+def test_only_ssh_and_network_cli_gather_host_keys():
+    assert gathers_host_keys("ssh") and gathers_host_keys("network_cli")
+    assert not gathers_host_keys("winrm")
+    assert not gathers_host_keys("kubectl")
+
+
+def test_probe_port_needs_only_tcp(silent_listener, sshd):
+    # A port that accepts and says nothing is enough: no banner, no keys.
+    assert probe_port("127.0.0.1", silent_listener, 2) == []
+    assert probe_port("127.0.0.1", sshd.port, 2) == []
+    with pytest.raises(KeyscanUnreachable, match="refused"):
+        probe_port("127.0.0.1", free_port(), 2)
+
+
+def test_pool_waits_for_port_without_key_exchange(pool):
+    port = free_port()
+    future = pool.submit("127.0.0.1", port, 2, gather_host_keys=False,
+                         retry_until=time.monotonic() + 30)
+    # Refused for now: the pool retries until something listens.
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", port))
+        srv.listen(4)
+        assert future.result(20) == []
+
+
+def test_pool_gives_up_on_a_port_nobody_opens(pool):
+    future = pool.submit("127.0.0.1", free_port(), 2,
+                         gather_host_keys=False,
+                         retry_until=time.monotonic() + 0.5)
+    with pytest.raises(KeyscanUnreachable, match="gave up after"):
+        future.result(10)

@@ -174,7 +174,10 @@ def cloud_image(raw: Mapping[str, Any], settings: Mapping[str, Any],
 
 def provider_diskimage(raw: Mapping[str, Any], settings: Mapping[str, Any],
                        *, username: str | None,
-                       python_path: str | None = None) -> ProviderDiskImage:
+                       python_path: str | None = None,
+                       shell_type: str | None = None) -> ProviderDiskImage:
+    """``python_path``/``shell_type``: the top-level diskimage's values for
+    drivers that take them from there (OpenStack), else the entry's own."""
     ctype, port = connection(raw)
     return ProviderDiskImage(
         name=raw["name"],
@@ -182,7 +185,7 @@ def provider_diskimage(raw: Mapping[str, Any], settings: Mapping[str, Any],
         connection_type=ctype,
         connection_port=port,
         python_path=python_path or raw.get("python-path", "auto"),
-        shell_type=raw.get("shell-type"),
+        shell_type=shell_type or raw.get("shell-type"),
         settings=dict(settings),
     )
 

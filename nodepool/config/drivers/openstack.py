@@ -176,7 +176,8 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
         return common.provider_diskimage(
             entry, common.pick(entry, {"config-drive": None, "pause": False,
                                        "meta": {}}),
-            username=top.username, python_path=top.python_path)
+            username=top.username, python_path=top.python_path,
+            shell_type=top.shell_type)
 
     diskimages = common.by_name(raw.get("diskimages"), diskimage)
     images = {"cloud": cloud_images, "disk": diskimages}

@@ -14,28 +14,41 @@ The pool worker thread calls ``has_capacity_now`` before it accepts a
 request; that is where a free slot's host is checked for liveness, so a
 dead host is caught at hand-out time, not only on the next sync.
 
-Failure story: a host that refuses the keyscan, or offers keys that do not
-match its ``host-key`` values, is not registered (and is retried on the
-next sync); a registered host that stops answering is deregistered (its
-free READY slots are deleted) instead of being handed out, and registered
-again by the first sync that finds it answering.  With
-``host-key-checking: false`` the launcher never connects to the host (no
+Node fields are those upstream's static driver writes: ``hostname``,
+``interface_ip`` and ``external_id`` are the configured ``name``; the first
+address that name resolves to is ``public_ipv4`` (or ``public_ipv6``);
+``cloud``, ``region``, ``az``, ``host_id`` and ``resources`` stay unset.
+Only ``ssh`` and ``network_cli`` hosts have host keys (``gathers_host_keys``);
+a host of any other connection type (``winrm``...) is checked by a plain TCP
+connection to its port and its nodes have no host keys.
+
+Failure story: a host whose name does not resolve, that refuses the
+keyscan (or, without host keys, the TCP connection), or that offers keys
+that do not match its ``host-key`` values, is not registered (and is
+retried on the next sync); a registered host that stops answering is
+deregistered (its free READY slots are deleted) instead of being handed
+out, and registered again by the first sync that finds it answering.  With
+``host-key-checking: false`` the launcher never connects to an SSH host (no
 scan, no liveness check: the configured keys are used as they are), so
-such a host is assumed to be alive.  Two launchers serving the same
-static provider may both register a free slot at once; the next sync of
-either removes the duplicate (a spare READY one, never one in use).
+such a host is assumed to be alive; a host without host keys is still
+connected to once before it is registered (as upstream), never afterwards.
+Two launchers serving the same static provider may both register a free
+slot at once; the next sync of either removes the duplicate (a spare READY
+one, never one in use).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import socket
 import threading
 import time
 
 from nodepool.driver.adapter import Adapter
 from nodepool.driver.instance import Instance
-from nodepool.driver.keyscan import check_connection, keyscan
+from nodepool.driver.keyscan import (
+    check_connection, gathers_host_keys, keyscan, port_open)
 from nodepool.driver.statemachine import StateMachine
 from nodepool.launcher.provider import ProviderManager
 from nodepool.zk import errors as zk_errors
@@ -59,6 +72,20 @@ class _NoopDelete(StateMachine):
 
     STEPS: dict = {}
     TERMINAL = frozenset({State.DONE})
+
+
+def resolve_address(name: str, port: int) -> dict[str, str | None]:
+    """``public_ipv4``/``public_ipv6`` of a static node, as upstream fills
+    them: the first address ``name`` resolves to, by its family.
+
+    Raises ``OSError`` (``socket.gaierror``) when the name does not resolve.
+    """
+    family, _, _, _, sockaddr = socket.getaddrinfo(name, port)[0]
+    if family == socket.AF_INET:
+        return {"public_ipv4": sockaddr[0], "public_ipv6": None}
+    if family == socket.AF_INET6:
+        return {"public_ipv4": None, "public_ipv6": sockaddr[0]}
+    raise OSError(f"{name} resolves to no IPv4 or IPv6 address")
 
 
 def host_identity(obj) -> tuple:
@@ -170,8 +197,7 @@ class StaticProviderManager(ProviderManager):
             return True   # the sync removes it / we never connect to it
         key = (host.name, host.connection_port)
         if key not in alive:
-            alive[key] = check_connection(host.name, host.connection_port,
-                                          host.timeout)
+            alive[key] = self._reachable(host)
         if not alive[key]:
             self.slog.warning("Static host %s is unreachable; not handing "
                               "out node %s", host.name, node.id)
@@ -218,25 +244,44 @@ class StaticProviderManager(ProviderManager):
         self._drop_duplicates(nodes)
         ready = [n for n in nodes if n.state == NodeState.READY
                  and (n.slot is None or n.slot < host.max_parallel_jobs)]
-        if ready and host.host_key_checking and not check_connection(
-                host.name, host.connection_port, host.timeout):
+        if ready and host.host_key_checking and not self._reachable(host):
             self.slog.warning("Static host %s is unreachable; deregistering",
                               host.name)
             for node in ready:
                 self._deregister(node, "host unreachable")
             return
-        for node in ready:
-            self._update(node, pool, host)
         taken = {n.slot for n in nodes if n.state != NodeState.DELETED}
         free_slots = [s for s in range(host.max_parallel_jobs)
                       if s not in taken]
-        if not free_slots:
+        if not ready and not free_slots:
+            return
+        address = self._address(host)
+        for node in ready:
+            self._update(node, pool, host, address)
+        if not free_slots or address is None:
             return
         keys = self._host_keys(host)
         if keys is None:
             return
         for slot in free_slots:
-            self._register(pool, host, slot, keys)
+            self._register(pool, host, slot, keys, address)
+
+    def _reachable(self, host) -> bool:
+        """The liveness check: an SSH banner, or (no host keys) TCP."""
+        if gathers_host_keys(host.connection_type):
+            return check_connection(host.name, host.connection_port,
+                                    host.timeout)
+        return port_open(host.name, host.connection_port, host.timeout)
+
+    def _address(self, host) -> dict[str, str | None] | None:
+        """The node's public address fields; None (logged) if the name
+        does not resolve: such a host is not registered."""
+        try:
+            return resolve_address(host.name, host.connection_port)
+        except OSError as e:
+            self.slog.warning("Static host %s: cannot resolve its name (%s); "
+                              "not registering it", host.name, e)
+            return None
 
     def _drop_duplicates(self, nodes: list[Node]) -> None:
         """One node per slot: two launchers serving the same static
@@ -258,6 +303,16 @@ class StaticProviderManager(ProviderManager):
                     self._deregister(node, f"duplicate of slot {node.slot}")
 
     def _host_keys(self, host) -> list[str] | None:
+        """The keys to register the host with; None (logged) when it must
+        not be registered now."""
+        if not gathers_host_keys(host.connection_type):
+            # As upstream: checked even with host-key-checking off.
+            if port_open(host.name, host.connection_port, host.timeout):
+                return []
+            self.slog.warning("Static host %s does not accept connections "
+                              "on %s port %d; not registering it", host.name,
+                              host.connection_type, host.connection_port)
+            return None
         if not host.host_key_checking:
             return list(host.host_keys)
         try:
@@ -277,21 +332,31 @@ class StaticProviderManager(ProviderManager):
             return None
         return keys
 
-    def _fields(self, pool, host) -> dict:
+    def _fields(self, pool, host, address: dict | None) -> dict:
+        """What a READY node of ``host`` carries besides its identity and
+        scanned keys; ``address`` (None: leave the addresses alone) from
+        ``_address``."""
         fields = {"type": list(host.labels), "username": host.username,
                   "connection_type": host.connection_type,
                   "connection_port": host.connection_port,
                   "ssh_port": host.connection_port,
                   "python_path": host.python_path,
                   "shell_type": host.shell_type,
+                  # Unset as upstream (earlier versions wrote "static").
+                  "cloud": None,
                   "attributes": (dict(pool.node_attributes)
                                  if pool.node_attributes else None)}
-        if not host.host_key_checking:
+        if not gathers_host_keys(host.connection_type):
+            fields["host_keys"] = []
+        elif not host.host_key_checking:
             # Unscanned keys come from the config, so they follow it.
             fields["host_keys"] = list(host.host_keys)
+        if address is not None:
+            fields.update(address)
         return fields
 
-    def _register(self, pool, host, slot: int, keys: list[str]) -> None:
+    def _register(self, pool, host, slot: int, keys: list[str],
+                  address: dict) -> None:
         node = Node()
         node.provider = self.provider.name
         node.pool = pool.name
@@ -301,8 +366,7 @@ class StaticProviderManager(ProviderManager):
         node.external_id = host.name
         node.slot = slot
         node.host_keys = keys
-        node.cloud = "static"
-        for k, v in self._fields(pool, host).items():
+        for k, v in self._fields(pool, host, address).items():
             setattr(node, k, v)
         node.set_state(NodeState.READY)
         self.zk.store_node(node)
@@ -310,8 +374,8 @@ class StaticProviderManager(ProviderManager):
                        host.name, slot)
         self.on_change()
 
-    def _update(self, node: Node, pool, host) -> None:
-        fields = self._fields(pool, host)
+    def _update(self, node: Node, pool, host, address: dict | None) -> None:
+        fields = self._fields(pool, host, address)
         if all(getattr(node, k) == v for k, v in fields.items()):
             return
         if not self._lock_free(node):

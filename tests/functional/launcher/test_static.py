@@ -17,6 +17,7 @@ import threading
 import pytest
 
 from tests.functional.launcher.helpers import wait_for
+from tests.functional.hostkeys import upstream_keys
 from tools.sshd import free_port
 
 pytestmark = pytest.mark.functional
@@ -114,7 +115,18 @@ def test_slots_registered_with_scanned_host_keys(env, sshd):
         assert node["username"] == "zuul"
         assert node["connection_type"] == "ssh"
         assert node["connection_port"] == sshd.port
-        assert sorted(node["host_keys"]) == sorted(sshd.host_keys)
+        assert node["ssh_port"] == sshd.port
+        # Resolved from the name, as upstream; Zuul copies it to private.
+        assert node["public_ipv4"] == "127.0.0.1"
+        assert node["public_ipv6"] is None and node["private_ipv4"] is None
+        # Upstream's static driver leaves the cloud fields unset.
+        for key in ("cloud", "region", "az", "host_id", "resources",
+                    "image_id", "attributes", "shell_type"):
+            assert node[key] is None, key
+        assert node["python_path"] == "auto"
+        assert node["node_properties"] == {}
+        # Every key upstream's nodescan records, in its order.
+        assert node["host_keys"] == upstream_keys(sshd)
 
 
 def test_host_key_checking_off_uses_configured_keys_without_connecting(
@@ -151,6 +163,98 @@ def test_host_key_not_offered_is_not_registered(env, sshd):
     (node,) = static_nodes(zuul, "rightkey").values()
     # The configured key (comment dropped) is among the scanned keys.
     assert key_id(good[0]) in node["host_keys"]
+
+
+def test_address_of_the_name_is_stored_and_unresolvable_not_registered(
+        env, sshd):
+    """public_ipv4 / public_ipv6 come from the first address the name
+    resolves to; a name that does not resolve is not registered, even
+    when nothing is scanned (host-key-checking: false)."""
+    unscanned = {"host-key-checking": False,
+                 "host-key": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey"]}
+    env.write_config([static_provider(
+        {**host(sshd.port, username="named"), "name": "localhost"},
+        {**host(22, username="six", **unscanned), "name": "::1"},
+        {**host(22, username="nowhere", **unscanned),
+         "name": "nodepool-test-host.invalid"})])
+    launcher = env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul, "named") == [0]
+             and ready_slots(zuul, "six") == [0], what="two hosts")
+    full_sync(manager_of(launcher))
+    assert static_nodes(zuul, "nowhere") == {}
+    (named,) = static_nodes(zuul, "named").values()
+    family, *_, sockaddr = socket.getaddrinfo("localhost", sshd.port)[0]
+    field = "public_ipv4" if family == socket.AF_INET else "public_ipv6"
+    other = "public_ipv6" if family == socket.AF_INET else "public_ipv4"
+    assert named[field] == sockaddr[0] and named[other] is None
+    assert named["interface_ip"] == "localhost"
+    (six,) = static_nodes(zuul, "six").values()
+    assert six["public_ipv6"] == "::1" and six["public_ipv4"] is None
+    assert six["interface_ip"] == "::1"
+    assert six["host_keys"] == unscanned["host-key"]
+
+
+def test_ready_node_written_by_an_earlier_version_is_brought_in_line(
+        env, sshd):
+    """Earlier versions wrote cloud "static" and no address."""
+    env.write_config([static_provider(host(sshd.port))])
+    env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul) == [0], what="slot registered")
+    (node_id,) = static_nodes(zuul)
+    zuul.set_node(node_id, cloud="static", public_ipv4=None)
+    wait_for(lambda: zuul.get_node(node_id)["public_ipv4"] == "127.0.0.1",
+             what="address filled in")
+    assert zuul.get_node(node_id)["cloud"] is None
+
+
+# -- connection types without host keys -------------------------------------
+
+def test_winrm_host_needs_only_tcp_and_has_no_host_keys(
+        env, counting_listener):
+    port, accepted = counting_listener
+    env.write_config([static_provider(host(
+        port, username="Administrator", **{"connection-type": "winrm",
+                                           "shell-type": "powershell",
+                                           "python-path": "C:/py.exe"}))])
+    env.start_launcher()
+    zuul = env.zuul
+    wait_for(lambda: ready_slots(zuul) == [0], what="winrm host registered")
+    (node,) = static_nodes(zuul).values()
+    assert node["connection_type"] == "winrm"
+    assert node["connection_port"] == port
+    assert node["shell_type"] == "powershell"
+    assert node["python_path"] == "C:/py.exe"
+    assert node["host_keys"] == []
+    assert node["public_ipv4"] == "127.0.0.1"
+    assert accepted, "the port was checked"
+    rid = zuul.submit(["static-label"])
+    (node_id,) = zuul.wait_state(rid, {"fulfilled"})["nodes"]
+    assert zuul.get_node(node_id)["username"] == "Administrator"
+
+
+def test_winrm_host_waits_for_its_port(env):
+    """Nothing listening: not registered (host-key-checking or not, as
+    upstream checks the port of a non-SSH host before registering it);
+    registered once the port accepts connections."""
+    port = free_port()
+    env.write_config([static_provider(
+        host(port, **{"connection-type": "winrm"}),
+        host(port, username="unchecked", **{"connection-type": "winrm",
+                                            "host-key-checking": False}))])
+    launcher = env.start_launcher()
+    zuul = env.zuul
+    full_sync(manager_of(launcher))
+    assert static_nodes(zuul) == {}
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", port))
+        srv.listen(16)
+        wait_for(lambda: ready_slots(zuul, "zuul") == [0]
+                 and ready_slots(zuul, "unchecked") == [0],
+                 what="both registered once the port is open")
+    for node in static_nodes(zuul).values():
+        assert node["host_keys"] == []
 
 
 # -- requests and slot reuse ------------------------------------------------
@@ -268,7 +372,7 @@ def test_unreachable_host_deregistered_then_registered_again(
     (after,) = req["nodes"]
     assert after != before
     node = zuul.get_node(after)
-    assert node["slot"] == 0 and node["host_keys"] == server.host_keys
+    assert node["slot"] == 0 and node["host_keys"] == upstream_keys(server)
 
 
 def test_requests_beyond_free_slots_are_deferred_not_accepted(env, sshd):

@@ -69,6 +69,17 @@ def test_success_passes_keys_and_timeout(make_pool):
     assert scan.calls == [("192.0.2.1", 2222, 7.0)]
 
 
+def test_without_host_keys_the_probe_runs_and_is_retried(make_pool):
+    scan = ScriptedScan()
+    probe = ScriptedScan(failures=2)
+    pool = make_pool(scan, probe=probe)
+    future = pool.submit("h", 5986, 1.0, retry_until=time.monotonic() + 30,
+                         gather_host_keys=False)
+    assert future.result(5) == KEYS     # whatever the probe returns
+    assert [c[1] for c in probe.calls] == [5986] * 3
+    assert scan.calls == []
+
+
 def test_error_classes():
     assert issubclass(KeyscanUnreachable, KeyscanError)
     assert issubclass(KeyscanError, LaunchError)

@@ -294,7 +294,7 @@ class RequestHandler:
         if image is not None:
             # As upstream, the image's connection fields are on the node
             # from the start of its launch (set again once it runs).
-            node.username = image.username or "zuul"
+            node.username = image.username
             node.python_path = image.python_path
             node.shell_type = image.shell_type
         node.set_state(NodeState.INIT)
@@ -305,7 +305,8 @@ class RequestHandler:
         # Lock, BUILDING and the first attempt's create intent in one
         # transaction: the node never shows BUILDING unlocked, and the
         # intent is stored before any cloud call.
-        node.hostname = f"np{node.id}"
+        # (No ``hostname``: upstream leaves it null on cloud nodes; the
+        # cloud-side name np<id> comes from LaunchSpec.hostname.)
         node.set_state(NodeState.BUILDING)
         record_intent(node, 1)
         self._live()

@@ -200,7 +200,7 @@ class NodeLauncher:
             record_intent(self.node, self.attempt)
             self.zk.store_node(self.node)
         spec = LaunchSpec(
-            node_id=self.node.id, hostname=self.node.hostname,
+            node_id=self.node.id, hostname=f"np{self.node.id}",
             provider_name=self.provider.name, pool=self.pool,
             label=self.label, az=self.node.az,
             image_external_id=self.image_external_id, request=self.request,
@@ -379,11 +379,18 @@ class NodeLauncher:
         node.public_ipv4 = instance.public_ipv4
         node.private_ipv4 = instance.private_ipv4
         node.public_ipv6 = instance.public_ipv6
+        # As upstream: the driver's interface_ip, or with use-internal-ip
+        # the private address when there is one.  Only a driver that says
+        # nothing (None) gets the first address it gave instead.
         use_internal = self.pool.settings.get("use-internal-ip", False)
-        node.interface_ip = (instance.private_ipv4 if use_internal else
-                             (instance.interface_ip or instance.public_ipv4
-                              or instance.public_ipv6
-                              or instance.private_ipv4))
+        private = instance.private_ipv4
+        if use_internal and private:
+            node.interface_ip = private
+        elif instance.interface_ip is not None:
+            node.interface_ip = instance.interface_ip
+        else:
+            node.interface_ip = (instance.public_ipv4 or instance.public_ipv6
+                                 or instance.private_ipv4)
         node.az = node.az if instance.az is None else instance.az
         node.region = instance.region
         node.cloud = instance.cloud
@@ -392,7 +399,9 @@ class NodeLauncher:
             node.resources = dict(instance.resources)
         node.node_properties = dict(instance.node_properties or {})
         if image is not None:
-            node.username = image.username or "zuul"
+            # As upstream: the image's username, null when it sets none
+            # (Zuul then uses its executor's default user).
+            node.username = image.username
             node.connection_type = image.connection_type
             node.connection_port = image.connection_port
             node.python_path = image.python_path
@@ -422,6 +431,13 @@ class NodeLauncher:
 
     def _finish_ready(self) -> None:
         self.node.set_state(NodeState.READY)
+        # The create intent only matters while the node is being built (a
+        # crash before the instance id was stored); a ready node carries
+        # what upstream's does: the driver's data or null.
+        data = self.node.driver_data
+        if isinstance(data, dict) and "create" in data:
+            data = {k: v for k, v in data.items() if k != "create"}
+            self.node.driver_data = data or None
         self._store_then(self._ready_stored)
 
     def _ready_stored(self) -> None:

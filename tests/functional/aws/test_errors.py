@@ -34,6 +34,8 @@ def test_capacity_error_aborts_node_and_request_is_retried(env, aws):
     aws.local.inject_fault("InsufficientInstanceCapacity", count=1)
     env.write_config([aws.provider()])
     launcher = env.start_launcher()
+    manager = launcher.provider_managers()["aws"]
+    manager.offerings.base_ttl = 1.0       # 3 minutes in production
     rid = env.zuul.submit(["small"])
     req = env.zuul.wait_state(rid, {"fulfilled", "failed"})
     assert req["state"] == "fulfilled"
@@ -41,9 +43,13 @@ def test_capacity_error_aborts_node_and_request_is_retried(env, aws):
     assert stats["faults"]["RunInstances"] == \
         {"InsufficientInstanceCapacity": 1}
     assert stats["run_instances"]["launched"] == 1
-    # The aborted node was replaced by a new one, not retried in place.
+    # The aborted node was replaced by a new one, not retried in place,
+    # once the offering's capacity record (one strike) had expired; the
+    # success removed the record.
     assert int(req["nodes"][0]) > 0
     assert adapter_of(launcher).api.stats()["failures"]["run_instances"] == 1
+    wait_for(lambda: not list(launcher.zk.iter_offerings("aws")),
+             what="offering record removed after the success")
 
 
 def test_vcpu_limit_error_aborts_not_fails(env, aws):

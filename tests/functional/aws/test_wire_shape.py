@@ -151,14 +151,15 @@ def test_dedicated_host_node_fields_match_upstream(env, aws):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "upstream leaves hostname null for AWS nodes; ours writes np<id>, "
-    "set by the launcher's request handler for every driver (not the "
-    "AWS driver's to change)"))
 def test_hostname_is_null_like_upstream(env, aws):
     env.write_config([aws.provider()])
     env.start_launcher()
     rid = env.zuul.submit(["small"])
     req = env.zuul.wait_state(rid, {"fulfilled", "failed"}, timeout=60)
     assert req["state"] == "fulfilled", req
-    assert raw_node(env.client, req["nodes"][0])["hostname"] is None
+    node = raw_node(env.client, req["nodes"][0])
+    assert node["hostname"] is None
+    # The instance is still named after the node, as upstream names it.
+    record = describe(aws, node["external_id"]["instance"])
+    tags = {t["Key"]: t["Value"] for t in record.get("Tags", [])}
+    assert tags["Name"] == f"np{req['nodes'][0]}"

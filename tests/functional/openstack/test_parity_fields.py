@@ -11,9 +11,8 @@ Then the two records are compared field by field, and so are the Zuul 14.3
 inventory entries built from them.
 
 Fields the launcher core writes on its own (``hostname``, ``driver_data``,
-the default ``username``, the ``interface_ip`` fallback) are checked by
-the strict-xfail tests at the end: they document the core's known
-differences and start failing once the core matches upstream.
+the default ``username``, ``interface_ip`` when the driver has none) are
+checked by the tests at the end.
 """
 
 from __future__ import annotations
@@ -244,7 +243,7 @@ def upstream_node(env, cloud_name: str, node: dict) -> dict:
         "slot": None,
         "provider": prov["name"], "pool": pool["name"],
         "type": [lbl["name"]],
-        # core-written fields (see the xfail tests below)
+        # core-written fields (see the tests at the end)
         "hostname": None, "driver_data": None,
     }
     expected.update(upstream_addresses(server, networks, clouds,
@@ -383,12 +382,7 @@ def test_server_metadata_matches_upstream(env, cloud):
     assert server["name"] == f"np{node_id}"
 
 
-# -- what the launcher core writes differently (not the driver's doing) -------
-CORE = pytest.mark.xfail(strict=True, reason="written by the launcher core "
-                         "(nodepool/launcher), not by the OpenStack driver")
-
-
-@CORE
+# -- what the launcher core writes (it follows upstream there too) -----------
 @pytest.mark.parametrize("key", ["hostname", "driver_data"])
 def test_core_fields(env, cloud, key):
     config(env)
@@ -396,7 +390,6 @@ def test_core_fields(env, cloud, key):
     assert record[key] == upstream_node(env, "fake", record)[key]
 
 
-@CORE
 def test_core_default_username(env, cloud):
     """A cloud-image without ``username``: upstream writes null."""
     env.write_config([provider(**{"cloud-images": [
@@ -406,7 +399,6 @@ def test_core_default_username(env, cloud):
         "username"]
 
 
-@CORE
 def test_core_interface_ip_of_private_only_server(env, cloud):
     """Private-only server, default clouds.yaml: upstream's interface_ip is
     "" (openstacksdk finds no public address); the core falls back to the

@@ -66,7 +66,10 @@ class Resource:
     ``type`` is the plural resource type used in the
     ``nodepool.provider.<p>.leaked.<type>`` metric (``volumes``, ``ports``,
     ``floatingips``, ...).  ``metadata`` carries the tags used to decide
-    whether it leaked.
+    whether it leaked.  Image uploads (AMIs, snapshots, objects, images)
+    carry ``nodepool_build_id`` and ``nodepool_upload_id`` instead of a
+    node id: ``upload_key`` is the pair as the launcher matches it against
+    the provider's upload records (``<build id>-<upload id>``).
     """
 
     type: str
@@ -81,3 +84,10 @@ class Resource:
     @property
     def provider_name(self) -> str | None:
         return self.metadata.get("nodepool_provider_name")
+
+    @property
+    def upload_key(self) -> str | None:
+        upload_id = self.metadata.get("nodepool_upload_id")
+        if not upload_id:
+            return None
+        return f"{self.metadata.get('nodepool_build_id')}-{upload_id}"

@@ -345,7 +345,9 @@ class AwsAdapter(Adapter):
         """Unattached volumes carrying our provider tag (attached ones go
         with their instance: DeleteOnTermination), dedicated hosts, and
         image uploads (``uploads.py``: AMIs, snapshots, S3 objects; their
-        import-task tags copied on first)."""
+        import-task tags copied on first).  The first call also deletes
+        the fleet launch templates no label uses any more (``fleet.py``)."""
+        self.fleet.clean_templates_once()
         volumes = self.api.read_pages("describe_volumes", "Volumes", Filters=[
             {"Name": "tag:nodepool_provider_name",
              "Values": [self.provider.name]},

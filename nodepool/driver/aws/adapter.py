@@ -16,6 +16,9 @@ What runs where (per provider):
 - ``<provider>-tagger`` adds per-node tags to batch-created instances;
 - pool workers and the cleanup worker call the read-only methods
   (quota, images, ``list_instances``), which cache their answers;
+- the cleanup worker lists and deletes leaked resources (``uploads``:
+  AMIs, snapshots, S3 objects, import-task tags; ``fleet``: unused launch
+  templates) on its own thread;
   ``<provider>-list-0`` refreshes the instance listing in the background.
 
 Every call goes through ``AwsApi``: mutating ones at ``rate`` per second,

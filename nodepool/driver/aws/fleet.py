@@ -26,7 +26,8 @@ batched.
 Unused templates (upstream's rule, once per provider start; here on the
 provider's first leak-cleanup pass): the templates named with our prefix
 and tagged with our provider name that no fleet label of the current
-configuration yields are deleted.  A diskimage label's template is
+configuration yields are deleted; a provider without fleet labels leaves
+them alone, as upstream's does.  A diskimage label's template is
 computed with the root device builders register (``/dev/sda1``); when a
 cloud image cannot be resolved nothing is deleted (a template in use must
 never go), and a template a launch used since the start is kept.
@@ -212,13 +213,16 @@ class FleetCreator:
     # -- unused templates ------------------------------------------------------
     def configured_templates(self) -> set[str] | None:
         """Names of the templates the fleet labels of the configuration
-        use; None when one cannot be computed (its image unresolvable)."""
+        use; None when one cannot be computed (its image unresolvable) or
+        when there is no fleet label (upstream then leaves templates be)."""
         provider = self.adapter.provider
         names = set()
+        fleets = False
         for pool in provider.pools.values():
             for label in pool.labels.values():
                 if not label.settings.get("fleet"):
                     continue
+                fleets = True
                 spec = LaunchSpec(node_id="", hostname="",
                                   provider_name=provider.name, pool=pool,
                                   label=label)
@@ -235,7 +239,7 @@ class FleetCreator:
                         return None
                 names.add(template_name(template_args(
                     provider.name, template_data(spec, image))))
-        return names
+        return names if fleets else None
 
     def clean_templates_once(self) -> None:
         """``clean_templates`` on the first call that gets through."""

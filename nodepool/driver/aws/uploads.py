@@ -46,8 +46,7 @@ whose metadata does not carry our provider tag.
 Failure story: every call goes through ``AwsApi`` (reads at the read rate,
 tagging and deletes at ``rate``), so throttling and transient errors are
 retried there.  A failed tag copy is logged and retried on the next pass
-(the resource is then listed untagged, so the launcher leaves it alone: it
-is not ours until tagged).  A failed listing raises the classified error
+(until then the resource is not listed: it is not ours until tagged).  A failed listing raises the classified error
 and ends that provider's leak pass; the next pass starts over.  An object
 deleted between the listing and its tag read is skipped.
 

@@ -173,3 +173,14 @@ def test_template_deleted_under_us_is_made_again(env, aws):
     assert aws.instances(**{"instance-id": [node["external_id"]]})
     assert _template_names(aws) == {name}
     assert aws.local.stats()["calls"]["CreateLaunchTemplate"] == 2
+
+
+def test_provider_without_fleet_labels_leaves_templates_alone(env, aws):
+    env.write_config([aws.provider()])
+    launcher = env.start_launcher()
+    name = "nodepool-launch-template-" + "0" * 64
+    _template(aws.ec2(), name, "aws")
+    adapter = adapter_of(launcher)
+    adapter.list_resources()
+    assert "DescribeLaunchTemplates" not in aws.local.stats()["calls"]
+    assert name in _template_names(aws)

@@ -71,7 +71,8 @@ class Resource:
     that can carry no tags (a Neutron port, a floating IP) is judged by the
     driver's own rule instead: ``orphan`` then says why the driver holds it
     leaked, and the launcher still deletes it only on the second pass that
-    sees it.
+    sees it.  ``upload_key`` is an upload's pair as the launcher matches
+    it against the provider's upload records (``<build id>-<upload id>``).
     """
 
     type: str
@@ -87,3 +88,10 @@ class Resource:
     @property
     def provider_name(self) -> str | None:
         return self.metadata.get("nodepool_provider_name")
+
+    @property
+    def upload_key(self) -> str | None:
+        upload_id = self.metadata.get("nodepool_upload_id")
+        if not upload_id:
+            return None
+        return f"{self.metadata.get('nodepool_build_id')}-{upload_id}"

@@ -14,13 +14,15 @@ what makes EC2 hard.  The proxy in front adds those:
   InternalError, delays...);
 * optionally, enforcement of the vCPU quotas on RunInstances;
 * EC2's launch count: up to MaxCount (moto alone starts MinCount);
+* DescribeImportSnapshotTasks / DescribeImportImageTasks, from import
+  tasks a test seeds (moto has neither, see ``imports``);
 * counters per action and per RunInstances, as JSON on ``/_fake/stats``;
 * everything reconfigurable at run time via ``POST /_fake/config``.
 
 Modules: ``local`` (LocalAWS), ``proxy`` (HTTP front), ``ec2`` (per-call
 pipeline), ``throttle``, ``faults``, ``quotas``, ``ledger`` (vCPUs in use),
-``config`` (run-time flags), ``stats``, ``control`` (``/_fake/``
-endpoints), ``forward`` (relay to moto), ``motoserver`` (moto child),
+``imports`` (import tasks), ``config`` (run-time flags), ``stats``,
+``control`` (``/_fake/`` endpoints), ``forward`` (relay to moto), ``motoserver`` (moto child),
 ``bootstrap`` (image/subnet/key pair), ``__main__`` (CLI).
 
 Measured here (2 cores): the proxy adds ~1-2 ms per call and ~25-60 MB;

@@ -14,8 +14,12 @@ POST       ``/_fake/faults``           append one fault rule (JSON object)
 DELETE     ``/_fake/faults``           drop every fault rule
 POST       ``/_fake/refill``           fill every token bucket
 POST       ``/_fake/reset``            moto reset, counters and vCPU
-                                       ledger cleared, buckets full
-                                       (config kept)
+                                       ledger cleared, import tasks
+                                       dropped, buckets full (config kept)
+GET        ``/_fake/import-tasks``     the seeded import tasks
+POST       ``/_fake/import-tasks``     add one finished import task
+                                       (``imports.py``), answer it
+DELETE     ``/_fake/import-tasks``     drop every import task
 =========  ==========================  =====================================
 
 A bad request body or flag is answered 400 with ``{"error": ...}`` and
@@ -32,6 +36,7 @@ from typing import Callable
 from tools.fakeaws.config import Behaviour
 from tools.fakeaws.faults import FaultRule
 from tools.fakeaws.forward import Reply
+from tools.fakeaws.imports import ImportTasks
 from tools.fakeaws.ledger import Ledger
 from tools.fakeaws.stats import Stats
 
@@ -45,8 +50,10 @@ def _json(status: int, doc: object) -> Reply:
 
 class ControlPlane:
     def __init__(self, behaviour: Behaviour, stats: Stats, ledger: Ledger,
-                 moto_url: str, reset_moto: Callable[[], None]):
+                 moto_url: str, reset_moto: Callable[[], None],
+                 imports: ImportTasks | None = None):
         self.behaviour = behaviour
+        self.imports = imports if imports is not None else ImportTasks()
         self.stats = stats
         self.ledger = ledger
         self.moto_url = moto_url
@@ -94,6 +101,15 @@ class ControlPlane:
         if route == ("POST", "/_fake/refill"):
             b.throttle.refill_all()
             return _json(200, {"ok": True})
+        if route == ("GET", "/_fake/import-tasks"):
+            return _json(200, {"tasks": self.imports.all()})
+        if route == ("POST", "/_fake/import-tasks"):
+            if not isinstance(payload, dict):
+                raise ValueError("an import task must be a JSON object")
+            return _json(200, self.imports.add(payload))
+        if route == ("DELETE", "/_fake/import-tasks"):
+            self.imports.clear()
+            return _json(200, {"tasks": []})
         if route == ("POST", "/_fake/reset"):
             self.reset_moto()
             self.ledger.clear()

@@ -28,6 +28,10 @@ in this order (the order EC2's own front end implies):
    filters during a CreateTags fails with "dictionary changed size during
    iteration".
 
+DescribeImportSnapshotTasks and DescribeImportImageTasks pass steps 1-3
+and are then answered by the proxy itself from the tasks a test seeded
+(``imports.py``): moto has no import tasks.
+
 A hold is an ``Event.wait`` on the proxy's stop event, so stopping the
 proxy never waits for a 30 s injected delay.
 """
@@ -43,6 +47,8 @@ from urllib.parse import parse_qs
 from tools.fakeaws.config import Behaviour
 from tools.fakeaws.faults import ERROR_CODES, FaultRule, ec2_error_body
 from tools.fakeaws.forward import Reply
+from tools.fakeaws.imports import IMPORT_ACTIONS, ImportTasks, \
+    answer_import_call
 from tools.fakeaws.ledger import Ledger, quota_code, vcpus
 from tools.fakeaws.stats import Stats
 from tools.fakeaws.throttle import bucket_costs
@@ -72,6 +78,8 @@ class EC2Context:
     # EC2 answers a repeated token with the original launch (idempotency).
     tokens: dict = field(default_factory=dict)
     tokens_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Import tasks moto does not have (``imports.py``), seeded by tests.
+    imports: ImportTasks = field(default_factory=ImportTasks)
 
 
 class EC2Call:
@@ -110,6 +118,9 @@ def handle_ec2_call(call: EC2Call, ctx: EC2Context,
         if call.action == "RunInstances":
             return _run_instances(call, ctx, forward)
         reply, outcome = _common(call, ctx)
+        if reply is None and call.action in IMPORT_ACTIONS:
+            return answer_import_call(ctx.imports, call.action, call.params,
+                                      call.region)
         if reply is None:
             reply, outcome = _forward(call, ctx, forward)
         if call.action == "TerminateInstances" and outcome == "ok":

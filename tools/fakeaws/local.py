@@ -240,8 +240,22 @@ class LocalAWS:
         """Fill every token bucket (the next burst starts fresh)."""
         self._call("POST", "/_fake/refill", {})
 
+    def add_import_task(self, kind: str, tags: dict, *,
+                        snapshot_id: str | None = None,
+                        image_id: str | None = None, **extra) -> str:
+        """A finished ``kind`` ("snapshot"/"image") import task with its
+        ``tags`` and result, as EC2 lists it (moto has none, see
+        ``imports.py``); returns the task id."""
+        doc = {"kind": kind, "tags": tags, "snapshot_id": snapshot_id,
+               "image_id": image_id, "region": self.region, **extra}
+        return self._call("POST", "/_fake/import-tasks", doc)["id"]
+
+    def import_tasks(self) -> list[dict]:
+        return self._call("GET", "/_fake/import-tasks")["tasks"]
+
     def reset(self) -> None:
-        """moto forgets everything; counters cleared; buckets full.
+        """moto forgets everything; counters cleared; buckets full; seeded
+        import tasks dropped.
 
         The configuration (latency, faults, quotas) is kept."""
         self._call("POST", "/_fake/reset", {})

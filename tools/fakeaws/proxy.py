@@ -134,10 +134,11 @@ class FakeAWSProxy:
             reset_moto()
             with self.ec2.tokens_lock:   # the instances they named are gone
                 self.ec2.tokens.clear()
+            self.ec2.imports.clear()     # so are their snapshots and AMIs
 
         self.control = ControlPlane(behaviour, self.stats, self.ledger,
                                     f"http://{moto_host}:{moto_port}",
-                                    reset)
+                                    reset, self.ec2.imports)
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.proxy = self
         self._thread: threading.Thread | None = None

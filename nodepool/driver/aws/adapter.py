@@ -16,6 +16,9 @@ What runs where (per provider):
 - ``<provider>-tagger`` adds per-node tags to batch-created instances;
 - pool workers and the cleanup worker call the read-only methods
   (quota, images, ``list_instances``), which cache their answers;
+- the cleanup worker lists and deletes leaked resources (``uploads``:
+  AMIs, snapshots, S3 objects, import-task tags; ``fleet``: unused launch
+  templates) on its own thread;
   ``<provider>-list-0`` refreshes the instance listing in the background.
 
 Every call goes through ``AwsApi``: mutating ones at ``rate`` per second,
@@ -57,6 +60,8 @@ from nodepool.driver.aws.quota import (
     GIB_PER_TIB, QuotaCache, instance_quota_code, iops_quota_code,
     volume_quota_code)
 from nodepool.driver.aws.tagger import Tagger
+from nodepool.driver.aws.uploads import (
+    UPLOAD_TYPES, UploadResources, s3_client)
 from nodepool.driver.aws.watcher import InstanceWatcher
 from nodepool.driver.batcher import Batcher
 from nodepool.driver.createpool import CreatePool, create_pool_size
@@ -85,7 +90,7 @@ def _session(profile: str | None):
 
 
 class AwsAdapter(Adapter):
-    leak_types = ("instances", "volumes", "hosts")
+    leak_types = ("instances", "volumes", "hosts") + UPLOAD_TYPES
 
     def __init__(self, provider, log: logging.Logger | None = None,
                  session=None):
@@ -94,9 +99,13 @@ class AwsAdapter(Adapter):
         self.region = settings["region-name"]
         rate = float(provider.rate if provider.rate is not None else 2.0)
         workers = create_pool_size(rate, CREATE_LATENCY)
-        self.api = AwsApi(provider.name,
-                          session or _session(settings.get("profile-name")),
-                          self.region, rate, max_connections=workers + 10)
+        session = session or _session(settings.get("profile-name"))
+        self.api = AwsApi(provider.name, session, self.region, rate,
+                          max_connections=workers + 10)
+        self.uploads = UploadResources(
+            self.api, provider.name,
+            (settings.get("object-storage") or {}).get("bucket-name"),
+            lambda: s3_client(session, self.region))
         self.batch_creates = bool(settings.get("batch-creates", True))
         self.create_pool = CreatePool(provider.name, workers)
         self.creator = InstanceCreator(self)
@@ -356,7 +365,11 @@ class AwsAdapter(Adapter):
 
     def list_resources(self) -> Iterable[Resource]:
         """Unattached volumes carrying our provider tag (attached ones go
-        with their instance: DeleteOnTermination)."""
+        with their instance: DeleteOnTermination), dedicated hosts, and
+        image uploads (``uploads.py``: AMIs, snapshots, S3 objects; their
+        import-task tags copied on first).  The first call also deletes
+        the fleet launch templates no label uses any more (``fleet.py``)."""
+        self.fleet.clean_templates_once()
         volumes = self.api.read_pages("describe_volumes", "Volumes", Filters=[
             {"Name": "tag:nodepool_provider_name",
              "Values": [self.provider.name]},
@@ -366,7 +379,7 @@ class AwsAdapter(Adapter):
         if any(label.settings.get("dedicated-host")
                for label in self._labels()):
             out += self._list_hosts()
-        return out
+        return out + self.uploads.list()
 
     def _list_hosts(self) -> list[Resource]:
         # Tags are matched here, not in a filter: not every endpoint
@@ -388,6 +401,8 @@ class AwsAdapter(Adapter):
                 self.api.mutate("delete_volume", VolumeId=resource.id)
             elif resource.type == "hosts":
                 self.dedicated.release(resource.id)
+            elif resource.type in UPLOAD_TYPES:
+                self.uploads.delete(resource)
             else:
                 raise errors.ConfigurationError(
                     f"AWS does not clean up {resource.type}")

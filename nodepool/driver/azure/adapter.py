@@ -141,7 +141,7 @@ def launched_instance(vm: Mapping, nic: Mapping | None,
 
 
 class AzureAdapter(Adapter):
-    leak_types = ("instances",) + leaks.LEAK_KINDS
+    leak_types = ("instances",) + leaks.LEAK_KINDS + (leaks.IMAGES,)
 
     def __init__(self, provider, log: logging.Logger | None = None,
                  clients: Clients | None = None,
@@ -395,20 +395,34 @@ class AzureAdapter(Adapter):
             records = self.listings[kind].get(LIST_MAX_AGE)
             out += leaks.candidates(kind, records.values(),
                                     self.provider.name)
-        return out
+        try:
+            images = self._images()
+        except errors.NotFoundError:
+            images = []            # no resource group yet: nothing exists
+        return out + leaks.image_candidates(images, self.provider.name)
 
     def delete_resource(self, resource: Resource) -> None:
-        """DELETE a leaked NIC, public IP or disk (accepted, not awaited).
+        """DELETE a leaked NIC, public IP, disk or image (accepted, not
+        awaited).
 
         A refusal is logged, not raised: the resource is listed again on
         the next pass, and one failure must not end the pass for the
         provider's other leaks.
         """
-        if resource.type not in leaks.LEAK_KINDS:
+        if resource.type not in leaks.LEAK_KINDS + (leaks.IMAGES,):
             raise errors.ConfigurationError(
                 f"Azure does not clean up {resource.type}")
+        if resource.provider_name != self.provider.name:
+            raise errors.ConfigurationError(
+                f"refusing to delete {resource.type} {resource.id}: not "
+                f"tagged with provider {self.provider.name}")
         try:
-            self.delete(resource.type, resource.id)
+            if resource.type == leaks.IMAGES:
+                images = self.clients.compute.images
+                self.api.write("DELETE images", lambda: images.begin_delete(
+                    self.resource_group, resource.id, polling=False).result())
+            else:
+                self.delete(resource.type, resource.id)
         except errors.NotFoundError:
             pass
         except errors.DriverError as e:

@@ -1,4 +1,4 @@
-"""Which NICs, public IPs and disks may have leaked (pure logic).
+"""Which NICs, public IPs, disks and images may have leaked (pure logic).
 
 Leaked VMs are found by the launcher from ``list_instances`` and deleted
 through the delete machine, which takes their NIC, addresses and disk
@@ -14,8 +14,17 @@ then deletes a candidate whose node id it does not know on the second
 consecutive pass that sees it (behaviour 33); a public IP on a leaked NIC
 becomes a candidate on the pass after the NIC is gone.
 
+Image uploads: a builder's upload makes a disk (written to, then turned
+into an image) and a managed image, both tagged with our provider,
+``nodepool_build_id`` and ``nodepool_upload_id``.  The disk is listed as
+above; every image of the resource group carrying our provider tag is a
+candidate too (an image is never attached).  The launcher deletes an
+upload's disk or image on the second consecutive pass whose upload records
+do not know its ``<build id>-<upload id>``, and never one that carries
+neither a node id nor an upload id (upstream's rule, in the launcher).
+
 Types (the ``nodepool.provider.<p>.leaked.<type>`` metric): ``nics``,
-``pips``, ``disks``.
+``pips``, ``disks``, ``images``.
 """
 
 from __future__ import annotations
@@ -24,9 +33,13 @@ from typing import Iterable, Mapping
 
 from nodepool.driver.instance import Resource
 
-__all__ = ["LEAK_KINDS", "attached", "candidates"]
+__all__ = ["LEAK_KINDS", "IMAGES", "attached", "candidates",
+           "image_candidates"]
 
+#: the kinds read from the adapter's shared listings
 LEAK_KINDS = ("nics", "pips", "disks")
+#: managed images (uploads), listed on their own
+IMAGES = "images"
 
 
 def attached(kind: str, record: Mapping) -> bool:
@@ -52,5 +65,18 @@ def candidates(kind: str, records: Iterable[Mapping], provider_name: str
         if attached(kind, record):
             continue
         out.append(Resource(type=kind, id=record["name"],
+                            metadata=dict(tags), driver_data=record.get("id")))
+    return out
+
+
+def image_candidates(records: Iterable[Mapping], provider_name: str
+                     ) -> list[Resource]:
+    """Managed images tagged with our provider name."""
+    out = []
+    for record in records:
+        tags = record.get("tags") or {}
+        if tags.get("nodepool_provider_name") != provider_name:
+            continue
+        out.append(Resource(type=IMAGES, id=record["name"],
                             metadata=dict(tags), driver_data=record.get("id")))
     return out

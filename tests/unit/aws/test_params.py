@@ -142,19 +142,37 @@ def test_fleet_template_and_call(spec_factory):
     from nodepool.driver.aws import fleet
     spec = spec_factory(label={
         "instance-type": None, "userdata": "hi", "use-spot": True,
+        "volume-size": 20,
         "fleet": {"instance-types": ["t3.medium", "t3.large"],
                   "allocation-strategy": "prioritized"}})
     data = fleet.template_data(spec, IMAGE)
     assert "InstanceType" not in data and "InstanceMarketOptions" not in data
+    # The image goes into the call: the template depends on config only,
+    # the root device aside (and no snapshot or size of the AMI).
+    assert "ImageId" not in data and "Placement" not in data
+    assert data["BlockDeviceMappings"] == [{
+        "DeviceName": "/dev/xvda",
+        "Ebs": {"VolumeSize": 20, "DeleteOnTermination": True}}]
+    other_image = {**IMAGE, "ImageId": "ami-2", "BlockDeviceMappings": []}
+    assert fleet.template_data(spec, other_image) == data
     assert data["UserData"] == "aGk="
     assert data["TagSpecifications"][0]["ResourceType"] == "volume"
-    name = fleet.template_name("my provider!", data)
-    assert name.startswith("nodepool-my_provider_-") and len(name) < 128
-    assert name == fleet.template_name("my provider!", dict(data))
-    call = fleet.fleet_params(spec, name, "tok")
+    args = fleet.template_args("my provider!", data)
+    [spec_tags] = args["TagSpecifications"]
+    assert spec_tags["ResourceType"] == "launch-template"
+    assert {t["Key"]: t["Value"] for t in spec_tags["Tags"]} == {
+        "nodepool_managed": "True", "nodepool_provider_name": "my provider!"}
+    name = fleet.template_name(args)
+    assert name.startswith("nodepool-launch-template-") and len(name) < 128
+    assert name == fleet.template_name(fleet.template_args(
+        "my provider!", dict(data)))
+    assert name != fleet.template_name(fleet.template_args("other", data))
+    call = fleet.fleet_params(spec, name, "tok", "ami-1", "us-east-1b")
     assert call["LaunchTemplateConfigs"][0]["Overrides"] == [
-        {"InstanceType": "t3.medium", "Priority": 0.0},
-        {"InstanceType": "t3.large", "Priority": 1.0}]
+        {"InstanceType": "t3.medium", "ImageId": "ami-1",
+         "AvailabilityZone": "us-east-1b", "Priority": 0.0},
+        {"InstanceType": "t3.large", "ImageId": "ami-1",
+         "AvailabilityZone": "us-east-1b", "Priority": 1.0}]
     assert call["TargetCapacitySpecification"] == {
         "TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"}
     assert call["SpotOptions"] == {"AllocationStrategy": "prioritized"}

@@ -103,10 +103,10 @@ def test_new_image_reuses_the_template(env, aws):
     first = _node(env, ["disk"])
     _upload(env, "0000000002", second_ami)     # a newer upload
     second = _node(env, ["disk"])
-    images = {n["external_id"]: r["ImageId"] for n in (first, second)
-              for r in aws.instances(**{"instance-id": [n["external_id"]]})}
-    assert images == {first["external_id"]: first_ami,
-                      second["external_id"]: second_ami}
+    images = {instance_id(n): r["ImageId"] for n in (first, second)
+              for r in aws.instances(**{"instance-id": [instance_id(n)]})}
+    assert images == {instance_id(first): first_ami,
+                      instance_id(second): second_ami}
     calls = aws.local.stats()["calls"]
     assert calls["CreateLaunchTemplate"] == 1
     assert len(aws.ec2().describe_launch_templates()["LaunchTemplates"]) == 1
@@ -171,7 +171,7 @@ def test_template_deleted_under_us_is_made_again(env, aws):
     [name] = _template_names(aws)
     aws.ec2().delete_launch_template(LaunchTemplateName=name)
     node = _node(env)
-    assert aws.instances(**{"instance-id": [node["external_id"]]})
+    assert aws.instances(**{"instance-id": [instance_id(node)]})
     assert _template_names(aws) == {name}
     assert aws.local.stats()["calls"]["CreateLaunchTemplate"] == 2
 

@@ -49,13 +49,16 @@ def _ensure_key_pair(ec2) -> None:
 
 def bootstrap_region(moto_url: str, region: str) -> dict[str, str]:
     """``{"region", "image_id", "subnet_id", "vpc_id", "availability_zone",
-    "security_group_id", "key_name"}`` for launches in ``region``."""
+    "security_group_id", "key_name"}`` for launches in ``region``, plus
+    ``subnet_ids``/``availability_zones``: every default subnet and its
+    zone, in zone order (the first is ``subnet_id``)."""
     ec2 = _client(moto_url, region)
     subnets = ec2.describe_subnets(
         Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
     if not subnets:
         raise RuntimeError(f"moto has no default subnet in {region}")
-    subnet = sorted(subnets, key=lambda s: s["AvailabilityZone"])[0]
+    subnets = sorted(subnets, key=lambda s: s["AvailabilityZone"])
+    subnet = subnets[0]
     groups = ec2.describe_security_groups(Filters=[
         {"Name": "group-name", "Values": ["default"]},
         {"Name": "vpc-id", "Values": [subnet["VpcId"]]}])["SecurityGroups"]
@@ -68,4 +71,6 @@ def bootstrap_region(moto_url: str, region: str) -> dict[str, str]:
         "availability_zone": subnet["AvailabilityZone"],
         "security_group_id": groups[0]["GroupId"],
         "key_name": KEY_NAME,
+        "subnet_ids": [s["SubnetId"] for s in subnets],
+        "availability_zones": [s["AvailabilityZone"] for s in subnets],
     }

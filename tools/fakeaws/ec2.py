@@ -141,7 +141,9 @@ def _common(call: EC2Call, ctx: EC2Context) -> tuple[Reply | None, str]:
         status, message = ERROR_CODES["RequestLimitExceeded"]
         return _xml(status, "RequestLimitExceeded", message), "throttled"
     ctx.stopping.wait(b.latency(call.action))
-    rule = b.faults.pick(call.action, call.first("InstanceType"))
+    rule = b.faults.pick(call.action, call.first("InstanceType"),
+                         call.first("SubnetId")
+                         or call.first("NetworkInterface.1.SubnetId"))
     if rule is not None:
         ctx.stopping.wait(rule.delay)
         if rule.code is not None:

@@ -69,6 +69,8 @@ class FaultRule:
     ``probability``: chance a matching call fires it (0..1).
     ``delay``: seconds to wait before answering (or forwarding).
     ``instance_type``: only RunInstances calls for this type match.
+    ``subnet``: only calls launching into this subnet match (a zone short
+    of capacity: ``SubnetId`` or the first network interface's).
     ``status``/``message``: override the table in :data:`ERROR_CODES`.
     ``limit``: the number quoted by VcpuLimitExceeded's message.
     """
@@ -78,6 +80,7 @@ class FaultRule:
     probability: float = 1.0
     delay: float = 0.0
     instance_type: str | None = None
+    subnet: str | None = None
     status: int | None = None
     message: str | None = None
     limit: int = 0
@@ -94,10 +97,13 @@ class FaultRule:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def matches(self, action: str, instance_type: str | None) -> bool:
+    def matches(self, action: str, instance_type: str | None,
+                subnet: str | None = None) -> bool:
         if self.action not in ("*", action):
             return False
         if self.instance_type and self.instance_type != instance_type:
+            return False
+        if self.subnet and self.subnet != subnet:
             return False
         return self.count is None or self.fired < self.count
 
@@ -142,12 +148,12 @@ class FaultPlan:
         with self._lock:
             return [r.to_dict() for r in self._rules]
 
-    def pick(self, action: str, instance_type: str | None
-             ) -> FaultRule | None:
+    def pick(self, action: str, instance_type: str | None,
+             subnet: str | None = None) -> FaultRule | None:
         """The rule that fires for this call, already counted, or None."""
         with self._lock:
             for rule in self._rules:
-                if not rule.matches(action, instance_type):
+                if not rule.matches(action, instance_type, subnet):
                     continue
                 if self._rng.random() >= rule.probability:
                     continue

@@ -15,8 +15,10 @@ fresh launcher process per round (see ``harness``):
 - ``ensemble``: kill -9 one server of a 3-server ensemble during the burst
   (the leader or a random member); the quorum of two carries on, and the
   member is restarted after the round;
-- ``cloud-errors``: InsufficientInstanceCapacity and InternalError on a
-  fraction of RunInstances and TerminateInstances calls.
+- ``cloud-errors``: InternalError on a fraction of RunInstances and
+  TerminateInstances calls, and InsufficientInstanceCapacity on calls into
+  one of the two zones (pools) serving the label: its offering is marked
+  unavailable and the other pool serves.
 
 It prints one table (requests fulfilled / lost, instances leaked and
 duplicated, nodes allocated twice, nodes left, seconds to recover) and

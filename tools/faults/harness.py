@@ -143,7 +143,7 @@ class Round:
     # -- setup ----------------------------------------------------------------
     def write_config(self) -> str:
         self.aws.reset()
-        boot = self.aws.bootstrap()
+        boot = self.boot = self.aws.bootstrap()
         chroot = f"/faults/{self.name}"
         top = KazooClient(hosts=self.zk.hosts)
         top.start(timeout=15)
@@ -178,14 +178,18 @@ class Round:
                 "cloud-images": [{"name": "img",
                                   "image-id": boot["image_id"],
                                   "username": "ubuntu"}],
-                "pools": [{"name": "main", "max-servers": self.n * 2,
-                           "subnet-id": boot["subnet_id"],
+                # Two zones serving the same label, as a site spreads
+                # over: a zone out of capacity is the other's to cover.
+                "pools": [{"name": name, "max-servers": self.n * 2,
+                           "subnet-id": subnet,
                            "security-group-id": boot["security_group_id"],
                            "host-key-checking": False,
                            "labels": [{"name": "fault",
                                        "cloud-image": "img",
                                        "instance-type": "t3.micro",
-                                       "key-name": boot["key_name"]}]}],
+                                       "key-name": boot["key_name"]}]}
+                          for name, subnet in zip(
+                              ("main", "spare"), boot["subnet_ids"][:2])],
             }],
         }
         path = os.path.join(self.workdir, f"{self.name}.yaml")

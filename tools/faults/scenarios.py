@@ -88,11 +88,14 @@ def cloud_errors(rnd: Round, rng: random.Random, done_timeout: float,
     budget = max(2, rnd.n // 10)
     # The first call of each kind always fails (a batched burst makes
     # only a handful of calls), then a fraction of the following ones.
+    # Capacity runs out in one zone (the "main" pool's subnet) for the
+    # whole round: its offering is marked and the "spare" pool serves.
+    short = rnd.boot["subnet_ids"][0]
     aws.inject_fault("InsufficientInstanceCapacity", action="RunInstances",
-                     count=1)
+                     count=1, subnet=short)
     aws.inject_fault("InternalError", action="TerminateInstances", count=1)
     aws.inject_fault("InsufficientInstanceCapacity", action="RunInstances",
-                     probability=0.2, count=budget)
+                     probability=0.5, count=None, subnet=short)
     aws.inject_fault("InternalError", action="RunInstances",
                      probability=0.2, count=budget)
     aws.inject_fault("InternalError", action="TerminateInstances",

@@ -400,6 +400,28 @@ def test_fault_by_instance_type_and_probability(fake):
     assert len(fake.run(instance_type="t3.large")) == 1
 
 
+def test_fault_by_subnet(fake):
+    # A zone out of capacity: calls into its subnet fail, by SubnetId or
+    # by the first network interface's subnet; the other zone launches.
+    fake.aws.configure(throttle=False)
+    short, other = fake.env["subnet_ids"][:2]
+    fake.aws.inject_fault(subnet=short, count=None)
+    err = fake.error(fake.run)                     # SubnetId=short
+    assert code(err)[0] == "InsufficientInstanceCapacity"
+    nic = [{"DeviceIndex": 0, "SubnetId": short}]
+    err = fake.error(fake.ec2.run_instances, ImageId=fake.env["image_id"],
+                     InstanceType="t3.small", MinCount=1, MaxCount=1,
+                     NetworkInterfaces=nic)
+    assert code(err)[0] == "InsufficientInstanceCapacity"
+    nic[0]["SubnetId"] = other
+    resp = fake.ec2.run_instances(ImageId=fake.env["image_id"],
+                                  InstanceType="t3.small", MinCount=1,
+                                  MaxCount=1, NetworkInterfaces=nic)
+    assert len(resp["Instances"]) == 1
+    fake.aws.clear_faults()
+    assert len(fake.run()) == 1
+
+
 @pytest.mark.parametrize("error_code,status,action", [
     ("VcpuLimitExceeded", 400, "RunInstances"),
     ("InstanceLimitExceeded", 400, "RunInstances"),

@@ -138,6 +138,18 @@ class AwsAdapter(Adapter):
         self.list_pool = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"{provider.name}-list")
 
+    def offering(self, pool, label) -> str | None:
+        """``<subnet or zone or region>/<instance type>[/spot]``: EC2's
+        capacity is per zone, type and market.  A fleet label picks among
+        several types and zones itself: its pool and label name it."""
+        settings = label.settings
+        if settings.get("fleet") or not settings.get("instance-type"):
+            return super().offering(pool, label)
+        place = (pool.settings.get("subnet-id")
+                 or pool.settings.get("availability-zone") or self.region)
+        market = "/spot" if settings.get("use-spot") else ""
+        return f"{place}/{settings['instance-type']}{market}"
+
     @property
     def limiter(self):
         """The mutating-call limiter (the launcher reports throttling)."""

@@ -42,12 +42,15 @@ CAPACITY_CODES = frozenset({
     "InsufficientReservedInstanceCapacity", "InsufficientCapacity",
     "InsufficientFreeAddressesInSubnet", "InsufficientAddressCapacity",
     "SpotMaxPriceTooLow", "InsufficientCapacityOnHost",
+    # The type is not offered in this zone (another zone may have it), and
+    # the account's spot pool is full for now: both are about the offering.
+    "Unsupported", "MaxSpotInstanceCountExceeded",
 })
 
 # An account limit: the operator must raise a quota or free resources.
 QUOTA_CODES = frozenset({
     "VcpuLimitExceeded", "InstanceLimitExceeded",
-    "MaxSpotInstanceCountExceeded", "VolumeLimitExceeded",
+    "VolumeLimitExceeded",
     "MaxIOPSLimitExceeded", "HostLimitExceeded", "AddressLimitExceeded",
     "ResourceLimitExceeded", "ServiceQuotaExceededException",
     "InstanceCreditLimitExceeded",
@@ -63,7 +66,7 @@ CONFIG_CODES = frozenset({
     "InvalidParameterCombination", "InvalidParameter",
     "InvalidBlockDeviceMapping", "InvalidIamInstanceProfile",
     "InvalidPlacementGroup.Unknown", "InvalidUserData.Malformed",
-    "Unsupported", "UnsupportedOperation", "UnauthorizedOperation",
+    "UnsupportedOperation", "UnauthorizedOperation",
     "AuthFailure", "OptInRequired", "MissingParameter",
     "InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFound",
 })

@@ -449,6 +449,14 @@ class AzureAdapter(Adapter):
             self.log.warning("No quota limits from Azure: %s", e)
             return Quota()
 
+    def offering(self, pool, label) -> str | None:
+        """``<location>/<VM size>``: Azure allocates a size in a region."""
+        profile = label.settings.get("hardware-profile") or {}
+        size = profile.get("vm-size")
+        if not size:
+            return super().offering(pool, label)
+        return f"{self.provider.settings.get('location')}/{size}"
+
     def label_quota(self, label) -> Quota:
         try:
             info = self.sizes.size(self._vm_size(label) or "")

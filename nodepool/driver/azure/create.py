@@ -15,7 +15,8 @@ Steps (each returns at once; calls run on the adapter's pools):
 - ADDRESSES makes sure the private and public addresses are known
   (again from answers or fresh listings), then builds the ``Instance``.
 - FAILED: the VM's create operation ended ``Failed``; its reason is read
-  (instance view) and the attempt fails with ``LaunchError``.
+  (instance view): a capacity code (``AllocationFailed`` ...) raises
+  ``CapacityError``, anything else fails the attempt with ``LaunchError``.
 
 Failure story: throttling and transient errors of a PUT never leave the
 machine: it sends the same PUT again after a back-off (a PUT by name is
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from nodepool.driver import errors
 from nodepool.driver.azure import params
+from nodepool.driver.azure.errors import CAPACITY_CODES
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -201,9 +203,13 @@ class AzureCreate(StateMachine):
             reason = self.reason.result()
         except Exception as e:
             reason = f"(reason unknown: {e})"
-        raise errors.LaunchError(
-            f"VM {self.vm_name} of node {self.spec.node_id} failed to "
-            f"provision: {reason}", stat_key="error.status")
+        what = (f"VM {self.vm_name} of node {self.spec.node_id} failed to "
+                f"provision: {reason}")
+        if reason.split(":", 1)[0].strip() in CAPACITY_CODES:
+            # Azure had no room for the size (AllocationFailed, ...): the
+            # offering is out, not this attempt's fault.
+            raise errors.CapacityError(what)
+        raise errors.LaunchError(what, stat_key="error.status")
 
     # -- helpers ------------------------------------------------------------
     def _send(self, put: Put) -> None:

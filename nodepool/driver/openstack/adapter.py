@@ -245,6 +245,16 @@ class OpenStackAdapter(Adapter):
     def quota_limits(self) -> Quota:
         return self.limits.get()
 
+    def offering(self, pool, label) -> str | None:
+        """``<zones or region>/<flavor>``: Nova's scheduler places a
+        flavor in the pool's zones (all of them when it names none)."""
+        zones = pool.settings.get("availability-zones") or []
+        place = ",".join(zones) or self.provider.settings.get(
+            "region-name") or "any-zone"
+        size = label.settings.get("flavor-name") or \
+            f"min-ram:{label.settings.get('min-ram')}"
+        return f"{place}/{size}"
+
     def label_quota(self, label) -> Quota:
         try:
             flavor = self.inventory.flavor(label.settings)

@@ -18,7 +18,8 @@ small fixed set of phrases Nova, Cinder and Neutron use for quota
 
 A server that ends in ERROR is judged by ``fault_error``: a fault naming a
 quota (Nova learns about volume quota only while building) aborts the node,
-any other fault is a failed attempt (``error.status``).
+"No valid host was found" is a ``CapacityError`` (the offering is marked
+unavailable), any other fault is a failed attempt (``error.status``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ __all__ = ["classify", "fault_error", "is_quota_message", "QUOTA_PHRASES"]
 # build-time faults that wrap them.
 QUOTA_PHRASES = ("quota exceeded", "limitexceeded", "exceeds allowed",
                  "exceeded for quota", "over quota", "overquota")
+# Nova's scheduler found no compute host for the flavor in the zone: the
+# cloud's capacity, not ours (NoValidHost, "No valid host was found").
+CAPACITY_PHRASES = ("no valid host was found", "novalidhost")
 
 
 def is_quota_message(text: str | None) -> bool:
@@ -105,4 +109,6 @@ def fault_error(server: Mapping[str, Any]) -> errors.DriverError:
             f"(code {fault.get('code')})")
     if is_quota_message(message):
         return errors.QuotaError(what)
+    if any(p in message.lower() for p in CAPACITY_PHRASES):
+        return errors.CapacityError(what)
     return errors.LaunchError(what, stat_key="error.status")

@@ -86,7 +86,10 @@ def test_quota_error_aborts_node_and_request_is_retried(env, azure):
 
 
 def test_failed_create_operation_retries_then_fails(env, azure):
-    azure.local.configure(fail_vm_create_next=1)
+    # Not a capacity code (those abort the node and mark the offering).
+    azure.local.configure(fail_vm_create_next=1,
+                          fail_vm_create_code="OSProvisioningTimedOut",
+                          fail_vm_create_message="OS provisioning timed out")
     env.write_config([azure.provider()])
     env.start_launcher()
     _, req = fulfil(env, ["small"])

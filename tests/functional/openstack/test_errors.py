@@ -18,8 +18,9 @@ def test_error_servers_fail_the_node_after_launch_retries(env, cloud):
     env.write_config([provider(**{"launch-retries": 3})])
     env.start_launcher()
     states = NodeStates(env.client)
-    cloud.fail_next_creates(3, kind="error", message="No valid host was "
-                            "found. There are not enough hosts available.")
+    # Not a capacity fault ("No valid host was found" marks the offering).
+    cloud.fail_next_creates(3, kind="error", message="Build of instance "
+                            "aborted: Failed to allocate the network(s).")
     rid = env.zuul.submit(["small"])
     req = env.zuul.wait_state(rid, {"fulfilled", "failed"})
     assert req["state"] == "failed"
@@ -33,7 +34,8 @@ def test_error_servers_fail_the_node_after_launch_retries(env, cloud):
 def test_error_then_success_is_a_retry(env, cloud):
     env.write_config([provider(**{"launch-retries": 2})])
     env.start_launcher()
-    cloud.fail_next_creates(1, kind="error")
+    cloud.fail_next_creates(1, kind="error", message="Build of instance "
+                            "aborted: Failed to allocate the network(s).")
     rid = env.zuul.submit(["small"])
     req = env.zuul.wait_state(rid, {"fulfilled", "failed"})
     assert req["state"] == "fulfilled"

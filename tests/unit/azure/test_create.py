@@ -109,8 +109,20 @@ def test_quota_error_propagates(adapter, spec_factory):
         machine.advance()
 
 
+@pytest.mark.parametrize("reason_text,cls,stat", [
+    ("OSProvisioningTimedOut: no answer", errors.LaunchError,
+     "error.status"),
+    ("AllocationFailed: no capacity", errors.CapacityError,
+     "error.capacity"),
+    ("ZonalAllocationFailed: zone full", errors.CapacityError,
+     "error.capacity"),
+    ("OverconstrainedAllocationRequest: x", errors.CapacityError,
+     "error.capacity"),
+    ("SkuNotAvailable: not here", errors.CapacityError, "error.capacity"),
+])
 def test_failed_provisioning_reports_the_reason(adapter, spec_factory,
-                                                clock):
+                                                clock, reason_text, cls,
+                                                stat):
     machine, prep = start(adapter, spec_factory(pool={"public-ipv4": False}))
     prep.set_result({"id": "/img"})
     machine.advance()
@@ -122,13 +134,14 @@ def test_failed_provisioning_reports_the_reason(adapter, spec_factory,
     adapter.listings["vms"].show(record("np0000000001", "Failed"))
     machine.advance()
     assert machine.state is AzureCreate.State.FAILED
-    name, args, reason = adapter.reads[-1]
+    name, args, reason_future = adapter.reads[-1]
     assert (name, args) == ("failure_reason", ("np0000000001",))
     machine.advance()                      # still waiting for the reason
-    reason.set_result("AllocationFailed: no capacity")
-    with pytest.raises(errors.LaunchError, match="AllocationFailed") as info:
+    reason_future.set_result(reason_text)
+    with pytest.raises(cls, match=reason_text.split(":")[0]) as info:
         machine.advance()
-    assert info.value.stat_key == "error.status"
+    assert type(info.value) is cls
+    assert info.value.stat_key == stat
 
 
 def test_configuration_error_before_anything_is_created(adapter,

@@ -57,12 +57,26 @@ def test_error_server_is_a_failed_attempt(adapter, clock, spec_factory):
     _to_building(machine, adapter)
     clock.advance(1)
     adapter.poll(server(status="ERROR", fault={
-        "message": "No valid host was found.", "code": 500}))
+        "message": "Build of instance aborted: Failed to allocate the "
+                   "network(s).", "code": 500}))
     with pytest.raises(errors.LaunchError) as caught:
         machine.advance()
     assert caught.value.stat_key == "error.status"
-    assert "No valid host" in str(caught.value)
+    assert "Failed to allocate" in str(caught.value)
     assert adapter.refused == 0
+
+
+def test_error_server_without_a_valid_host_is_a_capacity_error(
+        adapter, clock, spec_factory):
+    machine = _machine(adapter, clock, spec_factory)
+    _to_building(machine, adapter)
+    clock.advance(1)
+    adapter.poll(server(status="ERROR", fault={
+        "message": "No valid host was found. There are not enough hosts "
+                   "available.", "code": 500}))
+    with pytest.raises(errors.CapacityError) as caught:
+        machine.advance()
+    assert caught.value.stat_key == "error.capacity"
 
 
 def test_error_with_quota_fault_aborts(adapter, clock, spec_factory):

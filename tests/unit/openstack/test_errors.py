@@ -96,7 +96,11 @@ def test_fault_error_quota_and_other():
                    "Maximum number of volumes allowed (10) exceeded for "
                    "quota 'volumes'.", "code": 500}})
     assert isinstance(quota, errors.QuotaError)
-    other = fault_error({"id": "s1", "fault": {"message": "No valid host",
+    capacity = fault_error({"id": "s1", "fault": {
+        "message": "No valid host was found. ", "code": 500}})
+    assert type(capacity) is errors.CapacityError
+    other = fault_error({"id": "s1", "fault": {"message": "Unexpected "
+                                               "vif_type=binding_failed",
                                                "code": 500}})
     assert type(other) is errors.LaunchError
     assert other.stat_key == "error.status"

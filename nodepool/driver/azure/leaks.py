@@ -57,26 +57,23 @@ def attached(kind: str, record: Mapping) -> bool:
 def candidates(kind: str, records: Iterable[Mapping], provider_name: str
                ) -> list[Resource]:
     """Unattached resources of ``kind`` tagged with our provider name."""
-    out = []
-    for record in records:
-        tags = record.get("tags") or {}
-        if tags.get("nodepool_provider_name") != provider_name:
-            continue
-        if attached(kind, record):
-            continue
-        out.append(Resource(type=kind, id=record["name"],
-                            metadata=dict(tags), driver_data=record.get("id")))
-    return out
+    return _ours(kind, (r for r in records if not attached(kind, r)),
+                 provider_name)
 
 
 def image_candidates(records: Iterable[Mapping], provider_name: str
                      ) -> list[Resource]:
     """Managed images tagged with our provider name."""
+    return _ours(IMAGES, records, provider_name)
+
+
+def _ours(kind: str, records: Iterable[Mapping], provider_name: str
+          ) -> list[Resource]:
     out = []
     for record in records:
         tags = record.get("tags") or {}
-        if tags.get("nodepool_provider_name") != provider_name:
-            continue
-        out.append(Resource(type=IMAGES, id=record["name"],
-                            metadata=dict(tags), driver_data=record.get("id")))
+        if tags.get("nodepool_provider_name") == provider_name:
+            out.append(Resource(type=kind, id=record["name"],
+                                metadata=dict(tags),
+                                driver_data=record.get("id")))
     return out

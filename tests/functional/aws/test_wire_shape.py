@@ -18,7 +18,9 @@ mapping (``AwsInstance`` and the state-machine launcher):
   EBS code; a dedicated-host node: one instance, no cores or ram;
 - ``node_properties`` ``{"fleet": <label uses fleet>, "spot": <label
   uses spot>}``; ``attributes`` the pool's ``node-attributes``;
-  ``image_id`` the cloud image's name; the image's connection settings.
+  ``image_id`` the cloud image's name; the image's connection settings;
+  ``hostname`` and ``driver_data`` null.  Zuul's view of the node
+  (``zuulview.host_entry``) is compared as well.
 
 The quota codes are AWS's (Service Quotas): L-1216C47A "Running On-Demand
 Standard instances", L-34B43A08 "All Standard Spot Instance Requests",
@@ -30,6 +32,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from tests.functional.zuulview import host_entry
 
 pytestmark = pytest.mark.functional
 
@@ -100,12 +104,20 @@ def expected_fields(aws, record: dict, label: dict, pool: dict,
         "shell_type": None,
         "host_keys": [],
         "slot": None,
+        "hostname": None,
+        "driver_data": None,
     }
 
 
 def compare(node: dict, expected: dict) -> list[str]:
-    return [f"{key}: ours {node.get(key)!r}, upstream {value!r}"
-            for key, value in expected.items() if node.get(key) != value]
+    problems = [f"{key}: ours {node.get(key)!r}, upstream {value!r}"
+                for key, value in expected.items() if node.get(key) != value]
+    # What a job sees (Zuul 14.3's inventory entry) is the same, too.
+    theirs = host_entry({**node, **expected})
+    if host_entry(node) != theirs:
+        problems.append(f"Zuul view: ours {host_entry(node)!r}, "
+                        f"upstream {theirs!r}")
+    return problems
 
 
 def test_node_fields_match_upstream(env, aws):

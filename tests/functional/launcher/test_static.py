@@ -16,8 +16,9 @@ import threading
 
 import pytest
 
-from tests.functional.launcher.helpers import wait_for
 from tests.functional.hostkeys import upstream_keys
+from tests.functional.launcher.helpers import wait_for
+from tests.functional.zuulview import host_entry
 from tools.sshd import free_port
 
 pytestmark = pytest.mark.functional
@@ -127,6 +128,15 @@ def test_slots_registered_with_scanned_host_keys(env, sshd):
         assert node["node_properties"] == {}
         # Every key upstream's nodescan records, in its order.
         assert node["host_keys"] == upstream_keys(sshd)
+        # What a job sees, as Zuul 14.3 builds it: the address under
+        # nodepool.public_ipv4 and (copied) private_ipv4, the known keys.
+        entry = host_entry(node)
+        job = entry["host_vars"]["nodepool"]
+        assert job["public_ipv4"] == job["private_ipv4"] == "127.0.0.1"
+        assert entry["host_vars"]["ansible_host"] == "127.0.0.1"
+        assert entry["host_vars"]["ansible_port"] == sshd.port
+        assert entry["host_keys"] == [f"[127.0.0.1]:{sshd.port} {k}"
+                                      for k in upstream_keys(sshd)]
 
 
 def test_host_key_checking_off_uses_configured_keys_without_connecting(

@@ -12,6 +12,10 @@ Scenarios (latency 1.5 s unless --latency):
   batched create; upstream Nodepool 11 reaches 0.47 there);
 - 100 requests under EC2's RunInstances call bucket (5 burst, 2/s), with
   batched create (target ≤ 8 s; upstream: 58 s) and without;
+- partial fulfilment: a zone that starts one instance per RunInstances
+  call whatever MaxCount asks (EC2 short of capacity), rate 10, 30 and 100
+  requests (targets ≤ 6 s and ≤ 15 s; the physical limit is the calls at
+  the rate plus one latency, about 4.5 s and 11.5 s);
 
 and for each: instances per RunInstances call, TerminateInstances calls
 per 100 deletes (target ≤ 3), throttled calls, seconds from the first
@@ -59,9 +63,9 @@ def provider_config(boot: dict, rate: float, batch: bool, n: int) -> dict:
 
 
 class Scenario:
-    def __init__(self, name, rate, batch, throttle, n):
+    def __init__(self, name, rate, batch, throttle, n, launch="max"):
         self.name, self.rate, self.batch = name, rate, batch
-        self.throttle, self.n = throttle, n
+        self.throttle, self.n, self.launch = throttle, n, launch
 
 
 def wait_all(zuul: ZuulSim, ids: list[str], timeout: float) -> dict:
@@ -97,7 +101,7 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
     # every instance it ever held (terminated ones included).
     aws.reset()
     boot = aws.bootstrap()
-    aws.configure(throttle=sc.throttle)
+    aws.configure(throttle=sc.throttle, launch=sc.launch)
     cfg = os.path.join(workdir, f"{sc.name}.yaml")
     chroot = f"/bench-{sc.name}"
     zkc = KazooClient(hosts=zk.hosts)
@@ -146,7 +150,9 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
         ends = sorted(r["time"] for r in records)
         launched = sum(r["launched"] for r in records)
         if sc.batch:
-            span = max(ends[-1] - t0 - aws_latency(aws), 1e-6)
+            # (Measured from the submission, latency included, as every
+            # earlier table of this benchmark was.)
+            span = max(ends[-1] - t0, 1e-6)
             inst_rate = launched / span
         else:
             # steady state: spacing between successive call completions
@@ -173,6 +179,10 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
                 "TerminateInstances", 0) / len(nodes),
             "throttled": throttled + sum(dstats["throttled"].values()),
             "cpu_ms_per_node": 1000 * cpu / len(nodes),
+            # The physical limit of a burst: every call the cloud needs
+            # (n / instances per call) at the rate, plus one latency.
+            "limit_s": (len(records) / sc.rate) + aws_latency(aws),
+            "launch": sc.launch,
         }
     finally:
         proc.terminate()
@@ -181,7 +191,7 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
 
 
 def aws_latency(aws) -> float:
-    return float(aws.config().get("run_instances_latency", 0))
+    return float((aws.config().get("latency") or {}).get("RunInstances", 0))
 
 
 def main(argv=None) -> int:
@@ -201,6 +211,10 @@ def main(argv=None) -> int:
         Scenario("rate10-batch", 10, True, False, int(100 * scale)),
         Scenario("ec2-bucket-batch", 2, True, True, 100),
         Scenario("ec2-bucket", 2, False, True, int(100 * scale)),
+        # A zone short of capacity: EC2 answers every batch with one
+        # instance ("as many as it can", down to MinCount).
+        Scenario("partial30-batch", 10, True, False, 30, launch="min"),
+        Scenario("partial100-batch", 10, True, False, 100, launch="min"),
     ]
     if args.only:
         scenarios = [s for s in scenarios if args.only in s.name]
@@ -235,9 +249,21 @@ def main(argv=None) -> int:
               f"{r['first_ready_after_running_s']:>12.2f}"
               f"{r['terminate_per_100']:>9.1f}{r['throttled']:>10d}"
               f"{r['cpu_ms_per_node']:>12.1f}")
+    partial = [r for r in results if r["launch"] == "min"]
+    if partial:
+        print()
+        print("partial fulfilment (EC2 starts one instance per call): "
+              "fulfil time against the physical limit (calls ÷ rate + "
+              "one latency)")
+        for r in partial:
+            print(f"  {r['scenario']:<18} fulfil {r['fulfil_s']:.1f} s, "
+                  f"limit {r['limit_s']:.1f} s, "
+                  f"÷limit {r['fulfil_s'] / r['limit_s']:.2f}, "
+                  f"{r['run_calls']} calls")
     print()
     print("targets: rate10 ÷rate ≥ 0.95; ec2-bucket-batch fulfil ≤ 8 s; "
-          "ready-run ≤ 2 s; term/100 ≤ 3")
+          "ready-run ≤ 2 s; term/100 ≤ 3; partial30-batch fulfil ≤ 6 s, "
+          "partial100-batch ≤ 15 s")
     return 0
 
 

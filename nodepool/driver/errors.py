@@ -11,6 +11,7 @@ message text.  Anything else escaping an adapter is an unclassified failure
     │   └── CapacityError    the cloud has no capacity: aborted as well
     ├── ThrottledError       the cloud said "slow down"; .retry_after seconds
     ├── TransientError       5xx, timeouts, resets: retry with back-off
+    │   └── Unfulfilled      a batch call started fewer than asked: at once
     ├── LaunchError          this launch attempt failed for good; .stat_key
     └── ConfigurationError   the label can never be served here: decline
 
@@ -27,6 +28,7 @@ __all__ = [
     "CapacityError",
     "ThrottledError",
     "TransientError",
+    "Unfulfilled",
     "LaunchError",
     "ConfigurationError",
     "RETRYABLE",
@@ -85,6 +87,16 @@ class ThrottledError(DriverError):
 
 class TransientError(DriverError):
     """A failure that may well succeed if the same call is repeated later."""
+
+
+class Unfulfilled(TransientError):
+    """A batched create call started fewer instances than it asked for
+    (EC2 launches "as many as it can") and this launch got none.
+
+    Not a failure, and not a reason to wait: the launch is sent again at
+    once, within the rate limiter, and the batcher sends smaller calls for
+    that specification while the cloud keeps answering partially.
+    """
 
 
 class LaunchError(DriverError):

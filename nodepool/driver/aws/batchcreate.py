@@ -10,13 +10,19 @@ The pool worker first takes a slot from the rate limiter and only *then*
 takes the launches of its key -- everything that arrived while it waited
 for its turn goes into the same call.  So under a limit of 2 calls/s, 100
 launches arriving within a second need a handful of RunInstances calls
-instead of 100, while a lone launch still leaves within ``window``.  Only
-one group per key waits on the limiter at a time; calls of the same key
-may still overlap in flight, up to the pool's size.
+instead of 100, while a lone launch still leaves within ``window``.  One
+flush per key waits on the limiter at a time -- more (up to
+``MAX_PENDING``) only while the key's queue holds more than a call's worth
+each, as under partial fulfilment; calls of the same key may overlap in
+flight, up to the pool's size.
 
 Failure story: ``send(items)`` returns one outcome per item, a result or
-an exception instance (partial fulfilment gives the unmapped items a
-retryable error); if it raises, every item of the call gets that error.
+an exception instance; if it raises, every item of the call gets that
+error.  Partial fulfilment gives the unmapped items ``Unfulfilled``: their
+machines send them again at once, and the key's calls shrink to what the
+cloud started (``GROW_AFTER`` fully answered calls in a row with nothing of
+the key queued double the size again, up to ``max_items``), so a zone that starts one instance per call is asked one
+at a time at the full rate instead of in ever-repeated large calls.
 Launches cancelled before their group is sent (an abandoned attempt) are
 left out.  ``stop()`` cancels every queued launch, so nothing is created
 after the provider stopped; calls already sent complete normally.
@@ -35,6 +41,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, NamedTuple, Sequence
 
+from nodepool.driver import errors
 from nodepool.driver.createpool import CreatePool
 from nodepool.driver.ratelimit import RateLimiter
 
@@ -42,11 +49,18 @@ __all__ = ["CreateBatcher", "CreateBatcherStats"]
 
 log = logging.getLogger(__name__)
 
+#: fully answered calls in a row before a shrunk call size doubles again
+GROW_AFTER = 8
+#: flushes of one key waiting on the limiter at once, while its queue holds
+#: more than one call's worth (shrunk calls under partial fulfilment)
+MAX_PENDING = 4
+
 
 @dataclass
 class CreateBatcherStats:
     calls: int = 0          # send() calls made
     items: int = 0          # launches in those calls
+    partial: int = 0        # calls the cloud answered partially
     sizes: deque[int] = field(default_factory=lambda: deque(maxlen=200))
 
 
@@ -57,12 +71,12 @@ class _Entry(NamedTuple):
 
 
 class _Group:
-    __slots__ = ("entries", "last_add", "scheduled")
+    __slots__ = ("entries", "last_add", "pending")
 
     def __init__(self) -> None:
         self.entries: list[_Entry] = []
         self.last_add = 0.0
-        self.scheduled = False
+        self.pending = 0        # flushes scheduled, not yet taken
 
 
 class CreateBatcher:
@@ -88,6 +102,11 @@ class CreateBatcher:
         self._clock = clock
         self._cond = threading.Condition()
         self._groups: dict[Hashable, _Group] = {}
+        # Per key, the call size the cloud lately fulfilled (absent: full
+        # size): after a partial answer of S instances the next calls ask
+        # for S; GROW_AFTER fully answered calls in a row double it again.
+        self._sizes: dict[Hashable, int] = {}
+        self._full: dict[Hashable, int] = {}
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -147,12 +166,22 @@ class CreateBatcher:
             now = self._clock()
             due, wake = [], None
             for key, group in self._groups.items():
-                if group.scheduled or not group.entries:
+                if not group.entries:
+                    continue
+                size = self.size(key)
+                if group.pending:
+                    # More than the waiting flushes will take: another one
+                    # may wait on the limiter too (each wait that comes
+                    # late would otherwise cost the key a slot).
+                    if (group.pending < MAX_PENDING and len(group.entries)
+                            >= size * (group.pending + 1)):
+                        group.pending += 1
+                        due.append(key)
                     continue
                 at = min(group.last_add + self.window,
                          group.entries[0].added + self.max_wait)
-                if at <= now or len(group.entries) >= self.max_items:
-                    group.scheduled = True
+                if at <= now or len(group.entries) >= size:
+                    group.pending += 1
                     due.append(key)
                 else:
                     wake = at if wake is None else min(wake, at)
@@ -175,10 +204,11 @@ class CreateBatcher:
             group = self._groups.get(key)
             if group is None:
                 return
-            taken = group.entries[:self.max_items]
-            del group.entries[:self.max_items]
-            group.scheduled = False
-            if not group.entries:
+            size = self.size(key)
+            taken = group.entries[:size]
+            del group.entries[:size]
+            group.pending -= 1
+            if not group.entries and not group.pending:
                 del self._groups[key]
             else:
                 self._cond.notify()
@@ -196,11 +226,46 @@ class CreateBatcher:
             log.error("Create batcher %s: %d outcomes for %d launches",
                       self.name, len(outcomes), len(live))
             outcomes = [RuntimeError("no outcome for this launch")] * len(live)
+        self._learn(key, len(live), outcomes)
         for entry, outcome in zip(live, outcomes):
             if isinstance(outcome, BaseException):
                 entry.future.set_exception(outcome)
             else:
                 entry.future.set_result(outcome)
+
+    def size(self, key: Hashable) -> int:
+        """How many launches the next call of ``key`` asks for at most."""
+        return min(self.max_items, self._sizes.get(key, self.max_items))
+
+    def _learn(self, key: Hashable, asked: int, outcomes: Sequence) -> None:
+        """Partial answers shrink the key's calls; full ones grow them."""
+        unfulfilled = sum(isinstance(o, errors.Unfulfilled)
+                          for o in outcomes)
+        with self._cond:
+            if unfulfilled:
+                started = asked - unfulfilled
+                self._sizes[key] = max(1, started)
+                self._full.pop(key, None)
+                self.stats.partial += 1
+                log.info("Create batcher %s: %d of %d started; calls of "
+                         "this kind now ask for %d", self.name, started,
+                         asked, self._sizes[key])
+            elif key in self._sizes and asked >= self._sizes[key]:
+                # Probe for more only after a run of full answers, and not
+                # while launches of the key queue: a zone that keeps
+                # starting S per call is not asked for 2S in the middle of
+                # a burst (a partial answer costs its rest a latency).
+                group = self._groups.get(key)
+                if group is not None and group.entries:
+                    return
+                self._full[key] = self._full.get(key, 0) + 1
+                if self._full[key] >= GROW_AFTER:
+                    self._full.pop(key)
+                    grown = self._sizes[key] * 2
+                    if grown >= self.max_items:
+                        del self._sizes[key]
+                    else:
+                        self._sizes[key] = grown
 
     def summary(self) -> dict:
         sizes = list(self.stats.sizes)

@@ -25,7 +25,8 @@ uses a fresh token per call: it is not recorded per node, and need not be,
 because the batch tags name every instance's node from the instance's
 first moment -- after a crash ``find_instances(node_id)`` finds it.
 Partial fulfilment (EC2 started fewer than asked): the launches without
-an instance get a ``TransientError``, and their machines submit again.
+an instance get ``Unfulfilled``; their machines submit again at once (no
+back-off), and the batcher sends smaller calls for that specification.
 
 ``AwsCreate`` is the state machine: SUBMIT hands the launch to the create
 batcher or pool and returns at once; CREATING checks the future; BOOTING
@@ -137,10 +138,10 @@ class InstanceCreator:
         outcomes: list[Any] = []
         for spec, record in zip(specs, slots):
             if record is None:
-                outcomes.append(errors.TransientError(
+                outcomes.append(errors.Unfulfilled(
                     f"EC2 started {len(answer.get('Instances') or [])} of "
                     f"{len(specs)} instances; node {spec.node_id} "
-                    "will be launched again"))
+                    "is launched again at once"))
                 continue
             outcomes.append(record)
         if len(specs) > 1:
@@ -202,6 +203,11 @@ class AwsCreate(StateMachine):
         except CancelledError:
             raise errors.LaunchError("create cancelled: provider stopping",
                                      stat_key="error.unknown")
+        except errors.Unfulfilled as e:
+            # A partial batch answer: this launch was not refused, just not
+            # reached -- again at once (the batcher paces and shrinks).
+            log.info("Node %s: create sent again: %s", self.spec.node_id, e)
+            return self.submit()
         except errors.RETRYABLE as e:
             self.retries += 1
             delay = min(self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries)

@@ -233,6 +233,11 @@ class CreateBatcher:
             else:
                 entry.future.set_result(outcome)
 
+    def learned_sizes(self) -> dict:
+        """Keys whose calls are shrunk, and to what (status, tests)."""
+        with self._cond:
+            return dict(self._sizes)
+
     def size(self, key: Hashable) -> int:
         """How many launches the next call of ``key`` asks for at most."""
         return min(self.max_items, self._sizes.get(key, self.max_items))

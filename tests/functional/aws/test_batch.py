@@ -103,6 +103,33 @@ def test_partial_fulfilment_launches_the_rest_again(env, aws):
     assert len(aws.instances()) == 3      # nothing extra left behind
 
 
+def test_partial_fulfilment_of_a_30_node_burst_shrinks_the_calls(env, aws):
+    # A zone short of capacity answers every call with one instance.  The
+    # rest of each call is sent again at once, and after the first partial
+    # answer the calls ask for what the cloud starts: 30 nodes need about
+    # 30 calls, no growing back-off between them, no extra instance.
+    aws.local.configure(launch="min")
+    env.write_config([aws.provider(rate=20, pool_extra={"max-servers": 40})])
+    launcher = env.start_launcher()
+    rids = [env.zuul.submit(["small"]) for _ in range(30)]
+    nodes = _fulfil_all(env, rids)
+    assert len({instance_id(env.zuul.get_node(n)) for n in nodes}) == 30
+    run = aws.local.stats()["run_instances"]
+    assert run["launched"] == 30
+    assert len(aws.instances()) == 30     # instances = nodes
+    batcher = adapter_of(launcher).create_batcher
+    assert batcher.stats.partial >= 1
+    # Once the cloud showed it starts one per call, calls ask for one: at
+    # most the first calls of the burst asked for more (before any answer
+    # came back).
+    asked = [c["max_count"] for c in run["instances"]]
+    assert sum(1 for n in asked if n > 1) <= 3, asked
+    assert len(asked) <= 33, asked
+    # The learned call size for this label's launches is one.
+    launch_key = next(iter(batcher.learned_sizes()))
+    assert batcher.learned_sizes() == {launch_key: 1}
+
+
 def test_batch_creates_off_sends_one_call_per_node(env, aws):
     env.write_config([aws.provider(**{"batch-creates": False})])
     env.start_launcher()

@@ -16,6 +16,9 @@ Scenarios (latency 1.5 s unless --latency):
   call whatever MaxCount asks (EC2 short of capacity), rate 10, 30 and 100
   requests (targets ≤ 6 s and ≤ 15 s; the physical limit is the calls at
   the rate plus one latency, about 4.5 s and 11.5 s);
+- a zone without capacity: two pools in two subnets serve the label, the
+  first subnet answers every create with InsufficientInstanceCapacity; 30
+  requests (target ≤ 15 s with ≤ 10 create calls to the refused subnet);
 
 and for each: instances per RunInstances call, TerminateInstances calls
 per 100 deletes (target ≤ 3), throttled calls, seconds from the first
@@ -46,26 +49,31 @@ from tools.zuulsim import ZuulSim
 BIN = os.path.dirname(sys.executable)
 
 
-def provider_config(boot: dict, rate: float, batch: bool, n: int) -> dict:
+def provider_config(boot: dict, rate: float, batch: bool, n: int,
+                    zones: int = 1) -> dict:
+    pools = [{"name": "main" if i == 0 else f"zone{i}", "max-servers": n * 2,
+              "subnet-id": subnet,
+              "security-group-id": boot["security_group_id"],
+              "host-key-checking": False,
+              "labels": [{"name": "bench", "cloud-image": "img",
+                          "instance-type": "t3.micro",
+                          "key-name": boot["key_name"]}]}
+             for i, subnet in enumerate(boot["subnet_ids"][:zones])]
     return {
         "name": "bench-aws", "driver": "aws", "region-name": boot["region"],
         "rate": rate, "batch-creates": batch, "launch-timeout": 600,
         "cloud-images": [{"name": "img", "image-id": boot["image_id"],
                           "username": "ubuntu"}],
-        "pools": [{"name": "main", "max-servers": n * 2,
-                   "subnet-id": boot["subnet_id"],
-                   "security-group-id": boot["security_group_id"],
-                   "host-key-checking": False,
-                   "labels": [{"name": "bench", "cloud-image": "img",
-                               "instance-type": "t3.micro",
-                               "key-name": boot["key_name"]}]}],
+        "pools": pools,
     }
 
 
 class Scenario:
-    def __init__(self, name, rate, batch, throttle, n, launch="max"):
+    def __init__(self, name, rate, batch, throttle, n, launch="max",
+                 zones=1, refuse_first_zone=False):
         self.name, self.rate, self.batch = name, rate, batch
         self.throttle, self.n, self.launch = throttle, n, launch
+        self.zones, self.refuse_first_zone = zones, refuse_first_zone
 
 
 def wait_all(zuul: ZuulSim, ids: list[str], timeout: float) -> dict:
@@ -102,6 +110,10 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
     aws.reset()
     boot = aws.bootstrap()
     aws.configure(throttle=sc.throttle, launch=sc.launch)
+    if sc.refuse_first_zone:
+        # The first zone has no capacity for the whole run.
+        aws.inject_fault("InsufficientInstanceCapacity", count=None,
+                         subnet=boot["subnet_ids"][0])
     cfg = os.path.join(workdir, f"{sc.name}.yaml")
     chroot = f"/bench-{sc.name}"
     zkc = KazooClient(hosts=zk.hosts)
@@ -113,7 +125,8 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
             "zookeeper-tls": {"cert": zk.certs.client_cert,
                               "key": zk.certs.client_key, "ca": zk.certs.ca},
             "labels": [{"name": "bench"}],
-            "providers": [provider_config(boot, sc.rate, sc.batch, sc.n)]}
+            "providers": [provider_config(boot, sc.rate, sc.batch, sc.n,
+                                          sc.zones)]}
     with open(cfg, "w") as f:
         yaml.safe_dump(data, f)
     env = dict(os.environ, **aws.env())
@@ -138,6 +151,9 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
         done = wait_all(zuul, ids, timeout=600)
         fulfil_s = max(done.values()) - t0
         stats = aws.stats()
+        refused_calls = sum(stats.get("faults", {}).get(
+            "RunInstances", {}).values())
+        aws.clear_faults()
         records = [r for r in stats["run_instances"]["instances"]
                    if r["outcome"] == "ok"]
         nodes = []
@@ -183,6 +199,8 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
             # (n / instances per call) at the rate, plus one latency.
             "limit_s": (len(records) / sc.rate) + aws_latency(aws),
             "launch": sc.launch,
+            "refused_calls": refused_calls,
+            "refuse": sc.refuse_first_zone,
         }
     finally:
         proc.terminate()
@@ -215,6 +233,10 @@ def main(argv=None) -> int:
         # instance ("as many as it can", down to MinCount).
         Scenario("partial30-batch", 10, True, False, 30, launch="min"),
         Scenario("partial100-batch", 10, True, False, 100, launch="min"),
+        # Two zones serve the label; the first answers every create with
+        # InsufficientInstanceCapacity for the whole run.
+        Scenario("zone-out-batch", 10, True, False, 30, zones=2,
+                 refuse_first_zone=True),
     ]
     if args.only:
         scenarios = [s for s in scenarios if args.only in s.name]
@@ -260,10 +282,20 @@ def main(argv=None) -> int:
                   f"limit {r['limit_s']:.1f} s, "
                   f"÷limit {r['fulfil_s'] / r['limit_s']:.2f}, "
                   f"{r['run_calls']} calls")
+    refused = [r for r in results if r["refuse"]]
+    if refused:
+        print()
+        print("a zone without capacity (two zones serve the label):")
+        for r in refused:
+            print(f"  {r['scenario']:<18} fulfil {r['fulfil_s']:.1f} s, "
+                  f"{r['refused_calls']} create calls to the refused zone, "
+                  f"limit {r['limit_s']:.1f} s, "
+                  f"÷limit {r['fulfil_s'] / r['limit_s']:.2f}")
     print()
     print("targets: rate10 ÷rate ≥ 0.95; ec2-bucket-batch fulfil ≤ 8 s; "
           "ready-run ≤ 2 s; term/100 ≤ 3; partial30-batch fulfil ≤ 6 s, "
-          "partial100-batch ≤ 15 s")
+          "partial100-batch ≤ 15 s; zone-out-batch ≤ 15 s with ≤ 10 calls "
+          "to the refused zone")
     return 0
 
 

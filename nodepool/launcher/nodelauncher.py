@@ -295,6 +295,15 @@ class NodeLauncher:
 
     def _advance_create(self) -> None:
         if self.machine is None:
+            # No create call goes to an offering the cloud has no capacity
+            # for (another launch may have learned it since this node was
+            # planned): abort before asking, the request goes elsewhere.
+            record = self.manager.offering_unavailable(self.pool, self.label)
+            if record is not None:
+                raise errors.CapacityError(
+                    f"offering {record.key} unavailable until "
+                    f"{time.strftime('%H:%M:%S', time.localtime(record.until))}"
+                    f" ({record.reason})")
             self.machine = self._make_machine()
         machine = self.machine
         complete = machine.advance()

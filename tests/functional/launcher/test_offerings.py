@@ -81,9 +81,11 @@ def test_with_no_capacity_anywhere_requests_wait_then_are_served(env):
 
 def test_every_launcher_sees_the_record_and_it_survives_a_restart(env):
     first, manager, cloud = _start(env, refuse={"east"})
-    rid = env.zuul.submit(["small"])
-    assert env.zuul.wait_state(rid, {"fulfilled", "failed"})["state"] == \
-        "fulfilled"
+    # Enough requests that the refused pool takes some (both pools race).
+    rids = [env.zuul.submit(["small"]) for _ in range(10)]
+    for rid in rids:
+        assert env.zuul.wait_state(rid, {"fulfilled", "failed"})[
+            "state"] == "fulfilled"
     wait_for(lambda: manager.offering_unavailable(*_label(manager, "east")),
              what="record written")
     second = env.start_launcher()
@@ -94,3 +96,18 @@ def test_every_launcher_sees_the_record_and_it_survives_a_restart(env):
     third = env.start_launcher()
     again = third.provider_managers()["fake-provider"]
     assert again.offering_unavailable(*_label(again, "east")) is not None
+
+
+def test_no_create_goes_to_an_unavailable_offering(env):
+    # A record written by another launcher (here: before any request):
+    # the cloud would even have capacity, but nothing is asked of it.
+    launcher, manager, cloud = _start(env, refuse=set())
+    pool, label = _label(manager, "east")
+    manager.capacity_error(pool, label, "InsufficientInstanceCapacity")
+    rids = [env.zuul.submit(["small"]) for _ in range(30)]
+    for rid in rids:
+        req = env.zuul.wait_state(rid, {"fulfilled", "failed"})
+        assert req["state"] == "fulfilled", req
+    pools = {i["metadata"]["nodepool_pool_name"]
+             for i in cloud.instances.values()}
+    assert pools == {"west"}

@@ -223,11 +223,12 @@ class CleanupWorker(PeriodicWorker):
     # -- 2 -------------------------------------------------------------------
     def cleanup_leaks(self) -> None:
         nodes = list(self.zk.iter_nodes(cached=False))
+        uploads = self.zk.known_upload_keys()
         suspects: set[tuple[str, str, str]] = set()
         for name, manager in self.launcher.provider_managers().items():
             try:
                 known = Known({n.id for n in nodes if n.provider == name},
-                              self.zk.known_upload_keys(name))
+                              uploads.get(name, set()))
                 suspects |= self._provider_leaks(name, manager, known)
             except Exception:
                 self.log.exception("Leak cleanup for provider %s failed",

@@ -248,8 +248,7 @@ class RequestHandler:
             # The cloud has no capacity for it: let another pool or
             # provider serve the request (or nobody, until the record
             # expires) instead of asking again.
-            self.give_back(f"offering {record.key} unavailable until "
-                           f"{time.strftime('%H:%M:%S', time.localtime(record.until))}")
+            self.give_back(record.describe())
             return None
         reservation = worker.reserve(label)
         if reservation is None:
@@ -408,21 +407,23 @@ class RequestHandler:
         nodes are freed; a declined request could fail for good)."""
         self._live()
         self.log.info("Giving request %s back: %s", self.request.id, reason)
-        self._release_all(deallocate=True)
-        self.request.set_state(RequestState.REQUESTED)
-        self.zk.store_request(self.request)
+        self._requeue()
         self._finish()
 
     def release(self) -> None:
         """Shutdown: free nodes, leave the request for someone else."""
-        self._release_all(deallocate=True)
         try:
-            if self.request.state == RequestState.PENDING:
-                self.request.set_state(RequestState.REQUESTED)
-                self.zk.store_request(self.request)
+            self._requeue()
         except Exception:
             self.log.exception("Could not reset request %s", self.request.id)
         self._finish()
+
+    def _requeue(self) -> None:
+        """Free the nodes and put the request back to ``requested``."""
+        self._release_all(deallocate=True)
+        if self.request.state == RequestState.PENDING:
+            self.request.set_state(RequestState.REQUESTED)
+            self.zk.store_request(self.request)
 
     def _release_all(self, deallocate: bool) -> None:
         self._unsaved = []

@@ -300,10 +300,7 @@ class NodeLauncher:
             # planned): abort before asking, the request goes elsewhere.
             record = self.manager.offering_unavailable(self.pool, self.label)
             if record is not None:
-                raise errors.CapacityError(
-                    f"offering {record.key} unavailable until "
-                    f"{time.strftime('%H:%M:%S', time.localtime(record.until))}"
-                    f" ({record.reason})")
+                raise errors.CapacityError(record.describe())
             self.machine = self._make_machine()
         machine = self.machine
         complete = machine.advance()

@@ -346,6 +346,7 @@ class PoolWorker:
             handled = {h.request.id for h in self.handlers} | self._taking
         mine = self.supported_labels
         waiting = self._waiting()
+        out = self._labels_out_of_capacity()
         # Requests we can fully serve come before those we would decline
         # (a stable sort keeps iter_requests' priority order in each group).
         requests.sort(key=lambda r: not set(r.node_types) <= mine)
@@ -359,7 +360,7 @@ class PoolWorker:
             with self._lock:
                 if len(self._taking) >= MAX_TAKING:
                     return   # the rest waits for a later pass
-            decision = self._route(request, components, waiting)
+            decision = self._route(request, components, waiting, out)
             if decision is None:
                 continue
             # Reserved before the take, released after it has handed its
@@ -383,7 +384,8 @@ class PoolWorker:
                 self._taking.discard(request.id)
             self.wake()
 
-    def _route(self, request, components, waiting=None) -> str | None:
+    def _route(self, request, components, waiting=None,
+               out: frozenset = frozenset()) -> str | None:
         """None to skip, "accept", or a decline reason."""
         labels = set(request.node_types)
         candidates = [c for c in components
@@ -402,7 +404,7 @@ class PoolWorker:
         reason = self.decline_reason(request)
         if reason is not None:
             return reason
-        if self._offering_unavailable(request):
+        if out and not out.isdisjoint(request.node_types):
             return None     # another pool serves it, or it waits: no create
         if not self._can_take_now(request):
             return None
@@ -410,12 +412,13 @@ class PoolWorker:
             return None
         return "accept"
 
-    def _offering_unavailable(self, request) -> bool:
-        """Would one of the request's nodes need an offering that the
-        cloud has no capacity for now?"""
-        return any(self.manager.offering_unavailable(
-            self.pool, self.pool.labels[label]) is not None
-            for label in request.node_types)
+    def _labels_out_of_capacity(self) -> frozenset:
+        """This pool's labels whose offering the cloud has no capacity for
+        now (once per pass: requests are many, labels few)."""
+        return frozenset(
+            name for name, label in self.pool.labels.items()
+            if self.manager.offering_unavailable(self.pool, label)
+            is not None)
 
     def _blocked(self, component, labels) -> bool:
         """Does a running offering record keep ``component`` (another

@@ -64,17 +64,17 @@ class ImageStore(StoreBase):
                 yield ImageUpload.from_dict(image_name, build_id, prov,
                                             upload_id, payload)
 
-    def known_upload_keys(self, provider: str) -> set[str]:
-        """``"<build id>-<upload id>"`` of every upload record of
-        ``provider``, whatever its state or payload (leak cleanup: an upload
-        whose record exists, even one that cannot be parsed, is never
-        treated as leaked)."""
-        keys = set()
-        for _, build_id, _, path in list(self._provider_dirs(False,
-                                                             provider)):
+    def known_upload_keys(self) -> dict[str, set[str]]:
+        """Provider → ``"<build id>-<upload id>"`` of each of its upload
+        records, whatever their state or payload, in one walk (leak
+        cleanup: an upload whose record exists, even one that cannot be
+        parsed, is never treated as leaked)."""
+        keys: dict[str, set[str]] = {}
+        for _, build_id, provider, path in list(self._provider_dirs(False)):
             for upload_id in filter(_is_record_name,
                                     self._children(f"{path}/images", False)):
-                keys.add(f"{build_id}-{upload_id}")
+                keys.setdefault(provider, set()).add(
+                    f"{build_id}-{upload_id}")
         return keys
 
     def latest_ready_upload(self, image: str, provider: str,

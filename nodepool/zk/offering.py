@@ -18,6 +18,7 @@ can change with this project (unknown keys are kept on rewrite).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,11 @@ class Offering:
 
     def unavailable(self, now: float) -> bool:
         return now < self.until
+
+    def describe(self) -> str:
+        """One line for logs and give-back reasons."""
+        until = time.strftime("%H:%M:%S", time.localtime(self.until))
+        return f"offering {self.key} unavailable until {until} ({self.reason})"
 
     def blocks(self, pool: str, label: str) -> bool:
         """Does this record name ``label`` of ``pool`` (of its provider)?"""

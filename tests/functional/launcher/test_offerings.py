@@ -111,3 +111,27 @@ def test_no_create_goes_to_an_unavailable_offering(env):
     pools = {i["metadata"]["nodepool_pool_name"]
              for i in cloud.instances.values()}
     assert pools == {"west"}
+
+
+def test_a_malformed_offering_record_blocks_nothing(env, caplog):
+    # Bad bytes and bad shapes under /nodepool/offerings: each is skipped
+    # with one warning naming its znode; requests are served meanwhile.
+    launcher, manager, cloud = _start(env, refuse=set())
+    bad = {"fake-provider:broken": b"{not json",
+           "fake-provider:shape": b'{"provider": "fake-provider", '
+                                  b'"key": "east/small", "until": "soon"}',
+           "fake-provider:bytes": b"\xff\xfe"}
+    for name, data in bad.items():
+        env.client.create(f"/nodepool/offerings/{name}", data,
+                          makepath=True)
+    wait_for(lambda: set(bad) <= set(launcher.zk.caches.children(
+        "/nodepool/offerings")), what="records in the cache")
+    rids = [env.zuul.submit(["small"]) for _ in range(30)]
+    for rid in rids:
+        req = env.zuul.wait_state(rid, {"fulfilled", "failed"})
+        assert req["state"] == "fulfilled", req
+    assert list(launcher.zk.iter_offerings("fake-provider")) == []
+    for name in bad:
+        hits = [r for r in caplog.records
+                if f"/nodepool/offerings/{name}" in r.getMessage()]
+        assert len(hits) == 1, (name, [r.getMessage() for r in hits])

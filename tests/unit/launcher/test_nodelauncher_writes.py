@@ -58,7 +58,10 @@ def make_launcher(outcomes, launch_timeout=60.0):
         zk=store, adapter=None,
         provider=SimpleNamespace(name="p", launch_timeout=launch_timeout,
                                  launch_retries=3),
-        stats=SimpleNamespace(launch_result=lambda *a: reports.append(a)))
+        stats=SimpleNamespace(launch_result=lambda *a: reports.append(a)),
+        offering_unavailable=lambda pool, label: None,
+        capacity_error=lambda pool, label, error: None,
+        launch_succeeded=lambda pool, label: None)
     node = Node(id="0000000001", state=NodeState.BUILDING)
     clock = Clock()
     launcher = NodeLauncher(manager, node, SimpleNamespace(settings={}),

@@ -21,11 +21,25 @@ from __future__ import annotations
 
 import abc
 import logging
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from nodepool.driver.instance import Instance, Resource
 from nodepool.driver.quota import Quota
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
+
+
+class CapacityBoard(Protocol):
+    """What the launcher knows of offerings, for an adapter's machinery
+    (``Adapter.attach_capacity``; the provider manager implements it)."""
+
+    def offering_unavailable(self, pool, label):
+        """The record keeping ``label`` of ``pool`` from launching now
+        (None: it may launch); its ``describe()`` says why."""
+
+    def capacity_signal(self, pool, label, short: bool, reason: str) -> None:
+        """The cloud keeps starting fewer instances than asked for
+        ``label`` of ``pool`` (``short``), or answered a call of several
+        in full again (not ``short``)."""
 
 
 class Adapter(abc.ABC):
@@ -38,6 +52,15 @@ class Adapter(abc.ABC):
         self.provider = provider
         self.log = log or logging.getLogger(
             f"nodepool.driver.{provider.driver}.{provider.name}")
+        self.capacity: CapacityBoard | None = None
+
+    def attach_capacity(self, board: CapacityBoard) -> None:
+        """The launcher's offering records, for machinery that batches
+        launches: ``board.offering_unavailable`` before it sends a call
+        (launches queued when a capacity error lands elsewhere are not
+        sent), ``board.capacity_signal`` for partial answers, which are
+        no error of any one launch (``nodepool.driver.offerings``)."""
+        self.capacity = board
 
     def start(self) -> None:
         """Start background machinery (create pool, delete batcher)."""

@@ -69,15 +69,17 @@ class LimitedApi:
 
     def _retrying(self, limiter: RateLimiter, what: str,
                   attempt: Callable[[], Any], classify: Classifier, *,
-                  admitted: bool = False) -> Any:
+                  admitted: bool = False, background: bool = False) -> Any:
         """``attempt()`` through ``limiter`` with the retries above.
 
         ``admitted``: the caller already took a limiter slot for the first
-        attempt (e.g. a batcher that waited for its turn)."""
+        attempt (e.g. a batcher that waited for its turn).  ``background``:
+        nothing waits for this call; it yields every slot another caller
+        waits for (``RateLimiter.acquire``)."""
         throttles = transients = 0
         while True:
             if not admitted:
-                limiter.acquire()
+                limiter.acquire(background=background)
             admitted = False
             with self._lock:
                 self.calls[what] += 1

@@ -21,6 +21,18 @@ do not take requests whose labels need it (another pool or provider that
 serves the label takes them, or they wait, never failed), and a request
 already taken gives it back when its replacement node would need it.
 
+A softer signal: an offering whose calls the cloud answers partially,
+several times in a row (``SHORT_AFTER`` in the AWS create batcher: EC2
+"launches as many as it can" when a zone runs short), is recorded as
+*short* for ``BASE_TTL``.  It still launches -- what a partial answer
+started is a success, and the rest is asked for again at once -- but
+while the record runs, a pool whose offering is short leaves requests to
+another pool (of any launcher) that serves the same labels from an
+offering that is neither short nor unavailable.  The first fully answered
+call of several launches deletes the record; so does a capacity error,
+which replaces it with an *unavailable* one.  A launch that succeeds does
+not delete a short record (a short zone's launches succeed, one by one).
+
 Threads: any.  Reads come from the watch cache; each write is one
 conditional ZooKeeper call, retried a few times on a concurrent change.
 
@@ -36,7 +48,7 @@ import socket
 import time
 from typing import Callable, Iterable, Mapping, Protocol
 
-from nodepool.zk.offering import Offering
+from nodepool.zk.offering import SHORT, UNAVAILABLE, Offering
 
 __all__ = ["Offerings", "BASE_TTL", "MAX_TTL"]
 
@@ -97,9 +109,11 @@ class Offerings:
                                                cached=False)
             if record is not None and record.unavailable(now):
                 return None           # the rest of a burst: nothing new
-            if record is None:
+            if record is None or record.kind != UNAVAILABLE:
+                # (a short record is replaced: this is the first strike)
+                stat = None if record is None else record.stat
                 record = Offering(provider=self.provider, key=key,
-                                  ttl=self.base_ttl, since=now)
+                                  ttl=self.base_ttl, since=now, stat=stat)
             else:
                 record.ttl = min(self.max_ttl,
                                  max(self.base_ttl, record.ttl * 2))
@@ -117,15 +131,65 @@ class Offerings:
                 return record
         return None
 
+    def short(self, key: str | None, reason: str,
+              pools: Mapping[str, list[str]]) -> Offering | None:
+        """Record that the cloud keeps answering calls for ``key`` with
+        fewer instances than asked; returns the record written (None if
+        a record of either kind runs already)."""
+        if key is None:
+            return None
+        for _ in range(WRITE_ATTEMPTS):
+            now = self.clock()
+            record = self.records.get_offering(self.provider, key,
+                                               cached=False)
+            if record is not None and record.running(now):
+                return None
+            record = Offering(provider=self.provider, key=key, kind=SHORT,
+                              ttl=self.base_ttl, since=now, until=now +
+                              self.base_ttl, reason=reason[:500],
+                              updated=now, launcher=self.hostname,
+                              pools={pool: sorted(labels)
+                                     for pool, labels in pools.items()},
+                              stat=None if record is None else record.stat)
+            if self.records.put_offering(record):
+                log.warning("Offering %s of provider %s is short of "
+                            "capacity for %.0f s (other pools serving its "
+                            "labels go first): %s", key, self.provider,
+                            record.ttl, record.reason)
+                return record
+        return None
+
+    def ample(self, key: str | None) -> None:
+        """A call of several launches for ``key`` was answered in full:
+        forget a short record, if any."""
+        record = None if key is None else \
+            self.records.get_offering(self.provider, key)
+        if record is None or record.kind != SHORT:
+            return
+        self.records.delete_offering(self.provider, key)
+        log.info("Offering %s of provider %s answers in full again", key,
+                 self.provider)
+
     def succeeded(self, key: str | None) -> None:
-        """A launch of ``key`` worked: forget its record, if any."""
+        """A launch of ``key`` worked: forget its unavailable record, if
+        any (a short one stays: see the module docstring)."""
         if key is None:
             return
-        if self.records.get_offering(self.provider, key) is None:
+        record = self.records.get_offering(self.provider, key)
+        if record is None or record.kind != UNAVAILABLE:
             return
         self.records.delete_offering(self.provider, key)
         log.info("Offering %s of provider %s is available again", key,
                  self.provider)
+
+    def short_record(self, key: str | None) -> Offering | None:
+        """The running short record of ``key``, or None."""
+        if key is None:
+            return None
+        record = self.records.get_offering(self.provider, key)
+        if record is not None and record.short(self.clock()):
+            return record
+        return None
 
     def blocked(self, pool: str, label: str) -> Offering | None:
         """A running record of this provider that names ``label`` of
@@ -138,7 +202,8 @@ class Offerings:
         return None
 
     def current(self) -> list[Offering]:
-        """Running records of this provider (for status and metrics)."""
+        """Running records of this provider, of both kinds (for status and
+        metrics)."""
         now = self.clock()
         return [r for r in self.records.iter_offerings(self.provider)
-                if r.unavailable(now)]
+                if r.running(now)]

@@ -18,6 +18,11 @@ is reached again.  The limiter never raises; a waiting caller just sleeps.
     with limiter:
         ec2.run_instances(...)
 
+Background calls (``acquire(background=True)``: the AWS tagger's
+CreateTags, which no node waits for) take a slot only while no other
+caller waits for one, so under a burst every slot goes to the calls a
+request waits on and the background catches up afterwards.
+
 Thread safety: all state is guarded by one lock; sleeping happens outside
 it, and a woken caller re-checks, so a rate change applies to sleepers too.
 """
@@ -77,6 +82,8 @@ class RateLimiter:
         self._tat: float | None = None
         # Earliest start the cloud allowed us after a throttle with Retry-After.
         self._not_before: float | None = None
+        # Foreground callers sleeping for a slot (background calls yield).
+        self._waiting = 0
 
     def _delay_at(self, now: float) -> float:
         delay = 0.0
@@ -116,30 +123,45 @@ class RateLimiter:
         with self._lock:
             return self._delay_at(self._clock())
 
-    def acquire(self, block: bool = True) -> float:
+    def acquire(self, block: bool = True, background: bool = False
+                ) -> float:
         """Take one slot; return the seconds waited (>= 0.0).
 
         With ``block=False`` nothing is taken when a wait would be needed
         and -1.0 is returned, so test the result with ``>= 0``, not truth
-        (an immediate admission returns 0.0).
+        (an immediate admission returns 0.0).  A ``background`` call also
+        waits while any other caller is waiting for a slot.
         """
         start = self._clock()
-        slept = False
-        while True:
-            with self._lock:
-                now = self._clock()
-                delay = self._delay_at(now)
-                if delay <= 0:
-                    self._take(now)
-                    if not slept:  # lock contention is not rate limiting
-                        return 0.0
-                    self.stats.waits += 1
-                    self.stats.wait_seconds += now - start
-                    return now - start
-            if not block:
-                return -1.0
-            self._sleep(delay)
-            slept = True
+        slept = waiting = False
+        try:
+            while True:
+                with self._lock:
+                    now = self._clock()
+                    delay = self._delay_at(now)
+                    if background and self._waiting and delay <= 0:
+                        # Let the waiting caller have this slot; look
+                        # again one slot later.
+                        delay = (1 / self.effective_rate
+                                 if self.effective_rate > 0 else 0.01)
+                    elif delay <= 0:
+                        self._take(now)
+                        if not slept:  # lock contention is not limiting
+                            return 0.0
+                        self.stats.waits += 1
+                        self.stats.wait_seconds += now - start
+                        return now - start
+                    if not block:
+                        return -1.0
+                    if not background and not waiting:
+                        waiting = True
+                        self._waiting += 1
+                self._sleep(delay)
+                slept = True
+        finally:
+            if waiting:
+                with self._lock:
+                    self._waiting -= 1
 
     def try_acquire(self) -> bool:
         """Take a slot only if no wait is needed."""

@@ -347,6 +347,7 @@ class PoolWorker:
         mine = self.supported_labels
         waiting = self._waiting()
         out = self._labels_out_of_capacity()
+        short = self._labels_short()
         # Requests we can fully serve come before those we would decline
         # (a stable sort keeps iter_requests' priority order in each group).
         requests.sort(key=lambda r: not set(r.node_types) <= mine)
@@ -360,7 +361,7 @@ class PoolWorker:
             with self._lock:
                 if len(self._taking) >= MAX_TAKING:
                     return   # the rest waits for a later pass
-            decision = self._route(request, components, waiting, out)
+            decision = self._route(request, components, waiting, out, short)
             if decision is None:
                 continue
             # Reserved before the take, released after it has handed its
@@ -385,7 +386,8 @@ class PoolWorker:
             self.wake()
 
     def _route(self, request, components, waiting=None,
-               out: frozenset = frozenset()) -> str | None:
+               out: frozenset = frozenset(),
+               short: frozenset = frozenset()) -> str | None:
         """None to skip, "accept", or a decline reason."""
         labels = set(request.node_types)
         candidates = [c for c in components
@@ -406,6 +408,11 @@ class PoolWorker:
             return reason
         if out and not out.isdisjoint(request.node_types):
             return None     # another pool serves it, or it waits: no create
+        if short and not short.isdisjoint(request.node_types) and any(
+                c.id != self.id and c.priority <= self.priority
+                and not c.paused and not self._blocked(c, labels, short=True)
+                for c in candidates):
+            return None     # a pool whose offering is not short goes first
         if not self._can_take_now(request):
             return None
         if waiting is not None and not self._passes_waiting(request, waiting):
@@ -420,13 +427,22 @@ class PoolWorker:
             if self.manager.offering_unavailable(self.pool, label)
             is not None)
 
-    def _blocked(self, component, labels) -> bool:
+    def _labels_short(self) -> frozenset:
+        """This pool's labels whose offering the cloud keeps answering
+        with fewer instances than asked (once per pass)."""
+        return frozenset(
+            name for name, label in self.pool.labels.items()
+            if self.manager.offering_short(self.pool, label) is not None)
+
+    def _blocked(self, component, labels, short: bool = False) -> bool:
         """Does a running offering record keep ``component`` (another
-        pool, possibly another launcher's) from serving ``labels``?"""
+        pool, possibly another launcher's) from serving ``labels``?  With
+        ``short``, a short record counts too."""
         now = time.time()
         for record in self.zk.iter_offerings(component.provider_name):
-            if record.unavailable(now) and any(
-                    record.blocks(component.name, label) for label in labels):
+            if (record.unavailable(now) or short and record.short(now)) \
+                    and any(record.blocks(component.name, label)
+                            for label in labels):
                 return True
         return False
 

@@ -110,6 +110,7 @@ class ProviderManager:
         self._instances_cache: tuple[float, list] = (0.0, [])
         self._cost_memo: dict[tuple, Quota] = {}
         self.offerings = Offerings(zk, provider.name)
+        self.adapter.attach_capacity(self)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -275,19 +276,44 @@ class ProviderManager:
         (None: it may launch)."""
         return self.offerings.unavailable(self.adapter.offering(pool, label))
 
-    def capacity_error(self, pool, label, error) -> None:
-        key = self.adapter.offering(pool, label)
-        if key is None:
-            return
+    def offering_short(self, pool, label):
+        """The record saying ``label`` of ``pool`` launches from an offering
+        short of capacity (None: it is not)."""
+        return self.offerings.short_record(self.adapter.offering(pool, label))
+
+    def _offering_users(self, key: str) -> dict[str, list[str]]:
+        """The pools of this provider and their labels that launch ``key``."""
         users: dict[str, list[str]] = {}
         for other in self.provider.pools.values():
             for other_label in other.labels.values():
                 if self.adapter.offering(other, other_label) == key:
                     users.setdefault(other.name, []).append(other_label.name)
+        return users
+
+    def capacity_error(self, pool, label, error) -> None:
+        key = self.adapter.offering(pool, label)
+        if key is None:
+            return
         try:
-            self.offerings.capacity_error(key, str(error), users)
+            self.offerings.capacity_error(key, str(error),
+                                          self._offering_users(key))
         except Exception as exc:
             self.log.warning("Could not record capacity error of offering "
+                             "%s: %s", key, exc)
+
+    def capacity_signal(self, pool, label, short: bool, reason: str
+                        ) -> None:
+        """A signal from the adapter's machinery (``CapacityBoard``)."""
+        key = self.adapter.offering(pool, label)
+        if key is None:
+            return
+        try:
+            if short:
+                self.offerings.short(key, reason, self._offering_users(key))
+            else:
+                self.offerings.ample(key)
+        except Exception as exc:
+            self.log.warning("Could not record capacity signal of offering "
                              "%s: %s", key, exc)
 
     def launch_succeeded(self, pool, label) -> None:

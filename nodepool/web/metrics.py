@@ -21,7 +21,8 @@ Families (all prefixed ``nodepool_``; counters end in ``_total``):
   ``pool_quota_limit``/``pool_quota_used{provider,pool,resource}``;
 - pools: ``pool_paused``, ``pool_requests_in_progress``;
 - capacity: ``offering_unavailable{provider,offering}`` (1 while the cloud's
-  capacity error for it is remembered);
+  capacity error for it is remembered), ``offering_short{provider,offering}``
+  (1 while its calls keep being answered partially);
 - machinery, per provider: ``provider_active_launches``; rate limiters
   (``rate_limiter_rate``, ``_effective_rate``, ``_delay_seconds``,
   ``_calls_total``, ``_waits_total``, ``_wait_seconds_total``,
@@ -188,9 +189,14 @@ def _provider_metrics(providers: list[ProviderView]) -> Iterator[Metric]:
     offerings = _gauge("offering_unavailable", "1 while the cloud had no "
                        "capacity for the offering (skipped until the record "
                        "expires)", ["provider", "offering"])
+    short = _gauge("offering_short", "1 while the cloud keeps starting "
+                   "fewer instances than asked for the offering (pools "
+                   "serving its labels elsewhere go first)",
+                   ["provider", "offering"])
     for p in providers:
         for offering in p.offerings:
-            offerings.add_metric([p.name, offering.key], 1)
+            gauge = short if offering.kind == "short" else offerings
+            gauge.add_metric([p.name, offering.key], 1)
         if p.max_servers is not None:
             max_servers.add_metric([p.name], p.max_servers)
         active.add_metric([p.name], p.active_launches)
@@ -204,7 +210,7 @@ def _provider_metrics(providers: list[ProviderView]) -> Iterator[Metric]:
             handling.add_metric(key, pool.handling)
             addressable.add_metric(key, pool.addressable)
     yield from (max_servers, active, p_limit, p_used, pool_limit, pool_used,
-                paused, handling, addressable, offerings)
+                paused, handling, addressable, offerings, short)
 
 
 def _machinery_metrics(providers: list[ProviderView]) -> Iterator[Metric]:

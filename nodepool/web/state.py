@@ -98,6 +98,7 @@ class OfferingView:
     ttl: float
     reason: str                 # the cloud's capacity error
     pools: dict[str, list[str]]  # pool -> labels it blocks
+    kind: str = "unavailable"   # or "short" (launches, others go first)
 
 
 @dataclass
@@ -182,7 +183,7 @@ def _provider_view(manager, nodes: list[Node], requests: list[NodeRequest],
         current = []
     view.offerings = sorted(
         (OfferingView(o.key, o.until, o.strikes, o.ttl, o.reason,
-                      dict(o.pools)) for o in current),
+                      dict(o.pools), o.kind) for o in current),
         key=lambda o: o.key)
     for worker in workers:
         if worker.manager is manager:

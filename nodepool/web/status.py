@@ -78,11 +78,18 @@ def _provider(p: ProviderView, launches: dict) -> dict:
         "batchers": [_batcher(x) for x in p.batchers],
         "pools": [_pool(x) for x in p.pools],
         # Offerings the cloud had no capacity for, skipped until "until".
-        "offerings_unavailable": [
-            {"offering": o.key, "until": o.until, "strikes": o.strikes,
-             "ttl": o.ttl, "reason": o.reason, "pools": o.pools}
-            for o in p.offerings],
+        "offerings_unavailable": [_offering(o) for o in p.offerings
+                                  if o.kind == "unavailable"],
+        # Offerings answered partially, again and again: they launch, but
+        # pools serving the same labels elsewhere go first until "until".
+        "offerings_short": [_offering(o) for o in p.offerings
+                            if o.kind == "short"],
     }
+
+
+def _offering(o) -> dict:
+    return {"offering": o.key, "until": o.until, "strikes": o.strikes,
+            "ttl": o.ttl, "reason": o.reason, "pools": o.pools}
 
 
 def _batcher(b: BatcherView) -> dict:

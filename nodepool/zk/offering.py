@@ -7,6 +7,12 @@ parts percent-quoted in the znode name.  A record says the cloud answered a
 capacity error for it and it is not to be asked again before ``until``
 (epoch seconds).  ``ttl`` is the length of the last such period (it doubles
 on a repeat) and ``strikes`` how many periods in a row there were.
+``kind`` says what the cloud answered: ``"unavailable"`` (a capacity
+error: no create call goes to the offering before ``until``) or
+``"short"`` (several calls in a row started fewer instances than asked:
+the offering still launches, but pools that can serve the same labels
+from another offering go first -- ``nodepool.driver.offerings``).  A
+record without ``kind`` is ``"unavailable"``.
 ``pools`` maps each pool of the provider that launches this offering to the
 labels it would launch with it, so that a launcher reading the record knows
 which pools and labels it blocks without knowing the provider's config.
@@ -22,7 +28,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Offering"]
+__all__ = ["Offering", "UNAVAILABLE", "SHORT"]
+
+UNAVAILABLE = "unavailable"
+SHORT = "short"
+KINDS = (UNAVAILABLE, SHORT)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -37,20 +47,30 @@ class Offering:
     updated: float = 0.0
     launcher: str = ""
     pools: dict[str, list[str]] = field(default_factory=dict)
+    kind: str = UNAVAILABLE
     # Not serialized: the znode's stat when read, and keys we do not know.
     stat: Any = field(default=None, repr=False)
     extra: dict = field(default_factory=dict, repr=False)
 
     FIELDS = ("provider", "key", "until", "ttl", "strikes", "reason",
-              "since", "updated", "launcher", "pools")
+              "since", "updated", "launcher", "pools", "kind")
+
+    def running(self, now: float) -> bool:
+        """Is the record's period still running (of either kind)?"""
+        return now < self.until
 
     def unavailable(self, now: float) -> bool:
-        return now < self.until
+        """No create call may go to the offering now."""
+        return self.kind == UNAVAILABLE and now < self.until
+
+    def short(self, now: float) -> bool:
+        """The offering launches, but fewer than asked per call."""
+        return self.kind == SHORT and now < self.until
 
     def describe(self) -> str:
         """One line for logs and give-back reasons."""
         until = time.strftime("%H:%M:%S", time.localtime(self.until))
-        return f"offering {self.key} unavailable until {until} ({self.reason})"
+        return f"offering {self.key} {self.kind} until {until} ({self.reason})"
 
     def blocks(self, pool: str, label: str) -> bool:
         """Does this record name ``label`` of ``pool`` (of its provider)?"""
@@ -78,6 +98,8 @@ class Offering:
         if not isinstance(pools, dict) or not all(
                 isinstance(v, list) for v in pools.values()):
             raise ValueError("'pools' is not a mapping of lists")
+        if data.get("kind", UNAVAILABLE) not in KINDS:
+            raise ValueError(f"'kind' is not one of {', '.join(KINDS)}")
         strikes = data.get("strikes", 0)
         if isinstance(strikes, bool) or not isinstance(strikes, int):
             raise ValueError("'strikes' is not an integer")

@@ -113,7 +113,8 @@ class AwsAdapter(Adapter):
         self.dedicated = DedicatedHostCreator(self)
         self.create_batcher = CreateBatcher(
             provider.name, self.create_pool, self.creator.send,
-            self.api.limiter)
+            self.api.limiter, on_signal=self._batch_signal,
+            refusal=self._batch_refusal)
         self.terminator = Terminator(self)
         # 1 s of quiet (at most 3 s in all) closes a batch: short next to
         # a node's lifetime, long enough for the releases of a whole burst
@@ -208,6 +209,29 @@ class AwsAdapter(Adapter):
             return self.create_batcher.add(launch_params.batch_key(spec),
                                            spec)
         return self.create_pool.submit(self.creator.send_one, spec)
+
+    def _batch_config(self, key: tuple):
+        """The pool and label of a create batcher key (``params.batch_key``:
+        pool and label names first), or (None, None)."""
+        pool = self.provider.pools.get(key[0])
+        label = pool.labels.get(key[1]) if pool is not None else None
+        return (pool, label) if label is not None else (None, None)
+
+    def _batch_signal(self, key: tuple, short: bool, reason: str) -> None:
+        """The create batcher's capacity signal, for the launcher."""
+        pool, label = self._batch_config(key)
+        if label is not None and self.capacity is not None:
+            self.capacity.capacity_signal(pool, label, short,
+                                          f"EC2: {reason}")
+
+    def _batch_refusal(self, key: tuple) -> str | None:
+        """Why the batcher may not send a call for ``key`` now (its
+        offering is unavailable), or None."""
+        pool, label = self._batch_config(key)
+        if label is None or self.capacity is None:
+            return None
+        record = self.capacity.offering_unavailable(pool, label)
+        return None if record is None else record.describe()
 
     def created(self, instance_id: str) -> None:
         """Remember a new instance for ``created_recently``."""
@@ -533,7 +557,9 @@ class AwsAdapter(Adapter):
 
     # -- calls handed to the helpers ------------------------------------------
     def _create_tags(self, instance_id: str, tags: Mapping[str, str]) -> None:
-        self.api.mutate("create_tags", Resources=[instance_id],
+        # Nodes do not wait for these: creates and deletes go first.
+        self.api.mutate("create_tags", background=True,
+                        Resources=[instance_id],
                         Tags=launch_params.tag_list(tags))
 
     def _describe_types(self, names: list[str]) -> list[dict]:

@@ -73,15 +73,17 @@ class AwsApi(LimitedApi):
 
     # -- entry points ---------------------------------------------------------
     def mutate(self, operation: str, *, admitted: bool = False,
-               **params: Any) -> dict:
+               background: bool = False, **params: Any) -> dict:
         """A mutating EC2 call through ``limiter``.
 
         ``admitted`` says the caller already took a limiter slot for the
         first attempt (the create batcher does, to collect more launches
-        while it waits for its turn).
+        while it waits for its turn); ``background`` that no node waits
+        for the call (the tagger's): it yields slots to those that do.
         """
         return self.call(self.limiter, getattr(self.ec2, operation),
-                         operation, params, admitted=admitted)
+                         operation, params, admitted=admitted,
+                         background=background)
 
     def read(self, operation: str, client: Any = None, **params: Any
              ) -> dict:
@@ -106,14 +108,15 @@ class AwsApi(LimitedApi):
     # -- the retry loop (LimitedApi's) ---------------------------------------
     def call(self, limiter: RateLimiter, fn: Callable[..., dict],
              operation: str, params: dict[str, Any], *,
-             admitted: bool = False) -> dict:
+             admitted: bool = False, background: bool = False) -> dict:
         """``fn(**params)`` with limiting, classification and retries."""
         def classify_boto(exc: Exception):
             if isinstance(exc, (ClientError, BotoCoreError)):
                 return classify(exc, operation)
             return None
         return self._retrying(limiter, operation, lambda: fn(**params),
-                              classify_boto, admitted=admitted)
+                              classify_boto, admitted=admitted,
+                              background=background)
 
     def _throttle_pause(self, attempt: int, retry_after: float | None
                         ) -> None:

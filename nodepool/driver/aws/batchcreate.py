@@ -21,8 +21,16 @@ an exception instance; if it raises, every item of the call gets that
 error.  Partial fulfilment gives the unmapped items ``Unfulfilled``: their
 machines send them again at once, and the key's calls shrink to what the
 cloud started (``GROW_AFTER`` fully answered calls in a row with nothing of
-the key queued double the size again, up to ``max_items``), so a zone that starts one instance per call is asked one
-at a time at the full rate instead of in ever-repeated large calls.
+the key queued double the size again, up to ``max_items``), so a zone that
+starts one instance per call is asked one at a time at the full rate
+instead of in ever-repeated large calls.  The launches of a key the cloud
+has not yet answered fully are spread over calls of half the queue each,
+so the limiter's slots carry the burst while the first answers are in
+flight (``_take_count``).  ``SHORT_AFTER`` partial answers in a row are a
+capacity signal: ``on_signal(key, True, reason)``, and the next full
+answer of several launches ``on_signal(key, False, reason)`` -- the
+adapter passes them to the launcher, which records the offering as short
+(``nodepool.driver.offerings``).
 Launches cancelled before their group is sent (an abandoned attempt) are
 left out.  ``stop()`` cancels every queued launch, so nothing is created
 after the provider stopped; calls already sent complete normally.
@@ -51,6 +59,11 @@ log = logging.getLogger(__name__)
 
 #: fully answered calls in a row before a shrunk call size doubles again
 GROW_AFTER = 8
+#: the fewest launches a call of a key not yet answered fully takes
+PROBE = 2
+#: partial answers in a row after which the key's offering is reported
+#: short of capacity (``on_signal(key, True, reason)``)
+SHORT_AFTER = 3
 #: flushes of one key waiting on the limiter at once, while its queue holds
 #: more than one call's worth (shrunk calls under partial fulfilment)
 MAX_PENDING = 4
@@ -71,12 +84,13 @@ class _Entry(NamedTuple):
 
 
 class _Group:
-    __slots__ = ("entries", "last_add", "pending")
+    __slots__ = ("entries", "last_add", "pending", "due")
 
     def __init__(self) -> None:
         self.entries: list[_Entry] = []
         self.last_add = 0.0
         self.pending = 0        # flushes scheduled, not yet taken
+        self.due = False        # what a flush left behind goes at once
 
 
 class CreateBatcher:
@@ -90,7 +104,10 @@ class CreateBatcher:
                  send: Callable[[list, bool], Sequence[Any]],
                  limiter: RateLimiter, window: float = 0.05,
                  max_wait: float = 0.5, max_items: int = 50,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 on_signal: Callable[[Hashable, bool, str], None]
+                 | None = None,
+                 refusal: Callable[[Hashable], str | None] | None = None):
         self.name = name
         self.window = window
         self.max_wait = max_wait
@@ -107,6 +124,14 @@ class CreateBatcher:
         # for S; GROW_AFTER fully answered calls in a row double it again.
         self._sizes: dict[Hashable, int] = {}
         self._full: dict[Hashable, int] = {}
+        # Keys a call of two or more launches was fully answered for: until
+        # then a flush takes half of the queue (see _take_count).
+        self._proven: set[Hashable] = set()
+        # Partial answers in a row per key; keys reported short.
+        self._partials: dict[Hashable, int] = {}
+        self._short: set[Hashable] = set()
+        self._on_signal = on_signal
+        self._refusal = refusal
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -180,7 +205,7 @@ class CreateBatcher:
                     continue
                 at = min(group.last_add + self.window,
                          group.entries[0].added + self.max_wait)
-                if at <= now or len(group.entries) >= size:
+                if group.due or at <= now or len(group.entries) >= size:
                     group.pending += 1
                     due.append(key)
                 else:
@@ -198,16 +223,21 @@ class CreateBatcher:
 
     # -- sending (on a create-pool worker) ------------------------------------
     def _flush(self, key: Hashable) -> None:
+        if self._refused(key):
+            return
         # Wait for our turn first: launches arriving meanwhile join this call.
         self._limiter.acquire()
         with self._cond:
             group = self._groups.get(key)
             if group is None:
                 return
-            size = self.size(key)
+            size = self._take_count(key, len(group.entries))
             taken = group.entries[:size]
             del group.entries[:size]
             group.pending -= 1
+            # Launches left behind by the size of this call were due with
+            # it: they do not wait for a new window.
+            group.due = bool(group.entries)
             if not group.entries and not group.pending:
                 del self._groups[key]
             else:
@@ -227,11 +257,55 @@ class CreateBatcher:
                       self.name, len(outcomes), len(live))
             outcomes = [RuntimeError("no outcome for this launch")] * len(live)
         self._learn(key, len(live), outcomes)
+        if all(isinstance(o, errors.QuotaError) for o in outcomes):
+            # The cloud refused the specification: what is queued of it
+            # would only be refused too.
+            self._fail_queue(key, outcomes[0])
         for entry, outcome in zip(live, outcomes):
             if isinstance(outcome, BaseException):
                 entry.future.set_exception(outcome)
             else:
                 entry.future.set_result(outcome)
+
+    def _refused(self, key: Hashable) -> bool:
+        """Before a call: is the key's offering known to be unavailable
+        (a capacity error here, in another pool or in another launcher)?
+        Then every launch queued for it fails at once with that reason,
+        without a call and without taking a limiter slot."""
+        if self._refusal is None:
+            return False
+        try:
+            reason = self._refusal(key)
+        except Exception:
+            log.exception("Create batcher %s: refusal check failed",
+                          self.name)
+            return False
+        if reason is None:
+            return False
+        with self._cond:
+            group = self._groups.get(key)
+            if group is not None:
+                group.pending -= 1      # this flush ends here
+        self._fail_queue(key, errors.CapacityError(reason))
+        return True
+
+    def _fail_queue(self, key: Hashable, error: BaseException) -> None:
+        """Fail every launch queued for ``key`` (not those in flight)."""
+        with self._cond:
+            group = self._groups.get(key)
+            if group is None:
+                return
+            entries, group.entries = group.entries, []
+            if not group.pending:
+                del self._groups[key]
+        failed = 0
+        for entry in entries:
+            if entry.future.set_running_or_notify_cancel():
+                entry.future.set_exception(error)
+                failed += 1
+        if failed:
+            log.info("Create batcher %s: %d queued launch(es) not sent: %s",
+                     self.name, failed, error)
 
     def learned_sizes(self) -> dict:
         """Keys whose calls are shrunk, and to what (status, tests)."""
@@ -242,35 +316,88 @@ class CreateBatcher:
         """How many launches the next call of ``key`` asks for at most."""
         return min(self.max_items, self._sizes.get(key, self.max_items))
 
+    def _take_count(self, key: Hashable, queued: int) -> int:
+        """Under the lock: how many of ``queued`` launches one flush takes.
+
+        A key the cloud has not yet answered fully (a new specification,
+        or one lately answered partially) is spread over several calls:
+        each flush takes half of what is queued (at least ``PROBE``, two:
+        a call of one launch tells nothing about partial answers), so 30
+        launches go as 15, 8, 4, 2, 1 in the limiter slots that would
+        otherwise stay idle while the first call is in flight.  A zone
+        short of capacity has then started five instances when the first
+        answers come back instead of one (the whole burst would pay a
+        latency to learn it); a zone without capacity gets a handful of
+        refused calls, not one per launch; a zone with capacity costs a
+        few calls once, after which the key's launches share one call.
+        """
+        size = self.size(key)
+        if key in self._proven or key in self._sizes:
+            return size
+        return min(size, max(PROBE, (queued + 1) // 2))
+
     def _learn(self, key: Hashable, asked: int, outcomes: Sequence) -> None:
-        """Partial answers shrink the key's calls; full ones grow them."""
+        """Partial answers shrink the key's calls; full ones grow them.
+        ``SHORT_AFTER`` partial answers in a row report the key short, the
+        next full answer of several launches reports it ample again."""
         unfulfilled = sum(isinstance(o, errors.Unfulfilled)
                           for o in outcomes)
+        signal: tuple[bool, str] | None = None
         with self._cond:
             if unfulfilled:
                 started = asked - unfulfilled
                 self._sizes[key] = max(1, started)
                 self._full.pop(key, None)
+                self._proven.discard(key)
                 self.stats.partial += 1
+                partials = self._partials.get(key, 0) + 1
+                self._partials[key] = partials
                 log.info("Create batcher %s: %d of %d started; calls of "
                          "this kind now ask for %d", self.name, started,
                          asked, self._sizes[key])
-            elif key in self._sizes and asked >= self._sizes[key]:
-                # Probe for more only after a run of full answers, and not
-                # while launches of the key queue: a zone that keeps
-                # starting S per call is not asked for 2S in the middle of
-                # a burst (a partial answer costs its rest a latency).
-                group = self._groups.get(key)
-                if group is not None and group.entries:
-                    return
-                self._full[key] = self._full.get(key, 0) + 1
-                if self._full[key] >= GROW_AFTER:
-                    self._full.pop(key)
-                    grown = self._sizes[key] * 2
-                    if grown >= self.max_items:
-                        del self._sizes[key]
-                    else:
-                        self._sizes[key] = grown
+                if partials >= SHORT_AFTER and key not in self._short:
+                    self._short.add(key)
+                    signal = (True, f"{partials} calls in a row started "
+                              f"fewer instances than asked (last: {started} "
+                              f"of {asked})")
+            else:
+                if asked >= 2:
+                    self._partials.pop(key, None)
+                    if key in self._short:
+                        self._short.discard(key)
+                        signal = (False, f"a call of {asked} was answered "
+                                  "in full")
+                self._grow(key, asked)
+        if signal is not None and self._on_signal is not None:
+            try:
+                self._on_signal(key, *signal)
+            except Exception:
+                log.exception("Create batcher %s: capacity signal failed",
+                              self.name)
+
+    def _grow(self, key: Hashable, asked: int) -> None:
+        """Under the lock: a full answer of ``asked`` launches."""
+        if key not in self._sizes:
+            if asked >= 2:
+                self._proven.add(key)
+            return
+        if asked < self._sizes[key]:
+            return
+        # Probe for more only after a run of full answers, and not while
+        # launches of the key queue: a zone that keeps starting S per call
+        # is not asked for 2S in the middle of a burst (a partial answer
+        # costs its rest a latency).
+        group = self._groups.get(key)
+        if group is not None and group.entries:
+            return
+        self._full[key] = self._full.get(key, 0) + 1
+        if self._full[key] >= GROW_AFTER:
+            self._full.pop(key)
+            grown = self._sizes[key] * 2
+            if grown >= self.max_items:
+                del self._sizes[key]
+            else:
+                self._sizes[key] = grown
 
     def summary(self) -> dict:
         sizes = list(self.stats.sizes)

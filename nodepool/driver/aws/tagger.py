@@ -8,9 +8,10 @@ it once the anchor's node is gone.  What is left -- the instance's own
 ``nodepool_node_id``, ``Name`` and the node's rendered ``dynamic-tags`` --
 is one CreateTags call per instance.  Those calls are mutating, so they go
 through the provider's rate limiter; one thread sends them one at a time,
-so at most one tag call ever waits on the limiter and creates are never
-starved by a burst of tags.  Nodes do not wait for their tags to become
-READY.  Calls go in the order they were added, and the creator adds a
+as background calls: a tag call takes a slot only while no create or
+delete waits for one, so a burst of tags never slows a burst of creates
+(under a long create burst the tags follow when it ends).  Nodes do not
+wait for their tags to become READY.  Calls go in the order they were added, and the creator adds a
 batch's siblings before its anchor: a sibling is the one whose
 ``nodepool_node_id`` is wrong for upstream until it is retagged (see the
 residual windows in ``batchtags``); the anchor's only lacks ``Name`` and

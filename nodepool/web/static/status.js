@@ -127,12 +127,16 @@ function machinery(provider) {
 }
 
 function offeringTable(provider, now) {
-  const offerings = provider.offerings_unavailable || [];
+  const offerings = (provider.offerings_unavailable || [])
+    .map((o) => ({ ...o, kind: "unavailable" }))
+    .concat((provider.offerings_short || [])
+      .map((o) => ({ ...o, kind: "short" })));
   if (!offerings.length) return null;
-  return table(["Offering without capacity", "Available in", "Strikes",
-                "Blocks", "Cloud said"],
+  return table(["Offering short of capacity", "State", "Until in",
+                "Strikes", "Pools", "Cloud said"],
     offerings.map((o) => el("tr", { "data-offering": o.offering },
       el("td", {}, o.offering),
+      el("td", {}, o.kind),
       el("td", {}, age(o.until - now)),
       el("td", {}, o.strikes),
       el("td", {}, Object.entries(o.pools)

@@ -119,15 +119,19 @@ def test_partial_fulfilment_of_a_30_node_burst_shrinks_the_calls(env, aws):
     assert len(aws.instances()) == 30     # instances = nodes
     batcher = adapter_of(launcher).create_batcher
     assert batcher.stats.partial >= 1
-    # Once the cloud showed it starts one per call, calls ask for one: at
-    # most the first calls of the burst asked for more (before any answer
-    # came back).
+    # Once the cloud showed it starts one per call, calls ask for one: only
+    # the calls sent before the first answer was learned asked for more (a
+    # new kind's calls take half of the queue each, 15, 8, 4, 2 of 30, or
+    # less while requests still trickle in); the later half of the calls
+    # ask for one (two when probing whether the zone recovered).
     asked = [c["max_count"] for c in run["instances"]]
-    assert sum(1 for n in asked if n > 1) <= 3, asked
     assert len(asked) <= 33, asked
-    # The learned call size for this label's launches is one.
-    launch_key = next(iter(batcher.learned_sizes()))
-    assert batcher.learned_sizes() == {launch_key: 1}
+    assert max(asked[len(asked) // 2:]) <= 2, asked
+    assert sum(asked) <= 2 * 30 + 30, asked   # no lock-step re-batching
+    # The learned call size for this label's launches is one (two once a
+    # run of full answers of one made the batcher probe for more).
+    [size] = batcher.learned_sizes().values()
+    assert size in (1, 2)
 
 
 def test_batch_creates_off_sends_one_call_per_node(env, aws):

@@ -13,7 +13,7 @@ TOP = {"launcher", "generated", "providers", "nodes", "requests",
 LAUNCHER = {"hostname", "version", "ready", "zookeeper_connected"}
 PROVIDER = {"name", "driver", "active_launches", "max_servers", "quota",
             "launches", "rate_limiters", "create_pools", "batchers", "pools",
-            "offerings_unavailable"}
+            "offerings_unavailable", "offerings_short"}
 QUOTA = {"limit", "used"}
 LIMITER = {"name", "rate", "effective_rate", "delay", "tokens", "calls",
            "waits", "wait_seconds", "throttled"}

@@ -237,3 +237,43 @@ def test_tokens_show_the_bucket_level():
     clock[0] += 1.0          # refills 2 tokens per second
     assert limiter.tokens() == pytest.approx(3)
     assert RateLimiter("u", rate=0).tokens() == float("inf")
+
+
+def test_background_call_alone_takes_slots_at_the_rate():
+    lim, clock = limiter(2.0)
+    for _ in range(3):
+        lim.acquire(background=True)
+    assert clock.now == pytest.approx(101.0)
+
+
+def test_background_calls_yield_every_slot_a_caller_waits_for():
+    # Four callers make 20 calls at 20/s while a background thread wants
+    # 10 calls: the callers' calls take every slot while they wait; the
+    # background's follow (one may slip in before the first caller waits).
+    lim = RateLimiter("bg", 20.0)
+    stamps: list[tuple[str, float]] = []
+    stamp_lock = threading.Lock()
+    go = threading.Event()
+
+    def call(kind: str, n: int, background: bool) -> None:
+        go.wait(10)
+        for _ in range(n):
+            lim.acquire(background=background)
+            with stamp_lock:
+                stamps.append((kind, time.monotonic()))
+
+    threads = [threading.Thread(target=call, args=("fg", 5, False))
+               for _ in range(4)]
+    threads.append(threading.Thread(target=call, args=("bg", 10, True)))
+    for t in threads:
+        t.start()
+    go.set()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    order = [kind for kind, _ in sorted(stamps, key=lambda s: s[1])]
+    last_fg = max(i for i, kind in enumerate(order) if kind == "fg")
+    assert order[:last_fg + 1].count("bg") <= 1
+    assert order.count("bg") == 10
+    starts = [t for _, t in stamps]
+    assert worst_window_excess(starts, 20.0, 1.0, SLACK) <= 0

@@ -14,12 +14,15 @@ one, so a bad one there leaves the entries before it applied::
      "faults": [{"code": "InsufficientInstanceCapacity", "count": 2}],
      "quotas": {"ec2": {"L-1216C47A": 64}},
      "launch": "max",                      # see below
+     "launch_by_subnet": {"subnet-1": "min"},  # per subnet, see below
      "enforce_quotas": false}              # vCPU quotas, see ledger.py
 
 ``launch``: moto starts MinCount instances, EC2 starts as many as it can up
 to MaxCount.  With ``"max"`` (the default) the proxy rewrites ``MinCount``
 in a RunInstances body to the MaxCount value, so a launcher that asks for
 "1 to N" gets N like on EC2; ``"min"`` forwards the body untouched.
+``launch_by_subnet`` overrides it for calls launching into a subnet (a
+zone short of capacity next to one with plenty); it replaces the whole map.
 
 ``latency`` entries merge into the current map (a value of ``null`` removes
 one); ``"*"`` applies to every EC2 action without its own entry.  ``faults``
@@ -39,7 +42,8 @@ from tools.fakeaws.throttle import Throttle
 __all__ = ["Behaviour"]
 
 _FLAGS = {"run_instances_latency", "latency", "latency_jitter", "throttle",
-          "buckets", "faults", "quotas", "launch", "enforce_quotas"}
+          "buckets", "faults", "quotas", "launch", "launch_by_subnet",
+          "enforce_quotas"}
 
 
 class Behaviour:
@@ -63,6 +67,7 @@ class Behaviour:
             self._latency: dict[str, float] = {"RunInstances": 1.5}
             self._jitter = 0.0
             self._launch = "max"
+            self._launch_by_subnet: dict[str, str] = {}
             self._enforce_quotas = False
         self.apply(self._initial)
 
@@ -77,6 +82,11 @@ class Behaviour:
         launch = flags.get("launch", self._launch)
         if launch not in ("max", "min"):
             raise ValueError("launch must be 'max' or 'min'")
+        by_subnet = flags.get("launch_by_subnet", self._launch_by_subnet)
+        if not isinstance(by_subnet, dict) or not all(
+                v in ("max", "min") for v in by_subnet.values()):
+            raise ValueError("launch_by_subnet must map subnets to 'max' "
+                             "or 'min'")
         if not 0 <= jitter < 1:
             raise ValueError("latency_jitter must be in [0, 1)")
         faults = None
@@ -90,6 +100,7 @@ class Behaviour:
                     self._latency[action] = max(0.0, float(seconds))
             self._jitter = jitter
             self._launch = launch
+            self._launch_by_subnet = dict(by_subnet)
             self._enforce_quotas = bool(flags.get("enforce_quotas",
                                                   self._enforce_quotas))
         if faults is not None:
@@ -115,6 +126,11 @@ class Behaviour:
         with self._lock:
             return self._launch
 
+    def launch_for(self, subnet: str | None) -> str:
+        """The launch count rule of a call into ``subnet``."""
+        with self._lock:
+            return self._launch_by_subnet.get(subnet or "", self._launch)
+
     @property
     def enforce_quotas(self) -> bool:
         with self._lock:
@@ -125,6 +141,7 @@ class Behaviour:
             out: dict = {"latency": dict(self._latency),
                          "latency_jitter": self._jitter,
                          "launch": self._launch,
+                         "launch_by_subnet": dict(self._launch_by_subnet),
                          "enforce_quotas": self._enforce_quotas}
         out["throttle"] = self.throttle.enabled
         out["buckets"] = {n: s.to_dict()

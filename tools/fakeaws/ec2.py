@@ -211,7 +211,9 @@ def _launch(call: EC2Call, ctx: EC2Context, forward: Forward
                                      limit=int(limit)).answer(call.params)
             return (Reply(status, body, list(_XML)), "VcpuLimitExceeded",
                     [])
-    _set_counts(call, ctx.behaviour.launch, min_count, granted)
+    subnet = (call.first("SubnetId")
+              or call.first("NetworkInterface.1.SubnetId"))
+    _set_counts(call, ctx.behaviour.launch_for(subnet), min_count, granted)
     reply, outcome = _forward(call, ctx, forward)
     ids = []
     if outcome == "ok":

@@ -119,3 +119,47 @@ def test_untracked_offerings_are_never_recorded():
     assert offerings.unavailable(None) is None
     offerings.succeeded(None)
     assert records.data == {}
+
+
+def test_short_record_launches_but_is_known_and_blocks_nothing():
+    records, clock, offerings = make()
+    written = offerings.short("sub-a/t3", "3 calls in a row started fewer",
+                              {"east": ["small"]})
+    assert written is not None and written.kind == "short"
+    assert written.until == clock.now + BASE_TTL
+    assert offerings.unavailable("sub-a/t3") is None    # still launches
+    assert offerings.short_record("sub-a/t3") is not None
+    assert offerings.blocked("east", "small") is None
+    assert [r.kind for r in offerings.current()] == ["short"]
+    # A second signal while it runs writes nothing.
+    puts = records.puts
+    assert offerings.short("sub-a/t3", "again", {"east": ["small"]}) is None
+    assert records.puts == puts
+    # It expires by itself.
+    clock.now += BASE_TTL
+    assert offerings.short_record("sub-a/t3") is None
+    assert offerings.current() == []
+
+
+def test_success_keeps_a_short_record_a_full_answer_clears_it():
+    records, clock, offerings = make()
+    offerings.short("sub-a/t3", "partial", {"east": ["small"]})
+    offerings.succeeded("sub-a/t3")      # one instance per call still works
+    assert offerings.short_record("sub-a/t3") is not None
+    offerings.ample("sub-a/t3")
+    assert offerings.short_record("sub-a/t3") is None
+
+
+def test_capacity_error_replaces_a_short_record_at_the_base_ttl():
+    records, clock, offerings = make()
+    offerings.short("sub-a/t3", "partial", {"east": ["small"]})
+    written = offerings.capacity_error("sub-a/t3", "no capacity",
+                                       {"east": ["small"]})
+    assert written is not None and written.kind == "unavailable"
+    assert written.ttl == BASE_TTL and written.strikes == 1
+    assert offerings.unavailable("sub-a/t3") is not None
+    # ... and a short signal never softens an unavailable record.
+    assert offerings.short("sub-a/t3", "partial", {"east": ["small"]}) is None
+    assert offerings.unavailable("sub-a/t3") is not None
+    offerings.ample("sub-a/t3")
+    assert offerings.unavailable("sub-a/t3") is not None

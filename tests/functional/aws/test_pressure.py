@@ -1,0 +1,98 @@
+"""Two zones, one label, and a cloud that pushes back (issue "pressure"
+items 1-3), against the local AWS: moto behind the EC2-like proxy, whose
+fault rules and launch counts can differ per subnet.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from tests.functional.aws.helpers import adapter_of
+from tests.functional.launcher.helpers import wait_for
+
+
+def _two_zones(aws, **extra) -> dict:
+    east, west = aws.boot["subnet_ids"][:2]
+    pools = [{"name": name, "max-servers": 100, "subnet-id": subnet,
+              "security-group-id": aws.boot["security_group_id"],
+              "host-key-checking": False, "labels": [aws.label()]}
+             for name, subnet in (("east", east), ("west", west))]
+    return aws.provider(pools=pools, **extra)
+
+
+def _pools_of(env, rids) -> list[str]:
+    pools = []
+    for rid in rids:
+        req = env.zuul.wait_state(rid, {"fulfilled", "failed"}, timeout=120)
+        assert req["state"] == "fulfilled", req
+        pools += [env.zuul.get_node(n)["pool"] for n in req["nodes"]]
+    return pools
+
+
+def test_with_both_zones_refused_requests_wait_then_are_served(env, aws):
+    # Both subnets answer InsufficientInstanceCapacity: 30 requests stay
+    # requested (none failed, no launch retry spent) while both offerings
+    # are unavailable, with a handful of refused calls, not one per node
+    # per pass; once capacity returns they are served within one TTL.
+    east, west = aws.boot["subnet_ids"][:2]
+    for subnet in (east, west):
+        aws.local.inject_fault("InsufficientInstanceCapacity", count=None,
+                               subnet=subnet)
+    env.write_config([_two_zones(aws, **{"launch-retries": 1})])
+    launcher = env.start_launcher()
+    manager = launcher.provider_managers()["aws"]
+    ttl = 4.0
+    manager.offerings.base_ttl = ttl
+    rids = [env.zuul.submit(["small"]) for _ in range(30)]
+    keys = {f"{east}/t3.medium", f"{west}/t3.medium"}
+    wait_for(lambda: {o.key for o in manager.offerings.current()} == keys,
+             what="both offerings recorded unavailable")
+    refused = aws.local.stats()["faults"]["RunInstances"][
+        "InsufficientInstanceCapacity"]
+    # While both are out nothing fails and no create call goes out.
+    deadline = time.monotonic() + ttl / 2
+    while time.monotonic() < deadline:
+        states = {env.zuul.get_request(r)["state"] for r in rids}
+        assert "failed" not in states, states
+        assert aws.local.stats()["faults"]["RunInstances"][
+            "InsufficientInstanceCapacity"] == refused
+        threading.Event().wait(0.1)      # an observation window
+    assert refused <= 10, refused
+    aws.local.clear_faults()
+    returned = time.monotonic()
+    pools = _pools_of(env, rids)
+    assert time.monotonic() - returned <= ttl + 10
+    assert len(pools) == 30
+    assert not [n for n in env.zuul.nodes().values()
+                if n.get("state") == "failed"]
+    assert len(aws.instances()) == 30              # instances = nodes
+
+
+def test_a_zone_short_of_capacity_lets_the_other_zone_go_first(env, aws):
+    # The east subnet starts one instance per call whatever MaxCount asks
+    # (EC2 "launches as many as it can"); west has plenty.  The first burst
+    # is served from both, and east's repeated partial answers record its
+    # offering short; the next burst goes to west, while east still
+    # launches when it is the only candidate.
+    east, west = aws.boot["subnet_ids"][:2]
+    aws.local.configure(launch_by_subnet={east: "min"})
+    env.write_config([_two_zones(aws)])
+    launcher = env.start_launcher()
+    manager = launcher.provider_managers()["aws"]
+    first = [env.zuul.submit(["small"]) for _ in range(30)]
+    pools = _pools_of(env, first)
+    assert len(pools) == 30
+    key = f"{east}/t3.medium"
+    batcher = adapter_of(launcher).create_batcher
+    wait_for(lambda: manager.offerings.short_record(key) is not None,
+             what=f"offering {key} recorded short "
+             f"(east served {pools.count('east')} of 30, "
+             f"{batcher.stats.partial} partial answers)")
+    record = manager.offerings.short_record(key)
+    assert record is not None, (pools, batcher.stats)
+    assert record.pools == {"east": ["small"]}
+    assert manager.offerings.unavailable(key) is None   # it still launches
+    second = [env.zuul.submit(["small"]) for _ in range(30)]
+    assert _pools_of(env, second) == ["west"] * 30
+    assert len(aws.instances()) == 60              # instances = nodes

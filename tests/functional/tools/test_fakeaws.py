@@ -422,6 +422,25 @@ def test_fault_by_subnet(fake):
     assert len(fake.run()) == 1
 
 
+def test_launch_count_by_subnet(fake):
+    # One zone short of capacity starts MinCount, the other up to MaxCount.
+    fake.aws.configure(throttle=False)
+    short, other = fake.env["subnet_ids"][:2]
+    fake.aws.configure(launch_by_subnet={short: "min"})
+
+    def run(subnet):
+        resp = fake.ec2.run_instances(
+            ImageId=fake.env["image_id"], SubnetId=subnet,
+            InstanceType="t3.small", MinCount=1, MaxCount=4)
+        return len(resp["Instances"])
+
+    assert run(short) == 1
+    assert run(other) == 4
+    assert fake.aws.config()["launch_by_subnet"] == {short: "min"}
+    with pytest.raises(Exception):
+        fake.aws.configure(launch_by_subnet={short: "some"})
+
+
 @pytest.mark.parametrize("error_code,status,action", [
     ("VcpuLimitExceeded", 400, "RunInstances"),
     ("InstanceLimitExceeded", 400, "RunInstances"),

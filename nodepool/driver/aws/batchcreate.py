@@ -24,7 +24,8 @@ cloud started (``GROW_AFTER`` fully answered calls in a row with nothing of
 the key queued double the size again, up to ``max_items``), so a zone that
 starts one instance per call is asked one at a time at the full rate
 instead of in ever-repeated large calls.  The launches of a key the cloud
-has not yet answered fully are spread over calls of half the queue each,
+has not yet answered fully are spread over calls of a third of the queue
+each,
 so the limiter's slots carry the burst while the first answers are in
 flight (``_take_count``).  ``SHORT_AFTER`` partial answers in a row are a
 capacity signal: ``on_signal(key, True, reason)``, and the next full
@@ -59,7 +60,9 @@ log = logging.getLogger(__name__)
 
 #: fully answered calls in a row before a shrunk call size doubles again
 GROW_AFTER = 8
-#: the fewest launches a call of a key not yet answered fully takes
+#: a call of a key not yet answered fully takes 1/SPREAD of the queue,
+#: and at least PROBE launches
+SPREAD = 3
 PROBE = 2
 #: partial answers in a row after which the key's offering is reported
 #: short of capacity (``on_signal(key, True, reason)``)
@@ -125,7 +128,7 @@ class CreateBatcher:
         self._sizes: dict[Hashable, int] = {}
         self._full: dict[Hashable, int] = {}
         # Keys a call of two or more launches was fully answered for: until
-        # then a flush takes half of the queue (see _take_count).
+        # then a flush takes a third of the queue (see _take_count).
         self._proven: set[Hashable] = set()
         # Partial answers in a row per key; keys reported short.
         self._partials: dict[Hashable, int] = {}
@@ -321,20 +324,21 @@ class CreateBatcher:
 
         A key the cloud has not yet answered fully (a new specification,
         or one lately answered partially) is spread over several calls:
-        each flush takes half of what is queued (at least ``PROBE``, two:
-        a call of one launch tells nothing about partial answers), so 30
-        launches go as 15, 8, 4, 2, 1 in the limiter slots that would
-        otherwise stay idle while the first call is in flight.  A zone
-        short of capacity has then started five instances when the first
-        answers come back instead of one (the whole burst would pay a
-        latency to learn it); a zone without capacity gets a handful of
-        refused calls, not one per launch; a zone with capacity costs a
-        few calls once, after which the key's launches share one call.
+        each flush takes a third (``1/SPREAD``) of what is queued, at least
+        ``PROBE`` (two: a call of one launch tells nothing about partial
+        answers), so 30 launches go as 10, 7, 5, 3, 2, 2, 1 in the limiter
+        slots that would otherwise stay idle while the first call is in
+        flight.  A zone short of capacity has then started seven instances
+        when the first answers come back instead of one (the whole burst
+        would pay a latency to learn it); a zone without capacity gets a
+        handful of refused calls, not one per launch; a zone with capacity
+        costs a few calls once, after which the key's launches share one
+        call.
         """
         size = self.size(key)
         if key in self._proven or key in self._sizes:
             return size
-        return min(size, max(PROBE, (queued + 1) // 2))
+        return min(size, max(PROBE, -(-queued // SPREAD)))
 
     def _learn(self, key: Hashable, asked: int, outcomes: Sequence) -> None:
         """Partial answers shrink the key's calls; full ones grow them.

@@ -220,6 +220,9 @@ def test_listings_name_each_bad_znode_and_show_the_good(env, capsys):
         if "--json" in argv:
             assert [row["id"] for row in json.loads(out)] == [good]
     capsys.readouterr()
+    assert main(["-c", env.config_path, "info", PROVIDER]) == 0
+    out, err = capsys.readouterr()
+    assert good in out and err.splitlines() == [node_line]
     assert main(["-c", env.config_path, "request-list", "--json"]) == 0
     out, err = capsys.readouterr()
     assert [r["id"] for r in json.loads(out)] == [rid]

@@ -215,6 +215,12 @@ class StatsReporter:
         """A leaked resource was deleted; ``type_`` is plural ("instances")."""
         self.incr(f"nodepool.provider.{provider}.leaked.{type_}", count)
 
+    def bad_record(self, kind: str) -> None:
+        """A znode version was quarantined (not one of our records' shape);
+        ``kind`` is ``node``, ``request``, ``component``, ``image`` or
+        ``offering``."""
+        self.incr(f"nodepool.zk.bad_records.{kind}")
+
 
 class NullStatsReporter(StatsReporter):
     """What ``get_client`` returns when statsd is not configured."""

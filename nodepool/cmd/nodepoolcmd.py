@@ -11,6 +11,11 @@ arguments → usage on stderr, 2 (argparse); everything else that goes wrong
 timeout), unknown node id, node locked by someone else, provider not in the
 local config for ``delete --now`` -- prints ONE line on stderr and exits 1.
 Tracebacks only with ``--debug``.
+
+Listings (``list``, ``request-list``, ``info``) print the records they can
+read and, on stderr, one line per znode they skipped because it cannot be
+read (``nodepool: skipped unreadable znode <path>: <field and problem>``);
+those do not change the exit status.
 """
 
 from __future__ import annotations
@@ -158,6 +163,14 @@ def main(argv: list[str] | None = None, *,
     return 1
 
 
+def _printable(text: str) -> str:
+    """``text`` with control and other unprintable characters escaped (a
+    znode name is anyone's choice)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ConfigError):
         more = len(exc.errors) - 1
@@ -204,15 +217,21 @@ class Commands:
 
     # -- read-only --------------------------------------------------------
     def list(self) -> int:
+        unreadable: list = []
         pairs = [(node, self.zk.is_locked(node, cached=False))
-                 for node in self.zk.iter_nodes(cached=False)]
+                 for node in self.zk.iter_nodes(cached=False,
+                                                rejects=unreadable)]
         table = tables.node_table(pairs, self.clock(), self.args.detail)
         self._emit(table, self.args.json)
+        self._report_unreadable(unreadable)
         return 0
 
     def request_list(self) -> int:
-        table = tables.request_table(self.zk.iter_requests(cached=False))
+        unreadable: list = []
+        table = tables.request_table(self.zk.iter_requests(
+            cached=False, rejects=unreadable))
         self._emit(table, self.args.json)
+        self._report_unreadable(unreadable)
         return 0
 
     def image_list(self) -> int:
@@ -223,7 +242,9 @@ class Commands:
     def info(self) -> int:
         provider = self.args.provider
         uploads = self.zk.iter_image_uploads(provider=provider)
-        nodes = [n for n in self.zk.iter_nodes(cached=False)
+        unreadable: list = []
+        nodes = [n for n in self.zk.iter_nodes(cached=False,
+                                               rejects=unreadable)
                  if n.provider == provider]
         images, node_table = tables.info_tables(uploads, nodes)
         print(f"ZooKeeper data for provider {provider}")
@@ -233,7 +254,16 @@ class Commands:
         print()
         print("Nodes:")
         print(node_table.to_text())
+        self._report_unreadable(unreadable)
         return 0
+
+    @staticmethod
+    def _report_unreadable(entries) -> None:
+        """One stderr line per znode a listing skipped (quarantined)."""
+        for entry in entries:
+            print(f"nodepool: skipped unreadable znode "
+                  f"{_printable(entry.path)}: {_printable(entry.reason)}",
+                  file=sys.stderr)
 
     def _emit(self, table: tables.Table, as_json: bool) -> None:
         if as_json:

@@ -27,8 +27,10 @@ run.  The full pass:
    ``nodepool_node_id`` names no node of that provider, or its
    ``nodepool_build_id``/``nodepool_upload_id`` no upload record of that
    provider; one carrying neither tag is never ours to delete (a builder's
-   upload in progress, a resource an operator made).  A leak is deleted only
-   on the second consecutive pass that sees it;
+   upload in progress, a resource an operator made).  A node znode that
+   cannot be read (quarantined) counts as a node of every provider, so its
+   instance is kept while the znode exists.  A leak is deleted only on the
+   second consecutive pass that sees it;
 3. lost requests (``pending`` with no lock holder) reset to ``requested``;
    lost ``init`` nodes (unlocked for over a minute: their creator died or
    failed to lock them, and their request may be gone) → ``deleting``;
@@ -222,13 +224,17 @@ class CleanupWorker(PeriodicWorker):
 
     # -- 2 -------------------------------------------------------------------
     def cleanup_leaks(self) -> None:
-        nodes = list(self.zk.iter_nodes(cached=False))
+        unreadable: list = []
+        nodes = list(self.zk.iter_nodes(cached=False, rejects=unreadable))
+        # A node znode we cannot read may well be this provider's: its
+        # instance is not a leak while the znode is there.
+        quarantined = {entry.name for entry in unreadable}
         uploads = self.zk.known_upload_keys()
         suspects: set[tuple[str, str, str]] = set()
         for name, manager in self.launcher.provider_managers().items():
             try:
-                known = Known({n.id for n in nodes if n.provider == name},
-                              uploads.get(name, set()))
+                known = Known({n.id for n in nodes if n.provider == name}
+                              | quarantined, uploads.get(name, set()))
                 suspects |= self._provider_leaks(name, manager, known)
             except Exception:
                 self.log.exception("Leak cleanup for provider %s failed",

@@ -91,6 +91,8 @@ class Launcher:
         self.client.connect()
         self._zk_ok.set()
         self.zk = ZooKeeper(self.client)
+        self.zk.quarantine.add_listener(
+            lambda entry: self.stats.bad_record(entry.kind))
         self._check_model_api()
         self.component = LauncherComponent()
         self.component.hostname = self.hostname

@@ -11,7 +11,9 @@ guarded by ``_lock``; quota is claimed atomically with ``reserve()``.
 Routing follows zookeeper.md §8.2: for each request in priority order it
 decides skip / defer / decline / accept using the registered pool
 components (cached for a second), takes the request lock without blocking,
-re-reads the request, and re-checks before acting.
+re-reads the request, and re-checks before acting.  Requests that cannot be
+read never reach routing (the ZooKeeper layer quarantines them); those
+addressed to this pool are failed on an I/O thread (``unreadable.py``).
 
 Failure story: ZooKeeper trouble while handling a request (ConnectionLoss,
 ...: ``zk_errors.is_transient``) never declines it: the handler retries the
@@ -36,6 +38,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from nodepool.driver.quota import Quota
+from nodepool.launcher import unreadable
 from nodepool.launcher.handler import RequestHandler
 from nodepool.version import __version__
 from nodepool.zk import errors as zk_errors
@@ -74,6 +77,9 @@ STATS_INTERVAL = 1.0
 # until it has waited this long: from then on the pool takes no new
 # request, so capacity that frees up goes to it (no starvation).
 STARVE_AFTER = 60.0
+# An unreadable request addressed to us whose lock was taken or that
+# changed under us is tried again after this long (not every pass).
+UNREADABLE_RETRY = 1.0
 
 
 def pool_limits(pool) -> Quota:
@@ -118,6 +124,9 @@ class PoolWorker:
         self._counted: dict[str, list] = {}
         self._last_reclaim = 0.0
         self._last_stats = 0.0
+        # (path, mzxid) of quarantined requests -> monotonic time before
+        # which they are not looked at again (inf: not addressed to us).
+        self._unreadable: dict[tuple[str, int], float] = {}
         self.passes = 0     # routing passes done (tests wait on it)
         # Shared with the I/O threads, guarded by _lock:
         self._lock = threading.RLock()
@@ -240,6 +249,7 @@ class PoolWorker:
         self._emit_stats()
         self._poll_handlers()
         self._assign_requests()
+        self._decline_unreadable()
         self.passes += 1
 
     def _emit_stats(self) -> None:
@@ -373,6 +383,50 @@ class PoolWorker:
             with self._lock:
                 self._taking.add(request.id)
             self.io.submit(self._take_async, request, decision)
+
+    def _decline_unreadable(self) -> None:
+        """Fail the quarantined requests addressed to this pool (see
+        ``unreadable.py``), each version looked at once unless retried."""
+        entries = self.zk.quarantined("request")
+        if not entries:
+            return
+        if len(self._unreadable) > 10000:
+            self._unreadable.clear()
+        now = time.monotonic()
+        others = {c.provider_name for c in self.launcher.pool_components()
+                  if c.provider_name != self.provider.name}
+        for entry in entries:
+            key = (entry.path, entry.mzxid)
+            if self._unreadable.get(key, 0.0) > now:
+                continue
+            payload = self.zk.quarantined_payload(entry)
+            if payload is None or not unreadable.addressed_to(
+                    payload, self.id, self.provider.name,
+                    self.supported_labels, others):
+                self._unreadable[key] = math.inf
+                continue
+            with self._lock:
+                if entry.name in self._taking:
+                    continue
+                self._taking.add(entry.name)
+            self._unreadable[key] = now + UNREADABLE_RETRY
+            self.io.submit(self._fail_unreadable, entry, others)
+
+    def _fail_unreadable(self, entry, others: set[str]) -> None:
+        try:
+            reason = self.zk.decline_unreadable_request(
+                entry.name, self.id, lambda payload: unreadable.addressed_to(
+                    payload, self.id, self.provider.name,
+                    self.supported_labels, others))
+            if reason is not None:
+                self.log.info("Declined request %s (failed): it cannot be "
+                              "read: %s", entry.name, reason)
+        except Exception as exc:
+            self.log.warning("Could not decline unreadable request %s: %s",
+                             entry.name, exc)
+        finally:
+            with self._lock:
+                self._taking.discard(entry.name)
 
     def _take_async(self, request, decision: str) -> None:
         try:

@@ -20,6 +20,10 @@ Families (all prefixed ``nodepool_``; counters end in ``_total``):
   ``provider_quota_limit``/``provider_quota_used{provider,resource}``,
   ``pool_quota_limit``/``pool_quota_used{provider,pool,resource}``;
 - pools: ``pool_paused``, ``pool_requests_in_progress``;
+- records: ``bad_records_total{kind}`` (znode versions quarantined since
+  start: not JSON objects, or not fitting their schema) and
+  ``quarantined_records{kind}`` (such znodes present now), for every kind
+  (``node``, ``request``, ``component``, ``image``, ``offering``);
 - capacity: ``offering_unavailable{provider,offering}`` (1 while the cloud's
   capacity error for it is remembered), ``offering_short{provider,offering}``
   (1 while its calls keep being answered partially);
@@ -57,6 +61,7 @@ __all__ = ["LauncherCollector", "make_registry", "render",
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_STATES = ("requested", "pending", "fulfilled", "failed")
+RECORD_KINDS = ("node", "request", "component", "image", "offering")
 QUANTILES = (0.5, 0.9, 1.0)
 
 
@@ -71,6 +76,7 @@ class LauncherCollector:
         view = snapshot(self.launcher)
         yield from _launcher_metrics(view)
         yield from _node_metrics(view)
+        yield from _record_metrics(view)
         yield from _launch_metrics(self.recorder)
         yield from _provider_metrics(view.providers)
         yield from _machinery_metrics(view.providers)
@@ -141,6 +147,19 @@ def _node_metrics(view: LauncherView) -> Iterator[Metric]:
                                                - set(REQUEST_STATES)):
         requests.add_metric([state or "unknown"], counts[state])
     yield from (nodes, provider, label, requests)
+
+
+def _record_metrics(view: LauncherView) -> Iterator[Metric]:
+    bad = _counter("bad_records", "Znode versions quarantined: not a JSON "
+                   "object or not fitting their record's schema", ["kind"])
+    now = _gauge("quarantined_records", "Quarantined znodes present now",
+                 ["kind"])
+    kinds = list(RECORD_KINDS) + sorted(
+        (set(view.bad_records) | set(view.quarantined)) - set(RECORD_KINDS))
+    for kind in kinds:
+        bad.add_metric([kind], view.bad_records.get(kind, 0))
+        now.add_metric([kind], view.quarantined.get(kind, 0))
+    yield from (bad, now)
 
 
 def _launch_metrics(recorder: LaunchRecorder) -> Iterator[Metric]:

@@ -128,6 +128,10 @@ class LauncherView:
     labels: list[str]            # configured plus seen on nodes
     providers: list[ProviderView]
     tenant_limits: dict[str, dict[str, float]]
+    # Znode versions quarantined since start / znodes quarantined now, by
+    # record kind (node, request, component, image, offering).
+    bad_records: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
 
 
 def snapshot(launcher, now: float | None = None) -> LauncherView:
@@ -148,12 +152,18 @@ def snapshot(launcher, now: float | None = None) -> LauncherView:
         tenants = {tenant: {k: v for k, v in limits.items()
                             if finite(v) is not None}
                    for tenant, limits in config.tenant_resource_limits.items()}
+    bad_records: dict[str, int] = {}
+    quarantined: dict[str, int] = {}
+    if zk is not None:
+        bad_records = zk.quarantine.counts()
+        quarantined = zk.quarantine.by_kind(zk.quarantined())
     return LauncherView(
         hostname=launcher.hostname, version=__version__,
         ready=launcher.ready.is_set(),
         zk_connected=zk is not None and launcher.zk_ready(), now=now,
         nodes=nodes, requests=requests, labels=sorted(labels),
-        providers=providers, tenant_limits=tenants)
+        providers=providers, tenant_limits=tenants,
+        bad_records=bad_records, quarantined=quarantined)
 
 
 def _labels_of(node: Node) -> list[str]:

@@ -5,6 +5,12 @@ that created them.  The store keeps every component it registered and
 re-creates it (at a new path) once a new session is established, so Zuul
 keeps seeing our pools after a session loss.  Keys are written sorted and
 every update rewrites the whole object; keys we do not know are kept.
+
+Each kind declares its schema (``schema.py``): strings may be null (upstream
+registers a pool before it sets ``id``, ``name`` and ``provider_name``),
+``priority`` and ``model_api`` are integers, ``supported_labels`` strings,
+``state`` one of :class:`ComponentState`.  A component that does not fit is
+quarantined by the store: routing never compares a priority it cannot read.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import socket
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from . import schema as s
 from .errors import BadZnode
 
 __all__ = ["ComponentState", "Component", "LauncherComponent",
@@ -28,6 +35,26 @@ class ComponentState:
     RUNNING = "running"
     PAUSED = "paused"
     STOPPED = "stopped"
+    ALL = frozenset({INITIALIZING, RUNNING, PAUSED, STOPPED})
+
+
+COMPONENT_SCHEMA = s.Schema("component", {
+    "hostname": s.STRING,
+    "state": s.state_of(ComponentState.ALL),
+    "kind": s.STRING,
+    "version": s.STRING,
+    "model_api": s.integer(MODEL_API),
+})
+
+POOL_SCHEMA = s.Schema("component", {
+    **COMPONENT_SCHEMA.rules,
+    "id": s.STRING,
+    "name": s.STRING,
+    "provider_name": s.STRING,
+    "supported_labels": s.STRINGS,
+    "priority": s.integer(100),
+    "paused": s.boolean(False),
+})
 
 
 @dataclass(eq=False, kw_only=True)
@@ -35,6 +62,7 @@ class Component:
     """Fields common to every component kind (builders' included)."""
 
     KIND: ClassVar[str] = ""
+    SCHEMA: ClassVar[s.Schema] = COMPONENT_SCHEMA
     # Attributes that are not JSON keys.
     LOCAL: ClassVar[frozenset[str]] = frozenset({"path", "stat", "extra"})
 
@@ -63,10 +91,9 @@ class Component:
 
     @classmethod
     def from_dict(cls, data: dict, path: str | None = None):
-        if not isinstance(data, dict):
-            raise BadZnode("component payload is not an object")
+        values = cls.SCHEMA.parse(data)
         names = {f.name for f in fields(cls)} - cls.LOCAL
-        known = {k: v for k, v in data.items() if k in names}
+        known = {k: v for k, v in values.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in known}
         try:
             component = cls(**known)
@@ -89,6 +116,7 @@ class PoolComponent(Component):
     """One per running pool worker; Zuul reads ``supported_labels``."""
 
     KIND: ClassVar[str] = "pool"
+    SCHEMA: ClassVar[s.Schema] = POOL_SCHEMA
 
     id: str = ""
     name: str = ""

@@ -89,8 +89,10 @@ class ComponentStore(StoreBase):
                     self.log.exception("Could not re-register component")
 
     # -- reads ------------------------------------------------------------
-    def iter_components(self, kind: str,
-                        cached: bool = True) -> list[Component]:
+    def iter_components(self, kind: str, cached: bool = True,
+                        rejects: list | None = None) -> list[Component]:
+        """Every readable component of ``kind``; one that does not fit its
+        schema is quarantined (and added to ``rejects``)."""
         cls = COMPONENT_CLASSES.get(kind, Component)
         directory = component_dir(kind)
         result = []
@@ -106,7 +108,10 @@ class ComponentStore(StoreBase):
                 component = cls.from_dict(payload, path)
             except BadZnode as exc:
                 self._report_once(path, raw[1], str(exc))
+                if rejects is not None:
+                    rejects.append(self._rejected(path, raw[1], str(exc)))
                 continue
+            self.quarantine.release(path)
             component.stat = raw[1]
             result.append(component)
         return result

@@ -9,11 +9,13 @@ Callers branch on the class, never on the message::
     │   └── LockedObjectGone  the object vanished while or after we
     │                       locked it (also a NotFound)
     ├── BadZnode            a znode's data is not an object we understand
-    │                       (corrupt JSON, missing or unknown ``state``)
+    │                       (corrupt JSON, a key that does not fit the
+    │                       record's schema: ``schema.py``)
     └── Transient           connection trouble a caller reports itself
                             (retry later; see ``is_transient``)
 
-Iterators never raise ``BadZnode``: they log the path and skip the znode.
+Iterators never raise ``BadZnode``: they quarantine the znode (log its path
+and the field once per version, count it, skip it; ``store.py``).
 
 ``is_transient(exc)`` tells connection trouble (ConnectionLoss, a timed-out
 operation, an expired or closed session; raw kazoo or wrapped in one of the
@@ -55,7 +57,13 @@ class LockedObjectGone(LockError, NotFound):
 
 
 class BadZnode(ZooKeeperError):
-    """A znode's payload cannot be turned into a model object."""
+    """A znode's payload cannot be turned into a model object; ``field``
+    names the JSON key that does not fit its schema (None when the payload
+    is not a JSON object at all)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Transient(ZooKeeperError):

@@ -1,9 +1,11 @@
 """The Node record: ``/nodepool/nodes/<seq10>`` (zookeeper.md §5, §6.2).
 
-Reading is lenient about the shapes other writers use: a bare string
-``type`` becomes a one-item list, ``hold_expiration`` written as a string is
-coerced to an int (non-numeric → 0, i.e. no expiry), a missing
-``connection_port`` falls back to the legacy ``ssh_port`` and then 22.
+``NODE_SCHEMA`` is the declared shape of every key (``schema.py``); a node
+that does not fit it is quarantined by the stores.  It is lenient about the
+shapes other writers use: a bare string ``type`` becomes a one-item list,
+``hold_expiration`` written as a string is coerced to an int (non-numeric →
+0, i.e. no expiry), a missing ``connection_port`` falls back to the legacy
+``ssh_port`` and then 22, and every optional key may be null.
 Writing is strict about the shape upstream readers expect: every key of §5
 is present (null where unknown), ``ssh_port`` mirrors ``connection_port`` and
 ``node_properties`` is ``{}`` when empty.
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from . import schema as s
 from .record import ZnodeRecord
 
 __all__ = ["NodeState", "Node"]
@@ -54,12 +57,54 @@ def _as_int_or_zero(value: Any) -> int | None:
         return 0
 
 
+NODE_SCHEMA = s.Schema("node", {
+    "state": s.state_of(NodeState.ALL),
+    "state_time": s.TIME,
+    "created_time": s.TIME,
+    "provider": s.STRING,
+    "pool": s.STRING,
+    "type": s.LABELS,
+    "allocated_to": s.STRING,
+    "launcher": s.STRING,
+    "cloud": s.STRING,
+    "region": s.STRING,
+    "az": s.STRING,
+    "host_id": s.STRING,
+    "external_id": s.EXTERNAL_ID,
+    "hostname": s.STRING,
+    "interface_ip": s.STRING,
+    "public_ipv4": s.STRING,
+    "private_ipv4": s.STRING,
+    "public_ipv6": s.STRING,
+    "connection_type": s.STRING,
+    "connection_port": s.PORT,
+    "ssh_port": s.PORT,
+    "username": s.STRING,
+    "python_path": s.STRING,
+    "shell_type": s.STRING,
+    "host_keys": s.STRINGS,
+    "image_id": s.STRING,
+    "resources": s.NUMBERS,
+    "attributes": s.OBJECT,
+    "tenant_name": s.STRING,
+    "requestor": s.STRING,
+    "slot": s.INTEGER,
+    "driver_data": s.ANY,
+    "node_properties": s.OBJECT,
+    "comment": s.STRING,
+    "user_data": s.ANY,
+    "hold_job": s.STRING,
+    "hold_expiration": _as_int_or_zero,   # zookeeper.md §5: lenient
+})
+
+
 @dataclass(eq=False, kw_only=True)
 class Node(ZnodeRecord):
     """One node.  Attribute names are the JSON keys; ``id`` is the znode
     name; ``lock`` is the kazoo lock while we hold it."""
 
     STATES: ClassVar[frozenset[str]] = NodeState.ALL
+    SCHEMA: ClassVar[s.Schema] = NODE_SCHEMA
     DERIVED_KEYS: ClassVar[tuple[str, ...]] = ("ssh_port",)
 
     state: str | None = None
@@ -118,17 +163,6 @@ class Node(ZnodeRecord):
             data = dict(data)
             data["connection_port"] = data.get("ssh_port", 22)
         super()._load(data)
-
-    def _coerce(self, key: str, value: Any) -> Any:
-        if key == "type":
-            if value is None:
-                return []
-            return [value] if isinstance(value, str) else list(value)
-        if key == "host_keys":
-            return [] if value is None else list(value)
-        if key == "hold_expiration":
-            return _as_int_or_zero(value)
-        return value
 
     def to_dict(self) -> dict:
         data = {}

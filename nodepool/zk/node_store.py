@@ -33,12 +33,15 @@ class NodeStore(StoreBase):
         return self._read_record(Node, node_id, node_path(node_id), cached)
 
     def iter_nodes(self, cached: bool = True, want=None,
-                   shared: bool = False) -> Iterator[Node]:
+                   shared: bool = False,
+                   rejects: list | None = None) -> Iterator[Node]:
         """Every usable node, in id order; ``want``: only those this
         read-only predicate accepts (the others are not copied);
         ``shared``: read-only records from the cache (``clone()`` to
-        modify)."""
-        yield from self._iter_records(Node, NODES, cached, want, shared)
+        modify); ``rejects``: gets the ``Quarantined`` entry of every
+        node znode skipped because it cannot be read."""
+        yield from self._iter_records(Node, NODES, cached, want, shared,
+                                      rejects)
 
     def store_node(self, node: Node) -> None:
         """Create (``id`` None: new sequential znode) or update the node."""

@@ -14,9 +14,12 @@ the CLI) share each znode:
   re-applies only the keys this writer changed since it read.  Another
   writer's change to a different key is therefore kept.
 
-Reading never trusts the payload: :meth:`from_dict` raises ``BadZnode`` for a
-payload that is not an object or whose ``state`` is unknown, and the stores
-log and skip such znodes.
+Reading never trusts the payload: every subclass declares one ``SCHEMA``
+(``schema.py``: the type of every key, the required keys, the allowed
+states), :meth:`from_dict` raises ``BadZnode`` naming the first key that does
+not fit, and the stores quarantine such znodes (``store.py``).  What the
+schema accepts is normalised there too (``null`` lists become ``[]``, ...),
+so a record read from ZooKeeper always has the types its class declares.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 from .errors import BadZnode
+from .schema import Schema
 
 __all__ = ["ZnodeRecord", "decode_payload"]
 
@@ -54,6 +58,8 @@ class ZnodeRecord:
     fields (field name == JSON key) and list their states in ``STATES``."""
 
     STATES: ClassVar[frozenset[str]] = frozenset()
+    # The declared shape of the record's keys (each subclass has one).
+    SCHEMA: ClassVar[Schema]
     # Keys that are written but derived from other fields (not stored twice).
     DERIVED_KEYS: ClassVar[tuple[str, ...]] = ()
 
@@ -105,17 +111,13 @@ class ZnodeRecord:
 
     def _load(self, data: dict) -> None:
         """Set every declared key from ``data`` (owned by us afterwards)."""
-        if not isinstance(data, dict):
-            raise BadZnode("payload is not an object")
-        state = data.get("state")
-        if state not in self.STATES:
-            raise BadZnode(f"unknown state {state!r}")
+        values = self.SCHEMA.parse(data)
         known = self.json_keys()
         for f in fields(self):
             if f.name not in known:
                 continue
-            if f.name in data:
-                setattr(self, f.name, self._coerce(f.name, data[f.name]))
+            if f.name in values:
+                setattr(self, f.name, values[f.name])
             else:
                 setattr(self, f.name, self._default(f))
         skip = set(known) | set(self.DERIVED_KEYS)
@@ -126,10 +128,6 @@ class ZnodeRecord:
         if f.default_factory is not MISSING:
             return f.default_factory()
         return None if f.default is MISSING else f.default
-
-    def _coerce(self, key: str, value: Any) -> Any:
-        """Subclasses normalise legacy shapes of single keys here."""
-        return value
 
     def clone(self):
         """An independent copy, much cheaper than decoding again.

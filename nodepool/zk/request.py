@@ -6,6 +6,13 @@ The request id carries its precedence: ``200-0000012345`` has priority
 order in which launchers must consider requests.  ``relative_priority`` is
 rewritten by the requester at any time, so the launcher must use the value it
 reads after locking (the store re-reads on lock).
+
+``REQUEST_SCHEMA`` is the declared shape of every key (``schema.py``): labels
+are strings (a bare string ``node_types`` is refused, not split into
+characters), ``relative_priority`` is an integer (null: 0), ``reuse`` a
+boolean (null: true); a request that does not fit is quarantined by the
+stores, and declined when it is addressed to a pool
+(``launcher/unreadable.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from . import schema as s
 from .record import ZnodeRecord
 
 __all__ = ["RequestState", "NodeRequest", "DEFAULT_PRIORITY",
@@ -32,11 +40,21 @@ class RequestState:
     ALL = frozenset({REQUESTED, PENDING, FULFILLED, FAILED})
 
 
-def _as_int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
+REQUEST_SCHEMA = s.Schema("request", {
+    "state": s.state_of(RequestState.ALL),
+    "state_time": s.TIME,
+    "node_types": s.STRINGS,
+    "nodes": s.STRINGS,
+    "declined_by": s.STRINGS,
+    "reuse": s.boolean(True),
+    "requestor": s.STRING,
+    "requestor_data": s.ANY,
+    "provider": s.STRING,
+    "relative_priority": s.integer(0),
+    "event_id": s.STRING,
+    "created_time": s.TIME,
+    "tenant_name": s.STRING,
+})
 
 
 @dataclass(eq=False, kw_only=True)
@@ -44,6 +62,7 @@ class NodeRequest(ZnodeRecord):
     """One node request.  Attribute names are the JSON keys."""
 
     STATES: ClassVar[frozenset[str]] = RequestState.ALL
+    SCHEMA: ClassVar[s.Schema] = REQUEST_SCHEMA
 
     state: str | None = None
     state_time: float | None = None
@@ -76,15 +95,6 @@ class NodeRequest(ZnodeRecord):
     def sort_key(self) -> tuple[str, int, str]:
         """(priority prefix, relative_priority, sequence): lower first."""
         return (self.priority or "", self.relative_priority, self.sequence)
-
-    def _coerce(self, key: str, value: Any) -> Any:
-        if key in ("node_types", "nodes", "declined_by"):
-            return [] if value is None else list(value)
-        if key == "reuse":
-            return True if value is None else bool(value)
-        if key == "relative_priority":
-            return _as_int(value)
-        return value
 
     def __str__(self) -> str:
         return f"<NodeRequest {self.id} {self.state} {self.node_types}>"

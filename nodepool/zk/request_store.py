@@ -8,20 +8,35 @@ outlives the request; cleanup removes directories of vanished requests after
 Failure story: as for nodes (``node_store.py``): ``lock_request`` raises
 ``LockError`` or ``LockedObjectGone`` and re-reads the request after
 acquiring, so ``relative_priority``, ``state`` and ``declined_by`` are the
-current values.
+current values.  A request that cannot be read is quarantined (``store.py``)
+and never locked by the routing path; :meth:`decline_unreadable_request`
+fails one on behalf of a pool it is addressed to, writing only ``state``,
+``state_time`` and ``declined_by`` and keeping every other byte of meaning
+(any lock, conflict or change since the read: nothing is written, the pool
+tries again on a later pass).
+
+Threads: every method may be called from any thread (pool-worker I/O
+threads, the cleanup worker, the CLI); state shared between calls lives in
+ZooKeeper and in the store's caches, which guard themselves.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import json
+import time
+from typing import Callable, Iterator
 
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import (BadVersionError, KazooException,
+                              NodeExistsError, NoNodeError)
 
 from . import locking
-from .errors import BadZnode, LockedObjectGone, LockError, NotFound
+from .errors import (BadZnode, LockedObjectGone, LockError, NotFound,
+                     ZooKeeperError)
 from .paths import (REQUEST_LOCKS, REQUESTS, request_lock_path,
                     request_path)
-from .request import DEFAULT_PRIORITY, NodeRequest, RequestState
+from .record import decode_payload
+from .request import (DEFAULT_PRIORITY, REQUEST_SCHEMA, NodeRequest,
+                      RequestState)
 from .store import StoreBase
 
 __all__ = ["RequestStore"]
@@ -56,12 +71,15 @@ class RequestStore(StoreBase):
         return self.kazoo.exists(path) is not None
 
     def iter_requests(self, cached: bool = True, want=None,
-                      shared: bool = False) -> list[NodeRequest]:
+                      shared: bool = False,
+                      rejects: list | None = None) -> list[NodeRequest]:
         """Every usable request in processing order (zookeeper.md §3);
         ``want``: only those this read-only predicate accepts; ``shared``:
-        read-only records straight from the cache (``clone()`` to modify)."""
+        read-only records straight from the cache (``clone()`` to modify);
+        ``rejects``: gets the ``Quarantined`` entry of every request znode
+        skipped because it cannot be read."""
         requests = list(self._iter_records(NodeRequest, REQUESTS, cached,
-                                           want, shared))
+                                           want, shared, rejects))
         requests.sort(key=NodeRequest.sort_key)
         return requests
 
@@ -154,6 +172,73 @@ class RequestStore(StoreBase):
     def unlock_request(self, request: NodeRequest) -> None:
         locking.release(request.lock)
         request.lock = None
+
+    # -- unreadable requests ----------------------------------------------
+    def decline_unreadable_request(self, request_id: str, worker_id: str,
+                                   addressed: Callable[[dict], bool],
+                                   now: float | None = None) -> str | None:
+        """Fail a request that cannot be read, for pool ``worker_id``.
+
+        Takes the request lock without waiting and re-reads the znode.
+        Writes only when the payload is a JSON object that still does not
+        fit the request schema, is still ``requested``, has not been
+        declined by ``worker_id`` and ``addressed(payload)`` holds: then
+        ``state`` becomes ``failed``, ``state_time`` is stamped and
+        ``worker_id`` is appended to ``declined_by`` (when that is absent,
+        null or an array; anything else is left as it is), conditional on
+        the version read.  Every other key is written back as read.
+        Returns the reason the request could not be read when it was
+        failed, else None (nothing written)."""
+        path = request_path(request_id)
+        lock = locking.make_lock(self.kazoo, request_lock_path(request_id),
+                                 create_parent=True)
+        try:
+            locking.acquire(lock, f"request {request_id}", False, None)
+        except LockError:
+            return None
+        try:
+            return self._fail_unreadable(path, worker_id, addressed, now)
+        finally:
+            try:
+                locking.release(lock)
+            except Exception:
+                self.log.warning("Could not release the lock of request %s;"
+                                 " it goes with the session", request_id)
+
+    def _fail_unreadable(self, path: str, worker_id: str,
+                         addressed: Callable[[dict], bool],
+                         now: float | None) -> str | None:
+        try:
+            data, stat = self.kazoo.get(path)
+        except NoNodeError:
+            return None
+        try:
+            payload = decode_payload(data)
+        except BadZnode:
+            return None     # not an object: nothing we could keep
+        if payload is None:
+            return None
+        reason = REQUEST_SCHEMA.check(payload)
+        if reason is None or payload.get("state") != RequestState.REQUESTED:
+            return None     # readable now (routing serves it), or not ours
+        declined = payload.get("declined_by")
+        if isinstance(declined, list) and worker_id in declined:
+            return None
+        if not addressed(payload):
+            return None
+        if declined is None or isinstance(declined, list):
+            payload["declined_by"] = list(declined or []) + [worker_id]
+        payload["state"] = RequestState.FAILED
+        payload["state_time"] = time.time() if now is None else now
+        body = json.dumps(payload).encode("utf-8")
+        try:
+            self._set_async(path, body, stat.version).get()
+        except (BadVersionError, NoNodeError):
+            return None
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not write {path}: {exc!r}") \
+                from exc
+        return reason
 
     # -- cleanup helpers --------------------------------------------------
     def iter_request_lock_dirs(self) -> Iterator[tuple[str, float]]:

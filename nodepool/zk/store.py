@@ -2,8 +2,14 @@
 
 Failure story:
 
-* Unusable payloads (empty, not JSON, unknown ``state``) are logged once per
-  znode version, naming the path, and read as "no object"; loops continue.
+* Unusable payloads are read as "no object"; loops continue.  An empty
+  znode is logged once per version at INFO.  A payload that is not a JSON
+  object or does not fit its record's schema (``schema.py``) is
+  *quarantined* (``quarantine.py``): one warning per znode version naming
+  the path and the field, counted, remembered while it lasts, and never
+  returned by a read -- so it is never handed out and never reaches the
+  launcher's sorting or sums.  Iterators take a ``rejects`` list to learn
+  which znodes they skipped (the CLI prints them).
 * Writes of existing records are conditional on the version read.  On
   ``BadVersion`` the znode is re-read, the caller's own changes are re-applied
   (``ZnodeRecord.merge_onto``) and the write retried, so a concurrent change
@@ -29,6 +35,7 @@ from kazoo.protocol.serialization import SetData
 from . import locking
 from .cache import TreeCaches
 from .errors import BadZnode, NotFound, ZooKeeperError
+from .quarantine import Quarantine, Quarantined, kind_of
 from .record import ZnodeRecord, decode_payload
 
 __all__ = ["StoreBase"]
@@ -53,9 +60,12 @@ class StoreBase:
     def _init_store(self) -> None:
         self._reported: set[tuple[str, int]] = set()
         self._reported_lock = threading.Lock()
-        # path -> (mzxid, record) of cached reads: a loop that iterates a
-        # cache every pass decodes each znode version once, then clones.
-        self._memo: dict[str, tuple[int, ZnodeRecord]] = {}
+        self.quarantine = Quarantine(self.log)
+        # path -> (mzxid, class, record or None, reason) of cached reads: a
+        # loop that iterates a cache every pass decodes each znode version
+        # once, then clones (a quarantined version is not decoded again).
+        self._memo: dict[str, tuple[int, type, ZnodeRecord | None,
+                                    str | None]] = {}
 
     # -- reads ------------------------------------------------------------
     def _use_cache(self, path: str, cached: bool) -> bool:
@@ -80,6 +90,11 @@ class StoreBase:
 
     def _report_once(self, path: str, stat: Any, message: str,
                      level: int = logging.WARNING) -> None:
+        """Log ``message`` once per znode version; at WARNING (a payload we
+        cannot use) the version is quarantined and counted."""
+        if level >= logging.WARNING:
+            self.quarantine.report(path, stat, message)
+            return
         key = (path, getattr(stat, "mzxid", 0))
         with self._reported_lock:
             if key in self._reported:
@@ -102,66 +117,111 @@ class StoreBase:
         return payload
 
     def _build(self, cls: type[R], record_id: str, path: str,
-               data: bytes | None, stat: Any) -> R | None:
-        payload = self._decode(path, data, stat)
-        if payload is None:
-            return None
+               data: bytes | None, stat: Any) -> tuple[R | None, str | None]:
+        """(record, None); (None, reason) for a quarantined znode; (None,
+        None) for an empty one."""
         try:
+            payload = decode_payload(data)
+            if payload is None:
+                self._report_once(path, stat, "empty znode (no object)",
+                                  logging.INFO)
+                return None, None
             record = cls._from_owned(record_id, payload, data)
         except BadZnode as exc:
             self._report_once(path, stat, str(exc))
-            return None
+            return None, str(exc)
+        self.quarantine.release(path)
         record.stat = stat
-        return record
+        return record, None
 
     def _read_record(self, cls: type[R], record_id: str, path: str,
-                     cached: bool, want=None, shared: bool = False
-                     ) -> R | None:
+                     cached: bool, want=None, shared: bool = False,
+                     rejects: list | None = None) -> R | None:
         """The record at ``path``; with ``want`` (a predicate over a
         read-only record) only records it accepts are returned, and the
         others are not even copied.  ``shared`` (cached reads only) returns
         the cache's own decoded record: the caller must not modify it
         (``clone()`` it first), which saves a copy per record for loops
-        that only look."""
+        that only look.  A quarantined znode reads as None and, with
+        ``rejects``, adds its :class:`Quarantined` entry there."""
         raw = self._read_raw(path, cached)
         if raw is None:
             self._memo.pop(path, None)
+            self.quarantine.release(path)
             return None
         if not (cached and self._use_cache(path, cached)):
-            record = self._build(cls, record_id, path, *raw)
+            record, reason = self._build(cls, record_id, path, *raw)
+            if reason is not None and rejects is not None:
+                rejects.append(self._rejected(path, raw[1], reason))
             return record if record is None or want is None or want(record) \
                 else None
         return self._from_cache(cls, record_id, path, raw[0], raw[1], want,
-                                shared)
+                                shared, rejects)
 
     def _from_cache(self, cls: type[R], record_id: str, path: str,
-                    data: bytes | None, stat: Any, want, shared: bool
-                    ) -> R | None:
+                    data: bytes | None, stat: Any, want, shared: bool,
+                    rejects: list | None = None) -> R | None:
         hit = self._memo.get(path)
-        if hit is None or hit[0] != stat.mzxid or type(hit[1]) is not cls:
-            record = self._build(cls, record_id, path, data, stat)
-            if record is None:
-                return None
+        if hit is None or hit[0] != stat.mzxid or hit[1] is not cls:
+            record, reason = self._build(cls, record_id, path, data, stat)
+            if record is None and reason is None:
+                return None     # empty: not remembered (it is filled soon)
             if len(self._memo) > _MEMO_LIMIT:
                 self._memo.clear()
-            hit = (stat.mzxid, record)
+            hit = (stat.mzxid, cls, record, reason)
             self._memo[path] = hit
-        if want is not None and not want(hit[1]):
+        record = hit[2]
+        if record is None:
+            if rejects is not None:
+                rejects.append(self._rejected(path, stat, hit[3]))
+            return None
+        if want is not None and not want(record):
             return None
         if shared:
-            return hit[1]
-        record = hit[1].clone()
+            return record
+        record = record.clone()
         record.stat = stat
         return record
 
+    @staticmethod
+    def _rejected(path: str, stat: Any, reason: str) -> Quarantined:
+        return Quarantined(kind_of(path), path, getattr(stat, "mzxid", 0),
+                           reason)
+
+    def quarantined(self, kind: str | None = None) -> list[Quarantined]:
+        """Znodes quarantined now (of ``kind``: ``node``, ``request``,
+        ...), dropping entries whose znode is gone or has changed since
+        (as far as the caches tell; uncached paths are kept)."""
+        def current(entry: Quarantined) -> bool:
+            if not self._use_cache(entry.path, True):
+                return True
+            cached = self.caches.get(entry.path)
+            return cached is not None and cached.stat.mzxid == entry.mzxid
+        self.quarantine.prune(current)
+        return self.quarantine.current(kind)
+
+    def quarantined_payload(self, entry: Quarantined) -> dict | None:
+        """The cached payload of a quarantined znode when it is a JSON
+        object (None: gone, changed, or not an object)."""
+        if not self._use_cache(entry.path, True):
+            return None
+        cached = self.caches.get(entry.path)
+        if cached is None or cached.stat.mzxid != entry.mzxid:
+            return None
+        try:
+            return decode_payload(cached.data)
+        except BadZnode:
+            return None
+
     def _iter_records(self, cls: type[R], directory: str, cached: bool,
-                      want=None, shared: bool = False) -> Iterator[R]:
-        """Every usable record under ``directory`` (``want``/``shared`` as
-        for ``_read_record``), in znode-name order."""
+                      want=None, shared: bool = False,
+                      rejects: list | None = None) -> Iterator[R]:
+        """Every usable record under ``directory`` (``want``/``shared``/
+        ``rejects`` as for ``_read_record``), in znode-name order."""
         if not self._use_cache(directory, cached):
             for name in self._children(directory, cached=False):
                 record = self._read_record(cls, name, f"{directory}/{name}",
-                                           False, want)
+                                           False, want, rejects=rejects)
                 if record is not None:
                     yield record
             return
@@ -169,7 +229,8 @@ class StoreBase:
             if entry is None:
                 continue      # listed, data not fetched yet
             record = self._from_cache(cls, name, f"{directory}/{name}",
-                                      entry.data, entry.stat, want, shared)
+                                      entry.data, entry.stat, want, shared,
+                                      rejects)
             if record is not None:
                 yield record
 

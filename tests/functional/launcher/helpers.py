@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -22,6 +23,13 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         threading.Event().wait(interval)
+
+
+def errors_logged(caplog) -> list[str]:
+    """Errors and tracebacks our loggers wrote during the test."""
+    return [f"{r.name}: {r.getMessage()}" for r in caplog.records
+            if r.name.startswith("nodepool")
+            and (r.exc_info or r.levelno >= logging.ERROR)]
 
 
 def fake_provider(name="fake-provider", pools=None, **extra) -> dict:

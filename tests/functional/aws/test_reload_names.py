@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from tests.functional.aws.helpers import instance_id
-from tests.functional.launcher.helpers import wait_for
+from tests.functional.launcher.helpers import fake_provider, wait_for
 
 STATIC_LAUNCHER = "static driver"
 
@@ -124,6 +124,38 @@ def test_removed_provider_keeps_its_nodes_until_it_returns(env, aws):
         node = env.zuul.get_node(node_id)
         assert node is not None and running(aws, node)
     assert env.zuul.get_node(in_use)["state"] == "used"
+    env.write_config([aws.provider("p")])
+    used = env.zuul.get_node(in_use)
+    env.zuul.wait_node_gone(in_use, timeout=30)
+    wait_for(lambda: not running(aws, used), timeout=30,
+             what="instance of the used node terminated")
+    assert env.zuul.get_node(spare)["state"] == "ready"
+
+
+def test_name_given_to_another_cloud_driver_waits_for_the_old_nodes(
+        env, aws, caplog):
+    env.write_config([aws.provider("p")])
+    launcher = env.start_launcher()
+    spare, in_use = spare_and_in_use(env)
+    caplog.set_level(logging.ERROR, logger="nodepool.Launcher")
+    # Another cloud driver under the same name: its deletes would not
+    # reach the EC2 instances, so it is left out while they exist.
+    new = fake_provider("p")
+    new["pools"][0]["labels"][0]["name"] = "small"
+    env.write_config([new])
+
+    def applied():
+        manager = launcher.provider_managers().get("p")
+        return "Provider p not started" in caplog.text or (
+            manager is not None and manager.provider.driver == "fake")
+    wait_for(applied, timeout=10, what="the reload applied")
+    env.zuul.release([in_use])
+    launcher.deleted_worker.run_once()
+    assert env.zuul.get_node(in_use)["state"] == "used"
+    assert "driver changed from aws to fake while 2 node(s)" in caplog.text
+    assert launcher.provider_managers() == {}
+    assert running(aws, env.zuul.get_node(spare))
+    assert running(aws, env.zuul.get_node(in_use))
     env.write_config([aws.provider("p")])
     used = env.zuul.get_node(in_use)
     env.zuul.wait_node_gone(in_use, timeout=30)

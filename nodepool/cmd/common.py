@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import os
 import sys
 import threading
 import traceback
@@ -47,19 +48,74 @@ def add_common_options(parser, default_config: str) -> None:
                         help="secure config file")
 
 
+class LoggingConfigError(Exception):
+    """The ``-l`` file can not be used; the message is one line naming it."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` and what caused it (dictConfig wraps the real problem)."""
+    parts: list[str] = []
+    while exc is not None and len(parts) < 3:
+        if isinstance(exc, KeyError) and exc.args:
+            text = f"missing {exc.args[0]!r}"   # fileConfig's sections
+        else:
+            text = " ".join((str(exc) or type(exc).__name__).split())
+        if not any(text in part for part in parts):
+            parts.append(text)
+        exc = exc.__cause__ or exc.__context__
+    return ": ".join(parts)
+
+
+def _read_dict_config(path: str) -> dict:
+    import yaml
+    with open(path) as f:
+        try:
+            data = (json.load(f) if path.endswith(".json")
+                    else yaml.safe_load(f))
+        except json.JSONDecodeError as e:
+            raise LoggingConfigError(
+                f"logging config {path}:{e.lineno}:{e.colno}: {e.msg}"
+            ) from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            problem = getattr(e, "problem", None) or "invalid YAML"
+            raise LoggingConfigError(
+                f"logging config {path}{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise LoggingConfigError(f"logging config {path}: expected a "
+                                 "mapping (a logging dictConfig)")
+    return data
+
+
+def apply_logging_config(path: str) -> None:
+    """Configure logging from ``path`` (dict YAML/JSON, else INI).
+
+    Raises ``LoggingConfigError`` (one line naming the file) for a file
+    that is missing, unreadable, not parseable or rejected by ``logging``
+    (unknown handler class, a log file that can not be opened...).
+    """
+    try:
+        if not os.path.isfile(path):
+            raise LoggingConfigError(f"logging config {path}: file not "
+                                     "found")
+        if path.endswith((".yaml", ".yml", ".json")):
+            logging.config.dictConfig(_read_dict_config(path))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except LoggingConfigError:
+        raise
+    except Exception as e:  # logging raises many kinds; all are one line
+        raise LoggingConfigError(
+            f"logging config {path}: {_one_line(e)}") from None
+
+
 def setup_logging(logconfig: str | None, level: int,
                   stream=None, filename: str | None = None) -> None:
-    """Configure logging from a file (dict YAML/JSON or INI) or defaults."""
+    """Configure logging from a file (dict YAML/JSON or INI) or defaults;
+    a bad file raises ``LoggingConfigError``."""
     if logconfig:
-        if logconfig.endswith((".yaml", ".yml", ".json")):
-            import yaml
-            with open(logconfig) as f:
-                data = (json.load(f) if logconfig.endswith(".json")
-                        else yaml.safe_load(f))
-            logging.config.dictConfig(data)
-        else:
-            logging.config.fileConfig(logconfig,
-                                      disable_existing_loggers=False)
+        apply_logging_config(logconfig)
         return
     handler: logging.Handler
     if filename:

@@ -15,8 +15,8 @@ import signal
 import sys
 import threading
 
-from nodepool.cmd.common import (add_common_options, setup_logging,
-                                 stack_dump)
+from nodepool.cmd.common import (
+    LoggingConfigError, add_common_options, setup_logging, stack_dump)
 
 DEFAULT_CONFIG = "/etc/nodepool/nodepool.yaml"
 DEFAULT_PIDFILE = "/var/run/nodepool/nodepool.pid"
@@ -31,7 +31,8 @@ SIGTERM closes the ZooKeeper session and exits at once; SIGUSR2 writes a
 stack dump of every thread to the log.
 Metrics go to statsd when STATSD_HOST or STATSD_PORT is set.
 Exit status: 0 after a stop signal; 1 when the config is invalid (every
-problem printed on stderr) or ZooKeeper is unreachable.
+problem printed on stderr), the -l logging config is unusable (one line)
+or ZooKeeper is unreachable.
 """
 
 
@@ -89,14 +90,22 @@ def main(argv=None) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     foreground = args.debug or args.foreground
     level = logging.DEBUG if args.debug else logging.INFO
+    # Logging is set up before detaching, so a bad -l file is reported on
+    # this terminal (a daemon's stderr is /dev/null); open log files
+    # survive the fork.
+    try:
+        if not foreground:
+            logfile = None if args.logconfig else DEFAULT_LOGFILE
+            if logfile:
+                os.makedirs(os.path.dirname(logfile), exist_ok=True)
+            setup_logging(args.logconfig, level, filename=logfile)
+        else:
+            setup_logging(args.logconfig, level)
+    except (LoggingConfigError, OSError) as e:
+        print(f"nodepool-launcher: {e}", file=sys.stderr)
+        return 1
     if not foreground:
         _daemonize(args.pidfile)
-        logfile = None if args.logconfig else DEFAULT_LOGFILE
-        if logfile:
-            os.makedirs(os.path.dirname(logfile), exist_ok=True)
-        setup_logging(args.logconfig, level, filename=logfile)
-    else:
-        setup_logging(args.logconfig, level)
     log = logging.getLogger("nodepool.launcher")
 
     from nodepool.config import ConfigError

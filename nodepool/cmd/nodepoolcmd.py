@@ -31,7 +31,8 @@ from typing import Any, Callable, TextIO
 from kazoo.exceptions import KazooException
 
 from nodepool import tables
-from nodepool.cmd.common import add_common_options, setup_logging
+from nodepool.cmd.common import (
+    LoggingConfigError, add_common_options, setup_logging)
 from nodepool.config import ConfigError, load_config, validate_config
 from nodepool.zk import (LockedObjectGone, LockError, Node, NodeState,
                          ZooKeeper, ZooKeeperClient)
@@ -151,7 +152,11 @@ def main(argv: list[str] | None = None, *,
     if not args.command:
         parser.print_help()
         return 1
-    _setup_logging(args)
+    try:
+        _setup_logging(args)
+    except LoggingConfigError as exc:
+        print(f"nodepool: {exc}", file=sys.stderr)
+        return 1
     try:
         return _run(args, clock, stdin or sys.stdin)
     except CommandError as exc:

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 from nodepool.config.drivers.common import entries, text
 from nodepool.config.errors import Issue
 from nodepool.config.model import DiskImage
+from nodepool.config.names import duplicates
 
 __all__ = ["check_diskimages", "resolve_diskimages"]
 
@@ -28,17 +29,12 @@ _LAUNCHER_KEYS = ("username", "python-path", "shell-type", "env-vars")
 
 
 def check_diskimages(raw: Any) -> list[Issue]:
-    issues: list[Issue] = []
+    issues = duplicates(raw, ("diskimages",), "diskimage")
     first: dict[str, int] = {}
     for index, entry in entries(raw):
         name = text(entry.get("name"))
-        if name is None:
-            continue
-        if name in first:
-            issues.append(Issue(("diskimages", index, "name"),
-                                f"duplicate diskimage '{name}'"))
-        else:
-            first[name] = index
+        if name is not None:
+            first.setdefault(name, index)
     parents: dict[str, str | None] = {}
     for index, entry in entries(raw):
         name = text(entry.get("name"))

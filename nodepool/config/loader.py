@@ -10,6 +10,14 @@ Failure story:
 - The YAML is malformed: one error ``<file>:<line>:<column>: <problem>``
   (1-based).  PyYAML's snippet of the offending text is deliberately left
   out, as it could contain a secret.
+- A mapping repeats a key (PyYAML would keep the last value silently):
+  ``<file>:<line>:<column>: duplicate key 'rate' (first at line 9, column
+  5)``.  Keys brought in by a ``<<`` merge may be overridden, as YAML says.
+- Nesting deeper than ``MAX_DEPTH`` levels (no config needs more than a
+  dozen; thousands would exhaust Python's recursion limit): one error at
+  the first level too deep.  A value PyYAML can not construct (a
+  timestamp like ``2026-13-45``) is one error at its position.  No parse
+  problem ends in a traceback, and every one names the file.
 
 ``%(NODEPOOL_NAME)`` placeholders are replaced by the environment variable
 of that name before parsing; other placeholders, and those naming unset
@@ -31,11 +39,13 @@ import yaml
 
 from nodepool.config.errors import Issue
 
-__all__ = ["MISSING_FILE_RETRIES", "RETRY_DELAY", "config_mtimes",
-           "read_yaml", "substitute_env"]
+__all__ = ["MAX_DEPTH", "MISSING_FILE_RETRIES", "RETRY_DELAY",
+           "config_mtimes", "read_yaml", "substitute_env"]
 
 MISSING_FILE_RETRIES = 3
 RETRY_DELAY = 0.5
+MAX_DEPTH = 100
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 _PLACEHOLDER = re.compile(r"%\((NODEPOOL_[^()]*)\)")
 
@@ -46,6 +56,65 @@ class FileProblem(Exception):
     def __init__(self, issue: Issue) -> None:
         super().__init__(issue.render())
         self.issue = issue
+
+
+class _Positioned(yaml.MarkedYAMLError):
+    """A problem of ours at a position in the text (``problem_mark``)."""
+
+    def __init__(self, problem: str, mark) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys and deep nesting."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Positioned(f"nesting deeper than {MAX_DEPTH} levels",
+                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception:
+            # e.g. ValueError for a timestamp with month 13; the message
+            # is left out as it may quote the value.
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise _Positioned(f"invalid {kind} value",
+                              node.start_mark) from None
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            self._check_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _check_duplicates(self, node: yaml.MappingNode) -> None:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG or \
+                    not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # unhashable: PyYAML reports it itself
+            if first is not key_node.start_mark:
+                raise _Positioned(
+                    f"duplicate key '{key_node.value}' (first at line "
+                    f"{first.line + 1}, column {first.column + 1})",
+                    key_node.start_mark)
 
 
 def substitute_env(text: str, env: Mapping[str, str]) -> str:
@@ -103,7 +172,13 @@ def _unset_placeholder(path: str, text: str, exc: yaml.YAMLError,
     return None
 
 
+def _at(path: str, mark) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}"
+
+
 def _syntax_issue(path: str, exc: yaml.YAMLError) -> Issue:
+    if isinstance(exc, _Positioned):
+        return Issue((), exc.problem, prefix=_at(path, exc.problem_mark))
     mark = getattr(exc, "problem_mark", None) or getattr(
         exc, "context_mark", None)
     parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
@@ -112,8 +187,8 @@ def _syntax_issue(path: str, exc: yaml.YAMLError) -> Issue:
         return Issue((), f"YAML syntax error: {problem}", prefix=path)
     # Issue.render puts the prefix before the path; here the "path" is the
     # position in the file, the way compilers report it.
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}"
-    return Issue((), f"YAML syntax error: {problem}", prefix=where)
+    return Issue((), f"YAML syntax error: {problem}",
+                 prefix=_at(path, mark))
 
 
 def read_yaml(path: str, env: Mapping[str, str] | None = None,
@@ -123,12 +198,19 @@ def read_yaml(path: str, env: Mapping[str, str] | None = None,
     env = os.environ if env is None else env
     text = substitute_env(text, env)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
+    except _Positioned as exc:
+        raise FileProblem(_syntax_issue(path, exc)) from None
     except yaml.YAMLError as exc:
         unset = _unset_placeholder(path, text, exc, env)
         if unset is not None:
             raise FileProblem(unset) from None
         raise FileProblem(_syntax_issue(path, exc)) from None
+    except RecursionError:
+        # MAX_DEPTH keeps the composer well inside the limit; this is the
+        # last guard (a deep chain of aliases, say).
+        raise FileProblem(Issue((), "YAML nesting too deep to read",
+                                prefix=path)) from None
 
 
 def config_mtimes(path: str, secure_path: str | None = None

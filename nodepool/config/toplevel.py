@@ -14,31 +14,32 @@ from __future__ import annotations
 import voluptuous as vol
 from voluptuous import Required
 
-from nodepool.config.validators import ListOf, Struct
+from nodepool.config.validators import (
+    Int, ListOf, Port, PositiveFloat, PositiveInt, Struct)
 
 __all__ = ["TOP_LEVEL", "SECURE_KEYS", "ZK_SERVER", "ZK_TLS",
            "TOP_LEVEL_LOADER_ONLY"]
 
-ZK_SERVER = Struct({Required("host"): str, "port": int, "chroot": str})
+ZK_SERVER = Struct({Required("host"): str, "port": Port, "chroot": str})
 
 ZK_TLS = Struct({Required("cert"): str, Required("key"): str,
                  Required("ca"): str})
 
-LABEL = Struct({Required("name"): str, "min-ready": int,
-                "max-ready-age": int})
+LABEL = Struct({Required("name"): str, "min-ready": Int,
+                "max-ready-age": Int})
 
-WEBAPP = Struct({"port": int, "listen_address": str})
+WEBAPP = Struct({"port": Port, "listen_address": str})
 
 # Any other key with an int value is a driver resource (e.g. an AWS quota
-# code); the ``str: int`` wildcard only applies to keys not listed.
+# code); the ``str: Int`` wildcard only applies to keys not listed.
 TENANT_LIMIT = Struct({
     Required("tenant-name"): str,
-    "max-servers": int,
-    "max-cores": int,
-    "max-ram": int,
-    "max-volumes": int,
-    "max-volume-gb": int,
-    str: int,
+    "max-servers": Int,
+    "max-cores": Int,
+    "max-ram": Int,
+    "max-volumes": Int,
+    "max-volume-gb": Int,
+    str: Int,
 })
 
 DISKIMAGE = Struct({
@@ -55,9 +56,9 @@ DISKIMAGE = Struct({
     "formats": ListOf(str),
     "keep-formats": ListOf(str),
     "delete-after-upload": bool,
-    "release": vol.Any(str, int, msg="expected str or int"),
-    "rebuild-age": int,
-    "build-timeout": int,
+    "release": vol.Any(str, Int, msg="expected str or int"),
+    "rebuild-age": Int,
+    "build-timeout": PositiveInt,
     "env-vars": {str: str},
     "metadata": dict,
 })
@@ -65,17 +66,17 @@ DISKIMAGE = Struct({
 TOP_LEVEL = Struct({
     "zookeeper-servers": ListOf(ZK_SERVER),
     "zookeeper-tls": ZK_TLS,
-    "zookeeper-timeout": float,
+    "zookeeper-timeout": PositiveFloat,
     "labels": ListOf(LABEL),
     "providers": ListOf(dict),
     "diskimages": ListOf(DISKIMAGE),
     "webapp": WEBAPP,
-    "max-hold-age": int,
+    "max-hold-age": Int,
     "tenant-resource-limits": ListOf(TENANT_LIMIT),
     "elements-dir": str,
     "images-dir": str,
     "build-log-dir": str,
-    "build-log-retention": int,
+    "build-log-retention": Int,
 })
 
 TOP_LEVEL_LOADER_ONLY = (("diskimages", "*", "shell-type"),)

@@ -2,8 +2,8 @@
 
 One pass collects every problem (config.md §8): file problems, secure-file
 problems (prefixed with the secure file's name), the top-level schema, each
-provider against its driver's schema, the cross-reference and load checks,
-and the loader-only key warnings.  Reference checks run on the raw data even
+provider against its driver's schema, unique names (``names``), the
+cross-reference and load checks, and the loader-only key warnings.  Reference checks run on the raw data even
 where the schema failed, so a single run shows the whole picture.  Only a
 config without errors is built into a ``Config``.
 
@@ -28,6 +28,7 @@ from nodepool.config.errors import (
     LOADER_ONLY, ConfigError, Issue, Path, ValidationResult, render)
 from nodepool.config.loader import FileProblem, read_yaml
 from nodepool.config.model import Config
+from nodepool.config.names import check_unique_names
 from nodepool.config.registry import CheckContext, driver_names, get_driver
 from nodepool.config.toplevel import (
     SECURE_KEYS, TOP_LEVEL, TOP_LEVEL_LOADER_ONLY)
@@ -164,6 +165,7 @@ def validate_data(data: Any, secure: Any = None, *,
     errors += run(TOP_LEVEL, data)
     errors += _provider_types(data)
     errors += check_diskimages(data.get("diskimages"))
+    errors += check_unique_names(data)
     provider_errors, warnings = _providers(data, _check_context(data))
     errors += provider_errors
     warnings += _loader_only(data, TOP_LEVEL_LOADER_ONLY, (), {})

@@ -11,26 +11,35 @@ int``), so a bad config is reported in full in one run:
 - ``Struct(keys, exactly_one=..., at_most_one=..., at_least_one=...,
   checks=...)``: a closed mapping (unknown keys are errors) plus group rules;
   the group rules still run when some key has a type error.
-- ``Choice``, ``FloatLike``, ``StrOrList``, ``StrOr``: small scalar rules.
+- ``Choice``, ``StrOrList``, ``StrOr``: small scalar rules.
+- ``Int``, ``PositiveInt``, ``Port``, ``PositiveFloat``, ``Rate``: numbers
+  whose value is checked too (config.md §8.1 plus this project's
+  semantic checks, doc/source/configuration.rst).
 
-Types are strict, as in upstream's schema: ``int`` rejects strings and
-floats but accepts YAML booleans (``bool`` is an ``int``), ``str`` rejects
-ints, ``float`` rejects ints, and nothing accepts an explicit null unless the
-rule says so.
+Types are strict, as in upstream's schema: ``Int`` rejects strings and
+floats, ``str`` rejects ints, ``float`` rejects ints, and nothing accepts an
+explicit null unless the rule says so.  Stricter than upstream: a YAML
+boolean is not a number (``max-servers: true`` is an error, where
+upstream's checker takes it as 1), and a rate, timeout or port must be a
+value the launcher can use (finite, in range), so a file that validates
+never fails later in the daemon.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import voluptuous as vol
 
 from nodepool.config.errors import Issue, Path
 
-__all__ = ["Choice", "FloatLike", "ListOf", "StrOr", "StrOrList", "Struct",
-           "issues_from", "run"]
+__all__ = ["Choice", "Int", "ListOf", "Port", "PositiveFloat", "PositiveInt",
+           "Rate", "StrOr", "StrOrList", "Struct", "issues_from", "run"]
 
 Check = Callable[[dict], Iterable[vol.Invalid]]
+
+NOT_A_NUMBER = "expected {}, got a boolean"
 
 
 def _schema(validator: Any) -> vol.Schema:
@@ -135,13 +144,65 @@ class Choice:
         return data
 
 
-def FloatLike(data: Any) -> float:  # noqa: N802 - reads like a type
-    """Anything ``float()`` accepts, numeric strings included."""
-    try:
-        float(data)
-    except (TypeError, ValueError):
-        raise vol.Invalid("expected float") from None
+def Int(data: Any) -> int:  # noqa: N802 - reads like a type
+    """An int; YAML ``true``/``false`` are not numbers here."""
+    if isinstance(data, bool):
+        raise vol.Invalid(NOT_A_NUMBER.format("int"))
+    if not isinstance(data, int):
+        raise vol.Invalid("expected int")
     return data
+
+
+def PositiveInt(data: Any) -> int:  # noqa: N802
+    """An int greater than 0 (timeouts: 0 or less would expire at once)."""
+    if Int(data) <= 0:
+        raise vol.Invalid("expected an int greater than 0")
+    return data
+
+
+def Port(data: Any) -> int:  # noqa: N802
+    """A TCP port number, 1 to 65535."""
+    if not 1 <= Int(data) <= 65535:
+        raise vol.Invalid("expected a port number from 1 to 65535")
+    return data
+
+
+def PositiveFloat(data: Any) -> float:  # noqa: N802
+    """A finite float greater than 0 (``zookeeper-timeout``: an int is a
+    type error there, as in upstream's schema)."""
+    if not isinstance(data, float):
+        raise vol.Invalid("expected float")
+    if not math.isfinite(data) or data <= 0:
+        raise vol.Invalid("expected a finite float greater than 0")
+    return data
+
+
+class Rate:
+    """A provider ``rate``: a finite number, 0 or more (0: no limit, as
+    upstream's rate limiter reads it).
+
+    ``strings``: numeric strings count too (OpenStack and Azure, where
+    upstream coerces with ``float()``); AWS takes an int or a float only.
+    """
+
+    def __init__(self, strings: bool = False) -> None:
+        self.strings = strings
+
+    def __call__(self, data: Any) -> Any:
+        if isinstance(data, bool):
+            raise vol.Invalid(NOT_A_NUMBER.format("float"))
+        if isinstance(data, (int, float)):
+            value = float(data)
+        elif self.strings and isinstance(data, str):
+            try:
+                value = float(data)
+            except ValueError:
+                raise vol.Invalid("expected float") from None
+        else:
+            raise vol.Invalid("expected float")
+        if not math.isfinite(value) or value < 0:
+            raise vol.Invalid("expected a finite number, 0 or more")
+        return data
 
 
 def StrOrList(data: Any) -> Any:  # noqa: N802

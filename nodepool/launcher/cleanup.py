@@ -19,7 +19,8 @@ something to do):
   longer registered, older than ``ORPHAN_INIT_AGE`` → ``deleting``.
 
 Each duty runs isolated: an exception in one is logged and the others still
-run.  The full pass:
+run.  Duties that change nodes act only on nodes of configured providers
+that the provider's driver made (``ProviderManager.owns``).  The full pass:
 
 1. request-lock directories of vanished requests, older than 8 hours;
 2. leaked cloud resources, by upstream Nodepool's rule (``leaked_by``): an
@@ -196,7 +197,8 @@ class CleanupWorker(PeriodicWorker):
         candidates = list(self.zk.iter_nodes(
             cached=True, shared=True,
             want=lambda n: n.state == NodeState.INIT
-            and n.provider in managers and n.launcher is not None
+            and n.provider in managers and managers[n.provider].owns(n)
+            and n.launcher is not None
             and now - (n.state_time or now) >= ORPHAN_INIT_AGE))
         if not candidates:
             return
@@ -349,6 +351,7 @@ class CleanupWorker(PeriodicWorker):
         for node in self.zk.iter_nodes(cached=True):
             if (node.state != NodeState.INIT
                     or node.provider not in managers
+                    or not managers[node.provider].owns(node)
                     or now - (node.state_time or now) < INIT_MAX_AGE
                     or self.zk.is_locked(node)):
                 continue
@@ -362,7 +365,8 @@ class CleanupWorker(PeriodicWorker):
         now = self.clock()
         for node in self.zk.iter_nodes(cached=True):
             if (node.state != NodeState.READY or node.allocated_to
-                    or node.provider not in managers):
+                    or node.provider not in managers
+                    or not managers[node.provider].owns(node)):
                 continue
             ages = [labels[t].max_ready_age for t in (node.type or [])
                     if t in labels and labels[t].max_ready_age > 0]

@@ -27,7 +27,11 @@ in ``deleting``; the next round retries.  ZooKeeper trouble (or the
 connection closing at shutdown) ends the pass with one warning instead of
 an error per remaining node.  A failed lookup releases the lock
 and leaves the node as it was.  Nodes of providers that are not
-in our config are never touched.
+in our config are never touched (as upstream: they wait for their provider
+to return), and neither are nodes that another kind of driver left under a
+configured provider's name (``ProviderManager.owns``): deleting them through
+the configured driver would drop their records while their instances kept
+running.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ class DeletedNodeWorker(PeriodicWorker):
     def __init__(self, launcher, interval: float = 5.0):
         # Woken by every node change: scan at most every MIN_INTERVAL.
         super().__init__(launcher, interval, MIN_INTERVAL)
+        # Nodes of another driver already warned about (ids are never
+        # reused, so the set only grows by such rare nodes).
+        self._foreign_seen: set[str] = set()
 
     def run_once(self) -> None:
         managers = self.launcher.provider_managers()
@@ -71,6 +78,10 @@ class DeletedNodeWorker(PeriodicWorker):
                 return
             if node.provider is not None and node.provider not in managers:
                 continue
+            manager = managers.get(node.provider)
+            if manager is not None and not manager.owns(node):
+                self._foreign(node)
+                continue
             if self.zk.is_locked(node):
                 continue
             node = node.clone()   # cached records are read-only
@@ -78,7 +89,7 @@ class DeletedNodeWorker(PeriodicWorker):
                 if node.state == NodeState.READY and node.allocated_to:
                     self._deallocate_orphan(node)
                 elif node.state in DELETABLE:
-                    self._delete(node, managers.get(node.provider))
+                    self._delete(node, manager)
             except Exception as exc:
                 if (self._stop.is_set() or not self.launcher.zk_ready()
                         or zk_errors.is_transient(exc)):
@@ -90,6 +101,18 @@ class DeletedNodeWorker(PeriodicWorker):
                                      exc)
                     return
                 self.log.exception("Error handling node %s", node.id)
+
+    def _foreign(self, node) -> None:
+        """A node another kind of driver left under a configured provider
+        name: kept, record and instance, and said once per node."""
+        if node.id in self._foreign_seen:
+            return
+        self._foreign_seen.add(node.id)
+        self.log.warning(
+            "Node %s (%s) of provider %s was made by another driver than "
+            "the one now configured under that name; it is kept until a "
+            "provider of its driver has the name again", node.id,
+            node.state, node.provider)
 
     def _deallocate_orphan(self, node) -> None:
         if self.zk.get_request(node.allocated_to, cached=True) is not None:

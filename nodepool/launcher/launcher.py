@@ -18,7 +18,11 @@ Threads (each a named class with start/stop/join):
 
 Failure story: an invalid config is fatal at start and ignored (old config
 kept, error logged) on reload.  A provider that fails to start is logged and
-left out; the others run.  While the ZooKeeper session is suspended or lost
+left out; the others run.  Nodes of a provider that a reload removes or
+renames stay untouched until a provider of their name and kind returns
+(``ProviderManager.owns``); a reload that gives a name to another cloud
+driver while the old one's nodes exist leaves the new provider out (logged)
+rather than let it delete nodes whose instances it can not see.  While the ZooKeeper session is suspended or lost
 nothing is accepted, declined or written (``zk_ready()`` is false); launches
 in flight when the session is lost fail (their locks are gone).  Stopping
 releases the requests being handled (back to ``requested``) and unregisters
@@ -68,6 +72,9 @@ class Launcher:
         self.ready = threading.Event()
         self._mtimes = None
         self._managers: dict[str, ProviderManager] = {}
+        # The manager that last ran under each provider name (stopped or
+        # not): a reload that gives the name to another driver checks it.
+        self._last_run: dict[str, ProviderManager] = {}
         self._workers: dict[str, PoolWorker] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -262,6 +269,36 @@ class Launcher:
         manager = self._managers.pop(name)
         manager.stop()
 
+    def _inherits_nodes(self, manager: ProviderManager) -> bool:
+        """True (logged) when ``manager`` would take over nodes another
+        driver left under its name since this process last ran it.
+
+        Its deletes would not reach their instances (an OpenStack delete of
+        an EC2 instance id finds nothing), so their records would go while
+        the instances kept running.  The provider is then left out until
+        those nodes are gone or it gets a name of its own; they stay, as
+        nodes of a removed provider do.
+        """
+        name = manager.provider.name
+        previous = self._last_run.get(name)
+        if previous is None or \
+                previous.provider.driver == manager.provider.driver:
+            return False
+        left = [n.id for n in self.zk.iter_nodes(
+            cached=False, want=lambda n: n.provider == name
+            and previous.owns(n) and manager.owns(n))]
+        if not left:
+            return False
+        self.log.error(
+            "Provider %s not started: its driver changed from %s to %s "
+            "while %d node(s) of the %s provider exist (%s); they are kept "
+            "until a %s provider named %s returns -- give the %s provider "
+            "another name", name, previous.provider.driver,
+            manager.provider.driver, len(left), previous.provider.driver,
+            ", ".join(sorted(left)[:5]), previous.provider.driver, name,
+            manager.provider.driver)
+        return True
+
     def _start_provider(self, provider) -> None:
         try:
             cls = adapter_class(provider.driver)
@@ -272,12 +309,15 @@ class Launcher:
                                   self.keyscan_pool,
                                   on_change=self._zk_changed,
                                   zk_ready=self.zk_ready)
+            if self._inherits_nodes(manager):
+                return
             manager.start()
         except Exception:
             self.log.exception("Provider %s failed to start; leaving it out",
                                provider.name)
             return
         self._managers[provider.name] = manager
+        self._last_run[provider.name] = manager
         for pool in provider.pools.values():
             worker = PoolWorker(self, provider, pool, manager)
             self._workers[f"{provider.name}-{pool.name}"] = worker

@@ -627,7 +627,8 @@ class PoolWorker:
                     if (node.state == NodeState.READY
                             and not node.allocated_to
                             and node.provider == self.provider.name
-                            and node.pool == self.pool.name):
+                            and node.pool == self.pool.name
+                            and self.manager.owns(node)):
                         for name in node.type or []:
                             self._spares.setdefault(name, []).append(node)
             return list(self._spares.get(label, []))

@@ -7,6 +7,11 @@ the only thread that advances this provider's ``NodeLauncher`` and
 hand work in through ``launch()``/``delete_node()``/``delete_instance()``,
 which only append under ``_lock`` and wake the loop.
 
+Ownership: a provider acts only on the nodes of its name that its kind of
+driver made (``owns``); nodes another driver left under the name are left
+alone, records and instances, until a provider of their kind has the name
+again.
+
 Failure story: an exception from one launcher or deleter is contained to it
 (the launcher fails its attempt; the deleter releases the node lock so the
 deleted-node worker retries on a later round).  If the ZooKeeper session is
@@ -31,6 +36,10 @@ from nodepool.zk.models import Node
 
 # Node costs remembered by node_cost (cleared when exceeded).
 COST_MEMO_LIMIT = 100000
+
+# The ``launcher`` of nodes the static driver registers (upstream's too);
+# a launched node carries the id of the pool worker that made it.
+STATIC_LAUNCHER_ID = "static driver"
 
 
 class NodeDeleter:
@@ -168,6 +177,19 @@ class ProviderManager:
         """The request's launches (if any) are handed in, or it was let go."""
         with self._lock:
             self._taking.discard(request_id)
+
+    def owns(self, node: Node) -> bool:
+        """True when this provider's driver may act on ``node``.
+
+        A provider name can pass from one driver to another across reloads
+        (a static provider named like a removed cloud one).  The nodes the
+        old driver left keep their records and instances; the new driver
+        must neither hand them out nor delete them -- its delete would not
+        reach their instances, so the records would go while the instances
+        keep running.  A cloud provider acts on launched nodes, the static
+        driver on the slots it registered.
+        """
+        return node.launcher != STATIC_LAUNCHER_ID
 
     def is_deleting(self, node_id: str) -> bool:
         with self._lock:

@@ -34,7 +34,8 @@ from nodepool.config.errors import Issue, Path
 from nodepool.config.model import Pool, PoolLabel, Provider
 from nodepool.config.registry import (
     BuildContext, CheckContext, DriverSchema)
-from nodepool.config.validators import Choice, ListOf, Struct
+from nodepool.config.validators import (
+    Choice, Int, ListOf, PositiveInt, Rate, Struct)
 
 IMAGE_FILTER = Struct({"name": str, "values": ListOf(str),
                        "Name": str, "Values": ListOf(str)})
@@ -66,9 +67,9 @@ DISKIMAGE = Struct({
     "architecture": str,
     "ena-support": bool,
     "volume-type": str,
-    "volume-size": int,
-    "iops": int,
-    "throughput": int,
+    "volume-size": Int,
+    "iops": Int,
+    "throughput": Int,
     "import-method": Choice("snapshot", "ebs-direct", "image"),
     "imds-support": Choice("v2.0", None),
     "tags": dict,
@@ -97,9 +98,9 @@ LABEL = Struct({
     Required("key-name"): str,
     "ebs-optimized": bool,
     "volume-type": str,
-    "volume-size": int,
-    "iops": int,
-    "throughput": int,
+    "volume-size": Int,
+    "iops": Int,
+    "throughput": Int,
     "userdata": str,
     "iam-instance-profile": Struct({"name": str, "arn": str},
                                    at_most_one=[("name", "arn")]),
@@ -125,9 +126,9 @@ def _pool_az_check(data: dict) -> Iterator[vol.Invalid]:
 POOL = Struct({
     **POOL_COMMON,
     Required("labels"): ListOf(LABEL),
-    "max-cores": int,
-    "max-ram": int,
-    "max-resources": {str: int},
+    "max-cores": Int,
+    "max-ram": Int,
+    "max-resources": {str: Int},
     "subnet-id": str,
     "security-group-id": str,
     "public-ipv4": bool,
@@ -143,15 +144,15 @@ PROVIDER = Struct({
     **CLOUD_PROVIDER_COMMON,
     Required("region-name"): str,
     "profile-name": str,
-    "rate": vol.Any(int, float, msg="expected float"),
+    "rate": Rate(),
     "batch-creates": bool,
-    "max-servers": int,
-    "max-cores": int,
-    "max-ram": int,
-    "max-resources": {str: int},
+    "max-servers": Int,
+    "max-cores": Int,
+    "max-ram": Int,
+    "max-resources": {str: Int},
     "object-storage": Struct({Required("bucket-name"): str}),
     "image-format": Choice("raw", "ova", "vhd", "vhdx", "vmdk"),
-    "image-import-timeout": int,
+    "image-import-timeout": PositiveInt,
     # Loader-only: defaults for every pool.
     "use-internal-ip": bool,
     "host-key-checking": bool,

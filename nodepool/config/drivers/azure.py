@@ -29,7 +29,7 @@ from nodepool.config.errors import Issue, Path
 from nodepool.config.model import Pool, PoolLabel, Provider
 from nodepool.config.registry import (
     BuildContext, CheckContext, DriverSchema)
-from nodepool.config.validators import FloatLike, ListOf, StrOr, Struct
+from nodepool.config.validators import Int, ListOf, Rate, StrOr, Struct
 
 GALLERY_IMAGE = Struct({Required("gallery-name"): str, Required("name"): str,
                         "version": str})
@@ -72,7 +72,7 @@ LABEL = Struct({
     "dynamic-tags": dict,
     "user-data": str,
     "custom-data": str,
-    "volume-size": int,
+    "volume-size": Int,
 })
 
 IP_KEYS = {"ipv4": bool, "ipv6": bool, "public-ipv4": bool,
@@ -84,7 +84,7 @@ IP_KEYS = {"ipv4": bool, "ipv6": bool, "public-ipv4": bool,
 POOL = Struct({
     **{k: v for k, v in POOL_COMMON.items() if k != "max-servers"},
     # Upstream's loader fails on a pool without it (config.md §8.2 item 5).
-    Required("max-servers"): int,
+    Required("max-servers"): Int,
     Required("labels"): ListOf(LABEL),
     **IP_KEYS,
 })
@@ -100,7 +100,7 @@ PROVIDER = Struct({
                              "subnet": str})),
     "subnet-id": str,
     **IP_KEYS,
-    "rate": FloatLike,
+    "rate": Rate(strings=True),
     "zuul-public-key": str,
     "cloud-images": ListOf(CLOUD_IMAGE),
     "diskimages": ListOf(DISKIMAGE),

@@ -17,33 +17,34 @@ from voluptuous import Required
 from nodepool.config.errors import Issue, Path
 from nodepool.config.model import CloudImage, ProviderDiskImage
 from nodepool.config.registry import CheckContext
+from nodepool.config.validators import Int, Port, PositiveInt
 
 UNLIMITED = math.inf
 
 PROVIDER_COMMON = {
     Required("name"): str,
     "driver": str,
-    "max-concurrency": int,
-    "priority": int,
+    "max-concurrency": Int,
+    "priority": Int,
 }
 
 CLOUD_PROVIDER_COMMON = {
-    "boot-timeout": int,
-    "launch-timeout": int,
-    "launch-retries": int,
+    "boot-timeout": PositiveInt,
+    "launch-timeout": PositiveInt,
+    "launch-retries": Int,
     "post-upload-hook": str,  # image upload only
 }
 
 POOL_COMMON = {
     Required("name"): str,
-    "max-servers": int,
-    "priority": int,
+    "max-servers": Int,
+    "priority": Int,
     "node-attributes": dict,
 }
 
 IMAGE_CONNECTION = {
     "connection-type": str,
-    "connection-port": int,
+    "connection-port": Port,
     "python-path": str,
     "shell-type": str,
 }
@@ -220,7 +221,9 @@ def cloud_timeouts(raw: Mapping[str, Any], boot_timeout: int
 
 
 def by_name(items: list, make) -> dict:
-    """Later entries of the same name replace earlier ones (§8.2 item 3)."""
+    """Entries by name.  Pools and labels are unique by then
+    (``nodepool.config.names``); of cloud-images or provider diskimages of
+    one name, the later entry replaces the earlier one, as upstream."""
     result: dict = {}
     for raw in items or []:
         value = make(raw)

@@ -12,7 +12,6 @@ AWS: ``max-cores``, ``max-ram``, ``host-key-checking`` (default false),
 
 from __future__ import annotations
 
-from voluptuous import Any as VAny
 from voluptuous import Required
 
 from nodepool.config.drivers import common
@@ -21,19 +20,20 @@ from nodepool.config.drivers.common import (
 from nodepool.config.errors import Issue, Path
 from nodepool.config.model import Pool, PoolLabel, Provider
 from nodepool.config.registry import BuildContext, CheckContext, DriverSchema
-from nodepool.config.validators import ListOf, Struct
+from nodepool.config.validators import Int, ListOf, Rate, Struct
 
 LABEL = Struct({Required("name"): str, Required("cloud-image"): str,
-                "cores": int, "ram": int, "host-key-checking": bool})
+                "cores": Int, "ram": Int, "host-key-checking": bool})
 POOL = Struct({**POOL_COMMON, Required("labels"): ListOf(LABEL),
-               "max-cores": int, "max-ram": int, "host-key-checking": bool,
+               "max-cores": Int, "max-ram": Int, "host-key-checking": bool,
                "use-internal-ip": bool})
 IMAGE = Struct({Required("name"): str, "username": str, **IMAGE_CONNECTION})
 PROVIDER = Struct({**PROVIDER_COMMON, **CLOUD_PROVIDER_COMMON,
-                   "rate": VAny(int, float),
-                   "create-latency": VAny(int, float),
-                   "boot-time": VAny(int, float),
-                   "max-servers": int,
+                   "rate": Rate(),
+                   # Seconds, 0 or more: the same finite-number rule.
+                   "create-latency": Rate(),
+                   "boot-time": Rate(),
+                   "max-servers": Int,
                    "cloud-images": ListOf(IMAGE),
                    Required("pools"): ListOf(POOL)})
 

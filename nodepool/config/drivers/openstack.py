@@ -27,7 +27,8 @@ from nodepool.config.errors import Issue, Path
 from nodepool.config.model import Pool, PoolLabel, Provider
 from nodepool.config.registry import (
     BuildContext, CheckContext, DriverSchema)
-from nodepool.config.validators import FloatLike, ListOf, Struct
+from nodepool.config.validators import (
+    Int, ListOf, Port, PositiveInt, Rate, Struct)
 
 CLOUD_IMAGE = Struct({
     Required("name"): str,
@@ -42,7 +43,7 @@ DISKIMAGE = Struct({
     Required("name"): str,
     "config-drive": bool,
     "connection-type": str,
-    "connection-port": int,
+    "connection-port": Port,
     "pause": bool,  # upload only
     "meta": dict,   # upload only
 })
@@ -52,11 +53,11 @@ LABEL = Struct({
     "cloud-image": str,
     "diskimage": str,
     "flavor-name": str,
-    "min-ram": int,
+    "min-ram": Int,
     "key-name": str,
     "console-log": bool,
     "boot-from-volume": bool,
-    "volume-size": int,
+    "volume-size": Int,
     "instance-properties": dict,
     "dynamic-instance-properties": dict,
     "userdata": str,
@@ -68,10 +69,10 @@ LABEL = Struct({
 POOL = Struct({
     **POOL_COMMON,
     "labels": ListOf(LABEL),
-    "max-cores": int,
-    "max-ram": int,
-    "max-volumes": int,
-    "max-volume-gb": int,
+    "max-cores": Int,
+    "max-ram": Int,
+    "max-volumes": Int,
+    "max-volume-gb": Int,
     "ignore-provider-quota": bool,
     "availability-zones": ListOf(str),
     "networks": ListOf(str),
@@ -85,11 +86,11 @@ PROVIDER = Struct({
     **CLOUD_PROVIDER_COMMON,
     Required("cloud"): str,
     "region-name": str,
-    "rate": FloatLike,
+    "rate": Rate(strings=True),
     "clean-floating-ips": bool,
-    "port-cleanup-interval": int,
+    "port-cleanup-interval": Int,
     "nodepool-id": str,           # deprecated, ignored
-    "image-upload-timeout": int,  # upload only
+    "image-upload-timeout": PositiveInt,  # upload only
     "image-name-format": str,     # upload only
     "cloud-images": ListOf(CLOUD_IMAGE),
     "diskimages": ListOf(DISKIMAGE),

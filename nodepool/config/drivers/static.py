@@ -20,21 +20,22 @@ from nodepool.config.errors import Issue, Path
 from nodepool.config.model import Pool, PoolLabel, Provider, StaticNode
 from nodepool.config.registry import (
     BuildContext, CheckContext, DriverSchema)
-from nodepool.config.validators import ListOf, StrOrList, Struct
+from nodepool.config.validators import (
+    Int, ListOf, Port, PositiveInt, StrOrList, Struct)
 
 NODE = Struct({
     Required("name"): str,
     Required("labels"): StrOrList,
     "username": str,
-    "timeout": int,
+    "timeout": PositiveInt,
     "host-key-checking": bool,
     "host-key": StrOrList,
     "connection-type": str,
-    "connection-port": int,
-    "ssh-port": int,  # loader-only, deprecated
+    "connection-port": Port,
+    "ssh-port": Port,  # loader-only, deprecated
     "shell-type": str,
     "python-path": str,
-    "max-parallel-jobs": int,
+    "max-parallel-jobs": Int,
 })
 
 POOL = Struct({**POOL_COMMON, "nodes": ListOf(NODE)})

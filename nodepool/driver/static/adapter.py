@@ -6,7 +6,8 @@ host, ``max-parallel-jobs`` node znodes ("slots") registered, with
 the deleted-node worker (no cloud call) and registered again READY by the
 next sync.  Config changes update READY unlocked nodes; removed hosts'
 nodes are deleted — but a node that is held, in use or locked is never
-touched.
+touched, nor is a node of this provider name that a cloud driver launched
+(``owns``: its ``launcher`` is a pool worker's, not ``static driver``).
 
 Thread: ``<provider>-static-sync`` runs the sync (it may keyscan, which
 blocks for up to a host's ``timeout``), every few seconds and when woken.
@@ -50,11 +51,11 @@ from nodepool.driver.instance import Instance
 from nodepool.driver.keyscan import (
     check_connection, gathers_host_keys, keyscan, port_open)
 from nodepool.driver.statemachine import StateMachine
-from nodepool.launcher.provider import ProviderManager
+from nodepool.launcher.provider import STATIC_LAUNCHER_ID, ProviderManager
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState
 
-LAUNCHER_ID = "static driver"
+LAUNCHER_ID = STATIC_LAUNCHER_ID
 SYNC_INTERVAL = 5.0
 # A slot promised to a request being taken is not offered to another one
 # until the node cache shows it taken, or for at most this long (the
@@ -141,6 +142,12 @@ class StaticProviderManager(ProviderManager):
         super().wake()
         self._sync_wake.set()
 
+    def owns(self, node: Node) -> bool:
+        """Only the slots the static driver registered: nodes a cloud
+        driver launched under this provider name are never deregistered
+        (their instances would keep running without a record)."""
+        return node.launcher == LAUNCHER_ID
+
     def remove_znode(self, node: Node) -> None:
         super().remove_znode(node)
         self._sync_wake.set()   # re-register the freed slot soon
@@ -170,7 +177,7 @@ class StaticProviderManager(ProviderManager):
             if not wanted:
                 break
             if (node.provider != self.provider.name
-                    or node.pool != worker.pool.name
+                    or node.pool != worker.pool.name or not self.owns(node)
                     or node.state != NodeState.READY or node.allocated_to
                     or node.id in promised or self.zk.is_locked(node)):
                 continue
@@ -219,7 +226,7 @@ class StaticProviderManager(ProviderManager):
 
     def sync(self) -> None:
         nodes = [n for n in self.zk.iter_nodes(cached=False)
-                 if n.provider == self.provider.name]
+                 if n.provider == self.provider.name and self.owns(n)]
         wanted = {}
         for pool in self.provider.pools.values():
             for host in pool.nodes:

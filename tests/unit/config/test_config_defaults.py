@@ -36,8 +36,7 @@ def test_top_level_values_and_builder_keys(valid_config):
         "elements-dir": "/e", "images-dir": "/i", "build-log-dir": "/b",
         "build-log-retention": 7,
         "labels": [{"name": "small", "min-ready": 2, "max-ready-age": 60},
-                   {"name": "large", "min-ready": True},
-                   {"name": "small", "min-ready": 3}],
+                   {"name": "large", "min-ready": 1}],
         "tenant-resource-limits": [
             {"tenant-name": "t1", "max-servers": 5, "max-cores": 10,
              "max-ram": 2048, "max-volumes": 3, "max-volume-gb": 100,
@@ -48,8 +47,7 @@ def test_top_level_values_and_builder_keys(valid_config):
     assert config.zookeeper_timeout == 20.5
     assert config.max_hold_age == 3600
     assert config.webapp == WebApp(9000, "127.0.0.1")
-    # A later duplicate label replaces the earlier one; bool is an int.
-    assert config.labels == {"small": Label("small", 3, 0),
+    assert config.labels == {"small": Label("small", 2, 60),
                              "large": Label("large", 1, 0)}
     assert config.tenant_resource_limits == {
         "t1": {"instances": 5, "cores": 10, "ram": 2048, "volumes": 3,

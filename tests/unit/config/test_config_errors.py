@@ -54,7 +54,8 @@ CASES = [
     ("diskimage-extra", ["static"], [("diskimages[0].elemnts", ["vm"])],
      ["diskimages[0].elemnts: extra keys not allowed"]),
     ("diskimage-duplicate", ["static"], [("diskimages[1]", {"name": "jammy"})],
-     ["diskimages[1].name: duplicate diskimage 'jammy'"]),
+     ["diskimages[1].name: duplicate diskimage 'jammy' (first at "
+      "diskimages[0])"]),
     ("diskimage-no-parent", ["static"], [("diskimages[0].parent", "base")],
      ["diskimages[0].parent: parent diskimage 'base' is not defined"]),
     ("diskimage-self-parent", ["static"], [("diskimages[0].parent", "jammy")],

@@ -27,8 +27,8 @@ instead of in ever-repeated large calls.  The launches of a key the cloud
 has not yet answered fully are spread over calls of a third of the queue
 each,
 so the limiter's slots carry the burst while the first answers are in
-flight (``_take_count``).  ``SHORT_AFTER`` partial answers in a row are a
-capacity signal: ``on_signal(key, True, reason)``, and the next full
+flight (``_take_count``).  ``SHORT_AFTER`` launches in a row left unstarted by
+partial answers are a capacity signal: ``on_signal(key, True, reason)``, and the next full
 answer of several launches ``on_signal(key, False, reason)`` -- the
 adapter passes them to the launcher, which records the offering as short
 (``nodepool.driver.offerings``).
@@ -64,8 +64,9 @@ GROW_AFTER = 8
 #: and at least PROBE launches
 SPREAD = 3
 PROBE = 2
-#: partial answers in a row after which the key's offering is reported
-#: short of capacity (``on_signal(key, True, reason)``)
+#: launches in a row the cloud did not start (partial answers) after which
+#: the key's offering is reported short of capacity
+#: (``on_signal(key, True, reason)``)
 SHORT_AFTER = 3
 #: flushes of one key waiting on the limiter at once, while its queue holds
 #: more than one call's worth (shrunk calls under partial fulfilment)
@@ -130,8 +131,9 @@ class CreateBatcher:
         # Keys a call of two or more launches was fully answered for: until
         # then a flush takes a third of the queue (see _take_count).
         self._proven: set[Hashable] = set()
-        # Partial answers in a row per key; keys reported short.
-        self._partials: dict[Hashable, int] = {}
+        # Launches in a row the cloud did not start, per key (a fully
+        # answered call of several resets it); keys reported short.
+        self._unstarted: dict[Hashable, int] = {}
         self._short: set[Hashable] = set()
         self._on_signal = on_signal
         self._refusal = refusal
@@ -342,8 +344,10 @@ class CreateBatcher:
 
     def _learn(self, key: Hashable, asked: int, outcomes: Sequence) -> None:
         """Partial answers shrink the key's calls; full ones grow them.
-        ``SHORT_AFTER`` partial answers in a row report the key short, the
-        next full answer of several launches reports it ample again."""
+        ``SHORT_AFTER`` launches in a row left unstarted by partial answers
+        (one call of ten that started one, or three calls of two that
+        started one each) report the key short; the next full answer of
+        several launches reports it ample again."""
         unfulfilled = sum(isinstance(o, errors.Unfulfilled)
                           for o in outcomes)
         signal: tuple[bool, str] | None = None
@@ -354,19 +358,18 @@ class CreateBatcher:
                 self._full.pop(key, None)
                 self._proven.discard(key)
                 self.stats.partial += 1
-                partials = self._partials.get(key, 0) + 1
-                self._partials[key] = partials
+                unstarted = self._unstarted.get(key, 0) + unfulfilled
+                self._unstarted[key] = unstarted
                 log.info("Create batcher %s: %d of %d started; calls of "
                          "this kind now ask for %d", self.name, started,
                          asked, self._sizes[key])
-                if partials >= SHORT_AFTER and key not in self._short:
+                if unstarted >= SHORT_AFTER and key not in self._short:
                     self._short.add(key)
-                    signal = (True, f"{partials} calls in a row started "
-                              f"fewer instances than asked (last: {started} "
-                              f"of {asked})")
+                    signal = (True, f"{unstarted} launches in a row not "
+                              f"started (last call: {started} of {asked})")
             else:
                 if asked >= 2:
-                    self._partials.pop(key, None)
+                    self._unstarted.pop(key, None)
                     if key in self._short:
                         self._short.discard(key)
                         signal = (False, f"a call of {asked} was answered "

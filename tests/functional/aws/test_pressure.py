@@ -42,12 +42,15 @@ def test_with_both_zones_refused_requests_wait_then_are_served(env, aws):
     env.write_config([_two_zones(aws, **{"launch-retries": 1})])
     launcher = env.start_launcher()
     manager = launcher.provider_managers()["aws"]
-    ttl = 4.0
+    ttl = 8.0
     manager.offerings.base_ttl = ttl
     rids = [env.zuul.submit(["small"]) for _ in range(30)]
     keys = {f"{east}/t3.medium", f"{west}/t3.medium"}
     wait_for(lambda: {o.key for o in manager.offerings.current()} == keys,
              what="both offerings recorded unavailable")
+    # The calls that were in flight when the marks landed are answered.
+    wait_for(lambda: manager.active_launches == 0,
+             what="no launch in flight")
     refused = aws.local.stats()["faults"]["RunInstances"][
         "InsufficientInstanceCapacity"]
     # While both are out nothing fails and no create call goes out.
@@ -76,7 +79,10 @@ def test_a_zone_short_of_capacity_lets_the_other_zone_go_first(env, aws):
     # offering short; the next burst goes to west, while east still
     # launches when it is the only candidate.
     east, west = aws.boot["subnet_ids"][:2]
-    aws.local.configure(launch_by_subnet={east: "min"})
+    # Calls take 0.5 s, as a real cloud's do: the burst is in flight in a
+    # few calls when the first answers come back.
+    aws.local.configure(launch_by_subnet={east: "min"},
+                        run_instances_latency=0.5)
     env.write_config([_two_zones(aws)])
     launcher = env.start_launcher()
     manager = launcher.provider_managers()["aws"]

@@ -221,9 +221,9 @@ def test_stop_cancels_queued_launches(pool):
 
 
 def test_repeated_partial_answers_are_a_capacity_signal(pool):
-    # Every call starts one instance: after SHORT_AFTER partial answers
-    # the key is reported short, once; a full answer of two reports it
-    # ample again.
+    # Every call starts one instance: once SHORT_AFTER launches in a row
+    # were left unstarted (here: one per call of two) the key is reported
+    # short, once; a full answer of two reports it ample again.
     full = threading.Event()
     signals: list[tuple] = []
 
@@ -243,12 +243,31 @@ def test_repeated_partial_answers_are_a_capacity_signal(pool):
                 second.result(5)
             b._sizes.pop("k", None)        # ask for two again
         assert [(key, short) for key, short, _ in signals] == [("k", True)]
-        assert "in a row" in signals[0][2]
+        assert "in a row not started" in signals[0][2]
         full.set()
         for f in [b.add("k", i) for i in range(2)]:
             f.result(5)
         assert [(key, short) for key, short, _ in signals] == \
             [("k", True), ("k", False)]
+    finally:
+        b.stop()
+
+
+def test_one_call_that_starts_one_of_ten_is_a_capacity_signal(pool):
+    signals: list[tuple] = []
+
+    def send(items, admitted):
+        return [items[0]] + [errors.Unfulfilled("short")] * (len(items) - 1)
+
+    b = CreateBatcher("t", pool, send, RateLimiter("t", 0), window=0.01,
+                      on_signal=lambda *a: signals.append(a))
+    b._proven.add("k")                    # the whole queue in one call
+    b.start()
+    try:
+        futures = [b.add("k", i) for i in range(10)]
+        assert futures[0].result(5) == 0
+        assert [(k, short) for k, short, _ in signals] == [("k", True)]
+        assert "9 launches" in signals[0][2]
     finally:
         b.stop()
 

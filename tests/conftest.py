@@ -90,9 +90,7 @@ def zookeeper_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
-def zk(zookeeper_server):
-    """A fresh chroot on the session's ZooKeeper server."""
+def _chroot(zookeeper_server):
     chroot = f"/test-{uuid.uuid4().hex[:12]}"
     env = ZKEnv(zookeeper_server, chroot)
     from kazoo.client import KazooClient
@@ -105,3 +103,15 @@ def zk(zookeeper_server):
     finally:
         root.stop()
         root.close()
+
+
+@pytest.fixture
+def zk(zookeeper_server):
+    """A fresh chroot on the session's ZooKeeper server."""
+    yield from _chroot(zookeeper_server)
+
+
+@pytest.fixture
+def other_zk(zookeeper_server):
+    """Another fresh chroot: a second installation, next to ``zk``'s."""
+    yield from _chroot(zookeeper_server)

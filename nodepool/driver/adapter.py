@@ -47,6 +47,12 @@ class Adapter(abc.ABC):
 
     #: plural resource names for leak metrics this adapter may report
     leak_types: tuple[str, ...] = ("instances",)
+    #: this installation's id, set by the launcher before ``start()``.
+    #: Resources made from a LaunchSpec carry it already (its
+    #: ``metadata``); an adapter that creates or deletes something by tags
+    #: outside a spec (AWS launch templates) tags and judges it with this
+    #: (``nodepool.driver.installation``).  None outside a launcher.
+    installation: str | None = None
 
     def __init__(self, provider, log: logging.Logger | None = None):
         self.provider = provider
@@ -102,7 +108,9 @@ class Adapter(abc.ABC):
         """Instances tagged with ``node_id``, however they were created.
 
         Used to delete a node whose launch was cut short before its
-        ``external_id`` was stored (a crashed launcher).  Called from the
+        ``external_id`` was stored (a crashed launcher); the deleted-node
+        worker deletes only those tagged with our installation (another
+        installation has a node of the same id).  Called from the
         deleted-node worker (may block on the cloud).  The default filters
         ``list_instances``; adapters whose listing is cached should answer
         from a fresh one.

@@ -29,7 +29,8 @@ class Instance:
     ``external_id`` is what goes into the node's ``external_id`` (a string, or
     a mapping for drivers that track several cloud objects per node).
     ``metadata`` holds the tags/metadata the launcher put on it (used for
-    leak detection: ``nodepool_node_id``, ``nodepool_provider_name``, ...).
+    leak detection: ``nodepool_node_id``, ``nodepool_provider_name``,
+    ``nodepool_installation``, ...).
     ``resources`` is the quota the instance consumes (cores, instances, ram,
     plus driver extras) when the adapter can tell.  ``driver_data`` is opaque
     to the core.

@@ -15,8 +15,9 @@ Contract for create machines: ``external_id`` is set as soon as the cloud
 has named the instance (the runner persists it to ZooKeeper before the node
 becomes ready, so a crash cannot leak it); ``instance`` is set when the
 machine reaches its terminal state ``READY``.  Every created resource
-carries ``LaunchSpec.metadata`` (the node id tag): a crash before the id is
-persisted is recovered by ``Adapter.find_instances(node_id)``.
+carries ``LaunchSpec.metadata`` (the node id and installation tags): a
+crash before the id is persisted is recovered by
+``Adapter.find_instances(node_id)``.
 Contract for delete machines: reaching the terminal state means the
 instance is gone; a cloud "not found" counts as gone.
 """
@@ -30,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping
 
+from nodepool.driver import installation as installation_tag
 from nodepool.driver.instance import Instance
 
 _log = logging.getLogger("nodepool.driver")
@@ -78,18 +80,28 @@ class StateMachine:
         return self.complete
 
 
-def launch_token(node_id: str, attempt: int) -> str:
+def launch_token(node_id: str, attempt: int,
+                 installation: str | None = None) -> str:
     """The deterministic create token of one launch attempt of a node.
 
     Clouds bound their idempotency tokens (EC2: 64 ASCII characters), and
-    node ids are not ours to bound, so the pair is hashed.
+    node ids are not ours to bound, so the pair is hashed.  The
+    installation is hashed in too: another installation on the same
+    account has a node of the same id, and EC2 answers a token it has seen
+    with the instance it made for it.
 
     >>> launch_token("0000000001", 1) == launch_token("0000000001", 1)
     True
+    >>> launch_token("0000000001", 1, "a") == launch_token("0000000001", 1,
+    ...                                                    "b")
+    False
     >>> len(launch_token("x" * 500, 3)) <= 64
     True
     """
-    digest = hashlib.sha256(f"np{node_id}-{attempt}".encode()).hexdigest()
+    text = f"np{node_id}-{attempt}"
+    if installation:
+        text = f"{installation}/{text}"
+    digest = hashlib.sha256(text.encode()).hexdigest()
     return f"np-{digest[:40]}"
 
 
@@ -127,6 +139,9 @@ class LaunchSpec:
     #: recorded in the node's ``driver_data`` before the call is made, so a
     #: repeated call of the same attempt names the same instance
     client_token: str | None = None
+    #: this installation's id (``nodepool.zk.installation``); None only
+    #: outside a launcher (tools, unit tests): nothing is tagged then
+    installation: str | None = None
 
     def render(self, setting: str) -> dict[str, str]:
         """The label's mapping ``setting`` (``dynamic-tags``,
@@ -146,7 +161,13 @@ class LaunchSpec:
 
     @property
     def metadata(self) -> dict[str, str]:
-        """Tags put on every created resource (leak detection)."""
-        return {"nodepool_node_id": self.node_id,
+        """Tags put on every created resource (leak detection): upstream's
+        three, and our installation's id (``nodepool.driver.installation``)
+        so that another installation sharing the account and the provider
+        name leaves them alone."""
+        tags = {"nodepool_node_id": self.node_id,
                 "nodepool_pool_name": self.pool.name,
                 "nodepool_provider_name": self.provider_name}
+        if self.installation:
+            tags[installation_tag.TAG] = self.installation
+        return tags

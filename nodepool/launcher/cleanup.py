@@ -28,10 +28,14 @@ that the provider's driver made (``ProviderManager.owns``).  The full pass:
    ``nodepool_node_id`` names no node of that provider, or its
    ``nodepool_build_id``/``nodepool_upload_id`` no upload record of that
    provider; one carrying neither tag is never ours to delete (a builder's
-   upload in progress, a resource an operator made).  A node znode that
-   cannot be read (quarantined) counts as a node of every provider, so its
-   instance is kept while the znode exists.  A leak is deleted only on the
-   second consecutive pass that sees it;
+   upload in progress, a resource an operator made).  One tagged with
+   another installation's id (``nodepool_installation``: another ZooKeeper
+   sharing the account and the provider name, whose node ids collide with
+   ours) is never ours either; one with no installation tag (upstream's,
+   or ours from before installations were tagged) follows the rule.  A
+   node znode that cannot be read (quarantined) counts as a node of every
+   provider, so its instance is kept while the znode exists.  A leak is
+   deleted only on the second consecutive pass that sees it;
 3. lost requests (``pending`` with no lock holder) reset to ``requested``;
    lost ``init`` nodes (unlocked for over a minute: their creator died or
    failed to lock them, and their request may be gone) → ``deleting``;
@@ -47,6 +51,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from nodepool.driver.installation import foreign
 from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState, RequestState
@@ -75,12 +80,16 @@ class Known(NamedTuple):
     uploads: set[str]    # "<build id>-<upload id>" of its upload records
 
 
-def leaked_by(metadata, provider: str, known: Known) -> str | None:
-    """Why a cloud object tagged ``metadata`` is a leak of ``provider``, or
-    None when it is not (upstream Nodepool 11's rule, so either launcher
-    reaps the other's leaks and neither touches what the other still
-    tracks)."""
+def leaked_by(metadata, provider: str, known: Known,
+              installation: str | None = None) -> str | None:
+    """Why a cloud object tagged ``metadata`` is a leak of ``provider`` in
+    ``installation``, or None when it is not (upstream Nodepool 11's rule,
+    so either launcher reaps the other's leaks and neither touches what
+    the other still tracks; another installation's objects are never
+    ours)."""
     if metadata.get("nodepool_provider_name") != provider:
+        return None
+    if foreign(metadata, installation):
         return None
     node_id = metadata.get("nodepool_node_id")
     if node_id and node_id not in known.nodes:
@@ -246,8 +255,9 @@ class CleanupWorker(PeriodicWorker):
     def _provider_leaks(self, name, manager, known: "Known") -> set:
         suspects = set()
         adapter = manager.adapter
+        installation = adapter.installation
         for inst in adapter.list_instances():
-            why = leaked_by(inst.metadata, name, known)
+            why = leaked_by(inst.metadata, name, known, installation)
             if why is None:
                 continue
             key = (name, "instances", str(inst.external_id))
@@ -259,9 +269,10 @@ class CleanupWorker(PeriodicWorker):
             else:
                 suspects.add(key)
         for res in adapter.list_resources():
-            why = leaked_by(res.metadata, name, known)
+            why = leaked_by(res.metadata, name, known, installation)
             if why is None and res.orphan and \
-                    res.metadata.get("nodepool_provider_name") == name:
+                    res.metadata.get("nodepool_provider_name") == name and \
+                    not foreign(res.metadata, installation):
                 why = res.orphan
             if why is None:
                 continue

@@ -18,9 +18,11 @@ create intent (``driver_data["create"]``, written before the create call)
 but no ``external_id`` -- or is still ``building`` -- the instance may
 exist without its id having been stored, so the provider's adapter is
 asked for every instance tagged with the node id (``find_instances``) and
-those are deleted with the node, without waiting for the two-pass leak
-cleanup.  A node left ``deleting`` by a dead launcher is simply deleted
-again (deleting is idempotent).
+those carrying our installation's id are deleted with the node, without
+waiting for the two-pass leak cleanup (another installation on the same
+account has a node of the same id; an instance without the tag is left to
+the leak cleanup's rule).  A node left ``deleting`` by a dead launcher is
+simply deleted again (deleting is idempotent).
 
 Failure story: a cloud delete error releases the lock and leaves the node
 in ``deleting``; the next round retries.  ZooKeeper trouble (or the
@@ -36,6 +38,7 @@ running.
 
 from __future__ import annotations
 
+from nodepool.driver.installation import ours
 from nodepool.driver.instance import InstanceState
 from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
@@ -173,9 +176,11 @@ class DeletedNodeWorker(PeriodicWorker):
         known = node.external_id
         known_ids = (set(known.values()) if isinstance(known, dict)
                      else {known})
-        return [i.external_id for i in manager.adapter.find_instances(node.id)
+        adapter = manager.adapter
+        return [i.external_id for i in adapter.find_instances(node.id)
                 if i.external_id not in known_ids
-                and i.state is not InstanceState.DELETED]
+                and i.state is not InstanceState.DELETED
+                and ours(i.metadata, adapter.installation)]
 
     def _unlock_quietly(self, node) -> None:
         try:

@@ -307,7 +307,7 @@ class RequestHandler:
         # (No ``hostname``: upstream leaves it null on cloud nodes; the
         # cloud-side name np<id> comes from LaunchSpec.hostname.)
         node.set_state(NodeState.BUILDING)
-        record_intent(node, 1)
+        record_intent(node, 1, worker.manager.adapter.installation)
         self._live()
         try:
             self.zk.lock_new_node(node, timeout=NEW_NODE_LOCK_TIMEOUT)

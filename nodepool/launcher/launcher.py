@@ -50,6 +50,7 @@ from nodepool.launcher.statsleader import StatsElection
 from nodepool.launcher.tenants import tenant_allows
 from nodepool.version import __version__
 from nodepool.zk.client import ZooKeeperClient, build_hosts
+from nodepool.zk.installation import installation_id
 from nodepool.zk.models import LauncherComponent
 from nodepool.zk.zookeeper import ZooKeeper
 
@@ -87,6 +88,9 @@ class Launcher:
         self.component: LauncherComponent | None = None
         self.min_ready = MinReady(self)
         self.stats_election: StatsElection | None = None
+        #: this installation's id (``nodepool.zk.installation``), read at
+        #: start; every resource our providers create carries it
+        self.installation: str | None = None
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -101,6 +105,8 @@ class Launcher:
         self.zk.quarantine.add_listener(
             lambda entry: self.stats.bad_record(entry.kind))
         self._check_model_api()
+        self.installation = installation_id(self.client.kazoo)
+        self.log.info("Installation id %s", self.installation)
         self.component = LauncherComponent()
         self.component.hostname = self.hostname
         self.component.state = "initializing"
@@ -303,6 +309,7 @@ class Launcher:
         try:
             cls = adapter_class(provider.driver)
             adapter = cls(provider)
+            adapter.installation = self.installation
             manager_cls = getattr(cls, "manager_class", None) \
                 or ProviderManager
             manager = manager_cls(provider, adapter, self.zk, self.stats,

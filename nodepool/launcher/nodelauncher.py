@@ -106,7 +106,8 @@ class LaunchFailed(Exception):
         self.stat_key = stat_key
 
 
-def record_intent(node: Node, attempt: int) -> None:
+def record_intent(node: Node, attempt: int,
+                  installation: str | None = None) -> None:
     """Put the create intent of ``attempt`` into ``node.driver_data``; the
     caller stores the node before the create call.
 
@@ -120,17 +121,20 @@ def record_intent(node: Node, attempt: int) -> None:
     data = node.driver_data
     data = dict(data) if isinstance(data, dict) else {}
     data["create"] = {"attempt": attempt,
-                      "token": launch_token(node.id, attempt),
+                      "token": launch_token(node.id, attempt,
+                                            installation),
                       "started": time.time()}
     node.driver_data = data
 
 
-def has_intent(node: Node, attempt: int) -> bool:
+def has_intent(node: Node, attempt: int,
+               installation: str | None = None) -> bool:
     """Whether ``node`` already carries the intent of ``attempt``."""
     data = node.driver_data
     intent = data.get("create") if isinstance(data, dict) else None
     return (isinstance(intent, dict) and intent.get("attempt") == attempt
-            and intent.get("token") == launch_token(node.id, attempt))
+            and intent.get("token") == launch_token(node.id, attempt,
+                                                    installation))
 
 
 class NodeLauncher:
@@ -195,16 +199,18 @@ class NodeLauncher:
         self.machine = None
 
     def _make_machine(self) -> StateMachine:
-        token = launch_token(self.node.id, self.attempt)
-        if not has_intent(self.node, self.attempt):
-            record_intent(self.node, self.attempt)
+        installation = self.adapter.installation
+        token = launch_token(self.node.id, self.attempt, installation)
+        if not has_intent(self.node, self.attempt, installation):
+            record_intent(self.node, self.attempt, installation)
             self.zk.store_node(self.node)
         spec = LaunchSpec(
             node_id=self.node.id, hostname=f"np{self.node.id}",
             provider_name=self.provider.name, pool=self.pool,
             label=self.label, az=self.node.az,
             image_external_id=self.image_external_id, request=self.request,
-            attempt=self.attempt, client_token=token)
+            attempt=self.attempt, client_token=token,
+            installation=installation)
         return self.adapter.create_machine(spec)
 
     def detach(self) -> bool:

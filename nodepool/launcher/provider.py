@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Iterable
 
+from nodepool.driver.installation import foreign
 from nodepool.driver.offerings import Offerings
 from nodepool.driver.quota import Quota
 from nodepool.launcher.nodelauncher import NodeLauncher
@@ -383,17 +384,20 @@ class ProviderManager:
 
         Unmanaged, as upstream counts it: every instance of the account
         that is not the instance of one of this provider's nodes -- other
-        providers' and operators' instances, and instances tagged with our
+        providers' and operators' instances, instances tagged with our
         provider whose node id is missing or unknown (leaks not yet reaped,
-        an upload helper's instance).  Ours are counted once, by their
-        node's ``resources``."""
+        an upload helper's instance), and those of another installation
+        sharing the account and provider name (its node ids collide with
+        ours).  Ours are counted once, by their node's ``resources``."""
         ours = [n for n in nodes if n.provider == self.provider.name]
         used = Quota.total(self.node_cost(n) for n in ours)
         if self.adapter.quota_limits().values:
             known = {n.id for n in ours}
+            installation = self.adapter.installation
             for inst in self.cloud_instances():
                 if inst.provider_name == self.provider.name and \
-                        inst.node_id in known:
+                        inst.node_id in known and \
+                        not foreign(inst.metadata, installation):
                     continue
                 used = used + Quota.from_resources(inst.resources)
         return used

@@ -10,6 +10,9 @@ REQUEST_LOCKS = "/nodepool/requests-lock"
 COMPONENTS = "/nodepool/components"
 IMAGES = "/nodepool/images"
 STATS_ELECTION = "/nodepool/elections/stats"
+# Not upstream's: this installation's id (``installation.py``).  Upstream
+# launchers, builders and Zuul never read or remove it.
+INSTALLATION = "/nodepool/installation"
 
 
 def node_path(node_id: str) -> str:

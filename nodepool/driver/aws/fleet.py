@@ -8,7 +8,9 @@ instead, so the template depends on the configuration only and a new
 image never makes a new template.  As upstream Nodepool does, templates
 are named ``nodepool-launch-template-<sha256>`` after a hash of their
 content and tags, and tagged ``nodepool_managed`` and
-``nodepool_provider_name``: an unchanged label reuses its template, also
+``nodepool_provider_name`` (and our ``nodepool_installation``, which is in
+the hash too, so two installations sharing the account and the provider
+name never share a template): an unchanged label reuses its template, also
 across launcher restarts (``AlreadyExists`` means "already made"), a
 config change makes a new one.  The root volume settings name the image's
 root device but carry no snapshot or size of the image (EC2 merges them
@@ -27,7 +29,10 @@ Unused templates (upstream's rule, once per provider start; here on the
 provider's first leak-cleanup pass): the templates named with our prefix
 and tagged with our provider name that no fleet label of the current
 configuration yields are deleted; a provider without fleet labels leaves
-them alone, as upstream's does.  A diskimage label's template is
+them alone, as upstream's does.  A template tagged with another
+installation is never deleted (its labels are not in our configuration);
+one without an installation tag (upstream's, or ours from an older
+release) follows the rule.  A diskimage label's template is
 computed with the root device builders register (``/dev/sda1``); when a
 cloud image cannot be resolved nothing is deleted (a template in use must
 never go), and a template a launch used since the start is kept.
@@ -57,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from nodepool.driver import errors
+from nodepool.driver import installation as installation_tag
 from nodepool.driver.aws import params
 from nodepool.driver.aws.errors import classify, error_code
 from nodepool.driver.statemachine import LaunchSpec
@@ -103,10 +109,14 @@ def template_data(spec: LaunchSpec, image: dict) -> dict[str, Any]:
     return data
 
 
-def template_args(provider: str, data: dict) -> dict[str, Any]:
+def template_args(provider: str, data: dict,
+                  installation: str | None = None) -> dict[str, Any]:
     """CreateLaunchTemplate's arguments but the name (tagged as
-    upstream's: ``nodepool_managed``, ``nodepool_provider_name``)."""
+    upstream's: ``nodepool_managed``, ``nodepool_provider_name``; and
+    with our installation)."""
     tags = {"nodepool_managed": "True", "nodepool_provider_name": provider}
+    if installation:
+        tags[installation_tag.TAG] = installation
     return {"LaunchTemplateData": data,
             "TagSpecifications": params.tag_specifications(
                 tags, ("launch-template",))}
@@ -165,7 +175,8 @@ class FleetCreator:
         image = self.adapter.images.resolve(spec.label,
                                             spec.image_external_id)
         args = template_args(self.adapter.provider.name,
-                             template_data(spec, image))
+                             template_data(spec, image),
+                             self.adapter.installation)
         name = self._template(args)
         az = (params.launch_params(spec, image).get("Placement")
               or {}).get("AvailabilityZone")
@@ -225,7 +236,8 @@ class FleetCreator:
                 fleets = True
                 spec = LaunchSpec(node_id="", hostname="",
                                   provider_name=provider.name, pool=pool,
-                                  label=label)
+                                  label=label,
+                                  installation=self.adapter.installation)
                 if label.diskimage:
                     image = {"ImageId": "",
                              "RootDeviceName": BUILDER_ROOT_DEVICE}
@@ -238,7 +250,8 @@ class FleetCreator:
                                  e)
                         return None
                 names.add(template_name(template_args(
-                    provider.name, template_data(spec, image))))
+                    provider.name, template_data(spec, image),
+                    self.adapter.installation)))
         return names if fleets else None
 
     def clean_templates_once(self) -> None:
@@ -277,7 +290,8 @@ class FleetCreator:
                 if name in self._used:
                     continue
             tags = {t["Key"]: t["Value"] for t in template.get("Tags") or []}
-            if tags.get("nodepool_provider_name") != provider:
+            if tags.get("nodepool_provider_name") != provider or \
+                    installation_tag.foreign(tags, self.adapter.installation):
                 continue
             log.info("Deleting unused launch template %s of provider %s",
                      name, provider)

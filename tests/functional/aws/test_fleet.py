@@ -28,7 +28,7 @@ def fleet_label(aws, name="fleet", strategy="prioritized", **extra):
 def test_on_demand_fleet(env, aws):
     env.write_config([aws.provider(labels=[fleet_label(
         aws, tags={"team": "ci"})])])
-    env.start_launcher()
+    launcher = env.start_launcher()
     node = _node(env)
     assert node["node_properties"] == {"spot": False, "fleet": True}
     [record] = aws.instances(**{"instance-id": [instance_id(node)]})
@@ -50,7 +50,8 @@ def test_on_demand_fleet(env, aws):
     assert template["LaunchTemplateName"].startswith(
         "nodepool-launch-template-")
     assert tags(template) == {"nodepool_managed": "True",
-                              "nodepool_provider_name": "aws"}
+                              "nodepool_provider_name": "aws",
+                              "nodepool_installation": launcher.installation}
 
 
 def test_spot_fleet_reuses_its_template(env, aws):
@@ -117,14 +118,17 @@ def test_new_image_reuses_the_template(env, aws):
     assert len(aws.ec2().describe_launch_templates()["LaunchTemplates"]) == 1
 
 
-def _template(ec2, name: str, provider: str | None) -> None:
+def _template(ec2, name: str, provider: str | None,
+              installation: str | None = None) -> None:
     kw = {}
     if provider:
+        pairs = [{"Key": "nodepool_provider_name", "Value": provider},
+                 {"Key": "nodepool_managed", "Value": "True"}]
+        if installation:
+            pairs.append({"Key": "nodepool_installation",
+                          "Value": installation})
         kw["TagSpecifications"] = [{"ResourceType": "launch-template",
-                                    "Tags": [{"Key": "nodepool_provider_name",
-                                              "Value": provider},
-                                             {"Key": "nodepool_managed",
-                                              "Value": "True"}]}]
+                                    "Tags": pairs}]
     ec2.create_launch_template(LaunchTemplateName=name,
                                LaunchTemplateData={"KeyName": "k"}, **kw)
 
@@ -145,11 +149,16 @@ def test_unused_templates_of_ours_are_deleted_once(env, aws):
     _template(ec2, prefix + "1" * 64, "other")        # another provider's
     _template(ec2, prefix + "2" * 64, None)           # untagged
     _template(ec2, "someone-elses", "aws")            # not our name
+    # Of our provider name: our installation's old config (reaped), and
+    # another installation's label on the same account (kept).
+    _template(ec2, prefix + "4" * 64, "aws", launcher.installation)
+    _template(ec2, prefix + "5" * 64, "aws", "another-installation")
     adapter = adapter_of(launcher)
     adapter.list_resources()          # the leak pass cleans templates
     assert _template_names(aws) == {used, prefix + "1" * 64,
-                                    prefix + "2" * 64, "someone-elses"}
-    assert adapter.fleet.templates_deleted == 1
+                                    prefix + "2" * 64, prefix + "5" * 64,
+                                    "someone-elses"}
+    assert adapter.fleet.templates_deleted == 2
     # Once per provider start, as upstream: later passes leave them be.
     _template(ec2, prefix + "3" * 64, "aws")
     before = aws.local.stats()["calls"].get("DescribeLaunchTemplates", 0)

@@ -51,6 +51,8 @@ Deliberate differences are checked as such, not skipped:
 - ``driver_data``: our core keeps its create intent there (crash
   recovery); the Azure driver adds nothing.  Zuul's inventory does not
   read it.
+- tags: ours add ``nodepool_installation`` (whose resources they are when
+  several installations share a subscription); upstream's rule ignores it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ import json
 import pytest
 import requests
 
+from nodepool.zk.installation import installation_id
 from tests.functional.azure.conftest import KEY
 from tests.functional.azure.helpers import fulfil
 from tests.functional.zuulview import host_entry
@@ -276,7 +279,7 @@ def _differences(ours: dict, expected: dict) -> list[str]:
 
 @pytest.mark.parametrize("label,pool,image", CASES,
                          ids=[c[0] for c in CASES])
-def test_node_fields_match_upstream(launch, azure, label, pool, image):
+def test_node_fields_match_upstream(launch, env, azure, label, pool, image):
     rid, node_id, ours = launch(label)
     arm = Arm(azure.local)
     vm = arm.vm("nodepool", ours["external_id"])
@@ -309,8 +312,10 @@ def test_node_fields_match_upstream(launch, azure, label, pool, image):
     # address are created by the VM and carry no tags; ours are created
     # first and carry the VM's, so either launcher's leak rule can judge
     # them.  The OS disk carries none on either side (it goes with the VM,
-    # deleteOption Delete).
-    want_tags = upstream_vm_tags(node_id, rid, pool)
+    # deleteOption Delete).  Ours add the installation's id (leak cleanup
+    # leaves other installations' resources alone).
+    want_tags = {**upstream_vm_tags(node_id, rid, pool),
+                 "nodepool_installation": installation_id(env.client)}
     if vm["tags"] != want_tags:
         problems.append(f"VM tags: ours {vm['tags']!r}, "
                         f"upstream {want_tags!r}")

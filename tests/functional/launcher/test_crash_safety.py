@@ -22,6 +22,7 @@ import pytest
 
 from nodepool.driver import fake
 from nodepool.driver.statemachine import launch_token
+from nodepool.zk.installation import installation_id
 from nodepool.launcher.deleter import needs_lookup
 from nodepool.zk.models import Node, NodeState
 from tests.functional.launcher.helpers import fake_provider, wait_for
@@ -82,7 +83,7 @@ def test_needs_lookup(state, external_id, intent, expected):
 
 def test_intent_written_before_create_call(env):
     env.write_config([fake_provider(**{"create-latency": 1.0})])
-    env.start_launcher()
+    launcher = env.start_launcher()
     cloud = fake.cloud_for("fake-provider")
     rid = env.zuul.submit(["small"], reuse=False)
 
@@ -101,7 +102,8 @@ def test_intent_written_before_create_call(env):
     node_id, create = wait_for(intent_while_creating, timeout=10,
                                what="create intent before the create call")
     assert create["attempt"] == 1
-    assert create["token"] == launch_token(node_id, 1)
+    assert create["token"] == launch_token(node_id, 1,
+                                           launcher.installation)
     assert create["started"] <= time.time()
     req = env.zuul.wait_state(rid, {"fulfilled"})
     assert req["nodes"] == [node_id]
@@ -117,18 +119,26 @@ def test_building_node_without_id_deleted_with_tagged_instance(env):
                        driver_data={"create": {"attempt": 1, "token": "t",
                                                "started": time.time()}})
     # The create call completed after the launcher died: the cloud has
-    # the instance, ZooKeeper does not know its id.
-    orphan = cloud.create({"nodepool_node_id": node_id,
-                           "nodepool_provider_name": "fake-provider",
-                           "nodepool_pool_name": "main"}, token="t")
-    bystander = cloud.create({"nodepool_node_id": "9999999999",
-                              "nodepool_provider_name": "fake-provider",
-                              "nodepool_pool_name": "main"})
+    # the instance (tagged with our installation, as every launch since
+    # installations are tagged), ZooKeeper does not know its id.
+    tags = {"nodepool_provider_name": "fake-provider",
+            "nodepool_pool_name": "main",
+            "nodepool_installation": installation_id(env.client)}
+    orphan = cloud.create({**tags, "nodepool_node_id": node_id}, token="t")
+    bystander = cloud.create({**tags, "nodepool_node_id": "9999999999"})
+    # The same node id in another installation sharing the cloud, and an
+    # instance with no installation tag (an older release's): not provably
+    # this node's, so left to the leak cleanup's rule.
+    theirs = cloud.create({**tags, "nodepool_node_id": node_id,
+                           "nodepool_installation": "another-one"})
+    untagged = cloud.create({"nodepool_node_id": node_id,
+                             "nodepool_provider_name": "fake-provider",
+                             "nodepool_pool_name": "main"})
     env.start_launcher()   # leak cleanup every 60 s: not the one deleting
     env.zuul.wait_node_gone(node_id, timeout=20)
     wait_for(lambda: orphan not in cloud.instances, timeout=10,
              what="orphaned instance deleted")
-    assert bystander in cloud.instances
+    assert {bystander, theirs, untagged} <= set(cloud.instances)
 
 
 def test_building_node_without_intent_is_not_looked_up(env):

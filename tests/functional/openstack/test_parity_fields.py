@@ -25,6 +25,7 @@ import psutil
 import pytest
 import yaml
 
+from nodepool.zk.installation import installation_id
 from tests.functional.launcher.helpers import LauncherEnv
 from tests.functional.openstack.helpers import connect, label, provider
 from tests.functional.zuulview import host_entry
@@ -375,10 +376,12 @@ def test_server_metadata_matches_upstream(env, cloud):
     server = conn.compute.get(
         f"/servers/{record['external_id']}").json()["server"]
     conn.close()
+    # Ours add the installation's id (upstream's rule ignores it).
     assert server["metadata"] == {
         "groups": "os,jammy,small", "prio": "3",
         "nodepool_node_id": node_id,
-        "nodepool_pool_name": "main", "nodepool_provider_name": "os"}
+        "nodepool_pool_name": "main", "nodepool_provider_name": "os",
+        "nodepool_installation": installation_id(env.client)}
     assert server["name"] == f"np{node_id}"
 
 

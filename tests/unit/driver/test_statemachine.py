@@ -2,7 +2,7 @@ import enum
 
 import pytest
 
-from nodepool.driver.statemachine import LaunchSpec, StateMachine
+from nodepool.driver.statemachine import LaunchSpec, StateMachine, launch_token
 
 
 class Clock:
@@ -67,3 +67,27 @@ def test_launch_spec_metadata_tags():
     assert spec.metadata == {"nodepool_node_id": "0000000007",
                              "nodepool_pool_name": "main",
                              "nodepool_provider_name": "aws-east"}
+
+
+def test_launch_spec_metadata_carries_the_installation():
+    class Pool:
+        name = "main"
+    spec = LaunchSpec(node_id="0000000007", hostname="np0000000007",
+                      provider_name="aws-east", pool=Pool(), label=None,
+                      installation="0123456789abcdef")
+    assert spec.metadata == {"nodepool_node_id": "0000000007",
+                             "nodepool_pool_name": "main",
+                             "nodepool_provider_name": "aws-east",
+                             "nodepool_installation": "0123456789abcdef"}
+
+
+def test_launch_tokens_differ_between_installations():
+    # EC2 answers a token it has seen with the instance it made for it:
+    # two installations' node 0000000001 must not send the same one.
+    assert launch_token("0000000001", 1, "a") != \
+        launch_token("0000000001", 1, "b")
+    assert launch_token("0000000001", 1, "a") == \
+        launch_token("0000000001", 1, "a")
+    assert launch_token("0000000001", 1) != launch_token("0000000001", 1,
+                                                         "a")
+    assert len(launch_token("1" * 300, 7, "x" * 64)) <= 64

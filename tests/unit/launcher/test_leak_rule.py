@@ -35,3 +35,26 @@ def test_upload_ids():
                      KNOWN) is None
     assert "0000000007-0000000002" in leaked_by(
         {**ours, "nodepool_upload_id": "0000000002"}, "aws", KNOWN)
+
+
+def test_another_installations_objects_are_never_leaks():
+    theirs = {"nodepool_provider_name": "aws",
+              "nodepool_node_id": "0000000002",
+              "nodepool_installation": "theirs"}
+    assert leaked_by(theirs, "aws", KNOWN, "ours") is None
+    assert leaked_by({**theirs, "nodepool_node_id": "",
+                      "nodepool_build_id": "0000000007",
+                      "nodepool_upload_id": "0000000002"}, "aws", KNOWN,
+                     "ours") is None
+
+
+def test_our_installations_and_untagged_objects_follow_the_rule():
+    unknown = {"nodepool_provider_name": "aws",
+               "nodepool_node_id": "0000000002"}
+    assert "0000000002" in leaked_by(
+        {**unknown, "nodepool_installation": "ours"}, "aws", KNOWN, "ours")
+    # Upstream Nodepool's (and our pre-upgrade) objects carry no id.
+    assert "0000000002" in leaked_by(unknown, "aws", KNOWN, "ours")
+    assert leaked_by({**unknown, "nodepool_node_id": "0000000001",
+                      "nodepool_installation": "ours"}, "aws", KNOWN,
+                     "ours") is None

@@ -1,6 +1,6 @@
 """Text that is safe to show: control characters escaped.
 
-    escape_controls("done\\x1b[2J")   ->  'done\\\\x1b[2J'  (shown: done\\x1b[2J)
+    escape_controls("done\\x1b[2J")  ->  'done\\\\x1b[2J'  (shows done\\x1b[2J)
     escape_tree({"a": ["x\\ny"]})     ->  {'a': ['x\\\\ny']}
 
 Record fields come from anyone who can write to ZooKeeper (a hold reason,

@@ -84,6 +84,20 @@ class WebApp:
         return self._server.bind_addr[1]
 
     @property
+    def busy(self) -> int:
+        """Workers reading or answering a request right now."""
+        if self._server is None:
+            return 0
+        return self.limits.threads - self._server.requests.idle
+
+    @property
+    def queued(self) -> int:
+        """Connections with a request waiting for a free worker."""
+        if self._server is None:
+            return 0
+        return self._server.requests.qsize
+
+    @property
     def url(self) -> str:
         host = self.listen_address
         if host in ("0.0.0.0", "::", ""):

@@ -77,9 +77,9 @@ class WSGIServer(wsgi.Server):
             timeout=limits.read_timeout,
             shutdown_timeout=limits.shutdown_timeout,
             accepted_queue_size=limits.queued,
-            # the selector loop waits at most this long for queue room
-            # before answering 503
-            accepted_queue_timeout=1)
+            # The selector loop never waits for room in the queue (it would
+            # stall every other connection): a full queue is 503 at once.
+            accepted_queue_timeout=0)
         self.version = "nodepool"
         self.max_request_header_size = limits.max_header_bytes
         self.max_request_body_size = limits.max_body_bytes

@@ -34,6 +34,16 @@ def read_until_closed(sock: socket.socket) -> bytes:
     return data
 
 
+def read_head(sock: socket.socket) -> bytes:
+    """The status line and headers of the server's answer."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return data
+
+
 @pytest.fixture
 def sockets():
     opened: list[socket.socket] = []
@@ -164,3 +174,31 @@ def test_stop_closes_open_connections_and_joins_every_thread(
     assert server_threads() == before
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", app.port), timeout=1)
+
+
+def test_a_full_worker_queue_is_503_at_once_and_the_server_recovers(
+        site, webapp, sockets):
+    app = webapp(site.launcher, limits=ServerLimits(
+        threads=1, queued=1, read_timeout=2.0))
+    stalled = connect(app.port)          # holds the only worker
+    stalled.sendall(b"GET /node-list HTTP/1.1\r\n")
+    sockets.append(stalled)
+    wait_for(lambda: app.busy == 1, what="the worker to read the stall")
+    request = (b"GET /label-list HTTP/1.1\r\nHost: x\r\n"
+               b"Connection: close\r\n\r\n")
+    queued = connect(app.port)
+    sockets.append(queued)
+    queued.sendall(request)
+    wait_for(lambda: app.queued == 1,
+             what="the GET to wait in the worker queue")
+    start = time.monotonic()
+    refused = connect(app.port)
+    sockets.append(refused)
+    refused.sendall(request)
+    # (cheroot leaves a refused socket to the kernel to close: read the
+    # answer's head, not up to the end)
+    assert read_head(refused).startswith(b"HTTP/1.1 503 ")
+    assert time.monotonic() - start < 1.0
+    # once the stalled request times out, the queued one is answered
+    assert read_until_closed(queued).startswith(b"HTTP/1.1 200 ")
+    assert get(f"{app.url}/node-list").status == 200

@@ -30,16 +30,22 @@ them end in ``stop()``.
 
 Failure story: errors cheroot reports about a client (resets, TLS noise,
 timeouts) are logged at DEBUG, its own errors at ERROR; neither stops the
-server.  The WSGI app answers its own errors (see ``routes.py``).
+server.  The WSGI app answers its own errors (see ``routes.py``).  A
+``LISTEN_PID`` that names another process (inherited from a parent started
+by systemd socket activation) is dropped with a warning: cheroot would
+otherwise take whatever file descriptor 3 is for its listening socket.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from cheroot import server as cheroot_server
 from cheroot import wsgi
+
+from nodepool.escaping import escape_controls
 
 __all__ = ["ServerLimits", "WSGIServer"]
 
@@ -85,6 +91,18 @@ class WSGIServer(wsgi.Server):
         self.max_request_body_size = limits.max_body_bytes
         self.keep_alive_conn_limit = limits.keep_alive
         self.log = log or logging.getLogger("nodepool.web")
+
+    def prepare(self) -> None:
+        """Bind, listen and start the workers (``OSError`` on failure)."""
+        # cheroot takes fd 3 for its socket whenever LISTEN_PID is set;
+        # systemd's protocol says only when it names this process.  A
+        # value inherited from a parent would hand it some other file.
+        inherited = os.environ.get("LISTEN_PID")
+        if inherited is not None and inherited != str(os.getpid()):
+            self.log.warning("Ignoring LISTEN_PID=%s (not this process)",
+                             escape_controls(inherited))
+            del os.environ["LISTEN_PID"]
+        super().prepare()
 
     def process_conn(self, conn) -> None:
         """Hand a connection to a worker once it has something to read."""

@@ -202,3 +202,12 @@ def test_a_full_worker_queue_is_503_at_once_and_the_server_recovers(
     # once the stalled request times out, the queued one is answered
     assert read_until_closed(queued).startswith(b"HTTP/1.1 200 ")
     assert get(f"{app.url}/node-list").status == 200
+
+
+def test_an_inherited_listen_pid_does_not_hijack_the_socket(
+        site, webapp, monkeypatch):
+    # cheroot would take fd 3 (whatever this process has there) as its
+    # listening socket; LISTEN_PID names another process, so it is not ours
+    monkeypatch.setenv("LISTEN_PID", "1")
+    app = webapp(site.launcher)
+    assert get(f"{app.url}/label-list").status == 200

@@ -7,6 +7,9 @@ JSON keys of cli.md §3, JSON-ready values).  The CLI prints
 restricted to ``?fields=``.  Building rows never talks to ZooKeeper: callers
 pass records (and lock flags), so the same code serves cached and uncached
 reads, and ``now`` is a parameter so ages are deterministic in tests.
+Every text cell passes through :func:`nodepool.escaping.escape_controls`:
+a field carrying an escape sequence or a newline is shown escaped, never
+interpreted by the terminal; JSON rows carry the values unchanged.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from prettytable import PrettyTable
 
+from nodepool.escaping import escape_controls
 from nodepool.zk import ImageUpload, Node, NodeRequest
 
 __all__ = ["Table", "format_age", "node_table", "request_table",
@@ -87,12 +91,17 @@ class Table:
         default_factory=dict)
 
     def to_json(self) -> list[dict]:
-        keys = [key for _, key in self.columns]
+        keys = self.keys()
         return [{k: row.get(k) for k in keys} for row in self.rows]
+
+    def keys(self) -> list[str]:
+        """The JSON keys of the columns, in order."""
+        return [key for _, key in self.columns]
 
     def to_text(self, fields: Sequence[str] | None = None) -> str:
         """PrettyTable default style, left-aligned; ``fields`` selects
-        columns by JSON key (order unchanged)."""
+        columns by JSON key (order unchanged; unknown keys are ignored,
+        check them against :meth:`keys`)."""
         columns = [c for c in self.columns
                    if not fields or c[1] in fields]
         table = PrettyTable([header for header, _ in columns])
@@ -104,7 +113,8 @@ class Table:
 
     def _cell(self, key: str, value: Any) -> str:
         formatter = self.text_formats.get(key)
-        return formatter(value) if formatter else format_cell(value)
+        text = formatter(value) if formatter else format_cell(value)
+        return escape_controls(text)
 
 
 def _port(value: Any) -> Any:

@@ -9,13 +9,23 @@ Failure story (exit status): success 0; no command → help, 1; bad
 arguments → usage on stderr, 2 (argparse); everything else that goes wrong
 -- invalid config, ZooKeeper unreachable (reported within the session
 timeout), unknown node id, node locked by someone else, provider not in the
-local config for ``delete --now`` -- prints ONE line on stderr and exits 1.
-Tracebacks only with ``--debug``.
+local config for ``delete --now``, ``erase`` of a provider still in service
+-- prints ONE line on stderr and exits 1.  Tracebacks only with
+``--debug``.
 
 Listings (``list``, ``request-list``, ``info``) print the records they can
 read and, on stderr, one line per znode they skipped because it cannot be
 read (``nodepool: skipped unreadable znode <path>: <field and problem>``);
 those do not change the exit status.
+
+``erase`` refuses (before asking, and again after the answer) while a
+registered pool component names the provider (a running launcher would
+take the erased nodes' instances for leaks and delete them) or while any
+of its nodes is locked or ``in-use`` (Zuul is using it).  ``--force`` only
+skips the question.  What it cannot close: a launcher registering, or
+Zuul locking a node, in the moment between the check and the removal.
+Text that comes from ZooKeeper is printed with control characters escaped
+(``nodepool.escaping``).
 """
 
 from __future__ import annotations
@@ -34,12 +44,15 @@ from nodepool import tables
 from nodepool.cmd.common import (
     LoggingConfigError, add_common_options, setup_logging)
 from nodepool.config import ConfigError, load_config, validate_config
+from nodepool.escaping import escape_controls
 from nodepool.zk import (LockedObjectGone, LockError, Node, NodeState,
                          ZooKeeper, ZooKeeperClient)
 
 DEFAULT_CONFIG = "/etc/nodepool/nodepool.yaml"
 # cli.md §1.2: the CLI waits at most this long for a node lock.
 LOCK_TIMEOUT = 5.0
+# How many pools or nodes an erase refusal names before "and N more".
+NAMED_AT_MOST = 5
 
 log = logging.getLogger("nodepool.cmd")
 
@@ -80,7 +93,9 @@ COMMANDS = {
     "erase": ("erase a provider's ZooKeeper records",
               "Remove every node and image-upload record of a provider from "
               "ZooKeeper, without any cloud call; for a provider that is "
-              "gone.  Asks for confirmation unless --force is given."),
+              "gone.  Refuses while a running launcher serves the provider "
+              "or any of its nodes is locked or in use.  Asks for "
+              "confirmation unless --force is given."),
     "image-list": ("list image uploads",
                    "Image uploads recorded by builders: Build ID, Upload ID, "
                    "Provider, Image, Provider Image Name, Provider Image ID, "
@@ -124,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "record from this process, before returning")
     cmds["erase"].add_argument("provider", help=provider)
     cmds["erase"].add_argument("--force", action="store_true",
-                               help="do not ask for confirmation")
+                               help="do not ask for confirmation (the "
+                               "refusals still apply)")
     return parser
 
 
@@ -327,6 +343,7 @@ class Commands:
 
     def erase(self) -> int:
         provider = self.args.provider
+        self._refuse_unsafe_erase(provider)
         if not self.args.force:
             print()
             print("WARNING! This action is not reversible!")
@@ -335,11 +352,19 @@ class Commands:
             if self.stdin.readline().strip() not in ("y", "Y"):
                 print("Aborting. No data erased.")
                 return 0
+            # the operator may have taken a while to answer
+            self._refuse_unsafe_erase(provider)
         print(f"Erasing build data for {provider}...")
         self.zk.erase_provider_uploads(provider)
         print(f"Erasing node data for {provider}...")
         self.zk.erase_provider_nodes(provider)
         return 0
+
+    def _refuse_unsafe_erase(self, provider: str) -> None:
+        reasons = erase_blockers(self.zk, provider)
+        if reasons:
+            raise CommandError(f"Refusing to erase provider {provider}: "
+                               f"{'; '.join(reasons)}.  No data erased.")
 
     # -- helpers ----------------------------------------------------------
     def _locked_node(self, node_id: str) -> Node:
@@ -359,3 +384,41 @@ class Commands:
     def _print_row(self, node: Node) -> None:
         locked = self.zk.is_locked(node, cached=False)
         print(tables.node_table([(node, locked)], self.clock()).to_text())
+
+
+def erase_blockers(zk: ZooKeeper, provider: str) -> list[str]:
+    """Why erasing ``provider`` now would harm someone (empty: it is safe):
+    a registered launcher serves it, or some of its nodes are in use."""
+    reasons = []
+    pools = sorted(f"pool {c.name} on {c.hostname}"
+                   for c in zk.iter_pool_components(cached=False)
+                   if c.provider_name == provider)
+    if pools:
+        reasons.append(f"a running launcher serves it ({_some(pools)}) -- "
+                       "stop it or remove the provider from its config "
+                       "first")
+    busy = [_busy(zk, node) for node in zk.iter_nodes(cached=False)
+            if node.provider == provider]
+    busy = [b for b in busy if b]
+    if busy:
+        count = (f"{len(busy)} of its nodes are" if len(busy) > 1
+                 else "1 of its nodes is")
+        reasons.append(f"{count} locked or in use ({_some(busy)}) -- wait "
+                       "until they are released")
+    return [escape_controls(reason) for reason in reasons]
+
+
+def _busy(zk: ZooKeeper, node: Node) -> str | None:
+    """'<id> in-use and locked', '<id> locked' ... or None when idle."""
+    marks = []
+    if node.state == NodeState.IN_USE:
+        marks.append(NodeState.IN_USE)
+    if zk.is_locked(node, cached=False):
+        marks.append("locked")
+    return f"{node.id} {' and '.join(marks)}" if marks else None
+
+
+def _some(items: list[str]) -> str:
+    shown = ", ".join(items[:NAMED_AT_MOST])
+    more = len(items) - NAMED_AT_MOST
+    return f"{shown} and {more} more" if more > 0 else shown

@@ -7,6 +7,11 @@ object, so no new field of a node, request or provider can leak into the
 page unnoticed; request ``requestor_data`` and node ``user_data`` /
 ``driver_data`` are deliberately left out.
 
+Every string in the document, keys included, is passed through
+:func:`nodepool.escaping.escape_tree`: the page shows control characters
+escaped, like the CLI's tables (the page itself only ever sets
+``textContent``, so markup is shown as text too).
+
 Requests come in processing order (zookeeper.md §3), at most
 ``MAX_REQUESTS`` of them (``requests_total`` tells how many there are).
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from nodepool.escaping import escape_tree
 from nodepool.stats import NODE_STATES
 from nodepool.web.launches import LaunchRecorder
 from nodepool.web.state import (BatcherView, LauncherView, PoolView,
@@ -27,7 +33,7 @@ MAX_REQUESTS = 200
 
 def status_document(view: LauncherView, recorder: LaunchRecorder) -> dict:
     launches = _launch_counts(recorder)
-    return {
+    return escape_tree({
         "launcher": {"hostname": view.hostname, "version": view.version,
                      "ready": view.ready,
                      "zookeeper_connected": view.zk_connected},
@@ -42,7 +48,7 @@ def status_document(view: LauncherView, recorder: LaunchRecorder) -> dict:
                     "node": e.node_id, "result": e.result,
                     "message": e.message}
                    for e in recorder.recent_errors()],
-    }
+    })
 
 
 def _launch_counts(recorder: LaunchRecorder) -> dict[str, dict]:

@@ -9,7 +9,8 @@ directly), where the CLI reads ZooKeeper afresh.
 
 Failure story: a ZooKeeper error while reading propagates to the server,
 which answers 500 without the error text; the launcher itself is not
-affected.
+affected.  A ``?fields=`` key the table lacks raises ``UnknownField``,
+answered 400 with its one-line message.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ import time
 from typing import Callable
 
 from nodepool import tables
+from nodepool.escaping import escape_controls
 
-__all__ = ["TABLE_VIEWS", "render_table"]
+__all__ = ["TABLE_VIEWS", "UnknownField", "render_table"]
+
+
+class UnknownField(ValueError):
+    """A ``?fields=`` key the table does not have (answered 400)."""
 
 
 def node_list(launcher, query: dict[str, list[str]]) -> tables.Table:
@@ -58,11 +64,18 @@ TABLE_VIEWS: dict[str, Callable[..., tables.Table]] = {
 def render_table(table: tables.Table, as_json: bool,
                  query: dict[str, list[str]]) -> tuple[bytes, str]:
     """(body, content type): JSON rows, or the text table restricted to
-    ``?fields=`` (JSON keys, comma-separated; ignored for JSON)."""
+    ``?fields=`` (JSON keys, comma-separated; ignored for JSON).  Raises
+    :class:`UnknownField` naming the first key the table does not have."""
     if as_json:
         return (json.dumps(table.to_json()).encode("utf-8"),
                 "application/json")
     fields = [f.strip() for value in query.get("fields", [])
               for f in value.split(",") if f.strip()]
+    known = table.keys()
+    for name in fields:
+        if name not in known:
+            raise UnknownField(
+                f"Unknown field '{escape_controls(name)}' in ?fields=; "
+                f"this table's fields are: {', '.join(known)}")
     text = table.to_text(fields or None) + "\n"
     return text.encode("utf-8"), "text/plain; charset=UTF-8"

@@ -62,3 +62,18 @@ def test_image_age_is_epoch_in_json_and_age_in_text():
 def test_label_table_is_a_sorted_union():
     assert label_table(["b", "a", "b"]).to_json() == [{"label": "a"},
                                                       {"label": "b"}]
+
+
+def test_text_cells_escape_control_characters_json_keeps_them():
+    reason = "hold\x1b[2J\x1b]0;owned\x07\nsecond line"
+    table = node_table([(Node(id="0000000001", state="hold",
+                              comment=reason, type=["l\x1bx"]), False)],
+                       now=0, detail=True)
+    text = table.to_text()
+    assert "\x1b" not in text and "\x07" not in text
+    assert "hold\\x1b[2J\\x1b]0;owned\\x07\\nsecond line" in text
+    assert "l\\x1bx" in text
+    lines = text.splitlines()
+    assert len(lines) == 5                  # the row stays on one line
+    assert len({len(line) for line in lines}) == 1
+    assert table.to_json()[0]["comment"] == reason

@@ -2,6 +2,8 @@
 //
 // Everything is built with DOM calls and textContent, never innerHTML, so
 // a request's requestor or a cloud's error message cannot inject markup.
+// Strings arrive with control characters already escaped by the server
+// (the function the CLI's tables use), so they are shown, not obeyed.
 // A failed poll keeps the last data on screen and shows a banner; the next
 // successful poll hides it.
 "use strict";

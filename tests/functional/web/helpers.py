@@ -1,10 +1,13 @@
 """Helpers for web app tests: an HTTP client that never raises on status,
-a ZooKeeper chroot that lives for a whole test module, and upload records
-as a builder writes them."""
+a ZooKeeper chroot that lives for a whole test module, upload records as a
+builder writes them, and what the server-limit tests measure (thread
+count, many GETs at once)."""
 
 from __future__ import annotations
 
 import json
+import selectors
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -86,3 +89,56 @@ def write_upload(client, image: str, build: str, provider: str,
     client.create(f"/nodepool/images/{image}/builds/{build}/providers/"
                   f"{provider}/images/{upload_id}",
                   json.dumps(data).encode(), makepath=True)
+
+
+def thread_count() -> int:
+    """The process's OS threads (every thread, not only Python's)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError("no Threads: line in /proc/self/status")
+
+
+def concurrent_gets(port: int, path: str, count: int,
+                    timeout: float = 30.0) -> list[tuple[int, float]]:
+    """``count`` GETs started at once from one thread (non-blocking
+    sockets, so the client never queues them itself); for each, the HTTP
+    status and the seconds from ``connect()`` to the end of the answer."""
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Connection: close\r\n\r\n").encode()
+    selector = selectors.DefaultSelector()
+    pending: dict[socket.socket, list] = {}
+    results: list[tuple[int, float]] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.setblocking(False)
+            pending[sock] = [time.monotonic(), bytearray()]
+            sock.connect_ex(("127.0.0.1", port))
+            selector.register(sock, selectors.EVENT_WRITE)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(pending)} of {count} GETs "
+                                     f"unanswered after {timeout} s")
+            for key, events in selector.select(timeout=1.0):
+                sock = key.fileobj
+                if events & selectors.EVENT_WRITE:
+                    sock.sendall(request)       # a few bytes: never blocks
+                    selector.modify(sock, selectors.EVENT_READ)
+                    continue
+                chunk = sock.recv(65536)
+                if chunk:
+                    pending[sock][1] += chunk
+                    continue
+                started, data = pending.pop(sock)
+                selector.unregister(sock)
+                sock.close()
+                status = int(bytes(data).split(b" ", 2)[1]) if data else 0
+                results.append((status, time.monotonic() - started))
+    finally:
+        for sock in pending:
+            sock.close()
+        selector.close()
+    return results

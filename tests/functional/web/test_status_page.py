@@ -1,7 +1,8 @@
 """The status page in headless Chromium: it shows the launcher's state and
 keeps up with it without reloading.
 
-One page load follows the launcher through a failed launch attempt, a
+One page load follows the launcher through a failed launch attempt (its
+error shown as text, control characters escaped), a
 fulfilled request, a request every pool declines, and a pool pausing at
 max-servers; a screenshot of the final state is saved under
 ``artifacts/web/`` for a human to look at.
@@ -38,7 +39,8 @@ def test_status_page_follows_the_launcher(env, webapp, chromium, tmp_path):
     launcher = env.start_launcher()
     app = webapp(launcher)
     fake.cloud_for("fake-provider").create_errors.append(
-        LaunchError("fake cloud: <b>boom</b>", stat_key="error.status"))
+        LaunchError("fake cloud: <b>boom</b>\x1b[2J\u202e",
+                    stat_key="error.status"))
     pool_row = '[data-pool="fake-provider/main"]'
 
     with Browser(tmp_path / "profile") as page:
@@ -61,8 +63,9 @@ def test_status_page_follows_the_launcher(env, webapp, chromium, tmp_path):
             "[...document.querySelectorAll('#error-rows tr[data-result]')]"
             ".map(r => r.textContent)")
         assert len(errors) == 1 and "error.status" in errors[0]
-        # shown as text, not markup
-        assert "fake cloud: <b>boom</b>" in errors[0]
+        # shown as text, not markup, control characters escaped
+        assert "fake cloud: <b>boom</b>\\x1b[2J\\u202e" in errors[0]
+        assert "\x1b" not in errors[0] and "\u202e" not in errors[0]
         assert page.evaluate("document.querySelector('#error-rows b')") \
             is None
         assert page.evaluate(q('[data-provider="fake-provider"] '

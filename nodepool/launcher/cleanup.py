@@ -28,7 +28,9 @@ run.  The full pass:
    ``nodepool_build_id``/``nodepool_upload_id`` no upload record of that
    provider; one carrying neither tag is never ours to delete (a builder's
    upload in progress, a resource an operator made).  A leak is deleted only
-   on the second consecutive pass that sees it;
+   on the second consecutive pass that sees it.  A provider backing off
+   after a credential or endpoint error is skipped (its gate logged why)
+   and keeps its suspects for the next pass;
 3. lost requests (``pending`` with no lock holder) reset to ``requested``;
    lost ``init`` nodes (unlocked for over a minute: their creator died or
    failed to lock them, and their request may be gone) → ``deleting``;
@@ -44,6 +46,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from nodepool.driver import errors
 from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState, RequestState
@@ -226,10 +229,17 @@ class CleanupWorker(PeriodicWorker):
         uploads = self.zk.known_upload_keys()
         suspects: set[tuple[str, str, str]] = set()
         for name, manager in self.launcher.provider_managers().items():
+            if manager.cloud_backing_off():
+                # Its gate logged why; the suspects of the last pass wait.
+                suspects |= {s for s in self._suspects if s[0] == name}
+                continue
             try:
                 known = Known({n.id for n in nodes if n.provider == name},
                               uploads.get(name, set()))
                 suspects |= self._provider_leaks(name, manager, known)
+            except errors.AccessError as e:
+                suspects |= {s for s in self._suspects if s[0] == name}
+                self.log.debug("Leak cleanup for provider %s: %s", name, e)
             except Exception:
                 self.log.exception("Leak cleanup for provider %s failed",
                                    name)

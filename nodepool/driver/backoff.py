@@ -77,10 +77,12 @@ def log_failure(logger: logging.Logger | logging.LoggerAdapter,
 def pause_for(gate: "AccessGate", error: BaseException,
               delay: float) -> float:
     """How long a machine waits before repeating a step that failed with
-    ``error``: its own ``delay``, and after an ``AccessError`` at least
-    until ``gate`` lets calls through again (sooner would only be held)."""
+    ``error``: its own ``delay``, but after an ``AccessError`` exactly until
+    ``gate`` lets a call through again -- the gate's back-off is the one
+    schedule of the provider (sooner would only be held back, later would
+    leave the probe to others)."""
     if isinstance(error, AccessError):
-        return max(delay, gate.delay_for())
+        return gate.delay_for()
     return delay
 
 

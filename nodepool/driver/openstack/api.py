@@ -46,6 +46,11 @@ __all__ = ["OpenStackApi", "READ_FACTOR", "calls_per_second"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# keystoneauth warns on every failed version discovery of an unreachable
+# auth_url; the provider's AccessGate already says so once, with counts.
+logging.getLogger("keystoneauth.identity.generic.base").setLevel(
+    logging.ERROR)
+
 #: read calls may run this many times faster than mutating calls
 READ_FACTOR = 10.0
 #: the newest compute microversion the driver asks for: 2.47 embeds the

@@ -13,7 +13,8 @@ small fixed set of phrases Nova, Cinder and Neutron use for quota
     401, Unauthorized,           CredentialError      whole provider backs
       AuthorizationFailure                              off (AccessGate)
     ConnectFailure/Timeout,      EndpointError        whole provider backs
-      SSLError, EndpointNotFound                        off (AccessGate)
+      SSLError, EndpointNotFound,                       off (AccessGate)
+      DiscoveryFailure
     403/409/413 + quota phrase   QuotaError           node aborted, retried
     429, 413 without quota       ThrottledError       limiter slows down
     404                          NotFoundError        delete: done
@@ -51,8 +52,10 @@ CAPACITY_PHRASES = ("no valid host was found", "novalidhost")
 
 # The endpoint cannot be reached at all (refused, no route, bad
 # certificate, not in the catalog): every call would fail alike.
+# DiscoveryFailure: keystoneauth found no usable identity API at auth_url.
 _UNREACHABLE = (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
-                ks_exc.SSLError, ks_exc.EndpointNotFound)
+                ks_exc.SSLError, ks_exc.EndpointNotFound,
+                ks_exc.DiscoveryFailure)
 
 
 def is_quota_message(text: str | None) -> bool:
@@ -92,8 +95,7 @@ def classify(exc: BaseException, operation: str = "") -> errors.DriverError:
     if isinstance(exc, _UNREACHABLE):
         return errors.EndpointError(what)
     if isinstance(exc, (ks_exc.ConnectionError,
-                        ks_exc.RetriableConnectionFailure,
-                        ks_exc.DiscoveryFailure)):
+                        ks_exc.RetriableConnectionFailure)):
         return errors.TransientError(what)
     if isinstance(exc, (sdk_exc.HttpException, ks_exc.HttpError)):
         return _classify_http(exc, what)

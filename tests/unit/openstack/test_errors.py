@@ -76,10 +76,9 @@ def test_retry_after_is_read_from_the_answer():
 def test_unreachable_endpoints_are_access_errors():
     for exc in (ks_exc.ConnectFailure("refused"),
                 ks_exc.ConnectTimeout("slow"),
-                ks_exc.EndpointNotFound("no compute in the catalog")):
+                ks_exc.EndpointNotFound("no compute in the catalog"),
+                ks_exc.DiscoveryFailure("no versioned identity endpoints")):
         assert type(classify(exc)) is errors.EndpointError
-    assert isinstance(classify(ks_exc.DiscoveryFailure("no version")),
-                      errors.TransientError)
     assert type(classify(ks_exc.UnknownConnectionError("reset", None))) \
         is errors.TransientError
 

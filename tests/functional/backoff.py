@@ -41,11 +41,12 @@ def probes(times: list[float]) -> list[float]:
 
 
 def assert_backs_off(times: list[float], bursts: int,
-                     period: float = 0.0) -> None:
+                     period: float = 0.5) -> None:
     """The first ``bursts`` bursts of ``times`` follow the back-off: the
     n-th gap is ``BASE * 2**n`` -- never shorter, and no longer than that
-    plus one pass of a worker that runs every ``period`` seconds (the
-    deleted-node worker tries again only on its passes)."""
+    plus one pass of the worker that makes the next call, which runs every
+    ``period`` seconds (a pool worker at most every 0.5 s; the deleted-node
+    worker tries again only on its passes)."""
     starts = probes(times)[:bursts]
     assert len(starts) == bursts, starts
     gaps = [b - a for a, b in zip(starts, starts[1:])]

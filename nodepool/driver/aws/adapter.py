@@ -530,8 +530,8 @@ class AwsAdapter(Adapter):
         except errors.ConfigurationError:
             return False
         except errors.DriverError as e:
-            self.log.warning("Could not check instance type of %s: %s",
-                             label.name, e)
+            log_failure(self.log, e, "Could not check instance type of %s: "
+                        "%s", label.name, e)
         return True
 
     # -- calls handed to the helpers ------------------------------------------

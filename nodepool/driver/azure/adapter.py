@@ -291,7 +291,8 @@ class AzureAdapter(Adapter):
             except errors.NotFoundError:
                 pass
             except Exception as e:
-                self.log.warning("Could not delete %s %s: %s", kind, name, e)
+                log_failure(self.log, e, "Could not delete %s %s: %s", kind,
+                            name, e)
         try:
             self.writes.submit(URGENT, run)
         except RuntimeError:   # provider stopping: leak cleanup takes it
@@ -428,8 +429,8 @@ class AzureAdapter(Adapter):
         except errors.NotFoundError:
             pass
         except errors.DriverError as e:
-            self.log.warning("Could not delete leaked %s %s: %s",
-                             resource.type, resource.id, e)
+            log_failure(self.log, e, "Could not delete leaked %s %s: %s",
+                        resource.type, resource.id, e)
 
     # -- quota ---------------------------------------------------------------
     def _labels(self):
@@ -477,8 +478,8 @@ class AzureAdapter(Adapter):
         try:
             info = self.sizes.size(size)
         except errors.DriverError as e:
-            self.log.warning("Could not check VM size of %s: %s",
-                             label.name, e)
+            log_failure(self.log, e, "Could not check VM size of %s: %s",
+                        label.name, e)
             return True
         return info is not None and not info.restricted
 

@@ -141,16 +141,19 @@ class RepeatLog:
 
 
 class AccessGate:
-    """See the module docstring.  ``name`` is the provider's name; the
-    defaults of ``base``, ``cap`` and ``summary_interval`` are the module's
-    constants at construction time."""
+    """See the module docstring.  ``name`` is the provider's name (or what
+    else the gate stands for); the defaults of ``base``, ``cap`` and
+    ``summary_interval`` are the module's constants at construction time;
+    ``level`` is that of the first line of a failure."""
 
     def __init__(self, name: str, *, base: float | None = None,
                  cap: float | None = None,
                  summary_interval: float | None = None,
                  clock: Clock = time.monotonic,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None,
+                 level: int = logging.ERROR) -> None:
         self.name = name
+        self.level = level
         self.base = BASE_DELAY if base is None else base
         self.cap = MAX_DELAY if cap is None else cap
         if not 0 < self.base <= self.cap:
@@ -240,7 +243,8 @@ class AccessGate:
             detail = (f"{error} ({held} calls held back, next try in "
                       f"{wait:.0f}s)")
         self.repeats.report(self.name, f"Provider {self.name}: "
-                            f"{error.kind}", detail, exc=error)
+                            f"{error.kind}", detail, exc=error,
+                            level=self.level)
 
     def _opened(self) -> None:
         with self._lock:

@@ -31,6 +31,14 @@ recovery is one INFO line with the totals.  Tracebacks go to DEBUG only.
 Callers that log a failed call themselves use ``log_failure``, which sends
 ``AccessError`` to DEBUG: the gate has already said it.
 
+Failure story: the gate itself never fails a call that reached the
+cloud; it only refuses calls while it backs off, with the same class of
+error (so callers handle them as they handle the real one: a launch
+repeats its step within ``launch-timeout``, a delete is sent again by a
+later pass, a listing keeps its last answer).  A probe that never answers
+does not keep the gate open for everyone: the next probe is admitted one
+delay later anyway.
+
 Why not a circuit-breaker library: the ones on PyPI reopen after a fixed
 timeout and read the wall clock; this needs an exponential delay, an
 injected clock for tests, and the log summary.

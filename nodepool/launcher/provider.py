@@ -13,11 +13,12 @@ deleted-node worker retries on a later round).  After a credential or
 endpoint error the adapter's ``access`` gate holds every cloud call back
 (exponentially, up to a minute); ``cloud_backing_off()`` tells the
 deleted-node worker and the leak cleanup to start nothing meanwhile, and
-launches repeat their step once the gate lets calls through.  If the ZooKeeper session is
-lost, every running launch is failed: their node locks vanished with the
-session.  ``stop()`` stops the loop and the adapter's machinery; launches
-still running are abandoned with their nodes locked by our (closing)
-session, so they are cleaned up like a crashed launcher's.
+launches repeat their step once the gate lets calls through.  If the
+ZooKeeper session is lost, every running launch is failed: their node
+locks vanished with the session.  ``stop()`` stops the loop and the
+adapter's machinery; launches still running are abandoned with their nodes
+locked by our (closing) session, so they are cleaned up like a crashed
+launcher's.
 """
 
 from __future__ import annotations

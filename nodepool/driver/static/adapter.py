@@ -29,9 +29,10 @@ is an unreachable endpoint of its own (one host never holds back another):
 each host has an ``AccessGate``, so it is contacted again after an
 exponential back-off (from 1 s up to a minute, reset when it answers)
 rather than on every sync, and its failure is logged once at WARNING with
-repeat summaries; a key mismatch is logged once, then counted; a registered host that stops answering is
-deregistered (its free READY slots are deleted) instead of being handed
-out, and registered again by the first sync that finds it answering.  With
+repeat summaries; a key mismatch is logged once, then counted.  A
+registered host that stops answering is deregistered (its free READY
+slots are deleted) instead of being handed out, and registered again by
+the first sync that finds it answering (once its back-off allows).  With
 ``host-key-checking: false`` the launcher never connects to an SSH host (no
 scan, no liveness check: the configured keys are used as they are), so
 such a host is assumed to be alive; a host without host keys is still

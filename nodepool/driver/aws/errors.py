@@ -13,8 +13,8 @@ Capacity and quota codes abort the node (request retried later, behaviour
 14).  ``RequestLimitExceeded`` and friends are ``ThrottledError``: callers
 report them to their RateLimiter, which slows every thread down.
 
-Credential codes (``AuthFailure``, ``UnauthorizedOperation``,
-``InvalidClientTokenId``...) and connection failures that reach no
+Credential codes (``AuthFailure``, ``InvalidClientTokenId``,
+``SignatureDoesNotMatch``...) and connection failures that reach no
 endpoint (``EndpointConnectionError``) are ``AccessError``s: the
 provider's ``AccessGate`` backs every call off together and logs it once.
 
@@ -38,10 +38,12 @@ __all__ = ["classify", "error_code", "THROTTLE_CODES", "CAPACITY_CODES",
 
 # The account's credentials (or the signature made with them) were refused:
 # every call of the provider fails alike, so all of them back off together
-# (``CredentialError``, ``nodepool.driver.backoff``).  UnauthorizedOperation
-# is the refusal of an action to the key's principal.
+# (``CredentialError``, ``nodepool.driver.backoff``).  Not
+# UnauthorizedOperation: the key was accepted and only that action is not
+# allowed to its principal (e.g. no ec2:DescribeImportSnapshotTasks), so
+# holding every other call back would stop what does work.
 CREDENTIAL_CODES = frozenset({
-    "AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId",
+    "AuthFailure", "InvalidClientTokenId",
     "SignatureDoesNotMatch", "UnrecognizedClientException",
     "IncompleteSignature", "ExpiredToken", "ExpiredTokenException",
     "RequestExpired", "InvalidAccessKeyId", "MissingAuthenticationToken",
@@ -83,7 +85,8 @@ CONFIG_CODES = frozenset({
     "InvalidParameterCombination", "InvalidParameter",
     "InvalidBlockDeviceMapping", "InvalidIamInstanceProfile",
     "InvalidPlacementGroup.Unknown", "InvalidUserData.Malformed",
-    "UnsupportedOperation", "OptInRequired", "MissingParameter",
+    "UnsupportedOperation", "UnauthorizedOperation",
+    "OptInRequired", "MissingParameter",
     "InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFound",
 })
 

@@ -35,8 +35,8 @@ def test_unreachable_static_host_backs_off_alone(env, sshd, fast_backoff,
 
         def syncs_until(count: int) -> bool:
             full_sync(manager)       # syncs as fast as they go
-            # (a keyscan connects once per key type: one burst)
-            return len(probes(dead.connections())) >= count
+            # (a keyscan connects once per key type: three a scan)
+            return len(probes(dead.connections(), 3)) >= count
         wait_for(lambda: syncs_until(6), timeout=60,
                  what="six keyscans of the dead host")
         assert_backs_off(dead.connections(), bursts=6, per_burst=3)

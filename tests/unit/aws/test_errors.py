@@ -59,11 +59,17 @@ def test_unreachable_endpoint_is_an_access_error():
     assert type(error) is errors.EndpointError
 
 
-@pytest.mark.parametrize("code", ["AuthFailure", "UnauthorizedOperation",
-                                  "InvalidClientTokenId",
-                                  "SignatureDoesNotMatch"])
+@pytest.mark.parametrize("code", ["AuthFailure", "InvalidClientTokenId",
+                                  "SignatureDoesNotMatch",
+                                  "UnrecognizedClientException"])
 def test_refused_credentials_are_access_errors(code):
     assert type(classify(client_error(code, 401))) is errors.CredentialError
+
+
+def test_an_action_refused_to_the_principal_is_not_an_access_error():
+    # The key works; only this action is not allowed (an IAM policy).
+    error = classify(client_error("UnauthorizedOperation", 403))
+    assert type(error) is errors.ConfigurationError
 
 
 def test_framework_errors_pass_through():

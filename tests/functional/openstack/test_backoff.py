@@ -14,7 +14,8 @@ import yaml
 from tests.functional.backoff import (assert_backs_off, assert_logged_once,
                                       assert_recovered, fast_backoff)
 from tests.functional.launcher.helpers import wait_for
-from tests.functional.openstack.helpers import provider, servers_by_node
+from tests.functional.openstack.helpers import (connect, provider,
+                                                servers_by_node)
 from tools.deadend import DeadEnd
 
 __all__ = ["fast_backoff"]
@@ -86,3 +87,44 @@ def test_unreachable_keystone_backs_off(env, cloud, clouds_yaml,
         assert_backs_off(dead.connections(), bursts=6)
     assert_logged_once(caplog.records, "os", "endpoint unreachable",
                        (f"127.0.0.1:{dead.port}",))
+
+
+def test_leak_cleanup_waits_out_the_back_off_and_keeps_its_suspects(
+        env, cloud, clouds_yaml, fast_backoff, caplog):
+    env.write_config([provider()])
+    launcher = env.start_launcher()
+    conn = connect(clouds_yaml)
+    image = conn.image.find_image("ubuntu-jammy", ignore_missing=False)
+    flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+    net = conn.network.find_network("private", ignore_missing=False)
+    leaked = conn.compute.create_server(
+        name="leak", image_id=image.id, flavor_id=flavor.id,
+        networks=[{"uuid": net.id}],
+        metadata={"nodepool_provider_name": "os",
+                  "nodepool_node_id": "0000099999"}).id
+    conn.close()
+    cleanup = launcher.cleanup_worker
+    cleanup.run_once()                     # first sighting: a suspect
+    suspect = ("os", "instances", leaked)
+    assert suspect in cleanup._suspects
+    caplog.set_level(logging.INFO)
+    cloud.set_password("rotated")
+    adapter = launcher.provider_managers()["os"].adapter
+    # The listing that pass made is cached for 2 s: once it is stale, a
+    # pass must ask the cloud (or wait out the back-off).
+    wait_for(lambda: adapter.poller.snapshot(2.0) is None,
+             what="the server listing to go stale")
+    before = len(refused(cloud))
+    for _ in range(30):
+        cleanup.run_once()
+    # A few probes at most (0.1 s doubling), never one per pass, and the
+    # suspect survived every pass that could not list.
+    assert len(refused(cloud)) - before <= 6
+    assert suspect in cleanup._suspects
+    assert leaked in {s["id"] for s in cloud.servers()}
+    cloud.set_password("secret")
+    wait_for(lambda: (cleanup.run_once(),
+                      leaked not in {s["id"] for s in cloud.servers()})[1],
+             timeout=30, what="leaked server deleted")
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO
+                and r.exc_info]

@@ -1,10 +1,10 @@
 """DeadEnd: a loopback port that accepts connections and drops them.
 
 A stand-in for an endpoint that cannot be used at all (a cloud API behind
-a dead load balancer): every connection is accepted and closed at once,
-before any byte is read, and the time it arrived is recorded, so a test
-can see how often a client tries.  HTTP clients report it as a failed
-connection.
+a dead load balancer): every connection is accepted and ended at once,
+before anything is answered (a TLS client sees the end of the stream in
+its handshake), and the time it arrived is recorded, so a test can see how
+often a client tries.  HTTP clients report it as a failed connection.
 
 >>> with DeadEnd() as dead:
 ...     url = f"http://127.0.0.1:{dead.port}/"
@@ -69,4 +69,19 @@ class DeadEnd:
                 continue
             with self._lock:
                 self._times.append(time.monotonic())
+            self._drop(conn)
+
+    @staticmethod
+    def _drop(conn: socket.socket) -> None:
+        # End our side first and read what the client sent until it hangs
+        # up: closing with unread bytes would send a reset instead, and the
+        # client would see a reset one time and an end of stream the next.
+        try:
+            conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(0.2)
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        finally:
             conn.close()

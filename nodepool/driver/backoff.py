@@ -22,7 +22,8 @@ log.  So every cloud call of a provider passes one gate:
   counted, but do not double the delay;
 - any answer that is not an ``AccessError`` (a success, but also a 404 or
   a quota refusal: the cloud took our credentials) opens the gate again
-  and resets the delay.
+  and resets the delay; a ``TransientError`` (a connection reset, a 5xx)
+  is no answer about our access and changes nothing.
 
 Logging (``RepeatLog``): the first failure is one line at ERROR naming the
 provider and the cloud's message; later ones are counted and summarized in
@@ -54,7 +55,7 @@ import threading
 import time
 from typing import Callable
 
-from nodepool.driver.errors import AccessError
+from nodepool.driver.errors import AccessError, DriverError, TransientError
 
 __all__ = ["AccessGate", "RepeatLog", "log_failure", "pause_for",
            "BASE_DELAY",
@@ -221,9 +222,17 @@ class AccessGate:
     def answered(self, ticket: int | None,
                  error: BaseException | None) -> None:
         """The call admitted with ``ticket`` ended with ``error`` (the
-        classified failure, or None for success)."""
+        classified failure, or None for success).
+
+        A success or an answer of the cloud (not found, quota, throttled,
+        a refused request...) opens the gate; a ``TransientError`` (a
+        reset connection, a 5xx) or an unclassified exception says nothing
+        about our access, and leaves the gate as it is."""
         if isinstance(error, AccessError):
             self._failed(ticket, error)
+        elif isinstance(error, TransientError) or (
+                error is not None and not isinstance(error, DriverError)):
+            return
         elif self._error is not None:
             self._opened()
 

@@ -93,7 +93,7 @@ class LimitedApi:
                 result = attempt()
             except Exception as exc:  # classified below, never swallowed
                 error = classify(exc)
-                self.access.answered(ticket, error)
+                self.access.answered(ticket, exc if error is None else error)
                 if error is None:
                     raise
                 if error is not exc:

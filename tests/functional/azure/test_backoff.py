@@ -7,12 +7,14 @@ the server saw refused ones are the times the provider tried its cloud.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from tests.functional.azure.helpers import fulfil
 from tests.functional.backoff import (assert_backs_off, assert_logged_once,
                                       assert_recovered, fast_backoff)
 from tests.functional.launcher.helpers import wait_for
+from tools.deadend import DeadEnd
 
 __all__ = ["fast_backoff"]
 
@@ -72,3 +74,23 @@ def test_refused_secret_backs_off_deletes_and_listings(
     assert_logged_once(caplog.records, "azure", "credentials refused",
                        MARKERS)
     assert_recovered(caplog.records, "azure", "credentials refused")
+
+
+def test_unreachable_resource_manager_backs_off(env, azure, tmp_path,
+                                               fast_backoff, caplog):
+    caplog.set_level(logging.INFO)
+    with DeadEnd() as dead:
+        # Tokens from the local Entra ID, ARM at a port that drops every
+        # connection (a dead load balancer in front of the endpoint).
+        data = azure.local.auth_data()
+        data["resourceManagerEndpointUrl"] = f"https://127.0.0.1:{dead.port}/"
+        auth = tmp_path / "dead-arm.json"
+        auth.write_text(json.dumps(data))
+        env.write_config([azure.provider(**{"auth-path": str(auth)})])
+        env.start_launcher()
+        env.zuul.submit(["small"])
+        wait_for(lambda: len(dead.connections()) >= 6, timeout=30,
+                 what="six connections to the dead endpoint")
+        assert_backs_off(dead.connections(), bursts=6)
+    assert_logged_once(caplog.records, "azure", "endpoint unreachable",
+                       (f"127.0.0.1:{dead.port}",))

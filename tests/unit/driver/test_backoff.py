@@ -182,3 +182,19 @@ def test_bad_settings_are_refused():
         AccessGate("p", base=0)
     with pytest.raises(ValueError):
         AccessGate("p", base=10, cap=1)
+
+
+def test_transient_failures_and_bugs_say_nothing_about_access():
+    clock = Clock()
+    gate = AccessGate("p", base=1.0, clock=clock)
+    call(gate, refused())
+    clock.now += 1.0
+    assert call(gate, errors.TransientError("connection reset"))
+    assert gate.error is not None          # still backing off
+    assert not call(gate, None)            # the next probe: a delay later
+    clock.now += 1.0
+    assert call(gate, ValueError("a bug"))
+    assert gate.error is not None
+    clock.now += 1.0
+    assert call(gate, errors.ThrottledError("429"))   # an answer
+    assert gate.error is None

@@ -58,8 +58,7 @@ from typing import Callable
 from nodepool.driver.errors import AccessError, DriverError, TransientError
 
 __all__ = ["AccessGate", "RepeatLog", "log_failure", "pause_for",
-           "BASE_DELAY",
-           "MAX_DELAY", "SUMMARY_INTERVAL"]
+           "BASE_DELAY", "MAX_DELAY", "SUMMARY_INTERVAL"]
 
 log = logging.getLogger("nodepool.driver.access")
 

@@ -12,7 +12,11 @@ be called from the provider's loop thread; the read-only ones also from the
 cleanup worker, so they must be thread-safe.
 
 Failure story: a cloud call that fails transiently raises
-``TransientError`` or ``ThrottledError``; the launcher retries later.  An
+``TransientError`` or ``ThrottledError``; the launcher retries later.  A
+refused credential or an unreachable endpoint raises ``AccessError`` from
+every call: the adapter's ``access`` gate then holds all its calls back
+with one exponential back-off (the launcher asks ``access.closed`` before
+starting deletes), and logs the error once.  An
 instance that is gone raises ``NotFoundError`` where the caller asked for it
 (delete machines treat it as success).
 """
@@ -23,6 +27,7 @@ import abc
 import logging
 from typing import Iterable, Protocol
 
+from nodepool.driver.backoff import AccessGate
 from nodepool.driver.instance import Instance, Resource
 from nodepool.driver.quota import Quota
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
@@ -59,6 +64,10 @@ class Adapter(abc.ABC):
         self.log = log or logging.getLogger(
             f"nodepool.driver.{provider.driver}.{provider.name}")
         self.capacity: CapacityBoard | None = None
+        #: every cloud call of the provider passes this gate: after a
+        #: credential or endpoint error (``AccessError``) all of them back
+        #: off together, and the error is logged once (``backoff.py``)
+        self.access = AccessGate(provider.name, logger=self.log)
 
     def attach_capacity(self, board: CapacityBoard) -> None:
         """The launcher's offering records, for machinery that batches

@@ -12,11 +12,16 @@ message text.  Anything else escaping an adapter is an unclassified failure
     ├── ThrottledError       the cloud said "slow down"; .retry_after seconds
     ├── TransientError       5xx, timeouts, resets: retry with back-off
     │   └── Unfulfilled      a batch call started fewer than asked: at once
+    ├── AccessError          the provider cannot use its cloud at all:
+    │   │                    every call backs off (``backoff.AccessGate``)
+    │   ├── CredentialError  credentials or token refused (401, AuthFailure)
+    │   └── EndpointError    the endpoint cannot be reached (refused, DNS)
     ├── LaunchError          this launch attempt failed for good; .stat_key
     └── ConfigurationError   the label can never be served here: decline
 
 ``RETRYABLE`` lists the classes for which repeating the same call later is
-the right answer; everything else fails the attempt.
+the right answer; everything else fails the attempt.  An ``AccessError`` is
+retryable, but only after the provider's back-off (``backoff.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ __all__ = [
     "ThrottledError",
     "TransientError",
     "Unfulfilled",
+    "AccessError",
+    "CredentialError",
+    "EndpointError",
     "LaunchError",
     "ConfigurationError",
     "RETRYABLE",
@@ -99,6 +107,31 @@ class Unfulfilled(TransientError):
     """
 
 
+class AccessError(DriverError):
+    """Nothing the provider asks its cloud can work right now.
+
+    Unlike a ``TransientError`` this is not about one call: the next call
+    of any kind would fail the same way, so the provider's ``AccessGate``
+    holds all of them back with an exponential back-off (up to a minute)
+    and logs the failure once.  ``kind`` names it in the log.
+    """
+
+    kind = "cloud unreachable"
+
+
+class CredentialError(AccessError):
+    """The cloud (or its identity service) refused our credentials."""
+
+    kind = "credentials refused"
+
+
+class EndpointError(AccessError):
+    """The cloud's endpoint could not be reached (connection refused,
+    unknown host, no route, endpoint missing from the catalog)."""
+
+    kind = "endpoint unreachable"
+
+
 class LaunchError(DriverError):
     """One launch attempt failed permanently (e.g. the instance went to ERROR).
 
@@ -112,4 +145,5 @@ class ConfigurationError(DriverError):
     type or image); pools decline the request instead of retrying."""
 
 
-RETRYABLE: tuple[type[DriverError], ...] = (ThrottledError, TransientError)
+RETRYABLE: tuple[type[DriverError], ...] = (ThrottledError, TransientError,
+                                           AccessError)

@@ -12,6 +12,10 @@ retries switched off so the limiter sees every answer:
   is tried again after ``_throttle_pause``, up to ``throttle_attempts``;
 - ``TransientError``: tried again after a jittered back-off, up to
   ``transient_attempts`` times (drivers only send idempotent writes);
+- ``AccessError`` (credentials refused, endpoint unreachable) is raised
+  at once: every call of the provider passes its ``AccessGate``
+  (``backoff.py``), which holds them all back after one, exponentially,
+  and logs it once;
 - anything else is raised at once, already classified by the driver.
 
 A driver subclass supplies the classification per call and may change the
@@ -30,6 +34,7 @@ from collections import Counter
 from typing import Any, Callable
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import AccessGate
 from nodepool.driver.ratelimit import RateLimiter
 
 __all__ = ["LimitedApi", "READ_RATE_FACTOR", "limiter_stats"]
@@ -51,8 +56,10 @@ class LimitedApi:
                  throttle_attempts: int, transient_attempts: int,
                  backoff: float, max_backoff: float,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 access: AccessGate | None = None) -> None:
         self.name = name
+        self.access = access or AccessGate(name, clock=clock)
         self.limiter = RateLimiter(f"{name}-{write_limiter}", rate,
                                    clock=clock, sleep=sleep)
         self.read_limiter = RateLimiter(f"{name}-read",
@@ -78,6 +85,7 @@ class LimitedApi:
         waits for (``RateLimiter.acquire``)."""
         throttles = transients = 0
         while True:
+            ticket = self.access.admit()    # raises while backing off
             if not admitted:
                 limiter.acquire(background=background)
             admitted = False
@@ -87,11 +95,13 @@ class LimitedApi:
                 result = attempt()
             except Exception as exc:  # classified below, never swallowed
                 error = classify(exc)
+                self.access.answered(ticket, exc if error is None else error)
                 if error is None:
                     raise
                 if error is not exc:
                     error.__cause__ = exc
             else:
+                self.access.answered(ticket, None)
                 limiter.succeeded()
                 return result
             with self._lock:

@@ -35,7 +35,9 @@ that the provider's driver made (``ProviderManager.owns``).  The full pass:
    or ours from before installations were tagged) follows the rule.  A
    node znode that cannot be read (quarantined) counts as a node of every
    provider, so its instance is kept while the znode exists.  A leak is
-   deleted only on the second consecutive pass that sees it;
+   deleted only on the second consecutive pass that sees it.  A provider
+   backing off after a credential or endpoint error is skipped (its gate
+   logged why) and keeps its suspects for the next pass;
 3. lost requests (``pending`` with no lock holder) reset to ``requested``;
    lost ``init`` nodes (unlocked for over a minute: their creator died or
    failed to lock them, and their request may be gone) → ``deleting``;
@@ -51,6 +53,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+from nodepool.driver import errors
 from nodepool.driver.installation import foreign
 from nodepool.launcher.periodic import PeriodicWorker
 from nodepool.zk import errors as zk_errors
@@ -243,10 +246,17 @@ class CleanupWorker(PeriodicWorker):
         uploads = self.zk.known_upload_keys()
         suspects: set[tuple[str, str, str]] = set()
         for name, manager in self.launcher.provider_managers().items():
+            if manager.cloud_backing_off():
+                # Its gate logged why; the suspects of the last pass wait.
+                suspects |= {s for s in self._suspects if s[0] == name}
+                continue
             try:
                 known = Known({n.id for n in nodes if n.provider == name}
                               | quarantined, uploads.get(name, set()))
                 suspects |= self._provider_leaks(name, manager, known)
+            except errors.AccessError as e:
+                suspects |= {s for s in self._suspects if s[0] == name}
+                self.log.debug("Leak cleanup for provider %s: %s", name, e)
             except Exception:
                 self.log.exception("Leak cleanup for provider %s failed",
                                    name)

@@ -25,7 +25,11 @@ the leak cleanup's rule).  A node left ``deleting`` by a dead launcher is
 simply deleted again (deleting is idempotent).
 
 Failure story: a cloud delete error releases the lock and leaves the node
-in ``deleting``; the next round retries.  ZooKeeper trouble (or the
+in ``deleting``; the next round retries.  While a provider backs off after
+a credential or endpoint error (``ProviderManager.cloud_backing_off``) its
+nodes are not touched at all: the first pass after the back-off sends
+their deletes again, so they follow the provider's exponential back-off
+instead of one attempt per pass.  ZooKeeper trouble (or the
 connection closing at shutdown) ends the pass with one warning instead of
 an error per remaining node.  A failed lookup releases the lock
 and leaves the node as it was.  Nodes of providers that are not
@@ -137,7 +141,8 @@ class DeletedNodeWorker(PeriodicWorker):
             self.zk.unlock_node(node)
 
     def _delete(self, node, manager) -> None:
-        if manager is not None and manager.is_deleting(node.id):
+        if manager is not None and (manager.is_deleting(node.id)
+                                    or manager.cloud_backing_off()):
             return
         try:
             self.zk.lock_node(node, blocking=False)

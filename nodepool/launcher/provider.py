@@ -14,11 +14,16 @@ again.
 
 Failure story: an exception from one launcher or deleter is contained to it
 (the launcher fails its attempt; the deleter releases the node lock so the
-deleted-node worker retries on a later round).  If the ZooKeeper session is
-lost, every running launch is failed: their node locks vanished with the
-session.  ``stop()`` stops the loop and the adapter's machinery; launches
-still running are abandoned with their nodes locked by our (closing)
-session, so they are cleaned up like a crashed launcher's.
+deleted-node worker retries on a later round).  After a credential or
+endpoint error the adapter's ``access`` gate holds every cloud call back
+(exponentially, up to a minute); ``cloud_backing_off()`` tells the
+deleted-node worker and the leak cleanup to start nothing meanwhile, and
+launches repeat their step once the gate lets calls through.  If the
+ZooKeeper session is lost, every running launch is failed: their node
+locks vanished with the session.  ``stop()`` stops the loop and the
+adapter's machinery; launches still running are abandoned with their nodes
+locked by our (closing) session, so they are cleaned up like a crashed
+launcher's.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import time
 from typing import Iterable
 
 from nodepool.driver.installation import foreign
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.offerings import Offerings
 from nodepool.driver.quota import Quota
 from nodepool.launcher.nodelauncher import NodeLauncher
@@ -73,9 +79,11 @@ class NodeDeleter:
                 self.machines = pending
                 return False
         except Exception as e:
-            self.manager.log.warning(
-                "Deleting instance %s of node %s failed (retrying later): %s",
-                self.external_id, self.node.id if self.node else None, e)
+            # An AccessError has been logged once by the adapter's gate.
+            log_failure(
+                self.manager.log, e, "Deleting instance %s of node %s failed"
+                " (retrying later): %s", self.external_id,
+                self.node.id if self.node else None, e)
             self.failed = True
             self.done = True
             if self.node is not None:
@@ -238,6 +246,12 @@ class ProviderManager:
                 pass
         self.on_change()
 
+    def cloud_backing_off(self) -> bool:
+        """True while the adapter's cloud calls are held back after a
+        credential or endpoint error (``nodepool.driver.backoff``): the
+        deleted-node worker and the leak cleanup then start nothing."""
+        return self.adapter.access.closed
+
     def throttled(self, error) -> None:
         limiter = getattr(self.adapter, "limiter", None)
         if limiter is not None and hasattr(limiter, "throttled"):
@@ -372,7 +386,7 @@ class ProviderManager:
             try:
                 instances = list(self.adapter.list_instances())
             except Exception as e:
-                self.log.warning("Could not list instances: %s", e)
+                log_failure(self.log, e, "Could not list instances: %s", e)
             self._instances_cache = (time.monotonic(), instances)
         return instances
 

@@ -13,6 +13,9 @@ what makes EC2 hard.  The proxy in front adds those:
 * scripted faults (InsufficientInstanceCapacity, VcpuLimitExceeded,
   InternalError, delays...);
 * optionally, enforcement of the vCPU quotas on RunInstances;
+* optionally, a refused access key (``refuse_credentials``: every EC2 and
+  Service Quotas call answers ``AuthFailure`` or
+  ``UnrecognizedClientException``);
 * EC2's launch count: up to MaxCount (moto alone starts MinCount);
 * DescribeImportSnapshotTasks / DescribeImportImageTasks, from import
   tasks a test seeds (moto has neither, see ``imports``);

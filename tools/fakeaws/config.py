@@ -15,7 +15,8 @@ one, so a bad one there leaves the entries before it applied::
      "quotas": {"ec2": {"L-1216C47A": 64}},
      "launch": "max",                      # see below
      "launch_by_subnet": {"subnet-1": "min"},  # per subnet, see below
-     "enforce_quotas": false}              # vCPU quotas, see ledger.py
+     "enforce_quotas": false,              # vCPU quotas, see ledger.py
+     "refuse_credentials": false}          # see below
 
 ``launch``: moto starts MinCount instances, EC2 starts as many as it can up
 to MaxCount.  With ``"max"`` (the default) the proxy rewrites ``MinCount``
@@ -23,6 +24,11 @@ in a RunInstances body to the MaxCount value, so a launcher that asks for
 "1 to N" gets N like on EC2; ``"min"`` forwards the body untouched.
 ``launch_by_subnet`` overrides it for calls launching into a subnet (a
 zone short of capacity next to one with plenty); it replaces the whole map.
+
+``refuse_credentials``: every EC2 and Service Quotas call is answered as
+AWS answers a wrong or deactivated access key -- EC2 ``AuthFailure``
+(HTTP 401), Service Quotas ``UnrecognizedClientException`` (HTTP 400) --
+and its time is recorded in the stats (``refused``).
 
 ``latency`` entries merge into the current map (a value of ``null`` removes
 one); ``"*"`` applies to every EC2 action without its own entry.  ``faults``
@@ -43,7 +49,7 @@ __all__ = ["Behaviour"]
 
 _FLAGS = {"run_instances_latency", "latency", "latency_jitter", "throttle",
           "buckets", "faults", "quotas", "launch", "launch_by_subnet",
-          "enforce_quotas"}
+          "enforce_quotas", "refuse_credentials"}
 
 
 class Behaviour:
@@ -69,6 +75,7 @@ class Behaviour:
             self._launch = "max"
             self._launch_by_subnet: dict[str, str] = {}
             self._enforce_quotas = False
+            self._refuse_credentials = False
         self.apply(self._initial)
 
     def apply(self, flags: dict) -> None:
@@ -103,6 +110,8 @@ class Behaviour:
             self._launch_by_subnet = dict(by_subnet)
             self._enforce_quotas = bool(flags.get("enforce_quotas",
                                                   self._enforce_quotas))
+            self._refuse_credentials = bool(flags.get(
+                "refuse_credentials", self._refuse_credentials))
         if faults is not None:
             self.faults.replace(faults)
         if "throttle" in flags or "buckets" in flags:
@@ -132,6 +141,11 @@ class Behaviour:
             return self._launch_by_subnet.get(subnet or "", self._launch)
 
     @property
+    def refuse_credentials(self) -> bool:
+        with self._lock:
+            return self._refuse_credentials
+
+    @property
     def enforce_quotas(self) -> bool:
         with self._lock:
             return self._enforce_quotas
@@ -142,7 +156,8 @@ class Behaviour:
                          "latency_jitter": self._jitter,
                          "launch": self._launch,
                          "launch_by_subnet": dict(self._launch_by_subnet),
-                         "enforce_quotas": self._enforce_quotas}
+                         "enforce_quotas": self._enforce_quotas,
+                         "refuse_credentials": self._refuse_credentials}
         out["throttle"] = self.throttle.enabled
         out["buckets"] = {n: s.to_dict()
                           for n, s in self.throttle.specs().items()}

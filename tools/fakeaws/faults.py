@@ -45,6 +45,8 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
              "http://aws.amazon.com/contact-us/ec2-request to request an "
              "adjustment to this limit."),
     "InternalError": (500, "An internal error has occurred"),
+    "AuthFailure": (401, "AWS was not able to validate the provided access "
+                         "credentials"),
     "Unavailable": (503, "The server is overloaded and can't handle the "
                          "request."),
 }

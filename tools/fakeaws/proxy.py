@@ -3,6 +3,8 @@
 Routing of one request:
 
 * ``/_fake/...``                       -> :class:`ControlPlane` (JSON)
+* with the flag ``refuse_credentials``: every EC2 / Service Quotas call
+  -> ``AuthFailure`` / ``UnrecognizedClientException`` (a wrong key)
 * ``X-Amz-Target: ServiceQuotasV20190624.*`` -> the Service Quotas fake
 * form-encoded POST signed for ``ec2`` -> the EC2 pipeline (``ec2.py``)
 * anything else (S3, STS, ``/moto-api/``, ...) -> moto, untouched
@@ -33,6 +35,7 @@ from typing import Callable
 from tools.fakeaws.config import Behaviour
 from tools.fakeaws.control import ControlPlane
 from tools.fakeaws.ec2 import EC2Call, EC2Context, handle_ec2_call
+from tools.fakeaws.faults import ERROR_CODES, ec2_error_body
 from tools.fakeaws.forward import MotoForwarder, Reply
 from tools.fakeaws.ledger import Ledger
 from tools.fakeaws.quotas import TARGET_PREFIX, answer_quota_call
@@ -177,6 +180,10 @@ class FakeAWSProxy:
         lower = {k.lower(): v for k, v in headers}
         region, service = credential_scope(lower.get("authorization"))
         target = lower.get("x-amz-target", "")
+        if self.behaviour.refuse_credentials and (
+                service in ("ec2", "servicequotas")
+                or target.startswith(TARGET_PREFIX)):
+            return self._refused(target.startswith(TARGET_PREFIX))
         if target.startswith(TARGET_PREFIX):
             return self._service_quotas(target[len(TARGET_PREFIX):], body,
                                         region)
@@ -197,6 +204,19 @@ class FakeAWSProxy:
             return self.forwarder.forward(method, path, headers, body)
         finally:
             self.stats.end(key)
+
+    def _refused(self, json_protocol: bool) -> Reply:
+        """What AWS answers a call signed with a key it does not accept."""
+        self.stats.refuse()
+        if json_protocol:
+            doc = {"__type": "UnrecognizedClientException",
+                   "message": "The security token included in the request "
+                              "is invalid."}
+            return Reply(400, json.dumps(doc).encode(),
+                         [("Content-Type", "application/x-amz-json-1.1")])
+        status, message = ERROR_CODES["AuthFailure"]
+        return Reply(status, ec2_error_body("AuthFailure", message),
+                     [("Content-Type", "text/xml;charset=UTF-8")])
 
     def _service_quotas(self, operation: str, body: bytes,
                         region: str) -> Reply:

@@ -51,6 +51,8 @@ class Stats:
         self.run_records: deque[dict] = deque(maxlen=MAX_CALL_RECORDS)
         self.run_totals: Counter[str] = Counter()
         self.terminate_totals: Counter[str] = Counter()
+        # time.time() of every call refused for its credentials
+        self.refused: deque[float] = deque(maxlen=MAX_CALL_RECORDS)
 
     def reset(self) -> None:
         with self._lock:
@@ -98,6 +100,11 @@ class Stats:
             self.run_totals["max_count"] += max_count
             self.run_totals["launched"] += launched
 
+    def refuse(self) -> None:
+        """One call refused with AuthFailure (``refuse_credentials``)."""
+        with self._lock:
+            self.refused.append(time.time())
+
     def terminate_instances(self, ids: int) -> None:
         with self._lock:
             self.terminate_totals["calls"] += 1
@@ -116,6 +123,7 @@ class Stats:
                 "in_flight": {a: n for a, n in self.in_flight.items() if n},
                 "max_in_flight": dict(self.max_in_flight),
                 "run_instances": run,
+                "refused": list(self.refused),
                 "terminate_instances": {
                     k: self.terminate_totals.get(k, 0)
                     for k in ("calls", "instance_ids")},

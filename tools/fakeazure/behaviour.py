@@ -157,6 +157,8 @@ class Stats:
         self.throttled = 0
         self.server_errors = 0
         self.tokens_issued = 0
+        # (time.monotonic(), issued) of every token request
+        self.token_requests: list[tuple[float, bool]] = []
         self.vm_creates_in_flight_max = 0
 
     def as_dict(self) -> dict:
@@ -165,5 +167,6 @@ class Stats:
                 "throttled": self.throttled,
                 "server_errors": self.server_errors,
                 "tokens_issued": self.tokens_issued,
+                "token_requests": len(self.token_requests),
                 "vm_creates_in_flight_max": self.vm_creates_in_flight_max,
                 "total": sum(self.calls.values())}

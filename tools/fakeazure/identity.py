@@ -21,7 +21,9 @@ Failure story: a wrong tenant, client id or secret gets the AADSTS error an
 application would see from Entra ID (400/401 with ``error`` and
 ``error_description``), so the driver's "bad credentials" path can be tested.
 Tokens are opaque random strings; ARM requests must carry one that this
-server issued and that has not expired, else they get 401.
+server issued and that has not expired, else they get 401.  Every token
+request is recorded (``Stats.token_requests``: monotonic time, issued);
+``LocalAzure.rotate_secret`` refuses the secret clients hold from then on.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class TokenService:
 
     def token_v2(self, call: Call) -> Reply:
         form, error = self._check_client(call)
+        self._record(error is None)
         if error:
             return error
         token, lifetime = self.issue()
@@ -111,6 +114,7 @@ class TokenService:
 
     def token_v1(self, call: Call) -> Reply:
         form, error = self._check_client(call)
+        self._record(error is None)
         if error:
             return error
         token, lifetime = self.issue()
@@ -123,6 +127,9 @@ class TokenService:
                            "access_token": token})
 
     # -- tokens ------------------------------------------------------------
+    def _record(self, issued: bool) -> None:
+        self.azure.counters.token_requests.append((time.monotonic(), issued))
+
     def issue(self) -> tuple[str, int]:
         token = "fake-arm-" + secrets.token_urlsafe(24)
         lifetime = int(self.lifetime)

@@ -201,6 +201,20 @@ class LocalAzure:
         with self.store.lock:
             self.tokens.expire_all()
 
+    def rotate_secret(self, secret: str | None = None) -> str:
+        """A new client secret (as after a rotation in Entra ID): token
+        requests with the old one are refused (AADSTS7000215) and every
+        issued token expires.  Returns the new secret."""
+        with self.store.lock:
+            self.client_secret = secret or secrets.token_urlsafe(24)
+            self.tokens.expire_all()
+            return self.client_secret
+
+    def token_requests(self) -> list[tuple[float, bool]]:
+        """``(time.monotonic(), issued)`` of every token request so far."""
+        with self.store.lock:
+            return list(self.counters.token_requests)
+
     # -- seeding --------------------------------------------------------------
     def ensure_group(self, name: str, location: str = "westus") -> str:
         gid = group_id(self.subscription_id, name)

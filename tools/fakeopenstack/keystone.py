@@ -6,7 +6,10 @@ shortly before ``expires_at``.  Every other service checks that token (see
 :func:`authorize`); an unknown or expired token gets 401, on which
 keystoneauth re-authenticates once and retries, just as with a real cloud.
 Wrong credentials get 401 from the auth call, which the SDK reports as
-``openstack.exceptions.HttpException`` during ``connect``.
+``openstack.exceptions.HttpException`` during ``connect``.  Every password
+auth is recorded in ``state.auth_log`` as ``(clock, accepted)``, so a test
+can see how often a client asks for a token; ``LocalOpenStack.
+set_password`` changes the password (and drops every token) at run time.
 """
 
 from __future__ import annotations
@@ -115,7 +118,14 @@ def register(router: Router, state: CloudState) -> None:
         return Response(200, {"version": _version(state.base_url)})
 
     def issue(req: Request) -> Response:
-        _check_password(state, req.json())
+        try:
+            _check_password(state, req.json())
+        except ApiError:
+            with state.lock:
+                state.auth_log.append((state.clock(), False))
+            raise
+        with state.lock:
+            state.auth_log.append((state.clock(), True))
         token = uuid.uuid4().hex
         ttl = state.settings.token_ttl
         with state.lock:

@@ -225,6 +225,19 @@ class LocalOpenStack:
                                           status=status, name=name)
             return dict(port)
 
+    def set_password(self, password: str) -> None:
+        """Change the user's password: clients holding the old one are
+        refused (401) from their next token request on, as after a
+        rotation; every issued token is revoked."""
+        with self.state.lock:
+            self.state.password = password
+            self.state.tokens.clear()
+
+    def auth_attempts(self) -> list[tuple[float, bool]]:
+        """``(clock, accepted)`` of every password auth so far."""
+        with self.state.lock:
+            return list(self.state.auth_log)
+
     def revoke_tokens(self) -> None:
         """Invalidate every issued token; clients must re-authenticate."""
         with self.state.lock:

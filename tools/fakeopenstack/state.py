@@ -99,6 +99,8 @@ class CloudState:
         self.availability_zones = list(availability_zones or ["nova"])
         self._az_turn = 0
         self.tokens: dict[str, float] = {}      # token -> expiry (clock)
+        # (clock, accepted) of every password auth (POST auth/tokens)
+        self.auth_log: list[tuple[float, bool]] = []
         self.failures: deque[CreateFailure] = deque()
         self.servers: dict[str, ServerRecord] = {}
         self.keypairs: dict[str, dict[str, Any]] = {}

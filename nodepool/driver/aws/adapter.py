@@ -63,6 +63,7 @@ from nodepool.driver.aws.tagger import Tagger
 from nodepool.driver.aws.uploads import (
     UPLOAD_TYPES, UploadResources, s3_client)
 from nodepool.driver.aws.watcher import InstanceWatcher
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.batcher import Batcher
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
@@ -101,7 +102,7 @@ class AwsAdapter(Adapter):
         workers = create_pool_size(rate, CREATE_LATENCY)
         session = session or _session(settings.get("profile-name"))
         self.api = AwsApi(provider.name, session, self.region, rate,
-                          max_connections=workers + 10)
+                          max_connections=workers + 10, access=self.access)
         self.uploads = UploadResources(
             self.api, provider.name,
             (settings.get("object-storage") or {}).get("bucket-name"),
@@ -177,7 +178,8 @@ class AwsAdapter(Adapter):
                     self.images.available(label)
             self.quota_limits()
         except Exception as e:
-            self.log.warning("Warm-up of provider caches failed: %s", e)
+            log_failure(self.log, e, "Warm-up of provider caches failed: %s",
+                        e)
 
     def stop(self) -> None:
         self.create_batcher.stop()
@@ -384,7 +386,7 @@ class AwsAdapter(Adapter):
             try:
                 self._refresh_listing()
             except Exception as e:
-                self.log.warning("Could not list instances: %s", e)
+                log_failure(self.log, e, "Could not list instances: %s", e)
             finally:
                 with self._lock:
                     self._list_refreshing = False
@@ -491,7 +493,8 @@ class AwsAdapter(Adapter):
             values = max((self.node_resources(label, t) for t in types),
                          key=lambda v: (v.get("cores", 0), v.get("ram", 0)))
         except errors.DriverError as e:
-            self.log.warning("No quota cost for label %s: %s", label.name, e)
+            log_failure(self.log, e, "No quota cost for label %s: %s",
+                        label.name, e)
             return Quota(_ONE_INSTANCE)
         return Quota(values)
 
@@ -551,8 +554,8 @@ class AwsAdapter(Adapter):
         except errors.ConfigurationError:
             return False
         except errors.DriverError as e:
-            self.log.warning("Could not check instance type of %s: %s",
-                             label.name, e)
+            log_failure(self.log, e, "Could not check instance type of %s: "
+                        "%s", label.name, e)
         return True
 
     # -- calls handed to the helpers ------------------------------------------

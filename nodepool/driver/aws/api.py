@@ -33,6 +33,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nodepool.driver.aws.errors import classify
+from nodepool.driver.backoff import AccessGate
 from nodepool.driver.limitedapi import READ_RATE_FACTOR, LimitedApi
 from nodepool.driver.ratelimit import RateLimiter
 
@@ -53,12 +54,13 @@ class AwsApi(LimitedApi):
                  backoff: float = 0.25, max_backoff: float = 8.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
-                 clients: dict[str, Any] | None = None):
+                 clients: dict[str, Any] | None = None,
+                 access: AccessGate | None = None):
         super().__init__(name, rate, write_limiter="mutate",
                          throttle_attempts=throttle_attempts,
                          transient_attempts=transient_attempts,
                          backoff=backoff, max_backoff=max_backoff,
-                         sleep=sleep, clock=clock)
+                         sleep=sleep, clock=clock, access=access)
         self.region = region
         if clients is not None:
             self.ec2 = clients.get("ec2")

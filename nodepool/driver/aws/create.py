@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from nodepool.driver import errors
 from nodepool.driver.aws import batchtags, params
 from nodepool.driver.aws.describe import instance_state
+from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.instance import InstanceState
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 
@@ -210,10 +211,11 @@ class AwsCreate(StateMachine):
             return self.submit()
         except errors.RETRYABLE as e:
             self.retries += 1
-            delay = min(self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries)
+            delay = pause_for(self.adapter.access, e, min(
+                self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries))
             self.retry_at = self.clock() + delay
-            log.info("Node %s: create will be repeated in %.1fs: %s",
-                     self.spec.node_id, delay, e)
+            log_failure(log, e, "Node %s: create will be repeated in %.1fs: "
+                        "%s", self.spec.node_id, delay, e, level=logging.INFO)
             return self.State.SUBMIT
         self.instance_id = record["InstanceId"]
         self.adapter.created(self.instance_id)

@@ -13,6 +13,11 @@ Capacity and quota codes abort the node (request retried later, behaviour
 14).  ``RequestLimitExceeded`` and friends are ``ThrottledError``: callers
 report them to their RateLimiter, which slows every thread down.
 
+Credential codes (``AuthFailure``, ``InvalidClientTokenId``,
+``SignatureDoesNotMatch``...) and connection failures that reach no
+endpoint (``EndpointConnectionError``) are ``AccessError``s: the
+provider's ``AccessGate`` backs every call off together and logs it once.
+
 Note that EC2 answers ``InsufficientInstanceCapacity`` with HTTP 500, so
 codes are always checked before the status.
 """
@@ -21,14 +26,28 @@ from __future__ import annotations
 
 from botocore.exceptions import (
     BotoCoreError, ClientError, ConnectionError as BotoConnectionError,
-    EndpointConnectionError, NoCredentialsError, NoRegionError,
-    ParamValidationError, PartialCredentialsError, ProfileNotFound,
-    ReadTimeoutError)
+    ConnectTimeoutError, EndpointConnectionError, NoCredentialsError,
+    NoRegionError, ParamValidationError, PartialCredentialsError,
+    ProfileNotFound, ReadTimeoutError, SSLError)
 
 from nodepool.driver import errors
 
 __all__ = ["classify", "error_code", "THROTTLE_CODES", "CAPACITY_CODES",
-           "QUOTA_CODES", "CONFIG_CODES", "TRANSIENT_CODES"]
+           "QUOTA_CODES", "CONFIG_CODES", "TRANSIENT_CODES",
+           "CREDENTIAL_CODES"]
+
+# The account's credentials (or the signature made with them) were refused:
+# every call of the provider fails alike, so all of them back off together
+# (``CredentialError``, ``nodepool.driver.backoff``).  Not
+# UnauthorizedOperation: the key was accepted and only that action is not
+# allowed to its principal (e.g. no ec2:DescribeImportSnapshotTasks), so
+# holding every other call back would stop what does work.
+CREDENTIAL_CODES = frozenset({
+    "AuthFailure", "InvalidClientTokenId",
+    "SignatureDoesNotMatch", "UnrecognizedClientException",
+    "IncompleteSignature", "ExpiredToken", "ExpiredTokenException",
+    "RequestExpired", "InvalidAccessKeyId", "MissingAuthenticationToken",
+})
 
 THROTTLE_CODES = frozenset({
     "RequestLimitExceeded", "Throttling", "ThrottlingException",
@@ -67,7 +86,7 @@ CONFIG_CODES = frozenset({
     "InvalidBlockDeviceMapping", "InvalidIamInstanceProfile",
     "InvalidPlacementGroup.Unknown", "InvalidUserData.Malformed",
     "UnsupportedOperation", "UnauthorizedOperation",
-    "AuthFailure", "OptInRequired", "MissingParameter",
+    "OptInRequired", "MissingParameter",
     "InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFound",
 })
 
@@ -115,8 +134,12 @@ def classify(exc: BaseException, operation: str = "") -> errors.DriverError:
     what = f"{operation}: {exc}" if operation else str(exc)
     if isinstance(exc, ClientError):
         return _classify_client_error(exc, what)
-    if isinstance(exc, (EndpointConnectionError, BotoConnectionError,
-                        ReadTimeoutError)):
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError,
+                        SSLError)):
+        # Could not connect at all (the proxy's errors are connection
+        # errors too): the endpoint is unreachable for every call.
+        return errors.EndpointError(what)
+    if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
         return errors.TransientError(what)
     if isinstance(exc, _LOCAL_CONFIG_ERRORS):
         # Raised before anything was sent: the request or the local AWS
@@ -130,6 +153,8 @@ def classify(exc: BaseException, operation: str = "") -> errors.DriverError:
 def _classify_client_error(exc: ClientError, what: str
                            ) -> errors.DriverError:
     code = error_code(exc) or ""
+    if code in CREDENTIAL_CODES:
+        return errors.CredentialError(what)
     if code in THROTTLE_CODES:
         return errors.ThrottledError(what, retry_after=_retry_after(exc))
     if code in CAPACITY_CODES:

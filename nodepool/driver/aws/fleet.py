@@ -65,6 +65,7 @@ from nodepool.driver import errors
 from nodepool.driver import installation as installation_tag
 from nodepool.driver.aws import params
 from nodepool.driver.aws.errors import classify, error_code
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.statemachine import LaunchSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -263,8 +264,8 @@ class FleetCreator:
         try:
             self.clean_templates()
         except errors.DriverError as e:
-            log.warning("Could not clean launch templates of provider %s: "
-                        "%s", self.adapter.provider.name, e)
+            log_failure(log, e, "Could not clean launch templates of "
+                        "provider %s: %s", self.adapter.provider.name, e)
             with self._lock:
                 self._cleaned = False
 

@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure
 
 __all__ = ["ImageResolver", "image_reference"]
 
@@ -97,7 +98,7 @@ class ImageResolver:
         try:
             return self._lookup(ref) is not None
         except errors.DriverError as e:
-            log.warning("Could not check image of label %s: %s",
+            log_failure(log, e, "Could not check image of label %s: %s",
                         label.name, e)
             return True
 

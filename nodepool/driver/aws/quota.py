@@ -35,6 +35,7 @@ import time
 from typing import Callable, Iterable
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure
 
 __all__ = ["instance_quota_code", "volume_quota_code", "iops_quota_code",
            "QuotaCache", "TypeInfo"]
@@ -200,8 +201,9 @@ class QuotaCache:
             self.quota_calls += 1
             value = float(self._get_quota(service, code))
         except Exception as e:
-            log.warning("Service quota %s/%s unavailable, treated as "
-                        "unlimited for %.0fs: %s", service, code, self.ttl, e)
+            log_failure(log, e, "Service quota %s/%s unavailable, treated "
+                        "as unlimited for %.0fs: %s", service, code,
+                        self.ttl, e)
             value = math.inf
         with self._lock:
             self._quotas[key] = (now, value)

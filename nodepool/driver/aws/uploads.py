@@ -64,6 +64,7 @@ from typing import Any, Iterable, Mapping
 
 from nodepool.driver import errors
 from nodepool.driver.aws.errors import error_code
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.instance import Resource
 
 __all__ = ["UPLOAD_TYPES", "UploadResources", "import_task_id",
@@ -130,8 +131,8 @@ class UploadResources:
         try:
             self._tag_imports(amis)
         except errors.DriverError as e:
-            log.warning("Could not copy import task tags for provider %s: "
-                        "%s", self.provider_name, e)
+            log_failure(log, e, "Could not copy import task tags for "
+                        "provider %s: %s", self.provider_name, e)
         snapshots = self.api.read_pages(
             "describe_snapshots", "Snapshots", OwnerIds=["self"],
             Filters=[{"Name": f"tag:{PROVIDER_TAG}",

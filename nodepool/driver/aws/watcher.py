@@ -42,6 +42,7 @@ import time
 from typing import Callable
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.watchset import Lookup, Record, WatchSet
 
 __all__ = ["InstanceWatcher", "Lookup"]
@@ -129,8 +130,8 @@ class InstanceWatcher(WatchSet):
             return self._merge(states, known)
         except Exception as e:
             self.counts["errors"] += 1
-            log.warning("Watcher %s: polling %d instances failed: %s",
-                        self.name, len(ids), e)
+            log_failure(log, e, "Watcher %s: polling %d instances failed: "
+                        "%s", self.name, len(ids), e)
             return None
 
     def _states(self, ids: list[str]) -> dict[str, str] | None:

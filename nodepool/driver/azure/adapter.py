@@ -55,6 +55,7 @@ from nodepool.driver.azure.quota import SizeCatalog, UsageCache, \
     resources_of
 from nodepool.driver.azure.writes import EARLY, NORMAL, URGENT, \
     PriorityWrites
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
 from nodepool.driver.quota import Quota
@@ -165,7 +166,8 @@ class AzureAdapter(Adapter):
                 f"Azure provider {provider.name} has neither subnet-id "
                 "nor network")
         rate = self._rate(provider)
-        self.api = AzureApi(provider.name, rate, clock=clock)
+        self.api = AzureApi(provider.name, rate, clock=clock,
+                            access=self.access)
         self.create_pool = CreatePool(provider.name,
                                       create_pool_size(rate, CALL_LATENCY))
         self.writes = PriorityWrites(self.create_pool)
@@ -289,7 +291,8 @@ class AzureAdapter(Adapter):
             except errors.NotFoundError:
                 pass
             except Exception as e:
-                self.log.warning("Could not delete %s %s: %s", kind, name, e)
+                log_failure(self.log, e, "Could not delete %s %s: %s", kind,
+                            name, e)
         try:
             self.writes.submit(URGENT, run)
         except RuntimeError:   # provider stopping: leak cleanup takes it
@@ -380,7 +383,7 @@ class AzureAdapter(Adapter):
         try:
             self.sizes.load()       # instance costs need the catalog
         except errors.DriverError as e:
-            self.log.warning("Could not load VM sizes: %s", e)
+            log_failure(self.log, e, "Could not load VM sizes: %s", e)
         records = self.listings["vms"].get(LIST_MAX_AGE)
         return [self._instance(vm) for vm in records.values()]
 
@@ -426,8 +429,8 @@ class AzureAdapter(Adapter):
         except errors.NotFoundError:
             pass
         except errors.DriverError as e:
-            self.log.warning("Could not delete leaked %s %s: %s",
-                             resource.type, resource.id, e)
+            log_failure(self.log, e, "Could not delete leaked %s %s: %s",
+                        resource.type, resource.id, e)
 
     # -- quota ---------------------------------------------------------------
     def _labels(self):
@@ -446,7 +449,7 @@ class AzureAdapter(Adapter):
                         if info is not None and info.family}
             return self.usages.limits(families)
         except errors.DriverError as e:
-            self.log.warning("No quota limits from Azure: %s", e)
+            log_failure(self.log, e, "No quota limits from Azure: %s", e)
             return Quota()
 
     def offering(self, pool, label) -> str | None:
@@ -461,7 +464,8 @@ class AzureAdapter(Adapter):
         try:
             info = self.sizes.size(self._vm_size(label) or "")
         except errors.DriverError as e:
-            self.log.warning("No quota cost for label %s: %s", label.name, e)
+            log_failure(self.log, e, "No quota cost for label %s: %s",
+                        label.name, e)
             return Quota(instances=1)
         return Quota(resources_of(info))
 
@@ -474,8 +478,8 @@ class AzureAdapter(Adapter):
         try:
             info = self.sizes.size(size)
         except errors.DriverError as e:
-            self.log.warning("Could not check VM size of %s: %s",
-                             label.name, e)
+            log_failure(self.log, e, "Could not check VM size of %s: %s",
+                        label.name, e)
             return True
         return info is not None and not info.restricted
 

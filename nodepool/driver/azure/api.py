@@ -31,6 +31,7 @@ import time
 from typing import Any, Callable
 
 from nodepool.driver.azure.errors import OTHER, classify
+from nodepool.driver.backoff import AccessGate
 from nodepool.driver.limitedapi import READ_RATE_FACTOR, LimitedApi
 from nodepool.driver.ratelimit import RateLimiter
 
@@ -44,12 +45,13 @@ class AzureApi(LimitedApi):
                  throttle_attempts: int = 8, transient_attempts: int = 3,
                  backoff: float = 0.5, max_backoff: float = 8.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 access: AccessGate | None = None) -> None:
         super().__init__(name, rate, write_limiter="write",
                          throttle_attempts=throttle_attempts,
                          transient_attempts=transient_attempts,
                          backoff=backoff, max_backoff=max_backoff,
-                         sleep=sleep, clock=clock)
+                         sleep=sleep, clock=clock, access=access)
 
     def write(self, what: str, fn: Callable[[], Any], kind: str = OTHER
               ) -> Any:

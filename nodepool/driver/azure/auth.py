@@ -48,6 +48,10 @@ PUBLIC_AAD = "https://login.microsoftonline.com"
 #: logger instead, quiet unless an operator's logging config lowers it
 HTTP_LOG = logging.getLogger("nodepool.driver.azure.http")
 HTTP_LOG.setLevel(logging.WARNING)
+#: azure-identity logs every token request (INFO) and every refused one
+#: (WARNING); a refused secret is the provider's ``AccessGate``'s to say,
+#: once, with repeat counts (``nodepool.driver.backoff``)
+logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.azure import params
 from nodepool.driver.azure.errors import CAPACITY_CODES
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
@@ -131,10 +132,10 @@ class AzureCreate(StateMachine):
             image_ref = self.prep.result()
         except errors.RETRYABLE as e:
             self.prep_attempts += 1
-            self.prep_retry_at = self.clock() + self._delay(
-                self.prep_attempts)
-            log.info("Node %s: preparing again later: %s",
-                     self.spec.node_id, e)
+            self.prep_retry_at = self.clock() + pause_for(
+                self.adapter.access, e, self._delay(self.prep_attempts))
+            log_failure(log, e, "Node %s: preparing again later: %s",
+                        self.spec.node_id, e, level=logging.INFO)
             return self.State.START
         adapter = self.adapter
         nic_id = adapter.resource_id("nics", params.nic_name(self.vm_name))
@@ -235,9 +236,11 @@ class AzureCreate(StateMachine):
             except errors.RETRYABLE as e:
                 put.future = None
                 put.attempts += 1
-                put.retry_at = self.clock() + self._delay(put.attempts)
-                log.info("Node %s: PUT of %s will be sent again: %s",
-                         self.spec.node_id, put.name, e)
+                put.retry_at = self.clock() + pause_for(
+                    self.adapter.access, e, self._delay(put.attempts))
+                log_failure(log, e, "Node %s: PUT of %s will be sent again:"
+                            " %s", self.spec.node_id, put.name, e,
+                            level=logging.INFO)
                 return False
             put.answered = self.clock()
         return self._provisioned(put)

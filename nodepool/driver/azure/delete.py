@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.azure import params
 from nodepool.driver.statemachine import StateMachine
 
@@ -156,7 +157,8 @@ class AzureDelete(StateMachine):
         if removal.attempts >= self.MAX_ATTEMPTS:
             raise error
         removal.future = None
-        removal.retry_at = self.clock() + min(30.0,
-                                              0.5 * 2 ** removal.attempts)
-        log.info("DELETE of %s will be sent again: %s", removal.name, error)
+        removal.retry_at = self.clock() + pause_for(
+            self.adapter.access, error, min(30.0, 0.5 * 2 ** removal.attempts))
+        log_failure(log, error, "DELETE of %s will be sent again: %s",
+                    removal.name, error, level=logging.INFO)
 

@@ -15,6 +15,10 @@ decides first, the HTTP status is the fallback:
 - 5xx, "another operation in progress" style conflicts and connection
   failures are ``TransientError``: every call we make is a PUT or DELETE
   by resource name, so repeating one cannot create anything twice;
+- a refused secret or token (``ClientAuthenticationError``, 401) is a
+  ``CredentialError`` and a request that could not be sent at all
+  (``ServiceRequestError``: refused, unknown host) an ``EndpointError``:
+  the provider's ``AccessGate`` backs every call off together;
 - anything else fails the attempt (``LaunchError``).
 
 One exception to "codes, never messages": ARM reports an exhausted quota
@@ -129,12 +133,16 @@ def classify(exc: BaseException, what: str = "", kind: str = OTHER
     if isinstance(exc, errors.DriverError):
         return exc
     text = f"{what}: {exc}" if what else str(exc)
+    if isinstance(exc, ClientAuthenticationError):
+        # The token request failed (no status), or ARM refused the token
+        # (401): every call of the provider would, so all back off.
+        return errors.CredentialError(text)
     if isinstance(exc, HttpResponseError) and exc.status_code:
         return _classify_response(exc, text, kind)
-    if isinstance(exc, ClientAuthenticationError):
-        # No HTTP status: the token request itself failed.
-        return errors.LaunchError(text, stat_key="error.auth")
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+    if isinstance(exc, ServiceRequestError):
+        # Nothing was sent: connection refused, unknown host, TLS failure.
+        return errors.EndpointError(text)
+    if isinstance(exc, ServiceResponseError):
         return errors.TransientError(text)
     if isinstance(exc, AzureError):
         return errors.TransientError(text)
@@ -147,6 +155,8 @@ def _classify_response(exc: HttpResponseError, text: str, kind: str
     code = error_code(exc)
     if status == 429:
         return errors.ThrottledError(text, retry_after=retry_after(exc))
+    if status == 401:
+        return errors.CredentialError(text)
     if _is_quota(exc, code):
         return errors.QuotaError(text)
     if code in CAPACITY_CODES:
@@ -157,6 +167,4 @@ def _classify_response(exc: HttpResponseError, text: str, kind: str
         return errors.ConfigurationError(text, stat_key="error.config")
     if status == 404 or code in NOT_FOUND_CODES:
         return errors.NotFoundError(text)
-    if status == 401:
-        return errors.LaunchError(text, stat_key="error.auth")
     return errors.LaunchError(text)

@@ -35,6 +35,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure
 
 __all__ = ["ImageResolver", "image_source", "pick_filtered",
            "gallery_image_id"]
@@ -156,7 +157,7 @@ class ImageResolver:
             if kind in ("shared-gallery-image", "community-gallery-image"):
                 return self._gallery_has(kind, value)
         except errors.DriverError as e:
-            log.warning("Could not check the image of label %s: %s",
+            log_failure(log, e, "Could not check the image of label %s: %s",
                         label.name, e)
         return True
 

@@ -36,11 +36,14 @@ runs on the executor given (the adapter's read pool) or the caller.
 from __future__ import annotations
 
 import logging
+
 import math
 import threading
 import time
 from concurrent.futures import Executor, Future
 from typing import Callable, NamedTuple
+
+from nodepool.driver.backoff import log_failure
 
 __all__ = ["Listing", "Snapshot"]
 
@@ -142,7 +145,7 @@ class Listing:
         try:
             items = self._fetch()
         except Exception as exc:
-            log.warning("Listing %s failed: %s", self.name, exc)
+            log_failure(log, exc, "Listing %s failed: %s", self.name, exc)
             with self._lock:
                 self.errors += 1
                 if self._future is future:

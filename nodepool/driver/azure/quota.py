@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.quota import Quota
 
 __all__ = ["SizeInfo", "SizeCatalog", "UsageCache", "parse_sku",
@@ -119,11 +120,11 @@ class _Cached:
                 return self._value
             try:
                 value = self._fetch()
-            except Exception:
+            except Exception as e:
                 if self._time is None:
                     raise
-                log.warning("Refresh failed; using the answer from %.0fs "
-                            "ago", now - self._time, exc_info=True)
+                log_failure(log, e, "Refresh failed; using the answer from "
+                            "%.0fs ago: %s", now - self._time, e)
                 self._time = now - self.ttl / 2   # try again soon
                 return self._value
             self.fetches += 1

@@ -35,6 +35,7 @@ from typing import Iterable, Mapping
 
 from nodepool.driver import errors
 from nodepool.driver.adapter import Adapter
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
 from nodepool.driver.openstack.api import (OpenStackApi, calls_per_second,
@@ -71,7 +72,7 @@ class OpenStackAdapter(Adapter):
             settings["cloud"], settings.get("region-name"))
         self.api = OpenStackApi(provider.name, region, rate,
                                 max_connections=2 * workers + 8,
-                                connect=connect)
+                                connect=connect, access=self.access)
         self.inventory = Inventory(self.api)
         #: what nodes record as ``region``: the provider's ``region-name``
         #: (None without one, even if clouds.yaml names a region), as
@@ -219,9 +220,8 @@ class OpenStackAdapter(Adapter):
 
     def console_log(self, external_id) -> str:
         api = self.api
-        answer = api.read("console log",
-                          api.conn.compute.get_server_console_output,
-                          external_id)
+        answer = api.read("console log", lambda: api.conn.compute.
+                          get_server_console_output(external_id))
         return (answer or {}).get("output", "")
 
     # -- quota ----------------------------------------------------------------
@@ -259,8 +259,8 @@ class OpenStackAdapter(Adapter):
         try:
             flavor = self.inventory.flavor(label.settings)
         except errors.DriverError as e:
-            self.log.warning("No flavor cost for label %s: %s", label.name,
-                             e)
+            log_failure(self.log, e, "No flavor cost for label %s: %s",
+                        label.name, e)
             flavor = None
         return label_cost(label.settings, flavor)
 
@@ -275,8 +275,8 @@ class OpenStackAdapter(Adapter):
             name = settings.get("image-name") or label.cloud_image
             return self.inventory.image_id_by_name(name) is not None
         except errors.DriverError as e:
-            self.log.warning("Could not check image of %s: %s", label.name,
-                             e)
+            log_failure(self.log, e, "Could not check image of %s: %s",
+                        label.name, e)
             return True
 
     def label_usable(self, label) -> bool:
@@ -288,8 +288,8 @@ class OpenStackAdapter(Adapter):
             self.log.warning("Label %s cannot launch: %s", label.name, e)
             return False
         except errors.DriverError as e:
-            self.log.warning("Could not check flavor of %s: %s", label.name,
-                             e)
+            log_failure(self.log, e, "Could not check flavor of %s: %s",
+                        label.name, e)
         return True
 
     # -- small cached helpers (never call the cloud from the loop) ------------

@@ -17,9 +17,14 @@ that creates need.
 
 Failure story: every call goes through ``read``/``write``, which turn SDK
 and keystoneauth exceptions into framework exceptions (``errors.classify``)
-and report throttling to the limiter (AIMD).  The connection is made on
-first use, on a worker thread, never on the provider loop; keystoneauth
-re-authenticates by itself when a token expires.  The HTTP connection pool
+and report throttling to the limiter (AIMD).  A refused password or an
+unreachable Keystone/endpoint is an ``AccessError``: the provider's
+``AccessGate`` then holds every call (and so every token request) back
+with one exponential back-off, and logs it once.  Nothing touches
+``conn.<service>`` outside a call: the first access authenticates.  The
+connection is made on first use, on a worker thread, never on the
+provider loop; keystoneauth re-authenticates by itself when a token
+expires.  The HTTP connection pool
 is sized for every worker thread, so concurrent creates never queue for a
 socket.
 """
@@ -32,6 +37,7 @@ from collections import Counter
 from typing import Any, Callable, TypeVar
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import AccessGate
 from nodepool.driver.openstack.errors import classify
 from nodepool.driver.ratelimit import RateLimiter
 
@@ -39,6 +45,11 @@ __all__ = ["OpenStackApi", "READ_FACTOR", "calls_per_second"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# keystoneauth warns on every failed version discovery of an unreachable
+# auth_url; the provider's AccessGate already says so once, with counts.
+logging.getLogger("keystoneauth.identity.generic.base").setLevel(
+    logging.ERROR)
 
 #: read calls may run this many times faster than mutating calls
 READ_FACTOR = 10.0
@@ -65,8 +76,10 @@ class OpenStackApi:
 
     def __init__(self, name: str, cloud_region, rate_seconds: float,
                  max_connections: int = 32,
-                 connect: Callable[[Any], Any] | None = None):
+                 connect: Callable[[Any], Any] | None = None,
+                 access: AccessGate | None = None):
         self.name = name
+        self.access = access or AccessGate(name)
         self.cloud_region = cloud_region
         rate = calls_per_second(rate_seconds)
         self.limiter = RateLimiter(f"{name}-write", rate)
@@ -107,9 +120,12 @@ class OpenStackApi:
         """The compute microversion to send (None: the server has none)."""
         if self._microversion is None:
             from openstack import utils
-            version = self.read("compute version discovery",
-                                utils.maximum_supported_microversion,
-                                self.conn.compute, COMPUTE_MICROVERSION)
+            # ``conn.compute`` authenticates: inside the call, so that a
+            # refused password is classified and backs off like any call.
+            version = self.read(
+                "compute version discovery",
+                lambda: utils.maximum_supported_microversion(
+                    self.conn.compute, COMPUTE_MICROVERSION))
             self._microversion = version or ""
         return self._microversion or None
 
@@ -133,6 +149,7 @@ class OpenStackApi:
         return self._call(self.limiter, operation, fn, args, kw)
 
     def _call(self, limiter: RateLimiter, operation: str, fn, args, kw):
+        ticket = self.access.admit()        # raises while backing off
         limiter.acquire()
         with self._lock:
             self.calls[operation] += 1
@@ -140,9 +157,11 @@ class OpenStackApi:
             result = fn(*args, **kw)
         except Exception as e:
             error = classify(e, operation)
+            self.access.answered(ticket, error)
             if isinstance(error, errors.ThrottledError):
                 limiter.throttled(error.retry_after)
             raise error from e
+        self.access.answered(ticket, None)
         limiter.succeeded()
         return result
 

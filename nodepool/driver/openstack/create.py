@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.instance import InstanceState
 from nodepool.driver.openstack import params
 from nodepool.driver.openstack.errors import fault_error
@@ -247,8 +248,8 @@ class OpenStackCreate(StateMachine):
         try:
             address = self._result(future)
         except errors.RETRYABLE as e:
-            log.info("Node %s: floating IP will be tried again: %s",
-                     self.spec.node_id, e)
+            log_failure(log, e, "Node %s: floating IP will be tried again: "
+                        "%s", self.spec.node_id, e, level=logging.INFO)
             self.adapter.poller.watch(self.external_id)
             return self.State.BUILDING
         return self._ready(address)
@@ -276,10 +277,12 @@ class OpenStackCreate(StateMachine):
 
     def _retry_later(self, error: errors.DriverError):
         self.retries += 1
-        delay = min(self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries)
+        delay = pause_for(self.adapter.access, error, min(
+            self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries))
         self.retry_at = self.clock() + delay
-        log.info("Node %s: create will be repeated in %.1fs: %s",
-                 self.spec.node_id, delay, error)
+        log_failure(log, error, "Node %s: create will be repeated in %.1fs:"
+                    " %s", self.spec.node_id, delay, error,
+                    level=logging.INFO)
         return self.State.SUBMIT
 
     def _missing(self, fresh: bool):

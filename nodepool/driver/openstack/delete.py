@@ -87,8 +87,9 @@ class ServerDeleter:
             log.info("Releasing floating IP %s of server %s",
                      fip.floating_ip_address, server_id)
             try:
-                api.write("delete floating ip", api.conn.network.delete_ip,
-                          fip.id, ignore_missing=False)
+                api.write("delete floating ip",
+                          lambda fip=fip: api.conn.network.delete_ip(
+                              fip.id, ignore_missing=False))
             except errors.NotFoundError:
                 pass
 

@@ -10,10 +10,16 @@ small fixed set of phrases Nova, Cinder and Neutron use for quota
 (``QUOTA_PHRASES``).  That matching happens here and nowhere else.
 
     status / exception           framework class      launcher effect
+    401, Unauthorized,           CredentialError      whole provider backs
+      AuthorizationFailure                              off (AccessGate)
+    ConnectFailure/Timeout,      EndpointError        whole provider backs
+      SSLError, EndpointNotFound,                       off (AccessGate)
+      DiscoveryFailure
     403/409/413 + quota phrase   QuotaError           node aborted, retried
     429, 413 without quota       ThrottledError       limiter slows down
     404                          NotFoundError        delete: done
-    409, 5xx, connection errors  TransientError       step repeated later
+    409, 5xx, other connection   TransientError       step repeated later
+      errors
     other 4xx, anything else     LaunchError          attempt failed
 
 A server that ends in ERROR is judged by ``fault_error``: a fault naming a
@@ -42,6 +48,14 @@ QUOTA_PHRASES = ("quota exceeded", "limitexceeded", "exceeds allowed",
 # Nova's scheduler found no compute host for the flavor in the zone: the
 # cloud's capacity, not ours (NoValidHost, "No valid host was found").
 CAPACITY_PHRASES = ("no valid host was found", "novalidhost")
+
+
+# The endpoint cannot be reached at all (refused, no route, bad
+# certificate, not in the catalog): every call would fail alike.
+# DiscoveryFailure: keystoneauth found no usable identity API at auth_url.
+_UNREACHABLE = (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
+                ks_exc.SSLError, ks_exc.EndpointNotFound,
+                ks_exc.DiscoveryFailure)
 
 
 def is_quota_message(text: str | None) -> bool:
@@ -76,9 +90,12 @@ def classify(exc: BaseException, operation: str = "") -> errors.DriverError:
     if isinstance(exc, errors.DriverError):
         return exc
     what = f"{operation}: {exc}" if operation else str(exc)
+    if isinstance(exc, (ks_exc.Unauthorized, ks_exc.AuthorizationFailure)):
+        return errors.CredentialError(what)
+    if isinstance(exc, _UNREACHABLE):
+        return errors.EndpointError(what)
     if isinstance(exc, (ks_exc.ConnectionError,
-                        ks_exc.RetriableConnectionFailure,
-                        ks_exc.DiscoveryFailure)):
+                        ks_exc.RetriableConnectionFailure)):
         return errors.TransientError(what)
     if isinstance(exc, (sdk_exc.HttpException, ks_exc.HttpError)):
         return _classify_http(exc, what)
@@ -90,6 +107,8 @@ def classify(exc: BaseException, operation: str = "") -> errors.DriverError:
 def _classify_http(exc: BaseException, what: str) -> errors.DriverError:
     status = _status(exc)
     details = f"{getattr(exc, 'details', '') or ''} {exc}"
+    if status == 401:
+        return errors.CredentialError(what)
     if status in (403, 409, 413) and is_quota_message(details):
         return errors.QuotaError(what)
     if status in (413, 429):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.openstack.addresses import (AddressRules,
                                                  classify_networks,
                                                  localhost_has_ipv6)
@@ -94,12 +95,14 @@ class Cached(Generic[T]):
             try:
                 self._value = self._fetch()
             except errors.DriverError as e:
-                self._retry_at = now + min(self.ttl, RETRY_DELAY)
+                if not isinstance(e, errors.AccessError):
+                    # (the provider's AccessGate paces those: no wait here)
+                    self._retry_at = now + min(self.ttl, RETRY_DELAY)
                 if self._at is None or now - self._at > self.max_stale:
                     self._error, self._at = e, None
                     raise
-                log.warning("Refreshing %s failed, using the answer of %.0fs"
-                            " ago: %s", self.what, now - self._at, e)
+                log_failure(log, e, "Refreshing %s failed, using the answer "
+                            "of %.0fs ago: %s", self.what, now - self._at, e)
                 return self._value  # type: ignore[return-value]
             self._at, self._error, self._retry_at = now, None, -1e18
             return self._value

@@ -126,8 +126,8 @@ class LeakFinder:
         with self._lock:
             self._port_candidates.pop(resource.id, None)
         try:
-            port = api.read("get port", api.conn.network.get_port,
-                            resource.id)
+            port = api.read("get port", lambda: api.conn.network.get_port(
+                            resource.id))
         except errors.NotFoundError:
             return
         if port.status != "DOWN" or (
@@ -138,16 +138,16 @@ class LeakFinder:
         log.info("Deleting leaked port %s (device %s)", resource.id,
                  port.device_id)
         try:
-            api.write("delete port", api.conn.network.delete_port,
-                      resource.id, ignore_missing=False)
+            api.write("delete port", lambda: api.conn.network.delete_port(
+                      resource.id, ignore_missing=False))
         except errors.NotFoundError:
             pass
 
     def _delete_floating_ip(self, resource: Resource) -> None:
         api = self.adapter.api
         try:
-            fip = api.read("get floating ip", api.conn.network.get_ip,
-                           resource.id)
+            fip = api.read("get floating ip", lambda: api.conn.network.get_ip(
+                           resource.id))
         except errors.NotFoundError:
             return
         if fip.port_id:
@@ -156,7 +156,7 @@ class LeakFinder:
             return
         log.info("Deleting leaked floating IP %s", fip.floating_ip_address)
         try:
-            api.write("delete floating ip", api.conn.network.delete_ip,
-                      resource.id, ignore_missing=False)
+            api.write("delete floating ip", lambda: api.conn.network.delete_ip(
+                      resource.id, ignore_missing=False))
         except errors.NotFoundError:
             pass

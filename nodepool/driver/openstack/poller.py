@@ -30,6 +30,7 @@ import logging
 import time
 from typing import Callable
 
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.watchset import Lookup, Record, WatchSet
 
 __all__ = ["ServerPoller", "Lookup"]
@@ -101,7 +102,7 @@ class ServerPoller(WatchSet):
                 records = self._fetch()
             except Exception as e:
                 self.counts["errors"] += 1
-                log.warning("Poller %s: listing servers failed: %s",
+                log_failure(log, e, "Poller %s: listing servers failed: %s",
                             self.name, e)
                 continue
             self.publish(records, started)

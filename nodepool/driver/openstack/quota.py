@@ -29,6 +29,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from nodepool.driver import errors
+from nodepool.driver.backoff import log_failure
 from nodepool.driver.quota import Quota
 
 __all__ = ["QuotaLimits", "compute_limits", "volume_limits", "label_cost"]
@@ -96,9 +97,11 @@ class QuotaLimits:
             try:
                 self._value = self._fetch()
             except errors.DriverError as e:
-                log.warning("Cannot read the cloud's limits: %s", e)
-                # Retry within a few seconds, not a whole ttl.
-                self._at = now - self.ttl + min(self.ttl, 5.0)
+                log_failure(log, e, "Cannot read the cloud's limits: %s", e)
+                # Retry within a few seconds, not a whole ttl (at once
+                # after an AccessError: the provider's gate paces those).
+                if not isinstance(e, errors.AccessError):
+                    self._at = now - self.ttl + min(self.ttl, 5.0)
                 return self._value or Quota()
             self._at = now
             return self._value

@@ -25,10 +25,15 @@ connection to its port and its nodes have no host keys.
 
 Failure story: a host whose name does not resolve, that refuses the
 keyscan (or, without host keys, the TCP connection), or that offers keys
-that do not match its ``host-key`` values, is not registered (and is
-retried on the next sync); a registered host that stops answering is
-deregistered (its free READY slots are deleted) instead of being handed
-out, and registered again by the first sync that finds it answering.  With
+that do not match its ``host-key`` values, is not registered.  Such a host
+is an unreachable endpoint of its own (one host never holds back another):
+each host has an ``AccessGate``, so it is contacted again after an
+exponential back-off (from 1 s up to a minute, reset when it answers)
+rather than on every sync, and its failure is logged once at WARNING with
+repeat summaries; a key mismatch is logged once, then counted.  A
+registered host that stops answering is deregistered (its free READY
+slots are deleted) instead of being handed out, and registered again by
+the first sync that finds it answering (once its back-off allows).  With
 ``host-key-checking: false`` the launcher never connects to an SSH host (no
 scan, no liveness check: the configured keys are used as they are), so
 such a host is assumed to be alive; a host without host keys is still
@@ -46,7 +51,9 @@ import socket
 import threading
 import time
 
+from nodepool.driver import errors
 from nodepool.driver.adapter import Adapter
+from nodepool.driver.backoff import SUMMARY_INTERVAL, AccessGate, RepeatLog
 from nodepool.driver.instance import Instance
 from nodepool.driver.keyscan import (
     check_connection, gathers_host_keys, keyscan, port_open)
@@ -124,6 +131,10 @@ class StaticProviderManager(ProviderManager):
         self.synced = threading.Event()   # set after each completed sync
         self._promised: dict[str, float] = {}   # node id -> monotonic
         self._promise_lock = threading.Lock()
+        # One back-off per host (sync thread only): an unreachable host is
+        # not asked again before its gate allows it, and is logged once.
+        self._gates: dict[tuple, AccessGate] = {}
+        self._repeats = RepeatLog(self.slog, SUMMARY_INTERVAL)
 
     def start(self) -> None:
         super().start()
@@ -262,16 +273,43 @@ class StaticProviderManager(ProviderManager):
                       if s not in taken]
         if not ready and not free_slots:
             return
-        address = self._address(host)
+        gate = self._gate(host)
+        try:
+            ticket = gate.admit()
+        except errors.EndpointError:
+            return              # backing off; the gate said why, once
+        address, keys, failure = self._contact(host, bool(free_slots))
+        gate.answered(ticket, None if failure is None
+                      else errors.EndpointError(failure))
         for node in ready:
             self._update(node, pool, host, address)
-        if not free_slots or address is None:
-            return
-        keys = self._host_keys(host)
-        if keys is None:
+        if not free_slots or address is None or keys is None:
             return
         for slot in free_slots:
             self._register(pool, host, slot, keys, address)
+
+    def _gate(self, host) -> AccessGate:
+        key = host_identity(host)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = AccessGate(
+                f"{self.provider.name} host {host.name} port "
+                f"{host.connection_port}", logger=self.slog,
+                level=logging.WARNING)
+        return gate
+
+    def _contact(self, host, registering: bool):
+        """(address, host keys, failure): what registering ``host`` needs,
+        or why it cannot be reached (resolving, keyscan, TCP)."""
+        try:
+            address = resolve_address(host.name, host.connection_port)
+        except OSError as e:
+            return None, None, (f"cannot resolve its name ({e}); not "
+                                "registering it")
+        if not registering:
+            return address, None, None
+        keys, failure = self._host_keys(host)
+        return address, keys, failure
 
     def _reachable(self, host) -> bool:
         """The liveness check: an SSH banner, or (no host keys) TCP."""
@@ -279,16 +317,6 @@ class StaticProviderManager(ProviderManager):
             return check_connection(host.name, host.connection_port,
                                     host.timeout)
         return port_open(host.name, host.connection_port, host.timeout)
-
-    def _address(self, host) -> dict[str, str | None] | None:
-        """The node's public address fields; None (logged) if the name
-        does not resolve: such a host is not registered."""
-        try:
-            return resolve_address(host.name, host.connection_port)
-        except OSError as e:
-            self.slog.warning("Static host %s: cannot resolve its name (%s); "
-                              "not registering it", host.name, e)
-            return None
 
     def _drop_duplicates(self, nodes: list[Node]) -> None:
         """One node per slot: two launchers serving the same static
@@ -309,40 +337,42 @@ class StaticProviderManager(ProviderManager):
                 if node is not keep:
                     self._deregister(node, f"duplicate of slot {node.slot}")
 
-    def _host_keys(self, host) -> list[str] | None:
-        """The keys to register the host with; None (logged) when it must
-        not be registered now."""
+    def _host_keys(self, host) -> tuple[list[str] | None, str | None]:
+        """(the keys to register the host with, None) or, when it must not
+        be registered now, (None, why it cannot be reached); a host whose
+        keys do not match is logged here (once, then counted)."""
         if not gathers_host_keys(host.connection_type):
             # As upstream: checked even with host-key-checking off.
             if port_open(host.name, host.connection_port, host.timeout):
-                return []
-            self.slog.warning("Static host %s does not accept connections "
-                              "on %s port %d; not registering it", host.name,
-                              host.connection_type, host.connection_port)
-            return None
+                return [], None
+            return None, (f"does not accept connections on "
+                          f"{host.connection_type} port "
+                          f"{host.connection_port}; not registering it")
         if not host.host_key_checking:
-            return list(host.host_keys)
+            return list(host.host_keys), None
         try:
             keys = keyscan(host.name, host.connection_port,
                            timeout=host.timeout)
         except Exception as e:
-            self.slog.warning("Keyscan of static host %s failed: %s",
-                              host.name, e)
-            return None
+            return None, f"keyscan failed: {e}"
         # Compare "<type> <base64>" only: a key pasted from a .pub file
         # carries a comment the scan cannot return.
         offered = {_key_id(k) for k in keys}
         missing = [k for k in host.host_keys if _key_id(k) not in offered]
+        key = f"host-keys {host_identity(host)}"
         if missing:
-            self.slog.error("Static host %s does not offer the configured "
-                            "host-key(s); not registering it", host.name)
-            return None
-        return keys
+            self._repeats.report(
+                key, f"Static host {host.name} does not offer the "
+                "configured host-key(s)", "not registering it")
+            return None, None
+        self._repeats.clear(key, f"Static host {host.name} offers its "
+                            "configured host-key(s) again")
+        return keys, None
 
     def _fields(self, pool, host, address: dict | None) -> dict:
         """What a READY node of ``host`` carries besides its identity and
         scanned keys; ``address`` (None: leave the addresses alone) from
-        ``_address``."""
+        ``resolve_address``."""
         fields = {"type": list(host.labels), "username": host.username,
                   "connection_type": host.connection_type,
                   "connection_port": host.connection_port,

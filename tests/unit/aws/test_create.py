@@ -10,6 +10,7 @@ from nodepool.driver import errors
 from nodepool.driver.aws.create import (
     AwsCreate, InstanceCreator, map_instances)
 from nodepool.driver.aws.watcher import Lookup
+from nodepool.driver.backoff import AccessGate
 from nodepool.driver.instance import Instance
 
 
@@ -59,6 +60,7 @@ class Adapter:
 
     def __init__(self):
         self.watcher = Watcher()
+        self.access = AccessGate("test")
         self.futures: list[Future] = []
         self.deleted: list[str] = []
         self.forgotten = 0

@@ -54,9 +54,22 @@ def test_retry_after_header_is_kept():
     assert error.retry_after == 2.0
 
 
-def test_connection_errors_are_transient():
+def test_unreachable_endpoint_is_an_access_error():
     error = classify(EndpointConnectionError(endpoint_url="http://x"))
-    assert isinstance(error, errors.TransientError)
+    assert type(error) is errors.EndpointError
+
+
+@pytest.mark.parametrize("code", ["AuthFailure", "InvalidClientTokenId",
+                                  "SignatureDoesNotMatch",
+                                  "UnrecognizedClientException"])
+def test_refused_credentials_are_access_errors(code):
+    assert type(classify(client_error(code, 401))) is errors.CredentialError
+
+
+def test_an_action_refused_to_the_principal_is_not_an_access_error():
+    # The key works; only this action is not allowed (an IAM policy).
+    error = classify(client_error("UnauthorizedOperation", 403))
+    assert type(error) is errors.ConfigurationError
 
 
 def test_framework_errors_pass_through():

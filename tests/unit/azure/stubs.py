@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 
 from nodepool.driver.azure.listing import Snapshot
+from nodepool.driver.backoff import AccessGate
 
 
 class StubListing:
@@ -31,6 +32,7 @@ class StubAdapter:
     def __init__(self, clock):
         self.clock = clock
         self.reads: list[tuple] = []
+        self.access = AccessGate("test", clock=clock)
         self.puts: list[tuple] = []
         self.deletes: list[tuple] = []
         self.later: list[tuple] = []

@@ -80,18 +80,21 @@ def test_transient(status, code):
         errors.TransientError
 
 
-def test_connection_failures_are_transient():
+def test_connection_failures():
+    # nothing sent (refused, unknown host): the endpoint is unreachable
     assert type(classify(ServiceRequestError("refused"))) is \
-        errors.TransientError
+        errors.EndpointError
     assert type(classify(ServiceResponseError("reset"))) is \
         errors.TransientError
 
 
 def test_auth_failure_and_unknown():
-    assert classify(ClientAuthenticationError("bad secret")).stat_key == \
-        "error.auth"
+    assert type(classify(ClientAuthenticationError("bad secret"))) is \
+        errors.CredentialError
     assert type(classify(arm_error(401, "InvalidAuthenticationToken"))) is \
-        errors.LaunchError
+        errors.CredentialError
+    assert type(classify(arm_error(401, "InvalidAuthenticationTokenTenant"),
+                         kind=CREATE)) is errors.CredentialError
     assert type(classify(ValueError("bug"))) is errors.LaunchError
     assert type(classify(arm_error(400, "NicInUse"))) is errors.LaunchError
 

@@ -9,6 +9,7 @@ from concurrent.futures import Future
 
 from nodepool.config.drivers.openstack import LABEL_SETTINGS, POOL_SETTINGS
 from nodepool.config.model import CloudImage, Pool, PoolLabel
+from nodepool.driver.backoff import AccessGate
 from nodepool.driver.openstack.poller import ServerPoller
 from nodepool.driver.openstack.servers import to_instance
 from nodepool.driver.statemachine import LaunchSpec, RequestInfo
@@ -67,6 +68,7 @@ class StubAdapter:
     def __init__(self, clock: ManualClock):
         self.clock = clock
         self.poller = ServerPoller("test", fetch=list, clock=clock)
+        self.access = AccessGate("test", clock=clock)
         self.creates: list[Future] = []
         self.finishes: list[Future] = []
         self.deletes: list[tuple[str, Future]] = []

@@ -37,13 +37,41 @@ def test_calls_are_counted_classified_and_throttling_reported():
     assert api.conn == "conn"
     assert api.write("create server", lambda: 42) == 42
     with pytest.raises(errors.TransientError) as caught:
-        api.read("list servers", _raise(ks_exc.ConnectFailure("refused")))
-    assert isinstance(caught.value.__cause__, ks_exc.ConnectFailure)
+        api.read("list servers",
+                 _raise(ks_exc.UnknownConnectionError("reset", None)))
+    assert isinstance(caught.value.__cause__, ks_exc.UnknownConnectionError)
     throttled = errors.ThrottledError("429", retry_after=3)
     with pytest.raises(errors.ThrottledError):
         api.write("create server", _raise(throttled))
     assert api.limiter.stats.throttled == 1
     assert api.stats()["calls"] == {"create server": 2, "list servers": 1}
+
+
+def test_access_errors_hold_every_call_back():
+    from keystoneauth1 import exceptions as ks_exc
+
+    from nodepool.driver.backoff import AccessGate
+
+    now = [0.0]
+    gate = AccessGate("p", base=1.0, clock=lambda: now[0])
+    api = OpenStackApi("p", Region(), 0, connect=lambda region: "conn",
+                       access=gate)
+    sent = []
+
+    def refused():
+        sent.append(1)
+        raise ks_exc.Unauthorized("The request you have made requires "
+                                  "authentication. (HTTP 401)")
+    with pytest.raises(errors.CredentialError):
+        api.read("list servers", refused)
+    for _ in range(5):                  # no call leaves during the back-off
+        with pytest.raises(errors.CredentialError, match="backing off"):
+            api.write("create server", refused)
+    assert len(sent) == 1
+    now[0] = 1.0
+    assert api.read("list servers", lambda: "ok") == "ok"  # the probe
+    assert api.write("create server", lambda: 1) == 1
+    assert not gate.closed
 
 
 def _raise(error):

@@ -73,13 +73,23 @@ def test_retry_after_is_read_from_the_answer():
     assert error.retry_after == 7.0
 
 
-def test_connection_failures_are_transient():
-    assert isinstance(classify(ks_exc.ConnectFailure("refused")),
-                      errors.TransientError)
-    assert isinstance(classify(ks_exc.ConnectTimeout("slow")),
-                      errors.TransientError)
-    assert isinstance(classify(ks_exc.DiscoveryFailure("no version")),
-                      errors.TransientError)
+def test_unreachable_endpoints_are_access_errors():
+    for exc in (ks_exc.ConnectFailure("refused"),
+                ks_exc.ConnectTimeout("slow"),
+                ks_exc.EndpointNotFound("no compute in the catalog"),
+                ks_exc.DiscoveryFailure("no versioned identity endpoints")):
+        assert type(classify(exc)) is errors.EndpointError
+    assert type(classify(ks_exc.UnknownConnectionError("reset", None))) \
+        is errors.TransientError
+
+
+def test_refused_credentials_are_access_errors():
+    error = classify(ks_exc.Unauthorized("requires authentication"),
+                     "list flavors")
+    assert type(error) is errors.CredentialError
+    assert str(error).startswith("list flavors: requires authentication")
+    assert type(classify(sdk_error(401, {}))) is errors.CredentialError
+    assert issubclass(errors.CredentialError, errors.RETRYABLE)
 
 
 def test_framework_errors_pass_through_and_unknowns_fail_the_attempt():

@@ -10,9 +10,11 @@ from nodepool.driver import fake
 from tests.functional.launcher.helpers import fake_provider, wait_for
 from tests.functional.web.browser import Browser
 
-POOLS = [{"name": name, "max-servers": 10, "labels": [
+# East goes first (a better priority), so its create is refused for sure
+# before west serves the requests.
+POOLS = [{"name": name, "max-servers": 10, "priority": priority, "labels": [
     {"name": "small", "cloud-image": "fake-image"}]}
-    for name in ("east", "west")]
+    for name, priority in (("east", 1), ("west", 2))]
 
 
 def _get(url: str) -> str:

@@ -121,8 +121,11 @@ def test_max_concurrency_bounds_launches_across_the_providers_pools(env):
     launching at once -- over both of its pools -- and all 30 requests are
     fulfilled."""
     limit, burst = 3, 30
-    pools = [{"name": name, "max-servers": burst, "labels": LABEL}
-             for name in ("a", "b")]
+    # Each pool serves a label of its own, and the burst asks for both:
+    # both pools launch at once, whatever the thread timing.
+    pools = [{"name": name, "max-servers": burst, "labels": [
+        {"name": f"small-{name}", "cloud-image": "fake-image"}]}
+        for name in ("a", "b")]
     env.write_config([fake_provider(pools=pools, max_concurrency=limit,
                                     create_latency=0.2)])
     launching = Launching(env.client, "fake-provider")
@@ -139,7 +142,8 @@ def test_max_concurrency_bounds_launches_across_the_providers_pools(env):
     sampler = threading.Thread(target=sample_active, daemon=True)
     sampler.start()
     try:
-        ids = [env.zuul.submit(["small"]) for _ in range(burst)]
+        ids = [env.zuul.submit([f"small-{'ab'[i % 2]}"])
+               for i in range(burst)]
         for rid in ids:
             assert env.zuul.wait_state(rid, {"fulfilled", "failed"},
                                        timeout=25)["state"] == "fulfilled"

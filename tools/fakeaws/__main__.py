@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-requests", action="store_true",
                         help="log every proxied request (to proxy.log in "
                              "--workdir, else stderr)")
+    parser.add_argument("--terminated-ttl", type=float, default=None,
+                        help="forget instances terminated this many "
+                             "seconds ago, as EC2 does after about an hour "
+                             "(default: moto keeps them all)")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when standard input closes")
     return parser.parse_args(argv)
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: done.set())
     moto_log = (os.path.join(args.workdir, "moto.log") if args.workdir
                 else os.devnull)
-    moto = MotoServer(moto_log, port=args.moto_port or None).start()
+    moto = MotoServer(moto_log, port=args.moto_port or None,
+                      terminated_ttl=args.terminated_ttl).start()
     try:
         proxy = FakeAWSProxy("127.0.0.1", moto.port, behaviour, moto.reset,
                              port=args.port, log=_request_logger(args))

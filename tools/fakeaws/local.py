@@ -47,6 +47,9 @@ class LocalAWS:
     ``throttle`` switches the EC2 token buckets; ``quotas`` is
     ``{"ec2": {"L-1216C47A": 64.0}}``; ``workdir`` keeps moto.log and
     proxy.log (a temporary directory, removed on stop, when None);
+    ``terminated_ttl``: forget instances terminated that many seconds ago,
+    as EC2 does after about an hour (moto keeps them all; see
+    ``motochild``).
     ``flags`` are any further run-time flags (see ``config.py``).
     """
 
@@ -56,7 +59,8 @@ class LocalAWS:
                  workdir: str | None = None, *,
                  flags: dict | None = None, in_process: bool = False,
                  port: int = 0, region: str = "us-east-1",
-                 log_requests: bool = False):
+                 log_requests: bool = False,
+                 terminated_ttl: float | None = None):
         self.flags = dict(flags or {})
         self.flags.setdefault("run_instances_latency", run_instances_latency)
         self.flags.setdefault("throttle", throttle)
@@ -66,6 +70,7 @@ class LocalAWS:
         self.in_process = in_process
         self._port = port
         self._log_requests = log_requests
+        self._terminated_ttl = terminated_ttl
         self._own_workdir = workdir is None
         self.workdir = workdir
         self.endpoint_url = ""
@@ -97,6 +102,8 @@ class LocalAWS:
                "--config-json", json.dumps(self.flags), "--exit-on-stdin-eof"]
         if self._log_requests:
             cmd.append("--log-requests")
+        if self._terminated_ttl is not None:
+            cmd += ["--terminated-ttl", str(self._terminated_ttl)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [ROOT] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -123,7 +130,8 @@ class LocalAWS:
         from tools.fakeaws.config import Behaviour
         from tools.fakeaws.motoserver import MotoServer
         from tools.fakeaws.proxy import FakeAWSProxy
-        moto = MotoServer(os.path.join(self.workdir, "moto.log")).start()
+        moto = MotoServer(os.path.join(self.workdir, "moto.log"),
+                          terminated_ttl=self._terminated_ttl).start()
         try:
             proxy = FakeAWSProxy("127.0.0.1", moto.port,
                                  Behaviour(self.flags), moto.reset,

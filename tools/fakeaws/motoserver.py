@@ -62,8 +62,12 @@ class MotoServer:
     >>> moto.stop()
     """
 
-    def __init__(self, log_path: str = os.devnull, port: int | None = None):
+    def __init__(self, log_path: str = os.devnull, port: int | None = None,
+                 terminated_ttl: float | None = None):
         self.port = port or free_port()
+        # Seconds a terminated instance stays listed (EC2: about an hour;
+        # moto: forever).  Set: moto runs in ``motochild``, which prunes.
+        self.terminated_ttl = terminated_ttl
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self._log = None
@@ -76,8 +80,12 @@ class MotoServer:
         if self.process is not None:
             raise RuntimeError("moto server already started")
         self._log = open(self.log_path, "ab")
+        command = _moto_command()
+        if self.terminated_ttl is not None:
+            command = [sys.executable, "-m", "tools.fakeaws.motochild",
+                       "--terminated-ttl", str(self.terminated_ttl)]
         self.process = subprocess.Popen(
-            _moto_command() + ["-H", "127.0.0.1", "-p", str(self.port)],
+            command + ["-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent)

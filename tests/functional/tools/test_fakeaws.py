@@ -678,3 +678,28 @@ def test_start_failure_reports_the_child_log():
     with pytest.raises(RuntimeError, match="unknown flags"):
         local.start()
     assert local.workdir is None  # the temporary workdir is gone
+
+
+def test_terminated_instances_are_forgotten_after_the_ttl(tmp_path):
+    # As EC2 does (after about an hour), not as moto does (never): a long
+    # soak would otherwise slow DescribeInstances down with every instance
+    # it ever started.
+    with LocalAWS(run_instances_latency=0.0, throttle=False,
+                  workdir=str(tmp_path), terminated_ttl=1.0) as aws:
+        boot = aws.bootstrap()
+        ec2 = aws.client("ec2")
+        kept = ec2.run_instances(ImageId=boot["image_id"], MinCount=1,
+                                 MaxCount=1)["Instances"][0]["InstanceId"]
+        gone = ec2.run_instances(ImageId=boot["image_id"], MinCount=2,
+                                 MaxCount=2)["Instances"]
+        ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in gone])
+
+        def listed():
+            return {i["InstanceId"]
+                    for r in ec2.describe_instances()["Reservations"]
+                    for i in r["Instances"]}
+        assert {i["InstanceId"] for i in gone} <= listed()   # at first
+        deadline = time.monotonic() + 15
+        while listed() != {kept} and time.monotonic() < deadline:
+            threading.Event().wait(0.2)
+        assert listed() == {kept}

@@ -1,0 +1,84 @@
+"""moto's server in a process of its own, plus one thing EC2 does and moto
+does not: terminated instances disappear.
+
+EC2 lists a terminated instance for about an hour, then forgets it; moto
+keeps every instance it ever started, and its DescribeInstances walks them
+all, so a long run (``tools.soak``: tens of thousands of instances) slows
+down for no reason a real cloud would have.  With ``--terminated-ttl S``
+a reservation whose instances have all been terminated for S seconds is
+removed from moto's EC2 backends.
+
+    python -m tools.fakeaws.motochild -H 127.0.0.1 -p 5000 --terminated-ttl 60
+
+Threads: moto's server threads, and one ``moto-prune`` thread that looks
+every ``S / 4`` seconds (at least 1 s).  Failure story: a prune that races
+a request walking the same reservations is retried at the next look; the
+request may see the reservation or not, as on EC2 around the hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+
+__all__ = ["main", "prune_terminated"]
+
+
+def prune_terminated(backends, seen: dict[str, float], ttl: float,
+                     now: float) -> int:
+    """Remove reservations terminated for ``ttl`` seconds; return how many.
+
+    ``seen`` maps a reservation id to when it was first seen with every
+    instance terminated (moto records no termination time)."""
+    removed = 0
+    for regions in list(backends.values()):
+        for backend in list(regions.values()):
+            reservations = backend.reservations
+            for rid, reservation in list(reservations.items()):
+                if not all(i._state.name == "terminated"
+                           for i in reservation.instances):
+                    seen.pop(rid, None)
+                    continue
+                first = seen.setdefault(rid, now)
+                if now - first >= ttl:
+                    reservations.pop(rid, None)
+                    seen.pop(rid, None)
+                    removed += 1
+    return removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.fakeaws.motochild")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--terminated-ttl", type=float, default=None)
+    args = parser.parse_args(argv)
+    from moto.ec2.models import ec2_backends
+    from moto.server import ThreadedMotoServer
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port,
+                                verbose=False)
+    server.start()
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    if args.terminated_ttl is not None:
+        seen: dict[str, float] = {}
+        interval = max(1.0, args.terminated_ttl / 4)
+
+        def prune() -> None:
+            while not done.wait(interval):
+                try:
+                    prune_terminated(ec2_backends, seen, args.terminated_ttl,
+                                     time.monotonic())
+                except RuntimeError:     # a dict changed under us: later
+                    pass
+        threading.Thread(target=prune, name="moto-prune", daemon=True).start()
+    done.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

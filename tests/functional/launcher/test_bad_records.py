@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 
 import pytest
 
@@ -20,6 +18,7 @@ from nodepool.stats import get_client
 from nodepool.web import WebApp
 from tests.functional.launcher.helpers import (errors_logged, fake_provider,
                                               wait_for)
+from tests.functional.launcher.statsd import Collector
 from tests.functional.web.helpers import get
 
 pytestmark = pytest.mark.functional
@@ -241,36 +240,6 @@ def test_listings_name_each_bad_znode_and_show_the_good(env, capsys):
             app.url + "/node-list", accept="application/json").json()]
     finally:
         app.stop()
-
-
-class Collector:
-    """statsd lines arriving on a UDP port of 127.0.0.1."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except OSError:
-                continue
-            self.lines += data.decode().split("\n")
-
-    def count(self, line: str) -> int:
-        return list(self.lines).count(line)
-
-    def close(self):
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 def metric(app, name: str) -> float | None:

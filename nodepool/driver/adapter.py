@@ -6,6 +6,26 @@ lists and deletes leaked side resources, and reports quota.  It turns cloud
 errors into the framework exceptions of ``nodepool.driver.errors`` so the
 launcher never parses a cloud's message.
 
+Every verb has a meaningful default except the three every driver must
+answer (``create_machine``, ``delete_machine``, ``list_instances``), and
+the launcher calls every verb of every adapter the same way: it never asks
+which driver it has, nor probes an adapter for a method.  Besides the
+cloud verbs the contract has two optional capabilities, each a set of
+verbs whose defaults are right for a cloud driver:
+
+- ``console_log``: the instance's console output, logged when a launch
+  fails its host-key scan and the label asks for it (default: no console).
+- *Registered nodes* (``launches_nodes`` False, ``register_nodes``,
+  ``node_deleted``, ``has_capacity_now``, ``owns``): a driver that hands
+  out machines which already exist (the static driver) registers their
+  nodes in ZooKeeper itself, on a thread of its own, through the
+  ``NodeBoard`` the launcher gives it; the launcher then only hands those
+  nodes out and never launches one.  The alternative, a create machine
+  that waits for a free host, would write a new node per request and
+  leave the core to tell waiting machines from launching ones (timeouts,
+  quota, retries); with registration the core keeps one flag and four
+  calls with no-op defaults, and the slot logic stays in the driver.
+
 Threads: an adapter owns its create pool and delete batcher; ``start()``
 starts them and ``stop()`` shuts them down (behaviour 39).  Every method may
 be called from the provider's loop thread; the read-only ones also from the
@@ -25,12 +45,22 @@ from __future__ import annotations
 
 import abc
 import logging
-from typing import Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from nodepool.driver.backoff import AccessGate
 from nodepool.driver.instance import Instance, Resource
 from nodepool.driver.quota import Quota
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
+from nodepool.zk.models import Node
+
+if TYPE_CHECKING:
+    from nodepool.zk import ZooKeeper
+
+#: The ``launcher`` of a node a driver registered itself rather than had
+#: the launcher launch (the value upstream's static driver writes, which
+#: Zuul and upstream launchers know); a launched node carries the id of
+#: the pool worker that made it.
+REGISTERED_NODE_LAUNCHER = "static driver"
 
 
 class CapacityBoard(Protocol):
@@ -47,6 +77,23 @@ class CapacityBoard(Protocol):
         in full again (not ``short``)."""
 
 
+class NodeBoard(Protocol):
+    """What the launcher offers a driver that registers its own nodes
+    (``Adapter.register_nodes``; the provider manager implements it)."""
+
+    #: the launcher's ZooKeeper client: the driver reads, locks, writes
+    #: and unlocks its provider's nodes with it
+    zk: "ZooKeeper"
+
+    def delete_node(self, node: Node) -> None:
+        """Delete ``node``, which the caller has locked and written
+        ``deleting``: its delete machine runs on the provider's loop,
+        then its znode goes (and ``Adapter.node_deleted`` is called)."""
+
+    def on_change(self) -> None:
+        """The provider's nodes changed: the pool workers look again."""
+
+
 class Adapter(abc.ABC):
     """Base class of every cloud adapter; ``provider`` is its config."""
 
@@ -58,6 +105,11 @@ class Adapter(abc.ABC):
     #: outside a spec (AWS launch templates) tags and judges it with this
     #: (``nodepool.driver.installation``).  None outside a launcher.
     installation: str | None = None
+    #: False: this driver launches nothing -- it registers the nodes it
+    #: hands out itself (``register_nodes``).  The launcher then reuses a
+    #: READY node for every request (whatever its ``reuse``) and, when none
+    #: is free, waits for one instead of launching.
+    launches_nodes: bool = True
 
     def __init__(self, provider, log: logging.Logger | None = None):
         self.provider = provider
@@ -131,9 +183,11 @@ class Adapter(abc.ABC):
         return ()
 
     def delete_resource(self, resource: Resource) -> None:
-        """Delete a leaked side resource; NotFoundError counts as done."""
-        raise NotImplementedError(
-            f"{type(self).__name__} lists no resources to delete")
+        """Delete a leaked side resource; NotFoundError counts as done.
+
+        Only what ``list_resources`` listed is passed here; the default
+        lists nothing, so it has nothing to delete (an adapter overrides
+        both or neither)."""
 
     def quota_limits(self) -> Quota:
         """The cloud's limits for this provider (default: unlimited)."""
@@ -164,3 +218,49 @@ class Adapter(abc.ABC):
     def label_usable(self, label) -> bool:
         """False when the label can never be launched here (declined)."""
         return True
+
+    def console_log(self, external_id) -> str | None:
+        """The console output of instance ``external_id``, logged when its
+        launch fails the host-key scan and the label sets ``console-log``.
+
+        A cloud call, made on a thread of its own; may raise any driver
+        error (it is logged, the launch fails as it would have).  None
+        (the default): this cloud keeps no console output."""
+        return None
+
+    # -- registered nodes (see the module docstring) -------------------------
+    def register_nodes(self, board: NodeBoard) -> None:
+        """Start keeping this driver's registered nodes in ZooKeeper.
+
+        Called by the launcher for every adapter, once, after ``start()``;
+        the registering stops with ``stop()``.  Default: nothing (the
+        launcher launches a cloud driver's nodes)."""
+
+    def node_deleted(self, node: Node) -> None:
+        """The launcher removed the znode of ``node`` of this provider.
+
+        Called on the provider's loop thread; must not block.  Default:
+        nothing.  A driver of registered nodes registers a free slot."""
+
+    def has_capacity_now(self, pool, request,
+                         nodes: Callable[[], Iterable[Node]]) -> bool:
+        """True when ``pool`` may take ``request`` now; False defers it.
+
+        Called by the pool worker before it accepts a request; ``nodes()``
+        are its read-only records of this pass.  Default: True (a cloud
+        driver launches on demand; quota is the launcher's business).  A
+        driver of registered nodes answers whether a free one is there for
+        every label of the request."""
+        return True
+
+    def owns(self, node: Node) -> bool:
+        """True when this driver may act on ``node`` of its provider's name.
+
+        A provider name can pass from one driver to another across reloads
+        (a static provider named like a removed cloud one).  The nodes the
+        old driver left keep their records and instances; the new driver
+        must neither hand them out nor delete them -- its delete would not
+        reach their instances, so the records would go while the instances
+        keep running.  Default: a launched node (every node but a
+        registered one, ``REGISTERED_NODE_LAUNCHER``)."""
+        return node.launcher != REGISTERED_NODE_LAUNCHER

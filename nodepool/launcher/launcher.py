@@ -310,12 +310,10 @@ class Launcher:
             cls = adapter_class(provider.driver)
             adapter = cls(provider)
             adapter.installation = self.installation
-            manager_cls = getattr(cls, "manager_class", None) \
-                or ProviderManager
-            manager = manager_cls(provider, adapter, self.zk, self.stats,
-                                  self.keyscan_pool,
-                                  on_change=self._zk_changed,
-                                  zk_ready=self.zk_ready)
+            manager = ProviderManager(provider, adapter, self.zk, self.stats,
+                                      self.keyscan_pool,
+                                      on_change=self._zk_changed,
+                                      zk_ready=self.zk_ready)
             if self._inherits_nodes(manager):
                 return
             manager.start()

@@ -363,15 +363,15 @@ class NodeLauncher:
     def _log_console(self) -> None:
         if not self.label.settings.get("console-log"):
             return
-        get_console = getattr(self.adapter, "console_log", None)
-        if get_console is None:
-            return
+        adapter = self.adapter
         node_id, external_id = self.node.id, self.node.external_id
 
         def fetch():
             try:
-                self.log.info("Console log of node %s:\n%s", node_id,
-                              get_console(external_id))
+                text = adapter.console_log(external_id)
+                if text is not None:   # None: the cloud keeps no console
+                    self.log.info("Console log of node %s:\n%s", node_id,
+                                  text)
             except Exception:
                 self.log.exception("Could not fetch the console log")
         # A cloud call: never on the provider's loop thread.

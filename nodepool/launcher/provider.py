@@ -8,9 +8,15 @@ hand work in through ``launch()``/``delete_node()``/``delete_instance()``,
 which only append under ``_lock`` and wake the loop.
 
 Ownership: a provider acts only on the nodes of its name that its kind of
-driver made (``owns``); nodes another driver left under the name are left
-alone, records and instances, until a provider of their kind has the name
-again.
+driver made (``owns``, the adapter's answer); nodes another driver left
+under the name are left alone, records and instances, until a provider of
+their kind has the name again.
+
+The manager is the same for every driver: what differs is asked of the
+adapter contract (``nodepool.driver.adapter``).  A driver of registered
+nodes (the static driver) is handed this manager as its ``NodeBoard`` when
+it starts, deletes its nodes through ``delete_node`` like any other, and
+hears of each removed znode through ``Adapter.node_deleted``.
 
 Failure story: an exception from one launcher or deleter is contained to it
 (the launcher fails its attempt; the deleter releases the node lock so the
@@ -43,10 +49,6 @@ from nodepool.zk.models import Node
 
 # Node costs remembered by node_cost (cleared when exceeded).
 COST_MEMO_LIMIT = 100000
-
-# The ``launcher`` of nodes the static driver registers (upstream's too);
-# a launched node carries the id of the pool worker that made it.
-STATIC_LAUNCHER_ID = "static driver"
 
 
 class NodeDeleter:
@@ -96,10 +98,7 @@ class NodeDeleter:
 
 
 class ProviderManager:
-    """See the module docstring."""
-
-    #: False for drivers that only hand out existing nodes (static)
-    launches_nodes = True
+    """See the module docstring; the adapter's ``NodeBoard``."""
 
     def __init__(self, provider, adapter, zk, stats, keyscan_pool,
                  on_change=None, zk_ready=None):
@@ -135,6 +134,7 @@ class ProviderManager:
         if self._thread is not None:
             raise RuntimeError(f"provider {self.provider.name} already started")
         self.adapter.start()
+        self.adapter.register_nodes(self)
         self._thread = threading.Thread(
             target=self._run, name=f"{self.provider.name}-loop", daemon=True)
         self._thread.start()
@@ -187,18 +187,17 @@ class ProviderManager:
         with self._lock:
             self._taking.discard(request_id)
 
-    def owns(self, node: Node) -> bool:
-        """True when this provider's driver may act on ``node``.
+    @property
+    def launches_nodes(self) -> bool:
+        """False when the adapter registers the nodes it hands out
+        (``Adapter.launches_nodes``): nothing is launched, requests wait
+        for a free node instead."""
+        return self.adapter.launches_nodes
 
-        A provider name can pass from one driver to another across reloads
-        (a static provider named like a removed cloud one).  The nodes the
-        old driver left keep their records and instances; the new driver
-        must neither hand them out nor delete them -- its delete would not
-        reach their instances, so the records would go while the instances
-        keep running.  A cloud provider acts on launched nodes, the static
-        driver on the slots it registered.
-        """
-        return node.launcher != STATIC_LAUNCHER_ID
+    def owns(self, node: Node) -> bool:
+        """True when this provider's driver may act on ``node``
+        (``Adapter.owns``: a launched node, or a registered one)."""
+        return self.adapter.owns(node)
 
     def is_deleting(self, node_id: str) -> bool:
         with self._lock:
@@ -245,6 +244,7 @@ class ProviderManager:
             except Exception:
                 pass
         self.on_change()
+        self.adapter.node_deleted(node)
 
     def cloud_backing_off(self) -> bool:
         """True while the adapter's cloud calls are held back after a
@@ -298,8 +298,11 @@ class ProviderManager:
 
     # -- what this provider can serve -----------------------------------------
     def has_capacity_now(self, worker, request) -> bool:
-        """Cloud providers launch on demand; the static driver overrides."""
-        return True
+        """False defers ``request`` for ``worker``'s pool: the adapter's
+        answer (a cloud launches on demand; registered nodes may all be
+        busy), given the worker's records of this pass."""
+        return self.adapter.has_capacity_now(worker.pool, request,
+                                             worker.nodes_cached)
 
     def label_usable(self, label) -> bool:
         return self.adapter.label_usable(label)

@@ -84,8 +84,9 @@ def test_name_taken_over_by_another_driver_keeps_the_nodes(env, aws):
     [slot] = wait_for(static_slot, timeout=15, what="static slot registered")
     manager = launcher.provider_managers()["p"]
     for _ in range(2):      # two whole syncs after the slot appeared
-        manager.synced.clear()
-        wait_for(manager.synced.is_set, timeout=15, what="static sync")
+        manager.adapter.slots.synced.clear()
+        wait_for(manager.adapter.slots.synced.is_set, timeout=15,
+                 what="static sync")
     # The AWS node the previous driver left is returned by Zuul.
     env.zuul.release([in_use])
     launcher.deleted_worker.run_once()

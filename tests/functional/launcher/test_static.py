@@ -58,10 +58,11 @@ def manager_of(launcher, name="static"):
 
 def full_sync(manager, timeout=30.0):
     """Return once a whole sync pass has started and finished after now."""
+    slots = manager.adapter.slots
     for _ in range(2):   # the first may have been in flight already
-        manager.synced.clear()
-        manager.wake()
-        wait_for(manager.synced.is_set, timeout=timeout, what="static sync")
+        slots.synced.clear()
+        slots.wake()
+        wait_for(slots.synced.is_set, timeout=timeout, what="static sync")
 
 
 def key_id(key):

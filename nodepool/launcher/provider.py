@@ -244,7 +244,10 @@ class ProviderManager:
             except Exception:
                 pass
         self.on_change()
-        self.adapter.node_deleted(node)
+        try:
+            self.adapter.node_deleted(node)
+        except Exception:   # the loop thread must go on
+            self.log.exception("Adapter failed on deleted node %s", node.id)
 
     def cloud_backing_off(self) -> bool:
         """True while the adapter's cloud calls are held back after a

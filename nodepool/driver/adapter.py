@@ -29,9 +29,9 @@ verbs whose defaults are right for a cloud driver:
 Threads: an adapter owns its create pool and delete batcher; ``start()``
 starts them and ``stop()`` shuts them down (behaviour 39).  Every method may
 be called from the provider's loop thread; the read-only ones also from the
-cleanup worker, so they must be thread-safe.  ``has_capacity_now`` and
-``owns`` are called from the provider's pool-worker threads,
-``console_log`` on a short-lived thread of its own, ``register_nodes``
+cleanup worker, so they must be thread-safe.  ``has_capacity_now`` is
+called from the provider's pool-worker threads, ``owns`` from any launcher
+thread, ``console_log`` on a short-lived thread of its own, ``register_nodes``
 from the thread that starts the provider; a driver of registered nodes
 runs its registering on a thread it starts there and stops in ``stop()``.
 

@@ -82,7 +82,7 @@ class HandlerDone(Exception):
 class Launch(Protocol):
     """A launch in progress (``nodepool.launcher.nodelauncher``)."""
 
-    outcome: object     # an ``Outcome`` once finished, else None
+    outcome: object     # an ``Outcome`` (RUNNING until it finished)
     settled: bool       # finished, and the provider loop let go of it
 
     def detach(self) -> bool:

@@ -95,6 +95,42 @@ class LauncherSide(Protocol):
     def pool_components(self, fresh: bool = False) -> list: ...
 
 
+class ProviderSide(Protocol):
+    """What a pool worker (and its ``PoolAllocator``) uses of its
+    ``ProviderManager``: costs and quota, max-concurrency, offerings, what
+    it can serve, and the hand-over of launches and deletes."""
+
+    adapter: object     # label_quota, availability_zones, installation
+    launches_nodes: bool
+
+    def node_cost(self, node: Node, pool=None) -> Quota: ...
+
+    def provider_limits(self) -> Quota: ...
+
+    def provider_used(self, nodes) -> Quota: ...
+
+    def reserve_take(self, request_id: str, launches: int) -> bool: ...
+
+    def end_take(self, request_id: str) -> None: ...
+
+    def offering_unavailable(self, pool, label): ...
+
+    def offering_short(self, pool, label): ...
+
+    def has_capacity_now(self, worker, request) -> bool: ...
+
+    def label_usable(self, label) -> bool: ...
+
+    def image_available(self, label) -> bool: ...
+
+    def owns(self, node: Node) -> bool: ...
+
+    def launch(self, node: Node, pool, label, request=None,
+               image_external_id=None): ...
+
+    def delete_node(self, node: Node, extra_ids=()) -> None: ...
+
+
 class Waiting:
     """One pass's view of the requests waiting at quota (see _route)."""
 
@@ -109,7 +145,8 @@ class Waiting:
 class PoolWorker:
     starve_after = STARVE_AFTER
 
-    def __init__(self, launcher: LauncherSide, provider, pool, manager):
+    def __init__(self, launcher: LauncherSide, provider, pool,
+                 manager: ProviderSide):
         self.launcher = launcher
         self.zk = launcher.zk
         self.provider = provider
@@ -647,9 +684,6 @@ class PoolWorker:
                         for name in node.type or []:
                             self._spares.setdefault(name, []).append(node)
             return list(self._spares.get(label, []))
-
-    def label_cost(self, label) -> Quota:
-        return self.quota.label_cost(label)
 
     # -- images -------------------------------------------------------------
     def image_available(self, label) -> bool:

@@ -172,13 +172,17 @@ def reclaim_candidates(nodes: Iterable[Node], pool_name: str) -> list[Node]:
 
 
 class PoolQuota:
-    """See the module docstring.
+    """See the module docstring.  Usage::
 
-    >>> quota = PoolQuota(pool, "aws", nodes=..., label_cost=...,
-    ...                   node_cost=..., provider_limits=...,
-    ...                   provider_used=...)
-    >>> v = quota.reserve(quota.cost([label]))
-    >>> if v: ... launch ...; quota.commit(v.reservation, node)
+        quota = PoolQuota(pool, "aws", nodes=cache, label_cost=cost,
+                          node_cost=node_cost, provider_limits=limits,
+                          provider_used=used)
+        verdict = quota.reserve(quota.cost([label]))
+        if not verdict:
+            log.info("waiting: %s", verdict.describe())
+        else:
+            ...   # create the node, then
+            quota.commit(verdict.reservation, node)   # or release(...)
     """
 
     usage_ttl = USAGE_TTL

@@ -115,14 +115,17 @@ def _num(value: float | None) -> str:
 def verdict(need: Quota, limits: Quota, used: Quota, name: str,
             names: Mapping[str, str] | None = None) -> Verdict:
     """``need`` on top of ``used`` against ``limits``: the first key that
-    does not fit (sorted, so a verdict is stable), or ``FITS``."""
+    does not fit (sorted, so a verdict is stable), or ``FITS``.
+
+    The verdict's limit is ``name``, followed (unless ``names`` is None) by
+    the key's name in ``names`` or the key itself."""
     for key in sorted(need.values):
         limit = limits.values.get(key, math.inf)
         want = need.values[key]
         free = limit - used.values.get(key, 0)
         if want > free:
-            label = f"{name} {names[key]}" if names and key in names \
-                else f"{name} {key}" if names is not None else name
+            label = name if names is None else \
+                f"{name} {names.get(key, key)}"
             return Verdict(False, label, key, max(free, 0), want)
     return FITS
 

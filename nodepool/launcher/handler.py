@@ -19,9 +19,10 @@ What a handler needs, and why only that:
   id to ``declined_by``, fail once every pool did);
 - a monotonic ``clock`` (waiting at quota, retry delays) and ``choose``
   (the zone of a node set).
-Both protocols are declared here, on the handler's side, so the handler
-imports neither the pool worker (which imports it) nor the provider
-manager, and a unit test drives it with small fakes of exactly these.
+These protocols (with ``Launch`` and ``Verdict``, what the allocator
+answers) are declared here, on the handler's side, so the handler imports
+neither the pool worker (which imports it) nor the provider manager, and a
+unit test drives it with small fakes of exactly these.
 
 Failure story (zookeeper.md §8.3/§8.4):
 - a node that FAILED: once every launch has finished, the other nodes are
@@ -155,6 +156,18 @@ class RequestStore(Protocol):
 
 
 class RequestHandler:
+    """One accepted request (see the module docstring).  Usage::
+
+        handler = RequestHandler(request, zk, allocator, worker.decline)
+        handler.run(lambda: handler.accept(written=True))
+        ...                         # then, on every pass
+        if handler.paused:
+            handler.run(handler.fill)
+        action = handler.check()
+        if action is not None:
+            handler.run(action)     # on an I/O thread, one at a time
+    """
+
     def __init__(self, request: NodeRequest, zk: RequestStore,
                  allocator: Allocator,
                  decline: Callable[[NodeRequest, str], None],

@@ -146,8 +146,9 @@ class PoolWorker:
     starve_after = STARVE_AFTER
 
     def __init__(self, launcher: LauncherSide, provider, pool,
-                 manager: ProviderSide):
+                 manager: ProviderSide, clock=time.monotonic):
         self.launcher = launcher
+        self.clock = clock      # waiting at quota, starvation, reclaiming
         self.zk = launcher.zk
         self.provider = provider
         self.pool = pool
@@ -176,7 +177,7 @@ class PoolWorker:
             label_cost=manager.adapter.label_quota,
             node_cost=lambda node: manager.node_cost(node, pool),
             provider_limits=manager.provider_limits,
-            provider_used=manager.provider_used)
+            provider_used=manager.provider_used, clock=clock)
         self.allocator = PoolAllocator(pool, provider.name, self.id, self.zk,
                                        manager, self.quota, self.spares)
         self.io = ThreadPoolExecutor(IO_THREADS,
@@ -250,7 +251,7 @@ class PoolWorker:
             labels |= set(handler.request.node_types)
         oldest = min((h.waiting_since for h in waiting), default=None)
         starved = oldest is not None and \
-            time.monotonic() - oldest >= self.starve_after
+            self.clock() - oldest >= self.starve_after
         return Waiting(labels=labels, starved=starved, taken=Quota())
 
     def held(self) -> tuple[set[str], set[str]]:
@@ -636,7 +637,7 @@ class PoolWorker:
 
     def _start_handler(self, request, written: bool) -> None:
         handler = RequestHandler(request, self.zk, self.allocator,
-                                 self.decline)
+                                 self.decline, clock=self.clock)
         handler.busy = True
         with self._lock:
             self.handlers.append(handler)

@@ -2,9 +2,27 @@
 
 A ``RequestHandler`` belongs to one pool worker.  The worker's thread calls
 the cheap ``check()``; the actions it returns (and ``accept``/``fill``) do
-ZooKeeper writes on the worker's I/O threads, one at a time per handler.  It holds the request lock from acceptance until it
-fulfils, declines or gives the request up, and holds the lock of every node
-it launches until then.
+ZooKeeper writes on the worker's I/O threads, one at a time per handler
+(``run`` is how the worker runs each of them).  It holds the request lock
+from acceptance until it fulfils, declines or gives the request up, and
+holds the lock of every node it launches until then.
+
+What a handler needs, and why only that:
+- ``RequestStore`` (below): the dozen ZooKeeper calls it makes on its
+  request and its nodes -- the real one is ``nodepool.zk.ZooKeeper``;
+- ``Allocator`` (below): the pool's spares of a label, whether a label's
+  offering is unavailable, a quota reservation for one node (commit /
+  release) and the "reclaim a ready node at quota" step, the pool's zones,
+  a new node record with the pool's fields, and the hand-over of a launch
+  -- the real one is ``nodepool.launcher.allocator.PoolAllocator``;
+- ``decline(request, reason)``: the pool's rule for declining (append its
+  id to ``declined_by``, fail once every pool did);
+- a monotonic ``clock`` (waiting at quota, retry delays) and ``choose``
+  (the zone of a node set).
+These protocols (with ``Launch`` and ``Verdict``, what the allocator
+answers) are declared here, on the handler's side, so the handler imports
+neither the pool worker (which imports it) nor the provider manager, and a
+unit test drives it with small fakes of exactly these.
 
 Failure story (zookeeper.md §8.3/§8.4):
 - a node that FAILED: once every launch has finished, the other nodes are
@@ -17,8 +35,8 @@ Failure story (zookeeper.md §8.3/§8.4):
 - the request znode vanished: every node is deallocated and unlocked, the
   handler ends without writing the request;
 - ZooKeeper trouble (``zk_errors.is_transient``: ConnectionLoss, a timed-out
-  operation, ...) never declines: the pool worker calls ``retry_later`` and
-  the failed action runs again on a later pass.  Every action is therefore
+  operation, ...) never declines: ``run`` calls ``retry_later`` and the
+  failed action runs again on a later pass.  Every action is therefore
   idempotent: a request write that may have landed is simply written again
   (conditional writes merge onto the newer version); a node we locked but
   could not write is kept and written again (``_unsaved``); a node create
@@ -30,6 +48,11 @@ Failure story (zookeeper.md §8.3/§8.4):
 - any other exception while handling declines the request (``fail``); if
   even that cannot be written for a non-transient reason the request lock is
   released, so the request is a lost request the cleanup worker resets.
+
+Threads: a handler has no thread of its own.  Its state is changed by one
+action at a time (the worker marks it ``busy`` while one runs on an I/O
+thread); ``check()`` runs on the worker's thread between actions, and
+``done`` may be set by the worker's thread at any time (session lost).
 """
 
 from __future__ import annotations
@@ -37,16 +60,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Collection, Protocol
 
 from nodepool.driver.statemachine import RequestInfo
-from nodepool.launcher.nodelauncher import (NodeLauncher, Outcome,
-                                           record_intent)
+from nodepool.launcher.nodelauncher import Outcome, record_intent
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
-
-if TYPE_CHECKING:
-    from nodepool.launcher.poolworker import PoolWorker
 
 # After ZooKeeper trouble an action runs again after this many seconds per
 # failure so far (at most RETRY_MAX_DELAY): reconnecting takes a moment.
@@ -61,20 +80,116 @@ class HandlerDone(Exception):
     """The handler let go of its request (session lost): write nothing."""
 
 
+class Launch(Protocol):
+    """A launch in progress (``nodepool.launcher.nodelauncher``)."""
+
+    outcome: object     # an ``Outcome`` (RUNNING until it finished)
+    settled: bool       # finished, and the provider loop let go of it
+
+    def detach(self) -> bool:
+        """Let the node go; True while the launch still runs."""
+
+
+class Verdict(Protocol):
+    """``nodepool.launcher.quota.Verdict``: truthy when it fits."""
+
+    reservation: object | None
+
+    def __bool__(self) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+class Allocator(Protocol):
+    """What a handler needs from its pool (see the module docstring)."""
+
+    launches_nodes: bool          # False: only existing nodes (static)
+    installation: str | None      # recorded in each create intent
+
+    def spares(self, label_name: str) -> list[Node]:
+        """READY unallocated nodes of the pool (read-only records)."""
+
+    def unavailable(self, label_name: str) -> str | None:
+        """Why the label's offering cannot launch now, or None."""
+
+    def reserve(self, label_name: str) -> Verdict:
+        """Claim quota for one node; a falsy verdict names the limit."""
+
+    def commit(self, reservation, node: Node) -> None: ...
+
+    def release(self, reservation) -> None: ...
+
+    def reclaim_ready_node(self) -> None:
+        """At quota: delete the pool's oldest unused ready node."""
+
+    def zones(self) -> Collection[str]: ...
+
+    def new_node(self, label_name: str) -> tuple[Node, str | None]:
+        """An unsaved INIT node with the pool's fields, and the cloud
+        image id to launch it from."""
+
+    def launch(self, node: Node, label_name: str, info: RequestInfo,
+               image_external_id: str | None) -> Launch: ...
+
+
+class RequestStore(Protocol):
+    """The ZooKeeper calls of a handler (``nodepool.zk.ZooKeeper``)."""
+
+    def request_exists(self, request_id: str, cached: bool = True
+                       ) -> bool: ...
+
+    def store_request(self, request: NodeRequest) -> None: ...
+
+    def finish_request(self, request: NodeRequest, nodes) -> bool: ...
+
+    def unlock_request(self, request: NodeRequest) -> None: ...
+
+    def is_locked(self, node: Node) -> bool: ...
+
+    def lock_node(self, node: Node, blocking: bool = True) -> None: ...
+
+    def lock_new_node(self, node: Node, timeout: float) -> None: ...
+
+    def unlock_node(self, node: Node) -> None: ...
+
+    def store_node(self, node: Node) -> None: ...
+
+
 class RequestHandler:
-    def __init__(self, worker: "PoolWorker", request: NodeRequest):
-        self.worker = worker
-        self.zk = worker.zk
+    """One accepted request (see the module docstring).  Usage::
+
+        handler = RequestHandler(request, zk, allocator, worker.decline)
+        handler.run(lambda: handler.accept(written=True))
+        ...                         # then, on every pass
+        if handler.paused:
+            handler.run(handler.fill)
+        action = handler.check()
+        if action is not None:
+            handler.run(action)     # on an I/O thread, one at a time
+    """
+
+    def __init__(self, request: NodeRequest, zk: RequestStore,
+                 allocator: Allocator,
+                 decline: Callable[[NodeRequest, str], None],
+                 clock: Callable[[], float] = time.monotonic,
+                 choose: Callable = random.choice):
+        self.zk = zk
+        self.allocator = allocator
+        self._decline = decline
+        self.clock = clock
+        self._choose = choose
         self.request = request
         self.log = logging.LoggerAdapter(
             logging.getLogger("nodepool.launcher.request"),
             {"request": request.id, "event": request.event_id})
         self.nodes: list[Node | None] = [None] * len(request.node_types)
-        self.launchers: dict[str, NodeLauncher] = {}
+        self.launchers: dict[str, Launch] = {}
         self.paused = False
         # monotonic time since which the request waits at quota (None: it
         # does not); the pool worker's starvation bound is measured from it.
         self.waiting_since: float | None = None
+        # The quota verdict it waits on (names the limit and what is free).
+        self.verdict: Verdict | None = None
         self.done = False
         self.busy = False     # an action or fill runs on an I/O thread
         self.accepted = False  # our ``pending`` write is known to have landed
@@ -115,10 +230,32 @@ class RequestHandler:
         """ZooKeeper trouble in ``action``: run it again on a later pass."""
         self.failures += 1
         self.retry = action
-        self.retry_at = time.monotonic() + min(
+        self.retry_at = self.clock() + min(
             RETRY_MAX_DELAY, RETRY_DELAY * self.failures)
         self.log.warning("ZooKeeper trouble while handling request %s (%s);"
                          " will retry", self.request.id, exc)
+
+    def run(self, action: Callable[[], None],
+            connected: Callable[[], bool] = lambda: True) -> None:
+        """Run one action (``accept``, ``fill`` or what ``check`` gave).
+
+        ZooKeeper trouble -- a transient error, or any error while not
+        ``connected()`` -- schedules it again (``retry_later``); any other
+        error declines the request (``fail``); after the handler let go,
+        nothing happens.
+        """
+        if self.done:
+            return
+        try:
+            action()
+        except Exception as exc:
+            if self.done:
+                return      # let go (session lost): nothing to write
+            if zk_errors.is_transient(exc) or not connected():
+                self.retry_later(action, exc)
+                return
+            self.log.exception("Error handling request %s", self.request.id)
+            self.fail("an error occurred while handling it")
 
     # -- entry points used by the pool worker -----------------------------
     def accept(self, written: bool = False) -> None:
@@ -148,11 +285,18 @@ class RequestHandler:
                     return  # paused (or declined for min-ready)
             self.nodes[index] = node
         self.waiting_since = None
+        self.verdict = None
 
-    def _wait_at_quota(self) -> None:
+    def _wait_at_quota(self, verdict: Verdict | None = None) -> None:
         self.paused = True
+        if verdict is not None and (self.verdict is None or
+                                    verdict.describe()
+                                    != self.verdict.describe()):
+            self.log.info("Request %s waits at quota: %s", self.request.id,
+                          verdict.describe())
+        self.verdict = verdict if verdict is not None else self.verdict
         if self.waiting_since is None:
-            self.waiting_since = time.monotonic()
+            self.waiting_since = self.clock()
 
     def check(self):
         """What to do next, or None to keep waiting.
@@ -167,7 +311,7 @@ class RequestHandler:
         if not self.zk.request_exists(self.request.id):
             return self._vanished
         if self.retry is not None:
-            if time.monotonic() < self.retry_at:
+            if self.clock() < self.retry_at:
                 return None
             action, self.retry = self.retry, None
             return action
@@ -194,9 +338,9 @@ class RequestHandler:
 
     # -- node allocation -----------------------------------------------------
     def _reuse(self, label_name: str) -> Node | None:
-        if not self.request.reuse and self.worker.manager.launches_nodes:
+        if not self.request.reuse and self.allocator.launches_nodes:
             return None
-        for node in self.worker.spares(label_name):
+        for node in self.allocator.spares(label_name):
             if node.allocated_to or (self.az and node.az != self.az) \
                     or self.zk.is_locked(node):
                 continue
@@ -238,64 +382,45 @@ class RequestHandler:
             self._unsaved.pop(0)
 
     def _launch(self, label_name: str) -> Node | None:
-        worker = self.worker
-        label = worker.pool.labels[label_name]
-        if not worker.manager.launches_nodes:
+        allocator = self.allocator
+        if not allocator.launches_nodes:
             self.paused = True   # static: wait for a slot to come free
             return None
-        record = worker.manager.offering_unavailable(worker.pool, label)
-        if record is not None:
+        reason = allocator.unavailable(label_name)
+        if reason is not None:
             # The cloud has no capacity for it: let another pool or
             # provider serve the request (or nobody, until the record
             # expires) instead of asking again.
-            self.give_back(record.describe())
+            self.give_back(reason)
             return None
-        reservation = worker.reserve(label)
-        if reservation is None:
+        verdict = allocator.reserve(label_name)
+        if not verdict:
             if self.is_min_ready:
                 self.decline("it would exceed quota")
                 return None
-            worker.reclaim_ready_node()
-            self._wait_at_quota()
+            allocator.reclaim_ready_node()
+            self._wait_at_quota(verdict)
             return None
         try:
-            node = self._create_node(label, label_name)
+            node = self._create_node(label_name)
         except BaseException:
-            worker.release_reservation(reservation)
+            allocator.release(verdict.reservation)
             raise
-        worker.commit_reservation(reservation, node)
+        allocator.commit(verdict.reservation, node)
         return node
 
-    def _create_node(self, label, label_name: str) -> Node:
-        worker = self.worker
+    def _create_node(self, label_name: str) -> Node:
+        allocator = self.allocator
         if self.az is None:
-            zones = worker.manager.adapter.availability_zones(worker.pool)
+            zones = allocator.zones()
             if zones:
                 # One zone for the whole node set (behaviour 2).
-                self.az = random.choice(list(zones))
-        node = Node()
-        node.state = NodeState.INIT
-        node.type = [label_name]
-        node.provider = worker.provider.name
-        node.pool = worker.pool.name
-        node.launcher = worker.id
+                self.az = self._choose(list(zones))
+        node, image_external_id = allocator.new_node(label_name)
         node.allocated_to = self.request.id
         node.tenant_name = self.request.tenant_name
         node.requestor = self.request.requestor
-        node.attributes = (dict(worker.pool.node_attributes)
-                           if worker.pool.node_attributes else None)
         node.az = self.az
-        node.resources = worker.label_cost(label).finite() or None
-        node.image_id, image_external_id = worker.image_ids(label)
-        image = label.image
-        node.connection_type = image.connection_type if image else "ssh"
-        node.connection_port = image.connection_port if image else 22
-        if image is not None:
-            # As upstream, the image's connection fields are on the node
-            # from the start of its launch (set again once it runs).
-            node.username = image.username
-            node.python_path = image.python_path
-            node.shell_type = image.shell_type
         node.set_state(NodeState.INIT)
         self._live()
         # A lost reply may leave this init node created but unknown to us:
@@ -307,7 +432,7 @@ class RequestHandler:
         # (No ``hostname``: upstream leaves it null on cloud nodes; the
         # cloud-side name np<id> comes from LaunchSpec.hostname.)
         node.set_state(NodeState.BUILDING)
-        record_intent(node, 1, worker.manager.adapter.installation)
+        record_intent(node, 1, allocator.installation)
         self._live()
         try:
             self.zk.lock_new_node(node, timeout=NEW_NODE_LOCK_TIMEOUT)
@@ -318,8 +443,8 @@ class RequestHandler:
             # node is left unlocked for the cleanup worker.
             raise zk_errors.Transient(
                 f"could not lock new node {node.id}: {exc}") from exc
-        self.launchers[node.id] = worker.manager.launch(
-            node, worker.pool, label, self.info, image_external_id)
+        self.launchers[node.id] = allocator.launch(
+            node, label_name, self.info, image_external_id)
         return node
 
     def _aborted(self):
@@ -378,7 +503,7 @@ class RequestHandler:
         self.log.info("Declining request %s: %s", self.request.id, reason)
         self._release_all(deallocate=True)
         try:
-            self.worker.decline(self.request, reason)
+            self._decline(self.request, reason)
         except Exception as exc:
             if zk_errors.is_transient(exc) and not self.done:
                 raise

@@ -47,7 +47,6 @@ from nodepool.launcher.minready import MinReady
 from nodepool.launcher.poolworker import PoolWorker
 from nodepool.launcher.provider import ProviderManager
 from nodepool.launcher.statsleader import StatsElection
-from nodepool.launcher.tenants import tenant_allows
 from nodepool.version import __version__
 from nodepool.zk.client import ZooKeeperClient, build_hosts
 from nodepool.zk.installation import installation_id
@@ -173,9 +172,6 @@ class Launcher:
     def pool_components(self, fresh: bool = False) -> list:
         """Registered pool components (the watch cache unless ``fresh``)."""
         return self.zk.iter_pool_components(cached=not fresh)
-
-    def tenant_allows(self, request, worker) -> bool:
-        return tenant_allows(self.config, request, worker)
 
     # -- connection handling -------------------------------------------------
     def _connection_changed(self, state) -> None:

@@ -5,8 +5,16 @@ Threads: ``PoolWorker.<provider>-<pool>`` routes requests, checks its
 znode.  The ZooKeeper round trips of taking, accepting, launching and
 fulfilling requests run on ``PoolWorker.<provider>-<pool>-io_N`` threads
 (several requests at once; one action at a time per handler).  State
-shared with them (handlers list, quota reservations, per-pass caches) is
-guarded by ``_lock``; quota is claimed atomically with ``reserve()``.
+shared with them (handlers list, per-pass caches) is guarded by ``_lock``;
+quota (limits, usage, reservations) is the pool's ``PoolQuota``
+(``nodepool.launcher.quota``), which has its own lock.
+
+Seams: a handler gets the pool through a ``PoolAllocator``
+(``nodepool.launcher.allocator``, the handler's ``Allocator`` protocol)
+and ``decline``; it never sees this class, so the handler module does not
+import this one back.  Of the launcher this worker uses only what
+``LauncherSide`` lists (the ZooKeeper client, its readiness, the stats
+client, the tenant limits of the config and the pool components).
 
 Routing follows zookeeper.md §8.2: for each request in priority order it
 decides skip / defer / decline / accept using the registered pool
@@ -36,15 +44,17 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from nodepool.driver.quota import Quota
 from nodepool.launcher import unreadable
+from nodepool.launcher.allocator import PoolAllocator
 from nodepool.launcher.handler import RequestHandler
+from nodepool.launcher.quota import PoolQuota, tenant_verdict
 from nodepool.version import __version__
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState, PoolComponent, RequestState
 
-RECLAIM_INTERVAL = 300.0  # spec: not while a reclaimed node is < 5 min old
 # Changes arrive in bursts (every node and request write wakes us); a short
 # floor between passes lets one pass serve a whole burst.
 MIN_PASS_INTERVAL = 0.05
@@ -60,15 +70,6 @@ IO_THREADS = 24
 FINISH_THREADS = 4
 # Takes queued at once: more would only be routed on staler data.
 MAX_TAKING = 4 * IO_THREADS
-# A node we created is counted against quota from here until the node
-# cache shows it (the cache lags our own writes by a few milliseconds).
-RECENT_TTL = 60.0
-# Quota usage is summed over the provider's nodes at most this often (an
-# O(nodes) walk: per pass it was half the launcher's CPU under a burst).
-# In between, our own reservations are added and released exactly; nodes
-# freed meanwhile are noticed at the next recount (usage is overestimated
-# for at most this long, never underestimated by our own launches).
-USAGE_TTL = 0.5
 # Per-pass gauges (cli.md §4) at most this often: a busy worker passes
 # up to 20 times a second, and a repeated gauge carries nothing new.
 STATS_INTERVAL = 1.0
@@ -82,11 +83,52 @@ STARVE_AFTER = 60.0
 UNREADABLE_RETRY = 1.0
 
 
-def pool_limits(pool) -> Quota:
-    values = {"instances": pool.max_servers, "cores": pool.max_cores,
-              "ram": pool.max_ram}
-    values.update(pool.max_resources or {})
-    return Quota({k: v for k, v in values.items() if v != math.inf})
+class LauncherSide(Protocol):
+    """What a pool worker uses of its launcher (``Launcher``)."""
+
+    zk: object          # nodepool.zk.ZooKeeper
+    stats: object       # nodepool.stats client
+    config: object      # for ``tenant_resource_limits``
+
+    def zk_ready(self) -> bool: ...
+
+    def pool_components(self, fresh: bool = False) -> list: ...
+
+
+class ProviderSide(Protocol):
+    """What a pool worker (and its ``PoolAllocator``) uses of its
+    ``ProviderManager``: costs and quota, max-concurrency, offerings, what
+    it can serve, and the hand-over of launches and deletes."""
+
+    adapter: object     # label_quota, availability_zones, installation
+    launches_nodes: bool
+
+    def node_cost(self, node: Node, pool=None) -> Quota: ...
+
+    def provider_limits(self) -> Quota: ...
+
+    def provider_used(self, nodes) -> Quota: ...
+
+    def reserve_take(self, request_id: str, launches: int) -> bool: ...
+
+    def end_take(self, request_id: str) -> None: ...
+
+    def offering_unavailable(self, pool, label): ...
+
+    def offering_short(self, pool, label): ...
+
+    def has_capacity_now(self, worker, request) -> bool: ...
+
+    def label_usable(self, label) -> bool: ...
+
+    def image_available(self, label) -> bool: ...
+
+    def owns(self, node: Node) -> bool: ...
+
+    def launch(self, node: Node, pool, label, request=None,
+               image_external_id=None): ...
+
+    def delete_node(self, node: Node, extra_ids=()) -> None: ...
 
 
 class Waiting:
@@ -103,8 +145,10 @@ class Waiting:
 class PoolWorker:
     starve_after = STARVE_AFTER
 
-    def __init__(self, launcher, provider, pool, manager):
+    def __init__(self, launcher: LauncherSide, provider, pool,
+                 manager: ProviderSide, clock=time.monotonic):
         self.launcher = launcher
+        self.clock = clock      # waiting at quota, starvation, reclaiming
         self.zk = launcher.zk
         self.provider = provider
         self.pool = pool
@@ -120,9 +164,6 @@ class PoolWorker:
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
         self._spares: dict[str, list[Node]] | None = None
-        # "pool"/"provider" -> [counted at, usage + our reservations]
-        self._counted: dict[str, list] = {}
-        self._last_reclaim = 0.0
         self._last_stats = 0.0
         # (path, mzxid) of quarantined requests -> monotonic time before
         # which they are not looked at again (inf: not addressed to us).
@@ -131,8 +172,14 @@ class PoolWorker:
         # Shared with the I/O threads, guarded by _lock:
         self._lock = threading.RLock()
         self._taking: set[str] = set()          # request ids being taken
-        self._recent: dict[str, tuple[float, Node]] = {}
-        self._reservations: dict[object, Quota] = {}
+        self.quota = PoolQuota(
+            pool, provider.name, nodes=self.nodes_cached,
+            label_cost=manager.adapter.label_quota,
+            node_cost=lambda node: manager.node_cost(node, pool),
+            provider_limits=manager.provider_limits,
+            provider_used=manager.provider_used, clock=clock)
+        self.allocator = PoolAllocator(pool, provider.name, self.id, self.zk,
+                                       manager, self.quota, self.spares)
         self.io = ThreadPoolExecutor(IO_THREADS,
                                      thread_name_prefix=f"PoolWorker."
                                      f"{self.name}-io")
@@ -186,6 +233,14 @@ class PoolWorker:
     def paused(self) -> bool:
         return any(h.paused for h in self.handlers)
 
+    @property
+    def paused_reason(self) -> str | None:
+        """The quota verdict the first waiting request waits on."""
+        for handler in list(self.handlers):
+            if handler.paused and handler.verdict is not None:
+                return handler.verdict.describe()
+        return None
+
     def _waiting(self) -> "Waiting":
         """This pass's view of our requests waiting at quota."""
         with self._lock:
@@ -196,7 +251,7 @@ class PoolWorker:
             labels |= set(handler.request.node_types)
         oldest = min((h.waiting_since for h in waiting), default=None)
         starved = oldest is not None and \
-            time.monotonic() - oldest >= self.starve_after
+            self.clock() - oldest >= self.starve_after
         return Waiting(labels=labels, starved=starved, taken=Quota())
 
     def held(self) -> tuple[set[str], set[str]]:
@@ -329,19 +384,7 @@ class PoolWorker:
             self.wake()
 
     def _guard(self, handler: RequestHandler, fn) -> None:
-        if handler.done:
-            return
-        try:
-            fn()
-        except Exception as exc:
-            if handler.done:
-                return      # let go (session lost): nothing to write
-            if zk_errors.is_transient(exc) or not self.launcher.zk_ready():
-                handler.retry_later(fn, exc)
-                return
-            handler.log.exception("Error handling request %s",
-                                  handler.request.id)
-            handler.fail("an error occurred while handling it")
+        handler.run(fn, connected=self.launcher.zk_ready)
 
     # -- request routing (zookeeper.md §8.2) ---------------------------------
     def _assign_requests(self) -> None:
@@ -516,10 +559,9 @@ class PoolWorker:
         labels = set(request.node_types)
         if waiting.labels & labels:
             return False
-        need = Quota.total(self.label_cost(self.pool.labels[label])
-                           for label in request.node_types)
-        with self._lock:
-            fits = self._room_for(waiting.taken + need)
+        need = self.quota.cost(self.pool.labels[label]
+                               for label in request.node_types)
+        fits = self.quota.check(waiting.taken + need)
         if fits:
             waiting.taken += need
         else:
@@ -529,10 +571,22 @@ class PoolWorker:
     def _can_take_now(self, request) -> bool:
         if not self.manager.has_capacity_now(self, request):
             return False
-        if not self.launcher.tenant_allows(request, self):
+        if not self._tenant_allows(request):
             return False
         # max-concurrency: checked when reserving (manager.reserve_take).
         return True
+
+    def _tenant_allows(self, request) -> bool:
+        """tenant-resource-limits: defer a tenant's request while it is at
+        its limit (``quota.tenant_verdict``)."""
+        limits = self.launcher.config.tenant_resource_limits
+        if not request.tenant_name or not limits.get(request.tenant_name):
+            return True
+        need = self.quota.cost(self.pool.labels[label]
+                               for label in request.node_types
+                               if label in self.pool.labels)
+        return bool(tenant_verdict(limits, request.tenant_name, need,
+                                   self.nodes_cached()))
 
     def decline_reason(self, request) -> str | None:
         if self.pool.max_servers <= 0:
@@ -545,11 +599,9 @@ class PoolWorker:
         if not all(self.image_available(self.pool.labels[label])
                    for label in request.node_types):
             return "images are not available"
-        need = Quota.total(self.label_cost(self.pool.labels[label])
-                           for label in request.node_types)
-        if need.exceeds(pool_limits(self.pool)) or (
-                not self._ignore_provider_quota()
-                and need.exceeds(self.manager.provider_limits())):
+        need = self.quota.cost(self.pool.labels[label]
+                               for label in request.node_types)
+        if not self.quota.never_fits(need):
             return "it would exceed quota"
         return None
 
@@ -584,7 +636,8 @@ class PoolWorker:
         self._start_handler(request, written=False)
 
     def _start_handler(self, request, written: bool) -> None:
-        handler = RequestHandler(self, request)
+        handler = RequestHandler(request, self.zk, self.allocator,
+                                 self.decline, clock=self.clock)
         handler.busy = True
         with self._lock:
             self.handlers.append(handler)
@@ -633,125 +686,7 @@ class PoolWorker:
                             self._spares.setdefault(name, []).append(node)
             return list(self._spares.get(label, []))
 
-    def _provider_nodes(self) -> list[Node]:
-        """Our provider's nodes: the cache plus those it does not show yet."""
-        nodes = [n for n in self.nodes_cached()
-                 if n.provider == self.provider.name]
-        cached = {n.id for n in nodes}
-        now = time.monotonic()
-        self._recent = {i: (t, n) for i, (t, n) in self._recent.items()
-                        if i not in cached and now - t < RECENT_TTL}
-        return nodes + [n for _, n in self._recent.values()]
-
-    def _ignore_provider_quota(self) -> bool:
-        return bool(self.pool.settings.get("ignore-provider-quota", False))
-
-    def label_cost(self, label) -> Quota:
-        return self.manager.adapter.label_quota(label)
-
-    def _recounted(self, key: str, count) -> Quota:
-        """``count()`` plus our reservations, recounted at most every
-        USAGE_TTL; in between, reserve/release adjust it exactly."""
-        now = time.monotonic()
-        entry = self._counted.get(key)
-        if entry is None or now - entry[0] > USAGE_TTL:
-            entry = self._counted[key] = [
-                now, count() + Quota.total(self._reservations.values())]
-        return entry[1]
-
-    def _adjust_counted(self, change: Quota, sign: int) -> None:
-        for entry in self._counted.values():
-            entry[1] = entry[1] + change if sign > 0 else entry[1] - change
-
-    def _pool_usage(self) -> Quota:
-        return self._recounted("pool", lambda: Quota.total(
-            self.manager.node_cost(n, self.pool)
-            for n in self._provider_nodes() if n.pool == self.pool.name))
-
-    def _provider_room(self, need: Quota) -> bool:
-        if self._ignore_provider_quota():
-            return True
-        limits = self.manager.provider_limits()
-        if not limits.values:
-            return True
-        used = self._recounted("provider", lambda: self.manager.provider_used(
-            self._provider_nodes()))
-        return need.fits(limits, used)
-
-    def has_room(self, label) -> bool:
-        with self._lock:
-            return self._room_for(self.label_cost(label))
-
-    def _room_for(self, need: Quota) -> bool:
-        """Under the lock: does ``need`` fit the pool's and the provider's
-        limits on top of the current usage and reservations?"""
-        return (need.fits(pool_limits(self.pool), self._pool_usage())
-                and self._provider_room(need))
-
-    def reserve(self, label) -> object | None:
-        """Atomically check room for one node of ``label`` and claim it."""
-        with self._lock:
-            if not self.has_room(label):
-                return None
-            token = object()
-            need = self.label_cost(label)
-            self._reservations[token] = need
-            self._adjust_counted(need, +1)
-            return token
-
-    def commit_reservation(self, token, node: Node) -> None:
-        with self._lock:
-            self._reservations.pop(token, None)
-            self._recent[node.id] = (time.monotonic(), node)
-
-    def release_reservation(self, token) -> None:
-        with self._lock:
-            need = self._reservations.pop(token, None)
-            if need is not None:
-                self._adjust_counted(need, -1)
-
-    def reclaim_ready_node(self) -> None:
-        """At quota: delete the oldest unallocated READY node of this pool."""
-        now = time.monotonic()
-        if now - self._last_reclaim < RECLAIM_INTERVAL:
-            return
-        spares = sorted((n for n in self._provider_nodes()
-                         if n.pool == self.pool.name
-                         and n.state == NodeState.READY and not n.allocated_to
-                         and not self.zk.is_locked(n)),
-                        key=lambda n: n.state_time or 0)
-        for node in spares:
-            node = node.clone()
-            try:
-                self.zk.lock_node(node, blocking=False)
-            except zk_errors.LockError:
-                continue
-            if node.state != NodeState.READY or node.allocated_to:
-                self.zk.unlock_node(node)
-                continue
-            self.log.info("At quota: deleting unused ready node %s", node.id)
-            node.set_state(NodeState.DELETING)
-            self.zk.store_node(node)
-            self.manager.delete_node(node)
-            self._last_reclaim = now
-            return
-
     # -- images -------------------------------------------------------------
-    def image_ids(self, label) -> tuple[str | None, str | None]:
-        """(node ``image_id``, cloud image id for the launch).
-
-        For a diskimage label: the upload record's path (what upstream
-        writes to ``image_id``) and the upload's cloud id; for a
-        cloud-image label: its name, and None (the adapter resolves it).
-        """
-        if label.diskimage:
-            upload = self.zk.latest_ready_upload(label.diskimage,
-                                                 self.provider.name)
-            if upload is None:
-                return None, None
-            return upload.path, upload.external_id
-        return label.cloud_image, None
-
     def image_available(self, label) -> bool:
         if label.diskimage:
             return self.zk.latest_ready_upload(

@@ -30,7 +30,7 @@ from nodepool.driver.batcher import Batcher
 from nodepool.driver.createpool import CreatePool
 from nodepool.driver.quota import Quota
 from nodepool.driver.ratelimit import RateLimiter
-from nodepool.launcher.poolworker import pool_limits
+from nodepool.launcher.quota import usage
 from nodepool.version import __version__
 from nodepool.zk.models import Node, NodeRequest
 
@@ -175,7 +175,7 @@ def _provider_view(manager, nodes: list[Node], requests: list[NodeRequest],
                    workers: list) -> ProviderView:
     provider = manager.provider
     mine = [n for n in nodes if n.provider == provider.name]
-    used = Quota.total(manager.node_cost(n) for n in mine)
+    used = usage(mine, manager.node_cost)
     try:
         limits = manager.provider_limits()
     except Exception:       # an adapter's quota cache may be cold and failing
@@ -206,8 +206,8 @@ def _pool_view(worker, nodes: list[Node],
                requests: list[NodeRequest]) -> PoolView:
     pool = worker.pool
     labels = set(pool.labels)
-    used = Quota.total(worker.manager.node_cost(n, pool) for n in nodes
-                       if n.pool == pool.name)
+    used = usage((n for n in nodes if n.pool == pool.name),
+                 lambda n: worker.manager.node_cost(n, pool))
     addressable = sum(1 for r in requests if r.state == "requested"
                       and set(r.node_types) <= labels)
     return PoolView(
@@ -215,7 +215,7 @@ def _pool_view(worker, nodes: list[Node],
         priority=pool.priority, paused=worker.paused,
         handling=len(worker.handlers),
         max_servers=finite(pool.max_servers), labels=sorted(labels),
-        addressable=addressable, quota_limit=pool_limits(pool).finite(),
+        addressable=addressable, quota_limit=worker.quota.limits.finite(),
         quota_used=used.finite())
 
 

@@ -24,8 +24,8 @@ cloud started (``GROW_AFTER`` fully answered calls in a row with nothing of
 the key queued double the size again, up to ``max_items``), so a zone that
 starts one instance per call is asked one at a time at the full rate
 instead of in ever-repeated large calls.  The launches of a key the cloud
-has not yet answered fully are spread over calls of a third of the queue
-each,
+has not yet answered fully are spread over calls of a quarter of the
+queue each,
 so the limiter's slots carry the burst while the first answers are in
 flight (``_take_count``).  ``SHORT_AFTER`` launches in a row left unstarted by
 partial answers are a capacity signal: ``on_signal(key, True, reason)``, and the next full
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 GROW_AFTER = 8
 #: a call of a key not yet answered fully takes 1/SPREAD of the queue,
 #: and at least PROBE launches
-SPREAD = 3
+SPREAD = 4
 PROBE = 2
 #: launches in a row the cloud did not start (partial answers) after which
 #: the key's offering is reported short of capacity
@@ -129,7 +129,7 @@ class CreateBatcher:
         self._sizes: dict[Hashable, int] = {}
         self._full: dict[Hashable, int] = {}
         # Keys a call of two or more launches was fully answered for: until
-        # then a flush takes a third of the queue (see _take_count).
+        # then a flush takes a quarter of the queue (see _take_count).
         self._proven: set[Hashable] = set()
         # Launches in a row the cloud did not start, per key (a fully
         # answered call of several resets it); keys reported short.
@@ -326,11 +326,11 @@ class CreateBatcher:
 
         A key the cloud has not yet answered fully (a new specification,
         or one lately answered partially) is spread over several calls:
-        each flush takes a third (``1/SPREAD``) of what is queued, at least
+        each flush takes a quarter (``1/SPREAD``) of what is queued, at least
         ``PROBE`` (two: a call of one launch tells nothing about partial
-        answers), so 30 launches go as 10, 7, 5, 3, 2, 2, 1 in the limiter
+        answers), so 30 launches go as 8, 6, 4, 3, 3, 2, 2, 2 in the limiter
         slots that would otherwise stay idle while the first call is in
-        flight.  A zone short of capacity has then started seven instances
+        flight.  A zone short of capacity has then started eight instances
         when the first answers come back instead of one (the whole burst
         would pay a latency to learn it); a zone without capacity gets a
         handful of refused calls, not one per launch; a zone with capacity

@@ -121,7 +121,7 @@ def test_partial_fulfilment_of_a_30_node_burst_shrinks_the_calls(env, aws):
     assert batcher.stats.partial >= 1
     # Once the cloud showed it starts one per call, calls ask for one: only
     # the calls sent before the first answer was learned asked for more (a
-    # new kind's calls take a third of the queue each, 10, 7, 5, ... of 30, or
+    # new kind's calls take a quarter of the queue each, 8, 6, 4, ... of 30, or
     # less while requests still trickle in); the later half of the calls
     # ask for one (two when probing whether the zone recovered).
     asked = [c["max_count"] for c in run["instances"]]

@@ -94,9 +94,9 @@ def test_max_items_splits(pool):
 
 
 def test_a_new_key_is_spread_over_halving_calls():
-    # Nothing known of the key yet: 30 queued launches go as a third of the
-    # queue each -- a zone that starts one instance per call serves seven
-    # of them after the first latency instead of one.
+    # Nothing known of the key yet: 30 queued launches go as a quarter of
+    # the queue each -- a zone that starts one instance per call serves
+    # eight of them after the first latency instead of one.
     gate = threading.Event()
     send = Sender(gate)
     pool = CreatePool("t", 16)         # every call in flight at once
@@ -120,7 +120,7 @@ def test_a_new_key_is_spread_over_halving_calls():
         for f in futures:
             f.result(5)
         assert sorted((len(c) for c in send.calls), reverse=True) == \
-            [10, 7, 5, 3, 2, 2, 1]
+            [8, 6, 4, 3, 3, 2, 2, 2]
         assert sorted(i for c in send.calls for i in c) == list(range(30))
         # Fully answered: from now on the key's launches share one call.
         assert "k" in b._proven

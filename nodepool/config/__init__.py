@@ -16,7 +16,8 @@ from nodepool.config.model import (
     UNLIMITED, CloudImage, Config, DiskImage, Label, Pool, PoolLabel,
     Provider, ProviderDiskImage, StaticNode, WebApp, ZooKeeperServer,
     ZooKeeperTLS)
-from nodepool.config.registry import DriverSchema, get_driver, register
+from nodepool.config.driverschema import DriverSchema
+from nodepool.config.registry import get_driver, register
 from nodepool.config.validate import (
     config_from_dict, load_config, validate_config, validate_data)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from nodepool.config.diskimages import resolve_diskimages
+from nodepool.config.driverschema import BuildContext
 from nodepool.config.model import (
     Config, Label, Provider, WebApp, ZooKeeperServer, ZooKeeperTLS)
-from nodepool.config.registry import BuildContext, get_driver
+from nodepool.config.registry import get_driver
 
 __all__ = ["build_config", "TENANT_RESOURCE_KEYS"]
 

@@ -24,12 +24,13 @@ from typing import Any, Callable, Iterator, Mapping
 from nodepool.config.build import build_config
 from nodepool.config.diskimages import check_diskimages
 from nodepool.config.drivers.common import entries, text
+from nodepool.config.driverschema import CheckContext
 from nodepool.config.errors import (
     LOADER_ONLY, ConfigError, Issue, Path, ValidationResult, render)
 from nodepool.config.loader import FileProblem, read_yaml
 from nodepool.config.model import Config
 from nodepool.config.names import check_unique_names
-from nodepool.config.registry import CheckContext, driver_names, get_driver
+from nodepool.config.registry import driver_names, get_driver
 from nodepool.config.toplevel import (
     SECURE_KEYS, TOP_LEVEL, TOP_LEVEL_LOADER_ONLY)
 from nodepool.config.validators import run

@@ -30,10 +30,10 @@ from nodepool.config.drivers import common
 from nodepool.config.drivers.common import (
     CLOUD_PROVIDER_COMMON, IMAGE_CONNECTION, POOL_COMMON, PROVIDER_COMMON,
     UNLIMITED)
+from nodepool.config.driverschema import (
+    BuildContext, CheckContext, DriverSchema)
 from nodepool.config.errors import Issue, Path
 from nodepool.config.model import Pool, PoolLabel, Provider
-from nodepool.config.registry import (
-    BuildContext, CheckContext, DriverSchema)
 from nodepool.config.validators import (
     Choice, Int, ListOf, PositiveInt, Rate, Struct)
 

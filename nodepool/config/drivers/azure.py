@@ -25,10 +25,10 @@ from voluptuous import Required
 from nodepool.config.drivers import common
 from nodepool.config.drivers.common import (
     CLOUD_PROVIDER_COMMON, IMAGE_CONNECTION, POOL_COMMON, PROVIDER_COMMON)
+from nodepool.config.driverschema import (
+    BuildContext, CheckContext, DriverSchema)
 from nodepool.config.errors import Issue, Path
 from nodepool.config.model import Pool, PoolLabel, Provider
-from nodepool.config.registry import (
-    BuildContext, CheckContext, DriverSchema)
 from nodepool.config.validators import Int, ListOf, Rate, StrOr, Struct
 
 GALLERY_IMAGE = Struct({Required("gallery-name"): str, Required("name"): str,

@@ -14,9 +14,9 @@ from typing import Any, Iterator, Mapping
 
 from voluptuous import Required
 
+from nodepool.config.driverschema import CheckContext
 from nodepool.config.errors import Issue, Path
 from nodepool.config.model import CloudImage, ProviderDiskImage
-from nodepool.config.registry import CheckContext
 from nodepool.config.validators import Int, Port, PositiveInt
 
 UNLIMITED = math.inf

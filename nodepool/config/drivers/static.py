@@ -16,10 +16,10 @@ from voluptuous import Required
 
 from nodepool.config.drivers import common
 from nodepool.config.drivers.common import POOL_COMMON, PROVIDER_COMMON
+from nodepool.config.driverschema import (
+    BuildContext, CheckContext, DriverSchema)
 from nodepool.config.errors import Issue, Path
 from nodepool.config.model import Pool, PoolLabel, Provider, StaticNode
-from nodepool.config.registry import (
-    BuildContext, CheckContext, DriverSchema)
 from nodepool.config.validators import (
     Int, ListOf, Port, PositiveInt, StrOrList, Struct)
 

@@ -43,17 +43,15 @@ import logging
 import time
 import uuid
 from concurrent.futures import CancelledError, Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nodepool.driver import errors
 from nodepool.driver.aws import batchtags, params
 from nodepool.driver.aws.describe import instance_state
+from nodepool.driver.aws.ports import CreatePort, CreatorPort
 from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.instance import InstanceState
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.aws.adapter import AwsAdapter
 
 __all__ = ["InstanceCreator", "AwsCreate", "map_instances",
            "external_id_of"]
@@ -99,7 +97,7 @@ def map_instances(specs: list[LaunchSpec], instances: list[dict]
 class InstanceCreator:
     """Sends RunInstances for the adapter (see module docstring)."""
 
-    def __init__(self, adapter: "AwsAdapter"):
+    def __init__(self, adapter: CreatorPort):
         self.adapter = adapter
         self.partial = 0      # calls that started fewer instances than asked
 
@@ -177,7 +175,7 @@ class AwsCreate(StateMachine):
     #: longest pause before submitting again after a retryable failure
     MAX_RETRY_DELAY = 30.0
 
-    def __init__(self, adapter: "AwsAdapter", spec: LaunchSpec):
+    def __init__(self, adapter: CreatePort, spec: LaunchSpec):
         super().__init__()
         self.adapter = adapter
         self.spec = spec

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nodepool.driver import errors
 from nodepool.driver.aws import params
+from nodepool.driver.aws.ports import CallPort
 from nodepool.driver.statemachine import LaunchSpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.aws.adapter import AwsAdapter
 
 __all__ = ["DedicatedHostCreator", "split_external_id"]
 
@@ -41,7 +39,7 @@ def split_external_id(external_id: Any) -> tuple[str | None, str | None]:
 
 
 class DedicatedHostCreator:
-    def __init__(self, adapter: "AwsAdapter"):
+    def __init__(self, adapter: CallPort):
         self.adapter = adapter
 
     def send_one(self, spec: LaunchSpec) -> dict:

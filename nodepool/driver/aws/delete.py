@@ -28,16 +28,14 @@ import enum
 import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nodepool.driver import errors
 from nodepool.driver.aws.dedicated import split_external_id
 from nodepool.driver.aws.describe import instance_state
+from nodepool.driver.aws.ports import DeletePort, TerminatorPort
 from nodepool.driver.instance import InstanceState
 from nodepool.driver.statemachine import StateMachine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.aws.adapter import AwsAdapter
 
 __all__ = ["Failed", "Terminator", "AwsDelete", "MAX_IDS"]
 
@@ -56,7 +54,7 @@ class Failed:
 class Terminator:
     """TerminateInstances for a list of ids; one outcome per id."""
 
-    def __init__(self, adapter: "AwsAdapter"):
+    def __init__(self, adapter: TerminatorPort):
         self.adapter = adapter
 
     def terminate(self, ids: list[str]) -> list[Any]:
@@ -114,7 +112,7 @@ class AwsDelete(StateMachine):
     #: pause before asking again about a fresh instance EC2 does not know
     NOT_FOUND_RETRY = 2.0
 
-    def __init__(self, adapter: "AwsAdapter", external_id: Any,
+    def __init__(self, adapter: DeletePort, external_id: Any,
                  immediate: bool = False):
         super().__init__()
         self.adapter = adapter

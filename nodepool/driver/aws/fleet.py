@@ -57,7 +57,7 @@ import json
 import logging
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -65,11 +65,9 @@ from nodepool.driver import errors
 from nodepool.driver import installation as installation_tag
 from nodepool.driver.aws import params
 from nodepool.driver.aws.errors import classify, error_code
+from nodepool.driver.aws.ports import FleetPort
 from nodepool.driver.backoff import log_failure
 from nodepool.driver.statemachine import LaunchSpec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.aws.adapter import AwsAdapter
 
 __all__ = ["FleetCreator", "template_data", "template_args",
            "template_name", "fleet_params", "TEMPLATE_PREFIX"]
@@ -164,7 +162,7 @@ class FleetCreator:
     """Sends CreateFleet for one node; returns a minimal instance record.
     Keeps the provider's launch templates (see the module docstring)."""
 
-    def __init__(self, adapter: "AwsAdapter"):
+    def __init__(self, adapter: FleetPort):
         self.adapter = adapter
         self._lock = threading.Lock()
         self._templates: set[str] = set()      # known to exist

@@ -33,16 +33,13 @@ import enum
 import logging
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from nodepool.driver import errors
 from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.azure import params
 from nodepool.driver.azure.errors import CAPACITY_CODES
+from nodepool.driver.azure.ports import CreatePort
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.azure.adapter import AzureAdapter
 
 __all__ = ["AzureCreate", "Put", "provisioning_state", "private_address",
            "private_ipv4", "public_address"]
@@ -95,7 +92,7 @@ class AzureCreate(StateMachine):
     #: longest pause before sending a refused call again
     MAX_RETRY_DELAY = 30.0
 
-    def __init__(self, adapter: "AzureAdapter", spec: LaunchSpec,
+    def __init__(self, adapter: CreatePort, spec: LaunchSpec,
                  clock=None) -> None:
         super().__init__(clock or adapter.clock)
         self.adapter = adapter

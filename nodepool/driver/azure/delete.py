@@ -33,15 +33,12 @@ import enum
 import logging
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from nodepool.driver import errors
 from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.azure import params
+from nodepool.driver.azure.ports import DeletePort
 from nodepool.driver.statemachine import StateMachine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.azure.adapter import AzureAdapter
 
 __all__ = ["AzureDelete", "Removal"]
 
@@ -74,7 +71,7 @@ class AzureDelete(StateMachine):
     #: seconds a resource may still be listed after its DELETE was accepted
     WAIT_LIMIT = 600.0
 
-    def __init__(self, adapter: "AzureAdapter", external_id: str,
+    def __init__(self, adapter: DeletePort, external_id: str,
                  immediate: bool = False, clock=None) -> None:
         super().__init__(clock or adapter.clock)
         self.adapter = adapter

@@ -45,7 +45,7 @@ import logging
 import time
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from nodepool.driver import errors
 from nodepool.driver.backoff import log_failure, pause_for
@@ -54,11 +54,9 @@ from nodepool.driver.openstack import params
 from nodepool.driver.openstack.errors import fault_error
 from nodepool.driver.openstack.quota import label_cost
 from nodepool.driver.openstack.addresses import needs_floating_ip
+from nodepool.driver.openstack.ports import CreatePort, CreatorPort
 from nodepool.driver.openstack.servers import server_state
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.openstack.adapter import OpenStackAdapter
 
 __all__ = ["ServerCreator", "OpenStackCreate", "Created"]
 
@@ -76,7 +74,7 @@ class Created:
 class ServerCreator:
     """The create-path calls of one adapter (run on pool workers)."""
 
-    def __init__(self, adapter: "OpenStackAdapter"):
+    def __init__(self, adapter: CreatorPort):
         self.adapter = adapter
 
     def prepare(self, spec: LaunchSpec) -> tuple[dict[str, Any], dict]:
@@ -180,7 +178,7 @@ class OpenStackCreate(StateMachine):
     #: as vanished (a list taken right after the create may miss it)
     MISSING_GRACE = 10.0
 
-    def __init__(self, adapter: "OpenStackAdapter", spec: LaunchSpec,
+    def __init__(self, adapter: CreatePort, spec: LaunchSpec,
                  clock: Callable[[], float] = time.monotonic):
         super().__init__(clock)
         self.adapter = adapter

@@ -31,16 +31,14 @@ import enum
 import logging
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from nodepool.driver import errors
 from nodepool.driver.instance import InstanceState
+from nodepool.driver.openstack.ports import DeletePort, DeleterPort
 from nodepool.driver.openstack.servers import floating_addresses, \
     server_state
 from nodepool.driver.statemachine import StateMachine
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.openstack.adapter import OpenStackAdapter
 
 __all__ = ["ServerDeleter", "OpenStackDelete"]
 
@@ -50,7 +48,7 @@ log = logging.getLogger(__name__)
 class ServerDeleter:
     """The delete-path calls of one adapter (run on pool workers)."""
 
-    def __init__(self, adapter: "OpenStackAdapter"):
+    def __init__(self, adapter: DeleterPort):
         self.adapter = adapter
 
     def delete(self, server_id: str) -> None:
@@ -110,7 +108,7 @@ class OpenStackDelete(StateMachine):
     #: give up (the launcher retries later) after this long
     WAIT_LIMIT = 600.0
 
-    def __init__(self, adapter: "OpenStackAdapter", external_id: str,
+    def __init__(self, adapter: DeletePort, external_id: str,
                  immediate: bool = False,
                  clock: Callable[[], float] = time.monotonic):
         super().__init__(clock)

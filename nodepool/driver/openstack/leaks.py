@@ -30,13 +30,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from nodepool.driver import errors
 from nodepool.driver.instance import Resource
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nodepool.driver.openstack.adapter import OpenStackAdapter
+from nodepool.driver.openstack.ports import LeakPort
 
 __all__ = ["LeakFinder", "PORTS", "FLOATING_IPS"]
 
@@ -49,7 +47,7 @@ FLOATING_IPS = "floatingips"
 class LeakFinder:
     """Lists and deletes leaked ports and floating IPs of one adapter."""
 
-    def __init__(self, adapter: "OpenStackAdapter", port_interval: float,
+    def __init__(self, adapter: LeakPort, port_interval: float,
                  clean_floating_ips: bool,
                  clock: Callable[[], float] = time.monotonic):
         self.adapter = adapter

@@ -2,7 +2,10 @@
 
 ``Routes(app)`` is the WSGI callable the server runs; it answers from the
 response builders of :class:`nodepool.web.server.WebApp` (``table``,
-``status``, ``metrics``, ``assets``) and its cache.  Paths are listed in
+``status``, ``metrics``, ``assets``) and its cache.  It takes the app as a
+``Site``, the protocol of just those members: the server module builds the
+routes, so importing it here for its type made the two modules import each
+other, and the routes could have reached anything of the app.  Paths are listed in
 ``server.py``; only GET is served (405 otherwise), unknown paths are 404,
 a ``?fields=`` key the table does not have is 400 naming it.
 
@@ -17,22 +20,21 @@ data paths answer 503, like ``/ready``.
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable, Mapping, Protocol
 from urllib.parse import parse_qs
 
 from nodepool.escaping import escape_controls
 from nodepool.web import metrics
-from nodepool.web.cache import CachedResponse
+from nodepool.web.cache import CachedResponse, ResponseCache
 from nodepool.web.negotiate import wants_json
 from nodepool.web.views import TABLE_VIEWS, UnknownField
 
-if TYPE_CHECKING:
-    from nodepool.web.server import WebApp
-
-__all__ = ["Routes", "PAGE_POLICY"]
+__all__ = ["Routes", "PAGE_POLICY", "Site"]
 
 # The page loads nothing but its own assets and /status.json.
 PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -49,10 +51,35 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class Routes:
-    """The WSGI application of one :class:`WebApp`."""
+class Launcher(Protocol):
+    """What the routes read of the launcher: whether it is ready, and
+    whether it has a ZooKeeper connection (None before it has one)."""
 
-    def __init__(self, app: "WebApp"):
+    ready: threading.Event
+    zk: object | None
+
+
+class Site(Protocol):
+    """What the routes answer from (``WebApp`` is one): the response
+    builders, the static assets by path, the response cache and the log."""
+
+    log: logging.Logger
+    launcher: Launcher
+    cache: ResponseCache
+    assets: Mapping[str, tuple[bytes, str]]
+
+    def table(self, path: str, query: dict, as_json: bool
+              ) -> tuple[bytes, str]: ...
+
+    def status(self) -> tuple[bytes, str]: ...
+
+    def metrics(self) -> bytes: ...
+
+
+class Routes:
+    """The WSGI application of one :class:`Site`."""
+
+    def __init__(self, app: Site):
         self.app = app
 
     def __call__(self, environ: dict,

@@ -5,7 +5,7 @@ calls (RunInstances, CreateFleet, dedicated hosts, TerminateInstances) and
 hands itself to each.  Typed as ``AwsAdapter``, every one of those modules
 had to import ``adapter.py`` -- which imports all of them: a cycle, only
 hidden under ``TYPE_CHECKING``, and a machine written against the whole
-adapter could reach any of its ~60 members without anyone noticing.
+adapter could reach any of its members without anyone noticing.
 
 Each protocol here names the few members one kind of object really uses,
 so a machine's dependencies on its adapter are read in one place, unit

@@ -37,6 +37,9 @@ def test_the_architecture_contracts_are_configured():
     assert {"nodepool.driver.aws", "nodepool.driver.azure",
             "nodepool.driver.openstack", "nodepool.driver.static"} <= \
         set(independent["modules"])
+    schemas = contracts["driver-schemas-independent"]
+    assert schemas["type"] == "independence"
+    assert len(schemas["modules"]) >= 4
     cycles = contracts["no-cycles"]
     assert cycles["type"] == "acyclic_siblings"
     assert cycles["ancestors"] == ["nodepool"]

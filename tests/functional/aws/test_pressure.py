@@ -12,12 +12,16 @@ from tests.functional.aws.helpers import adapter_of
 from tests.functional.launcher.helpers import wait_for
 
 
-def _two_zones(aws, **extra) -> dict:
+def _two_zones(aws, east_only: bool = False, **extra) -> dict:
+    """Pools east and west serve "small"; with ``east_only`` east also
+    serves "small-east" (the same instance type: the same offering)."""
     east, west = aws.boot["subnet_ids"][:2]
     pools = [{"name": name, "max-servers": 100, "subnet-id": subnet,
               "security-group-id": aws.boot["security_group_id"],
               "host-key-checking": False, "labels": [aws.label()]}
              for name, subnet in (("east", east), ("west", west))]
+    if east_only:
+        pools[0]["labels"].append(aws.label("small-east"))
     return aws.provider(pools=pools, **extra)
 
 
@@ -61,7 +65,7 @@ def test_with_both_zones_refused_requests_wait_then_are_served(env, aws):
         assert aws.local.stats()["faults"]["RunInstances"][
             "InsufficientInstanceCapacity"] == refused
         threading.Event().wait(0.1)      # an observation window
-    assert refused <= 10, refused
+    assert refused <= 20, refused      # a handful per zone, not one per node
     aws.local.clear_faults()
     returned = time.monotonic()
     pools = _pools_of(env, rids)
@@ -74,31 +78,30 @@ def test_with_both_zones_refused_requests_wait_then_are_served(env, aws):
 
 def test_a_zone_short_of_capacity_lets_the_other_zone_go_first(env, aws):
     # The east subnet starts one instance per call whatever MaxCount asks
-    # (EC2 "launches as many as it can"); west has plenty.  The first burst
-    # is served from both, and east's repeated partial answers record its
-    # offering short; the next burst goes to west, while east still
-    # launches when it is the only candidate.
+    # (EC2 "launches as many as it can"); west has plenty.  A burst only
+    # east serves records east's offering short (its partial answers leave
+    # launches unstarted); the next burst, which both zones serve, goes to
+    # west, while east still launches what only it serves.
     east, west = aws.boot["subnet_ids"][:2]
     # Calls take 0.5 s, as a real cloud's do: the burst is in flight in a
     # few calls when the first answers come back.
     aws.local.configure(launch_by_subnet={east: "min"},
                         run_instances_latency=0.5)
-    env.write_config([_two_zones(aws)])
+    env.write_config([_two_zones(aws, east_only=True)])
     launcher = env.start_launcher()
     manager = launcher.provider_managers()["aws"]
-    first = [env.zuul.submit(["small"]) for _ in range(30)]
-    pools = _pools_of(env, first)
-    assert len(pools) == 30
+    first = [env.zuul.submit(["small-east"]) for _ in range(30)]
+    assert _pools_of(env, first) == ["east"] * 30
     key = f"{east}/t3.medium"
     batcher = adapter_of(launcher).create_batcher
     wait_for(lambda: manager.offerings.short_record(key) is not None,
              what=f"offering {key} recorded short "
-             f"(east served {pools.count('east')} of 30, "
-             f"{batcher.stats.partial} partial answers)")
+             f"({batcher.stats.partial} partial answers)")
     record = manager.offerings.short_record(key)
-    assert record is not None, (pools, batcher.stats)
-    assert record.pools == {"east": ["small"]}
+    assert record.pools == {"east": ["small", "small-east"]}
     assert manager.offerings.unavailable(key) is None   # it still launches
     second = [env.zuul.submit(["small"]) for _ in range(30)]
     assert _pools_of(env, second) == ["west"] * 30
-    assert len(aws.instances()) == 60              # instances = nodes
+    third = [env.zuul.submit(["small-east"]) for _ in range(3)]
+    assert _pools_of(env, third) == ["east"] * 3       # the only candidate
+    assert len(aws.instances()) == 63              # instances = nodes

@@ -26,8 +26,11 @@ verbs whose defaults are right for a cloud driver:
   quota, retries); with registration the core keeps one flag and four
   calls with no-op defaults, and the slot logic stays in the driver.
 
-Threads: an adapter owns its create pool and delete batcher; ``start()``
-starts them and ``stop()`` shuts them down (behaviour 39).  Every method may
+Threads: an adapter owns its create pool and batchers; ``start()``
+starts them and ``stop()`` shuts them down (behaviour 39).  It reports
+them through ``machinery()`` -- the status page and ``/metrics`` read
+nothing else of an adapter's insides -- and takes the throttles the
+launcher sees in machine steps through ``throttled()``.  Every method may
 be called from the provider's loop thread; the read-only ones also from the
 cleanup worker, so they must be thread-safe.  ``has_capacity_now`` is
 called from the provider's pool-worker threads, ``owns`` from any launcher
@@ -49,11 +52,15 @@ from __future__ import annotations
 
 import abc
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol
 
 from nodepool.driver.backoff import AccessGate
+from nodepool.driver.batcher import Batcher
+from nodepool.driver.createpool import CreatePool
 from nodepool.driver.instance import Instance, Resource
 from nodepool.driver.quota import Quota
+from nodepool.driver.ratelimit import RateLimiter
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 from nodepool.zk.models import Node
 
@@ -65,6 +72,16 @@ if TYPE_CHECKING:
 #: Zuul and upstream launchers know); a launched node carries the id of
 #: the pool worker that made it.
 REGISTERED_NODE_LAUNCHER = "static driver"
+
+
+@dataclass(frozen=True)
+class Machinery:
+    """The framework pieces an adapter runs, for status and metrics
+    (``Adapter.machinery``); read, never driven, by the caller."""
+
+    limiters: tuple[RateLimiter, ...] = ()
+    create_pools: tuple[CreatePool, ...] = ()
+    batchers: tuple[Batcher, ...] = ()
 
 
 class CapacityBoard(Protocol):
@@ -133,8 +150,19 @@ class Adapter(abc.ABC):
         no error of any one launch (``nodepool.driver.offerings``)."""
         self.capacity = board
 
+    def machinery(self) -> Machinery:
+        """The rate limiters, create pools and batchers this adapter runs
+        (the status page and ``/metrics`` show their figures).  Cheap and
+        side-effect free; the same objects on every call.  Default: none."""
+        return Machinery()
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        """The cloud throttled a call the launcher saw fail in a machine
+        step (``ThrottledError``, with its ``retry_after`` seconds or
+        None): slow this provider's mutating calls.  Default: nothing."""
+
     def start(self) -> None:
-        """Start background machinery (create pool, delete batcher)."""
+        """Start background machinery (create pool, batchers)."""
 
     def stop(self) -> None:
         """Stop background machinery; in-flight futures complete or fail."""

@@ -19,8 +19,8 @@ import time
 from concurrent.futures import Future
 from typing import Iterable
 
-from nodepool.driver.adapter import Adapter
-from nodepool.driver.batcher import Batcher
+from nodepool.driver.adapter import Adapter, Machinery
+from nodepool.driver.batcher import Batcher, BatchOptions
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.errors import CapacityError, NotFoundError, QuotaError
 from nodepool.driver.instance import Instance, InstanceState, Resource
@@ -223,7 +223,15 @@ class FakeAdapter(Adapter):
             provider.name, create_pool_size(rate, self.cloud.create_latency
                                              or 0.1))
         self.batcher = Batcher(f"{provider.name}-delete", self._delete_batch,
-                               max_items=50, idle_timeout=0.05)
+                               BatchOptions(max_items=50, idle_timeout=0.05))
+
+    def machinery(self) -> Machinery:
+        return Machinery(limiters=(self.limiter,),
+                         create_pools=(self.create_pool,),
+                         batchers=(self.batcher,))
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        self.limiter.throttled(retry_after)
 
     def start(self) -> None:
         self.batcher.start()

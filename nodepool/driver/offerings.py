@@ -22,9 +22,9 @@ serves the label takes them, or they wait, never failed), and a request
 already taken gives it back when its replacement node would need it.
 
 A softer signal: an offering whose calls the cloud answers partially,
-leaving several launches in a row unstarted (``SHORT_AFTER`` in the AWS
-create batcher: EC2 "launches as many as it can" when a zone runs
-short), is recorded as
+leaving several launches in a row unstarted (``SHORT_AFTER`` of
+``nodepool.driver.callsize``, the AWS create batcher's sizing: EC2
+"launches as many as it can" when a zone runs short), is recorded as
 *short* for ``BASE_TTL``.  It still launches -- what a partial answer
 started is a success, and the rest is asked for again at once -- but
 while the record runs, a pool whose offering is short leaves requests to

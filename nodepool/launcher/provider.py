@@ -256,9 +256,9 @@ class ProviderManager:
         return self.adapter.access.closed
 
     def throttled(self, error) -> None:
-        limiter = getattr(self.adapter, "limiter", None)
-        if limiter is not None and hasattr(limiter, "throttled"):
-            limiter.throttled(getattr(error, "retry_after", None))
+        """A machine step raised ``ThrottledError``: the adapter slows
+        its calls down."""
+        self.adapter.throttled(error.retry_after)
 
     def session_lost(self) -> None:
         with self._lock:

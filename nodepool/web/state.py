@@ -3,7 +3,8 @@ status page.
 
 ``snapshot(launcher)`` reads the ZooKeeper watch caches (nodes, requests)
 and the in-memory state of the provider managers, pool workers and their
-adapters' machinery (rate limiters, create pools, batchers), and copies the
+adapters' machinery (rate limiters, create pools, batchers: what
+``Adapter.machinery()`` reports, nothing found behind it), and copies the
 figures into plain dataclasses.  It never writes anything and never calls a
 cloud except through ``quota_limits()``, which every adapter answers from
 its own cache (the pool workers ask it on every pass anyway).
@@ -24,12 +25,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
 
-from nodepool.driver.batcher import Batcher
-from nodepool.driver.createpool import CreatePool
 from nodepool.driver.quota import Quota
-from nodepool.driver.ratelimit import RateLimiter
 from nodepool.launcher.quota import usage
 from nodepool.version import __version__
 from nodepool.zk.models import Node, NodeRequest
@@ -219,44 +216,21 @@ def _pool_view(worker, nodes: list[Node],
         quota_used=used.finite())
 
 
-def _mechanisms(adapter) -> Iterable[Any]:
-    """The adapter's limiters, pools and batchers, found among its own
-    attributes and those of its API object (AWS keeps its limiters there)."""
-    seen: set[int] = set()
-    owners = [adapter, getattr(adapter, "api", None)]
-    for owner in owners:
-        if owner is None or not hasattr(owner, "__dict__"):
-            continue
-        for value in list(vars(owner).values()):
-            if id(value) not in seen:
-                seen.add(id(value))
-                yield value
-
-
 def _add_machinery(view: ProviderView, adapter) -> None:
-    for part in _mechanisms(adapter):
-        if isinstance(part, RateLimiter):
-            s = part.stats
-            view.limiters.append(LimiterView(
-                part.name, part.rate, part.effective_rate, part.burst,
-                part.delay_for(), part.tokens(), s.calls, s.waits,
-                s.wait_seconds,
-                s.throttled))
-        elif isinstance(part, CreatePool):
-            view.create_pools.append(CreatePoolView(
-                part.name, part.workers, part.busy, part.queued))
-        elif isinstance(part, Batcher) or _is_batcher(part):
-            s = part.stats
-            view.batchers.append(BatcherView(
-                part.name, getattr(s, "batches", getattr(s, "calls", 0)),
-                s.items, getattr(s, "retries", 0), list(s.sizes)))
+    machinery = adapter.machinery()
+    for limiter in machinery.limiters:
+        s = limiter.stats
+        view.limiters.append(LimiterView(
+            limiter.name, limiter.rate, limiter.effective_rate,
+            limiter.burst, limiter.delay_for(), limiter.tokens(), s.calls,
+            s.waits, s.wait_seconds, s.throttled))
+    for pool in machinery.create_pools:
+        view.create_pools.append(CreatePoolView(
+            pool.name, pool.workers, pool.busy, pool.queued))
+    for batcher in machinery.batchers:
+        s = batcher.stats
+        view.batchers.append(BatcherView(
+            batcher.name, s.batches, s.items, s.retries, list(s.sizes)))
     view.limiters.sort(key=lambda x: x.name)
     view.create_pools.sort(key=lambda x: x.name)
     view.batchers.sort(key=lambda x: x.name)
-
-
-def _is_batcher(part: Any) -> bool:
-    # Driver-specific batchers (AWS create batching) share the stats shape.
-    stats = getattr(part, "stats", None)
-    return (isinstance(getattr(part, "name", None), str)
-            and hasattr(stats, "sizes") and hasattr(stats, "items"))

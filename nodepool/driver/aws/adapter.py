@@ -45,14 +45,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable, Mapping
 
 from nodepool.driver import errors
-from nodepool.driver.adapter import Adapter
+from nodepool.driver.adapter import Adapter, Machinery
 from nodepool.driver.aws import params as launch_params
 from nodepool.driver.aws.api import AwsApi
-from nodepool.driver.aws.batchcreate import CreateBatcher
 from nodepool.driver.aws.create import AwsCreate, InstanceCreator
 from nodepool.driver.aws.dedicated import (
     DedicatedHostCreator, split_external_id)
-from nodepool.driver.aws.delete import MAX_IDS, AwsDelete, Terminator
+from nodepool.driver.aws.delete import DELETES, AwsDelete, Terminator
 from nodepool.driver.aws.fleet import FleetCreator
 from nodepool.driver.aws.describe import instance_state, tags_of, to_instance
 from nodepool.driver.aws.images import ImageResolver
@@ -64,7 +63,8 @@ from nodepool.driver.aws.uploads import (
     UPLOAD_TYPES, UploadResources, s3_client)
 from nodepool.driver.aws.watcher import InstanceWatcher
 from nodepool.driver.backoff import log_failure
-from nodepool.driver.batcher import Batcher
+from nodepool.driver.batcher import NO_RESEND, Batcher, BatchOptions
+from nodepool.driver.callsize import AdaptiveSize
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
 from nodepool.driver.quota import Quota
@@ -74,6 +74,8 @@ __all__ = ["AwsAdapter"]
 
 #: RunInstances latency the create pool is sized for (EC2: ~1-1.5 s)
 CREATE_LATENCY = 1.5
+#: launches of one specification in one RunInstances call at most
+MAX_LAUNCHES = 50
 #: an instance this young may still be unknown to EC2's other calls
 RECENT_SECONDS = 60.0
 #: list_instances answers from its cache while younger than this ...
@@ -112,19 +114,25 @@ class AwsAdapter(Adapter):
         self.creator = InstanceCreator(self)
         self.fleet = FleetCreator(self)
         self.dedicated = DedicatedHostCreator(self)
-        self.create_batcher = CreateBatcher(
-            provider.name, self.create_pool, self.creator.send,
-            self.api.limiter, on_signal=self._batch_signal,
-            refusal=self._batch_refusal)
+        self.create_sizing = AdaptiveSize(
+            f"{provider.name}-create", MAX_LAUNCHES,
+            on_signal=self._batch_signal)
+        # Launches of one specification (``params.batch_key``) share a
+        # RunInstances call: tens of ms of quiet or 0.5 s close a group,
+        # the call takes its limiter slot before its launches, runs on the
+        # create pool, learns its size from partial answers, and a refused
+        # specification fails what is queued of it.  Nothing is resent: a
+        # partial answer is no error of the launches left out.
+        self.create_batcher = Batcher(
+            f"{provider.name}-create", self._run_batch, BatchOptions(
+                max_items=MAX_LAUNCHES, idle_timeout=0.05, max_wait=0.5,
+                resend=NO_RESEND, limiter=self.api.limiter,
+                workers=self.create_pool, sizing=self.create_sizing,
+                refusal=self._batch_refusal,
+                refused_by=(errors.QuotaError,), recent=200))
         self.terminator = Terminator(self)
-        # 1 s of quiet (at most 3 s in all) closes a batch: short next to
-        # a node's lifetime, long enough for the releases of a whole burst
-        # of jobs (handed over by the deleted-node worker every ~0.5 s) to
-        # share one call, which leaves the rate budget to creates.
         self.delete_batcher = Batcher(
-            f"{provider.name}-delete", self.terminator.terminate,
-            max_items=MAX_IDS, idle_timeout=1.0, max_wait=3.0,
-            single=self.terminator.terminate_one)
+            f"{provider.name}-delete", self.terminator.terminate, DELETES)
         self.delete_pool = ThreadPoolExecutor(
             max_workers=2, thread_name_prefix=f"{provider.name}-delete-now")
         self.watcher = InstanceWatcher(provider.name, self.describe,
@@ -154,8 +162,17 @@ class AwsAdapter(Adapter):
 
     @property
     def limiter(self):
-        """The mutating-call limiter (the launcher reports throttling)."""
+        """The mutating-call limiter."""
         return self.api.limiter
+
+    def machinery(self) -> Machinery:
+        return Machinery(
+            limiters=(self.api.limiter, self.api.read_limiter),
+            create_pools=(self.create_pool,),
+            batchers=(self.create_batcher, self.delete_batcher))
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        self.api.limiter.throttled(retry_after)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -182,7 +199,7 @@ class AwsAdapter(Adapter):
                         e)
 
     def stop(self) -> None:
-        self.create_batcher.stop()
+        self.create_batcher.stop(flush=False)
         self.create_pool.shutdown(wait=False)
         self.delete_batcher.stop()
         self.delete_pool.shutdown(wait=False, cancel_futures=False)
@@ -208,9 +225,13 @@ class AwsAdapter(Adapter):
         if spec.label.settings.get("dedicated-host"):
             return self.create_pool.submit(self.dedicated.send_one, spec)
         if self.batch_creates:
-            return self.create_batcher.add(launch_params.batch_key(spec),
-                                           spec)
+            return self.create_batcher.add(spec,
+                                           launch_params.batch_key(spec))
         return self.create_pool.submit(self.creator.send_one, spec)
+
+    def _run_batch(self, specs: list[LaunchSpec]) -> list:
+        """The create batcher's executor: its limiter slot is taken."""
+        return self.creator.send(specs, admitted=True)
 
     def _batch_config(self, key: tuple):
         """The pool and label of a create batcher key (``params.batch_key``:
@@ -228,12 +249,14 @@ class AwsAdapter(Adapter):
 
     def _batch_refusal(self, key: tuple) -> str | None:
         """Why the batcher may not send a call for ``key`` now (its
-        offering is unavailable), or None."""
+        offering is unavailable: the error its queued launches fail
+        with), or None."""
         pool, label = self._batch_config(key)
         if label is None or self.capacity is None:
             return None
         record = self.capacity.offering_unavailable(pool, label)
-        return None if record is None else record.describe()
+        return None if record is None else \
+            errors.CapacityError(record.describe())
 
     def created(self, instance_id: str) -> None:
         """Remember a new instance for ``created_recently``."""
@@ -294,7 +317,7 @@ class AwsAdapter(Adapter):
         caller's thread."""
         instance_id, host_id = split_external_id(external_id)
         if host_id is None:
-            return self.delete_pool.submit(self.terminator.terminate_one,
+            return self.delete_pool.submit(self.delete_batcher.run_now,
                                            instance_id)
         return self.delete_pool.submit(self._delete_with_host, instance_id,
                                        host_id)
@@ -308,7 +331,7 @@ class AwsAdapter(Adapter):
         # instance is gone, so wait for that here, never on the loop.
         if instance_id is not None:
             try:
-                self.terminator.terminate_one(instance_id)
+                self.delete_batcher.run_now(instance_id)
             except errors.NotFoundError:
                 pass
             deadline = time.monotonic() + timeout
@@ -580,7 +603,6 @@ class AwsAdapter(Adapter):
     # -- measurements ---------------------------------------------------------
     def stats(self) -> dict:
         """Counters of every mechanism, for benchmarks and debugging."""
-        delete = self.delete_batcher.stats
         return {
             "api": self.api.stats(),
             "create_pool": {"workers": self.create_pool.workers,
@@ -588,9 +610,7 @@ class AwsAdapter(Adapter):
                             "queued": self.create_pool.queued},
             "create_batcher": self.create_batcher.summary(),
             "partial_creates": self.creator.partial,
-            "delete_batcher": {"batches": delete.batches,
-                               "items": delete.items,
-                               "retries": delete.retries},
+            "delete_batcher": self.delete_batcher.summary(),
             "watcher": self.watcher.stats(),
             "tagger": self.tagger.stats(),
             "service_quota_calls": self.quota.quota_calls,

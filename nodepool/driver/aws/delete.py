@@ -1,20 +1,23 @@
 """Deleting instances: the batched TerminateInstances executor and machine.
 
-Deletes go through the framework ``Batcher``: up to 50 ids per
+Deletes go through the framework ``Batcher`` with ``DELETES``, one options
+value next to its executor ``Terminator.terminate``: up to 50 ids per
 TerminateInstances (the API takes 1,000, but AWS advises smaller batches,
 and 50 already turns 100 deletes into 2-3 calls, leaving the rate for
 creates).  Retry-path and leak deletes skip the queue (``immediate``) and
-are sent alone at once, off the loop thread (behaviour 38).
+are sent alone at once (``Batcher.run_now``), off the loop thread
+(behaviour 38).
 
 Failure story of one call: EC2 fails the whole call when any id is unknown
 (InvalidInstanceID.NotFound).  The executor then asks DescribeInstances
 which ids still exist, terminates those, and reports "not found" (success
 for a delete) for the rest -- it never reads ids out of the message text.
-A throttled or transient failure of a whole batch is returned to every
-item as a ``Failed`` *value*: the generic Batcher would otherwise resend a
-throttled batch of 50 as 50 single calls.  The machine raises it, the
-launcher's deleter keeps the node in ``deleting`` and retries later
-(behaviour 27).
+A throttled or transient failure of a whole call raises from the
+executor; the resend policy of ``DELETES`` makes it every id's own answer
+instead of resending a throttled call of 50 as 50 single calls.  The
+machine raises it, the launcher's deleter keeps the node in ``deleting``
+and retries later (behaviour 27).  Any other failure of a multi-id call
+is resent id by id, so one bad id cannot fail the others.
 
 ``AwsDelete``: SUBMIT queues the id (or sends it now), TERMINATING waits
 for the call, WAITING waits until the watcher sees the instance
@@ -27,32 +30,35 @@ from __future__ import annotations
 import enum
 import logging
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
 from nodepool.driver import errors
 from nodepool.driver.aws.dedicated import split_external_id
 from nodepool.driver.aws.describe import instance_state
 from nodepool.driver.aws.ports import DeletePort, TerminatorPort
+from nodepool.driver.batcher import BatchOptions, Resend
 from nodepool.driver.instance import InstanceState
 from nodepool.driver.statemachine import StateMachine
 
-__all__ = ["Failed", "Terminator", "AwsDelete", "MAX_IDS"]
+__all__ = ["DELETES", "Terminator", "AwsDelete", "MAX_IDS"]
 
 log = logging.getLogger(__name__)
 
 MAX_IDS = 50
 
-
-@dataclass(frozen=True)
-class Failed:
-    """A retryable failure of a whole batch, carried as a result value."""
-
-    error: errors.DriverError
+#: The delete batcher's options.  1 s of quiet (at most 3 s in all) closes
+#: a batch: short next to a node's lifetime, long enough for the releases
+#: of a whole burst of jobs (handed over by the deleted-node worker every
+#: ~0.5 s) to share one call, which leaves the rate budget to creates.  A
+#: throttle or transient failure of a whole call is every id's answer (the
+#: node is deleted again later); other failures are resent id by id.
+DELETES = BatchOptions(max_items=MAX_IDS, idle_timeout=1.0, max_wait=3.0,
+                       resend=Resend(alone=True, unless=errors.RETRYABLE))
 
 
 class Terminator:
-    """TerminateInstances for a list of ids; one outcome per id."""
+    """TerminateInstances for a list of ids; one outcome per id (a
+    throttled or transient failure of the call raises)."""
 
     def __init__(self, adapter: TerminatorPort):
         self.adapter = adapter
@@ -65,19 +71,14 @@ class Terminator:
             if len(ids) == 1:
                 return [e]
             return self._terminate_existing(ids)
-        except errors.RETRYABLE as e:
-            return [Failed(e)] * len(ids)
         done = {x["InstanceId"] for x in
                 answer.get("TerminatingInstances") or []}
         return [None if iid in done else errors.NotFoundError(iid)
                 for iid in ids]
 
     def _terminate_existing(self, ids: list[str]) -> list[Any]:
-        try:
-            records = self.adapter.describe(
-                [{"Name": "instance-id", "Values": list(ids)}])
-        except errors.DriverError as e:
-            return [Failed(e)] * len(ids)
+        records = self.adapter.describe(
+            [{"Name": "instance-id", "Values": list(ids)}])
         alive = [r["InstanceId"] for r in records
                  if instance_state(r) is not InstanceState.DELETED]
         outcome: dict[str, Any] = {iid: errors.NotFoundError(iid)
@@ -86,13 +87,6 @@ class Terminator:
             for iid, result in zip(alive, self.terminate(alive)):
                 outcome[iid] = result
         return [outcome[iid] for iid in ids]
-
-    def terminate_one(self, instance_id: str) -> None:
-        result = self.terminate([instance_id])[0]
-        if isinstance(result, Failed):
-            raise result.error
-        if isinstance(result, BaseException):
-            raise result
 
 
 class AwsDelete(StateMachine):
@@ -138,7 +132,7 @@ class AwsDelete(StateMachine):
             return self.State.TERMINATING
         future, self.future = self.future, None
         try:
-            result = future.result()
+            future.result()
         except errors.NotFoundError:
             if self.adapter.created_recently(self.instance_id):
                 # EC2 is eventually consistent: an instance made seconds
@@ -146,8 +140,6 @@ class AwsDelete(StateMachine):
                 self.retry_at = self.clock() + self.NOT_FOUND_RETRY
                 return self.State.SUBMIT
             return self._gone()
-        if isinstance(result, Failed):
-            raise result.error
         self.adapter.watcher.watch(self.instance_id)
         return self.State.WAITING
 

@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping
 
 from nodepool.driver import errors
-from nodepool.driver.adapter import Adapter
+from nodepool.driver.adapter import Adapter, Machinery
 from nodepool.driver.azure import leaks, params
 from nodepool.driver.azure.api import AzureApi
 from nodepool.driver.azure.auth import Clients, load_auth
@@ -194,8 +194,15 @@ class AzureAdapter(Adapter):
 
     @property
     def limiter(self):
-        """The write limiter (the launcher reports throttling to it)."""
+        """The write limiter."""
         return self.api.limiter
+
+    def machinery(self) -> Machinery:
+        return Machinery(limiters=(self.api.limiter, self.api.read_limiter),
+                         create_pools=(self.create_pool,))
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        self.api.limiter.throttled(retry_after)
 
     # -- lifecycle -----------------------------------------------------------
     def stop(self) -> None:

@@ -34,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable, Mapping
 
 from nodepool.driver import errors
-from nodepool.driver.adapter import Adapter
+from nodepool.driver.adapter import Adapter, Machinery
 from nodepool.driver.backoff import log_failure
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
@@ -99,8 +99,15 @@ class OpenStackAdapter(Adapter):
 
     @property
     def limiter(self):
-        """The mutating-call limiter (the launcher reports throttling)."""
+        """The mutating-call limiter."""
         return self.api.limiter
+
+    def machinery(self) -> Machinery:
+        return Machinery(limiters=(self.api.limiter, self.api.read_limiter),
+                         create_pools=(self.create_pool,))
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        self.api.limiter.throttled(retry_after)
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:

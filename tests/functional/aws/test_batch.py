@@ -117,8 +117,8 @@ def test_partial_fulfilment_of_a_30_node_burst_shrinks_the_calls(env, aws):
     run = aws.local.stats()["run_instances"]
     assert run["launched"] == 30
     assert len(aws.instances()) == 30     # instances = nodes
-    batcher = adapter_of(launcher).create_batcher
-    assert batcher.stats.partial >= 1
+    sizing = adapter_of(launcher).create_sizing
+    assert sizing.partial >= 1
     # Once the cloud showed it starts one per call, calls ask for one: only
     # the calls sent before the first answer was learned asked for more (a
     # new kind's calls take a quarter of the queue each, 8, 6, 4, ... of 30, or
@@ -130,7 +130,7 @@ def test_partial_fulfilment_of_a_30_node_burst_shrinks_the_calls(env, aws):
     assert sum(asked) <= 2 * 30 + 30, asked   # no lock-step re-batching
     # The learned call size for this label's launches is one (two once a
     # run of full answers of one made the batcher probe for more).
-    [size] = batcher.learned_sizes().values()
+    [size] = sizing.learned().values()
     assert size in (1, 2)
 
 

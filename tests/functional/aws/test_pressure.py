@@ -93,10 +93,10 @@ def test_a_zone_short_of_capacity_lets_the_other_zone_go_first(env, aws):
     first = [env.zuul.submit(["small-east"]) for _ in range(30)]
     assert _pools_of(env, first) == ["east"] * 30
     key = f"{east}/t3.medium"
-    batcher = adapter_of(launcher).create_batcher
+    sizing = adapter_of(launcher).create_sizing
     wait_for(lambda: manager.offerings.short_record(key) is not None,
              what=f"offering {key} recorded short "
-             f"({batcher.stats.partial} partial answers)")
+             f"({sizing.partial} partial answers)")
     record = manager.offerings.short_record(key)
     assert record.pools == {"east": ["small", "small-east"]}
     assert manager.offerings.unavailable(key) is None   # it still launches

@@ -30,7 +30,7 @@ def test_throttle_storm_during_partial_fulfilment(env, aws):
     zuul = env.zuul
     rids = [zuul.submit(["small"]) for _ in range(30)]
     # The storm starts once the cloud has answered partially.
-    wait_for(lambda: adapter.create_batcher.stats.partial >= 1,
+    wait_for(lambda: adapter.create_sizing.partial >= 1,
              what="a partial answer")
     aws.local.inject_fault("RequestLimitExceeded", action="RunInstances",
                            count=8)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
+
+import pytest
 
 from nodepool.driver import errors
-from nodepool.driver.aws.delete import AwsDelete, Failed, Terminator
+from nodepool.driver.aws.delete import DELETES, AwsDelete, Terminator
 from nodepool.driver.aws.watcher import Lookup
+from nodepool.driver.batcher import Batcher
 
 
 class Api:
@@ -57,21 +60,38 @@ def test_unknown_id_does_not_fail_the_others():
     assert api.calls[-1] == ["i-1", "i-3"]
 
 
-def test_throttled_batch_is_returned_as_value_not_resent():
-    api = Api(["i-1", "i-2"], failure=errors.ThrottledError("slow"))
-    out = Terminator(Adapter(api)).terminate(["i-1", "i-2"])
-    assert all(isinstance(x, Failed) for x in out)
-    assert len(api.calls) == 1
+def test_throttled_batch_is_every_ids_answer_not_resent():
+    # The delete options: a throttle of the whole call is not resent as
+    # one call per id, each id gets the throttle (deleted again later).
+    api = Api(["i-1", "i-2", "i-3"], failure=errors.ThrottledError("slow"))
+    batcher = Batcher("t", Terminator(Adapter(api)).terminate, DELETES)
+    futures = [batcher.add(i) for i in ("i-1", "i-2", "i-3")]
+    batcher.stop()                      # sends what is queued, now
+    wait(futures, 5)
+    for f in futures:
+        with pytest.raises(errors.ThrottledError):
+            f.result()
+    assert api.calls == [["i-1", "i-2", "i-3"]]
+    assert batcher.stats.retries == 0
 
 
-def test_terminate_one_raises():
+def test_a_non_retryable_batch_failure_is_resent_id_by_id():
+    api = Api(["i-1", "i-2"], failure=errors.LaunchError("odd answer"))
+    batcher = Batcher("t", Terminator(Adapter(api)).terminate, DELETES)
+    futures = [batcher.add(i) for i in ("i-1", "i-2")]
+    batcher.stop()
+    assert api.calls == [["i-1", "i-2"], ["i-1"], ["i-2"]]
+    assert batcher.stats.retries == 2
+    for f in futures:
+        with pytest.raises(errors.LaunchError):
+            f.result(0)
+
+
+def test_run_now_raises_not_found():
     api = Api([])
-    try:
-        Terminator(Adapter(api)).terminate_one("i-1")
-    except errors.NotFoundError:
-        pass
-    else:
-        raise AssertionError("expected NotFoundError")
+    batcher = Batcher("t", Terminator(Adapter(api)).terminate, DELETES)
+    with pytest.raises(errors.NotFoundError):
+        batcher.run_now("i-1")
 
 
 class Watcher:
@@ -173,7 +193,7 @@ def test_whole_batch_failure_is_raised_for_a_later_retry():
     adapter = MachineAdapter()
     m = _machine(adapter, "i-1")
     m.advance()
-    adapter.futures[0].set_result(Failed(errors.ThrottledError("slow")))
+    adapter.futures[0].set_exception(errors.ThrottledError("slow"))
     try:
         m.advance()
     except errors.ThrottledError:

@@ -1,4 +1,6 @@
-"""Batcher with its real thread and the real clock."""
+"""Batcher with its real thread and the real clock: the delete use (own
+thread, one call at a time, failed items resent alone).  The create use
+(keys, a worker pool, limiter first, refusal) is in test_batcher_keys.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from concurrent.futures import CancelledError, wait
 
 import pytest
 
-from nodepool.driver.batcher import Batcher, MissingOutcomeError
+from nodepool.driver import errors
+from nodepool.driver.batcher import (NO_RESEND, Batcher, BatchOptions,
+                                      MissingOutcomeError, Resend)
 
 WAIT = 10  # seconds: generous bound on every condition wait
 
@@ -18,12 +22,11 @@ class FakeCloud:
 
     def __init__(self, broken: frozenset = frozenset(),
                  batch_broken: frozenset = frozenset(),
-                 raise_on_batch: bool = False) -> None:
+                 raise_on_batch: BaseException | None = None) -> None:
         self.broken = broken              # fail alone and in batches
         self.batch_broken = batch_broken  # fail only inside a batch
         self.raise_on_batch = raise_on_batch
         self.batches: list[list[int]] = []
-        self.singles: list[int] = []
         self.times: list[float] = []
         self.threads: set[str] = set()
         self.lock = threading.Lock()
@@ -33,8 +36,8 @@ class FakeCloud:
             self.batches.append(list(items))
             self.times.append(time.monotonic())
             self.threads.add(threading.current_thread().name)
-        if self.raise_on_batch and len(items) > 1:
-            raise ConnectionError("the whole call failed")
+        if self.raise_on_batch is not None and len(items) > 1:
+            raise self.raise_on_batch
         out: list[object] = []
         for i in items:
             if i in self.broken or (len(items) > 1 and i in self.batch_broken):
@@ -43,16 +46,12 @@ class FakeCloud:
                 out.append(i * 10)
         return out
 
-    def single(self, item: int) -> int:
-        with self.lock:
-            self.singles.append(item)
-        if item in self.broken:
-            raise ValueError(f"{item} is broken for good")
-        return item * 10
+    def singles(self) -> list[int]:
+        return [b[0] for b in self.batches if len(b) == 1]
 
 
 def make(cloud: FakeCloud, name: str = "test", **kw) -> Batcher[int, int]:
-    b: Batcher[int, int] = Batcher(name, cloud.executor, **kw)
+    b: Batcher[int, int] = Batcher(name, cloud.executor, BatchOptions(**kw))
     b.start()
     return b
 
@@ -120,14 +119,12 @@ def test_max_wait_bounds_a_trickle():
 def test_partial_failure_retries_failed_ids_one_by_one():
     # 3 fails only in batches; 7 fails every time.
     cloud = FakeCloud(broken=frozenset({7}), batch_broken=frozenset({3}))
-    b = Batcher("test", cloud.executor, max_items=10, idle_timeout=5,
-                single=cloud.single)
-    b.start()
+    b = make(cloud, max_items=10, idle_timeout=5)
     futures = [b.add(i) for i in range(10)]
     wait(futures, WAIT)
-    assert cloud.batches == [list(range(10))]
-    assert sorted(cloud.singles) == [3, 7]
-    with pytest.raises(ValueError, match="7 is broken for good"):
+    assert cloud.batches[0] == list(range(10))
+    assert sorted(cloud.singles()) == [3, 7]
+    with pytest.raises(ValueError, match="7 failed"):
         futures[7].result()
     assert [f.result() for i, f in enumerate(futures) if i != 7] == \
         [i * 10 for i in range(10) if i != 7]
@@ -136,8 +133,8 @@ def test_partial_failure_retries_failed_ids_one_by_one():
 
 
 def test_executor_raising_retries_every_item_alone():
-    cloud = FakeCloud(raise_on_batch=True)
-    b = make(cloud, max_items=5, idle_timeout=5)  # no single: executor([item])
+    cloud = FakeCloud(raise_on_batch=ConnectionError("the call failed"))
+    b = make(cloud, max_items=5, idle_timeout=5)
     futures = [b.add(i) for i in range(5)]
     wait(futures, WAIT)
     assert [f.result() for f in futures] == [0, 10, 20, 30, 40]
@@ -153,7 +150,8 @@ def test_missing_outcomes_become_explicit_errors():
         calls.append(list(items))
         return [i * 10 for i in items[:-1]]  # always drops the last one
 
-    b = Batcher("test", short_executor, max_items=3, idle_timeout=5)
+    b = Batcher("test", short_executor,
+                BatchOptions(max_items=3, idle_timeout=5))
     b.start()
     futures = [b.add(i) for i in range(3)]
     wait(futures, WAIT)
@@ -240,6 +238,40 @@ def test_run_now_bypasses_the_queue():
     b.stop()
     assert queued.result(0) == 10
 
-    with_single = Batcher("s", cloud.executor, single=cloud.single)
-    assert with_single.run_now(3) == 30
-    assert cloud.singles == [3]
+
+def test_a_throttled_call_is_every_items_answer_not_resent():
+    # The delete policy: a throttle of the whole call is not resent as
+    # one call per item (that would only throttle harder).
+    cloud = FakeCloud(raise_on_batch=errors.ThrottledError("slow down"))
+    b = make(cloud, max_items=5, idle_timeout=5,
+             resend=Resend(alone=True, unless=errors.RETRYABLE))
+    futures = [b.add(i) for i in range(5)]
+    wait(futures, WAIT)
+    for f in futures:
+        with pytest.raises(errors.ThrottledError):
+            f.result()
+    assert cloud.batches == [[0, 1, 2, 3, 4]] and b.stats.retries == 0
+    b.stop()
+
+
+def test_under_that_policy_other_failures_are_still_resent():
+    cloud = FakeCloud(batch_broken=frozenset({2}))
+    b = make(cloud, max_items=5, idle_timeout=5,
+             resend=Resend(alone=True, unless=errors.RETRYABLE))
+    futures = [b.add(i) for i in range(5)]
+    wait(futures, WAIT)
+    assert [f.result() for f in futures] == [0, 10, 20, 30, 40]
+    assert cloud.singles() == [2]
+    b.stop()
+
+
+def test_no_resend_gives_each_item_its_outcome():
+    cloud = FakeCloud(batch_broken=frozenset({1}))
+    b = make(cloud, max_items=3, idle_timeout=5, resend=NO_RESEND)
+    futures = [b.add(i) for i in range(3)]
+    wait(futures, WAIT)
+    with pytest.raises(ValueError, match="1 failed"):
+        futures[1].result()
+    assert futures[2].result() == 20
+    assert cloud.batches == [[0, 1, 2]]
+    b.stop()

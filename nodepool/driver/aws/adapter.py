@@ -6,10 +6,13 @@ What runs where (per provider):
   never makes a cloud call;
 - ``<provider>-create-N`` (CreatePool, sized from ``rate`` for 1.5 s
   calls) runs RunInstances, fed directly or through the
-  ``<provider>-create-batcher`` (``batch-creates``, on by default);
+  ``<provider>-create-batcher`` (``batch-creates``, on by default: the
+  framework ``Batcher`` keyed by ``params.batch_key``, limiter first, call
+  sizes learned by ``callsize.AdaptiveSize``);
   fleet labels use CreateFleet (``fleet``), dedicated-host labels
   AllocateHosts + RunInstances (``dedicated``), one node per call;
-- ``<provider>-delete-batcher`` sends TerminateInstances for up to 50 ids;
+- ``<provider>-delete-batcher`` (the same ``Batcher``, ``delete.DELETES``)
+  sends TerminateInstances for up to 50 ids;
   ``<provider>-delete-now-N`` sends retry/leak deletes alone at once and
   releases dedicated hosts;
 - ``<provider>-describe`` polls DescribeInstances for ids in flight;

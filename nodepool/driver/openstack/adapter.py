@@ -225,7 +225,7 @@ class OpenStackAdapter(Adapter):
     def delete_resource(self, resource: Resource) -> None:
         self.leaks.delete(resource)
 
-    def console_log(self, external_id) -> str:
+    def console_log(self, external_id) -> str | None:
         api = self.api
         answer = api.read("console log", lambda: api.conn.compute.
                           get_server_console_output(external_id))

@@ -434,8 +434,10 @@ class Batcher(Generic[T, R]):
         try:
             outcomes = list(self._executor(items))
         except Exception as exc:
-            log.warning("Batcher %s: call of %d failed: %r", self.name,
-                        len(items), exc)
+            # Every item's own answer: its caller reports it (once, for an
+            # access error held back by the provider's gate).
+            log.debug("Batcher %s: call of %d failed: %r", self.name,
+                      len(items), exc)
             return [exc] * len(items)
         if len(outcomes) != len(items):
             log.error("Batcher %s: %d outcomes for %d items", self.name,

@@ -250,7 +250,7 @@ class AwsAdapter(Adapter):
             self.capacity.capacity_signal(pool, label, short,
                                           f"EC2: {reason}")
 
-    def _batch_refusal(self, key: tuple) -> str | None:
+    def _batch_refusal(self, key: tuple) -> errors.CapacityError | None:
         """Why the batcher may not send a call for ``key`` now (its
         offering is unavailable: the error its queued launches fail
         with), or None."""

@@ -1,0 +1,76 @@
+"""The status snapshot shows what ``Adapter.machinery()`` reports, and
+nothing found behind the contract; throttles reach ``Adapter.throttled``."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from nodepool.driver import errors
+from nodepool.driver.adapter import Adapter, Machinery
+from nodepool.driver.batcher import Batcher
+from nodepool.driver.createpool import CreatePool
+from nodepool.driver.ratelimit import RateLimiter
+from nodepool.launcher.provider import ProviderManager
+from nodepool.web.state import ProviderView, _add_machinery
+
+
+class Reporting(Adapter):
+    def __init__(self):
+        super().__init__(SimpleNamespace(name="p", driver="test"))
+        self.limiter = RateLimiter("p-write", 5)
+        self.create_pool = CreatePool("p", 2)
+        self.batcher = Batcher("p-delete", lambda items: list(items))
+        # Machinery the adapter keeps for itself: not on the status page.
+        self.private = RateLimiter("p-private", 1)
+        self.api = SimpleNamespace(read_limiter=RateLimiter("p-read", 50))
+        self.throttles: list = []
+
+    def machinery(self) -> Machinery:
+        return Machinery(limiters=(self.limiter,),
+                         create_pools=(self.create_pool,),
+                         batchers=(self.batcher,))
+
+    def throttled(self, retry_after=None) -> None:
+        self.throttles.append(retry_after)
+
+    def create_machine(self, spec):
+        raise NotImplementedError
+
+    def delete_machine(self, external_id, immediate=False):
+        raise NotImplementedError
+
+    def list_instances(self):
+        return []
+
+
+def test_the_snapshot_shows_only_the_reported_machinery():
+    adapter = Reporting()
+    adapter.batcher.add(1)
+    adapter.batcher.stop()                 # one call of one item
+    view = ProviderView("p", "test", 0, None, {}, {})
+    _add_machinery(view, adapter)
+    assert [x.name for x in view.limiters] == ["p-write"]
+    assert view.limiters[0].rate == 5
+    assert [(x.name, x.workers) for x in view.create_pools] == [("p", 2)]
+    assert [(b.name, b.batches, b.items, b.recent)
+            for b in view.batchers] == [("p-delete", 1, 1, [1])]
+    adapter.create_pool.shutdown(wait=False)
+
+
+def test_an_adapter_without_machinery_shows_none():
+    class Bare(Reporting):
+        def machinery(self):
+            return Adapter.machinery(self)
+
+    view = ProviderView("p", "test", 0, None, {}, {})
+    _add_machinery(view, Bare())
+    assert view.limiters == view.create_pools == view.batchers == []
+
+
+def test_a_throttle_seen_in_a_step_reaches_the_adapter():
+    adapter = Reporting()
+    manager = ProviderManager(adapter.provider, adapter, None, None, None)
+    manager.throttled(errors.ThrottledError("slow", retry_after=2.5))
+    manager.throttled(errors.ThrottledError("slow"))
+    assert adapter.throttles == [2.5, None]
+    adapter.create_pool.shutdown(wait=False)

@@ -270,7 +270,10 @@ def play_zuul(zuul, rids, sampler=None, timeout=60.0) -> dict[str, str]:
 def test_two_launcher_processes_share_100_requests(env, spawn):
     # A create latency keeps each request pending long enough for the lock
     # sampler to see it (without one a request is pending for a few ms).
-    config = write_config(env, **{"create-latency": 1.0})
+    # max-concurrency 30: neither launcher can take the whole burst in the
+    # first second, however the two are scheduled on a loaded machine.
+    config = write_config(env, **{"create-latency": 1.0,
+                                  "max-concurrency": 30})
     client, zuul = env.client, env.zuul
     watch = NodeWatch(client)
     procs = [spawn(config), spawn(config)]

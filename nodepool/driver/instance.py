@@ -22,8 +22,22 @@ class InstanceState(enum.Enum):
     UNKNOWN = "unknown"        # status the adapter could not map
 
 
+class Tagged:
+    """What the launcher's tags on a cloud object name (upstream's keys)."""
+
+    metadata: Mapping[str, str]
+
+    @property
+    def node_id(self) -> str | None:
+        return self.metadata.get("nodepool_node_id")
+
+    @property
+    def provider_name(self) -> str | None:
+        return self.metadata.get("nodepool_provider_name")
+
+
 @dataclass(frozen=True)
-class Instance:
+class Instance(Tagged):
     """A cloud instance as the launcher needs to see it.
 
     ``external_id`` is what goes into the node's ``external_id`` (a string, or
@@ -51,17 +65,9 @@ class Instance:
     node_properties: Mapping[str, Any] = field(default_factory=dict)
     driver_data: Any = None
 
-    @property
-    def node_id(self) -> str | None:
-        return self.metadata.get("nodepool_node_id")
-
-    @property
-    def provider_name(self) -> str | None:
-        return self.metadata.get("nodepool_provider_name")
-
 
 @dataclass(frozen=True)
-class Resource:
+class Resource(Tagged):
     """A cloud resource other than an instance that can leak.
 
     ``type`` is the plural resource type used in the
@@ -82,13 +88,6 @@ class Resource:
     driver_data: Any = None
     orphan: str | None = None
 
-    @property
-    def node_id(self) -> str | None:
-        return self.metadata.get("nodepool_node_id")
-
-    @property
-    def provider_name(self) -> str | None:
-        return self.metadata.get("nodepool_provider_name")
 
     @property
     def upload_key(self) -> str | None:

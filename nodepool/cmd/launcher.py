@@ -29,10 +29,11 @@ Without -f or -d the launcher detaches, writes the pid file and logs to
 Signals: SIGINT and SIGUSR1 stop gracefully (requests in hand are released);
 SIGTERM closes the ZooKeeper session and exits at once; SIGUSR2 writes a
 stack dump of every thread to the log.
-Metrics go to statsd when STATSD_HOST or STATSD_PORT is set.
+Metrics go to statsd when STATSD_HOST or STATSD_PORT is set; traces go
+to OpenTelemetry when OTEL_TRACES_EXPORTER is otlp or console.
 Exit status: 0 after a stop signal; 1 when the config is invalid (every
-problem printed on stderr), the -l logging config is unusable (one line)
-or ZooKeeper is unreachable.
+problem printed on stderr), the -l logging config or an OTEL_* variable
+is unusable (one line) or ZooKeeper is unreachable.
 """
 
 
@@ -110,9 +111,14 @@ def main(argv=None) -> int:
 
     from nodepool.config import ConfigError
     from nodepool.launcher.launcher import Launcher
+    from nodepool.launcher.tracing import TracingError
     from nodepool.zk.errors import ZooKeeperError
 
-    launcher = Launcher(args.config, args.secure)
+    try:
+        launcher = Launcher(args.config, args.secure)
+    except TracingError as e:
+        print(f"nodepool-launcher: {e}", file=sys.stderr)
+        return 1
     stop = threading.Event()
 
     def graceful(signum, frame):

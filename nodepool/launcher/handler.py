@@ -63,6 +63,7 @@ import time
 from typing import Callable, Collection, Protocol
 
 from nodepool.driver.statemachine import RequestInfo
+from nodepool.launcher import tracing
 from nodepool.launcher.nodelauncher import Outcome, record_intent
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
@@ -172,8 +173,9 @@ class RequestHandler:
                  allocator: Allocator,
                  decline: Callable[[NodeRequest, str], None],
                  clock: Callable[[], float] = time.monotonic,
-                 choose: Callable = random.choice):
+                 choose: Callable = random.choice, trace=tracing.NULL):
         self.zk = zk
+        self.trace = trace    # the request's span (nodepool.launcher.tracing)
         self.allocator = allocator
         self._decline = decline
         self.clock = clock
@@ -477,6 +479,7 @@ class RequestHandler:
             self.log.info("Fulfilled request %s with nodes %s",
                           self.request.id, self.request.nodes)
             self.done = True
+            self.trace.end(self.request)
             self.nodes = [None] * len(self.nodes)
             return
         try:
@@ -501,6 +504,7 @@ class RequestHandler:
         """
         self._live()
         self.log.info("Declining request %s: %s", self.request.id, reason)
+        self.trace.declined(reason)
         self._release_all(deallocate=True)
         try:
             self._decline(self.request, reason)
@@ -580,6 +584,7 @@ class RequestHandler:
     def _finish(self) -> None:
         """The handler is done with the request: release its lock."""
         self.done = True
+        self.trace.end(self.request)
         try:
             self.zk.unlock_request(self.request)
         except Exception:

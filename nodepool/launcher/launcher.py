@@ -14,7 +14,9 @@ Threads (each a named class with start/stop/join):
   batchers (``<provider>-delete-batcher``), and the shared keyscan pool;
 - ``DeletedNodeWorker`` (~5 s) and ``CleanupWorker`` (~60 s, plus two cheap
   duties every second: lost requests, orphaned init nodes);
-- ``StatsElection``: leader election for node gauges.
+- ``StatsElection``: leader election for node gauges;
+- with tracing on (``nodepool.launcher.tracing``), the SDK's
+  ``OtelBatchSpanRecordProcessor`` exporting spans.
 
 Failure story: an invalid config is fatal at start and ignored (old config
 kept, error logged) on reload.  A provider that fails to start is logged and
@@ -41,6 +43,7 @@ from nodepool import stats as stats_mod
 from nodepool.config import ConfigError, config_mtimes, load_config
 from nodepool.driver import adapter_class
 from nodepool.driver.keyscan import KeyscanPool
+from nodepool.launcher import tracing
 from nodepool.launcher.cleanup import CleanupWorker
 from nodepool.launcher.deleter import DeletedNodeWorker
 from nodepool.launcher.minready import MinReady
@@ -59,10 +62,13 @@ MODEL_API = 0
 class Launcher:
     def __init__(self, config_path: str, secure_path: str | None = None,
                  stats=None, deleted_interval: float = 5.0,
-                 cleanup_interval: float = 60.0, loop_interval: float = 1.0):
+                 cleanup_interval: float = 60.0, loop_interval: float = 1.0,
+                 tracer=None):
         self.config_path = config_path
         self.secure_path = secure_path
         self.stats = stats or stats_mod.get_client()
+        # Spans (off unless OTEL_TRACES_EXPORTER says otherwise).
+        self.tracer = tracer if tracer is not None else tracing.from_env()
         self.log = logging.getLogger("nodepool.Launcher")
         self.loop_interval = loop_interval
         self.config = None
@@ -145,6 +151,7 @@ class Launcher:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.keyscan_pool.shutdown()
+        self.tracer.shutdown()
         if self.zk is not None:
             try:
                 if self.component is not None:
@@ -309,7 +316,8 @@ class Launcher:
             manager = ProviderManager(provider, adapter, self.zk, self.stats,
                                       self.keyscan_pool,
                                       on_change=self._zk_changed,
-                                      zk_ready=self.zk_ready)
+                                      zk_ready=self.zk_ready,
+                                      tracer=self.tracer)
             if self._inherits_nodes(manager):
                 return
             manager.start()

@@ -88,6 +88,7 @@ class LauncherSide(Protocol):
 
     zk: object          # nodepool.zk.ZooKeeper
     stats: object       # nodepool.stats client
+    tracer: object      # nodepool.launcher.tracing (NULL: off)
     config: object      # for ``tenant_resource_limits``
 
     def zk_ready(self) -> bool: ...
@@ -225,6 +226,7 @@ class PoolWorker:
             handlers, self.handlers = self.handlers, []
         for handler in handlers:
             handler.done = True
+            handler.trace.end(handler.request, lost="ZooKeeper session lost")
         if handlers:
             self.log.warning("ZooKeeper session lost: let go of %d request(s)",
                              len(handlers))
@@ -384,7 +386,10 @@ class PoolWorker:
             self.wake()
 
     def _guard(self, handler: RequestHandler, fn) -> None:
-        handler.run(fn, connected=self.launcher.zk_ready)
+        # Launches handed over by the action take the request's span as
+        # their parent (nodepool.launcher.tracing).
+        with handler.trace.current():
+            handler.run(fn, connected=self.launcher.zk_ready)
 
     # -- request routing (zookeeper.md §8.2) ---------------------------------
     def _assign_requests(self) -> None:
@@ -636,8 +641,10 @@ class PoolWorker:
         self._start_handler(request, written=False)
 
     def _start_handler(self, request, written: bool) -> None:
-        handler = RequestHandler(request, self.zk, self.allocator,
-                                 self.decline, clock=self.clock)
+        handler = RequestHandler(
+            request, self.zk, self.allocator, self.decline, clock=self.clock,
+            trace=self.launcher.tracer.request(request, self.provider.name,
+                                               self.pool.name))
         handler.busy = True
         with self._lock:
             self.handlers.append(handler)

@@ -5,7 +5,9 @@ Threads: ``ProviderManager`` owns one thread, ``<provider>-loop``, which is
 the only thread that advances this provider's ``NodeLauncher`` and
 ``NodeDeleter`` objects (so they need no locks of their own).  Other threads
 hand work in through ``launch()``/``delete_node()``/``delete_instance()``,
-which only append under ``_lock`` and wake the loop.
+which only append under ``_lock`` and wake the loop.  With tracing on
+(``nodepool.launcher.tracing``) the loop thread also records each launch's
+steps (``LaunchTrace.advance``) and ends the deleters' spans.
 
 Ownership: a provider acts only on the nodes of its name that its kind of
 driver made (``owns``, the adapter's answer); nodes another driver left
@@ -43,6 +45,7 @@ from nodepool.driver.installation import foreign
 from nodepool.driver.backoff import log_failure
 from nodepool.driver.offerings import Offerings
 from nodepool.driver.quota import Quota
+from nodepool.launcher import tracing
 from nodepool.launcher.nodelauncher import NodeLauncher
 from nodepool.zk.models import Node
 
@@ -68,6 +71,8 @@ class NodeDeleter:
             list(extra_ids)
         self.machines = [manager.adapter.delete_machine(i, immediate)
                          for i in ids]
+        self.trace = manager.tracer.delete(node, manager.provider.name,
+                                           external_id)
         self.done = False
         self.failed = False
         self.started = time.monotonic()
@@ -90,10 +95,12 @@ class NodeDeleter:
             self.done = True
             if self.node is not None:
                 self.manager.release(self.node)
+            self.trace.end(e)
             return True
         self.done = True
         if self.node is not None:
             self.manager.remove_znode(self.node)
+        self.trace.end()
         return True
 
 
@@ -101,12 +108,15 @@ class ProviderManager:
     """See the module docstring; the adapter's ``NodeBoard``."""
 
     def __init__(self, provider, adapter, zk, stats, keyscan_pool,
-                 on_change=None, zk_ready=None):
+                 on_change=None, zk_ready=None, tracer=tracing.NULL):
         self.provider = provider
         self.adapter = adapter
         self.zk = zk
         self.stats = stats
         self.keyscan_pool = keyscan_pool
+        # nodepool.launcher.tracing: the spans of launches and deletes
+        self.tracer = tracer
+        self._traces: dict[NodeLauncher, tracing.LaunchTrace] = {}
         self.on_change = on_change or (lambda: None)
         # While the ZooKeeper session is suspended or lost nothing may be
         # written (zookeeper.md §1): the loop then waits instead of
@@ -154,8 +164,13 @@ class ProviderManager:
                image_external_id=None) -> NodeLauncher:
         launcher = NodeLauncher(self, node, pool, label, request,
                                 image_external_id=image_external_id)
+        # Started here, on the handing-over thread: the request's span,
+        # current there, is its parent.
+        trace = self.tracer.launch(node, pool, label, launcher.request)
         with self._lock:
             self._launchers.append(launcher)
+            if trace is not tracing.NULL:
+                self._traces[launcher] = trace
         self.wake()
         return launcher
 
@@ -286,13 +301,19 @@ class ProviderManager:
             deleters = list(self._deleters)
         finished = False
         for launcher in launchers:
-            if launcher.advance():
+            trace = self._traces.get(launcher)
+            done = (launcher.advance() if trace is None
+                    else trace.advance(launcher))
+            if done:
                 launcher.finished()
                 finished = True
         for deleter in deleters:
             deleter.advance()
         with self._lock:
             self._launchers = [x for x in self._launchers if not x.done]
+            if self._traces:
+                self._traces = {x: t for x, t in self._traces.items()
+                                if not x.done}
             self._deleters = [x for x in self._deleters if not x.done]
             busy = bool(self._launchers or self._deleters)
         if finished:

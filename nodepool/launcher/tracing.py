@@ -202,15 +202,19 @@ class _Accounting:
         self._last_warning = -WARN_INTERVAL
         self._lock = threading.Lock()
 
-    def add(self, dropped: int = 0, failed: int = 0) -> None:
+    def add(self, dropped: int = 0, failed: int = 0,
+            final: bool = False) -> None:
+        """Count; warn unless we did less than a minute ago (``final``:
+        at shutdown, whatever was not told yet)."""
         with self._lock:
             self.dropped += dropped
             self.failed += failed
             now = self.clock()
-            if now - self._last_warning < WARN_INTERVAL:
+            new = (self.dropped - self._told[0], self.failed - self._told[1])
+            if not any(new) or (not final and now - self._last_warning
+                                < WARN_INTERVAL):
                 return
             self._last_warning = now
-            new = (self.dropped - self._told[0], self.failed - self._told[1])
             self._told = (self.dropped, self.failed)
         log.warning("Tracing: %d span(s) dropped (export queue full) and %d "
                     "failed to export to %s since the last report (%d and %d "
@@ -371,6 +375,7 @@ class Tracer:
         if done.is_alive():
             log.warning("Tracing: spans still queued after %.0fs at "
                         "shutdown were not exported", timeout)
+        self.accounting.add(final=True)
 
 
 def _exporter(name: str):

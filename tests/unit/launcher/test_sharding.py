@@ -1,0 +1,169 @@
+"""Rendezvous order of the pools for a request, and the grace after which
+the others take it (``nodepool.launcher.sharding``), with an injected
+clock."""
+
+from __future__ import annotations
+
+import collections
+import uuid
+import pytest
+
+from nodepool.launcher.sharding import GRACE, Shard, Turn, ranking, score
+
+HOST = "host.example.org"
+# blake2b, 8 bytes, of "200-0000000001", NUL, "a"
+SCORE_A = 7002504382291315976
+
+
+def pool_id(name: str) -> str:
+    return f"{HOST}-PoolWorker.prov-{name}-{uuid.uuid4().hex}"
+
+
+class Clock:
+    def __init__(self, now: float = 500.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def request_ids(n: int) -> list[str]:
+    return [f"200-{i:010d}" for i in range(n)]
+
+
+def test_the_order_is_deterministic_and_independent_of_input_order():
+    members = [pool_id(n) for n in "abc"]
+    for key in request_ids(50):
+        first = ranking(key, members)
+        assert ranking(key, list(reversed(members))) == first
+        assert ranking(key, members + members[:1]) == first
+        assert sorted(first) == sorted(members)
+    # Pinned values: the weight must not depend on the process (no salted
+    # hash()), or launchers would disagree on who goes first.
+    assert score("200-0000000001", "a") == SCORE_A
+    assert ranking("200-0000000001", ["a", "b", "c"]) == ["c", "a", "b"]
+
+
+def test_1000_requests_spread_evenly_over_3_pools():
+    members = [pool_id(n) for n in "abc"]
+    firsts = collections.Counter(ranking(k, members)[0]
+                                 for k in request_ids(1000))
+    assert set(firsts) == set(members)
+    # 333 each expected; a fair split stays within +-15 % (4 sigma).
+    assert all(280 <= n <= 387 for n in firsts.values()), firsts
+
+
+def test_a_pool_leaving_moves_only_its_own_requests():
+    a, b, c = (pool_id(n) for n in "abc")
+    keys = request_ids(300)
+    before = {k: ranking(k, [a, b, c])[0] for k in keys}
+    after = {k: ranking(k, [a, b])[0] for k in keys}
+    for key in keys:
+        if before[key] != c:
+            assert after[key] == before[key]
+
+
+def shards(n: int, clock: Clock):
+    ids = [pool_id(str(i)) for i in range(n)]
+    return ids, {i: Shard(i, clock=clock) for i in ids}
+
+
+def test_exactly_one_pool_takes_each_request_at_once():
+    clock = Clock()
+    ids, by_id = shards(3, clock)
+    for key in request_ids(200):
+        turns = [by_id[i].turn(key, ids) for i in ids]
+        assert turns.count(Turn.MINE) == 1
+        assert turns.count(Turn.WAIT) == 2
+        assert ids[turns.index(Turn.MINE)] == ranking(key, ids)[0]
+
+
+def test_the_only_candidate_takes_at_once():
+    clock = Clock()
+    me = pool_id("a")
+    assert Shard(me, clock=clock).turn("200-0000000001", [me]) is Turn.MINE
+
+
+def test_others_take_after_the_grace_in_their_rank_order():
+    clock = Clock()
+    ids, by_id = shards(3, clock)
+    key = "200-0000000007"
+    first, second, third = ranking(key, ids)
+    assert by_id[second].turn(key, ids) is Turn.WAIT
+    assert by_id[third].turn(key, ids) is Turn.WAIT
+    clock.now += GRACE - 0.01
+    assert by_id[second].turn(key, ids) is Turn.WAIT
+    clock.now += 0.01
+    assert by_id[second].turn(key, ids) is Turn.LATE
+    assert by_id[third].turn(key, ids) is Turn.WAIT
+    clock.now += GRACE
+    assert by_id[third].turn(key, ids) is Turn.LATE
+
+
+def test_the_grace_counts_from_this_workers_first_sight():
+    clock = Clock()
+    ids, by_id = shards(2, clock)
+    key = "200-0000000001"
+    second = ranking(key, ids)[1]
+    clock.now += 100       # the request is old, but new to this worker
+    assert by_id[second].turn(key, ids) is Turn.WAIT
+    clock.now += GRACE
+    assert by_id[second].turn(key, ids) is Turn.LATE
+
+
+@pytest.mark.parametrize("how", ["gone", "declined", "paused"])
+def test_a_first_pool_that_is_gone_declined_or_paused_gives_way(how):
+    clock = Clock()
+    ids, by_id = shards(3, clock)
+    key = "200-0000000003"
+    first, second, third = ranking(key, ids)
+    assert by_id[second].turn(key, ids) is Turn.WAIT
+    # Gone (unregistered), declined (in declined_by) and paused pools are
+    # no longer candidates: the worker leaves them out of the members.
+    left = [second, third]
+    assert by_id[second].turn(key, left) is Turn.MINE
+    assert by_id[third].turn(key, left) is Turn.WAIT
+
+
+def test_a_first_pool_that_cannot_take_it_now_gives_way():
+    clock = Clock()
+    ids, by_id = shards(3, clock)
+    key = "200-0000000004"
+    first, second, third = ranking(key, ids)
+    asked = []
+
+    def gives_way(member):
+        asked.append(member)
+        return member == first
+    assert by_id[second].turn(key, ids, gives_way) is Turn.MINE
+    assert asked == [first]     # only pools ranked ahead are asked
+    assert by_id[first].turn(key, ids, gives_way) is Turn.MINE
+
+
+def test_a_paused_worker_comes_after_every_other_pool():
+    clock = Clock()
+    ids, by_id = shards(3, clock)
+    key = "200-0000000005"
+    first = ranking(key, ids)[0]
+    others = [i for i in ids if i != first]
+    # We are paused: the others do not count us, and we leave ourselves
+    # out too, so we come last (two graces for two others).
+    assert by_id[first].turn(key, others) is Turn.WAIT
+    clock.now += GRACE
+    assert by_id[first].turn(key, others) is Turn.WAIT
+    clock.now += GRACE
+    assert by_id[first].turn(key, others) is Turn.LATE
+
+
+def test_keep_forgets_requests_no_longer_waiting():
+    clock = Clock()
+    ids, by_id = shards(2, clock)
+    key = "200-0000000001"
+    second = by_id[ranking(key, ids)[1]]
+    second.turn(key, ids)
+    clock.now += GRACE
+    second.keep([])        # taken meanwhile; then reset to requested
+    assert second.turn(key, ids) is Turn.WAIT
+    clock.now += GRACE
+    second.keep([key])
+    assert second.turn(key, ids) is Turn.LATE

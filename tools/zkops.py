@@ -7,6 +7,18 @@ is counted in the launcher process; the counts are rewritten to
 ``OUT.json`` every half second (SIGTERM ends the launcher with ``os._exit``,
 so nothing can be written at exit), each dump carrying its wall-clock time.  ``tools.bench_core --count-ops``
 uses it to print ZooKeeper operations per request.
+
+Attempts to take a request lock are counted too (``locks`` in the dump):
+each transaction that creates a request's lock directory and our
+contender at once (``fresh``) and each acquire of kazoo's ``Lock`` recipe
+on a request lock (``recipe``), with those that did not get the lock
+(``fresh_failed``: the directory existed, the request changed, or the
+lock root was still missing; ``recipe_failed``: another contender holds
+it), and each failure by its reason (``fresh_failed:NodeExistsError``,
+``recipe_failed:held``, ...).  Several launchers racing
+for the same requests show up there.  Reads (``GetData``) are also counted
+by the subtree they read (``reads``: ``requests``, ``nodes``, ``other``):
+a launcher's caches read what the others write.
 """
 
 from __future__ import annotations
@@ -19,25 +31,93 @@ import threading
 import time
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import RolledBackError, RuntimeInconsistency
+from kazoo.protocol.serialization import Create, GetData, Transaction
+from kazoo.recipe.lock import Lock
+
+REQUEST_LOCKS = "/nodepool/requests-lock/"
+
+
+def is_request_lock_dir(path: str) -> bool:
+    """``…/nodepool/requests-lock/<id>`` (a client chroot may prefix it)."""
+    _, found, rest = path.partition(REQUEST_LOCKS)
+    return bool(found and rest) and "/" not in rest
+
+
+def fresh_lock(request) -> bool:
+    """Is this the one-transaction take of a request lock?"""
+    return isinstance(request, Transaction) and any(
+        isinstance(op, Create) and is_request_lock_dir(op.path)
+        for op in request.operations)
+
+
+def subtree(path: str) -> str:
+    for name in ("requests", "nodes"):
+        if f"/nodepool/{name}/" in path:
+            return name
+    return "other"
+
+
+def failure(result) -> str | None:
+    """Why a transaction's async result rolled back (or failed): the name
+    of the error of the operation that failed, None when it applied."""
+    if not result.successful():
+        return type(result.exception).__name__
+    for r in result.value or ():
+        if isinstance(r, Exception) and not isinstance(
+                r, (RolledBackError, RuntimeInconsistency)):
+            return type(r).__name__
+    return None
 
 
 def install(path: str) -> None:
     counts: collections.Counter = collections.Counter()
+    locks: collections.Counter = collections.Counter()
+    reads: collections.Counter = collections.Counter()
     lock = threading.Lock()
     original = KazooClient._call
+    original_acquire = Lock.acquire
+
+    def count_lock(kind: str, why: str | None) -> None:
+        with lock:
+            locks[kind] += 1
+            if why is not None:
+                locks[f"{kind}_failed"] += 1
+                locks[f"{kind}_failed:{why}"] += 1
 
     def counting_call(self, request, async_object):
         name = type(request).__name__
         with lock:
             counts[name] += 1
+            if isinstance(request, GetData):
+                reads[subtree(request.path)] += 1
+        if fresh_lock(request):
+            async_object.rawlink(
+                lambda result: count_lock("fresh", failure(result)))
         return original(self, request, async_object)
 
+    def counting_acquire(self, *args, **kwargs):
+        if REQUEST_LOCKS not in self.path:
+            return original_acquire(self, *args, **kwargs)
+        why = "error"
+        try:
+            got = original_acquire(self, *args, **kwargs)
+            why = None if got else "held"
+            return got
+        except Exception as exc:
+            why = type(exc).__name__
+            raise
+        finally:
+            count_lock("recipe", why)
+
     KazooClient._call = counting_call
+    Lock.acquire = counting_acquire
 
     def dump_forever() -> None:
         while True:
             with lock:
-                data = {"time": time.time(), "ops": dict(counts)}
+                data = {"time": time.time(), "ops": dict(counts),
+                        "locks": dict(locks), "reads": dict(reads)}
             with open(path + ".tmp", "w") as f:
                 json.dump(data, f)
             os.replace(path + ".tmp", path)

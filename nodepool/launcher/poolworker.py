@@ -23,6 +23,12 @@ re-reads the request, and re-checks before acting.  Requests that cannot be
 read never reach routing (the ZooKeeper layer quarantines them); those
 addressed to this pool are failed on an I/O thread (``unreadable.py``).
 
+Sharding: of the pools that would serve a request, one goes first
+(``sharding.py``: rendezvous hashing over their component ids); the
+others route it only after a grace, and after their own requests, so
+launchers seldom race for one lock.  The ``Shard`` is the routing
+thread's alone.
+
 Failure story: ZooKeeper trouble while handling a request (ConnectionLoss,
 ...: ``zk_errors.is_transient``) never declines it: the handler retries the
 action on a later pass; any other exception while handling a request
@@ -51,6 +57,7 @@ from nodepool.launcher import unreadable
 from nodepool.launcher.allocator import PoolAllocator
 from nodepool.launcher.handler import RequestHandler
 from nodepool.launcher.quota import PoolQuota, tenant_verdict
+from nodepool.launcher.sharding import Shard, Turn
 from nodepool.version import __version__
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState, PoolComponent, RequestState
@@ -179,6 +186,7 @@ class PoolWorker:
             node_cost=lambda node: manager.node_cost(node, pool),
             provider_limits=manager.provider_limits,
             provider_used=manager.provider_used, clock=clock)
+        self.shard = Shard(self.id, clock=clock)
         self.allocator = PoolAllocator(pool, provider.name, self.id, self.zk,
                                        manager, self.quota, self.spares)
         self.io = ThreadPoolExecutor(IO_THREADS,
@@ -409,7 +417,7 @@ class PoolWorker:
         # Requests we can fully serve come before those we would decline
         # (a stable sort keeps iter_requests' priority order in each group).
         requests.sort(key=lambda r: not set(r.node_types) <= mine)
-        for request in requests:
+        for request in self._in_turn(requests, components):
             if self._stop.is_set():
                 return
             if (request.state != RequestState.REQUESTED
@@ -431,6 +439,42 @@ class PoolWorker:
             with self._lock:
                 self._taking.add(request.id)
             self.io.submit(self._take_async, request, decision)
+
+    def _in_turn(self, requests: list, components: list):
+        """``requests`` in routing order, but those another pool goes
+        first for (``sharding.py``) only once they have waited their grace,
+        and after all of ours."""
+        self.shard.keep(r.id for r in requests)
+        # Same priority, not paused: the pools a request would go to now
+        # (our own paused flag as the others see it).
+        peers = {c.id: c for c in components if c.id != self.id
+                 and c.priority == self.priority and not c.paused}
+        if not peers:
+            yield from requests     # the only pool: every request is ours
+            return
+        me = [] if self.component is None or self.component.paused \
+            else [self.id]
+        mine = self.supported_labels
+        late = []
+        for request in requests:
+            turn = self._turn(request, peers, me, mine)
+            if turn is Turn.MINE:
+                yield request
+            elif turn is Turn.LATE:
+                late.append(request)
+        yield from late
+
+    def _turn(self, request, peers: dict, me: list, mine: set) -> Turn:
+        labels = set(request.node_types)
+        if not labels <= mine:
+            return Turn.MINE    # routing skips or declines it
+        ours = request.provider == self.provider.name
+        members = [i for i, c in peers.items()
+                   if labels <= set(c.supported_labels or [])
+                   and i not in request.declined_by
+                   and (not ours or c.provider_name == request.provider)]
+        return self.shard.turn(request.id, members + me,
+                               lambda i: self._blocked(peers[i], labels))
 
     def _decline_unreadable(self) -> None:
         """Fail the quarantined requests addressed to this pool (see

@@ -1,14 +1,17 @@
 """Rendezvous order of the pools for a request, and the grace after which
 the others take it (``nodepool.launcher.sharding``), with an injected
-clock."""
+clock; and the pool worker's use of it (``PoolWorker._in_turn``)."""
 
 from __future__ import annotations
 
 import collections
 import uuid
+from types import SimpleNamespace
+
 import pytest
 
 from nodepool.launcher.sharding import GRACE, Shard, Turn, ranking, score
+from nodepool.zk.models import NodeRequest, RequestState
 
 HOST = "host.example.org"
 # blake2b, 8 bytes, of "200-0000000001", NUL, "a"
@@ -167,3 +170,92 @@ def test_keep_forgets_requests_no_longer_waiting():
     clock.now += GRACE
     second.keep([key])
     assert second.turn(key, ids) is Turn.LATE
+
+
+# -- the pool worker ----------------------------------------------------------
+
+def component(cid, labels=("small",), priority=100, paused=False,
+              provider="prov"):
+    return SimpleNamespace(id=cid, supported_labels=list(labels),
+                           priority=priority, paused=paused,
+                           provider_name=provider, name="main")
+
+
+def worker(clock, offerings=()):
+    """A ``PoolWorker`` reduced to what ``_in_turn`` uses."""
+    from nodepool.launcher.poolworker import PoolWorker
+    w = PoolWorker.__new__(PoolWorker)
+    w.id = pool_id("me")
+    w.shard = Shard(w.id, clock=clock)
+    w.provider = SimpleNamespace(name="prov")
+    w.pool = SimpleNamespace(priority=100, labels={"small": None,
+                                                   "big": None})
+    w.component = component(w.id)
+    w.zk = SimpleNamespace(iter_offerings=lambda provider: list(offerings))
+    return w
+
+
+def req(i, labels=("small",), declined=(), provider=None):
+    return NodeRequest(id=f"200-{i:010d}", state=RequestState.REQUESTED,
+                       node_types=list(labels), declined_by=list(declined),
+                       provider=provider)
+
+
+def test_worker_routes_its_own_requests_first_and_others_after_grace():
+    clock = Clock()
+    w = worker(clock)
+    peers = [component(pool_id(n)) for n in "ab"]
+    requests = [req(i) for i in range(60)]
+    ids = [w.id] + [c.id for c in peers]
+    mine = [r.id for r in requests if ranking(r.id, ids)[0] == w.id]
+    assert 5 < len(mine) < 40
+    assert [r.id for r in w._in_turn(requests, peers)] == mine
+    clock.now += GRACE
+    second = [r.id for r in requests if ranking(r.id, ids)[1] == w.id]
+    assert [r.id for r in w._in_turn(requests, peers)] == mine + second
+    clock.now += GRACE
+    rest = [r.id for r in requests if r.id not in mine + second]
+    assert [r.id for r in w._in_turn(requests, peers)] == \
+        mine + sorted(second + rest)
+
+
+def test_the_only_pool_routes_every_request_in_order():
+    w = worker(Clock())
+    requests = [req(i) for i in range(30)]
+    assert list(w._in_turn(requests, [component(w.id)])) == requests
+
+
+def test_worker_skips_peers_that_cannot_serve_or_declined():
+    clock = Clock()
+    w = worker(clock)
+    small_only = component(pool_id("a"))
+    paused = component(pool_id("b"), labels=("small", "big"), paused=True)
+    lower = component(pool_id("c"), labels=("small", "big"), priority=200)
+    declined = component(pool_id("d"), labels=("small", "big"))
+    peers = [small_only, paused, lower, declined]
+    requests = [req(i, labels=("small", "big"), declined=[declined.id])
+                for i in range(30)]
+    # No peer would serve them now: every one is ours at once.
+    assert list(w._in_turn(requests, peers)) == requests
+
+
+def test_worker_with_preferred_provider_ignores_other_providers():
+    clock = Clock()
+    w = worker(clock)
+    elsewhere = component(pool_id("a"), provider="other")
+    requests = [req(i, provider="prov") for i in range(30)]
+    assert list(w._in_turn(requests, [elsewhere])) == requests
+    unpreferred = [req(i) for i in range(30)]
+    assert len(list(w._in_turn(unpreferred, [elsewhere]))) < 30
+
+
+def test_worker_passes_over_a_peer_blocked_by_an_offering_record():
+    clock = Clock()
+    peer = component(pool_id("a"))
+    record = SimpleNamespace(unavailable=lambda now: True,
+                             short=lambda now: False,
+                             blocks=lambda pool, label: True)
+    requests = [req(i) for i in range(30)]
+    assert len(list(worker(clock)._in_turn(requests, [peer]))) < 30
+    w = worker(clock, offerings=[record])
+    assert list(w._in_turn(requests, [peer])) == requests

@@ -53,14 +53,15 @@ LAUNCHERS = "/nodepool/components/launcher"
 class LauncherProcess:
     """One ``nodepool-launcher -f`` child with its output in a file."""
 
-    def __init__(self, config_path: str, log_path: str):
+    def __init__(self, config_path: str, log_path: str,
+                 entry=("-m", "nodepool.cmd.launcher")):
         self.log_path = log_path
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("STATSD_")}
         env["PYTHONPATH"] = ROOT
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nodepool.cmd.launcher", "-f",
+                [sys.executable, *entry, "-f",
                  "-c", config_path, "--no-webapp"],
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT)

@@ -19,10 +19,8 @@ failed (``tools.zkops``).  The test plays Zuul with raw kazoo.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -30,32 +28,23 @@ import yaml
 
 from nodepool.launcher.sharding import GRACE
 from tests.functional.launcher.helpers import fake_provider, wait_for
-from tests.functional.launcher.test_processes import (NodeWatch, children,
+from tests.functional.launcher.test_processes import (LauncherProcess,
+                                                      NodeWatch, children,
                                                       pool_owners, wait_pools)
 
 pytestmark = pytest.mark.functional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
 NODES = "/nodepool/nodes"
 REQUEST_LOCKS = "/nodepool/requests-lock"
 
 
-class CountingLauncher:
+class CountingLauncher(LauncherProcess):
     """One launcher process counting its request lock attempts."""
 
     def __init__(self, config_path: str, workdir, index: int):
         self.ops_path = str(workdir / f"zkops{index}.json")
-        self.log_path = str(workdir / f"launcher{index}.log")
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("STATSD_")}
-        env["PYTHONPATH"] = ROOT
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tools.zkops", self.ops_path, "--",
-                 "-f", "-c", config_path, "--no-webapp"],
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT)
+        super().__init__(config_path, str(workdir / f"launcher{index}.log"),
+                         entry=("-m", "tools.zkops", self.ops_path, "--"))
 
     def locks(self, after: float) -> dict[str, int]:
         """The lock counts of a dump written after ``after``."""
@@ -68,19 +57,16 @@ class CountingLauncher:
             return data if data["time"] > after else None
         return wait_for(fresh, timeout=10, what="a fresh op dump")["locks"]
 
-    def log_tail(self, size: int = 4000) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()[-size:]
-
     def stop(self) -> None:
+        """SIGTERM (the session closes at once), SIGKILL if that fails."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGCONT)   # if it was stopped
             self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
 
 
 @pytest.fixture

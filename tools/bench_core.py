@@ -44,8 +44,20 @@ server (split into request handling -- every thread but the JIT compiler
 threads, GC included -- and JIT compilation) and this process (playing
 Zuul) spent per request: all three share the cores.
 
+``--launchers N`` (N > 1) measures N launcher processes with the same
+configuration on one ZooKeeper against a single one: the whole run (a
+fresh ZooKeeper, warm-up, phases) once with one launcher, then with N,
+every launcher counting its ZooKeeper operations and request lock attempts
+(``tools.zkops``).  It prints, per phase, the operations of all launchers
+per fulfilled request and their ratio to the single launcher's (target of
+issue 18: ≤ 1.2), the failed request lock attempts per request (≤ 0.1)
+and every request lock attempt, and checks that no node was allocated
+twice: each node goes to one request only, and the node read after Zuul
+locked it names that request.  Figures for CPU and latency are the sums
+(CPU) and the whole (latency) of all N launchers.
+
     python -m tools.bench_core [--requests 1000] [--rate 100]
-        [--warmup-round 300] [--max-warmup-rounds 10]
+        [--warmup-round 300] [--max-warmup-rounds 10] [--launchers N]
 """
 
 from __future__ import annotations
@@ -182,9 +194,12 @@ class Collector:
 
     ZUUL_THREADS = 4
 
-    def __init__(self, client: KazooClient, total: int):
+    def __init__(self, client: KazooClient, total: int,
+                 verify: bool = False):
         self.client = client
         self.total = total
+        self.verify = verify      # read each locked node's allocated_to
+        self.misallocated: list[str] = []
         self.submitted: dict[str, float] = {}
         self.fulfilled: dict[str, float] = {}
         self.nodes: dict[str, list[str]] = {}   # request id -> node ids
@@ -205,6 +220,13 @@ class Collector:
                                    "obtained in 30 s")
             with self.lock:
                 self.node_locks[nid] = lock
+            if self.verify:
+                data, _ = self.client.get(f"/nodepool/nodes/{nid}")
+                owner = json.loads(data).get("allocated_to")
+                if owner != rid:
+                    with self.lock:
+                        self.misallocated.append(
+                            f"node {nid} of {rid} is allocated to {owner}")
         self.client.delete(f"/nodepool/requests/{rid}")
 
     def wait_taken(self) -> None:
@@ -287,31 +309,61 @@ def percentile(values: list[float], p: float) -> float:
     return values[k]
 
 
-def read_ops(path: str, after: float) -> dict[str, int]:
-    """The launcher's op counts from a dump written after ``after``."""
+def read_dump(path: str, after: float) -> dict:
+    """One launcher's counts (``tools.zkops``) from a dump written after
+    ``after``."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             with open(path) as f:
                 data = json.load(f)
             if data["time"] > after:
-                return data["ops"]
+                return data
         except (OSError, ValueError):
             pass
-        time.sleep(0.1)
+        time.sleep(0.1)   # the launcher rewrites it every 0.5 s
     raise RuntimeError(f"no fresh op counts in {path}")
 
 
-def run_phase(client, n: int, rate: float | None, launcher, zk,
-              ops_file: str | None, quiet: bool = False) -> dict:
+def read_counts(paths: list[str], after: float) -> dict[str, dict]:
+    """{"ops": ..., "locks": ...} summed over the launchers' dumps."""
+    out: dict[str, dict] = {"ops": {}, "locks": {}, "reads": {}}
+    for path in paths:
+        data = read_dump(path, after)
+        for kind, total in out.items():
+            for k, v in data.get(kind, {}).items():
+                total[k] = total.get(k, 0) + v
+    return out
+
+
+def delta(after: dict, before: dict) -> dict:
+    return {k: after[k] - before.get(k, 0) for k in after
+            if after[k] - before.get(k, 0)}
+
+
+def allocated_twice(nodes_by_request: dict[str, list[str]]) -> list[str]:
+    """Nodes that more than one fulfilled request lists."""
+    seen: dict[str, str] = {}
+    twice = []
+    for rid, nids in nodes_by_request.items():
+        for nid in nids:
+            if nid in seen:
+                twice.append(f"node {nid} in {seen[nid]} and {rid}")
+            seen[nid] = rid
+    return twice
+
+
+def run_phase(client, n: int, rate: float | None, launchers: list, zk,
+              ops_files: list[str] | None, quiet: bool = False,
+              verify: bool = False) -> dict:
     """Submit ``n`` requests (all at once, or ``rate`` per second), wait
     for them, and measure."""
-    cpu0 = proc_cpu_seconds(launcher.pid)
+    cpu0 = sum(proc_cpu_seconds(p.pid) for p in launchers)
     zk_cpu0 = proc_cpu_seconds(zk.process.pid)
     own_cpu0 = time.process_time()
-    ops0 = read_ops(ops_file, time.time()) if ops_file else {}
+    counts0 = read_counts(ops_files, time.time()) if ops_files else {}
     jit = JitMeter(zk.process.pid).start()
-    coll = Collector(client, n)
+    coll = Collector(client, n, verify)
     t0 = time.monotonic()
     coll.submit(n, rate)
     last = 0
@@ -326,21 +378,25 @@ def run_phase(client, n: int, rate: float | None, launcher, zk,
     coll.wait_taken()        # Zuul's node locks are part of the load
     elapsed = max(coll.fulfilled.values()) - t0
     got = max(1, len(coll.fulfilled))
-    cpu = proc_cpu_seconds(launcher.pid) - cpu0
+    cpu = sum(proc_cpu_seconds(p.pid) for p in launchers) - cpu0
     zk_cpu = proc_cpu_seconds(zk.process.pid) - zk_cpu0
     jit_cpu = min(jit.stop(), zk_cpu)
     own_cpu = time.process_time() - own_cpu0
     lat = [coll.fulfilled[r] - coll.submitted[r] for r in coll.fulfilled]
-    ops = {}
-    if ops_file:
-        ops1 = read_ops(ops_file, time.time())
-        ops = {k: ops1[k] - ops0.get(k, 0) for k in ops1
-               if ops1[k] - ops0.get(k, 0)}
+    ops = request_locks = reads = {}
+    if ops_files:
+        counts1 = read_counts(ops_files, time.time())
+        ops = delta(counts1["ops"], counts0["ops"])
+        request_locks = delta(counts1["locks"], counts0["locks"])
+        reads = delta(counts1["reads"], counts0["reads"])
     with coll.lock:
         nodes = [nid for ids in coll.nodes.values() for nid in ids]
         locks = dict(coll.node_locks)
+        twice = allocated_twice(coll.nodes) + coll.misallocated
     return {
-        "ops": ops, "requests": n, "fulfilled": len(coll.fulfilled),
+        "ops": ops, "request_locks": request_locks, "reads": reads,
+        "twice": twice,
+        "requests": n, "fulfilled": len(coll.fulfilled),
         "failed": len(coll.failed), "seconds": elapsed,
         "requests_per_s": len(coll.fulfilled) / elapsed,
         "p50_s": percentile(lat, 50), "p99_s": percentile(lat, 99),
@@ -449,7 +505,7 @@ def give_back(client, zk, phase: dict, label: str) -> None:
              f"still compiling after {waited:.1f}s, going on"), flush=True)
 
 
-def warm_up(client, launcher, zk, round_size: int,
+def warm_up(client, launchers, zk, round_size: int,
             max_rounds: int) -> dict:
     """Rounds of ``round_size`` requests (nodes returned after each) until
     ZooKeeper's JIT compiler used < JIT_DONE_SHARE of its CPU over the last
@@ -461,7 +517,7 @@ def warm_up(client, launcher, zk, round_size: int,
     rounds: list[dict] = []
     share = 0.0
     for i in range(1, max_rounds + 1):
-        ph = run_phase(client, round_size, None, launcher, zk, None,
+        ph = run_phase(client, round_size, None, launchers, zk, None,
                        quiet=True)
         print(f"  round {i}: {ph['fulfilled']} requests, "
               f"{ph['requests_per_s']:.1f} requests/s, ZooKeeper CPU "
@@ -485,12 +541,52 @@ def warm_up(client, launcher, zk, round_size: int,
     return {"rounds": max_rounds, "capped": True, "jit_share": share}
 
 
+def start_launchers(client, cfg: str, workdir: str, count: int,
+                    count_ops: bool) -> tuple[list, list[str]]:
+    """``count`` launcher processes on ``cfg`` and their op dumps; returns
+    once each has registered its pool (the launchers are serving)."""
+    procs, ops_files = [], []
+    try:
+        for i in range(count):
+            suffix = f"-{i}" if count > 1 else ""
+            ops_file = os.path.join(workdir, f"zkops{suffix}.json")
+            entry = (["-m", "tools.zkops", ops_file, "--"] if count_ops
+                     else ["-m", "nodepool.cmd.launcher"])
+            with open(os.path.join(workdir, f"launcher{suffix}.log"),
+                      "w") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, *entry, "-f", "-c", cfg, "--no-webapp"],
+                    stdout=log, stderr=subprocess.STDOUT))
+            ops_files.append(ops_file)
+        deadline = time.monotonic() + 60
+        while not (client.exists("/nodepool/components/pool") and len(
+                client.get_children("/nodepool/components/pool")) >= count):
+            if time.monotonic() > deadline or any(
+                    p.poll() is not None for p in procs):
+                raise RuntimeError("launcher did not start; see "
+                                   f"{workdir}/launcher*.log")
+            time.sleep(0.1)   # poll interval of the start-up deadline
+    except BaseException:
+        stop_launchers(procs)
+        raise
+    return procs, ops_files
+
+
+def stop_launchers(procs: list) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=30)
+
+
 def run(requests: int, workdir: str, tls: bool = True,
         count_ops: bool = False, rate: float = 100.0,
-        warmup_round: int = 300, max_warmup_rounds: int = 10) -> dict:
+        warmup_round: int = 300, max_warmup_rounds: int = 10,
+        launchers: int = 1, verify: bool = False) -> dict:
     zk = ZooKeeperServer(os.path.join(workdir, "zk"), tls=True,
                          fast_start=False, heap="512m").start()
-    launcher = client = None
+    procs: list = []
+    client = None
     try:
         cfg = os.path.join(workdir, "nodepool.yaml")
         # Nodes are returned between phases: at most one phase's nodes
@@ -499,41 +595,29 @@ def run(requests: int, workdir: str, tls: bool = True,
         client = KazooClient(hosts=zk.hosts)
         client.start(timeout=15)
         client.ensure_path("/nodepool/requests")
-        log = open(os.path.join(workdir, "launcher.log"), "w")
-        ops_file = os.path.join(workdir, "zkops.json")
-        entry = (["-m", "tools.zkops", ops_file, "--"] if count_ops
-                 else ["-m", "nodepool.cmd.launcher"])
-        launcher = subprocess.Popen(
-            [sys.executable, *entry, "-f", "-c", cfg, "--no-webapp"],
-            stdout=log, stderr=subprocess.STDOUT)
-        # wait for the pool component: the launcher is serving
-        deadline = time.monotonic() + 60
-        while not (client.exists("/nodepool/components/pool")
-                   and client.get_children("/nodepool/components/pool")):
-            if time.monotonic() > deadline or launcher.poll() is not None:
-                raise RuntimeError("launcher did not start; see "
-                                   f"{workdir}/launcher.log")
-            time.sleep(0.1)
+        procs, ops_files = start_launchers(client, cfg, workdir, launchers,
+                                           count_ops)
+        counted = ops_files if count_ops else None
         warmup = None
         if warmup_round and max_warmup_rounds:
-            warmup = warm_up(client, launcher, zk, warmup_round,
+            warmup = warm_up(client, procs, zk, warmup_round,
                              max_warmup_rounds)
         print(f"burst: {requests} requests at once ...", flush=True)
-        burst = run_phase(client, requests, None, launcher, zk,
-                          ops_file if count_ops else None)
+        burst = run_phase(client, requests, None, procs, zk, counted,
+                          verify=verify)
         paced = None
         if rate:
             give_back(client, zk, burst, "the burst")
             print(f"paced: {requests} requests at {rate:g}/s ...",
                   flush=True)
-            paced = run_phase(client, requests, rate, launcher, zk, None)
+            paced = run_phase(client, requests, rate, procs, zk,
+                              counted if verify else None,
+                              verify=verify)
         return {"burst": burst, "paced": paced, "rate": rate,
-                "warmup": warmup,
-                "peak_rss_mb": proc_peak_rss_mb(launcher.pid)}
+                "warmup": warmup, "launchers": launchers,
+                "peak_rss_mb": max(proc_peak_rss_mb(p.pid) for p in procs)}
     finally:
-        if launcher is not None:
-            launcher.terminate()
-            launcher.wait(timeout=30)
+        stop_launchers(procs)
         if client is not None:
             client.stop()
             client.close()
@@ -560,15 +644,94 @@ def main(argv=None) -> int:
                    "over the last two rounds (default %(default)s)")
     p.add_argument("--workdir", help="keep the launcher's and ZooKeeper's "
                    "logs here (default: a temporary directory)")
+    p.add_argument("--launchers", type=int, default=1,
+                   help="N > 1: run once with one launcher, then with N "
+                   "launcher processes on one ZooKeeper, and compare their "
+                   "ZooKeeper operations and request lock attempts per "
+                   "request (implies --count-ops)")
     args = p.parse_args(argv)
+    if args.launchers < 1:
+        p.error("--launchers must be at least 1")
     with tempfile.TemporaryDirectory(prefix="bench-core-") as d:
         if args.workdir:
             os.makedirs(args.workdir, exist_ok=True)
             d = args.workdir
-        r = run(args.requests, d, tls=not args.plain,
-                count_ops=args.count_ops, rate=args.rate,
-                warmup_round=args.warmup_round,
-                max_warmup_rounds=args.max_warmup_rounds)
+        kw = dict(tls=not args.plain, rate=args.rate,
+                  warmup_round=args.warmup_round,
+                  max_warmup_rounds=args.max_warmup_rounds)
+        if args.launchers == 1:
+            return 0 if report(run(args.requests, d,
+                                   count_ops=args.count_ops, **kw)) else 1
+        runs = []
+        for count in (1, args.launchers):
+            print(f"=== {count} launcher(s) ===", flush=True)
+            workdir = os.path.join(d, f"launchers-{count}")
+            os.makedirs(workdir, exist_ok=True)
+            runs.append(run(args.requests, workdir, count_ops=True,
+                            launchers=count, verify=True, **kw))
+    ok = True
+    for r in runs:
+        print(f"\n=== {r['launchers']} launcher(s) ===")
+        ok &= report(r)
+    return 0 if compare(*runs) and ok else 1
+
+
+OPS_RATIO_TARGET = 1.2      # issue 18: N launchers vs one, per request
+FAILED_LOCKS_TARGET = 0.1   # failed request lock attempts per request
+
+
+def ops_per_request(ph: dict) -> float:
+    return sum(ph["ops"].values()) / max(1, ph["fulfilled"])
+
+
+def lock_attempts(ph: dict, key: str) -> int:
+    """Request lock attempts of a phase: ``all`` or only the ``failed``
+    ones (the one-transaction take and kazoo's recipe, tools.zkops)."""
+    locks = ph["request_locks"]
+    if key == "failed":
+        return locks.get("fresh_failed", 0) + locks.get("recipe_failed", 0)
+    return locks.get("fresh", 0) + locks.get("recipe", 0)
+
+
+def compare(one: dict, many: dict) -> bool:
+    """The N-launcher run against the single launcher's; False when a
+    node was allocated twice."""
+    n = many["launchers"]
+    print(f"\n=== {n} launchers against one ===")
+    print(f"{'metric':<52}{'1':>8}{n:>8}  {'target':>8}  ratio")
+    ok = True
+    for label in ("burst", "paced"):
+        a, b = one[label], many[label]
+        if not (a and b and a["ops"] and b["ops"]):
+            continue
+        ra, rb = ops_per_request(a), ops_per_request(b)
+        print(f"{label + ': ZooKeeper operations per request':<52}"
+              f"{ra:>8.2f}{rb:>8.2f}  {'<=' + str(OPS_RATIO_TARGET):>8}  "
+              f"{rb / ra:.2f}x")
+        for key, what in (("failed", "failed request lock attempts"),
+                          ("all", "request lock attempts")):
+            fa, fb = (lock_attempts(ph, key) / max(1, ph["fulfilled"])
+                      for ph in (a, b))
+            target = (f"<={FAILED_LOCKS_TARGET}" if key == "failed"
+                      else "-")
+            print(f"{label + ': ' + what + ' per request':<52}"
+                  f"{fa:>8.3f}{fb:>8.3f}  {target:>8}")
+        for tree in ("requests", "nodes", "other"):
+            fa, fb = (ph["reads"].get(tree, 0) / max(1, ph["fulfilled"])
+                      for ph in (a, b))
+            what = f"{label}: reads of {tree} per request"
+            print(f"{what:<52}{fa:>8.2f}{fb:>8.2f}  {'-':>8}")
+        for ph, count in ((a, 1), (b, n)):
+            if ph["twice"]:
+                ok = False
+                print(f"{label}, {count} launcher(s): {len(ph['twice'])} "
+                      f"node(s) allocated twice, e.g. {ph['twice'][:3]}")
+    print("no node allocated twice" if ok else "NODES ALLOCATED TWICE")
+    return ok
+
+
+def report(r: dict) -> bool:
+    """Print one run's table; False unless every request was fulfilled."""
     burst, paced = r["burst"], r["paced"]
     print()
     print(f"{'metric':<44}{'value':>10}  {'target':>8}  ratio")
@@ -607,14 +770,16 @@ def main(argv=None) -> int:
                   f"{ph['zk_handling_ms']:.1f} ms, JIT compiler "
                   f"{ph['zk_jit_ms']:.1f} ms), this benchmark playing Zuul "
                   f"{ph['zuul_cpu_ms']:.1f} ms (all share the 2 cores)")
-    if burst["ops"]:
-        n = max(1, burst["fulfilled"])
-        total = sum(burst["ops"].values())
-        print(f"ZooKeeper operations per request: {total / n:.2f} ("
-              + ", ".join(f"{k} {v / n:.2f}" for k, v in
-                          sorted(burst["ops"].items(), key=lambda kv: -kv[1])
-                          if v / n >= 0.01)
-              + ")")
+    for label, ph in (("burst", burst), ("paced", paced)):
+        if ph and ph["ops"]:
+            n = max(1, ph["fulfilled"])
+            print(f"{label}: ZooKeeper operations per request: "
+                  f"{ops_per_request(ph):.2f} ("
+                  + ", ".join(f"{k} {v / n:.2f}" for k, v in
+                              sorted(ph["ops"].items(),
+                                     key=lambda kv: -kv[1])
+                              if v / n >= 0.01)
+                  + ")")
     w = r["warmup"]
     if w:
         print(f"warm-up: {w['rounds']} round(s), JIT compiler share over "
@@ -629,7 +794,8 @@ def main(argv=None) -> int:
             print(f"{label}: fulfilled {ph['fulfilled']}/{ph['requests']}, "
                   f"failed {ph['failed']}, wall {ph['seconds']:.1f}s")
             ok &= ph["fulfilled"] == ph["requests"]
-    return 0 if ok else 1
+    return ok
+
 
 if __name__ == "__main__":
     sys.exit(main())

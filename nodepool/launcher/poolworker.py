@@ -438,12 +438,13 @@ class PoolWorker:
                 continue
             with self._lock:
                 self._taking.add(request.id)
+            self.shard.taking(request.id)
             self.io.submit(self._take_async, request, decision)
 
     def _in_turn(self, requests: list, components: list):
         """``requests`` in routing order, but those another pool goes
-        first for (``sharding.py``) only once they have waited their grace,
-        and after all of ours."""
+        first for (``sharding.py``) only once they have waited their grace
+        and that pool makes no progress, and after all of ours."""
         self.shard.keep(r.id for r in requests)
         # Same priority, not paused: the pools a request would go to now
         # (our own paused flag as the others see it).

@@ -13,12 +13,18 @@ requests spread evenly over the pools.
 
 The pool first in line takes the request at once.  The one ranked *k*-th
 after it (counting only those ahead of it that have not given way) takes
-it once it has seen the request for ``k * grace`` seconds: a first pool
-that never takes the request (hung, out of capacity, an older launcher
-that knows nothing of this order) delays it by one grace at most, and
-nothing waits for ever.  The grace is measured from this worker's first
-sight of the request (its own monotonic clock, injectable), so clocks of
-different hosts never meet.
+it once it has seen the request for ``k * grace`` seconds *and* none of
+the pools ahead of it is making progress: a first pool that takes nothing
+(hung, at its max-concurrency, an older launcher that knows nothing of
+this order) delays its requests by one grace.  A pool makes progress
+when a request it was first for leaves the waiting requests (taken, or
+withdrawn) without this worker having taken it; a busy first pool works
+through a burst of its own requests at its own pace, and the others do
+not race it for the ones it is about to lock.  Should a busy first pool
+never take one particular request, the next takes it after ``k * bound``
+(ten graces): nothing waits for ever.  Times are measured on this
+worker's clock (monotonic, injectable) from its first sight of the
+request, so clocks of different hosts never meet.
 
 Threads: a ``Shard`` belongs to one pool worker's routing thread; it is
 not thread-safe and needs no lock.  It touches neither ZooKeeper nor a
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 import time
 from collections.abc import Callable, Collection, Iterable
 
@@ -38,6 +45,9 @@ from collections.abc import Callable, Collection, Iterable
 # trips.  Short enough that a request whose first pool does not take it
 # waits only a little longer than it would without sharding.
 GRACE = 3.0
+# A request whose first pool keeps taking others but not it goes to the
+# next after this many graces (it is not stuck behind a busy pool).
+BOUND_GRACES = 10
 
 
 class Turn(enum.Enum):
@@ -65,6 +75,7 @@ class Shard:
 
         shard = Shard(worker_id, clock=clock)
         shard.turn(request.id, candidate_ids)    # Turn.MINE, LATE or WAIT
+        shard.taking(request.id)                 # when we take it
         shard.keep(ids_still_waiting)            # once per routing pass
     """
 
@@ -72,9 +83,13 @@ class Shard:
                  clock: Callable[[], float] = time.monotonic):
         self.me = me
         self.grace = grace
+        self.bound = BOUND_GRACES * grace
         self.clock = clock
         self._seen: dict[str, float] = {}    # key -> first sight
         self._order: dict[str, tuple[frozenset, list[str]]] = {}
+        self._first: dict[str, str] = {}     # key -> the pool first for it
+        self._ours: set[str] = set()         # keys we took
+        self._progress: dict[str, float] = {}  # pool -> last progress
 
     def turn(self, key: str, members: Collection[str],
              gives_way: Callable[[str], bool] = lambda member: False
@@ -84,25 +99,45 @@ class Shard:
         paused (then we come after all of them).  ``gives_way(id)`` is
         asked only of members ranked ahead of us: True when that pool
         cannot take the request now (it does not count)."""
-        ahead = 0
+        ahead = []
         for member in self._ranking(key, members):
             if member == self.me:
                 break
             if not gives_way(member):
-                ahead += 1
-        if ahead == 0:
+                ahead.append(member)
+        if not ahead:
             return Turn.MINE
+        self._first[key] = ahead[0]
         now = self.clock()
-        seen = self._seen.setdefault(key, now)
-        return Turn.LATE if now - seen >= ahead * self.grace else Turn.WAIT
+        waited = now - self._seen.setdefault(key, now)
+        if waited < len(ahead) * self.grace:
+            return Turn.WAIT
+        if waited >= len(ahead) * self.bound or not any(
+                now - self._progress.get(m, -math.inf) < self.grace
+                for m in ahead):
+            return Turn.LATE
+        return Turn.WAIT
+
+    def taking(self, key: str) -> None:
+        """We take ``key``: its leaving is no progress of another pool."""
+        self._ours.add(key)
 
     def keep(self, keys: Iterable[str]) -> None:
         """Forget every key but ``keys`` (the requests still waiting): a
-        request that comes back later is seen anew."""
+        request that comes back later is seen anew.  The pool that was
+        first for a key that left made progress (unless we took it)."""
         keys = set(keys)
-        for table in (self._seen, self._order):
+        now = self.clock()
+        for key in [k for k in self._first if k not in keys]:
+            if key not in self._ours:
+                self._progress[self._first[key]] = now
+        for table in (self._seen, self._order, self._first):
             for key in [k for k in table if k not in keys]:
                 del table[key]
+        self._ours &= keys
+        for member in [m for m, t in self._progress.items()
+                       if now - t >= self.grace]:
+            del self._progress[member]
 
     def _ranking(self, key: str, members: Collection[str]) -> list[str]:
         members = frozenset(members)

@@ -83,7 +83,7 @@ def launchers(tmp_path):
 
 
 def write_config(env, name: str, max_servers: int = 200,
-                 session_timeout: float = 4.0, **provider_extra) -> str:
+                 session_timeout: float = 10.0, **provider_extra) -> str:
     env.write_config([fake_provider(pools=[
         {"name": "main", "max-servers": max_servers,
          "labels": [{"name": "small", "cloud-image": "fake-image"}]}],

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from nodepool.launcher.sharding import GRACE, Shard, Turn, ranking, score
+from nodepool.launcher.sharding import (BOUND_GRACES, GRACE, Shard, Turn,
+                                        ranking, score)
 from nodepool.zk.models import NodeRequest, RequestState
 
 HOST = "host.example.org"
@@ -156,6 +157,58 @@ def test_a_paused_worker_comes_after_every_other_pool():
     assert by_id[first].turn(key, others) is Turn.WAIT
     clock.now += GRACE
     assert by_id[first].turn(key, others) is Turn.LATE
+
+
+def second_in_line(clock: Clock, n: int):
+    """The second of two pools, having seen ``n`` requests; the keys,
+    and those the first pool is first for."""
+    ids, by_id = shards(2, clock)
+    keys = request_ids(n)
+    theirs = [k for k in keys if ranking(k, ids)[0] == ids[0]]
+    shard = by_id[ids[1]]
+    for key in keys:
+        shard.turn(key, ids)
+    return shard, ids, keys, theirs
+
+
+def test_no_request_is_taken_from_a_first_pool_making_progress():
+    clock = Clock()
+    shard, ids, keys, theirs = second_in_line(clock, 200)
+    *taken, probe = theirs
+    assert len(taken) > 2 * BOUND_GRACES
+    start = clock.now
+    # The first pool takes one of its requests every half grace (it is
+    # busy): the probe stays its own until the bound.
+    waiting = list(keys)
+    while clock.now + GRACE / 2 < start + BOUND_GRACES * GRACE:
+        clock.now += GRACE / 2
+        waiting.remove(taken.pop(0))
+        shard.keep(waiting)
+        assert shard.turn(probe, ids) is Turn.WAIT
+    clock.now = start + BOUND_GRACES * GRACE
+    assert shard.turn(probe, ids) is Turn.LATE
+
+
+def test_a_stalled_first_pool_loses_its_requests_after_the_grace():
+    clock = Clock()
+    shard, ids, keys, theirs = second_in_line(clock, 40)
+    # It took one a while ago, then nothing for a grace.
+    waiting = [k for k in keys if k != theirs[0]]
+    shard.keep(waiting)
+    clock.now += GRACE
+    shard.keep(waiting)
+    assert all(shard.turn(k, ids) is Turn.LATE for k in theirs[1:])
+
+
+def test_requests_we_took_are_no_progress_of_their_first_pool():
+    clock = Clock()
+    shard, ids, keys, theirs = second_in_line(clock, 40)
+    clock.now += GRACE
+    assert shard.turn(theirs[0], ids) is Turn.LATE
+    shard.taking(theirs[0])            # we take it: the first pool is
+    waiting = [k for k in keys if k != theirs[0]]
+    shard.keep(waiting)                # still stalled
+    assert all(shard.turn(k, ids) is Turn.LATE for k in theirs[1:])
 
 
 def test_keep_forgets_requests_no_longer_waiting():

@@ -25,8 +25,9 @@ addressed to this pool are failed on an I/O thread (``unreadable.py``).
 
 Sharding: of the pools that would serve a request, one goes first
 (``sharding.py``: rendezvous hashing over their component ids); the
-others route it only after a grace, and after their own requests, so
-launchers seldom race for one lock.  The ``Shard`` is the routing
+others route it after their own requests, once it has waited a grace
+while the pools ahead took none of theirs, so launchers seldom race for
+one lock.  The ``Shard`` is the routing
 thread's alone.
 
 Failure story: ZooKeeper trouble while handling a request (ConnectionLoss,

@@ -716,6 +716,15 @@ def compare(one: dict, many: dict) -> bool:
                       else "-")
             print(f"{label + ': ' + what + ' per request':<52}"
                   f"{fa:>8.3f}{fb:>8.3f}  {target:>8}")
+        for count, ph in ((1, a), (n, b)):
+            reasons = {k: v
+                       for k, v in ph["request_locks"].items() if ":" in k}
+            if reasons:
+                # NoNodeError: the lock root did not exist yet (the first
+                # takes on a new ZooKeeper), not two launchers racing.
+                print(f"{label}, {count} launcher(s): failed lock attempts "
+                      "by reason: " + ", ".join(
+                          f"{k} {v}" for k, v in sorted(reasons.items())))
         for tree in ("requests", "nodes", "other"):
             fa, fb = (ph["reads"].get(tree, 0) / max(1, ph["fulfilled"])
                       for ph in (a, b))

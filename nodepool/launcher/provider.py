@@ -270,11 +270,6 @@ class ProviderManager:
         deleted-node worker and the leak cleanup then start nothing."""
         return self.adapter.access.closed
 
-    def throttled(self, error) -> None:
-        """A machine step raised ``ThrottledError``: the adapter slows
-        its calls down."""
-        self.adapter.throttled(error.retry_after)
-
     def session_lost(self) -> None:
         with self._lock:
             launchers = list(self._launchers)

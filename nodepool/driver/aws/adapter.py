@@ -174,9 +174,6 @@ class AwsAdapter(Adapter):
             create_pools=(self.create_pool,),
             batchers=(self.create_batcher, self.delete_batcher))
 
-    def throttled(self, retry_after: float | None = None) -> None:
-        self.api.limiter.throttled(retry_after)
-
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         self.delete_batcher.start()

@@ -154,27 +154,21 @@ def test_a_failed_refresh_serves_the_last_answer_and_waits(clock):
     assert value.get() == 5
 
 
-def test_with_no_answer_every_caller_gets_the_error(clock):
+@pytest.mark.parametrize("error,asked", [
+    (errors.TransientError("down"), 1),      # a sick cloud asked once
+    (errors.CredentialError("refused"), 3),  # the gate sets that pace
+])
+def test_with_no_answer_every_caller_gets_the_error(clock, error, asked):
     fetch = Fetch()
-    fetch.fail = errors.TransientError("down")
+    fetch.fail = error
     value = TtlValue("thing", fetch, ttl=300, clock=clock)
     for _ in range(3):
-        with pytest.raises(errors.TransientError):
+        with pytest.raises(type(error)):
             value.get()
-    assert len(fetch.calls) == 1             # a sick cloud asked once
+    assert len(fetch.calls) == asked
     clock.advance(RETRY_DELAY)
     fetch.fail = None
-    assert value.get() == 2
-
-
-def test_after_an_access_error_the_gate_sets_the_pace(clock):
-    fetch = Fetch()
-    fetch.fail = errors.CredentialError("refused")
-    value = TtlValue("thing", fetch, ttl=300, clock=clock)
-    for _ in range(2):
-        with pytest.raises(errors.CredentialError):
-            value.get()
-    assert len(fetch.calls) == 2             # no retry delay of its own
+    assert value.get() == asked + 1
 
 
 def test_invalidate_ends_the_retry_delay(clock):
@@ -188,11 +182,17 @@ def test_invalidate_ends_the_retry_delay(clock):
     assert value.get() == 2
 
 
-def test_background_refresh_answers_even_the_first_caller_at_once(clock):
-    fetch = Fetch()
-    submitted = []
+def listing(clock):
+    """A listing cache refreshed in the background by hand: its fetch,
+    the refreshes submitted (run them with ``submitted.pop()()``), it."""
+    fetch, submitted = Fetch(), []
     value = TtlValue("listing", fetch, ttl=2, max_stale=60,
                      refresh_in=submitted.append, clock=clock)
+    return fetch, submitted, value
+
+
+def test_background_refresh_answers_even_the_first_caller_at_once(clock):
+    fetch, submitted, value = listing(clock)
     assert value.get() == 1                  # nothing yet: fetched here
     assert submitted == []
     clock.advance(3)
@@ -205,10 +205,7 @@ def test_background_refresh_answers_even_the_first_caller_at_once(clock):
 
 
 def test_a_failed_background_refresh_keeps_the_last_answer(clock):
-    fetch = Fetch()
-    submitted = []
-    value = TtlValue("listing", fetch, ttl=2, max_stale=60,
-                     refresh_in=submitted.append, clock=clock)
+    fetch, submitted, value = listing(clock)
     value.get()
     clock.advance(3)
     fetch.fail = errors.TransientError("down")
@@ -230,10 +227,7 @@ def test_a_stopping_executor_leaves_the_last_answer(clock):
 
 
 def test_max_age_never_takes_the_last_answer(clock):
-    fetch = Fetch()
-    submitted = []
-    value = TtlValue("listing", fetch, ttl=2, max_stale=60,
-                     refresh_in=submitted.append, clock=clock)
+    fetch, submitted, value = listing(clock)
     value.get()
     clock.advance(1)
     assert value.get(max_age=2) == 1         # fresh enough
@@ -266,10 +260,7 @@ def test_bad_settings_are_refused():
 
 def test_after_invalidate_the_next_caller_fetches_even_with_background(
         clock):
-    fetch = Fetch()
-    submitted = []
-    value = TtlValue("listing", fetch, ttl=2, max_stale=60,
-                     refresh_in=submitted.append, clock=clock)
+    fetch, submitted, value = listing(clock)
     value.get()
     value.invalidate()                       # e.g. forget_listing()
     assert value.get() == 2 and submitted == []

@@ -29,8 +29,7 @@ verbs whose defaults are right for a cloud driver:
 Threads: an adapter owns its create pool and batchers; ``start()``
 starts them and ``stop()`` shuts them down (behaviour 39).  It reports
 them through ``machinery()`` -- the status page and ``/metrics`` read
-nothing else of an adapter's insides -- and takes the throttles the
-launcher sees in machine steps through ``throttled()``.  Every method may
+nothing else of an adapter's insides.  Every method may
 be called from the provider's loop thread; the read-only ones also from the
 cleanup worker, so they must be thread-safe.  ``has_capacity_now`` is
 called from the provider's pool-worker threads, ``owns`` from any launcher
@@ -38,8 +37,11 @@ thread, ``console_log`` on a short-lived thread of its own, ``register_nodes``
 from the thread that starts the provider; a driver of registered nodes
 runs its registering on a thread it starts there and stops in ``stop()``.
 
-Failure story: a cloud call that fails transiently raises
-``TransientError`` or ``ThrottledError``; the launcher retries later.  A
+Failure story: a cloud call that is throttled or fails transiently is
+reported to its limiter and repeated in one layer, the driver's API
+client (``nodepool.driver.limitedapi``); only its final
+``TransientError`` or ``ThrottledError`` reaches a machine, and the
+launcher repeats the step later without telling any limiter again.  A
 refused credential or an unreachable endpoint raises ``AccessError`` from
 every call: the adapter's ``access`` gate then holds all its calls back
 with one exponential back-off (the launcher asks ``access.closed`` before
@@ -155,11 +157,6 @@ class Adapter(abc.ABC):
         (the status page and ``/metrics`` show their figures).  Cheap and
         side-effect free; the same objects on every call.  Default: none."""
         return Machinery()
-
-    def throttled(self, retry_after: float | None = None) -> None:
-        """The cloud throttled a call the launcher saw fail in a machine
-        step (``ThrottledError``, with its ``retry_after`` seconds or
-        None): slow this provider's mutating calls.  Default: nothing."""
 
     def start(self) -> None:
         """Start background machinery (create pool, batchers)."""

@@ -230,9 +230,6 @@ class FakeAdapter(Adapter):
                          create_pools=(self.create_pool,),
                          batchers=(self.batcher,))
 
-    def throttled(self, retry_after: float | None = None) -> None:
-        self.limiter.throttled(retry_after)
-
     def start(self) -> None:
         self.batcher.start()
 

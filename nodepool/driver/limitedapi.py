@@ -1,17 +1,32 @@
-"""LimitedApi: the write/read limiters and retry loop of a cloud API client.
+"""LimitedApi: the one layer that limits, retries and reports cloud calls.
 
-The AWS and Azure drivers call their clouds the same way: two limiters per
-provider (``limiter`` for mutating calls at the provider's ``rate``,
-``read_limiter`` for reads at ``READ_RATE_FACTOR`` times that; ``rate`` 0
-leaves both unlimited) and one loop around every call, with the SDK's own
-retries switched off so the limiter sees every answer:
+Every driver's API client (``AwsApi``, ``AzureApi``, ``OpenStackApi``)
+calls its cloud through ``_retrying``, and this is the only place where a
+throttle or a transient error is handled: the call is reported to its
+limiter once per answer and repeated here, a bounded number of times.
+Whoever made the call -- a machine step on a create-pool worker, a
+listing, a quota read -- sees only the final answer; nothing above this
+layer reports a throttle to a limiter again (the launcher's node
+launchers and the adapters have no such path), so one 429 halves the
+rate exactly once.
+
+Two limiters per provider (``limiter`` for mutating calls at the
+provider's ``rate``, ``read_limiter`` for reads at ``READ_RATE_FACTOR``
+times that; ``rate`` 0 leaves both unlimited) and one loop around every
+call, with the SDK's own retries switched off so the limiter sees every
+answer:
 
 - a success reports ``limiter.succeeded()`` so the rate recovers (AIMD);
 - ``ThrottledError``: ``limiter.throttled(retry_after)`` halves the rate
   (and holds every caller of that limiter for Retry-After), then the call
-  is tried again after ``_throttle_pause``, up to ``throttle_attempts``;
+  is tried again after ``_throttle_pause``, up to ``throttle_attempts``.
+  A throttle is a refusal (the cloud did nothing), so every call is
+  repeated after one, idempotent or not;
 - ``TransientError``: tried again after a jittered back-off, up to
-  ``transient_attempts`` times (drivers only send idempotent writes);
+  ``transient_attempts`` times -- for an idempotent call only.  A call
+  marked ``idempotent=False`` (OpenStack's ``POST /servers``: the cloud may
+  have made the server before the connection dropped) raises it at once,
+  and its caller decides;
 - ``AccessError`` (credentials refused, endpoint unreachable) is raised
   at once: every call of the provider passes its ``AccessGate``
   (``backoff.py``), which holds them all back after one, exponentially,
@@ -19,9 +34,16 @@ retries switched off so the limiter sees every answer:
 - anything else is raised at once, already classified by the driver.
 
 A driver subclass supplies the classification per call and may change the
-pause after throttling.  Threads: any; the counters are guarded by
-``_lock``; calls block (limiter waits, HTTP), so state machines make them
-from the create pool or another helper thread, never from a loop thread.
+pause after throttling.
+
+Failure story: a call that keeps being throttled or failing transiently
+raises its last error after its attempts; the limiter has then been told
+of every throttle, and the caller repeats its step later (a launch within
+``launch-timeout``) or keeps its last answer (a listing, a cache).
+
+Threads: any; the counters are guarded by ``_lock``; calls block (limiter
+waits, back-off sleeps, HTTP), so state machines make them from the create
+pool or another helper thread, never from a loop thread.
 """
 
 from __future__ import annotations
@@ -76,13 +98,15 @@ class LimitedApi:
 
     def _retrying(self, limiter: RateLimiter, what: str,
                   attempt: Callable[[], Any], classify: Classifier, *,
-                  admitted: bool = False, background: bool = False) -> Any:
+                  admitted: bool = False, background: bool = False,
+                  idempotent: bool = True) -> Any:
         """``attempt()`` through ``limiter`` with the retries above.
 
         ``admitted``: the caller already took a limiter slot for the first
         attempt (e.g. a batcher that waited for its turn).  ``background``:
         nothing waits for this call; it yields every slot another caller
-        waits for (``RateLimiter.acquire``)."""
+        waits for (``RateLimiter.acquire``).  ``idempotent`` False: a
+        transient error is raised at once (repeating could do it twice)."""
         throttles = transients = 0
         while True:
             ticket = self.access.admit()    # raises while backing off
@@ -114,7 +138,7 @@ class LimitedApi:
                 self._throttle_pause(throttles, error.retry_after)
             elif isinstance(error, errors.TransientError):
                 transients += 1
-                if transients >= self.transient_attempts:
+                if not idempotent or transients >= self.transient_attempts:
                     raise error
                 log.info("%s: %s failed transiently (attempt %d): %s",
                          self.name, what, transients, error)

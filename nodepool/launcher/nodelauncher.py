@@ -18,7 +18,9 @@ Failure story:
   (``nodepool.driver.offerings``), so the replacement goes elsewhere;
 - ``ConfigurationError`` fails the node at once (retrying cannot help);
 - ``ThrottledError``/``TransientError`` repeat the same step later, within
-  the launch timeout;
+  the launch timeout; the driver's API client has already reported the
+  throttle to its limiter and repeated the call (the one layer that does,
+  ``nodepool.driver.limitedapi``), so nothing is reported here;
 - node writes go out asynchronously (the loop checks the reply on the next
   step); one that fails with ZooKeeper connection trouble is sent again
   after ``REWRITE_DELAY`` (within the launch timeout) instead of failing
@@ -272,9 +274,9 @@ class NodeLauncher:
                 self._advance_create()
             elif self.phase is _Phase.KEYSCAN:
                 self._advance_keyscan()
-        except errors.RETRYABLE as e:
-            if isinstance(e, errors.ThrottledError):
-                self.manager.throttled(e)
+        except errors.RETRYABLE:
+            # Already reported to the limiter, once, by the driver's API
+            # client (nodepool.driver.limitedapi): only wait here.
             self._check_timeout()
         except errors.QuotaError as e:
             self._abort(e)

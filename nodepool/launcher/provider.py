@@ -42,7 +42,8 @@ import time
 from typing import Iterable
 
 from nodepool.driver.installation import foreign
-from nodepool.driver.backoff import log_failure
+from nodepool.driver.backoff import SUMMARY_INTERVAL, RepeatLog, log_failure
+from nodepool.driver.errors import AccessError
 from nodepool.driver.offerings import Offerings
 from nodepool.driver.quota import Quota
 from nodepool.launcher import tracing
@@ -134,7 +135,7 @@ class ProviderManager:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._instances_cache: tuple[float, list] = (0.0, [])
+        self._list_failures = RepeatLog(self.log, SUMMARY_INTERVAL)
         self._cost_memo: dict[tuple, Quota] = {}
         self.offerings = Offerings(zk, provider.name)
         self.adapter.attach_capacity(self)
@@ -270,11 +271,6 @@ class ProviderManager:
         deleted-node worker and the leak cleanup then start nothing."""
         return self.adapter.access.closed
 
-    def throttled(self, error) -> None:
-        """A machine step raised ``ThrottledError``: the adapter slows
-        its calls down."""
-        self.adapter.throttled(error.retry_after)
-
     def session_lost(self) -> None:
         with self._lock:
             launchers = list(self._launchers)
@@ -407,14 +403,27 @@ class ProviderManager:
             return self.adapter.label_quota(pool.labels[labels[0]])
         return Quota(instances=1)
 
-    def cloud_instances(self, max_age: float = 10.0) -> list:
-        ts, instances = self._instances_cache
-        if time.monotonic() - ts > max_age:
-            try:
-                instances = list(self.adapter.list_instances())
-            except Exception as e:
-                log_failure(self.log, e, "Could not list instances: %s", e)
-            self._instances_cache = (time.monotonic(), instances)
+    def cloud_instances(self) -> list:
+        """Every instance the adapter lists, ours or not (for quota).
+
+        Nothing is cached here: the adapter's listing is the one cache
+        (``Adapter.list_instances`` may answer a few seconds old; the
+        cloud drivers keep it in ``nodepool.driver.ttlcache``, which also
+        serves the last list while a refresh fails).  When the adapter
+        has no list, no instance is counted: the cloud's own quota error
+        still aborts a launch that does not fit (behaviour 14).  The
+        failure is logged once, then summarized."""
+        try:
+            instances = list(self.adapter.list_instances())
+        except Exception as e:
+            if isinstance(e, AccessError):  # the adapter's gate says it
+                self.log.debug("Could not list instances: %s", e)
+            else:
+                self._list_failures.report(
+                    "list", "Could not list instances", str(e),
+                    level=logging.WARNING, exc=e)
+            return []
+        self._list_failures.clear("list", "Listing instances works again")
         return instances
 
     def provider_limits(self) -> Quota:

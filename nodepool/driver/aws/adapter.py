@@ -72,6 +72,7 @@ from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
 from nodepool.driver.quota import Quota
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
+from nodepool.driver.ttlcache import TtlValue
 
 __all__ = ["AwsAdapter"]
 
@@ -146,10 +147,11 @@ class AwsAdapter(Adapter):
         self._lock = threading.Lock()
         self._pending_creates: dict[str, AwsCreate] = {}
         self._created: dict[str, float] = {}
-        self._list_cache: tuple[float, list[Instance]] | None = None
-        self._list_refreshing = False
         self.list_pool = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"{provider.name}-list")
+        self.listing: TtlValue[list[Instance]] = TtlValue(
+            "instances", self._list_now, LIST_CACHE_SECONDS,
+            max_stale=LIST_STALE_SECONDS, refresh_in=self.list_pool.submit)
 
     def offering(self, pool, label) -> str | None:
         """``<subnet or zone or region>/<instance type>[/spot]``: EC2's
@@ -173,9 +175,6 @@ class AwsAdapter(Adapter):
             limiters=(self.api.limiter, self.api.read_limiter),
             create_pools=(self.create_pool,),
             batchers=(self.create_batcher, self.delete_batcher))
-
-    def throttled(self, retry_after: float | None = None) -> None:
-        self.api.limiter.throttled(retry_after)
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -364,68 +363,33 @@ class AwsAdapter(Adapter):
     def list_instances(self) -> Iterable[Instance]:
         """Every instance of the region (not terminated), ours or not.
 
-        Answers from a cache: fresh under LIST_CACHE_SECONDS; up to
-        LIST_STALE_SECONDS old it is returned at once while one refresh
-        runs in the background (a full DescribeInstances of a big account
-        takes seconds, and pool workers ask on every quota check); older
-        or absent, the caller waits for a refresh.  Leak cleanup tolerates
-        the staleness: it deletes only what two passes agree on.
+        Answers from the listing cache (``nodepool.driver.ttlcache``):
+        fresh under LIST_CACHE_SECONDS; up to LIST_STALE_SECONDS old it is
+        returned at once while one refresh runs on the list thread (a full
+        DescribeInstances of a big account takes seconds, and pool workers
+        ask on every quota check); older or absent, the caller waits for a
+        refresh.  Leak cleanup tolerates the staleness: it deletes only
+        what two passes agree on.
         """
-        cached = self._list_cache
-        age = (time.monotonic() - cached[0]) if cached else None
-        if age is not None and age < LIST_CACHE_SECONDS:
-            return list(cached[1])
-        if age is not None and age < LIST_STALE_SECONDS:
-            self._refresh_listing_soon()
-            return list(cached[1])
-        return list(self._refresh_listing())
+        return list(self.listing.get())
 
     def find_instances(self, node_id: str) -> list[Instance]:
         """Instances of ``node_id`` (batch-created ones too, see
         ``describe.tags_of``) from a listing at most LIST_CACHE_SECONDS
         old: the stale cache could miss an instance of a crashed launch."""
-        cached = self._list_cache
-        if cached is not None and \
-                time.monotonic() - cached[0] < LIST_CACHE_SECONDS:
-            instances = cached[1]
-        else:
-            instances = self._refresh_listing()
+        instances = self.listing.get(max_age=LIST_CACHE_SECONDS)
         return [i for i in instances if i.node_id == node_id]
 
-    def _refresh_listing(self) -> list[Instance]:
-        started = time.monotonic()
+    def _list_now(self) -> list[Instance]:
         records = [r for r in self.describe([])
                    if instance_state(r) is not InstanceState.DELETED]
         self.quota.types({r.get("InstanceType") for r in records
                           if r.get("InstanceType")})
-        instances = [self.instance_from(r) for r in records]
-        self._list_cache = (started, instances)
-        return instances
-
-    def _refresh_listing_soon(self) -> None:
-        with self._lock:
-            if self._list_refreshing:
-                return
-            self._list_refreshing = True
-
-        def refresh() -> None:
-            try:
-                self._refresh_listing()
-            except Exception as e:
-                log_failure(self.log, e, "Could not list instances: %s", e)
-            finally:
-                with self._lock:
-                    self._list_refreshing = False
-
-        try:
-            self.list_pool.submit(refresh)
-        except RuntimeError:        # stopping
-            with self._lock:
-                self._list_refreshing = False
+        return [self.instance_from(r) for r in records]
 
     def forget_listing(self) -> None:
         """The next ``list_instances`` asks the cloud (tests, tools)."""
-        self._list_cache = None
+        self.listing.invalidate()
 
     def list_resources(self) -> Iterable[Resource]:
         """Unattached volumes carrying our provider tag (attached ones go

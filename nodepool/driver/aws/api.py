@@ -8,7 +8,9 @@ cheaper bucket).  ``rate`` 0 leaves both unlimited.
 
 botocore's own retries are switched off (one attempt per call): a hidden
 retry would hide throttling from the limiter, which can then not slow the
-other threads down.  Instead ``call`` retries in ``LimitedApi``'s loop:
+other threads down.  Instead ``call`` retries in ``LimitedApi``'s loop,
+the one layer where throttles and transient errors are handled (the
+callers see only the final error and report nothing to a limiter):
 
 - ``ThrottledError`` (RequestLimitExceeded): report ``limiter.throttled()``
   (the effective rate halves, AIMD) and retry after an exponential,

@@ -6,28 +6,31 @@ label launches the AMI of its latest upload (``LaunchSpec
 .image_external_id``).  The DescribeImages record is kept because the
 root volume settings need its ``RootDeviceName`` and block mappings.
 
-Cache: answers (found or not) are kept ``ttl`` seconds (5 min), so pool
-workers can ask ``image_available`` on every request and creates resolve
-their image without a call.  Filters can match a newer AMI later; it is
-picked up at the next refresh.
+Cache: answers (found or not) are kept ``ttl`` seconds (5 min) in the
+driver's one TTL cache (``nodepool.driver.ttlcache``), so pool workers can
+ask ``image_available`` on every request and creates resolve their image
+without a call.  Filters can match a newer AMI later; it is picked up at
+the next refresh.
 
 Failure story: "no such image" is ``ConfigurationError`` from ``resolve``
-and False from ``available``.  A transient failure keeps the previous
-answer if there is one; with none, ``available`` says True (let the launch
-find out) and ``resolve`` raises the transient error so the create is
-retried.
+and False from ``available``.  A failed DescribeImages keeps the previous
+answer if there is one (the cache's rule: asked again after its retry
+delay); with none, ``available`` says True (let the launch find out) and
+``resolve`` raises the error so the create is retried.
+
+Threads: any (the cache locks; the fetch runs on the asking thread).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from typing import Any, Callable
 
 from nodepool.driver import errors
 from nodepool.driver.backoff import log_failure
+from nodepool.driver.ttlcache import TtlCache
 
 __all__ = ["ImageResolver", "image_reference"]
 
@@ -65,10 +68,10 @@ class ImageResolver:
                  clock: Callable[[], float] = time.monotonic):
         self.ttl = ttl
         self._describe = describe_images
-        self._clock = clock
-        self._lock = threading.Lock()
-        # reference key -> (time, record or None)
-        self._cache: dict[str, tuple[float, dict | None]] = {}
+        # reference key (JSON) -> record or None
+        self._cache: TtlCache[str, dict | None] = TtlCache(
+            "images", lambda key: self._fetch(tuple(json.loads(key))), ttl,
+            clock=clock)
 
     def resolve(self, label, image_external_id: str | None = None) -> dict:
         """The AMI record to launch; ConfigurationError if there is none."""
@@ -103,21 +106,7 @@ class ImageResolver:
             return True
 
     def _lookup(self, ref: tuple[str, Any]) -> dict | None:
-        key = json.dumps(ref, sort_keys=True)
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
-        try:
-            record = self._fetch(ref)
-        except errors.RETRYABLE:
-            if cached is not None:
-                return cached[1]
-            raise
-        with self._lock:
-            self._cache[key] = (now, record)
-        return record
+        return self._cache.get(json.dumps(ref, sort_keys=True))
 
     def _fetch(self, ref: tuple[str, Any]) -> dict | None:
         kind, value = ref

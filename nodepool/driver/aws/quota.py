@@ -16,31 +16,35 @@ pause before the cloud refuses (behaviour 9).
 
 Caching: instance-type facts never change and are kept forever (one
 DescribeInstanceTypes per unknown type set); Service Quotas values are
-kept for ``ttl`` seconds (5 min by default), so a busy launcher asks for
-each code a few times an hour, not per request.
+kept in the driver's one TTL cache (``nodepool.driver.ttlcache``) for
+``ttl`` seconds (5 min by default), so a busy launcher asks for each code
+a few times an hour, not per request.
 
 Failure story: an unknown instance type raises ``ConfigurationError`` (the
 label is then not usable and requests for it are declined).  A Service
-Quotas failure (no permission, API missing, throttled) is logged and that
-code counts as unlimited until the next refresh: the cloud's own quota
-error still aborts launches that do not fit (behaviour 14).
+Quotas failure (no permission, API missing, throttled) is logged by the
+cache and is asked again only at the next refresh (``ttl``): meanwhile the
+code keeps its last value, or counts as unlimited when it never had one
+-- the cloud's own quota error still aborts launches that do not fit
+(behaviour 14).
+
+Threads: any; the type table is guarded by ``_lock``, the quota values by
+their cache; fetches run on the asking thread.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 import time
 from typing import Callable, Iterable
 
 from nodepool.driver import errors
-from nodepool.driver.backoff import log_failure
+from nodepool.driver.ttlcache import TtlCache
 
 __all__ = ["instance_quota_code", "volume_quota_code", "iops_quota_code",
            "QuotaCache", "TypeInfo"]
 
-log = logging.getLogger(__name__)
 
 # Family prefix → (on-demand code, spot code).  Longest prefix wins.
 _FAMILIES: dict[str, tuple[str, str | None]] = {
@@ -129,13 +133,12 @@ class QuotaCache:
                  clock: Callable[[], float] = time.monotonic):
         self.ttl = ttl
         self._describe_types = describe_types
-        self._get_quota = get_quota
-        self._clock = clock
         self._lock = threading.Lock()
         self._types: dict[str, TypeInfo] = {}
         self._unknown: set[str] = set()
-        self._quotas: dict[tuple[str, str], tuple[float, float]] = {}
-        self.quota_calls = 0
+        self._quotas: TtlCache[tuple[str, str], float] = TtlCache(
+            "service quota", lambda key: float(get_quota(*key)), ttl,
+            retry_delay=ttl, clock=clock)
 
     # -- instance types -------------------------------------------------------
     def types(self, names: Iterable[str]) -> dict[str, TypeInfo]:
@@ -189,22 +192,14 @@ class QuotaCache:
             self._unknown.update(set(names) - set(found))
 
     # -- service quotas -------------------------------------------------------
+    @property
+    def quota_calls(self) -> int:
+        """Service Quotas values fetched so far."""
+        return self._quotas.fetches
+
     def quota(self, service: str, code: str) -> float:
         """A quota's value (math.inf when it can not be read)."""
-        key = (service, code)
-        now = self._clock()
-        with self._lock:
-            cached = self._quotas.get(key)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
         try:
-            self.quota_calls += 1
-            value = float(self._get_quota(service, code))
-        except Exception as e:
-            log_failure(log, e, "Service quota %s/%s unavailable, treated "
-                        "as unlimited for %.0fs: %s", service, code,
-                        self.ttl, e)
-            value = math.inf
-        with self._lock:
-            self._quotas[key] = (now, value)
-        return value
+            return self._quotas.get((service, code))
+        except Exception:       # logged by the cache; asked again at ttl
+            return math.inf

@@ -201,9 +201,6 @@ class AzureAdapter(Adapter):
         return Machinery(limiters=(self.api.limiter, self.api.read_limiter),
                          create_pools=(self.create_pool,))
 
-    def throttled(self, retry_after: float | None = None) -> None:
-        self.api.limiter.throttled(retry_after)
-
     # -- lifecycle -----------------------------------------------------------
     def stop(self) -> None:
         self.writes.shutdown()

@@ -7,7 +7,9 @@ separate, and for reads much larger, buckets).  ``rate`` 0 leaves both
 unlimited.  Every HTTP attempt passes its limiter, retries included.
 
 The SDK clients never retry (``retry_total=0``, see ``auth.py``), so
-``call`` sees every answer and retries in ``LimitedApi``'s loop:
+``call`` sees every answer and retries in ``LimitedApi``'s loop, the one
+layer where throttles and transient errors are handled (the callers see
+only the final error and report nothing to a limiter):
 
 - ``ThrottledError`` (429): ``limiter.throttled(retry_after)`` -- the
   effective rate halves (AIMD) and no call of that limiter starts before

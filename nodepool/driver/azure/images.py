@@ -18,24 +18,27 @@ Sources (config.md §6), exactly one per cloud image:
 Only image-filter needs a call to build the reference; gallery images are
 checked (their versions listed) by ``available``, so pool workers decline
 requests for an image that does not exist.  Answers are cached ``ttl``
-seconds (5 min).
+seconds (5 min) in the driver's one TTL cache (``nodepool.driver.ttlcache``).
 
 Failure story: no match is ``ConfigurationError`` from ``resolve`` and
 False from ``available``.  A failed lookup keeps the previous answer if
-there is one; with none, ``available`` says True (the launch will find
-out) and ``resolve`` raises the classified error, which the create machine
-retries when it is transient.
+there is one (the cache's rule: asked again after its retry delay); with
+none, ``available`` says True (the launch will find out) and ``resolve``
+raises the classified error, which the create machine retries when it is
+transient.
+
+Threads: any (the cache locks; lookups run on the asking thread).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Callable, Mapping
 
 from nodepool.driver import errors
 from nodepool.driver.backoff import log_failure
+from nodepool.driver.ttlcache import TtlCache
 
 __all__ = ["ImageResolver", "image_source", "pick_filtered",
            "gallery_image_id"]
@@ -99,6 +102,10 @@ def pick_filtered(images: list[Mapping], flt: Mapping[str, Any]
         else None
 
 
+#: the cache key of the resource group's managed images
+IMAGES = ("images",)
+
+
 class ImageResolver:
     """Builds image references from the adapter's calls ``images()``
     (managed images of the resource group),
@@ -113,9 +120,9 @@ class ImageResolver:
         self._gallery_versions = gallery_versions
         self._image_id = image_id
         self.ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, Any]] = {}
+        # ("images",) or (kind, gallery, image name) -> records
+        self._cache: TtlCache[tuple, list[dict]] = TtlCache(
+            "images", self._fetch, ttl, clock=clock)
 
     def resolve(self, label, image_external_id: str | None = None) -> dict:
         """The ``imageReference`` to boot; ConfigurationError if none."""
@@ -133,7 +140,7 @@ class ImageResolver:
         if kind == "diskimage":
             return {"id": self._image_id(value)}
         if kind == "image-filter":
-            found = pick_filtered(self._cached("images", self._images),
+            found = pick_filtered(self._cache.get(IMAGES),
                                   value)
             if found is None:
                 raise errors.ConfigurationError(
@@ -152,7 +159,7 @@ class ImageResolver:
         kind, value = source
         try:
             if kind == "image-filter":
-                return pick_filtered(self._cached("images", self._images),
+                return pick_filtered(self._cache.get(IMAGES),
                                      value) is not None
             if kind in ("shared-gallery-image", "community-gallery-image"):
                 return self._gallery_has(kind, value)
@@ -163,29 +170,17 @@ class ImageResolver:
 
     def _gallery_has(self, kind: str, value: Mapping[str, str]) -> bool:
         gallery, name = value["gallery-name"], value["name"]
-        versions = self._cached(
-            f"{kind}/{gallery}/{name}",
-            lambda: self._gallery_versions(kind, gallery, name))
+        versions = self._cache.get((kind, gallery, name))
         wanted = value.get("version")
         if wanted:
             return any(v.get("name") == wanted for v in versions)
         return any(not (v.get("properties") or {}).get("excludeFromLatest")
                    for v in versions)
 
-    def _cached(self, key: str, fetch: Callable[[], Any]) -> Any:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
+    def _fetch(self, key: tuple) -> list[dict]:
+        if key == IMAGES:
+            return self._images()
         try:
-            value = fetch()
+            return self._gallery_versions(*key)
         except errors.NotFoundError:
-            value = []            # an unknown gallery image has no versions
-        except errors.DriverError:
-            if cached is not None:
-                return cached[1]
-            raise
-        with self._lock:
-            self._cache[key] = (now, value)
-        return value
+            return []             # an unknown gallery image has no versions

@@ -12,32 +12,32 @@ family, e.g. ``standardDSv3Family``.  Keys match, so the launcher's
 ``fits`` checks a label against its family's vCPU quota exactly as Azure
 will.
 
-Caches: the SKU list is large and changes rarely (kept an hour); usages
-are kept ``usage_ttl`` (30 s): the launcher adds up its own nodes, the
-limits only have to follow quota increases.
+Caches (the driver's one TTL cache, ``nodepool.driver.ttlcache``): the
+SKU list is large and changes rarely (kept an hour); usages are kept
+``usage_ttl`` (30 s): the launcher adds up its own nodes, the limits only
+have to follow quota increases.
 
-Failure story: a failed fetch keeps the previous answer when there is one;
+Failure story: the cache's rule -- a failed fetch keeps the previous
+answer when there is one and is tried again after ``RETRY_DELAY`` (10 s);
 with none, ``SizeCatalog.size`` raises the classified error (the adapter
 then costs the label as one instance) and ``UsageCache.limits`` raises
 (the adapter then reports no limits: Azure's own quota errors still abort
 nodes, behaviour 14).
+
+Threads: any (the caches lock; fetches run on the asking thread).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from nodepool.driver.backoff import log_failure
 from nodepool.driver.quota import Quota
+from nodepool.driver.ttlcache import TtlValue
 
 __all__ = ["SizeInfo", "SizeCatalog", "UsageCache", "parse_sku",
            "resources_of", "limits_from_usages"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,41 +97,6 @@ def limits_from_usages(usages: Iterable[Mapping], families: Iterable[str]
     return Quota(values)
 
 
-class _Cached:
-    """One fetched value, refreshed after ``ttl`` by whoever asks first."""
-
-    def __init__(self, fetch: Callable[[], object], ttl: float,
-                 clock: Callable[[], float]) -> None:
-        self._fetch = fetch
-        self.ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._value: object = None
-        self._time: float | None = None
-        self.fetches = 0
-
-    def peek(self) -> object:
-        return self._value
-
-    def get(self) -> object:
-        with self._lock:
-            now = self._clock()
-            if self._time is not None and now - self._time < self.ttl:
-                return self._value
-            try:
-                value = self._fetch()
-            except Exception as e:
-                if self._time is None:
-                    raise
-                log_failure(log, e, "Refresh failed; using the answer from "
-                            "%.0fs ago: %s", now - self._time, e)
-                self._time = now - self.ttl / 2   # try again soon
-                return self._value
-            self.fetches += 1
-            self._value, self._time = value, now
-            return value
-
-
 class SizeCatalog:
     """VM sizes of one location, from ``fetch_skus()`` (SKU records)."""
 
@@ -139,7 +104,9 @@ class SizeCatalog:
                  ttl: float = 3600.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.location = location.lower()
-        self._cache = _Cached(lambda: self._parse(fetch_skus()), ttl, clock)
+        self._cache = TtlValue(f"VM sizes of {self.location}",
+                               lambda: self._parse(fetch_skus()), ttl,
+                               clock=clock)
 
     def _parse(self, skus: list) -> dict[str, SizeInfo]:
         sizes = {}
@@ -172,7 +139,8 @@ class UsageCache:
     def __init__(self, fetch_usages: Callable[[], list],
                  ttl: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._cache = _Cached(fetch_usages, ttl, clock)
+        self._cache = TtlValue("compute usages", fetch_usages, ttl,
+                               clock=clock)
 
     def limits(self, families: Iterable[str]) -> Quota:
         return limits_from_usages(self._cache.get(), families)  # type: ignore

@@ -16,7 +16,8 @@ What runs where (per provider):
 
 Every call goes through ``OpenStackApi``: mutating calls spaced by the
 provider's ``rate`` (seconds between calls), reads at ten times that
-budget, errors classified into framework exceptions.
+budget, errors classified into framework exceptions, throttles and 5xx
+handled there and only there (``nodepool.driver.limitedapi``).
 
 Failure story, in short: throttling and 5xx repeat the call after a
 back-off and never fail a request by themselves; quota refusals abort the
@@ -105,9 +106,6 @@ class OpenStackAdapter(Adapter):
     def machinery(self) -> Machinery:
         return Machinery(limiters=(self.api.limiter, self.api.read_limiter),
                          create_pools=(self.create_pool,))
-
-    def throttled(self, retry_after: float | None = None) -> None:
-        self.api.limiter.throttled(retry_after)
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:

@@ -15,9 +15,18 @@ own limiter, as for AWS: the driver already batches its polling (one server
 list for all nodes in flight), and a status poll must never eat the budget
 that creates need.
 
-Failure story: every call goes through ``read``/``write``, which turn SDK
-and keystoneauth exceptions into framework exceptions (``errors.classify``)
-and report throttling to the limiter (AIMD).  A refused password or an
+Failure story: every call goes through ``read``/``write``, which run it in
+``LimitedApi``'s loop (``nodepool.driver.limitedapi``, the one layer where
+throttles and transient errors are handled): SDK and keystoneauth
+exceptions become framework exceptions (``errors.classify``), a 429 is
+reported to the limiter once (AIMD, Retry-After honoured) and the call is
+sent again, up to ``throttle_attempts`` times; a 5xx or a dropped
+connection is sent again up to ``transient_attempts`` times, except a
+``POST`` to Nova (``compute(..., write=True)`` creating a server), which
+may have made the server before the answer was lost: its caller gets the
+``TransientError`` at once.  keystoneauth retries nothing by itself (its
+``connect_retries`` and ``status_code_retries`` stay 0), so every answer
+reaches the limiter.  A refused password or an
 unreachable Keystone/endpoint is an ``AccessError``: the provider's
 ``AccessGate`` then holds every call (and so every token request) back
 with one exponential back-off, and logs it once.  Nothing touches
@@ -27,17 +36,20 @@ provider loop; keystoneauth re-authenticates by itself when a token
 expires.  The HTTP connection pool
 is sized for every worker thread, so concurrent creates never queue for a
 socket.
+
+Threads: any; the connection is made once under ``_lock``, the counters
+are ``LimitedApi``'s; calls block, so they run on worker threads.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+import time
 from typing import Any, Callable, TypeVar
 
-from nodepool.driver import errors
 from nodepool.driver.backoff import AccessGate
+from nodepool.driver.limitedapi import READ_RATE_FACTOR, LimitedApi
 from nodepool.driver.openstack.errors import classify
 from nodepool.driver.ratelimit import RateLimiter
 
@@ -52,7 +64,7 @@ logging.getLogger("keystoneauth.identity.generic.base").setLevel(
     logging.ERROR)
 
 #: read calls may run this many times faster than mutating calls
-READ_FACTOR = 10.0
+READ_FACTOR = READ_RATE_FACTOR
 #: the newest compute microversion the driver asks for: 2.47 embeds the
 #: flavor in server records, 2.37 requires ``networks`` on create
 COMPUTE_MICROVERSION = "2.52"
@@ -71,25 +83,29 @@ def load_cloud_region(cloud: str, region: str | None):
     return OpenStackConfig().get_one(cloud=cloud, region_name=region)
 
 
-class OpenStackApi:
+class OpenStackApi(LimitedApi):
     """Calls to one cloud region; thread-safe."""
 
     def __init__(self, name: str, cloud_region, rate_seconds: float,
                  max_connections: int = 32,
                  connect: Callable[[Any], Any] | None = None,
-                 access: AccessGate | None = None):
-        self.name = name
-        self.access = access or AccessGate(name)
+                 access: AccessGate | None = None, *,
+                 throttle_attempts: int = 6, transient_attempts: int = 3,
+                 backoff: float = 0.5, max_backoff: float = 8.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(name, calls_per_second(rate_seconds),
+                         write_limiter="write",
+                         throttle_attempts=throttle_attempts,
+                         transient_attempts=transient_attempts,
+                         backoff=backoff, max_backoff=max_backoff,
+                         sleep=sleep, clock=clock, access=access)
         self.cloud_region = cloud_region
-        rate = calls_per_second(rate_seconds)
-        self.limiter = RateLimiter(f"{name}-write", rate)
-        self.read_limiter = RateLimiter(f"{name}-read", rate * READ_FACTOR)
         self.max_connections = max_connections
-        self.calls: Counter[str] = Counter()
         self._connect = connect or self._default_connect
         self._conn = None
         self._microversion: str | None = None
-        self._lock = threading.Lock()
+        self._conn_lock = threading.Lock()
 
     @property
     def region(self) -> str | None:
@@ -111,7 +127,7 @@ class OpenStackApi:
 
     @property
     def conn(self):
-        with self._lock:
+        with self._conn_lock:
             if self._conn is None:
                 self._conn = self._connect(self.cloud_region)
             return self._conn
@@ -130,7 +146,7 @@ class OpenStackApi:
         return self._microversion or None
 
     def close(self) -> None:
-        with self._lock:
+        with self._conn_lock:
             conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -139,31 +155,23 @@ class OpenStackApi:
                 log.debug("closing connection of %s failed", self.name,
                           exc_info=True)
 
-    # -- calls -----------------------------------------------------------
+    # -- calls (LimitedApi's loop) -------------------------------------------
     def read(self, operation: str, fn: Callable[..., T], *args: Any,
              **kw: Any) -> T:
         return self._call(self.read_limiter, operation, fn, args, kw)
 
     def write(self, operation: str, fn: Callable[..., T], *args: Any,
-              **kw: Any) -> T:
-        return self._call(self.limiter, operation, fn, args, kw)
+              idempotent: bool = True, **kw: Any) -> T:
+        """A mutating call; ``idempotent`` False: never repeated after a
+        transient error (a throttle still is: nothing was done)."""
+        return self._call(self.limiter, operation, fn, args, kw,
+                          idempotent=idempotent)
 
-    def _call(self, limiter: RateLimiter, operation: str, fn, args, kw):
-        ticket = self.access.admit()        # raises while backing off
-        limiter.acquire()
-        with self._lock:
-            self.calls[operation] += 1
-        try:
-            result = fn(*args, **kw)
-        except Exception as e:
-            error = classify(e, operation)
-            self.access.answered(ticket, error)
-            if isinstance(error, errors.ThrottledError):
-                limiter.throttled(error.retry_after)
-            raise error from e
-        self.access.answered(ticket, None)
-        limiter.succeeded()
-        return result
+    def _call(self, limiter: RateLimiter, operation: str, fn, args, kw,
+              idempotent: bool = True):
+        return self._retrying(limiter, operation, lambda: fn(*args, **kw),
+                              lambda exc: classify(exc, operation),
+                              idempotent=idempotent)
 
     # -- raw compute calls (JSON in, JSON out) --------------------------------
     def compute(self, method: str, path: str, *, write: bool,
@@ -178,8 +186,11 @@ class OpenStackApi:
             sdk_exc.raise_from_response(response)
             return response.json() if response.content else None
 
-        call = self.write if write else self.read
-        return call(operation, send)
+        if write:
+            # A POST makes something (a server): after a lost answer the
+            # cloud may have made it, so only a throttle repeats it.
+            return self.write(operation, send, idempotent=method != "POST")
+        return self.read(operation, send)
 
     def get_json(self, service: str, path: str, *, operation: str,
                  **kw: Any) -> Any:
@@ -205,10 +216,3 @@ class OpenStackApi:
             if not body.get("servers_links") or not page:
                 return servers
             params = dict(filters, marker=page[-1]["id"])
-
-    def stats(self) -> dict:
-        with self._lock:
-            calls = dict(self.calls)
-        return {"calls": calls,
-                "write_limiter": vars(self.limiter.stats),
-                "read_limiter": vars(self.read_limiter.stats)}

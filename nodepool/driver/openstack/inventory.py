@@ -1,49 +1,49 @@
 """Inventory: the cloud's flavors, images, networks and zones, cached.
 
-Creates, quota and label checks all need the same few lists; each is
-fetched once per ``ttl`` (5 minutes) by whichever thread needs it first
-while the others wait for that one answer (single flight), so a burst of
-100 creates costs one flavor list, not 100.
+Creates, quota and label checks all need the same few lists; each is kept
+in the driver's one TTL cache (``nodepool.driver.ttlcache``) for ``ttl``
+(5 minutes): fetched by whichever thread needs it first while the others
+get the last answer, or wait for the first one (single flight), so a burst
+of 100 creates costs one flavor list, not 100.
 
 Flavor choice follows upstream: ``flavor-name`` alone names a flavor
 exactly (by name or id); ``min-ram`` picks the smallest enabled flavor with
 at least that much RAM (fewest vCPUs, then name, break ties), and a
 ``flavor-name`` given with it filters candidates by substring.
 
-Failure story: a failed refresh keeps serving the previous answer for up to
-``max_stale`` (an hour) and logs it, so a cloud hiccup does not fail labels
-that worked a minute ago; with nothing cached the classified error is
-raised; either way the cloud is asked again only after ``RETRY_DELAY``
-(10 s), so a sick cloud is not hammered by every pool worker's question.
-Something that does not exist (a flavor, image or network name) is
-a ``ConfigurationError``: the label can never launch until the cloud or
-config changes, and the entry is re-checked after ``ttl``.
+Failure story: the cache's rule -- a failed refresh keeps serving the
+previous answer for up to ``MAX_STALE`` (an hour), logged, so a cloud
+hiccup does not fail labels that worked a minute ago; with nothing cached
+the classified error is raised; either way the cloud is asked again only
+after ``RETRY_DELAY`` (10 s), so a sick cloud is not hammered by every pool
+worker's question.  Something that does not exist (a flavor, image or
+network name) is a ``ConfigurationError``: the label can never launch
+until the cloud or config changes, and the entry is re-checked after
+``ttl``.
+
+Threads: any; the caches lock, and fetches run on the asking thread (a
+create-pool or pool worker, never the provider loop, which only peeks).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Callable, Iterable
 
 from nodepool.driver import errors
-from nodepool.driver.backoff import log_failure
 from nodepool.driver.openstack.addresses import (AddressRules,
                                                  classify_networks,
                                                  localhost_has_ipv6)
+from nodepool.driver.ttlcache import RETRY_DELAY, TtlCache, TtlValue
 
-__all__ = ["Inventory", "Flavor", "Network", "Cached", "pick_flavor"]
+__all__ = ["Inventory", "Flavor", "Network", "pick_flavor", "RETRY_DELAY"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 TTL = 300.0
 MAX_STALE = 3600.0
-#: after a failed fetch, callers get the old answer (or the error) for
-#: this long before the cloud is asked again
-RETRY_DELAY = 10.0
 
 
 @dataclass(frozen=True)
@@ -63,61 +63,6 @@ class Network:
     default: bool = False
     #: a provider network (``provider:physical_network`` set)
     physical: bool = False
-
-
-class Cached(Generic[T]):
-    """One value refreshed every ``ttl`` seconds; single flight."""
-
-    def __init__(self, what: str, fetch: Callable[[], T], ttl: float = TTL,
-                 max_stale: float = MAX_STALE,
-                 clock: Callable[[], float] = time.monotonic):
-        self.what = what
-        self.ttl = ttl
-        self.max_stale = max_stale
-        self._fetch = fetch
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._value: T | None = None
-        self._at: float | None = None
-        self._error: errors.DriverError | None = None
-        self._retry_at = -1e18
-
-    def get(self) -> T:
-        with self._lock:
-            now = self._clock()
-            if self._at is not None and now - self._at < self.ttl:
-                return self._value  # type: ignore[return-value]
-            if now < self._retry_at:
-                # A refresh failed moments ago: do not hammer a sick cloud.
-                if self._error is not None and self._at is None:
-                    raise self._error
-                return self._value  # type: ignore[return-value]
-            try:
-                self._value = self._fetch()
-            except errors.DriverError as e:
-                if not isinstance(e, errors.AccessError):
-                    # (the provider's AccessGate paces those: no wait here)
-                    self._retry_at = now + min(self.ttl, RETRY_DELAY)
-                if self._at is None or now - self._at > self.max_stale:
-                    self._error, self._at = e, None
-                    raise
-                log_failure(log, e, "Refreshing %s failed, using the answer "
-                            "of %.0fs ago: %s", self.what, now - self._at, e)
-                return self._value  # type: ignore[return-value]
-            self._at, self._error, self._retry_at = now, None, -1e18
-            return self._value
-
-    def peek(self) -> T | None:
-        """The cached value, however old; None before the first fetch.
-
-        Never calls the cloud, so the provider loop may use it.
-        """
-        return self._value
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._at = None
-            self._retry_at = -1e18
 
 
 def pick_flavor(flavors: Iterable[Flavor], name: str | None,
@@ -160,7 +105,6 @@ class Inventory:
                  clock: Callable[[], float] = time.monotonic):
         self.api = api
         self.ttl = ttl
-        self._clock = clock
         # clouds.yaml network hints (``networks:`` of the cloud entry), as
         # openstacksdk's own server-address logic honours them.
         region = getattr(api, "cloud_region", None)
@@ -179,14 +123,15 @@ class Inventory:
         self.use_internal = bool(config.get("use_internal_network", True))
         # as openstacksdk, once per connection: does this host have IPv6?
         self.local_ipv6 = (not self.force_ipv4) and localhost_has_ipv6()
-        self.flavors = Cached("flavors", self._fetch_flavors, ttl,
-                              clock=clock)
-        self.networks = Cached("networks", self._fetch_networks, ttl,
-                               clock=clock)
-        self.zones = Cached("availability zones", self._fetch_zones, ttl,
+        def cached(what: str, fetch: Callable[[], Any]) -> TtlValue:
+            return TtlValue(what, fetch, ttl, max_stale=MAX_STALE,
                             clock=clock)
-        self._images: dict[str, Cached[str | None]] = {}
-        self._images_lock = threading.Lock()
+        self.flavors = cached("flavors", self._fetch_flavors)
+        self.networks = cached("networks", self._fetch_networks)
+        self.zones = cached("availability zones", self._fetch_zones)
+        self.images: TtlCache[str, str | None] = TtlCache(
+            "images by name", self._fetch_image, ttl, max_stale=MAX_STALE,
+            clock=clock)
 
     # -- fetchers (run on whichever worker thread asked first) ---------------
     def _fetch_flavors(self) -> list[Flavor]:
@@ -231,14 +176,7 @@ class Inventory:
                            settings.get("min-ram"))
 
     def image_id_by_name(self, name: str) -> str | None:
-        with self._images_lock:
-            entry = self._images.get(name)
-            if entry is None:
-                entry = Cached(f"image {name}",
-                               lambda: self._fetch_image(name), self.ttl,
-                               clock=self._clock)
-                self._images[name] = entry
-        return entry.get()
+        return self.images.get(name)
 
     def network_ids(self, names: Iterable[str]) -> list[str]:
         """Ids of the named networks; none named: the clouds.yaml

@@ -1,7 +1,8 @@
 """Cloud quota: Nova (and Cinder) absolute limits, and what a label costs.
 
-``QuotaLimits.get()`` answers the pool workers' ``quota_limits()`` from a
-cache refreshed every ``ttl`` seconds (60): the limits themselves rarely
+``QuotaLimits.get()`` answers the pool workers' ``quota_limits()`` from
+the driver's one TTL cache (``nodepool.driver.ttlcache``) refreshed every
+``ttl`` seconds (60): the limits themselves rarely
 change, and usage is counted by the launcher from ZooKeeper plus the
 instances of others (behaviour 34), not from Nova's ``*Used`` counters.
 Nova's ``maxTotalInstances``/``maxTotalCores``/``maxTotalRAMSize`` become
@@ -13,28 +14,31 @@ the framework reads as unlimited.
 ``label_cost`` is one instance plus its flavor's vCPUs and RAM, and for
 boot-from-volume one volume of ``volume-size`` GB.
 
-Failure story: a failed refresh keeps the previous limits (logged); with
-none yet, the limits are unknown and treated as unlimited, so a cloud
-hiccup never stops launches, and the cloud's own refusal (QuotaError)
-still aborts nodes that do not fit.  ``invalidate()`` after such a refusal
-makes the next question ask Nova again.
+Failure story: a failed refresh keeps the previous limits (logged) and is
+tried again after ``RETRY_DELAY`` (5 s); with none yet, the limits are
+unknown and treated as unlimited, so a cloud hiccup never stops launches,
+and the cloud's own refusal (QuotaError) still aborts nodes that do not
+fit.  ``invalidate()`` after such a refusal makes the next question ask
+Nova again.
+
+Threads: any (the cache locks; the fetch runs on the asking pool worker).
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
 import time
 from typing import Any, Callable, Mapping
 
 from nodepool.driver import errors
-from nodepool.driver.backoff import log_failure
 from nodepool.driver.quota import Quota
+from nodepool.driver.ttlcache import TtlValue
 
 __all__ = ["QuotaLimits", "compute_limits", "volume_limits", "label_cost"]
 
-log = logging.getLogger(__name__)
+
+#: after a failed read of the limits, ask again this soon
+RETRY_DELAY = 5.0
 
 COMPUTE_KEYS = {"maxTotalInstances": "instances", "maxTotalCores": "cores",
                 "maxTotalRAMSize": "ram"}
@@ -80,39 +84,28 @@ class QuotaLimits:
                  uses_volumes: Callable[[], bool], ttl: float = 60.0,
                  clock: Callable[[], float] = time.monotonic):
         self.ttl = ttl
-        self.fetches = 0
         self._fetch_compute = fetch_compute
         self._fetch_volume = fetch_volume
         self._uses_volumes = uses_volumes
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._value: Quota | None = None
-        self._at: float | None = None
+        self._cache = TtlValue("cloud limits", self._fetch, ttl,
+                               retry_delay=min(ttl, RETRY_DELAY),
+                               clock=clock)
+
+    @property
+    def fetches(self) -> int:
+        return self._cache.fetches
 
     def get(self) -> Quota:
-        with self._lock:
-            now = self._clock()
-            if self._at is not None and now - self._at < self.ttl:
-                return self._value or Quota()
-            try:
-                self._value = self._fetch()
-            except errors.DriverError as e:
-                log_failure(log, e, "Cannot read the cloud's limits: %s", e)
-                # Retry within a few seconds, not a whole ttl (at once
-                # after an AccessError: the provider's gate paces those).
-                if not isinstance(e, errors.AccessError):
-                    self._at = now - self.ttl + min(self.ttl, 5.0)
-                return self._value or Quota()
-            self._at = now
-            return self._value
+        try:
+            return self._cache.get()
+        except errors.DriverError:      # logged by the cache, once
+            return Quota()
 
     def _fetch(self) -> Quota:
-        self.fetches += 1
         values = compute_limits(self._fetch_compute())
         if self._uses_volumes():
             values.update(volume_limits(self._fetch_volume()))
         return Quota({k: v for k, v in values.items() if math.isfinite(v)})
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._at = None
+        self._cache.invalidate()

@@ -63,20 +63,40 @@ def test_service_quota_cached_for_ttl():
     assert len(calls) == 2
 
 
-def test_unreadable_quota_is_unlimited_until_refresh():
-    clock = Clock()
-    answers = [errors.TransientError("down"), 8.0]
-
+def scripted(answers):
+    """A get_quota answering (or raising) ``answers`` in turn."""
     def get_quota(service, code):
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer
+    return get_quota
 
-    cache = QuotaCache(lambda names: [], get_quota, ttl=300, clock=clock)
+
+def test_unreadable_quota_is_unlimited_until_refresh():
+    clock = Clock()
+    answers = [errors.TransientError("down"), 8.0]
+    cache = QuotaCache(lambda names: [], scripted(answers), ttl=300,
+                       clock=clock)
     assert cache.quota("ec2", "L-1") == math.inf
-    clock.now += 301
+    clock.now += 299
+    assert cache.quota("ec2", "L-1") == math.inf     # not asked again
+    clock.now += 2
     assert cache.quota("ec2", "L-1") == 8.0
+
+
+def test_a_failed_refresh_keeps_the_last_value():
+    clock = Clock()
+    answers = [16.0, errors.ThrottledError("slow"), 32.0]
+    cache = QuotaCache(lambda names: [], scripted(answers), ttl=300,
+                       clock=clock)
+    assert cache.quota("ec2", "L-1") == 16.0
+    clock.now += 300
+    assert cache.quota("ec2", "L-1") == 16.0         # refresh failed
+    clock.now += 299
+    assert cache.quota("ec2", "L-1") == 16.0 and answers == [32.0]
+    clock.now += 1
+    assert cache.quota("ec2", "L-1") == 32.0
 
 
 def _record(name, vcpus, mib, cores=None):

@@ -30,10 +30,13 @@ def test_limiters_follow_the_rate():
     assert api.region == "RegionOne" and api.cloud == "fake"
 
 
-def test_calls_are_counted_classified_and_throttling_reported():
+def test_calls_are_counted_classified_and_retried_in_one_layer():
     from keystoneauth1 import exceptions as ks_exc
 
-    api = OpenStackApi("p", Region(), 0, connect=lambda region: "conn")
+    slept = []
+    api = OpenStackApi("p", Region(), 0, connect=lambda region: "conn",
+                       throttle_attempts=2, transient_attempts=2,
+                       sleep=slept.append)
     assert api.conn == "conn"
     assert api.write("create server", lambda: 42) == 42
     with pytest.raises(errors.TransientError) as caught:
@@ -43,8 +46,13 @@ def test_calls_are_counted_classified_and_throttling_reported():
     throttled = errors.ThrottledError("429", retry_after=3)
     with pytest.raises(errors.ThrottledError):
         api.write("create server", _raise(throttled))
-    assert api.limiter.stats.throttled == 1
-    assert api.stats()["calls"] == {"create server": 2, "list servers": 1}
+    assert api.limiter.stats.throttled == 2     # once per answer
+    assert api.stats()["calls"] == {"create server": 3, "list servers": 2}
+    # not idempotent: a transient error is not repeated, a throttle is
+    with pytest.raises(errors.TransientError):
+        api.write("create server", _raise(errors.TransientError("reset")),
+                  idempotent=False)
+    assert api.stats()["calls"]["create server"] == 4
 
 
 def test_access_errors_hold_every_call_back():

@@ -8,7 +8,7 @@ import pytest
 
 from nodepool.driver import errors
 from nodepool.driver.openstack.inventory import (
-    RETRY_DELAY, Cached, Flavor, Inventory, pick_flavor)
+    MAX_STALE, RETRY_DELAY, TTL, Flavor, Inventory, pick_flavor)
 
 FLAVORS = [Flavor("1", "m1.tiny", 512, 1), Flavor("2", "m1.small", 2048, 1),
            Flavor("3", "m1.medium", 4096, 2),
@@ -31,45 +31,6 @@ def test_min_ram_picks_smallest_then_fewest_cpus():
     assert pick_flavor(FLAVORS, "m1", 3000).name == "m1.medium"
     with pytest.raises(errors.ConfigurationError):
         pick_flavor(FLAVORS, None, 20000)    # only a disabled one fits
-
-
-def test_cached_value_single_fetch_and_stale_fallback(clock):
-    calls = []
-
-    def fetch():
-        calls.append(clock())
-        if len(calls) == 2:
-            raise errors.TransientError("down")
-        return len(calls)
-
-    cached = Cached("thing", fetch, ttl=60, max_stale=100, clock=clock)
-    assert cached.peek() is None
-    assert cached.get() == 1 and cached.get() == 1
-    clock.advance(61)
-    assert cached.get() == 1                 # refresh failed: stale answer
-    assert cached.get() == 1                 # ... without asking again
-    clock.advance(RETRY_DELAY)
-    assert cached.get() == 3                 # then the cloud is asked
-    cached.invalidate()
-    assert cached.get() == 4
-    assert len(calls) == 4
-
-
-def test_cached_raises_when_nothing_to_fall_back_on(clock):
-    calls = []
-
-    def fetch():
-        calls.append(1)
-        if len(calls) == 1:
-            raise errors.TransientError("down")
-        return "up"
-    cached = Cached("thing", fetch, clock=clock)
-    for _ in range(3):
-        with pytest.raises(errors.TransientError):
-            cached.get()
-    assert len(calls) == 1
-    clock.advance(RETRY_DELAY)
-    assert cached.get() == "up"
 
 
 class Api:
@@ -184,3 +145,29 @@ def test_clouds_yaml_address_flags(clock):
     assert rules.private and rules.force_ipv4 and not rules.use_external
     assert rules.use_internal
     assert not rules.local_ipv6            # force_ipv4: IPv6 never preferred
+
+
+def test_inventory_follows_the_cache_rule(clock):
+    """Refreshed after TTL; a failed refresh keeps the last list for up to
+    MAX_STALE and asks again only after RETRY_DELAY (ttlcache's rule)."""
+    api = Api()
+    inv = Inventory(api, clock=clock)
+    assert inv.flavor({"flavor-name": "m1.small"}).id == "2"
+    clock.advance(TTL)
+    good = api.conn.compute.flavors
+
+    def down(details):
+        raise errors.TransientError("503")
+    api.conn.compute.flavors = down
+    assert inv.flavor({"flavor-name": "m1.small"}).id == "2"   # stale
+    assert inv.flavor({"flavor-name": "m1.small"}).id == "2"
+    assert api.reads.count("list flavors") == 2
+    clock.advance(MAX_STALE)
+    with pytest.raises(errors.TransientError):
+        inv.flavor({"flavor-name": "m1.small"})
+    api.conn.compute.flavors = good
+    clock.advance(RETRY_DELAY)
+    assert inv.flavor({"flavor-name": "m1.small"}).id == "2"
+    assert api.reads.count("list flavors") == 4
+    inv.images.invalidate("jammy")              # e.g. after an upload
+    assert inv.image_id_by_name("jammy") == "i-1"

@@ -1,16 +1,14 @@
 """The status snapshot shows what ``Adapter.machinery()`` reports, and
-nothing found behind the contract; throttles reach ``Adapter.throttled``."""
+nothing found behind the contract."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from nodepool.driver import errors
 from nodepool.driver.adapter import Adapter, Machinery
 from nodepool.driver.batcher import Batcher
 from nodepool.driver.createpool import CreatePool
 from nodepool.driver.ratelimit import RateLimiter
-from nodepool.launcher.provider import ProviderManager
 from nodepool.web.state import ProviderView, _add_machinery
 
 
@@ -23,15 +21,11 @@ class Reporting(Adapter):
         # Machinery the adapter keeps for itself: not on the status page.
         self.private = RateLimiter("p-private", 1)
         self.api = SimpleNamespace(read_limiter=RateLimiter("p-read", 50))
-        self.throttles: list = []
 
     def machinery(self) -> Machinery:
         return Machinery(limiters=(self.limiter,),
                          create_pools=(self.create_pool,),
                          batchers=(self.batcher,))
-
-    def throttled(self, retry_after=None) -> None:
-        self.throttles.append(retry_after)
 
     def create_machine(self, spec):
         raise NotImplementedError
@@ -65,12 +59,3 @@ def test_an_adapter_without_machinery_shows_none():
     view = ProviderView("p", "test", 0, None, {}, {})
     _add_machinery(view, Bare())
     assert view.limiters == view.create_pools == view.batchers == []
-
-
-def test_a_throttle_seen_in_a_step_reaches_the_adapter():
-    adapter = Reporting()
-    manager = ProviderManager(adapter.provider, adapter, None, None, None)
-    manager.throttled(errors.ThrottledError("slow", retry_after=2.5))
-    manager.throttled(errors.ThrottledError("slow"))
-    assert adapter.throttles == [2.5, None]
-    adapter.create_pool.shutdown(wait=False)

@@ -11,6 +11,12 @@ Failures are exceptions from ``nodepool.driver.errors``; the runner in the
 launcher (not the machine) logs transitions, enforces launch/boot timeouts,
 and decides between retry, abort and failure.
 
+A subclass may add states to its base's: each class declares the steps of
+its own states (``STEPS``) and its own terminal states, and ``advance``
+reads them along the class hierarchy.  That is how the framework bases of
+``nodepool.driver.machines`` own the states every cloud shares (submit the
+call, read its answer) while a driver's machine declares only its cloud's.
+
 Contract for create machines: ``external_id`` is set as soon as the cloud
 has named the instance (the runner persists it to ZooKeeper before the node
 becomes ready, so a crash cannot leak it); ``instance`` is set when the
@@ -51,25 +57,40 @@ class StateMachine:
     """
 
     State: ClassVar[type[enum.Enum]]
-    STEPS: ClassVar[Mapping[Any, str]]
-    TERMINAL: ClassVar[frozenset]
+    STEPS: ClassVar[Mapping[Any, str]] = {}
+    TERMINAL: ClassVar[frozenset] = frozenset()
+    #: the first state; None: the first member of ``State``
+    INITIAL: ClassVar[Any] = None
+    # STEPS and TERMINAL of the class and its bases (__init_subclass__)
+    _steps: ClassVar[Mapping[Any, str]] = {}
+    _terminal: ClassVar[frozenset] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        steps: dict[Any, str] = {}
+        terminal: set = set()
+        for klass in reversed(cls.__mro__):
+            steps.update(vars(klass).get("STEPS", {}))
+            terminal |= vars(klass).get("TERMINAL", frozenset())
+        cls._steps, cls._terminal = steps, frozenset(terminal)
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
-        self.state = next(iter(self.State))
+        self.state = self.INITIAL if self.INITIAL is not None \
+            else next(iter(self.State))
         self.state_time = clock()
         self.external_id: Any = None
         self.instance: Instance | None = None
 
     @property
     def complete(self) -> bool:
-        return self.state in self.TERMINAL
+        return self.state in self._terminal
 
     def advance(self) -> bool:
         """Run one step; return True once the machine is complete."""
         if self.complete:
             return True
-        step = getattr(self, self.STEPS[self.state])
+        step = getattr(self, self._steps[self.state])
         new_state = step()
         if new_state is None:
             raise TypeError(f"{type(self).__name__}.{step.__name__} "

@@ -70,6 +70,7 @@ from nodepool.driver.batcher import NO_RESEND, Batcher, BatchOptions
 from nodepool.driver.callsize import AdaptiveSize
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
+from nodepool.driver.machines import PendingCreates
 from nodepool.driver.quota import Quota
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 from nodepool.driver.ttlcache import TtlValue
@@ -145,7 +146,8 @@ class AwsAdapter(Adapter):
         self.quota = QuotaCache(self._describe_types, self._get_quota)
         self.images = ImageResolver(self._describe_images)
         self._lock = threading.Lock()
-        self._pending_creates: dict[str, AwsCreate] = {}
+        #: the latest attempt of each node: a new one abandons the last
+        self.pending = PendingCreates(provider.launch_timeout or 3600)
         self._created: dict[str, float] = {}
         self.list_pool = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"{provider.name}-list")
@@ -211,17 +213,11 @@ class AwsAdapter(Adapter):
 
     # -- create ---------------------------------------------------------------
     def create_machine(self, spec: LaunchSpec) -> StateMachine:
-        with self._lock:
-            previous = self._pending_creates.pop(spec.node_id, None)
-        if previous is not None:
-            previous.abandon()
-        return AwsCreate(self, spec)
+        return self.pending.attempt(AwsCreate(self, spec))
 
     def submit_create(self, machine: AwsCreate) -> Future:
         """Start the RunInstances for one machine; never blocks."""
         spec = machine.spec
-        with self._lock:
-            self._pending_creates[spec.node_id] = machine
         if spec.label.settings.get("fleet"):
             return self.create_pool.submit(self.fleet.send_one, spec)
         if spec.label.settings.get("dedicated-host"):
@@ -276,11 +272,6 @@ class AwsAdapter(Adapter):
             created = self._created.get(instance_id)
         return created is not None and \
             time.monotonic() - created < RECENT_SECONDS
-
-    def forget_create(self, machine: AwsCreate) -> None:
-        with self._lock:
-            if self._pending_creates.get(machine.spec.node_id) is machine:
-                del self._pending_creates[machine.spec.node_id]
 
     def instance_from(self, record: Mapping) -> Instance:
         """A listed instance with its quota cost (types cached by

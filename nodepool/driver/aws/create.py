@@ -28,12 +28,12 @@ Partial fulfilment (EC2 started fewer than asked): the launches without
 an instance get ``Unfulfilled``; their machines submit again at once (no
 back-off), and the batcher sends smaller calls for that specification.
 
-``AwsCreate`` is the state machine: SUBMIT hands the launch to the create
-batcher or pool and returns at once; CREATING checks the future; BOOTING
-reads the watcher's latest record until the instance runs.  A retryable
-failure of the call sends the machine back to SUBMIT after a back-off
-(bounded by the launcher's launch-timeout); capacity and quota errors
-abort the node, configuration errors fail it.
+``AwsCreate`` is the state machine.  Its SUBMIT and CREATING steps, the
+back-off after a retryable failure, the partial-batch resubmit and the
+abandoning of a replaced attempt are the framework's (``CreateMachine`` in
+``nodepool/driver/machines.py``); this module gives the calls and BOOTING,
+which reads the watcher's latest record until the instance runs.
+Capacity and quota errors abort the node, configuration errors fail it.
 """
 
 from __future__ import annotations
@@ -42,16 +42,16 @@ import enum
 import logging
 import time
 import uuid
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from typing import Any
 
 from nodepool.driver import errors
 from nodepool.driver.aws import batchtags, params
 from nodepool.driver.aws.describe import instance_state
 from nodepool.driver.aws.ports import CreatePort, CreatorPort
-from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.instance import InstanceState
-from nodepool.driver.statemachine import LaunchSpec, StateMachine
+from nodepool.driver.machines import CreateMachine
+from nodepool.driver.statemachine import LaunchSpec
 
 __all__ = ["InstanceCreator", "AwsCreate", "map_instances",
            "external_id_of"]
@@ -161,65 +161,35 @@ class InstanceCreator:
         return outcome
 
 
-class AwsCreate(StateMachine):
+class AwsCreate(CreateMachine):
+    """RunInstances through the batcher or pool (``CreateMachine``),
+    then BOOTING until the watcher sees the instance run."""
+
     class State(enum.Enum):
-        SUBMIT = "submit"
-        CREATING = "creating"
         BOOTING = "booting"
-        READY = "ready"
 
-    STEPS = {State.SUBMIT: "submit", State.CREATING: "creating",
-             State.BOOTING: "booting"}
-    TERMINAL = frozenset({State.READY})
-
-    #: longest pause before submitting again after a retryable failure
-    MAX_RETRY_DELAY = 30.0
+    STEPS = {State.BOOTING: "booting"}
+    log = log
 
     def __init__(self, adapter: CreatePort, spec: LaunchSpec):
-        super().__init__()
+        super().__init__(spec, adapter.access)
         self.adapter = adapter
-        self.spec = spec
-        self.future: Future | None = None
-        self.retries = 0
-        self.retry_at = 0.0
-        self.abandoned = False
         self.instance_id: str | None = None
 
-    def submit(self):
-        if self.clock() < self.retry_at:
-            return self.State.SUBMIT
-        self.future = self.adapter.submit_create(self)
-        return self.State.CREATING
+    def send_create(self) -> Future:
+        return self.adapter.submit_create(self)
 
-    def creating(self):
-        future = self.future
-        if not future.done():
-            return self.State.CREATING
-        self.future = None
-        self.adapter.forget_create(self)
-        try:
-            record = future.result()
-        except CancelledError:
-            raise errors.LaunchError("create cancelled: provider stopping",
-                                     stat_key="error.unknown")
-        except errors.Unfulfilled as e:
-            # A partial batch answer: this launch was not refused, just not
-            # reached -- again at once (the batcher paces and shrinks).
-            log.info("Node %s: create sent again: %s", self.spec.node_id, e)
-            return self.submit()
-        except errors.RETRYABLE as e:
-            self.retries += 1
-            delay = pause_for(self.adapter.access, e, min(
-                self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries))
-            self.retry_at = self.clock() + delay
-            log_failure(log, e, "Node %s: create will be repeated in %.1fs: "
-                        "%s", self.spec.node_id, delay, e, level=logging.INFO)
-            return self.State.SUBMIT
+    def identify(self, record: dict) -> dict:
+        return external_id_of(record)
+
+    def answered(self, record: dict):
         self.instance_id = record["InstanceId"]
         self.adapter.created(self.instance_id)
-        self.external_id = external_id_of(record)
         self.adapter.watcher.watch(self.instance_id)
         return self.State.BOOTING
+
+    def delete_orphan(self, external_id: dict) -> None:
+        self.adapter.delete_now(external_id)
 
     def booting(self):
         record = self.adapter.watcher.lookup(self.instance_id).record
@@ -230,7 +200,7 @@ class AwsCreate(StateMachine):
             self.adapter.watcher.unwatch(self.instance_id)
             self.instance = self.adapter.node_instance(
                 record, self.spec.label, self.external_id)
-            return self.State.READY
+            return self.Phase.READY
         if state in (InstanceState.DELETED, InstanceState.ERROR,
                      InstanceState.STOPPING):
             self.adapter.watcher.unwatch(self.instance_id)
@@ -240,22 +210,3 @@ class AwsCreate(StateMachine):
                 f"{record['State']['Name']} {reason}".strip(),
                 stat_key="error.status")
         return self.State.BOOTING
-
-    def abandon(self) -> None:
-        """A newer attempt replaced this one: whatever it still creates is
-        deleted at once instead of living on under a node id that exists."""
-        self.abandoned = True
-        future = self.future
-        if future is None or future.cancel():
-            return
-        future.add_done_callback(self._delete_orphan)
-
-    def _delete_orphan(self, future: Future) -> None:
-        try:
-            record = future.result()
-        except BaseException:
-            return
-        external_id = external_id_of(record)
-        log.info("Node %s: deleting %s of an abandoned attempt",
-                 self.spec.node_id, external_id)
-        self.adapter.delete_now(external_id)

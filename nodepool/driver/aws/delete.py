@@ -19,10 +19,12 @@ machine raises it, the launcher's deleter keeps the node in ``deleting``
 and retries later (behaviour 27).  Any other failure of a multi-id call
 is resent id by id, so one bad id cannot fail the others.
 
-``AwsDelete``: SUBMIT queues the id (or sends it now), TERMINATING waits
-for the call, WAITING waits until the watcher sees the instance
-``terminated`` or gone, so its quota is free before the node disappears;
-RELEASING then releases the node's dedicated host, if it has one.
+``AwsDelete`` is the framework's ``DeleteMachine``
+(``nodepool/driver/machines.py``): SUBMIT queues the id (or sends it
+now), DELETING waits for the call, WAITING waits until the watcher sees
+the instance ``terminated`` or gone, so its quota is free before the node
+disappears; this module adds RELEASING, which releases the node's
+dedicated host, if it has one.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from nodepool.driver.aws.describe import instance_state
 from nodepool.driver.aws.ports import DeletePort, TerminatorPort
 from nodepool.driver.batcher import BatchOptions, Resend
 from nodepool.driver.instance import InstanceState
-from nodepool.driver.statemachine import StateMachine
+from nodepool.driver.machines import DeleteMachine
 
 __all__ = ["DELETES", "Terminator", "AwsDelete", "MAX_IDS"]
 
@@ -89,17 +91,14 @@ class Terminator:
         return [outcome[iid] for iid in ids]
 
 
-class AwsDelete(StateMachine):
-    class State(enum.Enum):
-        SUBMIT = "submit"
-        TERMINATING = "terminating"
-        WAITING = "waiting"
-        RELEASING = "releasing"
-        DONE = "done"
+class AwsDelete(DeleteMachine):
+    """TerminateInstances, queued or at once (``DeleteMachine``), then
+    RELEASING the node's dedicated host, if it has one."""
 
-    STEPS = {State.SUBMIT: "submit", State.TERMINATING: "terminating",
-             State.WAITING: "waiting", State.RELEASING: "releasing"}
-    TERMINAL = frozenset({State.DONE})
+    class State(enum.Enum):
+        RELEASING = "releasing"
+
+    STEPS = {State.RELEASING: "releasing"}
 
     #: stop waiting for "terminated" after this long (the call succeeded)
     WAIT_LIMIT = 300.0
@@ -108,53 +107,50 @@ class AwsDelete(StateMachine):
 
     def __init__(self, adapter: DeletePort, external_id: Any,
                  immediate: bool = False):
-        super().__init__()
+        super().__init__(external_id, immediate)
         self.adapter = adapter
-        self.external_id = external_id
         self.instance_id, self.host_id = split_external_id(external_id)
-        self.immediate = immediate
-        self.future: Future | None = None
-        self.retry_at = 0.0
 
     def submit(self):
-        if self.clock() < self.retry_at:
-            return self.State.SUBMIT
         if self.instance_id is None:
             return self._release()
+        return super().submit()
+
+    def send_delete(self) -> Future:
         if self.immediate:
-            self.future = self.adapter.delete_now(self.instance_id)
-        else:
-            self.future = self.adapter.delete_batcher.add(self.instance_id)
-        return self.State.TERMINATING
+            return self.adapter.delete_now(self.instance_id)
+        return self.adapter.delete_batcher.add(self.instance_id)
 
-    def terminating(self):
-        if not self.future.done():
-            return self.State.TERMINATING
-        future, self.future = self.future, None
-        try:
-            future.result()
-        except errors.NotFoundError:
-            if self.adapter.created_recently(self.instance_id):
-                # EC2 is eventually consistent: an instance made seconds
-                # ago may be unknown to TerminateInstances for a moment.
-                self.retry_at = self.clock() + self.NOT_FOUND_RETRY
-                return self.State.SUBMIT
-            return self._gone()
+    def not_found(self):
+        if self.adapter.created_recently(self.instance_id):
+            # EC2 is eventually consistent: an instance made seconds
+            # ago may be unknown to TerminateInstances for a moment.
+            self.retry_at = self.clock() + self.NOT_FOUND_RETRY
+            return self.Phase.SUBMIT
+        return self.gone()
+
+    def watch(self) -> None:
         self.adapter.watcher.watch(self.instance_id)
-        return self.State.WAITING
 
-    def waiting(self):
-        look = self.adapter.watcher.lookup(self.instance_id)
-        if look.record is None:
-            return self._gone() if look.fresh else self.State.WAITING
-        if instance_state(look.record) is InstanceState.DELETED:
-            return self._gone()
-        if self.clock() - self.state_time > self.WAIT_LIMIT:
-            log.warning("Instance %s still %s %.0fs after terminate; "
-                        "considered deleted", self.instance_id,
-                        look.record["State"]["Name"], self.WAIT_LIMIT)
-            return self._gone()
-        return self.State.WAITING
+    def unwatch(self) -> None:
+        self.adapter.watcher.unwatch(self.instance_id)
+
+    def lookup(self):
+        return self.adapter.watcher.lookup(self.instance_id)
+
+    def is_deleted(self, record: dict) -> bool:
+        return instance_state(record) is InstanceState.DELETED
+
+    def wait_limit(self, record: dict):
+        log.warning("Instance %s still %s %.0fs after terminate; "
+                    "considered deleted", self.instance_id,
+                    record["State"]["Name"], self.WAIT_LIMIT)
+        return self.gone()
+
+    def gone(self):
+        """The instance is gone; release its dedicated host, if any."""
+        self.unwatch()
+        return self._release()
 
     def releasing(self):
         if not self.future.done():
@@ -164,15 +160,10 @@ class AwsDelete(StateMachine):
             future.result()
         except errors.NotFoundError:
             pass
-        return self.State.DONE
-
-    def _gone(self):
-        """The instance is gone; release its dedicated host, if any."""
-        self.adapter.watcher.unwatch(self.instance_id)
-        return self._release()
+        return self.Phase.DONE
 
     def _release(self):
         if self.host_id is None:
-            return self.State.DONE
+            return self.Phase.DONE
         self.future = self.adapter.release_host(self.host_id)
         return self.State.RELEASING

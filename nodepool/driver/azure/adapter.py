@@ -58,6 +58,7 @@ from nodepool.driver.azure.writes import EARLY, NORMAL, URGENT, \
 from nodepool.driver.backoff import log_failure
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
+from nodepool.driver.machines import PendingCreates
 from nodepool.driver.quota import Quota
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 
@@ -183,10 +184,10 @@ class AzureAdapter(Adapter):
         self.usages = UsageCache(self._usages, clock=clock)
         self.images = ImageResolver(self._images, self._gallery_versions,
                                     self._image_id, clock=clock)
-        self._lock = threading.Lock()
         self._group_lock = threading.Lock()
         self._group_ready = False
-        self._creates: dict[str, AzureCreate] = {}
+        #: the latest attempt of each node: a new one abandons the last
+        self.pending = PendingCreates(provider.launch_timeout or 3600)
 
     @staticmethod
     def _rate(provider) -> float:
@@ -209,19 +210,7 @@ class AzureAdapter(Adapter):
 
     # -- machines ------------------------------------------------------------
     def create_machine(self, spec: LaunchSpec) -> StateMachine:
-        machine = AzureCreate(self, spec)
-        with self._lock:
-            previous = self._creates.get(spec.node_id)
-            self._creates[spec.node_id] = machine
-            # Keep the table small: finished or long-dead launches need
-            # no abandoning.
-            horizon = self.clock() - (self.provider.launch_timeout or 3600)
-            for node_id in [n for n, m in self._creates.items()
-                            if m.complete or m.state_time < horizon]:
-                del self._creates[node_id]
-        if previous is not None and not previous.complete:
-            previous.abandon()
-        return machine
+        return self.pending.attempt(AzureCreate(self, spec))
 
     def delete_machine(self, external_id, immediate: bool = False
                        ) -> StateMachine:

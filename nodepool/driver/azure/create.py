@@ -19,8 +19,9 @@ Steps (each returns at once; calls run on the adapter's pools):
   ``CapacityError``, anything else fails the attempt with ``LaunchError``.
 
 Failure story: throttling and transient errors of a PUT never leave the
-machine: it sends the same PUT again after a back-off (a PUT by name is
-idempotent), bounded only by the launcher's launch-timeout.  Quota and
+machine: it sends the same PUT again after the framework's back-off
+(``Call`` in ``nodepool/driver/calls.py``; a PUT by name is idempotent),
+bounded only by the launcher's launch-timeout.  Quota and
 capacity errors propagate (node aborted, request retried), configuration
 errors fail the node, a failed provisioning fails the attempt.  When the
 launcher starts a new attempt for the same node, ``abandon()`` cancels
@@ -31,14 +32,14 @@ from __future__ import annotations
 
 import enum
 import logging
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from nodepool.driver import errors
-from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.azure import params
 from nodepool.driver.azure.errors import CAPACITY_CODES
 from nodepool.driver.azure.ports import CreatePort
+from nodepool.driver.calls import Call
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
 
 __all__ = ["AzureCreate", "Put", "provisioning_state", "private_address",
@@ -65,11 +66,10 @@ class Put:
     kind: str                     # listing kind: pips, nics, vms
     name: str
     body: dict
-    future: Future | None = None
+    call: Call                    # sent again after a refusal (calls.py)
     record: dict | None = None
     answered: float | None = None   # when the answer was seen; later
-    attempts: int = 0               # checks need a listing newer than it
-    retry_at: float = 0.0
+                                    # checks need a listing newer than it
 
 
 class AzureCreate(StateMachine):
@@ -89,9 +89,6 @@ class AzureCreate(StateMachine):
              State.FAILED: "failed"}
     TERMINAL = frozenset({State.READY})
 
-    #: longest pause before sending a refused call again
-    MAX_RETRY_DELAY = 30.0
-
     def __init__(self, adapter: CreatePort, spec: LaunchSpec,
                  clock=None) -> None:
         super().__init__(clock or adapter.clock)
@@ -100,40 +97,28 @@ class AzureCreate(StateMachine):
         self.vm_name = params.vm_name(spec)
         self.tags = params.tags(spec)
         self.plan = params.network_plan(spec.pool.settings)
-        self.prep: Future | None = None
-        self.prep_attempts = 0
-        self.prep_retry_at = 0.0
+        self.prep = self._call("preparation")
         self.pips: dict[int, Put] = {}
         self.nic_put: Put | None = None
         self.vm_put: Put | None = None
         self.vm_body: dict | None = None
         self.reason: Future | None = None
         self.addresses_since = 0.0
-        self.abandoned = False
 
     # -- steps --------------------------------------------------------------
     def start(self):
         self.external_id = self.vm_name
-        return self._prepare()
-
-    def _prepare(self):
-        if self.clock() < self.prep_retry_at:
+        if not self.prep.due:
             return self.State.START
-        self.prep = self.adapter.submit_read(self.adapter.prepare, self.spec)
+        self.prep.send(self.adapter.submit_read(self.adapter.prepare,
+                                                self.spec))
         return self.State.PREPARING
 
     def preparing(self):
-        if not self.prep.done():
-            return self.State.PREPARING
-        try:
-            image_ref = self.prep.result()
-        except errors.RETRYABLE as e:
-            self.prep_attempts += 1
-            self.prep_retry_at = self.clock() + pause_for(
-                self.adapter.access, e, self._delay(self.prep_attempts))
-            log_failure(log, e, "Node %s: preparing again later: %s",
-                        self.spec.node_id, e, level=logging.INFO)
-            return self.State.START
+        if not self.prep.poll():
+            return self.State.PREPARING if self.prep.running \
+                else self.State.START
+        image_ref = self.prep.value
         adapter = self.adapter
         nic_id = adapter.resource_id("nics", params.nic_name(self.vm_name))
         # Built now so a label that cannot log in fails before anything
@@ -143,7 +128,7 @@ class AzureCreate(StateMachine):
                                       self.tags)
         for version in (4, 6):
             if self.plan[f"public-ipv{version}"]:
-                self.pips[version] = Put(
+                self.pips[version] = self._put(
                     "pips", params.pip_name(self.vm_name, version),
                     params.pip_body(adapter.location, self.tags, version))
         for put in self.pips.values():
@@ -158,14 +143,14 @@ class AzureCreate(StateMachine):
         body = params.nic_body(self.adapter.location, self.tags,
                                self.adapter.subnet_id, pip_ids,
                                self.plan["ipv6"])
-        self.nic_put = Put("nics", params.nic_name(self.vm_name), body)
+        self.nic_put = self._put("nics", params.nic_name(self.vm_name), body)
         self._send(self.nic_put)
         return self.State.NIC
 
     def nic(self):
         if not self._settled(self.nic_put):
             return self.State.NIC
-        self.vm_put = Put("vms", self.vm_name, self.vm_body)
+        self.vm_put = self._put("vms", self.vm_name, self.vm_body)
         self._send(self.vm_put)
         return self.State.VM
 
@@ -210,35 +195,25 @@ class AzureCreate(StateMachine):
         raise errors.LaunchError(what, stat_key="error.status")
 
     # -- helpers ------------------------------------------------------------
-    def _send(self, put: Put) -> None:
-        put.future = self.adapter.submit_put(put.kind, put.name, put.body)
+    def _call(self, what: str) -> Call:
+        return Call(what, self.adapter.access, self.clock,
+                    node=self.spec.node_id, log=log)
 
-    def _delay(self, attempts: int) -> float:
-        return min(self.MAX_RETRY_DELAY, 0.5 * 2 ** attempts)
+    def _put(self, kind: str, name: str, body: dict) -> Put:
+        return Put(kind, name, body, self._call(f"PUT of {name}"))
+
+    def _send(self, put: Put) -> None:
+        put.call.send(self.adapter.submit_put(put.kind, put.name, put.body))
 
     def _settled(self, put: Put) -> bool:
         """True once ``put``'s resource is provisioned (see module doc)."""
-        if put.future is None:
-            if self.clock() >= put.retry_at:
-                self._send(put)
-            return False
         if put.answered is None:
-            if not put.future.done():
+            if put.call.due:
+                self._send(put)
                 return False
-            try:
-                put.record = put.future.result()
-            except CancelledError:
-                raise errors.LaunchError(
-                    f"PUT of {put.name} cancelled: provider stopping")
-            except errors.RETRYABLE as e:
-                put.future = None
-                put.attempts += 1
-                put.retry_at = self.clock() + pause_for(
-                    self.adapter.access, e, self._delay(put.attempts))
-                log_failure(log, e, "Node %s: PUT of %s will be sent again:"
-                            " %s", self.spec.node_id, put.name, e,
-                            level=logging.INFO)
+            if not put.call.poll():
                 return False
+            put.record = put.call.value
             put.answered = self.clock()
         return self._provisioned(put)
 
@@ -280,20 +255,15 @@ class AzureCreate(StateMachine):
     def abandon(self) -> None:
         """A newer attempt replaced this one: cancel what is not sent,
         delete what is still being created."""
-        self.abandoned = True
         for put in [*self.pips.values(), self.nic_put, self.vm_put]:
-            future = put.future if put is not None else None
-            # Done calls are the launcher's business: it deletes the
+            # Answered calls are the launcher's business: it deletes the
             # attempt by its external_id.  Only a call still running can
             # create something after that delete has looked.
-            if future is None or future.done() or future.cancel():
-                continue
-            future.add_done_callback(
-                lambda f, put=put: self._delete_orphan(f, put))
+            if put is not None:
+                put.call.abandon(lambda _, put=put: self._delete_orphan(put),
+                                 answered=False)
 
-    def _delete_orphan(self, future: Future, put: Put) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
+    def _delete_orphan(self, put: Put) -> None:
         log.info("Node %s: deleting %s of an abandoned attempt",
                  self.spec.node_id, put.name)
         self.adapter.delete_later(put.kind, put.name)

@@ -17,7 +17,8 @@ In the usual case a node therefore costs one DELETE; the leftover checks
 are reads of listings shared by every machine.
 
 Failure story: "not found" is success.  Throttling and transient errors
-are retried here after a back-off, ``MAX_ATTEMPTS`` times, then raised:
+are retried here after the framework's back-off (``Call`` in
+``nodepool/driver/calls.py``), ``MAX_ATTEMPTS`` times, then raised:
 the launcher's deleter keeps the node in ``deleting`` and tries again with
 a new machine later (behaviour 27).  A resource still listed
 ``WAIT_LIMIT`` seconds after its DELETE was accepted raises
@@ -31,13 +32,12 @@ from __future__ import annotations
 
 import enum
 import logging
-from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 
 from nodepool.driver import errors
-from nodepool.driver.backoff import log_failure, pause_for
 from nodepool.driver.azure import params
 from nodepool.driver.azure.ports import DeletePort
+from nodepool.driver.calls import Call
 from nodepool.driver.statemachine import StateMachine
 
 __all__ = ["AzureDelete", "Removal"]
@@ -49,10 +49,8 @@ log = logging.getLogger(__name__)
 class Removal:
     kind: str                  # listing kind: vms, nics, pips, disks
     name: str
-    future: Future | None = None
+    call: Call                 # sent again after a refusal (calls.py)
     answered: float | None = None
-    attempts: int = 0
-    retry_at: float = 0.0
     gone: bool = False
 
 
@@ -82,7 +80,7 @@ class AzureDelete(StateMachine):
         self.vm_gone_at: float | None = None
 
     def start(self):
-        self.batches = [[Removal("vms", str(self.external_id))]]
+        self.batches = [[self._removal("vms", str(self.external_id))]]
         return self.State.DELETING
 
     def deleting(self):
@@ -103,9 +101,9 @@ class AzureDelete(StateMachine):
             return self.State.LEFTOVERS
         present = {kind: [n for n in self.names[kind] if snaps[kind].get(n)]
                    for kind in snaps}
-        first = [Removal("nics", n) for n in present["nics"]] + \
-            [Removal("disks", n) for n in present["disks"]]
-        second = [Removal("pips", n) for n in present["pips"]]
+        first = [self._removal("nics", n) for n in present["nics"]] + \
+            [self._removal("disks", n) for n in present["disks"]]
+        second = [self._removal("pips", n) for n in present["pips"]]
         self.batches = [b for b in (first, second) if b]
         if self.batches:
             log.info("Deleting leftovers of %s: %s", self.external_id,
@@ -114,28 +112,27 @@ class AzureDelete(StateMachine):
         return self.State.DONE
 
     # -- one resource -------------------------------------------------------
+    def _removal(self, kind: str, name: str) -> Removal:
+        return Removal(kind, name, Call(
+            f"DELETE of {name}", self.adapter.access, self.clock,
+            cancelled=errors.TransientError, max_attempts=self.MAX_ATTEMPTS,
+            log=log))
+
     def _advance(self, removal: Removal) -> bool:
         if removal.gone:
             return True
-        if removal.future is None:
-            if self.clock() >= removal.retry_at:
-                removal.future = self.adapter.submit_delete(removal.kind,
-                                                            removal.name)
-            return False
         if removal.answered is None:
-            if not removal.future.done():
+            call = removal.call
+            if call.due:
+                call.send(self.adapter.submit_delete(removal.kind,
+                                                     removal.name))
                 return False
             try:
-                removal.future.result()
+                if not call.poll():
+                    return False
             except errors.NotFoundError:
                 removal.gone = True
                 return True
-            except CancelledError:
-                raise errors.TransientError(
-                    f"DELETE of {removal.name} cancelled: provider stopping")
-            except errors.RETRYABLE as e:
-                self._again(removal, e)
-                return False
             removal.answered = self.clock()
         snap = self.adapter.listings[removal.kind].snapshot(removal.answered)
         if snap is None:
@@ -148,14 +145,3 @@ class AzureDelete(StateMachine):
                 f"{removal.name} still exists {self.WAIT_LIMIT:.0f}s after "
                 "its DELETE was accepted")
         return False
-
-    def _again(self, removal: Removal, error: errors.DriverError) -> None:
-        removal.attempts += 1
-        if removal.attempts >= self.MAX_ATTEMPTS:
-            raise error
-        removal.future = None
-        removal.retry_at = self.clock() + pause_for(
-            self.adapter.access, error, min(30.0, 0.5 * 2 ** removal.attempts))
-        log_failure(log, error, "DELETE of %s will be sent again: %s",
-                    removal.name, error, level=logging.INFO)
-

@@ -30,7 +30,6 @@ created without the metadata leak cleanup needs.
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable, Mapping
 
@@ -39,6 +38,7 @@ from nodepool.driver.adapter import Adapter, Machinery
 from nodepool.driver.backoff import log_failure
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
+from nodepool.driver.machines import PendingCreates
 from nodepool.driver.openstack.api import (OpenStackApi, calls_per_second,
                                            load_cloud_region)
 from nodepool.driver.openstack.create import OpenStackCreate, ServerCreator
@@ -93,8 +93,8 @@ class OpenStackAdapter(Adapter):
         self.leaks = LeakFinder(
             self, float(settings.get("port-cleanup-interval", 600) or 0),
             bool(settings.get("clean-floating-ips", False)))
-        self._pending: dict[str, OpenStackCreate] = {}
-        self._lock = threading.Lock()
+        #: the latest attempt of each node: a new one abandons the last
+        self.pending = PendingCreates(provider.launch_timeout or 3600)
         #: floating IP addresses this process attached, by server id
         self.attached_ips: dict[str, str] = {}
 
@@ -119,23 +119,10 @@ class OpenStackAdapter(Adapter):
 
     # -- create ---------------------------------------------------------------
     def create_machine(self, spec: LaunchSpec) -> StateMachine:
-        # Called from pool-worker threads (first attempt) and the provider
-        # loop (retries), hence the lock around the pending creates.
-        with self._lock:
-            previous = self._pending.pop(spec.node_id, None)
-        if previous is not None:
-            previous.abandon()
-        return OpenStackCreate(self, spec)
+        return self.pending.attempt(OpenStackCreate(self, spec))
 
     def submit_create(self, machine: OpenStackCreate) -> Future:
-        with self._lock:
-            self._pending[machine.spec.node_id] = machine
         return self.create_pool.submit(self.creator.create, machine.spec)
-
-    def forget_create(self, machine: OpenStackCreate) -> None:
-        with self._lock:
-            if self._pending.get(machine.spec.node_id) is machine:
-                del self._pending[machine.spec.node_id]
 
     def wants_floating_ip(self, spec: LaunchSpec, record: Mapping) -> bool:
         """Whether an ACTIVE server goes through ``creator.finish``;

@@ -16,15 +16,18 @@ IP is never unattached, and never mistaken for a leak).
       ^           |  retryable error (back-off)
       +-----------+
 
-SUBMIT hands the create to the pool; CREATING waits for the call and
-records ``external_id``; BUILDING reads the poller's latest record until
-the server is ACTIVE (ERROR: ``fault_error`` decides between QuotaError and
-LaunchError); FINISHING waits for the floating IP, when the pool wants one
-and the server has no public address (decided from cached data, so nodes
-that need no IP never wait behind queued creates).  A throttled or
-transient create is sent again after a back-off; the launcher's
-launch-timeout bounds the whole.  A quota refusal also makes the adapter
-forget its cached limits, so the pool sees the cloud's real room.
+SUBMIT and CREATING are the framework's (``CreateMachine`` in
+``nodepool/driver/machines.py``: the create goes to the pool, a throttled
+or transient create is sent again after its back-off, bounded by the
+launcher's launch-timeout, and a replaced attempt deletes what it still
+creates); CREATING records ``external_id``.  This module adds BUILDING,
+which reads the poller's latest record until the server is ACTIVE (ERROR:
+``fault_error`` decides between QuotaError and LaunchError), and
+FINISHING, which waits for the floating IP when the pool wants one and
+the server has no public address (decided from cached data, so nodes
+that need no IP never wait behind queued creates).  A quota refusal also
+makes the adapter forget its cached limits, so the pool sees the cloud's
+real room.
 
 Why one server per call (no Nova multi-create, issue 5 item 3): the
 servers of one ``min_count``/``max_count`` call share their name stem and
@@ -43,20 +46,22 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from nodepool.driver import errors
-from nodepool.driver.backoff import log_failure, pause_for
+from nodepool.driver.backoff import log_failure
+from nodepool.driver.calls import answer_of
 from nodepool.driver.instance import InstanceState
+from nodepool.driver.machines import CreateMachine
 from nodepool.driver.openstack import params
 from nodepool.driver.openstack.errors import fault_error
 from nodepool.driver.openstack.quota import label_cost
 from nodepool.driver.openstack.addresses import needs_floating_ip
 from nodepool.driver.openstack.ports import CreatePort, CreatorPort
 from nodepool.driver.openstack.servers import server_state
-from nodepool.driver.statemachine import LaunchSpec, StateMachine
+from nodepool.driver.statemachine import LaunchSpec
 
 __all__ = ["ServerCreator", "OpenStackCreate", "Created"]
 
@@ -160,56 +165,52 @@ def _nat_port(ports, external_id: str, nat_network_id: str | None = None):
     return None, None
 
 
-class OpenStackCreate(StateMachine):
+class OpenStackCreate(CreateMachine):
+    """POST /servers through the create pool (``CreateMachine``), then
+    BUILDING until the server is ACTIVE and FINISHING its floating IP."""
+
     class State(enum.Enum):
-        SUBMIT = "submit"
-        CREATING = "creating"
         BUILDING = "building"
         FINISHING = "finishing"
-        READY = "ready"
 
-    STEPS = {State.SUBMIT: "submit", State.CREATING: "creating",
-             State.BUILDING: "building", State.FINISHING: "finishing"}
-    TERMINAL = frozenset({State.READY})
+    STEPS = {State.BUILDING: "building", State.FINISHING: "finishing"}
+    log = log
 
-    #: longest pause before submitting again after a retryable failure
-    MAX_RETRY_DELAY = 30.0
     #: how long a fresh server list may miss our server before it counts
     #: as vanished (a list taken right after the create may miss it)
     MISSING_GRACE = 10.0
 
     def __init__(self, adapter: CreatePort, spec: LaunchSpec,
                  clock: Callable[[], float] = time.monotonic):
-        super().__init__(clock)
+        super().__init__(spec, adapter.access, clock)
         self.adapter = adapter
-        self.spec = spec
-        self.future: Future | None = None
+        self.finish: Future | None = None
         self.created: Created | None = None
         self.record: Mapping | None = None
-        self.retries = 0
-        self.retry_at = 0.0
         self.missing_since: float | None = None
 
-    # -- steps ---------------------------------------------------------------
-    def submit(self):
-        if self.clock() < self.retry_at:
-            return self.State.SUBMIT
-        self.future = self.adapter.submit_create(self)
-        return self.State.CREATING
+    # -- the create call ------------------------------------------------------
+    def send_create(self) -> Future:
+        return self.adapter.submit_create(self)
 
-    def creating(self):
-        if not self.future.done():
-            return self.State.CREATING
-        future, self.future = self.future, None
-        self.adapter.forget_create(self)
-        try:
-            self.created = self._result(future)
-        except errors.RETRYABLE as e:
-            return self._retry_later(e)
-        self.external_id = self.created.server_id
+    def identify(self, created: Created) -> str:
+        return created.server_id
+
+    def answered(self, created: Created):
+        self.created = created
         self.adapter.poller.watch(self.external_id)
         return self.State.BUILDING
 
+    def creating(self):
+        try:
+            return super().creating()
+        except errors.QuotaError as e:
+            raise self._noted(e)
+
+    def delete_orphan(self, server_id: str) -> None:
+        self.adapter.delete_now(server_id)
+
+    # -- steps ---------------------------------------------------------------
     def building(self):
         look = self.adapter.poller.lookup(self.external_id)
         record = look.record
@@ -226,7 +227,7 @@ class OpenStackCreate(StateMachine):
             self.record = record
             if not self.adapter.wants_floating_ip(self.spec, record):
                 return self._ready(None)
-            self.future = self.adapter.submit_finish(self, record)
+            self.finish = self.adapter.submit_finish(self, record)
             return self.State.FINISHING
         if state is InstanceState.ERROR:
             self.adapter.poller.unwatch(self.external_id)
@@ -240,48 +241,31 @@ class OpenStackCreate(StateMachine):
         return self.State.BUILDING
 
     def finishing(self):
-        if not self.future.done():
+        if not self.finish.done():
             return self.State.FINISHING
-        future, self.future = self.future, None
+        future, self.finish = self.finish, None
         try:
-            address = self._result(future)
+            address = answer_of(future, "floating IP")
         except errors.RETRYABLE as e:
             log_failure(log, e, "Node %s: floating IP will be tried again: "
                         "%s", self.spec.node_id, e, level=logging.INFO)
             self.adapter.poller.watch(self.external_id)
             return self.State.BUILDING
+        except errors.QuotaError as e:
+            raise self._noted(e)
         return self._ready(address)
 
     def _ready(self, address: str | None):
         self.instance = self.adapter.instance_from(
             self.record, resources=self.created.resources,
             public_ipv4=address)
-        return self.State.READY
+        return self.Phase.READY
 
     # -- helpers -------------------------------------------------------------
-    def _result(self, future: Future) -> Any:
-        try:
-            return future.result()
-        except CancelledError:
-            raise errors.LaunchError("create cancelled: provider stopping",
-                                     stat_key="error.unknown")
-        except errors.QuotaError as e:
-            raise self._noted(e)
-
     def _noted(self, error: errors.DriverError) -> errors.DriverError:
         if isinstance(error, errors.QuotaError):
             self.adapter.quota_refused()
         return error
-
-    def _retry_later(self, error: errors.DriverError):
-        self.retries += 1
-        delay = pause_for(self.adapter.access, error, min(
-            self.MAX_RETRY_DELAY, 0.5 * 2 ** self.retries))
-        self.retry_at = self.clock() + delay
-        log_failure(log, error, "Node %s: create will be repeated in %.1fs:"
-                    " %s", self.spec.node_id, delay, error,
-                    level=logging.INFO)
-        return self.State.SUBMIT
 
     def _missing(self, fresh: bool):
         if not fresh:
@@ -295,22 +279,3 @@ class OpenStackCreate(StateMachine):
                 f"server {self.external_id} vanished while building",
                 stat_key="error.status")
         return self.State.BUILDING
-
-    def abandon(self) -> None:
-        """A newer attempt replaced this one: a server this attempt still
-        creates is deleted at once instead of living on under a node id
-        that exists."""
-        future = self.future
-        if self.state is not self.State.CREATING or future is None \
-                or future.cancel():
-            return
-        future.add_done_callback(self._delete_orphan)
-
-    def _delete_orphan(self, future: Future) -> None:
-        try:
-            created = future.result()
-        except BaseException:
-            return
-        log.info("Node %s: deleting server %s of an abandoned attempt",
-                 self.spec.node_id, created.server_id)
-        self.adapter.delete_now(created.server_id)

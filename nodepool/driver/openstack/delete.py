@@ -8,7 +8,8 @@ turned on ``clean-floating-ips``.  The adapter remembers the IPs it
 attached, and the poller's last record shows others; when no record is
 known (a launcher that just started), the server's ports are asked.
 
-``OpenStackDelete``:
+``OpenStackDelete`` is the framework's ``DeleteMachine``
+(``nodepool/driver/machines.py``) reading the poller's records:
 
     SUBMIT --> DELETING --> WAITING --> DONE
       ^                        |  still there, not "deleting", after 60 s
@@ -22,7 +23,8 @@ Failure story: a server that is already gone (404) counts as deleted
 the node in ``deleting`` and tries again later.  A server Nova accepted the
 delete for but still lists without ``task_state: deleting`` (a failed
 delete, typically ERROR) gets the delete re-sent every ``RESEND`` seconds;
-after ``WAIT_LIMIT`` the machine gives up with a TransientError.
+``WAIT_LIMIT`` seconds after Nova first accepted the delete the machine
+gives up with a TransientError.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from typing import Callable
 
 from nodepool.driver import errors
 from nodepool.driver.instance import InstanceState
+from nodepool.driver.machines import DeleteMachine
 from nodepool.driver.openstack.ports import DeletePort, DeleterPort
 from nodepool.driver.openstack.servers import floating_addresses, \
     server_state
-from nodepool.driver.statemachine import StateMachine
 
 __all__ = ["ServerDeleter", "OpenStackDelete"]
 
@@ -92,16 +94,10 @@ class ServerDeleter:
                 pass
 
 
-class OpenStackDelete(StateMachine):
-    class State(enum.Enum):
-        SUBMIT = "submit"
-        DELETING = "deleting"
-        WAITING = "waiting"
-        DONE = "done"
-
-    STEPS = {State.SUBMIT: "submit", State.DELETING: "deleting",
-             State.WAITING: "waiting"}
-    TERMINAL = frozenset({State.DONE})
+class OpenStackDelete(DeleteMachine):
+    """DELETE from the delete pool (``DeleteMachine``), then the server
+    list until the server is gone; a server Nova does not delete is
+    deleted again."""
 
     #: re-send the delete when the server is still listed and not deleting
     RESEND = 60.0
@@ -111,48 +107,36 @@ class OpenStackDelete(StateMachine):
     def __init__(self, adapter: DeletePort, external_id: str,
                  immediate: bool = False,
                  clock: Callable[[], float] = time.monotonic):
-        super().__init__(clock)
+        super().__init__(external_id, immediate, clock)
         self.adapter = adapter
-        self.external_id = external_id
-        self.immediate = immediate
-        self.future: Future | None = None
-        self.started = self.clock()
 
-    def submit(self):
-        self.future = self.adapter.delete_now(self.external_id)
-        return self.State.DELETING
+    def send_delete(self) -> Future:
+        # Never batched: Nova has no batch delete.
+        return self.adapter.delete_now(self.external_id)
 
-    def deleting(self):
-        if not self.future.done():
-            return self.State.DELETING
-        future, self.future = self.future, None
-        try:
-            future.result()
-        except errors.NotFoundError:
-            return self._done()
+    def watch(self) -> None:
         self.adapter.poller.watch(self.external_id)
-        return self.State.WAITING
 
-    def waiting(self):
-        look = self.adapter.poller.lookup(self.external_id)
-        record = look.record
-        if record is None:
-            return self._done() if look.fresh else self.State.WAITING
-        if server_state(record) is InstanceState.DELETED:
-            return self._done()
+    def unwatch(self) -> None:
+        self.adapter.poller.unwatch(self.external_id)
+
+    def lookup(self):
+        return self.adapter.poller.lookup(self.external_id)
+
+    def is_deleted(self, record: dict) -> bool:
+        return server_state(record) is InstanceState.DELETED
+
+    def still_there(self, record: dict):
         waited = self.clock() - self.state_time
-        if self.clock() - self.started > self.WAIT_LIMIT:
-            self.adapter.poller.unwatch(self.external_id)
-            raise errors.TransientError(
-                f"server {self.external_id} still {record.get('status')} "
-                f"{self.WAIT_LIMIT:.0f}s after its delete")
         if waited > self.RESEND and \
                 record.get("OS-EXT-STS:task_state") != "deleting":
             log.info("Server %s still %s after delete; deleting again",
                      self.external_id, record.get("status"))
-            return self.State.SUBMIT
-        return self.State.WAITING
+            return self.Phase.SUBMIT
+        return self.Phase.WAITING
 
-    def _done(self):
-        self.adapter.poller.unwatch(self.external_id)
-        return self.State.DONE
+    def wait_limit(self, record: dict):
+        self.unwatch()
+        raise errors.TransientError(
+            f"server {self.external_id} still {record.get('status')} "
+            f"{self.WAIT_LIMIT:.0f}s after its delete")

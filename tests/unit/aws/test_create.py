@@ -63,15 +63,11 @@ class Adapter:
         self.access = AccessGate("test")
         self.futures: list[Future] = []
         self.deleted: list[str] = []
-        self.forgotten = 0
 
     def submit_create(self, machine):
         future = Future()
         self.futures.append(future)
         return future
-
-    def forget_create(self, machine):
-        self.forgotten += 1
 
     def created(self, iid):
         self.created_ids = getattr(self, "created_ids", []) + [iid]
@@ -100,7 +96,7 @@ def machine(spec_factory):
 def test_happy_path(spec_factory):
     m, adapter = machine(spec_factory)
     assert not m.advance()
-    assert m.state is m.State.CREATING
+    assert m.state is m.Phase.CREATING
     assert not m.advance()                     # call still running
     adapter.futures[0].set_result({"InstanceId": "i-1"})
     m.advance()
@@ -122,7 +118,7 @@ def test_retryable_failure_resubmits_after_backoff(spec_factory):
     m.advance()
     adapter.futures[0].set_exception(errors.TransientError("partial"))
     m.advance()
-    assert m.state is m.State.SUBMIT
+    assert m.state is m.Phase.SUBMIT
     m.advance()
     assert len(adapter.futures) == 1           # still backing off
     m.clock.now += 60

@@ -160,7 +160,7 @@ def test_delete_waits_for_terminated():
     m.advance()
     adapter.futures[0].set_result(None)
     m.advance()
-    assert m.state is m.State.WAITING and "i-1" in adapter.watcher.watched
+    assert m.state is m.Phase.WAITING and "i-1" in adapter.watcher.watched
     adapter.watcher.records["i-1"] = {"State": {"Name": "shutting-down"}}
     assert not m.advance()
     adapter.watcher.records["i-1"] = {"State": {"Name": "terminated"}}
@@ -181,7 +181,7 @@ def test_not_found_of_a_fresh_instance_is_asked_again():
     m.advance()
     adapter.futures[0].set_exception(errors.NotFoundError("i-1"))
     assert not m.advance()
-    assert m.state is m.State.SUBMIT
+    assert m.state is m.Phase.SUBMIT
     m.advance()
     assert len(adapter.futures) == 1          # waiting before asking again
     m.clock.now += 5

@@ -72,16 +72,12 @@ class StubAdapter:
         self.creates: list[Future] = []
         self.finishes: list[Future] = []
         self.deletes: list[tuple[str, Future]] = []
-        self.forgotten = 0
         self.refused = 0
         self.floating = True
 
     def submit_create(self, machine) -> Future:
         self.creates.append(Future())
         return self.creates[-1]
-
-    def forget_create(self, machine) -> None:
-        self.forgotten += 1
 
     def wants_floating_ip(self, spec, record) -> bool:
         return self.floating

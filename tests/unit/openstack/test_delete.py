@@ -24,7 +24,7 @@ def test_delete_waits_until_the_server_is_gone(adapter, clock):
     assert not machine.advance()
     adapter.deletes[0][1].set_result(None)
     machine.advance()
-    assert machine.state is machine.State.WAITING
+    assert machine.state is machine.Phase.WAITING
     clock.advance(1)
     adapter.poll(server(**{"OS-EXT-STS:task_state": "deleting"}))
     assert not machine.advance()
@@ -57,7 +57,7 @@ def test_server_that_does_not_go_away_is_deleted_again(adapter, clock):
     clock.advance(OpenStackDelete.RESEND + 1)
     adapter.poll(server(status="ERROR"))
     machine.advance()
-    assert machine.state is machine.State.SUBMIT
+    assert machine.state is machine.Phase.SUBMIT
     machine.advance()
     assert len(adapter.deletes) == 2
     adapter.deletes[1][1].set_result(None)

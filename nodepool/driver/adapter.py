@@ -293,3 +293,33 @@ class Adapter(abc.ABC):
         keep running.  Default: a launched node (every node but a
         registered one, ``REGISTERED_NODE_LAUNCHER``)."""
         return node.launcher != REGISTERED_NODE_LAUNCHER
+
+
+class ApiLimiters(Protocol):
+    """The two limiters of a cloud API client (``LimitedApi``)."""
+
+    limiter: RateLimiter
+    read_limiter: RateLimiter
+
+
+class CloudAdapter(Adapter):
+    """The base of the adapters of real clouds: every call passes the two
+    limiters of one API client (``api``, set by the subclass), creates run
+    on one ``create_pool``, and ``batchers`` (if any) send grouped calls.
+    The machinery they report is the same for every cloud, so it is
+    written here once."""
+
+    api: ApiLimiters
+    create_pool: CreatePool
+    #: the adapter's batchers, for ``machinery()``
+    batchers: tuple[Batcher, ...] = ()
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The mutating-call limiter."""
+        return self.api.limiter
+
+    def machinery(self) -> Machinery:
+        return Machinery(limiters=(self.api.limiter, self.api.read_limiter),
+                         create_pools=(self.create_pool,),
+                         batchers=self.batchers)

@@ -48,7 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable, Mapping
 
 from nodepool.driver import errors
-from nodepool.driver.adapter import Adapter, Machinery
+from nodepool.driver.adapter import CloudAdapter
 from nodepool.driver.aws import params as launch_params
 from nodepool.driver.aws.api import AwsApi
 from nodepool.driver.aws.create import AwsCreate, InstanceCreator
@@ -97,7 +97,7 @@ def _session(profile: str | None):
         boto3.Session()
 
 
-class AwsAdapter(Adapter):
+class AwsAdapter(CloudAdapter):
     leak_types = ("instances", "volumes", "hosts") + UPLOAD_TYPES
 
     def __init__(self, provider, log: logging.Logger | None = None,
@@ -138,6 +138,7 @@ class AwsAdapter(Adapter):
         self.terminator = Terminator(self)
         self.delete_batcher = Batcher(
             f"{provider.name}-delete", self.terminator.terminate, DELETES)
+        self.batchers = (self.create_batcher, self.delete_batcher)
         self.delete_pool = ThreadPoolExecutor(
             max_workers=2, thread_name_prefix=f"{provider.name}-delete-now")
         self.watcher = InstanceWatcher(provider.name, self.describe,
@@ -166,17 +167,6 @@ class AwsAdapter(Adapter):
                  or pool.settings.get("availability-zone") or self.region)
         market = "/spot" if settings.get("use-spot") else ""
         return f"{place}/{settings['instance-type']}{market}"
-
-    @property
-    def limiter(self):
-        """The mutating-call limiter."""
-        return self.api.limiter
-
-    def machinery(self) -> Machinery:
-        return Machinery(
-            limiters=(self.api.limiter, self.api.read_limiter),
-            create_pools=(self.create_pool,),
-            batchers=(self.create_batcher, self.delete_batcher))
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:

@@ -41,7 +41,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping
 
 from nodepool.driver import errors
-from nodepool.driver.adapter import Adapter, Machinery
+from nodepool.driver.adapter import CloudAdapter
 from nodepool.driver.azure import leaks, params
 from nodepool.driver.azure.api import AzureApi
 from nodepool.driver.azure.auth import Clients, load_auth
@@ -142,7 +142,7 @@ def launched_instance(vm: Mapping, nic: Mapping | None,
                    public_ipv6=public6)
 
 
-class AzureAdapter(Adapter):
+class AzureAdapter(CloudAdapter):
     leak_types = ("instances",) + leaks.LEAK_KINDS + (leaks.IMAGES,)
 
     def __init__(self, provider, log: logging.Logger | None = None,
@@ -192,15 +192,6 @@ class AzureAdapter(Adapter):
     @staticmethod
     def _rate(provider) -> float:
         return float(provider.rate if provider.rate is not None else 1.0)
-
-    @property
-    def limiter(self):
-        """The write limiter."""
-        return self.api.limiter
-
-    def machinery(self) -> Machinery:
-        return Machinery(limiters=(self.api.limiter, self.api.read_limiter),
-                         create_pools=(self.create_pool,))
 
     # -- lifecycle -----------------------------------------------------------
     def stop(self) -> None:

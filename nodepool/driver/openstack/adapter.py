@@ -34,7 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Iterable, Mapping
 
 from nodepool.driver import errors
-from nodepool.driver.adapter import Adapter, Machinery
+from nodepool.driver.adapter import CloudAdapter
 from nodepool.driver.backoff import log_failure
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.instance import Instance, InstanceState, Resource
@@ -60,7 +60,7 @@ CREATE_LATENCY = 1.5
 LIST_CACHE_SECONDS = 2.0
 
 
-class OpenStackAdapter(Adapter):
+class OpenStackAdapter(CloudAdapter):
     leak_types = ("instances", PORTS, FLOATING_IPS)
 
     def __init__(self, provider, log: logging.Logger | None = None,
@@ -97,15 +97,6 @@ class OpenStackAdapter(Adapter):
         self.pending = PendingCreates(provider.launch_timeout or 3600)
         #: floating IP addresses this process attached, by server id
         self.attached_ips: dict[str, str] = {}
-
-    @property
-    def limiter(self):
-        """The mutating-call limiter."""
-        return self.api.limiter
-
-    def machinery(self) -> Machinery:
-        return Machinery(limiters=(self.api.limiter, self.api.read_limiter),
-                         create_pools=(self.create_pool,))
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:

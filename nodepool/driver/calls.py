@@ -162,7 +162,12 @@ class Call:
             return False
         self.future = None
         try:
-            self.value = answer_of(future, self.what, self.cancelled)
+            self.value = future.result()
+        except CancelledError:
+            # Raised from a handler: the clauses below do not catch it
+            # (a cancelled delete is a TransientError, not a retry here).
+            raise self.cancelled(f"{self.what} cancelled: provider stopping",
+                                 stat_key="error.unknown")
         except errors.Unfulfilled as e:
             # Not refused, just not reached: again at once.
             self.delay.at_once()

@@ -33,7 +33,7 @@ from nodepool.config.drivers.common import (
 from nodepool.config.driverschema import (
     BuildContext, CheckContext, DriverSchema)
 from nodepool.config.errors import Issue, Path
-from nodepool.config.model import Pool, PoolLabel, Provider
+from nodepool.config.model import Pool, Provider
 from nodepool.config.validators import (
     Choice, Int, ListOf, PositiveInt, Rate, Struct)
 
@@ -224,15 +224,8 @@ def _label_settings(label: dict) -> dict[str, Any]:
 
 
 def _pool(raw: dict, pool: dict, settings: dict, images: dict) -> Pool:
-    labels = {}
-    for label in pool["labels"]:
-        cloud_image, diskimage = (label.get("cloud-image"),
-                                  label.get("diskimage"))
-        image = (images["cloud"].get(cloud_image) if cloud_image
-                 else images["disk"].get(diskimage))
-        labels[label["name"]] = PoolLabel(
-            name=label["name"], cloud_image=cloud_image, diskimage=diskimage,
-            image=image, settings=_label_settings(label))
+    labels = common.by_name(pool["labels"], lambda label: common.pool_label(
+        label, images, _label_settings(label)))
     return Pool(
         name=pool["name"],
         provider_name=raw["name"],
@@ -261,15 +254,10 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
             di, common.pick(di, DISKIMAGE_SETTINGS),
             username=di.get("username",
                             ctx.diskimages[di["name"]].username))))
-    images = {"cloud": cloud_images, "disk": diskimages}
-    pools = common.by_name(raw["pools"], lambda pool: _pool(
-        raw, pool, settings, images))
-    return Provider(
-        **common.provider_base(raw),
-        **common.cloud_timeouts(raw, boot_timeout=180),
-        rate=float(raw.get("rate", 2.0)),
-        pools=pools, cloud_images=cloud_images, diskimages=diskimages,
-        settings=settings)
+    return common.cloud_provider(
+        raw, cloud_images, diskimages,
+        lambda pool, images: _pool(raw, pool, settings, images), settings,
+        boot_timeout=180, rate=2.0)
 
 
 DRIVER = DriverSchema(name="aws", schema=PROVIDER, loader_only=LOADER_ONLY,

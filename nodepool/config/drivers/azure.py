@@ -28,7 +28,7 @@ from nodepool.config.drivers.common import (
 from nodepool.config.driverschema import (
     BuildContext, CheckContext, DriverSchema)
 from nodepool.config.errors import Issue, Path
-from nodepool.config.model import Pool, PoolLabel, Provider
+from nodepool.config.model import Pool, Provider
 from nodepool.config.validators import Int, ListOf, Rate, StrOr, Struct
 
 GALLERY_IMAGE = Struct({Required("gallery-name"): str, Required("name"): str,
@@ -159,16 +159,10 @@ def _image_settings(entry: dict, key_default: str | None) -> dict[str, Any]:
 
 
 def _pool(raw: dict, pool: dict, provider_ip: dict, images: dict) -> Pool:
-    labels = {}
-    for label in pool["labels"]:
-        cloud_image, diskimage = (label.get("cloud-image"),
-                                  label.get("diskimage"))
-        # With both set the diskimage wins, as upstream.
-        image = (images["disk"].get(diskimage) if diskimage
-                 else images["cloud"].get(cloud_image))
-        labels[label["name"]] = PoolLabel(
-            name=label["name"], cloud_image=cloud_image, diskimage=diskimage,
-            image=image, settings=common.pick(label, LABEL_SETTINGS))
+    # With both set the diskimage wins, as upstream.
+    labels = common.by_name(pool["labels"], lambda label: common.pool_label(
+        label, images, common.pick(label, LABEL_SETTINGS),
+        diskimage_first=True))
     return Pool(
         name=pool["name"], provider_name=raw["name"],
         max_servers=common.limit(pool, "max-servers"),
@@ -189,9 +183,6 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
                             ctx.diskimages[di["name"]].username))))
     provider_ip = {key: raw.get(key, default)
                    for key, default in PROVIDER_IP_DEFAULTS.items()}
-    images = {"cloud": cloud_images, "disk": diskimages}
-    pools = common.by_name(raw["pools"], lambda pool: _pool(
-        raw, pool, provider_ip, images))
     settings = common.pick(raw, {
         "location": None, "resource-group": None,
         "resource-group-location": None, "auth-path": None,
@@ -199,12 +190,10 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
         "post-upload-hook": None})
     settings["network"] = _network(raw)
     settings.update(_ip_settings(raw, PROVIDER_IP_DEFAULTS))
-    return Provider(
-        **common.provider_base(raw),
-        **common.cloud_timeouts(raw, boot_timeout=120),
-        rate=float(raw.get("rate", 1.0)),
-        pools=pools, cloud_images=cloud_images, diskimages=diskimages,
-        settings=settings)
+    return common.cloud_provider(
+        raw, cloud_images, diskimages,
+        lambda pool, images: _pool(raw, pool, provider_ip, images), settings,
+        boot_timeout=120, rate=1.0)
 
 
 DRIVER = DriverSchema(name="azure", schema=PROVIDER, loader_only=LOADER_ONLY,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from voluptuous import Required
 
 from nodepool.config.driverschema import CheckContext
 from nodepool.config.errors import Issue, Path
-from nodepool.config.model import CloudImage, ProviderDiskImage
+from nodepool.config.model import (CloudImage, Pool, PoolLabel, Provider,
+                                   ProviderDiskImage)
 from nodepool.config.validators import Int, Port, PositiveInt
 
 UNLIMITED = math.inf
@@ -191,6 +192,24 @@ def provider_diskimage(raw: Mapping[str, Any], settings: Mapping[str, Any],
     )
 
 
+def pool_label(label: Mapping[str, Any], images: Mapping[str, Mapping],
+               settings: Mapping[str, Any], *,
+               diskimage_first: bool = False) -> PoolLabel:
+    """A cloud pool's label: its image is the provider's ``cloud-image``
+    entry it names, else its ``diskimage`` one (``images``: ``cloud`` and
+    ``disk`` entries by name); with ``diskimage_first`` a label naming
+    both boots the diskimage, as upstream's Azure driver does."""
+    cloud, diskimage = label.get("cloud-image"), label.get("diskimage")
+    if diskimage_first:
+        image = images["disk"].get(diskimage) if diskimage \
+            else images["cloud"].get(cloud)
+    else:
+        image = images["cloud"].get(cloud) if cloud \
+            else images["disk"].get(diskimage)
+    return PoolLabel(name=label["name"], cloud_image=cloud,
+                     diskimage=diskimage, image=image, settings=settings)
+
+
 def pool_priority(pool: Mapping[str, Any], provider: Mapping[str, Any]
                   ) -> int:
     return int(pool.get("priority", provider.get("priority", 100)))
@@ -218,6 +237,22 @@ def cloud_timeouts(raw: Mapping[str, Any], boot_timeout: int
         "launch_timeout": int(raw.get("launch-timeout", 3600)),
         "launch_retries": int(raw.get("launch-retries", 3)),
     }
+
+
+def cloud_provider(raw: Mapping[str, Any], cloud_images: dict,
+                   diskimages: dict, pool: Callable[[dict, dict], Pool],
+                   settings: dict[str, Any], *, boot_timeout: int,
+                   rate: float) -> Provider:
+    """A cloud driver's ``Provider``: ``pool(raw_pool, images)`` builds
+    each pool (``images``: the ``cloud`` and ``disk`` entries by name);
+    ``boot_timeout`` and ``rate`` are the driver's defaults."""
+    images = {"cloud": cloud_images, "disk": diskimages}
+    return Provider(
+        **provider_base(raw), **cloud_timeouts(raw, boot_timeout),
+        rate=float(raw.get("rate", rate)),
+        pools=by_name(raw.get("pools"), lambda p: pool(p, images)),
+        cloud_images=cloud_images, diskimages=diskimages,
+        settings=settings)
 
 
 def by_name(items: list, make) -> dict:

@@ -130,11 +130,7 @@ def _label(label: dict, pool_settings: dict[str, Any], images: dict
                                           pool_settings["networks"]))
     settings["host-key-checking"] = label.get(
         "host-key-checking", pool_settings["host-key-checking"])
-    cloud_image, diskimage = label.get("cloud-image"), label.get("diskimage")
-    image = (images["cloud"].get(cloud_image) if cloud_image
-             else images["disk"].get(diskimage))
-    return PoolLabel(name=label["name"], cloud_image=cloud_image,
-                     diskimage=diskimage, image=image, settings=settings)
+    return common.pool_label(label, images, settings)
 
 
 def _pool(raw: dict, pool: dict, images: dict) -> Pool:
@@ -181,15 +177,10 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
             shell_type=top.shell_type)
 
     diskimages = common.by_name(raw.get("diskimages"), diskimage)
-    images = {"cloud": cloud_images, "disk": diskimages}
-    pools = common.by_name(raw.get("pools"),
-                           lambda pool: _pool(raw, pool, images))
-    return Provider(
-        **common.provider_base(raw),
-        **common.cloud_timeouts(raw, boot_timeout=60),
-        rate=float(raw.get("rate", 1.0)),
-        pools=pools, cloud_images=cloud_images, diskimages=diskimages,
-        settings=common.pick(raw, PROVIDER_SETTINGS))
+    return common.cloud_provider(
+        raw, cloud_images, diskimages,
+        lambda pool, images: _pool(raw, pool, images),
+        common.pick(raw, PROVIDER_SETTINGS), boot_timeout=60, rate=1.0)
 
 
 DRIVER = DriverSchema(name="openstack", schema=PROVIDER, loader_only=(),

@@ -249,15 +249,11 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
     cloud_images = common.by_name(raw.get("cloud-images"), lambda ci: (
         common.cloud_image(ci, common.pick(
             ci, {"image-id": None, "image-filters": None}))))
-    diskimages = common.by_name(raw.get("diskimages"), lambda di: (
-        common.provider_diskimage(
-            di, common.pick(di, DISKIMAGE_SETTINGS),
-            username=di.get("username",
-                            ctx.diskimages[di["name"]].username))))
+    diskimages = common.provider_diskimages(
+        raw, ctx, lambda di: common.pick(di, DISKIMAGE_SETTINGS))
     return common.cloud_provider(
-        raw, cloud_images, diskimages,
-        lambda pool, images: _pool(raw, pool, settings, images), settings,
-        boot_timeout=180, rate=2.0)
+        raw, cloud_images, diskimages, settings, boot_timeout=180, rate=2.0,
+        pool=lambda pool, images: _pool(raw, pool, settings, images))
 
 
 DRIVER = DriverSchema(name="aws", schema=PROVIDER, loader_only=LOADER_ONLY,

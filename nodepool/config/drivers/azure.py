@@ -175,12 +175,9 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
     zuul_key = raw.get("zuul-public-key")
     cloud_images = common.by_name(raw.get("cloud-images"), lambda ci: (
         common.cloud_image(ci, _image_settings(ci, zuul_key))))
-    diskimages = common.by_name(raw.get("diskimages"), lambda di: (
-        common.provider_diskimage(
-            di, {**_image_settings(di, None), "pause": di.get("pause", False),
-                 "tags": dict(di.get("tags", {}))},
-            username=di.get("username",
-                            ctx.diskimages[di["name"]].username))))
+    diskimages = common.provider_diskimages(raw, ctx, lambda di: {
+        **_image_settings(di, None), "pause": di.get("pause", False),
+        "tags": dict(di.get("tags", {}))})
     provider_ip = {key: raw.get(key, default)
                    for key, default in PROVIDER_IP_DEFAULTS.items()}
     settings = common.pick(raw, {
@@ -191,9 +188,8 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
     settings["network"] = _network(raw)
     settings.update(_ip_settings(raw, PROVIDER_IP_DEFAULTS))
     return common.cloud_provider(
-        raw, cloud_images, diskimages,
-        lambda pool, images: _pool(raw, pool, provider_ip, images), settings,
-        boot_timeout=120, rate=1.0)
+        raw, cloud_images, diskimages, settings, boot_timeout=120, rate=1.0,
+        pool=lambda pool, images: _pool(raw, pool, provider_ip, images))
 
 
 DRIVER = DriverSchema(name="azure", schema=PROVIDER, loader_only=LOADER_ONLY,

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from voluptuous import Required
 
-from nodepool.config.driverschema import CheckContext
+from nodepool.config.driverschema import BuildContext, CheckContext
 from nodepool.config.errors import Issue, Path
 from nodepool.config.model import (CloudImage, Pool, PoolLabel, Provider,
                                    ProviderDiskImage)
@@ -210,6 +210,16 @@ def pool_label(label: Mapping[str, Any], images: Mapping[str, Mapping],
                      diskimage=diskimage, image=image, settings=settings)
 
 
+def provider_diskimages(raw: Mapping[str, Any], ctx: BuildContext,
+                        settings: Callable[[dict], Mapping[str, Any]]
+                        ) -> dict[str, ProviderDiskImage]:
+    """The provider's ``diskimages`` by name, each with ``settings(entry)``;
+    an entry without ``username`` takes its top-level diskimage's."""
+    return by_name(raw.get("diskimages"), lambda entry: provider_diskimage(
+        entry, settings(entry), username=entry.get(
+            "username", ctx.diskimages[entry["name"]].username)))
+
+
 def pool_priority(pool: Mapping[str, Any], provider: Mapping[str, Any]
                   ) -> int:
     return int(pool.get("priority", provider.get("priority", 100)))
@@ -240,9 +250,9 @@ def cloud_timeouts(raw: Mapping[str, Any], boot_timeout: int
 
 
 def cloud_provider(raw: Mapping[str, Any], cloud_images: dict,
-                   diskimages: dict, pool: Callable[[dict, dict], Pool],
-                   settings: dict[str, Any], *, boot_timeout: int,
-                   rate: float) -> Provider:
+                   diskimages: dict, settings: dict[str, Any], *,
+                   boot_timeout: int, rate: float,
+                   pool: Callable[[dict, dict], Pool]) -> Provider:
     """A cloud driver's ``Provider``: ``pool(raw_pool, images)`` builds
     each pool (``images``: the ``cloud`` and ``disk`` entries by name);
     ``boot_timeout`` and ``rate`` are the driver's defaults."""

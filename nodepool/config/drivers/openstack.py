@@ -178,9 +178,9 @@ def build(raw: dict, ctx: BuildContext) -> Provider:
 
     diskimages = common.by_name(raw.get("diskimages"), diskimage)
     return common.cloud_provider(
-        raw, cloud_images, diskimages,
-        lambda pool, images: _pool(raw, pool, images),
-        common.pick(raw, PROVIDER_SETTINGS), boot_timeout=60, rate=1.0)
+        raw, cloud_images, diskimages, common.pick(raw, PROVIDER_SETTINGS),
+        boot_timeout=60, rate=1.0,
+        pool=lambda pool, images: _pool(raw, pool, images))
 
 
 DRIVER = DriverSchema(name="openstack", schema=PROVIDER, loader_only=(),

@@ -70,8 +70,6 @@ class Launch(Protocol):
 
     spec: LaunchSpec
 
-    def abandon(self) -> None: ...
-
 
 class CreatePort(Protocol):
     """``AwsCreate``: submit the call, wait for the instance to run."""

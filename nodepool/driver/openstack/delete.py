@@ -29,7 +29,6 @@ gives up with a TransientError.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from concurrent.futures import Future

@@ -70,8 +70,6 @@ class Launch(Protocol):
 
     spec: LaunchSpec
 
-    def abandon(self) -> None: ...
-
 
 class CreatePort(Protocol):
     """``OpenStackCreate``: submit, wait for ACTIVE, add a floating IP."""

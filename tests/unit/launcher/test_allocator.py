@@ -12,13 +12,7 @@ from nodepool.launcher.allocator import PoolAllocator
 from nodepool.launcher.quota import PoolQuota
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState
-
-
-class Clock:
-    now = 5000.0
-
-    def __call__(self):
-        return self.now
+from tests.unit.launcher.fakes import Clock
 
 
 class Store:
@@ -57,7 +51,7 @@ def ready(i: int, age: float, **kw) -> Node:
 
 
 def make(nodes):
-    clock = Clock()
+    clock = Clock(5000.0)
     pool = Pool(name="main", provider_name="p", max_servers=3,
                 labels={"small": SimpleNamespace(name="small")})
     quota = PoolQuota(pool, "p", nodes=lambda: nodes,
@@ -112,3 +106,4 @@ def test_a_reservation_at_max_servers_is_refused_naming_the_limit():
     verdict = allocator.reserve("small")
     assert not verdict and verdict.describe() == (
         "pool max-servers reached: instances needs 1, 0 free")
+

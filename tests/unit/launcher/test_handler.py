@@ -13,14 +13,7 @@ from nodepool.launcher.nodelauncher import Outcome
 from nodepool.launcher.quota import FITS, Verdict
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.launcher.fakes import Clock
 
 
 class Store:

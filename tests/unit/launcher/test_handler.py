@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kazoo.exceptions import ConnectionLoss
 
+from nodepool.launcher.allocator import lock_spare
 from nodepool.launcher.handler import (RETRY_DELAY, Allocator,
                                        RequestHandler, RequestStore)
 from nodepool.launcher.nodelauncher import Outcome
@@ -126,6 +127,9 @@ class Pool:
     def spares(self, label_name):
         return list(self.spare_nodes.get(label_name, []))
 
+    def lock_spare(self, node):
+        return lock_spare(self.store, node)     # the pool's own rule
+
     def unavailable(self, label_name):
         return self.unavailable_labels.get(label_name)
 
@@ -181,6 +185,7 @@ def make(node_types=("small",), requestor="zuul", reuse=True, **pool_kw):
     store = Store([request])
     store.locks.add(f"request/{request.id}")
     pool = Pool(**pool_kw)
+    pool.store = store
     declines = Declines(store)
     clock = Clock()
     handler = RequestHandler(request, store, pool, declines, clock=clock,

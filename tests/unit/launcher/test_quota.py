@@ -60,8 +60,7 @@ def make_quota(nodes=(), cloud: Cloud | None = None, clock=None,
                ignore=False, **limits):
     cloud = cloud or Cloud()
     nodes = list(nodes)
-    pool = Pool(name="main", provider_name="p",
-                settings={"ignore-provider-quota": ignore} if ignore else {},
+    pool = Pool(name="main", provider_name="p", ignore_provider_quota=ignore,
                 **limits)
     quota = PoolQuota(pool, "p", nodes=lambda: nodes,
                       label_cost=COSTS.__getitem__, node_cost=node_cost,

@@ -55,6 +55,16 @@ class AwsEnv:
         label.update(extra)
         return label
 
+    def run_tagged(self, tags: dict, instance_type: str = "t3.micro") -> str:
+        """The id of an instance started behind the launcher's back (an
+        upstream leak, another installation's, ...), tagged ``tags``."""
+        pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
+        answer = self.ec2().run_instances(
+            ImageId=self.boot["image_id"], MinCount=1, MaxCount=1,
+            InstanceType=instance_type,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": pairs}])
+        return answer["Instances"][0]["InstanceId"]
+
     def instances(self, direct: bool = False, **filters) -> list[dict]:
         """Every instance moto knows, not terminated: asked via the proxy,
         or (``direct``) of moto itself, past the proxy's faults."""
@@ -90,6 +100,5 @@ def aws(local_aws, monkeypatch):
 
 @pytest.fixture
 def env(zk, tmp_path, aws):
-    e = LauncherEnv(zk, tmp_path)
-    yield e
-    e.stop()
+    with LauncherEnv(zk, tmp_path) as e:
+        yield e

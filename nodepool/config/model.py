@@ -137,13 +137,19 @@ class StaticNode:
 
 @dataclass(frozen=True)
 class Pool:
-    """A provider pool.  ``max_servers`` <= 0 disables the pool."""
+    """A provider pool.  ``max_servers`` <= 0 disables the pool.
+
+    ``ignore_provider_quota`` (OpenStack's ``ignore-provider-quota``):
+    launch without checking the cloud's quota; the pool's own limits still
+    hold and the cloud refuses what does not fit.
+    """
     name: str
     provider_name: str
     max_servers: float = UNLIMITED
     max_cores: float = UNLIMITED
     max_ram: float = UNLIMITED
     max_resources: Mapping[str, int] = field(default_factory=dict)
+    ignore_provider_quota: bool = False
     priority: int = 100
     node_attributes: Mapping[str, Any] | None = None
     labels: Mapping[str, PoolLabel] = field(default_factory=dict)

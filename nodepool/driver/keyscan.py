@@ -63,6 +63,8 @@ __all__ = [
     "gathers_host_keys",
     "port_open",
     "probe_port",
+    "scan_failure",
+    "scan_host",
 ]
 
 log = logging.getLogger("nodepool.keyscan")
@@ -322,6 +324,25 @@ def port_open(host: str, port: int, timeout: float = 5.0) -> bool:
     except KeyscanError:
         return False
     return True
+
+
+def scan_host(host: str, port: int, connection_type: str | None,
+              timeout: float = 10.0) -> list[str]:
+    """One scan of a node of ``connection_type``, in this thread: its host
+    keys (``keyscan``) or, for a type without host keys, ``[]`` once its
+    port accepts TCP (``probe_port``).  Raises ``KeyscanError``."""
+    if gathers_host_keys(connection_type):
+        return keyscan(host, port, timeout=timeout)
+    return probe_port(host, port, timeout)
+
+
+def scan_failure(connection_type: str | None, error: BaseException) -> str:
+    """The line naming a failed scan of a node of ``connection_type``:
+    ``keyscan failed: ...``, or ``winrm port check failed: ...`` for a
+    type without host keys."""
+    what = ("keyscan" if gathers_host_keys(connection_type)
+            else f"{connection_type} port check")
+    return f"{what} failed: {error}"
 
 
 ScanFunc = Callable[[str, int, float], list[str]]

@@ -36,6 +36,27 @@ from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState
 
 
+def lock_spare(zk, node: Node) -> Node | None:
+    """A locked copy of the cached ``node`` if, once locked (the lock
+    re-reads it), it is still READY and allocated to nobody; None, holding
+    nothing, when someone else holds it or it changed meanwhile.
+
+    The caller owns the lock (``zk.unlock_node`` lets go of it).  Raises
+    what ``lock_node`` raises but ``LockError`` (ZooKeeper trouble).
+    """
+    if zk.is_locked(node):
+        return None
+    node = node.clone()     # the cache's records are read-only
+    try:
+        zk.lock_node(node, blocking=False)
+    except zk_errors.LockError:
+        return None
+    if node.state != NodeState.READY or node.allocated_to:
+        zk.unlock_node(node)
+        return None
+    return node
+
+
 class PoolAllocator:
     """One pool's spares, reservations and launches (see module doc)."""
 
@@ -65,6 +86,9 @@ class PoolAllocator:
     def spares(self, label_name: str) -> list[Node]:
         return self._spares(label_name)
 
+    def lock_spare(self, node: Node) -> Node | None:
+        return lock_spare(self.zk, node)
+
     def unavailable(self, label_name: str) -> str | None:
         """Why ``label_name``'s offering cannot launch now (None: it can)."""
         record = self.manager.offering_unavailable(
@@ -89,15 +113,8 @@ class PoolAllocator:
         """At quota: delete the oldest unallocated READY node of this pool
         (at most one per ``PoolQuota.reclaim_interval``)."""
         for node in self.quota.reclaim_candidates():
-            if self.zk.is_locked(node):
-                continue
-            node = node.clone()
-            try:
-                self.zk.lock_node(node, blocking=False)
-            except zk_errors.LockError:
-                continue
-            if node.state != NodeState.READY or node.allocated_to:
-                self.zk.unlock_node(node)
+            node = lock_spare(self.zk, node)
+            if node is None:
                 continue
             self.log.info("At quota: deleting unused ready node %s", node.id)
             node.set_state(NodeState.DELETING)

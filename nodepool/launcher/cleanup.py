@@ -51,11 +51,11 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from nodepool.driver import errors
 from nodepool.driver.installation import foreign
-from nodepool.launcher.periodic import PeriodicWorker
+from nodepool.launcher.periodic import PeriodicWorker, Session
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState, RequestState
 
@@ -105,12 +105,25 @@ def leaked_by(metadata, provider: str, known: Known,
     return None
 
 
+class Daemon(Session, Protocol):
+    """What the cleanup worker uses of its daemon (``Launcher``)."""
+
+    stats: object       # nodepool.stats client (``leaked``)
+    config: object      # ``labels``, ``max_hold_age``
+
+    def provider_managers(self) -> dict: ...   # name -> ProviderManager
+
+    def pool_workers(self) -> dict: ...        # ``id``, ``held()``
+
+    def pool_components(self, fresh: bool = False) -> list: ...
+
+
 class CleanupWorker(PeriodicWorker):
     name = "CleanupWorker"
 
-    def __init__(self, launcher, interval: float = 60.0,
+    def __init__(self, daemon: Daemon, interval: float = 60.0,
                  clock=time.time):
-        super().__init__(launcher, interval)
+        super().__init__(daemon, interval)
         self.clock = clock
         # (provider, kind, id) seen as leaked on the previous pass
         self._suspects: set[tuple[str, str, str]] = set()
@@ -136,7 +149,7 @@ class CleanupWorker(PeriodicWorker):
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if not self.launcher.zk_ready():
+            if not self.daemon.zk_ready():
                 continue
             self.run_fast()
             if time.monotonic() >= next_full:
@@ -168,14 +181,14 @@ class CleanupWorker(PeriodicWorker):
         """(request ids, node ids) our own pool workers hold."""
         requests: set[str] = set()
         nodes: set[str] = set()
-        for worker in self.launcher.pool_workers().values():
+        for worker in self.daemon.pool_workers().values():
             r, n = worker.held()
             requests |= r
             nodes |= n
         return requests, nodes
 
     def _registered(self) -> set[str]:
-        return {c.id for c in self.launcher.pool_components()}
+        return {c.id for c in self.daemon.pool_components()}
 
     def recover_lost_requests(self) -> None:
         """Reset lost requests soon after their holder's session ended."""
@@ -204,7 +217,7 @@ class CleanupWorker(PeriodicWorker):
 
     def cleanup_orphan_init_nodes(self) -> None:
         """``init`` nodes whose creator lost the create's reply (or died)."""
-        managers = self.launcher.provider_managers()
+        managers = self.daemon.provider_managers()
         now = self.clock()
         candidates = list(self.zk.iter_nodes(
             cached=True, shared=True,
@@ -214,7 +227,7 @@ class CleanupWorker(PeriodicWorker):
             and now - (n.state_time or now) >= ORPHAN_INIT_AGE))
         if not candidates:
             return
-        ours = {w.id for w in self.launcher.pool_workers().values()}
+        ours = {w.id for w in self.daemon.pool_workers().values()}
         registered = self._registered() | ours
         _, held = self._held()
         for node in candidates:
@@ -245,7 +258,7 @@ class CleanupWorker(PeriodicWorker):
         quarantined = {entry.name for entry in unreadable}
         uploads = self.zk.known_upload_keys()
         suspects: set[tuple[str, str, str]] = set()
-        for name, manager in self.launcher.provider_managers().items():
+        for name, manager in self.daemon.provider_managers().items():
             if manager.cloud_backing_off():
                 # Its gate logged why; the suspects of the last pass wait.
                 suspects |= {s for s in self._suspects if s[0] == name}
@@ -275,7 +288,7 @@ class CleanupWorker(PeriodicWorker):
                 self.log.warning("Deleting leaked instance %s of provider %s"
                                  " (%s)", inst.external_id, name, why)
                 manager.delete_instance(inst.external_id, immediate=True)
-                self.launcher.stats.leaked(name, "instances")
+                self.daemon.stats.leaked(name, "instances")
             else:
                 suspects.add(key)
         for res in adapter.list_resources():
@@ -291,7 +304,7 @@ class CleanupWorker(PeriodicWorker):
                 self.log.warning("Deleting leaked %s %s of provider %s (%s)",
                                  res.type, res.id, name, why)
                 adapter.delete_resource(res)
-                self.launcher.stats.leaked(name, res.type)
+                self.daemon.stats.leaked(name, res.type)
             else:
                 suspects.add(key)
         return suspects
@@ -367,7 +380,7 @@ class CleanupWorker(PeriodicWorker):
         self.zk.store_request(request)
 
     def cleanup_lost_init_nodes(self) -> None:
-        managers = self.launcher.provider_managers()
+        managers = self.daemon.provider_managers()
         now = self.clock()
         for node in self.zk.iter_nodes(cached=True):
             if (node.state != NodeState.INIT
@@ -381,8 +394,8 @@ class CleanupWorker(PeriodicWorker):
 
     # -- 4 and 5 ---------------------------------------------------------------
     def cleanup_max_ready_age(self) -> None:
-        labels = self.launcher.config.labels
-        managers = self.launcher.provider_managers()
+        labels = self.daemon.config.labels
+        managers = self.daemon.provider_managers()
         now = self.clock()
         for node in self.zk.iter_nodes(cached=True):
             if (node.state != NodeState.READY or node.allocated_to
@@ -398,7 +411,7 @@ class CleanupWorker(PeriodicWorker):
                                 and not n.allocated_to)
 
     def cleanup_held_nodes(self) -> None:
-        max_hold_age = self.launcher.config.max_hold_age
+        max_hold_age = self.daemon.config.max_hold_age
         now = self.clock()
         for node in self.zk.iter_nodes(cached=True):
             if node.state != NodeState.HOLD:

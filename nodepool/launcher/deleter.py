@@ -42,9 +42,11 @@ running.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from nodepool.driver.installation import ours
 from nodepool.driver.instance import InstanceState
-from nodepool.launcher.periodic import PeriodicWorker
+from nodepool.launcher.periodic import PeriodicWorker, Session
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState
 
@@ -63,18 +65,24 @@ def needs_lookup(node) -> bool:
     return node.external_id is None or node.state == NodeState.BUILDING
 
 
+class Daemon(Session, Protocol):
+    """What the deleted-node worker uses of its daemon (``Launcher``)."""
+
+    def provider_managers(self) -> dict: ...   # name -> ProviderManager
+
+
 class DeletedNodeWorker(PeriodicWorker):
     name = "DeletedNodeWorker"
 
-    def __init__(self, launcher, interval: float = 5.0):
+    def __init__(self, daemon: Daemon, interval: float = 5.0):
         # Woken by every node change: scan at most every MIN_INTERVAL.
-        super().__init__(launcher, interval, MIN_INTERVAL)
+        super().__init__(daemon, interval, MIN_INTERVAL)
         # Nodes of another driver already warned about (ids are never
         # reused, so the set only grows by such rare nodes).
         self._foreign_seen: set[str] = set()
 
     def run_once(self) -> None:
-        managers = self.launcher.provider_managers()
+        managers = self.daemon.provider_managers()
         interesting = DELETABLE | {NodeState.READY}
         nodes = list(self.zk.iter_nodes(
             cached=True, shared=True,
@@ -98,7 +106,7 @@ class DeletedNodeWorker(PeriodicWorker):
                 elif node.state in DELETABLE:
                     self._delete(node, manager)
             except Exception as exc:
-                if (self._stop.is_set() or not self.launcher.zk_ready()
+                if (self._stop.is_set() or not self.daemon.zk_ready()
                         or zk_errors.is_transient(exc)):
                     # Every other node would fail the same way (and at
                     # shutdown the connection is closed): one line, and

@@ -110,6 +110,10 @@ class Allocator(Protocol):
     def spares(self, label_name: str) -> list[Node]:
         """READY unallocated nodes of the pool (read-only records)."""
 
+    def lock_spare(self, node: Node) -> Node | None:
+        """A locked copy of a spare still free once locked, or None; the
+        handler owns the lock (its store's ``unlock_node``)."""
+
     def unavailable(self, label_name: str) -> str | None:
         """Why the label's offering cannot launch now, or None."""
 
@@ -144,10 +148,6 @@ class RequestStore(Protocol):
     def finish_request(self, request: NodeRequest, nodes) -> bool: ...
 
     def unlock_request(self, request: NodeRequest) -> None: ...
-
-    def is_locked(self, node: Node) -> bool: ...
-
-    def lock_node(self, node: Node, blocking: bool = True) -> None: ...
 
     def lock_new_node(self, node: Node, timeout: float) -> None: ...
 
@@ -343,17 +343,11 @@ class RequestHandler:
         if not self.request.reuse and self.allocator.launches_nodes:
             return None
         for node in self.allocator.spares(label_name):
-            if node.allocated_to or (self.az and node.az != self.az) \
-                    or self.zk.is_locked(node):
+            if node.allocated_to or (self.az and node.az != self.az):
                 continue
-            node = node.clone()   # the pass's records are read-only
             self._live()
-            try:
-                self.zk.lock_node(node, blocking=False)
-            except zk_errors.LockError:
-                continue
-            if node.state != NodeState.READY or node.allocated_to:
-                self.zk.unlock_node(node)
+            node = self.allocator.lock_spare(node)
+            if node is None:
                 continue
             node.allocated_to = self.request.id
             node.tenant_name = self.request.tenant_name

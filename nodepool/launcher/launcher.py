@@ -126,7 +126,8 @@ class Launcher:
         self._reconcile_providers()
         self.deleted_worker.start()
         self.cleanup_worker.start()
-        self.stats_election = StatsElection(self)
+        self.stats_election = StatsElection(self,
+                                            self.client.kazoo.Election)
         self.stats_election.start()
         self._thread = threading.Thread(target=self._run, name="NodePool",
                                         daemon=True)

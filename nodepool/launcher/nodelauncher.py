@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from nodepool.driver import errors
-from nodepool.driver.keyscan import gathers_host_keys
+from nodepool.driver.keyscan import gathers_host_keys, scan_failure
 from nodepool.driver.statemachine import (
     LaunchSpec, RequestInfo, StateMachine, launch_token)
 from nodepool.zk import errors as zk_errors
@@ -356,9 +356,8 @@ class NodeLauncher:
             keys = future.result()
         except Exception as e:
             self._log_console()
-            what = ("keyscan" if gathers_host_keys(self.node.connection_type)
-                    else f"{self.node.connection_type} port check")
-            raise LaunchFailed(f"{what} failed: {e}", "error.keyscan")
+            raise LaunchFailed(scan_failure(self.node.connection_type, e),
+                               "error.keyscan")
         self.node.host_keys = list(keys)
         self._finish_ready()
 

@@ -139,12 +139,6 @@ def pool_limits(pool) -> Quota:
     return Quota({k: v for k, v in values.items() if v != math.inf})
 
 
-def ignores_provider_quota(pool) -> bool:
-    """The pool's ``ignore-provider-quota``: launch without checking the
-    cloud's quota (the cloud refuses what does not fit)."""
-    return bool(pool.settings.get("ignore-provider-quota", False))
-
-
 def usage(nodes: Iterable[Node], node_cost: Callable[[Node], Quota]
           ) -> Quota:
     """What ``nodes`` cost together (the web view sums with this too)."""
@@ -208,7 +202,7 @@ class PoolQuota:
         self._provider_used = provider_used
         self.clock = clock
         self.limits = pool_limits(pool)
-        self.ignore_provider_quota = ignores_provider_quota(pool)
+        self.ignore_provider_quota = pool.ignore_provider_quota
         self._lock = threading.RLock()
         # "pool"/"provider" -> [counted at, usage + our reservations]
         self._counted: dict[str, list] = {}

@@ -11,10 +11,13 @@ sees five doublings in about three seconds.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Callable, Sized
 
 import pytest
 
 from nodepool.driver import backoff
+from tests.functional.launcher.helpers import wait_for
 
 BASE = 0.1
 SUMMARY = 1.0
@@ -101,3 +104,87 @@ def assert_recovered(records, provider: str, kind: str) -> None:
     lines = gate_lines(records, provider, kind)
     assert "cloud calls succeed again" in lines[-1].getMessage()
     assert lines[-1].levelno == logging.INFO
+
+
+# -- the scenarios every cloud driver goes through --------------------------
+@dataclass
+class Refusal:
+    """How a test refuses one cloud's credentials and sees the attempts."""
+    provider: dict                       # the provider's config
+    name: str                            # its name in the log lines
+    markers: tuple[str, ...]             # words of the cloud's message
+    attempts: Callable[[], list[float]]  # when the cloud refused a call
+    refuse: Callable[[], None]
+    restore: Callable[[], None]
+    instances: Callable[[], Sized]       # what runs in the cloud for us
+
+
+def assert_creates_back_off(env, caplog, refusal: Refusal) -> dict:
+    """Credentials refused, a node asked for: six bursts of calls that
+    double their distance, the request waits (nothing launched); once
+    accepted again the request is fulfilled.  One line for the failure,
+    one for the recovery.  Returns the fulfilled request."""
+    caplog.set_level(logging.INFO)
+    refusal.refuse()
+    env.write_config([refusal.provider])
+    env.start_launcher()
+    rid = env.zuul.submit(["small"])
+    wait_for(lambda: len(refusal.attempts()) >= 6, timeout=30,
+             what="six refused calls")
+    assert_backs_off(refusal.attempts(), bursts=6)
+    assert env.zuul.get_request(rid)["state"] == "pending"
+    assert not len(refusal.instances())
+    refusal.restore()
+    req = env.zuul.wait_state(rid, {"fulfilled", "failed"}, timeout=30)
+    assert req["state"] == "fulfilled"
+    assert len(refusal.instances()) == 1
+    assert_logged_once(caplog.records, refusal.name, "credentials refused",
+                       refusal.markers)
+    assert_recovered(caplog.records, refusal.name, "credentials refused")
+    return req
+
+
+def assert_deletes_back_off(env, caplog, refusal: Refusal, bursts: int,
+                            period: float) -> None:
+    """A released node while the credentials are refused: its delete (and
+    the listings) back off over ``bursts`` bursts -- each late by at most
+    ``period``, a pass of the deleted-node worker -- and the instance
+    stays; once accepted again the instance and the node go.  One line
+    for the failure, one for the recovery."""
+    env.write_config([refusal.provider])
+    env.start_launcher()
+    rid = env.zuul.submit(["small"])
+    assert env.zuul.wait_state(rid, {"fulfilled"})["state"] == "fulfilled"
+    nodes = env.zuul.accept(rid)
+    assert len(refusal.instances()) == 1
+    caplog.set_level(logging.INFO)
+    refusal.refuse()
+    env.zuul.release(nodes)
+    wait_for(lambda: len(refusal.attempts()) >= bursts, timeout=30,
+             what=f"{bursts} refused calls")
+    assert_backs_off(refusal.attempts(), bursts=bursts, period=period)
+    assert len(refusal.instances()) == 1     # not deleted meanwhile
+    assert env.zuul.get_node(nodes[0])["state"] == "deleting"
+    refusal.restore()
+    env.zuul.wait_node_gone(nodes[0])
+    wait_for(lambda: not len(refusal.instances()), what="instance deleted")
+    assert_logged_once(caplog.records, refusal.name, "credentials refused",
+                       refusal.markers)
+    assert_recovered(caplog.records, refusal.name, "credentials refused")
+
+
+def assert_dead_endpoint_backs_off(env, caplog, provider: dict, name: str,
+                                   dead) -> None:
+    """``provider`` reaches its cloud through ``dead`` (a
+    ``tools.deadend.DeadEnd``, which drops every connection): a node asked
+    for makes six bursts of connections that double their distance, and
+    one line names the endpoint."""
+    caplog.set_level(logging.INFO)
+    env.write_config([provider])
+    env.start_launcher()
+    env.zuul.submit(["small"])
+    wait_for(lambda: len(dead.connections()) >= 6, timeout=30,
+             what="six connections to the dead endpoint")
+    assert_backs_off(dead.connections(), bursts=6)
+    assert_logged_once(caplog.records, name, "endpoint unreachable",
+                       (f"127.0.0.1:{dead.port}",))

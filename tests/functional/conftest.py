@@ -1,9 +1,15 @@
-"""Fixtures for functional tests: a real OpenSSH server on loopback.
+"""Fixtures for functional tests: a real OpenSSH server on loopback, and
+the launchers of a test.
 
 ``sshd`` is one server per test session (per xdist worker) with ed25519,
 RSA and ECDSA host keys; tests that only scan it share it.  Tests that stop
 or restart a server (liveness, retry-until-up) use ``sshd_factory`` to get
 their own, stopped automatically at the end of the test.
+
+``env`` is a test's ``LauncherEnv`` on the fake driver (its clouds cleared
+before and after); a cloud driver's conftest overrides it with one that
+needs its local cloud first.  ``env_b`` is a second installation beside
+``env``: another ``LauncherEnv`` on another ZooKeeper chroot.
 """
 
 from __future__ import annotations
@@ -12,7 +18,25 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from nodepool.driver import fake
+from tests.functional.launcher.helpers import LauncherEnv
 from tools.sshd import SSHServer
+
+
+@pytest.fixture
+def env(zk, tmp_path) -> Iterator[LauncherEnv]:
+    fake.CLOUDS.clear()
+    with LauncherEnv(zk, tmp_path) as e:
+        yield e
+    fake.CLOUDS.clear()
+
+
+@pytest.fixture
+def env_b(env, other_zk, tmp_path) -> Iterator[LauncherEnv]:
+    path = tmp_path / "b"
+    path.mkdir()
+    with LauncherEnv(other_zk, path) as e:
+        yield e
 
 
 @pytest.fixture(scope="session")

@@ -105,7 +105,7 @@ PROVIDER_SETTINGS = {
 }
 
 POOL_SETTINGS = {
-    "ignore-provider-quota": False, "availability-zones": None,
+    "availability-zones": None,
     "networks": [], "security-groups": [], "auto-floating-ip": True,
     "host-key-checking": True,
 }
@@ -150,6 +150,7 @@ def _pool(raw: dict, pool: dict, images: dict) -> Pool:
         max_cores=common.limit(pool, "max-cores"),
         max_ram=common.limit(pool, "max-ram"),
         max_resources=max_resources,
+        ignore_provider_quota=pool.get("ignore-provider-quota", False),
         priority=common.pool_priority(pool, raw),
         node_attributes=common.node_attributes(pool),
         labels=labels, settings=settings)

@@ -62,7 +62,7 @@ from nodepool.driver import errors
 from nodepool.driver.adapter import REGISTERED_NODE_LAUNCHER, NodeBoard
 from nodepool.driver.backoff import SUMMARY_INTERVAL, AccessGate, RepeatLog
 from nodepool.driver.keyscan import (
-    check_connection, gathers_host_keys, keyscan, port_open)
+    check_connection, gathers_host_keys, port_open, scan_failure, scan_host)
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState
 
@@ -319,20 +319,18 @@ class StaticSlots:
         """(the keys to register the host with, None) or, when it must not
         be registered now, (None, why it cannot be reached); a host whose
         keys do not match is logged here (once, then counted)."""
-        if not gathers_host_keys(host.connection_type):
-            # As upstream: checked even with host-key-checking off.
-            if port_open(host.name, host.connection_port, host.timeout):
-                return [], None
-            return None, (f"does not accept connections on "
-                          f"{host.connection_type} port "
-                          f"{host.connection_port}; not registering it")
-        if not host.host_key_checking:
+        gathers = gathers_host_keys(host.connection_type)
+        if gathers and not host.host_key_checking:
             return list(host.host_keys), None
+        # As upstream, a host without host keys has its port checked even
+        # with host-key-checking off.
         try:
-            keys = keyscan(host.name, host.connection_port,
-                           timeout=host.timeout)
+            keys = scan_host(host.name, host.connection_port,
+                             host.connection_type, host.timeout)
         except Exception as e:
-            return None, f"keyscan failed: {e}"
+            return None, scan_failure(host.connection_type, e)
+        if not gathers:
+            return [], None
         # Compare "<type> <base64>" only: a key pasted from a .pub file
         # carries a comment the scan cannot return.
         offered = {_key_id(k) for k in keys}

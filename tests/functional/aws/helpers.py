@@ -5,6 +5,19 @@ from __future__ import annotations
 import json
 
 
+#: top-level config of a launcher a test kills: its session expires soon
+KILLABLE = {"zookeeper-timeout": 4.0}
+
+
+def node_data(client, node_id: str) -> dict:
+    """The node's record as stored, or {} (gone, empty or unreadable)."""
+    try:
+        data, _ = client.get(f"/nodepool/nodes/{node_id}")
+    except Exception:
+        return {}
+    return json.loads(data) if data else {}
+
+
 def adapter_of(launcher, provider: str = "aws"):
     """The live AwsAdapter of a running launcher's provider."""
     return launcher.provider_managers()[provider].adapter

@@ -32,15 +32,13 @@ then either (parametrised):
 
 from __future__ import annotations
 
-import json
 import signal
 from collections import Counter
 
 import pytest
-import yaml
 
 from nodepool.driver.aws.describe import tags_of
-from tests.functional.aws.helpers import tags
+from tests.functional.aws.helpers import KILLABLE, node_data, tags
 from tests.functional.launcher.helpers import wait_for
 from tests.functional.launcher.test_processes import (
     NODES, LauncherProcess, children, play_zuul, wait_pools)
@@ -51,23 +49,9 @@ BURST = 30
 
 
 def write_config(env, aws) -> str:
-    path = env.write_config([aws.provider(
+    return env.write_config([aws.provider(
         rate=4, pool_extra={"max-servers": 40},
-        **{"batch-creates": True})])
-    with open(path) as f:
-        data = yaml.safe_load(f)
-    data["zookeeper-timeout"] = 4.0    # the killed session expires soon
-    with open(path, "w") as f:
-        yaml.safe_dump(data, f)
-    return path
-
-
-def node_data(client, node_id: str) -> dict:
-    try:
-        data, _ = client.get(f"{NODES}/{node_id}")
-    except Exception:
-        return {}
-    return json.loads(data) if data else {}
+        **{"batch-creates": True})], **KILLABLE)
 
 
 def all_nodes(client) -> dict[str, dict]:

@@ -23,14 +23,13 @@ covered by the fake cloud (tests/functional/launcher/test_crash_safety.py).
 
 from __future__ import annotations
 
-import json
 import signal
 from collections import Counter
 
 import pytest
-import yaml
 
 from nodepool.driver.aws.describe import tags_of
+from tests.functional.aws.helpers import KILLABLE, node_data
 from tests.functional.launcher.helpers import wait_for
 from tests.functional.launcher.test_processes import (
     NODES, LauncherProcess, NodeWatch, children, play_zuul, wait_pools)
@@ -39,22 +38,9 @@ pytestmark = pytest.mark.functional
 
 
 def write_config(env, aws, batch: bool) -> str:
-    path = env.write_config([aws.provider(
-        pool_extra={"max-servers": 20}, **{"batch-creates": batch})])
-    with open(path) as f:
-        data = yaml.safe_load(f)
-    data["zookeeper-timeout"] = 4.0    # the killed session expires soon
-    with open(path, "w") as f:
-        yaml.safe_dump(data, f)
-    return path
-
-
-def node_data(client, node_id: str) -> dict:
-    try:
-        data, _ = client.get(f"{NODES}/{node_id}")
-    except Exception:
-        return {}
-    return json.loads(data) if data else {}
+    return env.write_config([aws.provider(
+        pool_extra={"max-servers": 20}, **{"batch-creates": batch})],
+        **KILLABLE)
 
 
 def all_instances(aws) -> list[dict]:

@@ -14,26 +14,14 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from nodepool.zk.installation import installation_id
 from tests.functional.aws.helpers import adapter_of, instance_id, tags
-from tests.functional.launcher.helpers import LauncherEnv, wait_for
+from tests.functional.launcher.helpers import wait_for
 
 #: nodes per installation: different counts, so each has node ids the
 #: other does not know (A's 0000000012.. are unknown to B)
 NODES_A, NODES_B = 18, 12
 TAG = "nodepool_installation"
-
-
-@pytest.fixture
-def env_b(other_zk, tmp_path, aws):
-    """Installation B: a launcher environment on another chroot."""
-    path = tmp_path / "b"
-    path.mkdir()
-    e = LauncherEnv(other_zk, path)
-    yield e
-    e.stop()
 
 
 def _provider(aws, **extra) -> dict:
@@ -59,15 +47,6 @@ def _ready_nodes(env, requests) -> dict[str, str]:
 def _installation_of(env) -> str:
     data, _ = env.client.get("/nodepool/installation")
     return json.loads(data)["installation_id"]
-
-
-def _run(aws, tag_map: dict) -> str:
-    pairs = [{"Key": k, "Value": v} for k, v in tag_map.items()]
-    answer = aws.ec2().run_instances(
-        ImageId=aws.boot["image_id"], MinCount=1, MaxCount=1,
-        InstanceType="t3.micro",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": pairs}])
-    return answer["Instances"][0]["InstanceId"]
 
 
 def _alive(aws) -> set[str]:
@@ -107,9 +86,9 @@ def test_installations_never_delete_each_others_instances(env, env_b, aws):
 
     node = {"nodepool_provider_name": "aws", "nodepool_pool_name": "main",
             "nodepool_node_id": "0000000777"}
-    leak_a = _run(aws, {**node, TAG: id_a})
-    leak_b = _run(aws, {**node, TAG: id_b})
-    upstream_leak = _run(aws, node)        # upstream Nodepool's: no id
+    leak_a = aws.run_tagged({**node, TAG: id_a})
+    leak_b = aws.run_tagged({**node, TAG: id_b})
+    upstream_leak = aws.run_tagged(node)   # upstream Nodepool's: no id
 
     # B first: its passes reap its own leak and upstream's, nothing of A.
     _passes(launcher_b, 3)
@@ -134,9 +113,9 @@ def test_crash_recovery_deletes_only_our_installations_instance(
     env.start_launcher()
     (node_id, theirs), = _ready_nodes(env, _launch(env, 1)).items()
     id_b = installation_id(env_b.client)   # what B's launcher will read
-    mine = _run(aws, {"nodepool_provider_name": "aws",
-                      "nodepool_pool_name": "main",
-                      "nodepool_node_id": node_id, TAG: id_b})
+    mine = aws.run_tagged({"nodepool_provider_name": "aws",
+                           "nodepool_pool_name": "main",
+                           "nodepool_node_id": node_id, TAG: id_b})
     now = time.time()
     env_b.client.create(f"/nodepool/nodes/{node_id}", json.dumps({
         "state": "building", "state_time": now, "created_time": now,

@@ -11,15 +11,6 @@ from tests.functional.aws.helpers import pool_paused
 from tests.functional.launcher.helpers import wait_for
 
 
-def _run(aws, tags: dict) -> str:
-    pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
-    answer = aws.ec2().run_instances(
-        ImageId=aws.boot["image_id"], MinCount=1, MaxCount=1,
-        InstanceType="t3.medium",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": pairs}])
-    return answer["Instances"][0]["InstanceId"]
-
-
 @pytest.mark.parametrize("tags", [
     {"nodepool_provider_name": "aws", "nodepool_node_id": "9999999999"},
     {"nodepool_provider_name": "aws"},
@@ -35,7 +26,7 @@ def test_unmanaged_instances_use_quota(env, aws, tags):
     # 4 vCPUs of standard on-demand quota: two t3.medium (2 vCPUs each).
     # One is taken by an instance this launcher does not manage.
     aws.local.configure(quotas={"ec2": {"L-1216C47A": 4}})
-    _run(aws, tags)
+    aws.run_tagged(tags, instance_type="t3.medium")
     env.write_config([aws.provider()])
     env.start_launcher()
     zuul = env.zuul

@@ -92,7 +92,6 @@ def azure(tmp_path, monkeypatch):
 
 @pytest.fixture
 def env(zk, tmp_path, azure):
-    e = LauncherEnv(zk, tmp_path)
-    yield e
-    e.stop()
+    with LauncherEnv(zk, tmp_path) as e:
+        yield e
     fake.CLOUDS.clear()

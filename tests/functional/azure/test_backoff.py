@@ -8,12 +8,10 @@ the server saw refused ones are the times the provider tried its cloud.
 from __future__ import annotations
 
 import json
-import logging
 
-from tests.functional.azure.helpers import fulfil
-from tests.functional.backoff import (assert_backs_off, assert_logged_once,
-                                      assert_recovered, fast_backoff)
-from tests.functional.launcher.helpers import wait_for
+from tests.functional.backoff import (Refusal, assert_creates_back_off,
+                                      assert_dead_endpoint_backs_off,
+                                      assert_deletes_back_off, fast_backoff)
 from tools.deadend import DeadEnd
 
 __all__ = ["fast_backoff"]
@@ -25,25 +23,20 @@ def refused(azure) -> list[float]:
     return [t for t, issued in azure.local.token_requests() if not issued]
 
 
+def refusal(azure) -> Refusal:
+    secret = azure.local.client_secret
+    return Refusal(
+        azure.provider(), "azure", MARKERS,
+        attempts=lambda: refused(azure),
+        # the auth file keeps the old secret; issued tokens expire too
+        refuse=azure.local.rotate_secret,
+        restore=lambda: azure.local.rotate_secret(secret),
+        instances=lambda: azure.names("virtualMachines"))
+
+
 def test_refused_secret_backs_off_creates_and_recovers(
         env, azure, fast_backoff, caplog):
-    caplog.set_level(logging.INFO)
-    secret = azure.local.client_secret
-    azure.local.rotate_secret()            # the auth file has the old one
-    env.write_config([azure.provider()])
-    env.start_launcher()
-    rid = env.zuul.submit(["small"])
-    wait_for(lambda: len(refused(azure)) >= 6, timeout=30,
-             what="six refused token requests")
-    assert_backs_off(refused(azure), bursts=6)
-    assert env.zuul.get_request(rid)["state"] == "pending"
-    assert not azure.names("virtualMachines")
-    azure.local.rotate_secret(secret)
-    req = env.zuul.wait_state(rid, {"fulfilled", "failed"}, timeout=30)
-    assert req["state"] == "fulfilled"
-    assert_logged_once(caplog.records, "azure", "credentials refused",
-                       MARKERS)
-    assert_recovered(caplog.records, "azure", "credentials refused")
+    assert_creates_back_off(env, caplog, refusal(azure))
 
 
 def test_refused_secret_backs_off_deletes_and_listings(
@@ -52,33 +45,13 @@ def test_refused_secret_backs_off_deletes_and_listings(
     # call asks for a new one, so the rotation is seen at the next call
     # (with an hour-long token the SDK would keep the one it holds).
     azure.local.tokens.lifetime = 120.0
-    env.write_config([azure.provider()])
-    env.start_launcher()
-    rid, _ = fulfil(env, ["small"])
-    nodes = env.zuul.accept(rid)
-    vms = azure.names("virtualMachines")
-    assert len(vms) == 1
-    caplog.set_level(logging.INFO)
-    secret = azure.local.client_secret
-    azure.local.rotate_secret()            # issued tokens expire too
-    env.zuul.release(nodes)
-    wait_for(lambda: len(refused(azure)) >= 7, timeout=30,
-             what="seven refused token requests")
     # (the deleted-node worker passes every 0.5-1 s in these tests)
-    assert_backs_off(refused(azure), bursts=7, period=1.0)
-    assert azure.names("virtualMachines") == vms
-    assert env.zuul.get_node(nodes[0])["state"] == "deleting"
-    azure.local.rotate_secret(secret)
-    env.zuul.wait_node_gone(nodes[0])
-    wait_for(lambda: not azure.names("virtualMachines"), what="VM deleted")
-    assert_logged_once(caplog.records, "azure", "credentials refused",
-                       MARKERS)
-    assert_recovered(caplog.records, "azure", "credentials refused")
+    assert_deletes_back_off(env, caplog, refusal(azure), bursts=7,
+                            period=1.0)
 
 
 def test_unreachable_resource_manager_backs_off(env, azure, tmp_path,
                                                fast_backoff, caplog):
-    caplog.set_level(logging.INFO)
     with DeadEnd() as dead:
         # Tokens from the local Entra ID, ARM at a port that drops every
         # connection (a dead load balancer in front of the endpoint).
@@ -86,11 +59,6 @@ def test_unreachable_resource_manager_backs_off(env, azure, tmp_path,
         data["resourceManagerEndpointUrl"] = f"https://127.0.0.1:{dead.port}/"
         auth = tmp_path / "dead-arm.json"
         auth.write_text(json.dumps(data))
-        env.write_config([azure.provider(**{"auth-path": str(auth)})])
-        env.start_launcher()
-        env.zuul.submit(["small"])
-        wait_for(lambda: len(dead.connections()) >= 6, timeout=30,
-                 what="six connections to the dead endpoint")
-        assert_backs_off(dead.connections(), bursts=6)
-    assert_logged_once(caplog.records, "azure", "endpoint unreachable",
-                       (f"127.0.0.1:{dead.port}",))
+        assert_dead_endpoint_backs_off(
+            env, caplog, azure.provider(**{"auth-path": str(auth)}),
+            "azure", dead)

@@ -14,7 +14,7 @@ from nodepool.cmd.nodepoolcmd import main
 from nodepool.driver import fake
 from nodepool.zk import Node, NodeState, PoolComponent
 from nodepool.zk.image import upload_path
-from tests.functional.launcher.helpers import LauncherEnv, fake_provider
+from tests.functional.launcher.helpers import fake_provider
 
 REFUSED = "Refusing to erase provider static-lab: "
 
@@ -156,21 +156,11 @@ def test_hostname_with_control_characters_is_printed_escaped(cli, seed):
     assert "evil\\x1b]0;owned\\x07" in result.err
 
 
-@pytest.fixture
-def launcher_env(zk, tmp_path):
-    fake.CLOUDS.clear()
-    env = LauncherEnv(zk, tmp_path)
-    yield env
-    env.stop()
-    fake.CLOUDS.clear()
-
-
 def test_the_issue_case_a_running_launcher_and_a_node_zuul_uses(
-        launcher_env, capsys):
+        env, capsys):
     """A configured, running provider with a node Zuul holds locked and
     in-use: ``erase --force`` used to remove the record, and the launcher
     then deleted the instance under the job as a leak."""
-    env = launcher_env
     env.write_config([fake_provider()])
     env.start_launcher()
     rid = env.zuul.submit(["small"])

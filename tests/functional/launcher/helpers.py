@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -45,6 +46,11 @@ def fake_provider(name="fake-provider", pools=None, **extra) -> dict:
 
 
 class LauncherEnv:
+    """One test's launchers on its ZooKeeper chroot, and Zuul's side.
+
+    A context manager: ``with LauncherEnv(zk, path) as env:`` stops every
+    launcher it started on the way out."""
+
     def __init__(self, zk, tmp_path):
         self.zk_env = zk
         self.tmp_path = tmp_path
@@ -93,4 +99,23 @@ class LauncherEnv:
         self.client.stop()
         self.client.close()
 
+    def __enter__(self) -> "LauncherEnv":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def raw_node(client, state: str, allocated_to: str | None = None,
+             **extra) -> str:
+    """Write a node record of ``fake-provider`` as a launcher that died
+    left it (no lock, a launcher nobody runs); returns its id."""
+    now = time.time()
+    data = {"state": state, "state_time": now, "created_time": now,
+            "provider": "fake-provider", "pool": "main", "type": ["small"],
+            "allocated_to": allocated_to, "launcher": "crashed-launcher"}
+    data.update(extra)
+    path = client.create("/nodepool/nodes/", json.dumps(data).encode(),
+                         sequence=True, makepath=True)
+    return path.rsplit("/", 1)[1]
 

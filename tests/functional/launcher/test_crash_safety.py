@@ -25,22 +25,11 @@ from nodepool.driver.statemachine import launch_token
 from nodepool.zk.installation import installation_id
 from nodepool.launcher.deleter import needs_lookup
 from nodepool.zk.models import Node, NodeState
-from tests.functional.launcher.helpers import fake_provider, wait_for
+from tests.functional.launcher.helpers import fake_provider, raw_node, wait_for
 
 pytestmark = pytest.mark.functional
 
 NODES = "/nodepool/nodes"
-
-
-def raw_node(client, state: str, **extra) -> str:
-    now = time.time()
-    data = {"state": state, "state_time": now, "created_time": now,
-            "provider": "fake-provider", "pool": "main", "type": ["small"],
-            "allocated_to": None, "launcher": "killed-launcher"}
-    data.update(extra)
-    path = client.create(f"{NODES}/", json.dumps(data).encode(),
-                         sequence=True, makepath=True)
-    return path.rsplit("/", 1)[1]
 
 
 def node_data(client, node_id: str) -> dict | None:

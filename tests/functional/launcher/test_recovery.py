@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.functional.launcher.helpers import fake_provider, wait_for
+from tests.functional.launcher.helpers import fake_provider, raw_node, wait_for
 
 pytestmark = pytest.mark.functional
 
@@ -23,17 +23,6 @@ NODES = "/nodepool/nodes"
 REQUESTS = "/nodepool/requests"
 REQUEST_LOCKS = "/nodepool/requests-lock"
 HOUR = 3600.0
-
-
-def raw_node(client, state, allocated_to=None, **extra) -> str:
-    now = time.time()
-    data = {"state": state, "state_time": now, "created_time": now,
-            "provider": "fake-provider", "pool": "main", "type": ["small"],
-            "allocated_to": allocated_to, "launcher": "crashed-launcher"}
-    data.update(extra)
-    path = client.create(f"{NODES}/", json.dumps(data).encode(),
-                         sequence=True, makepath=True)
-    return path.rsplit("/", 1)[1]
 
 
 def history_of(client, request_id):

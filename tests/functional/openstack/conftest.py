@@ -36,6 +36,5 @@ def clouds_yaml(cloud, tmp_path, monkeypatch) -> str:
 
 @pytest.fixture
 def env(zk, tmp_path, clouds_yaml):
-    e = LauncherEnv(zk, tmp_path)
-    yield e
-    e.stop()
+    with LauncherEnv(zk, tmp_path) as e:
+        yield e

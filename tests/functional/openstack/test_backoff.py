@@ -11,8 +11,9 @@ import logging
 
 import yaml
 
-from tests.functional.backoff import (assert_backs_off, assert_logged_once,
-                                      assert_recovered, fast_backoff)
+from tests.functional.backoff import (Refusal, assert_creates_back_off,
+                                      assert_dead_endpoint_backs_off,
+                                      assert_deletes_back_off, fast_backoff)
 from tests.functional.launcher.helpers import wait_for
 from tests.functional.openstack.helpers import (connect, provider,
                                                 servers_by_node)
@@ -27,66 +28,37 @@ def refused(cloud) -> list[float]:
     return [t for t, ok in cloud.auth_attempts() if not ok]
 
 
+def refusal(cloud) -> Refusal:
+    return Refusal(
+        provider(), "os", MARKERS, attempts=lambda: refused(cloud),
+        # clouds.yaml keeps the old password; tokens are revoked as well
+        refuse=lambda: cloud.set_password("rotated"),
+        restore=lambda: cloud.set_password("secret"),
+        instances=cloud.servers)
+
+
 def test_wrong_password_backs_off_creates_and_recovers(
         env, cloud, fast_backoff, caplog):
-    caplog.set_level(logging.INFO)
-    cloud.set_password("rotated")          # clouds.yaml has the old one
-    env.write_config([provider()])
-    env.start_launcher()
-    rid = env.zuul.submit(["small"])
-    wait_for(lambda: len(refused(cloud)) >= 6, timeout=30,
-             what="six refused token requests")
-    assert_backs_off(refused(cloud), bursts=6)
-    assert env.zuul.get_request(rid)["state"] == "pending"
-    assert not cloud.servers()
-    cloud.set_password("secret")
-    req = env.zuul.wait_state(rid, {"fulfilled", "failed"}, timeout=30)
-    assert req["state"] == "fulfilled"
+    req = assert_creates_back_off(env, caplog, refusal(cloud))
     assert list(servers_by_node(cloud)) == req["nodes"]
-    assert_logged_once(caplog.records, "os", "credentials refused", MARKERS)
-    assert_recovered(caplog.records, "os", "credentials refused")
 
 
 def test_refused_password_backs_off_deletes_and_listings(
         env, cloud, fast_backoff, caplog):
-    env.write_config([provider()])
-    env.start_launcher()
-    rid = env.zuul.submit(["small"])
-    assert env.zuul.wait_state(rid, {"fulfilled"})["state"] == "fulfilled"
-    nodes = env.zuul.accept(rid)
-    caplog.set_level(logging.INFO)
-    cloud.set_password("rotated")          # tokens revoked as well
-    env.zuul.release(nodes)
-    wait_for(lambda: len(refused(cloud)) >= 7, timeout=30,
-             what="seven refused token requests")
     # (the deleted-node worker passes every 0.5-1 s in these tests)
-    assert_backs_off(refused(cloud), bursts=7, period=1.0)
-    assert len(cloud.servers()) == 1       # not deleted meanwhile
-    assert env.zuul.get_node(nodes[0])["state"] == "deleting"
-    cloud.set_password("secret")
-    env.zuul.wait_node_gone(nodes[0])
-    wait_for(lambda: not cloud.servers(), what="server deleted")
-    assert_logged_once(caplog.records, "os", "credentials refused", MARKERS)
-    assert_recovered(caplog.records, "os", "credentials refused")
+    assert_deletes_back_off(env, caplog, refusal(cloud), bursts=7,
+                            period=1.0)
 
 
 def test_unreachable_keystone_backs_off(env, cloud, clouds_yaml,
                                         fast_backoff, caplog):
-    caplog.set_level(logging.INFO)
     with DeadEnd() as dead:
         data = yaml.safe_load(open(clouds_yaml))
         data["clouds"]["fake"]["auth"]["auth_url"] = \
             f"http://127.0.0.1:{dead.port}/identity/v3"
         with open(clouds_yaml, "w") as f:
             yaml.safe_dump(data, f)
-        env.write_config([provider()])
-        env.start_launcher()
-        env.zuul.submit(["small"])
-        wait_for(lambda: len(dead.connections()) >= 6, timeout=30,
-                 what="six connections to the dead endpoint")
-        assert_backs_off(dead.connections(), bursts=6)
-    assert_logged_once(caplog.records, "os", "endpoint unreachable",
-                       (f"127.0.0.1:{dead.port}",))
+        assert_dead_endpoint_backs_off(env, caplog, provider(), "os", dead)
 
 
 def test_leak_cleanup_waits_out_the_back_off_and_keeps_its_suspects(

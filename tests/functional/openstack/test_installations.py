@@ -9,22 +9,11 @@ provider name ``os`` against the same local OpenStack: both have nodes
 
 from __future__ import annotations
 
-import pytest
-
 from nodepool.zk.installation import installation_id
-from tests.functional.launcher.helpers import LauncherEnv, wait_for
+from tests.functional.launcher.helpers import wait_for
 from tests.functional.openstack.helpers import adapter_of, connect, provider
 
 TAG = "nodepool_installation"
-
-
-@pytest.fixture
-def env_b(other_zk, tmp_path, clouds_yaml):
-    path = tmp_path / "b"
-    path.mkdir()
-    e = LauncherEnv(other_zk, path)
-    yield e
-    e.stop()
 
 
 def _ready(env, count: int) -> dict[str, str]:

@@ -77,10 +77,9 @@ def clouds_yaml(cloud, clouds_entry, tmp_path, monkeypatch) -> str:
 
 @pytest.fixture
 def env(zk, tmp_path, clouds_yaml):
-    e = LauncherEnv(zk, tmp_path)
-    e.clouds_path = clouds_yaml
-    yield e
-    e.stop()
+    with LauncherEnv(zk, tmp_path) as e:
+        e.clouds_path = clouds_yaml
+        yield e
 
 
 # -- upstream's rules, written out --------------------------------------------

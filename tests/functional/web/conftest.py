@@ -29,15 +29,6 @@ SECRET = "s3cr3t-Pa55w0rd-do-not-show"
 
 
 @pytest.fixture
-def env(zk, tmp_path):
-    fake.CLOUDS.clear()
-    e = LauncherEnv(zk, tmp_path)
-    yield e
-    e.stop()
-    fake.CLOUDS.clear()
-
-
-@pytest.fixture
 def webapp():
     """``webapp(launcher, **kw)`` starts a WebApp on a free port."""
     apps: list[WebApp] = []

@@ -186,8 +186,9 @@ def test_openstack_defaults(valid_config, change):
     pool = provider.pools["main"]
     assert (pool.max_servers, pool.max_cores, pool.max_ram,
             pool.max_resources, pool.priority) == (INF, INF, INF, {}, 100)
+    assert pool.ignore_provider_quota is False
     assert pool.settings == {
-        "ignore-provider-quota": False, "availability-zones": None,
+        "availability-zones": None,
         "networks": [], "security-groups": [], "auto-floating-ip": True,
         "host-key-checking": True, "max-volumes": INF,
         "max-volume-gb": INF}
@@ -213,6 +214,7 @@ def test_openstack_values(valid_config, change):
     change(data, f"{POOL}.max-volume-gb", 400)
     change(data, f"{POOL}.networks", ["net-a"])
     change(data, f"{POOL}.host-key-checking", False)
+    change(data, f"{POOL}.ignore-provider-quota", True)
     change(data, f"{POOL}.labels[1].networks", ["net-b"])
     change(data, f"{POOL}.labels[1].host-key-checking", True)
     # A diskimage label need not be uploaded by this provider.
@@ -220,6 +222,8 @@ def test_openstack_values(valid_config, change):
     pool = config_from_dict(data).providers["os-1"].pools["main"]
     assert config_from_dict(data).providers["os-1"].rate == 0.25
     assert pool.max_resources == {"volumes": 4, "volume-gb": 400}
+    assert pool.ignore_provider_quota is True
+    assert "ignore-provider-quota" not in pool.settings
     assert pool.labels["small"].settings["networks"] == ["net-a"]
     assert pool.labels["small"].settings["host-key-checking"] is False
     assert pool.labels["large"].settings["networks"] == ["net-b"]

@@ -195,6 +195,12 @@ CASES = [
      [f"{POOL}.networks: expected a list"]),
     ("os-network-item-int", ["openstack"], [(f"{L0}.networks", ["a", 7])],
      [f"{L0}.networks[1]: expected str"]),
+    ("os-ignore-provider-quota-str", ["openstack"],
+     [(f"{POOL}.ignore-provider-quota", "yes")],
+     [f"{POOL}.ignore-provider-quota: expected bool"]),
+    ("aws-ignore-provider-quota", ["aws"],
+     [(f"{POOL}.ignore-provider-quota", True)],
+     [f"{POOL}.ignore-provider-quota: extra keys not allowed"]),
     # -- azure ----------------------------------------------------------------
     ("azure-pool-max-servers", ["azure"], [(f"{POOL}.max-servers",)],
      [f"{POOL}.max-servers: required key not provided"]),

@@ -1,4 +1,5 @@
-"""KeyscanPool scheduling with a scripted scan function (no network).
+"""KeyscanPool scheduling with a scripted scan function (no network), and
+one scan by connection type against loopback sockets.
 
 The real keyscan against a real sshd is covered in
 tests/functional/test_keyscan_sshd.py; here the attempt function is a
@@ -8,6 +9,7 @@ driven exactly.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -15,7 +17,8 @@ import pytest
 
 from nodepool.driver.errors import LaunchError
 from nodepool.driver.keyscan import (KeyscanError, KeyscanPool,
-                                     KeyscanUnreachable)
+                                     KeyscanUnreachable, scan_failure,
+                                     scan_host)
 
 KEYS = ["ssh-ed25519 AAAAtest"]
 
@@ -186,3 +189,45 @@ def test_shutdown_fails_waiting_scans(make_pool):
         future.result(1)
     with pytest.raises(RuntimeError, match="shut down"):
         pool.submit("h", 22, 1.0)
+
+
+# -- one scan in this thread, and how its failure reads -----------------------
+@pytest.fixture
+def tcp_port():
+    """A loopback port that accepts TCP and says nothing (not SSH)."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        yield srv.getsockname()[1]
+
+
+@pytest.fixture
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]       # closed once the fixture returns
+
+
+def test_a_type_without_host_keys_needs_only_tcp(tcp_port):
+    assert scan_host("127.0.0.1", tcp_port, "winrm", timeout=2) == []
+
+
+def test_a_type_with_host_keys_is_keyscanned(tcp_port):
+    # The port accepts TCP but is no SSH server: no keys, no success.
+    for connection_type in ("ssh", "network_cli"):
+        with pytest.raises(KeyscanError):
+            scan_host("127.0.0.1", tcp_port, connection_type, timeout=0.5)
+
+
+def test_a_closed_port_is_unreachable_for_every_type(closed_port):
+    for connection_type in ("ssh", "winrm"):
+        with pytest.raises(KeyscanUnreachable):
+            scan_host("127.0.0.1", closed_port, connection_type, timeout=2)
+
+
+def test_scan_failure_names_what_was_checked():
+    error = KeyscanUnreachable("connection refused")
+    assert scan_failure("ssh", error) == "keyscan failed: connection refused"
+    assert scan_failure("network_cli", error).startswith("keyscan failed")
+    assert scan_failure("winrm", error) == \
+        "winrm port check failed: connection refused"

@@ -11,11 +11,7 @@ with the same parameters.
 
 from __future__ import annotations
 
-import ast
 import importlib
-import inspect
-import textwrap
-from typing import Protocol
 
 import pytest
 
@@ -25,6 +21,8 @@ from nodepool.driver.azure import ports as azure_ports
 from nodepool.driver.azure.adapter import AzureAdapter
 from nodepool.driver.openstack import ports as openstack_ports
 from nodepool.driver.openstack.adapter import OpenStackAdapter
+from tests.protocols import (different_parameters, instance_attributes,
+                             missing_members, protocol_members, uses)
 
 #: (module, class, the protocol it is handed its adapter as, the adapter)
 USERS = [
@@ -58,68 +56,9 @@ USERS = [
 IDS = [f"{cls}-{port.__name__}" for _, cls, port, _ in USERS]
 
 
-def protocol_members(proto: type) -> set[str]:
-    """Attributes and methods a protocol declares, its bases' included."""
-    names: set[str] = set()
-    for klass in proto.__mro__:
-        if klass in (object, Protocol) or not getattr(
-                klass, "_is_protocol", False):
-            continue
-        names |= set(klass.__dict__.get("__annotations__", {}))
-        names |= {n for n, v in klass.__dict__.items()
-                  if callable(v) and not n.startswith("_")}
-    return names
-
-
-def _class_node(module_name: str, class_name: str) -> ast.ClassDef:
-    tree = ast.parse(inspect.getsource(importlib.import_module(module_name)))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == class_name:
-            return node
-    raise AssertionError(f"{module_name} has no class {class_name}")
-
-
-def adapter_uses(module_name: str, class_name: str) -> set[str]:
-    """Members the class reads of its adapter: ``self.adapter.X``, and
-    ``adapter.X`` where ``adapter`` is the constructor's parameter or a
-    local alias of ``self.adapter``."""
-    used = set()
-    for node in ast.walk(_class_node(module_name, class_name)):
-        if not isinstance(node, ast.Attribute):
-            continue
-        value = node.value
-        if isinstance(value, ast.Name) and value.id == "adapter":
-            used.add(node.attr)
-        elif (isinstance(value, ast.Attribute) and value.attr == "adapter"
-              and isinstance(value.value, ast.Name)
-              and value.value.id == "self"):
-            used.add(node.attr)
-    return used
-
-
-def instance_attributes(cls: type) -> set[str]:
-    """``self.X = ...`` targets in the methods of ``cls`` and its bases."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if klass is object:
-            continue
-        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        for node in ast.walk(tree):
-            targets = []
-            if isinstance(node, ast.Assign):
-                targets = node.targets
-            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-                targets = [node.target]
-            for target in targets:
-                if isinstance(target, ast.Attribute) and isinstance(
-                        target.value, ast.Name) and target.value.id == "self":
-                    names.add(target.attr)
-    return names
-
-
 @pytest.mark.parametrize("module,cls,port,adapter", USERS, ids=IDS)
 def test_uses_nothing_beyond_its_port(module, cls, port, adapter):
-    undeclared = adapter_uses(module, cls) - protocol_members(port)
+    undeclared = uses(module, cls, "adapter") - protocol_members(port)
     assert not undeclared, (
         f"{cls} reads {sorted(undeclared)} of its adapter, which "
         f"{port.__module__}.{port.__name__} does not declare")
@@ -127,20 +66,11 @@ def test_uses_nothing_beyond_its_port(module, cls, port, adapter):
 
 @pytest.mark.parametrize("module,cls,port,adapter", USERS, ids=IDS)
 def test_adapter_provides_the_port(module, cls, port, adapter):
-    available = set(dir(adapter)) | instance_attributes(adapter)
-    missing = protocol_members(port) - available
+    missing = missing_members(port, adapter)
     assert not missing, f"{adapter.__name__} lacks {sorted(missing)}"
-    for name in protocol_members(port):
-        wanted = port.__dict__.get(name) or next(
-            (k.__dict__[name] for k in port.__mro__ if name in k.__dict__),
-            None)
-        have = getattr(adapter, name, None)
-        if not inspect.isfunction(wanted) or not inspect.isfunction(have):
-            continue
-        assert list(inspect.signature(have).parameters) == \
-            list(inspect.signature(wanted).parameters), (
-                f"{adapter.__name__}.{name} and {port.__name__}.{name} "
-                "take different parameters")
+    differ = different_parameters(port, adapter)
+    assert not differ, (f"{adapter.__name__} and {port.__name__} take "
+                        f"different parameters in {differ}")
 
 
 def test_every_port_is_used():

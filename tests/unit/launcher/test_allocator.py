@@ -8,17 +8,11 @@ from types import SimpleNamespace
 
 from nodepool.config.model import Pool
 from nodepool.driver.quota import Quota
-from nodepool.launcher.allocator import PoolAllocator
+from nodepool.launcher.allocator import PoolAllocator, lock_spare
 from nodepool.launcher.quota import PoolQuota
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState
-
-
-class Clock:
-    now = 5000.0
-
-    def __call__(self):
-        return self.now
+from tests.unit.launcher.fakes import Clock
 
 
 class Store:
@@ -29,11 +23,13 @@ class Store:
         self.locks: set[str] = set()
         self.changed: set[str] = set()
         self.stored: list[tuple[str, str]] = []
+        self.attempts = 0                   # lock round trips
 
     def is_locked(self, node):
         return node.id in self.locks
 
     def lock_node(self, node, blocking=True):
+        self.attempts += 1
         if node.id in self.locks:
             raise zk_errors.LockError(node.id)
         self.locks.add(node.id)
@@ -57,7 +53,7 @@ def ready(i: int, age: float, **kw) -> Node:
 
 
 def make(nodes):
-    clock = Clock()
+    clock = Clock(5000.0)
     pool = Pool(name="main", provider_name="p", max_servers=3,
                 labels={"small": SimpleNamespace(name="small")})
     quota = PoolQuota(pool, "p", nodes=lambda: nodes,
@@ -112,3 +108,38 @@ def test_a_reservation_at_max_servers_is_refused_naming_the_limit():
     verdict = allocator.reserve("small")
     assert not verdict and verdict.describe() == (
         "pool max-servers reached: instances needs 1, 0 free")
+
+
+# -- lock_spare: the one "take a free ready node" rule ----------------------
+def test_lock_spare_hands_over_a_locked_copy_of_a_free_node():
+    store = Store()
+    cached = ready(1, age=10)
+    node = lock_spare(store, cached)
+    assert node is not cached and node.id == cached.id
+    assert store.locks == {cached.id}
+
+
+def test_lock_spare_skips_a_node_someone_else_holds():
+    store = Store()
+    store.locks.add("0000000001")
+    assert lock_spare(store, ready(1, age=10)) is None
+    assert store.locks == {"0000000001"}        # theirs, untouched
+    assert store.attempts == 0                  # the cache said so: no trip
+
+
+def test_lock_spare_lets_go_of_a_node_allocated_meanwhile():
+    store = Store()
+    store.changed.add("0000000001")
+    cached = ready(1, age=10)
+    assert lock_spare(store, cached) is None
+    assert store.locks == set()
+    assert cached.allocated_to is None          # the cache's record kept
+
+
+def test_lock_spare_lets_go_of_a_node_no_longer_ready():
+    store = Store()
+    store.lock_node = lambda node, blocking=True: (
+        store.locks.add(node.id), node.set_state(NodeState.DELETING))
+    assert lock_spare(store, ready(1, age=10)) is None
+    assert store.locks == set()
+

@@ -7,20 +7,14 @@ from __future__ import annotations
 
 from kazoo.exceptions import ConnectionLoss
 
+from nodepool.launcher.allocator import lock_spare
 from nodepool.launcher.handler import (RETRY_DELAY, Allocator,
                                        RequestHandler, RequestStore)
 from nodepool.launcher.nodelauncher import Outcome
 from nodepool.launcher.quota import FITS, Verdict
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.launcher.fakes import Clock
 
 
 class Store:
@@ -133,6 +127,9 @@ class Pool:
     def spares(self, label_name):
         return list(self.spare_nodes.get(label_name, []))
 
+    def lock_spare(self, node):
+        return lock_spare(self.store, node)     # the pool's own rule
+
     def unavailable(self, label_name):
         return self.unavailable_labels.get(label_name)
 
@@ -188,6 +185,7 @@ def make(node_types=("small",), requestor="zuul", reuse=True, **pool_kw):
     store = Store([request])
     store.locks.add(f"request/{request.id}")
     pool = Pool(**pool_kw)
+    pool.store = store
     declines = Declines(store)
     clock = Clock()
     handler = RequestHandler(request, store, pool, declines, clock=clock,

@@ -12,6 +12,7 @@ from nodepool.launcher.nodelauncher import (REWRITE_DELAY, NodeLauncher,
                                             Outcome)
 from nodepool.zk.errors import ZooKeeperError
 from nodepool.zk.models import Node, NodeState
+from tests.unit.launcher.fakes import Clock
 
 
 class Write:
@@ -41,14 +42,6 @@ class Store:
     def store_node_async(self, node):
         self.written.append(node.state)
         return Write(self.outcomes.pop(0))
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 def make_launcher(outcomes, launch_timeout=60.0):

@@ -13,16 +13,10 @@ from nodepool.config.model import Pool
 from nodepool.driver.quota import Quota
 from nodepool.launcher.poolworker import PoolWorker, Waiting
 from nodepool.zk.models import NodeRequest, RequestState
+from tests.unit.launcher.fakes import Clock
 
 COSTS = {"small": Quota(instances=1, cores=1),
          "big": Quota(instances=1, cores=8)}
-
-
-class Clock:
-    now = 1000.0
-
-    def __call__(self):
-        return self.now
 
 
 class Cache:

@@ -14,19 +14,12 @@ from nodepool.launcher.quota import (FITS, PoolQuota, Verdict, pool_limits,
                                      reclaim_candidates, tenant_verdict,
                                      usage)
 from nodepool.zk.models import Node, NodeState
+from tests.unit.launcher.fakes import Clock
 
 #: label name -> cost of one node
 COSTS = {"small": Quota(instances=1, cores=2, ram=4096),
          "big": Quota(instances=1, cores=8, ram=32768),
          "gpu": Quota(instances=1, cores=4, ram=8192, gpus=1)}
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Cloud:
@@ -67,8 +60,7 @@ def make_quota(nodes=(), cloud: Cloud | None = None, clock=None,
                ignore=False, **limits):
     cloud = cloud or Cloud()
     nodes = list(nodes)
-    pool = Pool(name="main", provider_name="p",
-                settings={"ignore-provider-quota": ignore} if ignore else {},
+    pool = Pool(name="main", provider_name="p", ignore_provider_quota=ignore,
                 **limits)
     quota = PoolQuota(pool, "p", nodes=lambda: nodes,
                       label_cost=COSTS.__getitem__, node_cost=node_cost,

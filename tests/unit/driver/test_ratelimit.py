@@ -214,9 +214,12 @@ def test_concurrent_callers_never_exceed_rate(rate, burst):
     assert len(starts) == 32 and lim.stats.calls == 32
     assert min(starts) - t0 < 0.05, "the first call must not wait"
     assert worst_window_excess(starts, rate, burst, SLACK) <= 0
-    # ... and the limiter does not over-throttle either.
+    # ... and the limiter does not over-throttle either: a limiter that
+    # waited twice per call would take twice as long.  (A loaded machine
+    # runs admitted threads late, which only ever stretches the span.)
     span = max(starts) - min(starts)
-    assert span == pytest.approx((32 - burst) / rate, abs=0.15)
+    expected = (32 - burst) / rate
+    assert expected - 0.15 <= span <= 1.4 * expected
 
 
 def test_window_check_detects_an_unlimited_run():

@@ -703,3 +703,62 @@ def test_terminated_instances_are_forgotten_after_the_ttl(tmp_path):
         while listed() != {kept} and time.monotonic() < deadline:
             threading.Event().wait(0.2)
         assert listed() == {kept}
+
+
+def test_tags_of_forgotten_instances_go_too(tmp_path):
+    # moto keeps the tags of every instance it ever held, and its tag
+    # reads walk them all: a soak would slow down with every launch.
+    with LocalAWS(run_instances_latency=0.0, throttle=False,
+                  workdir=str(tmp_path), terminated_ttl=1.0) as aws:
+        boot = aws.bootstrap()
+        ec2 = aws.client("ec2")
+        spec = [{"ResourceType": "instance",
+                 "Tags": [{"Key": "nodepool_node_id", "Value": "1"}]}]
+        kept = ec2.run_instances(ImageId=boot["image_id"], MinCount=1,
+                                 MaxCount=1, TagSpecifications=spec
+                                 )["Instances"][0]["InstanceId"]
+        gone = [i["InstanceId"] for i in ec2.run_instances(
+            ImageId=boot["image_id"], MinCount=2, MaxCount=2,
+            TagSpecifications=spec)["Instances"]]
+        ec2.terminate_instances(InstanceIds=gone)
+
+        def tagged():
+            return {t["ResourceId"] for t in ec2.describe_tags(Filters=[
+                {"Name": "key", "Values": ["nodepool_node_id"]}])["Tags"]}
+        assert tagged() == {kept, *gone}
+        deadline = time.monotonic() + 15
+        while tagged() != {kept} and time.monotonic() < deadline:
+            threading.Event().wait(0.2)
+        assert tagged() == {kept}
+
+
+def test_a_tag_filter_reads_each_instances_tags_directly(tmp_path):
+    # EC2 finds an instance's tags without reading everyone's; moto scans
+    # every tag of the region per instance (seconds at 400 instances,
+    # with every other call waiting behind it).
+    with LocalAWS(run_instances_latency=0.0, throttle=False,
+                  workdir=str(tmp_path)) as aws:
+        boot = aws.bootstrap()
+        ec2 = aws.client("ec2")
+
+        def run(count, batch):
+            ec2.run_instances(
+                ImageId=boot["image_id"], MinCount=count, MaxCount=count,
+                TagSpecifications=[{"ResourceType": kind, "Tags": [
+                    {"Key": "nodepool_provider_name", "Value": "p"},
+                    {"Key": "batch", "Value": batch},
+                    {"Key": "k1", "Value": "v"}, {"Key": "k2", "Value": "v"}]}
+                    for kind in ("instance", "volume")])
+        for batch in range(4):
+            run(100, str(batch))
+        run(1, "lone")
+        aws.reset_stats()
+        found = [i for r in ec2.describe_instances(Filters=[
+            {"Name": "tag:batch", "Values": ["lone"]}])["Reservations"]
+            for i in r["Instances"]]
+        assert len(found) == 1
+        assert {t["Key"]: t["Value"] for t in found[0]["Tags"]} == {
+            "nodepool_provider_name": "p", "batch": "lone", "k1": "v",
+            "k2": "v"}
+        held = aws.stats()["moto"]["DescribeInstances"]["max_s"]
+        assert held < 0.5, f"DescribeInstances held moto {held:.2f} s"

@@ -209,15 +209,23 @@ def start_profilers(pids: list[int], workdir: str, name: str
         for i, pid in enumerate(pids)]
 
 
-def stop_profilers(profilers: list[subprocess.Popen]) -> None:
-    for prof in profilers:
-        prof.send_signal(signal.SIGINT)
-    for prof in profilers:
+def stop_all(procs: list[subprocess.Popen], signum: int = signal.SIGTERM,
+             timeout: float = 30.0) -> None:
+    """Signal every process, then wait for each (killed past
+    ``timeout``)."""
+    for proc in procs:
+        proc.send_signal(signum)
+    for proc in procs:
         try:
-            prof.wait(timeout=60)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            prof.kill()
-            prof.wait()
+            proc.kill()
+            proc.wait()
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    # py-spy writes its recording on SIGINT
+    stop_all(profilers, signal.SIGINT, timeout=60)
 
 
 def run_scenario(sc: Scenario, zk, aws, workdir,
@@ -350,14 +358,7 @@ def run_scenario(sc: Scenario, zk, aws, workdir,
         }
     finally:
         stop_profilers(profilers)
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(procs)
         for log in logs:
             log.close()
         client.stop()

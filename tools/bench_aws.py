@@ -19,12 +19,23 @@ Scenarios (latency 1.5 s unless --latency):
 - a zone without capacity: two pools in two subnets serve the label, the
   first subnet answers every create with InsufficientInstanceCapacity; 30
   requests (target ≤ 15 s with ≤ 10 create calls to the refused subnet);
+- a 1000-node burst under the RunInstances call bucket (5 burst, 2/s) and
+  instance bucket (1000 burst, 2/s), with one launcher and with three
+  launcher processes on a 3-server ZooKeeper ensemble (target ≤ 15 s,
+  no node or instance allocated twice), against the physical limit: the
+  earliest the buckets let the calls of at most 50 instances start, plus
+  one latency (9.0 s at 1.5 s);
 
 and for each: instances per RunInstances call, TerminateInstances calls
 per 100 deletes (target ≤ 3), throttled calls, seconds from the first
 instance running to its node READY (target ≤ 2 s), launcher CPU per node.
 
-    python -m tools.bench_aws [--quick] [--latency 1.5]
+    python -m tools.bench_aws [--quick] [--latency 1.5] [--only burst1000]
+                              [--profile --workdir DIR]
+
+``--profile`` records each launcher with py-spy (``pip install py-spy``)
+while its burst is fulfilled; the raw stacks land in the workdir, and
+``python -m tools.pyspy_top FILE`` prints where the time went.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,9 +53,10 @@ import time
 import yaml
 from kazoo.client import KazooClient
 
+from nodepool.driver.aws.adapter import MAX_LAUNCHES
 from tools.bench_core import proc_cpu_seconds
 from tools.fakeaws import LocalAWS
-from tools.zookeeper import ZooKeeperServer
+from tools.zookeeper import ZooKeeperEnsemble, ZooKeeperServer
 from tools.zuulsim import ZuulSim
 
 BIN = os.path.dirname(sys.executable)
@@ -70,10 +83,60 @@ def provider_config(boot: dict, rate: float, batch: bool, n: int,
 
 class Scenario:
     def __init__(self, name, rate, batch, throttle, n, launch="max",
-                 zones=1, refuse_first_zone=False):
+                 zones=1, refuse_first_zone=False, launchers=1,
+                 ensemble=False):
         self.name, self.rate, self.batch = name, rate, batch
         self.throttle, self.n, self.launch = throttle, n, launch
         self.zones, self.refuse_first_zone = zones, refuse_first_zone
+        # ``launchers`` processes share the requests; ``ensemble``: on a
+        # 3-server ZooKeeper ensemble instead of the one TLS server.
+        self.launchers, self.ensemble = launchers, ensemble
+
+
+def physical_limit(n: int, per_call: int, latency: float,
+                   buckets: dict) -> float:
+    """The earliest second the cloud could have started ``n`` instances
+    asked for in calls of ``per_call`` at most: each call starts once the
+    RunInstances call bucket and the instance bucket hold its tokens
+    (both full at the start), and answers one latency later."""
+    calls = buckets.get("run_instances") or {}
+    instances = buckets.get("run_instances_resource") or {}
+    last, asked, k = 0.0, 0, 0
+    while asked < n:
+        size = min(per_call, n - asked)
+        asked += size
+        k += 1
+        at = 0.0
+        if calls.get("enabled", False):
+            at = max(at, (k - calls["burst"]) / calls["rate"])
+        if instances.get("enabled", False):
+            at = max(at, (asked - instances["burst"]) / instances["rate"])
+        last = max(last, at)
+    return last + latency
+
+
+def allocated_twice(zuul: ZuulSim, ids: list[str]) -> dict:
+    """Nodes handed to two requests, instances behind two nodes, and nodes
+    whose ``allocated_to`` names another request."""
+    owner: dict[str, str] = {}
+    nodes_twice, wrong_owner, instance_of = [], [], {}
+    instances_twice = []
+    for rid in ids:
+        for node_id in zuul.get_request(rid)["nodes"]:
+            if node_id in owner:
+                nodes_twice.append(node_id)
+            owner[node_id] = rid
+            node = zuul.get_node(node_id)
+            if node.get("allocated_to") != rid:
+                wrong_owner.append(node_id)
+            external = node.get("external_id")
+            instance = external.get("instance") if isinstance(
+                external, dict) else external
+            if instance in instance_of:
+                instances_twice.append(instance)
+            instance_of[instance] = node_id
+    return {"nodes": nodes_twice, "instances": instances_twice,
+            "owner": wrong_owner}
 
 
 def wait_all(zuul: ZuulSim, ids: list[str], timeout: float) -> dict:
@@ -116,13 +179,67 @@ def warm_up(aws, boot) -> None:
         InstanceIds=[i["InstanceId"] for i in answer["Instances"]])
 
 
-def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
+def zookeeper_config(zk, chroot: str) -> dict:
+    """The launcher's ZooKeeper part: the TLS server, or every member of
+    a (plain TCP) ensemble."""
+    if isinstance(zk, ZooKeeperEnsemble):
+        return {"zookeeper-servers": [
+            {"host": "127.0.0.1", "port": s.port, "chroot": chroot}
+            for s in zk.servers]}
+    return {"zookeeper-servers": [{"host": "127.0.0.1",
+                                   "port": zk.secure_port,
+                                   "chroot": chroot}],
+            "zookeeper-tls": {"cert": zk.certs.client_cert,
+                              "key": zk.certs.client_key, "ca": zk.certs.ca}}
+
+
+def start_profilers(pids: list[int], workdir: str, name: str
+                    ) -> list[subprocess.Popen]:
+    """``py-spy record`` of each launcher (raw collapsed stacks), when
+    py-spy is installed next to this interpreter."""
+    exe = os.path.join(BIN, "py-spy")
+    if not os.path.exists(exe):
+        print("    (py-spy not installed: no profile)", flush=True)
+        return []
+    return [subprocess.Popen(
+        [exe, "record", "--pid", str(pid), "--rate", "50", "--format",
+         "raw", "--nonblocking", "--output",
+         os.path.join(workdir, f"{name}-{i}.pyspy.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for i, pid in enumerate(pids)]
+
+
+def stop_all(procs: list[subprocess.Popen], signum: int = signal.SIGTERM,
+             timeout: float = 30.0) -> None:
+    """Signal every process, then wait for each (killed past
+    ``timeout``)."""
+    for proc in procs:
+        proc.send_signal(signum)
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    # py-spy writes its recording on SIGINT
+    stop_all(profilers, signal.SIGINT, timeout=60)
+
+
+def run_scenario(sc: Scenario, zk, aws, workdir,
+                 profile: bool = False) -> dict:
     # A fresh moto per scenario: its DescribeInstances slows down with
     # every instance it ever held (terminated ones included).
     aws.reset()
     boot = aws.bootstrap()
     warm_up(aws, boot)
-    aws.configure(throttle=sc.throttle, launch=sc.launch)
+    # Room for every instance of the burst twice over (t3.micro: 2 vCPUs;
+    # the deletes of one scenario may still run) in the
+    # standard on-demand vCPU quota (640 by default: 320 instances).
+    aws.configure(throttle=sc.throttle, launch=sc.launch, quotas={
+        "ec2": {"L-1216C47A": float(max(640, 4 * sc.n))}})
     if sc.refuse_first_zone:
         # The first zone has no capacity for the whole run.
         aws.inject_fault("InsufficientInstanceCapacity", count=None,
@@ -133,36 +250,48 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
     zkc.start(timeout=15)
     zkc.ensure_path(chroot)
     zkc.stop()
-    data = {"zookeeper-servers": [{"host": "127.0.0.1", "port": zk.secure_port,
-                                   "chroot": chroot}],
-            "zookeeper-tls": {"cert": zk.certs.client_cert,
-                              "key": zk.certs.client_key, "ca": zk.certs.ca},
+    data = {**zookeeper_config(zk, chroot),
             "labels": [{"name": "bench"}],
             "providers": [provider_config(boot, sc.rate, sc.batch, sc.n,
                                           sc.zones)]}
     with open(cfg, "w") as f:
         yaml.safe_dump(data, f)
     env = dict(os.environ, **aws.env())
-    log = open(os.path.join(workdir, f"{sc.name}.log"), "w")
-    proc = subprocess.Popen([os.path.join(BIN, "nodepool-launcher"), "-f",
-                             "-c", cfg, "--no-webapp"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    procs, logs = [], []
+    for i in range(sc.launchers):
+        suffix = f"-{i}" if sc.launchers > 1 else ""
+        log = open(os.path.join(workdir, f"{sc.name}{suffix}.log"), "w")
+        logs.append(log)
+        procs.append(subprocess.Popen(
+            [os.path.join(BIN, "nodepool-launcher"), "-f", "-c", cfg,
+             "--no-webapp"], env=env, stdout=log, stderr=subprocess.STDOUT))
     client = KazooClient(hosts=zk.hosts + chroot)
     client.start(timeout=15)
+    profilers: list[subprocess.Popen] = []
     try:
         deadline = time.monotonic() + 60
         while not (client.exists("/nodepool/components/pool")
-                   and client.get_children("/nodepool/components/pool")):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"launcher did not start, see {log.name}")
+                   and len(client.get_children("/nodepool/components/pool"))
+                   >= sc.launchers):
+            dead = [log.name for p, log in zip(procs, logs)
+                    if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(f"launcher did not start, see "
+                                   f"{dead or [log.name for log in logs]}")
             time.sleep(0.1)
         aws.reset_stats()
-        cpu0 = proc_cpu_seconds(proc.pid)
+        cpu0 = sum(proc_cpu_seconds(p.pid) for p in procs)
+        if profile:
+            profilers = start_profilers([p.pid for p in procs], workdir,
+                                        sc.name)
         zuul = ZuulSim(client)
         t0 = time.time()
-        ids = [zuul.submit(["bench"]) for _ in range(sc.n)]
+        ids = zuul.submit_many(["bench"], sc.n)
         done = wait_all(zuul, ids, timeout=600)
         fulfil_s = max(done.values()) - t0
+        stop_profilers(profilers)
+        profilers = []
+        twice = allocated_twice(zuul, ids)
         stats = aws.stats()
         refused_calls = sum(stats.get("faults", {}).get(
             "RunInstances", {}).values())
@@ -195,7 +324,7 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
         for node_id in nodes:
             zuul.wait_node_gone(node_id, timeout=300)
         dstats = aws.stats()
-        cpu = proc_cpu_seconds(proc.pid) - cpu0
+        cpu = sum(proc_cpu_seconds(p.pid) for p in procs) - cpu0
         return {
             "scenario": sc.name, "rate": sc.rate, "batch": sc.batch,
             "throttle": sc.throttle, "n": sc.n,
@@ -211,18 +340,53 @@ def run_scenario(sc: Scenario, zk, aws, workdir) -> dict:
             # The physical limit of a burst: every call the cloud needs
             # (n / instances per call) at the rate, plus one latency.
             "limit_s": (len(records) / sc.rate) + aws_latency(aws),
+            # ... and from the EC2 buckets alone, in calls of the
+            # launcher's largest size (with the buckets off: a latency).
+            "bucket_limit_s": physical_limit(
+                sc.n, MAX_LAUNCHES, aws_latency(aws),
+                aws.config()["buckets"] if sc.throttle else {}),
             "launch": sc.launch,
             "refused_calls": refused_calls,
             "refuse": sc.refuse_first_zone,
+            "launchers": sc.launchers, "ensemble": sc.ensemble,
+            "twice": twice,
+            "moto_s": sum(e["seconds"] for e in stats["moto"].values()),
+            "moto_top": sorted(((a, e["calls"], e["seconds"])
+                                for a, e in stats["moto"].items()),
+                               key=lambda t: -t[2])[:4],
+            "describe_records": stats["describe_instances"]["instances"],
         }
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_profilers(profilers)
+        stop_all(procs)
+        for log in logs:
+            log.close()
         client.stop()
 
 
 def aws_latency(aws) -> float:
     return float((aws.config().get("latency") or {}).get("RunInstances", 0))
+
+
+def burst_line(r: dict) -> str:
+    """A burst's result: fulfil time against the limit, allocations made
+    twice, and how busy the local AWS was (moto answers one call at a
+    time: seconds in moto near the fulfil time mean the fake was the
+    limit, not the launcher)."""
+    twice = r["twice"]
+    return (f"  {r['scenario']:<18} {r['launchers']} launcher(s), "
+            f"fulfil {r['fulfil_s']:.1f} s, limit "
+            f"{r['bucket_limit_s']:.1f} s, ÷limit "
+            f"{r['fulfil_s'] / r['bucket_limit_s']:.2f}; "
+            f"{r['run_calls']} calls, {r['throttled']} throttled; "
+            f"allocated twice: {len(twice['nodes'])} nodes, "
+            f"{len(twice['instances'])} instances, "
+            f"{len(twice['owner'])} wrong owner; local AWS busy "
+            f"{r['moto_s']:.1f} s in moto "
+            f"({r['describe_records']} instance records described)\n"
+            "    moto's time by action (calls, s): " + ", ".join(
+                f"{a} {calls} {secs:.1f}" for a, calls, secs in
+                r["moto_top"]))
 
 
 def main(argv=None) -> int:
@@ -233,6 +397,9 @@ def main(argv=None) -> int:
     p.add_argument("--only", help="run only scenarios whose name contains "
                    "this")
     p.add_argument("--workdir", help="keep logs here (default: temporary)")
+    p.add_argument("--profile", action="store_true",
+                   help="record each launcher with py-spy while its "
+                   "requests are fulfilled (raw stacks in the workdir)")
     args = p.parse_args(argv)
     scale = 0.3 if args.quick else 1.0
     scenarios = [
@@ -250,6 +417,11 @@ def main(argv=None) -> int:
         # InsufficientInstanceCapacity for the whole run.
         Scenario("zone-out-batch", 10, True, False, 30, zones=2,
                  refuse_first_zone=True),
+        # A 1000-node burst under EC2's RunInstances buckets: one
+        # launcher, then three on a 3-server ensemble.
+        Scenario("burst1000", 2, True, True, int(1000 * scale)),
+        Scenario("burst1000-3x", 2, True, True, int(1000 * scale),
+                 launchers=3, ensemble=True),
     ]
     if args.only:
         scenarios = [s for s in scenarios if args.only in s.name]
@@ -261,14 +433,30 @@ def main(argv=None) -> int:
                              fast_start=False, heap="512m").start()
         aws = LocalAWS(run_instances_latency=args.latency,
                        workdir=os.path.join(d, "aws")).start()
+        ensemble = None
         try:
             for sc in scenarios:
                 print(f"== {sc.name}: rate {sc.rate}/s, batched create "
                       f"{'on' if sc.batch else 'off'}, EC2 buckets "
-                      f"{'on' if sc.throttle else 'off'}, {sc.n} requests",
+                      f"{'on' if sc.throttle else 'off'}, {sc.n} requests"
+                      + (f", {sc.launchers} launchers" if sc.launchers > 1
+                         else "")
+                      + (", 3-server ensemble" if sc.ensemble else ""),
                       flush=True)
-                results.append(run_scenario(sc, zk, aws, d))
+                if sc.ensemble and ensemble is None:
+                    ensemble = ZooKeeperEnsemble(
+                        os.path.join(d, "ensemble"), size=3).start()
+                results.append(run_scenario(
+                    sc, ensemble if sc.ensemble else zk, aws, d,
+                    profile=args.profile))
+                r = results[-1]
+                print(f"   fulfilled in {r['fulfil_s']:.1f} s, "
+                      f"{r['run_calls']} RunInstances calls", flush=True)
+                if r["scenario"].startswith("burst"):
+                    print(burst_line(r), flush=True)
         finally:
+            if ensemble is not None:
+                ensemble.stop()
             aws.stop()
             zk.stop()
     print()
@@ -304,11 +492,21 @@ def main(argv=None) -> int:
                   f"{r['refused_calls']} create calls to the refused zone, "
                   f"limit {r['limit_s']:.1f} s, "
                   f"÷limit {r['fulfil_s'] / r['limit_s']:.2f}")
+    bursts = [r for r in results if r["scenario"].startswith("burst")]
+    if bursts:
+        print()
+        print("bursts under the EC2 buckets (RunInstances 5 burst, 2/s; "
+              "instances 1000 burst, 2/s): fulfil time against the "
+              f"physical limit (calls of at most {MAX_LAUNCHES} at the "
+              "buckets' pace, plus one latency)")
+        for r in bursts:
+            print(burst_line(r))
     print()
     print("targets: rate10 ÷rate ≥ 0.95; ec2-bucket-batch fulfil ≤ 8 s; "
           "ready-run ≤ 2 s; term/100 ≤ 3; partial30-batch fulfil ≤ 6 s, "
           "partial100-batch ≤ 15 s; zone-out-batch ≤ 15 s with ≤ 10 calls "
-          "to the refused zone")
+          "to the refused zone; burst1000 and burst1000-3x ≤ 15 s, none "
+          "allocated twice")
     return 0
 
 

@@ -17,6 +17,14 @@ the last ones, and the requests lost (submitted but neither fulfilled nor
 failed when the run drained), failed, and their p50/p99 latency.  The
 target: growth < 5 % on each, 0 requests lost.
 
+Stalls: seconds in a row (two or more) in which requests were open and
+none was fulfilled, longest first, each with the RunInstances calls the
+local AWS answered meanwhile and the calls that held moto for half a
+second or more around it (moto answers one call at a time, so one slow
+call holds every other); then the time moto spent per action.  With
+``--workdir`` the per-second timeline (submitted, fulfilled, open,
+RunInstances calls and instances) is kept as ``timeline.csv``.
+
     python -m tools.soak --minutes 30 --rate 20
     python -m tools.soak --minutes 2 --rate 5      # a smoke run
 """
@@ -85,6 +93,8 @@ class Requester:
         self.submitted = self.fulfilled = self.failed = self.errors = 0
         self.latencies: list[float] = []
         self.done_at: list[float] = []
+        self.submitted_at: list[float] = []     # time.time() of each
+        self.fulfilled_at: list[float] = []     # time.time() of each
         self.stop = threading.Event()
 
     def run(self, seconds: float) -> None:
@@ -99,6 +109,7 @@ class Requester:
             rid = self.zuul.submit([self.label])
             with self.lock:
                 self.submitted += 1
+                self.submitted_at.append(time.time())
             self.pool.submit(self._life, rid, time.monotonic())
             i += 1
 
@@ -120,6 +131,7 @@ class Requester:
             self.fulfilled += 1
             self.latencies.append(now - submitted)
             self.done_at.append(now)
+            self.fulfilled_at.append(time.time())
         try:
             nodes = self.zuul.accept(rid)
             self.zuul.set_in_use(nodes)
@@ -181,6 +193,58 @@ def growth(samples: list[dict], warmup: float, figure: str,
     return (last - first) / first if first else 0.0
 
 
+def timeline(start: float, end: float, submitted: list[float],
+             fulfilled: list[float], run_calls: list[dict]) -> list[dict]:
+    """Per second of the run (``time.time()`` bins from ``start``):
+    requests submitted and fulfilled, RunInstances calls answered and the
+    instances they started, and the requests open at the second's start."""
+    bins = [{"t": i, "submitted": 0, "fulfilled": 0, "run_calls": 0,
+             "launched": 0, "open": 0}
+            for i in range(max(1, int(end - start) + 1))]
+
+    def add(at: float, key: str, n: int = 1) -> None:
+        i = int(at - start)
+        if 0 <= i < len(bins):
+            bins[i][key] += n
+    for at in submitted:
+        add(at, "submitted")
+    for at in fulfilled:
+        add(at, "fulfilled")
+    for record in run_calls:
+        if record.get("outcome") == "ok":
+            add(record["time"], "run_calls")
+            add(record["time"], "launched", record.get("launched", 0))
+    open_ = 0
+    for row in bins:
+        row["open"] = open_
+        open_ += row["submitted"] - row["fulfilled"]
+    return bins
+
+
+def stalls(bins: list[dict], key: str = "fulfilled", at_least: int = 2
+           ) -> list[tuple[int, int]]:
+    """Runs of ``at_least`` seconds or more in which requests were open
+    but none was fulfilled: ``(first second, length)``, longest first."""
+    out, first = [], None
+    for row in bins + [{"t": len(bins), key: 1, "open": 0}]:
+        idle = row[key] == 0 and row["open"] > 0
+        if idle and first is None:
+            first = row["t"]
+        elif not idle and first is not None:
+            if row["t"] - first >= at_least:
+                out.append((first, row["t"] - first))
+            first = None
+    return sorted(out, key=lambda s: -s[1])
+
+
+def write_timeline(path: str, bins: list[dict]) -> None:
+    keys = ("t", "submitted", "fulfilled", "open", "run_calls", "launched")
+    with open(path, "w") as f:
+        f.write(",".join(keys) + "\n")
+        for row in bins:
+            f.write(",".join(str(row[k]) for k in keys) + "\n")
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return 0.0
@@ -212,16 +276,22 @@ def main(argv=None) -> int:
 def run(args, seconds: float, d: str) -> int:
     zk = ZooKeeperServer(os.path.join(d, "zk"), tls=True, fast_start=False,
                          heap="512m").start()
+    in_flight = args.rate * (args.hold + args.latency + 10)
+    max_servers = int(in_flight * 3) + 50
+    # vCPUs (t3.micro: 2) for every server, plus a minute of deleted
+    # nodes whose instances a cached listing still shows (the launcher
+    # counts them as unmanaged): the soak is about leaks, not quota.
+    vcpus = 2.0 * (max_servers + args.rate * 60)
     aws = LocalAWS(run_instances_latency=args.latency, throttle=False,
+                   quotas={"ec2": {"L-1216C47A": vcpus}},
                    workdir=os.path.join(d, "aws"), terminated_ttl=120).start()
     proc = None
     client = KazooClient(hosts=zk.hosts)
     try:
         boot = aws.bootstrap()
         cfg = os.path.join(d, "soak.yaml")
-        in_flight = args.rate * (args.hold + args.latency + 10)
         launcher_config(cfg, zk, boot, rate=max(10.0, args.rate),
-                        max_servers=int(in_flight * 3) + 50)
+                        max_servers=max_servers)
         log = open(os.path.join(d, "launcher.log"), "w")
         proc = subprocess.Popen(
             [os.path.join(BIN, "nodepool-launcher"), "-f", "-c", cfg,
@@ -239,6 +309,7 @@ def run(args, seconds: float, d: str) -> int:
         feeder = threading.Thread(target=requester.run, args=(seconds,),
                                   daemon=True)
         t0 = time.monotonic()
+        wall0 = time.time()
         feeder.start()
         samples: list[dict] = []
         print(f"soak: {args.rate:g} requests/s for {args.minutes:g} min, "
@@ -273,6 +344,35 @@ def run(args, seconds: float, d: str) -> int:
               f"{lost} (of which harness errors {requester.errors}); "
               f"latency p50 {percentile(requester.latencies, 50):.2f} s, "
               f"p99 {percentile(requester.latencies, 99):.2f} s")
+        astats = aws.stats()
+        bins = timeline(wall0, time.time(), requester.submitted_at,
+                        requester.fulfilled_at,
+                        astats["run_instances"]["instances"])
+        write_timeline(os.path.join(d, "timeline.csv"), bins)
+        found = stalls(bins)
+        kept = (f"; per-second timeline in {d}/timeline.csv"
+                if args.workdir else "")
+        print(f"stalls (>= 2 s with requests open and none fulfilled"
+              f"{kept}): {len(found) or 'none'}")
+        for first, length in found[:5]:
+            window = bins[first:first + length]
+            print(f"  t {first}-{first + length} s: {length} s, "
+                  f"{window[0]['open']} open, "
+                  f"{sum(r['run_calls'] for r in window)} RunInstances "
+                  f"answered ({sum(r['launched'] for r in window)} "
+                  "instances)")
+            # moto answers one call at a time: a long one holds the rest
+            for slow in astats.get("slow_moto", []):
+                at = slow["time"] - wall0
+                if first - 2 <= at - slow["seconds"] <= first + length:
+                    print(f"    {slow['action']} held moto "
+                          f"{slow['seconds']:.1f} s, ending at t "
+                          f"{at:.1f} s")
+        busiest = sorted(astats.get("moto", {}).items(),
+                         key=lambda kv: -kv[1]["seconds"])[:6]
+        print("local AWS: time in moto per action (calls, total s, max s): "
+              + ", ".join(f"{a} {e['calls']} {e['seconds']:.0f} "
+                          f"{e['max_s']:.2f}" for a, e in busiest))
         warm = seconds * args.warmup
         ok = lost == 0 and requester.failed == 0
         print(f"growth after {warm:.0f} s of warm-up (first 3 samples "

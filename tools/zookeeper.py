@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -247,6 +248,7 @@ class ZooKeeperEnsemble:
 
     >>> ens = ZooKeeperEnsemble("/tmp/ens", size=3).start()
     >>> ens.hosts           # "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"
+    >>> with ZooKeeperEnsemble() as ens: ...   # in a temporary directory
     >>> ens.kill(ens.leader())   # kill -9 one member; quorum survives
     >>> ens.restart(i)      # same data dir and ports
     >>> ens.stop()
@@ -256,11 +258,15 @@ class ZooKeeperEnsemble:
     timeout every member is stopped and the error names the modes seen.
     """
 
-    def __init__(self, workdir: str, size: int = 3, heap: str = "192m"):
+    def __init__(self, workdir: str | None = None, size: int = 3,
+                 heap: str = "192m"):
         if size < 1:
             raise ValueError("an ensemble needs at least one server")
         ports = [(free_port(), free_port()) for _ in range(size)]
-        self.workdir = os.path.abspath(workdir)
+        # Without a workdir: a temporary one, removed by stop().
+        self._own_workdir = workdir is None
+        self.workdir = os.path.abspath(
+            workdir or tempfile.mkdtemp(prefix="zk-ensemble-"))
         self.servers: list[_EnsembleMember] = []
         quorum = [f"server.{i + 1}=127.0.0.1:{p}:{e}"
                   for i, (p, e) in enumerate(ports)]
@@ -321,6 +327,8 @@ class ZooKeeperEnsemble:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> "ZooKeeperEnsemble":
         return self.start()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qs
@@ -60,6 +61,7 @@ __all__ = ["EC2Call", "EC2Context", "handle_ec2_call"]
 
 _XML = [("Content-Type", "text/xml;charset=UTF-8")]
 _INSTANCE_ID = re.compile(rb"<instanceId>([^<]+)</instanceId>")
+_TERMINATED = re.compile(rb"<instanceState>\s*<code>48</code>")
 DEFAULT_INSTANCE_TYPE = "m1.small"  # what EC2 starts without InstanceType
 # ClientTokens remembered (EC2 keeps them for days; a test run needs few).
 TOKEN_MEMORY = 100000
@@ -123,6 +125,9 @@ def handle_ec2_call(call: EC2Call, ctx: EC2Context,
                                       call.region)
         if reply is None:
             reply, outcome = _forward(call, ctx, forward)
+        if call.action == "DescribeInstances" and outcome == "ok":
+            ctx.stats.described(len(_INSTANCE_ID.findall(reply.body)),
+                                len(_TERMINATED.findall(reply.body)))
         if call.action == "TerminateInstances" and outcome == "ok":
             ids = call.ids()
             ctx.stats.terminate_instances(len(ids))
@@ -155,8 +160,11 @@ def _common(call: EC2Call, ctx: EC2Context) -> tuple[Reply | None, str]:
 
 def _forward(call: EC2Call, ctx: EC2Context,
              forward: Forward) -> tuple[Reply, str]:
+    asked = time.monotonic()
     with _MOTO_LOCK:     # see the module docstring, step 7
+        began = time.monotonic()
         reply = forward(call.body)
+    ctx.stats.moto(call.action, began - asked, time.monotonic() - began)
     if reply.status >= 400:
         ctx.stats.error(call.action, reply.status)
         return reply, f"error:{reply.status}"

@@ -1,12 +1,26 @@
-"""moto's server in a process of its own, plus one thing EC2 does and moto
-does not: terminated instances disappear.
+"""moto's server in a process of its own, plus two things EC2 does and
+moto does not: terminated instances disappear, and a resource's tags are
+found without reading everyone's.
 
 EC2 lists a terminated instance for about an hour, then forgets it; moto
 keeps every instance it ever started, and its DescribeInstances walks them
 all, so a long run (``tools.soak``: tens of thousands of instances) slows
 down for no reason a real cloud would have.  With ``--terminated-ttl S``
 a reservation whose instances have all been terminated for S seconds is
-removed from moto's EC2 backends.
+removed from moto's EC2 backends, and so are the tags of instances and
+volumes that no longer exist (moto keeps those forever too).
+
+moto reads one resource's tags by scanning every tag of the region with
+regular expressions, once per resource a describe call returns or filters
+on: a tag-filtered DescribeInstances costs instances x all tags, seconds at
+a few hundred instances, and every other call waits behind it (the proxy
+sends calls to moto one at a time).  ``fast_tags()`` makes that read a
+dictionary lookup with the same answer.  And moto's response serializer
+works out, for every field of every record it writes, which attribute
+names to try on the model object -- the same names each time for a
+field of a class: ``fast_serializer()`` remembers them (an instance
+record costs a third).  Every instance moto starts finds its AMI by
+filtering all images: ``fast_image_lookup()`` takes it by id.
 
     python -m tools.fakeaws.motochild -H 127.0.0.1 -p 5000 --terminated-ttl 60
 
@@ -23,7 +37,81 @@ import signal
 import threading
 import time
 
-__all__ = ["main", "prune_terminated"]
+__all__ = ["fast_image_lookup", "fast_serializer", "fast_tags", "main",
+           "prune_tags", "prune_terminated"]
+
+
+def fast_serializer() -> None:
+    """Remember which attribute names moto's response serializer tries
+    for a field (module docstring): they follow from the picker, the
+    object's class, the field's shape and its key, and computing them
+    again for every field of every record is most of moto's time."""
+    from moto.core import serialize
+
+    picker = serialize.XFormedAttributePicker
+    compute = picker.get_possible_keys
+    memo: dict = {}
+
+    def get_possible_keys(self, context):
+        shape = context.shape
+        key = (type(self), type(context.obj), id(shape), context.key)
+        hit = memo.get(key)
+        # The shape is kept with its answer: its id is never reused.
+        if hit is None or hit[0] is not shape:
+            hit = memo[key] = (shape, tuple(compute(self, context)))
+        return hit[1]
+    picker.get_possible_keys = get_possible_keys
+
+
+def fast_image_lookup() -> None:
+    """Every instance moto starts looks its AMI up by an ``image-id``
+    filter over all images (a thousand and more, matched with fnmatch):
+    tens of ms per instance.  An exact id is a dictionary lookup."""
+    from moto.ec2.models.amis import AmiBackend
+
+    scan = AmiBackend.describe_images
+
+    def describe_images(self, ami_ids=None, filters=None, exec_users=None,
+                        owners=None):
+        wanted = (filters or {}).get("image-id")
+        if (isinstance(wanted, str) and list(filters) == ["image-id"]
+                and not (ami_ids or exec_users or owners)
+                and not any(c in wanted for c in "*?[")):
+            ami = self.amis.get(wanted)
+            return [ami] if ami is not None else []
+        return scan(self, ami_ids=ami_ids, filters=filters,
+                    exec_users=exec_users, owners=owners)
+    AmiBackend.describe_images = describe_images
+
+
+def fast_tags() -> None:
+    """Make moto's per-resource tag read a lookup (module docstring)."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self) -> list[dict[str, str]]:
+        resource_id = self.id
+        tags = self.ec2_backend.tags.get(resource_id) if resource_id \
+            else None
+        if not tags:
+            return []
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [{"resource_id": resource_id, "key": key, "value": value,
+                 "resource_type": kind} for key, value in tags.items()]
+    TaggedEC2Resource.get_tags = get_tags
+
+
+def prune_tags(backend) -> int:
+    """Drop the tags of instances and volumes ``backend`` no longer has;
+    return how many resources' tags went."""
+    instances = {i.id for r in list(backend.reservations.values())
+                 for i in r.instances}
+    gone = [rid for rid in list(backend.tags)
+            if (rid.startswith("i-") and rid not in instances)
+            or (rid.startswith("vol-") and rid not in backend.volumes)]
+    for rid in gone:
+        backend.tags.pop(rid, None)
+    return len(gone)
 
 
 def prune_terminated(backends, seen: dict[str, float], ttl: float,
@@ -46,6 +134,8 @@ def prune_terminated(backends, seen: dict[str, float], ttl: float,
                     reservations.pop(rid, None)
                     seen.pop(rid, None)
                     removed += 1
+            if removed:
+                prune_tags(backend)
     return removed
 
 
@@ -57,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from moto.ec2.models import ec2_backends
     from moto.server import ThreadedMotoServer
+    fast_tags()
+    fast_serializer()
+    fast_image_lookup()
     server = ThreadedMotoServer(ip_address=args.host, port=args.port,
                                 verbose=False)
     server.start()

@@ -1,7 +1,8 @@
 """moto in server mode as a child process on 127.0.0.1.
 
-``moto_server`` (Flask/werkzeug, threaded) is started from the venv next to
-the running interpreter on a free port and polled on ``GET /moto-api/``
+moto's threaded server (Flask/werkzeug) is started through ``motochild``
+(which adds what EC2 does and moto does not) with the running interpreter
+on a free port and polled on ``GET /moto-api/``
 until it answers (about 1 s here).  If it exits or stays silent for
 ``timeout`` seconds, it is killed and the tail of its log is raised, so a
 missing ``moto[server]`` install reads as such instead of as a hanging test.
@@ -66,7 +67,7 @@ class MotoServer:
                  terminated_ttl: float | None = None):
         self.port = port or free_port()
         # Seconds a terminated instance stays listed (EC2: about an hour;
-        # moto: forever).  Set: moto runs in ``motochild``, which prunes.
+        # moto: forever).  Set: ``motochild`` prunes.
         self.terminated_ttl = terminated_ttl
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -80,10 +81,12 @@ class MotoServer:
         if self.process is not None:
             raise RuntimeError("moto server already started")
         self._log = open(self.log_path, "ab")
-        command = _moto_command()
+        _moto_command()     # a clear error when moto[server] is missing
+        # moto's server, in ``motochild``: its tag reads are lookups, and
+        # with a TTL terminated instances are forgotten.
+        command = [sys.executable, "-m", "tools.fakeaws.motochild"]
         if self.terminated_ttl is not None:
-            command = [sys.executable, "-m", "tools.fakeaws.motochild",
-                       "--terminated-ttl", str(self.terminated_ttl)]
+            command += ["--terminated-ttl", str(self.terminated_ttl)]
         self.process = subprocess.Popen(
             command + ["-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self._log, stderr=subprocess.STDOUT,

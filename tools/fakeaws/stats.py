@@ -13,10 +13,20 @@ Served as JSON by ``GET /_fake/stats`` and cleared by
                        "launched": 12, "instances": [...],  # per call
                        },
      "terminate_instances": {"calls": 2, "instance_ids": 40},
+     "describe_instances": {"calls": 5, "instances": 90, "terminated": 30},
+     "moto": {"DescribeInstances": {"calls": 9, "seconds": 1.2,
+                                    "max_s": 0.4, "max_wait_s": 0.1}},
+     "slow_moto": [{"action": "DescribeInstances", "time": 1700000001.0,
+                    "seconds": 0.6, "wait_s": 0.0}],
      "since": 1700000000.0}
 
 Keys of EC2 actions are bare action names; other services are prefixed
-with the service name taken from the request's signature.  ``calls`` counts
+with the service name taken from the request's signature.  ``moto`` is
+the time EC2 calls spent in moto (``seconds``, ``max_s``) and waiting for
+it (``max_wait_s``; calls reach moto one at a time, see ``ec2.py``);
+``slow_moto`` lists calls that held moto for :data:`SLOW_MOTO_SECONDS` or
+more, with the ``time.time()`` they ended -- what stalled every other call
+meanwhile.  ``calls`` counts
 every request, also the throttled and faulted ones.  The per-call list of
 RunInstances keeps the last :data:`MAX_CALL_RECORDS` entries so a long
 benchmark cannot grow the proxy without bound.
@@ -30,9 +40,10 @@ import threading
 import time
 from collections import Counter, deque
 
-__all__ = ["MAX_CALL_RECORDS", "Stats"]
+__all__ = ["MAX_CALL_RECORDS", "SLOW_MOTO_SECONDS", "Stats"]
 
 MAX_CALL_RECORDS = 10000
+SLOW_MOTO_SECONDS = 0.5
 
 
 class Stats:
@@ -51,6 +62,9 @@ class Stats:
         self.run_records: deque[dict] = deque(maxlen=MAX_CALL_RECORDS)
         self.run_totals: Counter[str] = Counter()
         self.terminate_totals: Counter[str] = Counter()
+        self.describe_totals: Counter[str] = Counter()
+        self.moto_time: dict[str, dict[str, float]] = {}
+        self.slow_moto: deque[dict] = deque(maxlen=MAX_CALL_RECORDS)
         # time.time() of every call refused for its credentials
         self.refused: deque[float] = deque(maxlen=MAX_CALL_RECORDS)
 
@@ -72,6 +86,20 @@ class Stats:
     def end(self, action: str) -> None:
         with self._lock:
             self.in_flight[action] -= 1
+
+    def moto(self, action: str, waited: float, took: float) -> None:
+        """One call answered by moto after ``waited`` s for its turn and
+        ``took`` s in moto."""
+        with self._lock:
+            entry = self.moto_time.setdefault(action, {
+                "calls": 0, "seconds": 0.0, "max_s": 0.0, "max_wait_s": 0.0})
+            entry["calls"] += 1
+            entry["seconds"] += took
+            entry["max_s"] = max(entry["max_s"], took)
+            entry["max_wait_s"] = max(entry["max_wait_s"], waited)
+            if took >= SLOW_MOTO_SECONDS:
+                self.slow_moto.append({"action": action, "time": time.time(),
+                                       "seconds": took, "wait_s": waited})
 
     def throttle(self, action: str) -> None:
         with self._lock:
@@ -110,6 +138,14 @@ class Stats:
             self.terminate_totals["calls"] += 1
             self.terminate_totals["instance_ids"] += ids
 
+    def described(self, instances: int, terminated: int) -> None:
+        """One DescribeInstances answered with ``instances`` records, of
+        which ``terminated`` were terminated instances."""
+        with self._lock:
+            self.describe_totals["calls"] += 1
+            self.describe_totals["instances"] += instances
+            self.describe_totals["terminated"] += terminated
+
     def snapshot(self) -> dict:
         with self._lock:
             run = {k: self.run_totals.get(k, 0)
@@ -127,5 +163,10 @@ class Stats:
                 "terminate_instances": {
                     k: self.terminate_totals.get(k, 0)
                     for k in ("calls", "instance_ids")},
+                "describe_instances": {
+                    k: self.describe_totals.get(k, 0)
+                    for k in ("calls", "instances", "terminated")},
+                "moto": {a: dict(e) for a, e in self.moto_time.items()},
+                "slow_moto": list(self.slow_moto),
                 "since": self.since,
             }

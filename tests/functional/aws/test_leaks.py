@@ -94,3 +94,25 @@ def test_instance_gone_before_second_pass_is_not_deleted_twice(env, aws):
     adapter_of(launcher).forget_listing()
     launcher.cleanup_worker.run_once()
     assert aws.local.stats()["calls"].get("TerminateInstances", 0) == before
+
+
+def test_listing_leaves_terminated_instances_to_ec2(env, aws):
+    # EC2 lists a terminated instance for about an hour: at tens of
+    # launches a second a listing that asked for them would parse tens of
+    # thousands of records every few seconds.
+    env.write_config([aws.provider()])
+    launcher = env.start_launcher()
+    ec2 = aws.ec2()
+    ours = {"nodepool_provider_name": "aws"}
+    live = _run(ec2, aws.boot, ours)
+    ended = _run(ec2, aws.boot, ours, count=5)
+    ec2.terminate_instances(InstanceIds=ended)
+    adapter = adapter_of(launcher)
+    adapter.forget_listing()
+    aws.local.reset_stats()
+    listed = {i.external_id for i in adapter.list_instances()}
+    assert set(live) <= {e.get("instance") if isinstance(e, dict) else e
+                         for e in listed}
+    described = aws.local.stats()["describe_instances"]
+    assert described["calls"] >= 1
+    assert described["terminated"] == 0, described

@@ -703,3 +703,119 @@ def test_terminated_instances_are_forgotten_after_the_ttl(tmp_path):
         while listed() != {kept} and time.monotonic() < deadline:
             threading.Event().wait(0.2)
         assert listed() == {kept}
+
+
+def test_tags_of_forgotten_instances_go_too(tmp_path):
+    # moto keeps the tags of every instance it ever held, and its tag
+    # reads walk them all: a soak would slow down with every launch.
+    with LocalAWS(run_instances_latency=0.0, throttle=False,
+                  workdir=str(tmp_path), terminated_ttl=1.0) as aws:
+        boot = aws.bootstrap()
+        ec2 = aws.client("ec2")
+        spec = [{"ResourceType": "instance",
+                 "Tags": [{"Key": "nodepool_node_id", "Value": "1"}]}]
+        kept = ec2.run_instances(ImageId=boot["image_id"], MinCount=1,
+                                 MaxCount=1, TagSpecifications=spec
+                                 )["Instances"][0]["InstanceId"]
+        gone = [i["InstanceId"] for i in ec2.run_instances(
+            ImageId=boot["image_id"], MinCount=2, MaxCount=2,
+            TagSpecifications=spec)["Instances"]]
+        ec2.terminate_instances(InstanceIds=gone)
+
+        def tagged():
+            return {t["ResourceId"] for t in ec2.describe_tags(Filters=[
+                {"Name": "key", "Values": ["nodepool_node_id"]}])["Tags"]}
+        assert tagged() == {kept, *gone}
+        deadline = time.monotonic() + 15
+        while tagged() != {kept} and time.monotonic() < deadline:
+            threading.Event().wait(0.2)
+        assert tagged() == {kept}
+
+
+def test_a_tag_filter_reads_each_instances_tags_directly(tmp_path):
+    # EC2 finds an instance's tags without reading everyone's; moto scans
+    # every tag of the region per instance (seconds at 400 instances,
+    # with every other call waiting behind it).
+    with LocalAWS(run_instances_latency=0.0, throttle=False,
+                  workdir=str(tmp_path)) as aws:
+        boot = aws.bootstrap()
+        ec2 = aws.client("ec2")
+
+        def run(count, batch):
+            ec2.run_instances(
+                ImageId=boot["image_id"], MinCount=count, MaxCount=count,
+                TagSpecifications=[{"ResourceType": kind, "Tags": [
+                    {"Key": "nodepool_provider_name", "Value": "p"},
+                    {"Key": "batch", "Value": batch},
+                    {"Key": "k1", "Value": "v"}, {"Key": "k2", "Value": "v"}]}
+                    for kind in ("instance", "volume")])
+        for batch in range(4):
+            run(100, str(batch))
+        run(1, "lone")
+        aws.reset_stats()
+        found = [i for r in ec2.describe_instances(Filters=[
+            {"Name": "tag:batch", "Values": ["lone"]}])["Reservations"]
+            for i in r["Instances"]]
+        assert len(found) == 1
+        assert {t["Key"]: t["Value"] for t in found[0]["Tags"]} == {
+            "nodepool_provider_name": "p", "batch": "lone", "k1": "v",
+            "k2": "v"}
+        held = aws.stats()["moto"]["DescribeInstances"]["max_s"]
+        assert held < 0.5, f"DescribeInstances held moto {held:.2f} s"
+
+
+_SAME_ANSWERS = '''
+import json, boto3
+from moto import mock_aws
+from tools.fakeaws import motochild
+motochild.fast_tags()
+
+def answers(ec2):
+    return json.dumps({
+        "instances": ec2.describe_instances()["Reservations"],
+        "volumes": ec2.describe_volumes()["Volumes"],
+        "status": ec2.describe_instance_status(
+            IncludeAllInstances=True)["InstanceStatuses"],
+        "subnets": ec2.describe_subnets()["Subnets"],
+        "groups": ec2.describe_security_groups()["SecurityGroups"],
+        "images": ec2.describe_images(Owners=["amazon"])["Images"][:50],
+        "types": ec2.describe_instance_types(
+            InstanceTypes=["t3.micro"])["InstanceTypes"],
+    }, default=str, sort_keys=True)
+
+with mock_aws():
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    started = ec2.run_instances(
+        ImageId=image, MinCount=5, MaxCount=5, TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "a", "Value": "b"}]}])
+    ec2.terminate_instances(
+        InstanceIds=[started["Instances"][0]["InstanceId"]])
+    before = answers(ec2)
+    motochild.fast_serializer()
+    same = [before == answers(ec2), before == answers(ec2)]
+    # An instance started with the AMI taken by id looks like one started
+    # after moto's scan of every image.
+    motochild.fast_image_lookup()
+    after = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)
+
+    def image_fields(record):
+        return {k: record.get(k) for k in (
+            "ImageId", "Architecture", "Platform", "VirtualizationType",
+            "RootDeviceName", "RootDeviceType", "Hypervisor")}
+    same.append(image_fields(started["Instances"][1])
+                == image_fields(after["Instances"][0]))
+    print(json.dumps(same + [len(before)]))
+'''
+
+
+def test_the_fast_paths_answer_what_moto_answers():
+    # moto works out the attribute names of every field of every record
+    # again; remembered, an instance record costs a third -- and the
+    # answers must stay exactly moto's.
+    out = subprocess.run([sys.executable, "-c", _SAME_ANSWERS], cwd=ROOT,
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    same_first, same_again, same_image, size = json.loads(
+        out.stdout.splitlines()[-1])
+    assert same_first and same_again and same_image and size > 10000

@@ -8,7 +8,12 @@ answer per key; ``TtlValue`` for a single one), under one rule:
 - *fresh*: an answer is served for ``ttl`` seconds from the moment its
   fetch *started* (what the cloud said then), unless ``invalidate()`` was
   called after that start: our own create, delete or a quota refusal
-  changed what the cloud would answer now;
+  changed what the cloud would answer now; a fetch that is slow for its
+  ``ttl`` stretches it: an answer that took ``d`` seconds to fetch stays
+  fresh for at least ``d / DUTY`` (a cloud that answers slowly is not kept
+  busy with the same question back to back -- EC2's listing of a large
+  account takes seconds, and a listing always in flight stalls the calls
+  queued behind it);
 - *single flight*: when the answer is not fresh, one caller fetches it and
   every other caller meanwhile gets the last answer at once -- before
   there is one, they wait for that fetch's outcome.  With ``refresh_in``
@@ -56,11 +61,15 @@ from typing import Any, Callable, Generic, Hashable, TypeVar
 from nodepool.driver.backoff import log_failure
 from nodepool.driver.errors import AccessError
 
-__all__ = ["TtlCache", "TtlValue", "RETRY_DELAY"]
+__all__ = ["TtlCache", "TtlValue", "RETRY_DELAY", "DUTY"]
 
 log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+#: the most of its time one key's fetches may take: an answer that took
+#: ``d`` seconds stays fresh for at least ``d / DUTY``
+DUTY = 0.2
 
 #: after a failed fetch, callers get the last answer (or the error) for
 #: this long (at most ``ttl``) before the cloud is asked again
@@ -68,13 +77,14 @@ RETRY_DELAY = 10.0
 
 
 class _Entry:
-    __slots__ = ("value", "has_value", "at", "generation", "value_gen",
-                 "fetching", "error", "retry_at")
+    __slots__ = ("value", "has_value", "at", "took", "generation",
+                 "value_gen", "fetching", "error", "retry_at")
 
     def __init__(self) -> None:
         self.value: Any = None
         self.has_value = False
         self.at = -math.inf             # start of the fetch of ``value``
+        self.took = 0.0                 # how long that fetch took
         self.generation = 0             # bumped by invalidate()
         self.value_gen = -1             # generation ``value`` was asked in
         self.fetching = False
@@ -115,11 +125,12 @@ class TtlCache(Generic[K, V]):
         answer at most that old, never the last one: it waits for the
         fetch under way, or fetches itself."""
         strict = max_age is not None
-        ttl = self.ttl if max_age is None else min(max_age, self.ttl)
         with self._cond:
             while True:
                 entry = self._entries.setdefault(key, _Entry())
                 now = self._clock()
+                ttl = min(max_age, self.ttl) if strict else \
+                    max(self.ttl, entry.took / DUTY)
                 if self._fresh(entry, now, ttl):
                     return entry.value
                 usable = not strict and entry.has_value and \
@@ -180,9 +191,11 @@ class TtlCache(Generic[K, V]):
             value = self._fetch(key)
         except Exception as e:  # every caller's answer, see the rule
             return self._failed(entry, e, started, stale_ok, background)
+        took = self._clock() - started
         with self._cond:
             self.fetches += 1
             entry.value, entry.has_value, entry.at = value, True, started
+            entry.took = took
             entry.value_gen, entry.error = generation, None
             entry.retry_at = -math.inf
             entry.fetching = False

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from nodepool.driver import errors
-from nodepool.driver.ttlcache import RETRY_DELAY, TtlCache, TtlValue
+from nodepool.driver.ttlcache import DUTY, RETRY_DELAY, TtlCache, TtlValue
 
 
 class Clock:
@@ -73,6 +73,27 @@ def test_fresh_for_ttl_from_the_fetch_start(clock):
     clock.advance(0.1)
     assert value.get() == 2
     assert value.fetches == 2 and value.peek() == 2
+
+
+def test_a_slow_answer_stays_fresh_for_its_duration_over_the_duty(clock):
+    # A 2 s listing that takes 1.5 s to answer would otherwise be asked
+    # again at once, keeping one call in flight all the time.
+    def slow_fetch(key=None):
+        clock.advance(1.5)
+        return fetch(key)
+    fetch = Fetch()
+    value = TtlValue("listing", slow_fetch, ttl=2, clock=clock)
+    assert value.get() == 1
+    clock.advance(1.5 / DUTY - 1.5 - 0.1)
+    assert value.get() == 1
+    clock.advance(0.1)
+    assert value.get() == 2
+    # ... a caller that must see a recent change is not stretched, and an
+    # invalidation still ends the answer at once.
+    clock.advance(2.5)
+    assert value.get(max_age=2) == 3
+    value.invalidate()
+    assert value.get() == 4
 
 
 def test_invalidate_after_our_own_change(clock):

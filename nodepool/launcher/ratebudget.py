@@ -11,9 +11,10 @@ Design: a lease record per launcher and provider,
 ``/nodepool/rate-budget/<provider>/<member>`` (ephemeral; ``member`` is
 ``<hostname>-<uuid4 hex>``, new on every provider start), rewritten every
 ``interval`` (1 s) with ``busy`` (the limiters that had callers queued
-since the last beat) and ``rates`` (each limiter's configured calls per second, by
-limiter name).  Every beat each launcher also reads its peers' records and
-sets its limiters' share (``RateLimiter.set_share``) to::
+since the last beat), ``rates`` (each limiter's configured calls per
+second, by limiter name) and, for people, ``shares`` (the fractions it
+runs at).  Every beat each launcher also reads its peers' records and sets
+its limiters' share (``RateLimiter.set_share``) to::
 
     budget = lowest rate any live member configured for that limiter
     share  = budget * weight(self) / sum(weight(live members)) / own rate
@@ -109,9 +110,14 @@ class Member:
     def weight(self, limiter: str) -> float:
         return 1.0 if limiter in self.busy else IDLE_WEIGHT
 
-    def to_json(self, hostname: str) -> bytes:
+    def to_json(self, hostname: str,
+                shares: Mapping[str, float] | None = None) -> bytes:
+        """The record; ``shares`` (what the writer runs at now) is for
+        people and benchmarks, no member reads it."""
         return json.dumps({"hostname": hostname, "busy": sorted(self.busy),
-                           "rates": dict(self.rates)},
+                           "rates": dict(self.rates),
+                           "shares": {n: round(v, 4) for n, v in
+                                      (shares or {}).items()}},
                           sort_keys=True).encode("utf-8")
 
     @classmethod
@@ -260,7 +266,8 @@ class ProviderBudget:
         return self.apply()
 
     def _publish(self) -> None:
-        data = self.own().to_json(self.hostname)
+        data = self.own().to_json(
+            self.hostname, {n: lim.share for n, lim in self.limiters.items()})
         try:
             self.kazoo.set(self.path, data)
         except NoNodeError:

@@ -11,11 +11,20 @@ the combined rate is measured where the account's limit would apply:
 - the two together use the budget while the burst lasts (>= 0.8 x rate
   from the first call to the last): an idle share is not wasted;
 - both launchers launched nodes, so the rate really was shared.
+
+Then the re-sharing, read from the records the launchers publish (each
+says the shares it runs at): after ``kill -9`` of one of two launchers the
+survivor runs at the whole rate within 10 s, while the dead launcher's
+session (``zookeeper-timeout`` 10 s) and so its record still exist; after
+a SIGTERM the stopped launcher's record is gone and the survivor runs at
+the whole rate within a few beats.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import time
 
 import pytest
 import yaml
@@ -32,13 +41,13 @@ LATENCY = 0.5
 REQUESTS = 40
 
 
-def write_config(env, aws) -> str:
+def write_config(env, aws, session: float = 4.0) -> str:
     path = env.write_config([aws.provider(
         pool_extra={"max-servers": 100}, rate=RATE,
         **{"batch-creates": False, "max-concurrency": REQUESTS // 2})])
     with open(path) as f:
         data = yaml.safe_load(f)
-    data["zookeeper-timeout"] = 4.0
+    data["zookeeper-timeout"] = session
     with open(path, "w") as f:
         yaml.safe_dump(data, f)
     return path
@@ -122,3 +131,57 @@ def test_two_launchers_stay_within_one_rate(env, aws, tmp_path):
     sustained = (len(calls) - 1) / (calls[-1] - calls[0])
     assert sustained >= 0.8 * RATE, f"{sustained:.2f} calls/s together"
     assert len(launchers) == 2, f"nodes launched by {launchers}"
+
+
+def write_shares(client) -> dict[str, float]:
+    """Member -> the share of the write limiter its record says it runs at."""
+    path = rate_budget_dir("aws")
+    out = {}
+    for name in children(client, path):
+        try:
+            data, _ = client.get(f"{path}/{name}")
+        except Exception:
+            continue
+        shares = json.loads(data)["shares"]
+        out[name] = next(v for k, v in shares.items()
+                         if not k.endswith("-read"))
+    return out
+
+
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_the_survivor_takes_the_share_of_a_launcher_gone(env, aws, tmp_path,
+                                                          how):
+    config = write_config(env, aws, session=10.0)
+    client = env.client
+    procs = [LauncherProcess(config, str(tmp_path / f"launcher{i}.log"))
+             for i in range(2)]
+    try:
+        wait_pools(client, 2, procs)
+        members_beating(client, 2)
+        wait_for(lambda: sorted(write_shares(client).values()) == [0.5, 0.5],
+                 timeout=30, what="both launchers at half the rate")
+        before = set(write_shares(client))
+        if how == "kill":
+            procs[0].proc.kill()
+            assert procs[0].wait(10) == -signal.SIGKILL
+        else:
+            procs[0].send(signal.SIGTERM)
+            assert procs[0].wait(30) == 0
+        gone = time.monotonic()
+
+        def survivor_whole():
+            shares = write_shares(client)
+            return [m for m, v in shares.items() if v == 1.0] and shares
+        shares = wait_for(survivor_whole, timeout=10,
+                          what="the survivor at the whole rate")
+        took = time.monotonic() - gone
+    finally:
+        for proc in procs:
+            proc.kill()
+    if how == "kill":
+        # The lease, not the session, gave the share back: the dead
+        # launcher's record was still there.
+        assert set(shares) == before, (shares, before)
+        assert took < 10.0
+    else:
+        assert len(shares) == 1, shares

@@ -41,16 +41,18 @@ slow; the division costs one write and one read per member per second.
 Join, leave, crash: a joining launcher starts its limiters at the share
 of an idle member (it writes its record, then reads its peers, before its
 provider makes a call); the others see it within one beat.  A share is
-lowered at once and raised only once the higher target has held for
-``hold`` (1.5 s), so a peer has seen our record before we take more:
-together the members overshoot for at most one beat on a change.  A
-launcher that stops deletes its record (the others take its share within
-a beat and ``hold``); a killed one stops beating and is dropped once its
-record has not changed for ``lease`` on a survivor's clock, which raises
-its share ``hold`` later: the survivors use the dead launcher's share
-some 5 to 7 s after the kill (its last beat is seen up to a beat late, and
-the hold spans two beats), well before its session expires (10 s) and
-its znode goes.
+lowered at once.  A rise that comes from our own record (we joined, got
+busy, or are back in touch with ZooKeeper) waits until the higher target
+has held for ``hold`` (1.5 s: two beats), so the peers have seen our
+record and lowered their shares before we take more: together the members
+overshoot for at most one beat.  A rise that comes from the peers' records
+(one went idle, left or died) applies at once: that peer has already
+lowered its own share or stopped.  A launcher that stops deletes its
+record (the others take its share on their next beat); a killed one stops
+beating and is dropped once its record has not changed for ``lease`` on a
+survivor's clock: the survivors use the dead launcher's share some 4 to 5
+s after the kill (its last beat is seen up to a beat late), well before
+its session expires (10 s) and its znode goes.
 
 Failure story: a beat that fails (ZooKeeper suspended or lost, a write
 refused) is logged once per outage and retried on the next beat; while
@@ -182,14 +184,15 @@ class Liveness:
 
 
 class ShareHold:
-    """Lower a share at once; raise it only to what every target of the
-    last ``hold`` seconds allowed (the peers' reaction time)."""
+    """Lower a share at once; while ``held``, raise it only to what every
+    target of the last ``hold`` seconds allowed (the peers' reaction
+    time)."""
 
     def __init__(self, hold: float) -> None:
         self.hold = hold
         self._history: list[tuple[float, float]] = []
 
-    def update(self, target: float, now: float) -> float:
+    def update(self, target: float, now: float, held: bool = True) -> float:
         """The share to use now that the target is ``target``."""
         self._history.append((now, target))
         # Keep the targets of the last ``hold`` seconds and the one that
@@ -197,6 +200,8 @@ class ShareHold:
         while len(self._history) > 1 and \
                 self._history[1][0] <= now - self.hold:
             self._history.pop(0)
+        if not held:
+            return target
         return min(t for _, t in self._history)
 
 
@@ -228,6 +233,8 @@ class ProviderBudget:
         self._bad: dict[str, int] = {}
         self._failing = False
         self.busy: frozenset[str] = frozenset()
+        # When our own weight last rose, per limiter (joining counts).
+        self._rose = {name: clock() for name in self.limiters}
 
     # -- one beat ---------------------------------------------------------
     def own(self) -> Member:
@@ -246,7 +253,10 @@ class ProviderBudget:
 
     def beat(self) -> dict[str, float]:
         """Publish, read the peers, set the shares; return them."""
-        self.busy = self._measure_busy()
+        busy = self._measure_busy()
+        for name in busy - self.busy:
+            self._rose[name] = self.clock()
+        self.busy = busy
         try:
             self._publish()
             self._read_peers()
@@ -321,10 +331,12 @@ class ProviderBudget:
                                          for m in self.peers.values()])
             for name, hold in self.holds.items():
                 hold.update(shares[name], now)
+                self._rose[name] = now     # back in touch: a rise of ours
         else:
             targets = target_shares(self.own(), self.live_peers())
-            shares = {name: self.holds[name].update(t, now)
-                      for name, t in targets.items()}
+            shares = {name: self.holds[name].update(
+                t, now, held=now - self._rose[name] < self.holds[name].hold)
+                for name, t in targets.items()}
         for name, share in shares.items():
             self.limiters[name].set_share(share)
         return shares

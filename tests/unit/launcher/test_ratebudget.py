@@ -96,6 +96,7 @@ def test_a_share_falls_at_once_and_rises_after_the_hold():
     assert hold.update(1.0, 3.0) == 0.25     # 0.25 was in force at 1.5
     assert hold.update(1.0, 4.0) == 1.0      # held since 2.0
     assert hold.update(0.5, 5.0) == 0.5
+    assert hold.update(1.0, 6.0, held=False) == 1.0   # the peers' doing
 
 
 # -- ProviderBudget on a real ZooKeeper -------------------------------------
@@ -159,18 +160,38 @@ def test_joining_members_split_the_rate(members):
         pytest.approx(60.0)
 
 
-def test_a_member_that_leaves_gives_its_share_after_the_hold(members):
+def test_a_member_that_leaves_gives_its_share_on_the_next_beat(members):
     a, b, c = members(), members(), members()
     for x in (a, b, c):
         x.start_share()
-    beat(members.clock, [a, b, c])
+    beat(members.clock, [a, b, c], seconds=2.0)
+    assert write_rate(a) == pytest.approx(2.0)
     c.leave()
-    beat(members.clock, [a, b])
-    assert write_rate(a) == pytest.approx(2.0)       # held
-    beat(members.clock, [a, b])
     beat(members.clock, [a, b])
     assert write_rate(a) == pytest.approx(3.0)
     assert write_rate(b) == pytest.approx(3.0)
+
+
+def test_a_joining_member_waits_for_the_others_to_lower(members):
+    a, b = members(), members()
+    a.start_share()
+    b.start_share()
+    beat(members.clock, [a, b], seconds=2.0)
+    for x in (a, b):
+        x.limiters["p-write"].stats.waits += 1
+    beat(members.clock, [a, b], seconds=2.0)
+    assert write_rate(a) == pytest.approx(3.0)
+    c = members()
+    c.start_share()                          # an idle newcomer's share
+    assert write_rate(c) == pytest.approx(6 * IDLE_WEIGHT / (2 + IDLE_WEIGHT))
+    total = []
+    for _ in range(4):
+        for x in (a, b, c):
+            x.limiters["p-write"].stats.waits += 1
+        beat(members.clock, [a, b, c])
+        total.append(sum(write_rate(x) for x in (a, b, c)))
+    assert [write_rate(x) for x in (a, b, c)] == pytest.approx([2.0] * 3)
+    assert max(total) <= 6.0 + 1e-9, total   # never more than the budget
 
 
 def test_a_killed_member_is_dropped_after_its_lease(members):
@@ -184,9 +205,9 @@ def test_a_killed_member_is_dropped_after_its_lease(members):
     while write_rate(a) < 3.0 - 1e-9:
         beat(members.clock, [a, b])
         seconds += 1.0
-        # the lease (3 beats after the last change seen) and the hold
-        # (2 beats), counted from c's last write
-        assert seconds <= 6.0, "the survivors never took c's share"
+        # the lease: 3 beats after the last change seen, counted from c's
+        # last write; no hold, c's share is no rise of a's own
+        assert seconds <= 4.0, "the survivors never took c's share"
     assert write_rate(b) == pytest.approx(3.0)
     assert seconds >= 4.0                    # not before the lease ran out
     assert c.path.rsplit("/", 1)[1] in members.clients[0].get_children(
@@ -197,11 +218,17 @@ def test_a_busy_member_takes_what_idle_ones_leave(members):
     a, b = members(), members()
     a.start_share()
     b.start_share()
+    beat(members.clock, [a, b], seconds=2.0)    # past the join's hold
     lim = a.limiters["p-write"]
+    held = []
     for _ in range(3):
         lim.stats.waits += 1                 # a's callers had to wait
         beat(members.clock, [a, b])
+        held.append(write_rate(a))
     assert a.own().busy == {"p-write"}
+    # a's own rise waits two beats for b to see a busy and lower
+    assert held[:2] == pytest.approx([3.0, 3.0])
+    assert write_rate(b) == pytest.approx(6 * IDLE_WEIGHT / (1 + IDLE_WEIGHT))
     assert write_rate(a) == pytest.approx(6 / (1 + IDLE_WEIGHT))
     assert write_rate(b) == pytest.approx(6 * IDLE_WEIGHT / (1 + IDLE_WEIGHT))
     assert write_rate(a) + write_rate(b) == pytest.approx(6.0)

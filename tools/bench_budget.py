@@ -46,6 +46,7 @@ import yaml
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from nodepool.zk.paths import rate_budget_dir
 from tools.bench_aws import warm_up
 from tools.fakeaws import LocalAWS
 from tools.zookeeper import ZooKeeperServer
@@ -53,7 +54,7 @@ from tools.zuulsim import ZuulSim
 
 BIN = os.path.dirname(sys.executable)
 PROVIDER = "bench-aws"
-BUDGET_DIR = f"/nodepool/rate-budget/{PROVIDER}"
+BUDGET_DIR = rate_budget_dir(PROVIDER)
 WINDOW = 5.0
 RECOVERY_WINDOW = 2.0
 
@@ -91,14 +92,16 @@ def wait(predicate, timeout: float, what: str, procs=()) -> None:
         threading.Event().wait(0.1)
 
 
-def budget_beating(client, count: int):
-    """A predicate: ``count`` budget records, each rewritten twice since
-    first seen (every launcher has read the others and set its share)."""
+def budget_beating(client, count: int, provider: str = PROVIDER):
+    """A predicate: ``count`` budget records of ``provider``, each
+    rewritten twice since first seen (a beat writes, then reads: every
+    launcher has read the others and set its share)."""
     first: dict[str, int] = {}
+    path = rate_budget_dir(provider)
 
     def check() -> bool:
         try:
-            names = client.get_children(BUDGET_DIR)
+            names = client.get_children(path)
         except NoNodeError:
             return False
         if len(names) != count:
@@ -106,7 +109,7 @@ def budget_beating(client, count: int):
             return False
         done = 0
         for name in names:
-            stat = client.exists(f"{BUDGET_DIR}/{name}")
+            stat = client.exists(f"{path}/{name}")
             if stat is None:
                 return False
             first.setdefault(name, stat.version)
@@ -122,6 +125,7 @@ def arrivals(aws) -> list[float]:
 
 
 def busiest(times: list[float], width: float) -> int:
+    """The most of the sorted ``times`` in any ``width``-second window."""
     best, lo = 0, 0
     for hi, t in enumerate(times):
         while t - times[lo] >= width:

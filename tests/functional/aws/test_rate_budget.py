@@ -33,6 +33,7 @@ from nodepool.zk.paths import rate_budget_dir
 from tests.functional.launcher.helpers import wait_for
 from tests.functional.launcher.test_processes import (
     NODES, LauncherProcess, children, wait_pools)
+from tools.bench_budget import budget_beating, busiest
 
 pytestmark = pytest.mark.functional
 
@@ -53,37 +54,9 @@ def write_config(env, aws, session: float = 4.0) -> str:
     return path
 
 
-def members_beating(client, count: int):
-    """Wait until ``count`` budget records exist and each was rewritten
-    twice since (a beat writes, then reads: every launcher has read the
-    others and set its share)."""
-    first: dict[str, int] = {}
-
-    def beating():
-        path = rate_budget_dir("aws")
-        names = children(client, path)
-        if len(names) != count:
-            first.clear()
-            return False
-        moved = 0
-        for name in names:
-            stat = client.exists(f"{path}/{name}")
-            if stat is None:
-                return False
-            first.setdefault(name, stat.version)
-            moved += stat.version >= first[name] + 2
-        return moved == count
-    wait_for(beating, timeout=30, what=f"{count} rate budget members beating")
-
-
-def window_max(times: list[float], width: float) -> int:
-    """The most calls in any ``width``-second window."""
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while t - times[lo] >= width:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
+def members_beating(client, count: int) -> None:
+    wait_for(budget_beating(client, count, "aws"), timeout=30,
+             what=f"{count} rate budget members beating")
 
 
 def warm_up(aws) -> None:
@@ -125,9 +98,9 @@ def test_two_launchers_stay_within_one_rate(env, aws, tmp_path):
                    if r["outcome"] == "ok")
     assert len(calls) == REQUESTS
     assert not stats["throttled"], stats["throttled"]
-    busiest = window_max(calls, 5.0)
-    assert busiest <= RATE * 5 + len(procs), \
-        f"{busiest} RunInstances calls in 5 s (budget {RATE * 5:.0f})"
+    top = busiest(calls, 5.0)
+    assert top <= RATE * 5 + len(procs), \
+        f"{top} RunInstances calls in 5 s (budget {RATE * 5:.0f})"
     sustained = (len(calls) - 1) / (calls[-1] - calls[0])
     assert sustained >= 0.8 * RATE, f"{sustained:.2f} calls/s together"
     assert len(launchers) == 2, f"nodes launched by {launchers}"

@@ -67,7 +67,8 @@ with a lost session and is created again on the next beat.
 Threads: one ``RateBudget`` thread per launcher beats every provider in
 turn; ``join``/``leave`` are called from the launcher's reconcile (main
 loop or start) and run their first or last write on the caller's thread;
-``_lock`` guards the table of providers.  ``RateLimiter`` is thread-safe
+``RateBudget._lock`` guards the table of providers, each
+``ProviderBudget._lock`` keeps a beat and its ``leave`` apart.  ``RateLimiter`` is thread-safe
 itself.  Times come from the injected ``clock``.
 """
 
@@ -235,6 +236,10 @@ class ProviderBudget:
         self.busy: frozenset[str] = frozenset()
         # When our own weight last rose, per limiter (joining counts).
         self._rose = {name: clock() for name in self.limiters}
+        # A beat and ``leave`` exclude each other, so no beat re-creates
+        # the record of a member that left.
+        self._lock = threading.Lock()
+        self._left = False
 
     # -- one beat ---------------------------------------------------------
     def own(self) -> Member:
@@ -253,6 +258,12 @@ class ProviderBudget:
 
     def beat(self) -> dict[str, float]:
         """Publish, read the peers, set the shares; return them."""
+        with self._lock:
+            if self._left:
+                return {}
+            return self._beat()
+
+    def _beat(self) -> dict[str, float]:
         busy = self._measure_busy()
         for name in busy - self.busy:
             self._rose[name] = self.clock()
@@ -359,6 +370,11 @@ class ProviderBudget:
 
     def leave(self) -> None:
         """Delete our record (peers take our share on their next beat)."""
+        with self._lock:
+            self._left = True
+            self._delete()
+
+    def _delete(self) -> None:
         try:
             self.kazoo.delete(self.path)
         except NoNodeError:

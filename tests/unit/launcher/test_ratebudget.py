@@ -276,3 +276,13 @@ def test_out_of_touch_falls_to_an_idle_share(members, zk):
 def test_unlimited_limiters_take_no_part(members):
     budget = members(rate=0.0, read=0.0)
     assert budget.limiters == {}
+
+
+def test_a_member_that_left_never_writes_again(members):
+    a, b = members(), members()
+    a.start_share()
+    b.start_share()
+    b.leave()
+    assert b.beat() == {}
+    names = members.clients[0].get_children(rate_budget_dir("p"))
+    assert names == [a.member_id]

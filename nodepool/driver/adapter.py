@@ -79,7 +79,9 @@ REGISTERED_NODE_LAUNCHER = "static driver"
 @dataclass(frozen=True)
 class Machinery:
     """The framework pieces an adapter runs, for status and metrics
-    (``Adapter.machinery``); read, never driven, by the caller."""
+    (``Adapter.machinery``); read, never driven, by the caller -- except
+    the limiters' share of the provider's rate, which the launcher's rate
+    budget sets (``RateLimiter.set_share``)."""
 
     limiters: tuple[RateLimiter, ...] = ()
     create_pools: tuple[CreatePool, ...] = ()

@@ -23,6 +23,12 @@ CreateTags, which no node waits for) take a slot only while no other
 caller waits for one, so under a burst every slot goes to the calls a
 request waits on and the background catches up afterwards.
 
+Several launchers serving one cloud account each run a limiter at their
+share of its rate: ``set_share(fraction)`` scales ``rate`` (and the floor
+and recovery step with it) to that fraction of the configured rate, kept
+in ``configured_rate``; ``waiting`` tells whether callers queue for a slot
+(``nodepool.launcher.ratebudget`` sets the share and reads ``waiting``).
+
 Thread safety: all state is guarded by one lock; sleeping happens outside
 it, and a woken caller re-checks, so a rate change applies to sleepers too.
 """
@@ -73,6 +79,9 @@ class RateLimiter:
         self.min_rate = self.rate / 10 if min_rate is None else min_rate
         self.recovery = self.rate / 20 if recovery is None else recovery
         self.backoff = backoff
+        #: the rate given at construction; ``rate`` is ``share`` of it
+        self.configured_rate = self.rate
+        self.share = 1.0
         self.stats = RateLimiterStats()
         self._clock = clock
         self._sleep = sleep
@@ -195,3 +204,28 @@ class RateLimiter:
             if self.effective_rate < self.rate:
                 self._set_rate(min(self.rate, self.effective_rate + self.recovery),
                                self._clock())
+
+    @property
+    def waiting(self) -> int:
+        """Foreground callers sleeping for a slot now."""
+        with self._lock:
+            return self._waiting
+
+    def set_share(self, share: float) -> None:
+        """Run at ``share`` (0 < share <= 1) of ``configured_rate``.
+
+        ``rate``, ``min_rate`` and ``recovery`` scale with it, and so does
+        the effective rate: a limiter backed off to half its rate stays at
+        half of the new one.  No effect on an unlimited limiter."""
+        if not 0 < share <= 1:
+            raise ValueError(f"bad limiter share {share!r}: not in (0, 1]")
+        with self._lock:
+            if self.configured_rate <= 0 or share == self.share:
+                return
+            factor = share / self.share
+            self.share = share
+            self.rate = self.configured_rate * share
+            self.min_rate *= factor
+            self.recovery *= factor
+            self._set_rate(min(self.rate, self.effective_rate * factor),
+                           self._clock())

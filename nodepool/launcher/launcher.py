@@ -15,6 +15,8 @@ Threads (each a named class with start/stop/join):
 - ``DeletedNodeWorker`` (~5 s) and ``CleanupWorker`` (~60 s, plus two cheap
   duties every second: lost requests, orphaned init nodes);
 - ``StatsElection``: leader election for node gauges;
+- ``RateBudget`` (every second): shares each provider's ``rate`` with the
+  other launchers serving the same provider name (``ratebudget.py``);
 - with tracing on (``nodepool.launcher.tracing``), the SDK's
   ``OtelBatchSpanRecordProcessor`` exporting spans.
 
@@ -49,6 +51,7 @@ from nodepool.launcher.deleter import DeletedNodeWorker
 from nodepool.launcher.minready import MinReady
 from nodepool.launcher.poolworker import PoolWorker
 from nodepool.launcher.provider import ProviderManager
+from nodepool.launcher.ratebudget import RateBudget
 from nodepool.launcher.statsleader import StatsElection
 from nodepool.version import __version__
 from nodepool.zk.client import ZooKeeperClient, build_hosts
@@ -93,6 +96,7 @@ class Launcher:
         self.component: LauncherComponent | None = None
         self.min_ready = MinReady(self)
         self.stats_election: StatsElection | None = None
+        self.rate_budget: RateBudget | None = None
         #: this installation's id (``nodepool.zk.installation``), read at
         #: start; every resource our providers create carries it
         self.installation: str | None = None
@@ -123,6 +127,8 @@ class Launcher:
         deleted, cleanup = self._intervals
         self.deleted_worker = DeletedNodeWorker(self, deleted)
         self.cleanup_worker = CleanupWorker(self, cleanup)
+        self.rate_budget = RateBudget(self.client.kazoo, self.hostname)
+        self.rate_budget.start()
         self._reconcile_providers()
         self.deleted_worker.start()
         self.cleanup_worker.start()
@@ -153,6 +159,8 @@ class Launcher:
             self._thread.join(timeout=10)
         self.keyscan_pool.shutdown()
         self.tracer.shutdown()
+        if self.rate_budget is not None:
+            self.rate_budget.stop()
         if self.zk is not None:
             try:
                 if self.component is not None:
@@ -278,6 +286,7 @@ class Launcher:
             worker.join()
         manager = self._managers.pop(name)
         manager.stop()
+        self.rate_budget.leave(name)
 
     def _inherits_nodes(self, manager: ProviderManager) -> bool:
         """True (logged) when ``manager`` would take over nodes another
@@ -321,10 +330,13 @@ class Launcher:
                                       tracer=self.tracer)
             if self._inherits_nodes(manager):
                 return
+            # Our share of the provider's rate is set before its first call.
+            self.rate_budget.join(provider.name, adapter.machinery().limiters)
             manager.start()
         except Exception:
             self.log.exception("Provider %s failed to start; leaving it out",
                                provider.name)
+            self.rate_budget.leave(provider.name)
             return
         self._managers[provider.name] = manager
         self._last_run[provider.name] = manager

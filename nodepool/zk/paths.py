@@ -40,3 +40,14 @@ OFFERINGS = "/nodepool/offerings"
 
 def offering_path(provider: str, key: str) -> str:
     return f"{OFFERINGS}/{quote(provider, safe='')}:{quote(key, safe='')}"
+
+
+# Not upstream's: one record per launcher serving a provider, heartbeated,
+# from which each launcher computes its share of the provider's ``rate``
+# (``nodepool.launcher.ratebudget``).  Upstream launchers and Zuul never
+# read it.
+RATE_BUDGET = "/nodepool/rate-budget"
+
+
+def rate_budget_dir(provider: str) -> str:
+    return f"{RATE_BUDGET}/{quote(provider, safe='')}"

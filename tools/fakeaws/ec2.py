@@ -173,6 +173,7 @@ def _forward(call: EC2Call, ctx: EC2Context,
 
 def _run_instances(call: EC2Call, ctx: EC2Context, forward: Forward
                    ) -> Reply:
+    started = time.time()
     reply, outcome = _common(call, ctx)
     ids: list[str] = []
     token = call.first("ClientToken")
@@ -184,7 +185,8 @@ def _run_instances(call: EC2Call, ctx: EC2Context, forward: Forward
             # lost): the original launch, nothing new started.
             ctx.stats.run_instances(call.count("MinCount"),
                                     call.count("MaxCount"), 0,
-                                    call.first("InstanceType"), "idempotent")
+                                    call.first("InstanceType"), "idempotent",
+                                    started)
             return earlier
     if reply is None:
         reply, outcome, ids = _launch(call, ctx, forward)
@@ -194,7 +196,8 @@ def _run_instances(call: EC2Call, ctx: EC2Context, forward: Forward
                     ctx.tokens.clear()
                 ctx.tokens[(call.region, token)] = reply
     ctx.stats.run_instances(call.count("MinCount"), call.count("MaxCount"),
-                            len(ids), call.first("InstanceType"), outcome)
+                            len(ids), call.first("InstanceType"), outcome,
+                            started)
     return reply
 
 

@@ -10,7 +10,8 @@ Served as JSON by ``GET /_fake/stats`` and cleared by
      "in_flight":    {"RunInstances": 0},
      "max_in_flight": {"RunInstances": 4},                # peak concurrency
      "run_instances": {"calls": 7, "min_count": 9, "max_count": 12,
-                       "launched": 12, "instances": [...],  # per call
+                       "launched": 12, "instances": [...],  # per call:
+                       # counts, outcome, started (arrival), time (answer)
                        },
      "terminate_instances": {"calls": 2, "instance_ids": 40},
      "describe_instances": {"calls": 5, "instances": 90, "terminated": 30},
@@ -114,15 +115,20 @@ class Stats:
             self.errors.setdefault(action, Counter())[str(status)] += 1
 
     def run_instances(self, min_count: int, max_count: int, launched: int,
-                      instance_type: str | None, outcome: str) -> None:
+                      instance_type: str | None, outcome: str,
+                      started: float | None = None) -> None:
         """Record one RunInstances call; ``outcome`` is "ok", "throttled",
         "idempotent" (a ClientToken seen before: the earlier launch is
-        returned), an injected error code or ``"error:<status>"``."""
+        returned), an injected error code or ``"error:<status>"``.  The
+        record's ``time`` is when the answer was ready, ``started`` when
+        the call arrived (``time.time()``)."""
         with self._lock:
+            now = time.time()
             self.run_records.append({
                 "min_count": min_count, "max_count": max_count,
                 "launched": launched, "instance_type": instance_type,
-                "outcome": outcome, "time": time.time()})
+                "outcome": outcome, "time": now,
+                "started": now if started is None else started})
             self.run_totals["calls"] += 1
             self.run_totals["min_count"] += min_count
             self.run_totals["max_count"] += max_count

@@ -280,3 +280,54 @@ def test_background_calls_yield_every_slot_a_caller_waits_for():
     assert order.count("bg") == 10
     starts = [t for _, t in stamps]
     assert worst_window_excess(starts, 20.0, 1.0, SLACK) <= 0
+
+
+# -- set_share: a launcher's part of an account's rate ----------------------
+
+def test_set_share_spaces_calls_at_the_share_of_the_rate():
+    lim, clock = limiter(6.0)
+    lim.set_share(1 / 3)
+    assert lim.rate == pytest.approx(2.0)
+    assert lim.configured_rate == 6.0
+    starts = starts_of(lim, clock, 5)
+    assert [b - a for a, b in zip(starts, starts[1:])] == \
+        pytest.approx([0.5] * 4)
+    lim.set_share(1.0)
+    starts = starts_of(lim, clock, 3)
+    assert starts[2] - starts[1] == pytest.approx(1 / 6)
+
+
+def test_set_share_keeps_a_back_off_in_proportion():
+    lim, clock = limiter(6.0)
+    lim.throttled()
+    assert lim.effective_rate == pytest.approx(3.0)
+    lim.set_share(0.5)
+    assert lim.rate == pytest.approx(3.0)
+    assert lim.effective_rate == pytest.approx(1.5)
+    assert lim.min_rate == pytest.approx(0.3)
+    for _ in range(100):
+        lim.succeeded()
+    assert lim.effective_rate == pytest.approx(3.0)   # recovers to the share
+
+
+def test_set_share_refuses_a_share_outside_0_1_and_ignores_unlimited():
+    lim, _ = limiter(6.0)
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="share"):
+            lim.set_share(bad)
+    free, _ = limiter(0.0)
+    free.set_share(0.5)
+    assert free.rate == 0.0 and free.effective_rate == 0.0
+
+
+def test_waiting_counts_the_callers_queued_for_a_slot():
+    lim = RateLimiter("test", rate=2.0)
+    lim.acquire()
+    t = threading.Thread(target=lim.acquire)
+    t.start()
+    deadline = time.monotonic() + 5
+    while not lim.waiting and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert lim.waiting == 1
+    t.join()
+    assert lim.waiting == 0

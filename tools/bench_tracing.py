@@ -28,7 +28,7 @@ class _Phase:
 
 
 class _Launcher:
-    """The attributes LaunchTrace reads of a NodeLauncher."""
+    """The attributes LaunchTrace reads of a NodeLaunch."""
 
     def __init__(self, node, advances: int = 0):
         self.node = node

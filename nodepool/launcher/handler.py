@@ -64,7 +64,7 @@ from typing import Callable, Collection, Protocol
 
 from nodepool.driver.statemachine import RequestInfo
 from nodepool.launcher import tracing
-from nodepool.launcher.nodelauncher import Outcome, record_intent
+from nodepool.launcher.nodelaunch import Outcome, record_intent
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
 
@@ -82,7 +82,7 @@ class HandlerDone(Exception):
 
 
 class Launch(Protocol):
-    """A launch in progress (``nodepool.launcher.nodelauncher``)."""
+    """A launch in progress (``nodepool.launcher.nodelaunch``)."""
 
     outcome: object     # an ``Outcome`` (RUNNING until it finished)
     settled: bool       # finished, and the provider loop let go of it
@@ -322,7 +322,7 @@ class RequestHandler:
         if self.paused or any(n is None for n in self.nodes):
             return None
         # settled, not just done: between the two the provider loop may
-        # still act on a detached node (see NodeLauncher.finished).
+        # still act on a detached node (see NodeLaunch.finished).
         if any(not launcher.settled for launcher in self.launchers.values()):
             return None
         if any(n.state != NodeState.READY for n in self.nodes):

@@ -2,7 +2,7 @@
 and deletes.
 
 Threads: ``ProviderManager`` owns one thread, ``<provider>-loop``, which is
-the only thread that advances this provider's ``NodeLauncher`` and
+the only thread that advances this provider's ``NodeLaunch`` and
 ``NodeDeleter`` objects (so they need no locks of their own).  Other threads
 hand work in through ``launch()``/``delete_node()``/``delete_instance()``,
 which only append under ``_lock`` and wake the loop.  With tracing on
@@ -20,8 +20,8 @@ nodes (the static driver) is handed this manager as its ``NodeBoard`` when
 it starts, deletes its nodes through ``delete_node`` like any other, and
 hears of each removed znode through ``Adapter.node_deleted``.
 
-Failure story: an exception from one launcher or deleter is contained to it
-(the launcher fails its attempt; the deleter releases the node lock so the
+Failure story: an exception from one launch or deleter is contained to it
+(the launch fails its attempt; the deleter releases the node lock so the
 deleted-node worker retries on a later round).  After a credential or
 endpoint error the adapter's ``access`` gate holds every cloud call back
 (exponentially, up to a minute); ``cloud_backing_off()`` tells the
@@ -47,7 +47,7 @@ from nodepool.driver.errors import AccessError
 from nodepool.driver.offerings import Offerings
 from nodepool.driver.quota import Quota
 from nodepool.launcher import tracing
-from nodepool.launcher.nodelauncher import NodeLauncher
+from nodepool.launcher.nodelaunch import NodeLaunch
 from nodepool.zk.models import Node
 
 
@@ -117,14 +117,14 @@ class ProviderManager:
         self.keyscan_pool = keyscan_pool
         # nodepool.launcher.tracing: the spans of launches and deletes
         self.tracer = tracer
-        self._traces: dict[NodeLauncher, tracing.LaunchTrace] = {}
+        self._traces: dict[NodeLaunch, tracing.LaunchTrace] = {}
         self.on_change = on_change or (lambda: None)
         # While the ZooKeeper session is suspended or lost nothing may be
         # written (zookeeper.md §1): the loop then waits instead of
         # advancing machines whose next step would write a node.
         self.zk_ready = zk_ready or (lambda: True)
         self.log = logging.getLogger(f"nodepool.provider.{provider.name}")
-        self._launchers: list[NodeLauncher] = []
+        self._launches: list[NodeLaunch] = []
         self._deleters: list[NodeDeleter] = []
         self._deleting_ids: set[str] = set()
         # Requests this provider's pool workers are taking: accepted, their
@@ -162,23 +162,23 @@ class ProviderManager:
 
     # -- work hand-in ------------------------------------------------------
     def launch(self, node: Node, pool, label, request=None,
-               image_external_id=None) -> NodeLauncher:
-        launcher = NodeLauncher(self, node, pool, label, request,
+               image_external_id=None) -> NodeLaunch:
+        launch = NodeLaunch(self, node, pool, label, request,
                                 image_external_id=image_external_id)
         # Started here, on the handing-over thread: the request's span,
         # current there, is its parent.
-        trace = self.tracer.launch(node, pool, label, launcher.request)
+        trace = self.tracer.launch(node, pool, label, launch.request)
         with self._lock:
-            self._launchers.append(launcher)
+            self._launches.append(launch)
             if trace is not tracing.NULL:
-                self._traces[launcher] = trace
+                self._traces[launch] = trace
         self.wake()
-        return launcher
+        return launch
 
     @property
     def active_launches(self) -> int:
         with self._lock:
-            return sum(1 for launcher in self._launchers if not launcher.done)
+            return sum(1 for launch in self._launches if not launch.done)
 
     def reserve_take(self, request_id: str, launches: int) -> bool:
         """Count a request being taken against ``max-concurrency``.
@@ -192,7 +192,7 @@ class ProviderManager:
         with self._lock:
             if limit > 0:
                 in_flight = len(self._taking) + sum(
-                    1 for launcher in self._launchers if not launcher.done)
+                    1 for launch in self._launches if not launch.done)
                 if in_flight and in_flight + launches > limit:
                     return False
             self._taking.add(request_id)
@@ -273,9 +273,9 @@ class ProviderManager:
 
     def session_lost(self) -> None:
         with self._lock:
-            launchers = list(self._launchers)
-        for launcher in launchers:
-            launcher.session_lost()
+            launches = list(self._launches)
+        for launch in launches:
+            launch.session_lost()
         self.wake()
 
     # -- the loop ------------------------------------------------------------
@@ -293,25 +293,25 @@ class ProviderManager:
 
     def _advance_all(self) -> bool:
         with self._lock:
-            launchers = list(self._launchers)
+            launches = list(self._launches)
             deleters = list(self._deleters)
         finished = False
-        for launcher in launchers:
-            trace = self._traces.get(launcher)
-            done = (launcher.advance() if trace is None
-                    else trace.advance(launcher))
+        for launch in launches:
+            trace = self._traces.get(launch)
+            done = (launch.advance() if trace is None
+                    else trace.advance(launch))
             if done:
-                launcher.finished()
+                launch.finished()
                 finished = True
         for deleter in deleters:
             deleter.advance()
         with self._lock:
-            self._launchers = [x for x in self._launchers if not x.done]
+            self._launches = [x for x in self._launches if not x.done]
             if self._traces:
                 self._traces = {x: t for x, t in self._traces.items()
                                 if not x.done}
             self._deleters = [x for x in self._deleters if not x.done]
-            busy = bool(self._launchers or self._deleters)
+            busy = bool(self._launches or self._deleters)
         if finished:
             self.on_change()
         return busy

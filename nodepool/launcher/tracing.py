@@ -42,7 +42,7 @@ is idempotent under a lock).  A launch span is started on that I/O thread
 when the launch is handed over, with the request span as its explicit
 parent (``RequestTrace.current`` makes it current there); from then on only
 the provider's loop thread touches it, in ``LaunchTrace.advance`` (which
-runs ``NodeLauncher.advance``).  Delete spans are started by the thread that
+runs ``NodeLaunch.advance``).  Delete spans are started by the thread that
 hands the delete in and ended by the provider's loop thread.  Export runs
 on the SDK's ``OtelBatchSpanRecordProcessor`` thread.
 """
@@ -446,7 +446,7 @@ class RequestTrace:
 class LaunchTrace:
     """The span of one node launch and its steps' child spans.
 
-    ``advance`` runs each ``NodeLauncher.advance`` on the provider's loop
+    ``advance`` runs each ``NodeLaunch.advance`` on the provider's loop
     thread; after it, the launcher's state tells which step the launch is
     in (``create`` until the cloud names the instance, ``boot`` until the
     create machine completes, ``keyscan`` while the keyscan runs), and a

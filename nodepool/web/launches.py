@@ -3,7 +3,7 @@
 The statsd reporter sends each finished launch attempt away; the web app
 needs to keep them: Prometheus counters and histograms must be cumulative
 for the life of the process, and the status page shows the latest failures.
-The recorder listens to ``nodepool.launcher.nodelauncher`` launch events
+The recorder listens to ``nodepool.launcher.nodelaunch`` launch events
 (``start()``/``stop()`` add and remove the listener) and keeps only those
 that ``accept`` (the web app's own launcher's providers: tests run several
 launchers in one process).
@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from nodepool.launcher.nodelauncher import (LaunchEvent, add_launch_listener,
+from nodepool.launcher.nodelaunch import (LaunchEvent, add_launch_listener,
                                             remove_launch_listener)
 
 __all__ = ["LaunchRecorder", "LaunchError", "Histogram", "LATENCY_BUCKETS"]

@@ -10,7 +10,7 @@ from kazoo.exceptions import ConnectionLoss
 from nodepool.launcher.allocator import lock_spare
 from nodepool.launcher.handler import (RETRY_DELAY, Allocator,
                                        RequestHandler, RequestStore)
-from nodepool.launcher.nodelauncher import Outcome
+from nodepool.launcher.nodelaunch import Outcome
 from nodepool.launcher.quota import FITS, Verdict
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState

@@ -109,7 +109,7 @@ def test_zuul_span_info_is_the_request_span_parent():
 
 
 class FakeLauncher(SimpleNamespace):
-    """What LaunchTrace reads of a NodeLauncher."""
+    """What LaunchTrace reads of a NodeLaunch."""
 
     @property
     def done(self):

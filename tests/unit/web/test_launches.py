@@ -2,8 +2,8 @@
 
 import math
 
-from nodepool.launcher import nodelauncher
-from nodepool.launcher.nodelauncher import LaunchEvent
+from nodepool.launcher import nodelaunch
+from nodepool.launcher.nodelaunch import LaunchEvent
 from nodepool.web.launches import (LATENCY_BUCKETS, MESSAGE_LIMIT, Histogram,
                                    LaunchRecorder)
 
@@ -67,10 +67,10 @@ def test_only_accepted_events_and_listener_lifecycle():
     recorder = LaunchRecorder(lambda e: e.manager is mine)
     recorder.start()
     try:
-        for callback in list(nodelauncher._listeners):
+        for callback in list(nodelaunch._listeners):
             callback(event(manager=mine))
             callback(event(manager=object()))
     finally:
         recorder.stop()
     assert recorder.histograms()[("p", "ready")].count == 1
-    assert recorder.record not in nodelauncher._listeners
+    assert recorder.record not in nodelaunch._listeners

@@ -1,6 +1,6 @@
 """Drive one node from BUILDING to READY, FAILED or ABORTED.
 
-A ``NodeLauncher`` is advanced by its provider's loop thread (never blocks:
+A ``NodeLaunch`` is advanced by its provider's loop thread (never blocks:
 the create machine submits slow calls to the adapter's create pool, the
 keyscan runs in the keyscan pool; a node whose connection type has no SSH
 host keys, e.g. ``winrm``, only waits there for its port to accept TCP).
@@ -139,7 +139,7 @@ def has_intent(node: Node, attempt: int,
                                                     installation))
 
 
-class NodeLauncher:
+class NodeLaunch:
     """State of one node's launch; see the module docstring."""
 
     def __init__(self, manager, node: Node, pool, label,

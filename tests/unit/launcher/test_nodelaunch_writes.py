@@ -1,4 +1,4 @@
-"""NodeLauncher's asynchronous node writes (the provider loop never waits
+"""NodeLaunch's asynchronous node writes (the provider loop never waits
 for ZooKeeper): a write with connection trouble is sent again, within the
 launch timeout, instead of failing the launch attempt."""
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from kazoo.exceptions import ConnectionLoss
 
-from nodepool.launcher.nodelauncher import (REWRITE_DELAY, NodeLauncher,
+from nodepool.launcher.nodelaunch import (REWRITE_DELAY, NodeLaunch,
                                             Outcome)
 from nodepool.zk.errors import ZooKeeperError
 from nodepool.zk.models import Node, NodeState
@@ -57,7 +57,7 @@ def make_launcher(outcomes, launch_timeout=60.0):
         launch_succeeded=lambda pool, label: None)
     node = Node(id="0000000001", state=NodeState.BUILDING)
     clock = Clock()
-    launcher = NodeLauncher(manager, node, SimpleNamespace(settings={}),
+    launcher = NodeLaunch(manager, node, SimpleNamespace(settings={}),
                             SimpleNamespace(settings={}), clock=clock)
     return launcher, store, clock, reports
 

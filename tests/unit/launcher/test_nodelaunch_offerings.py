@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from nodepool.launcher.nodelauncher import NodeLauncher, Outcome
+from nodepool.launcher.nodelaunch import NodeLaunch, Outcome
 from nodepool.zk.models import Node, NodeState
 from nodepool.zk.offering import Offering
 
@@ -34,7 +34,7 @@ def make(record):
         launch_succeeded=lambda pool, label: None,
         keyscan_pool=None)
     node = Node(id="0000000001", state=NodeState.BUILDING)
-    launcher = NodeLauncher(manager, node, SimpleNamespace(settings={}),
+    launcher = NodeLaunch(manager, node, SimpleNamespace(settings={}),
                             SimpleNamespace(settings={}, image=None),
                             clock=lambda: 1000.0)
     return launcher, calls, manager

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from nodepool.driver import errors
 from nodepool.driver.ratelimit import RateLimiter
 from nodepool.driver.statemachine import StateMachine
-from nodepool.launcher.nodelauncher import NodeLauncher, Outcome
+from nodepool.launcher.nodelaunch import NodeLaunch, Outcome
 from nodepool.zk.models import Node, NodeState
 
 
@@ -45,7 +45,7 @@ def test_a_throttled_step_is_repeated_and_reported_only_by_the_api():
                                  launch_retries=3),
         offering_unavailable=lambda pool, label: None)
     now = [1000.0]
-    launcher = NodeLauncher(manager, Node(id="0000000001",
+    launcher = NodeLaunch(manager, Node(id="0000000001",
                                           state=NodeState.BUILDING),
                             SimpleNamespace(settings={}),
                             SimpleNamespace(settings={}),

@@ -1,0 +1,181 @@
+"""Why a request waits: ``/nodepool/request-waits/<request id>:<worker>``.
+
+A *wait record* says why one pool worker has not served a request yet:
+``kind`` (machine-readable: ``quota``, ``offering``, ``throttled``,
+``capacity``, ``image``, ``no-pool``, ``static-slot``, ``building``, ``queued``,
+``declined``), ``text`` (one line for people, with the specifics: which
+limit and how much is free, which offering and until when...), ``since``
+(epoch seconds since when this kind of reason has held), ``updated`` (its
+last write), the ``provider``, ``pool``, ``hostname`` and pool-worker id
+(``worker``) of the writer, and ``details`` (the specifics as JSON).
+
+Why a tree of its own: request znodes belong to the requester.  Zuul
+rewrites a request from the keys it knows (a key we added would be dropped
+on its next write, and upstream would not know it) and deletes the request
+znode when it is done (a child would make that delete fail).  So the
+records live here, one per (request, pool worker): two pools, or two
+launchers, each say their own reason without a shared writer.  The znode
+name is ``<request id>:<the worker id's uuid part>``.  The records are
+ephemeral: a launcher that dies takes its reasons with it.  This path is
+ours; upstream Nodepool and Zuul never read it.
+
+Failure story: writes are asynchronous (``put_wait_async`` /
+``delete_wait_async``): the pool worker's loop never waits on them, and
+the callback it passes hears of a write that did not land (the caller
+writes it again later).  A create that finds the znode present (a reply
+lost on a reconnect) becomes a set.  A record that cannot be parsed is
+skipped with one warning per znode version (it is only shown, never acted
+on); other ZooKeeper errors of reads reach the caller as
+``ZooKeeperError``.
+
+Threads: any thread may read; the writes' callbacks run on kazoo's
+callback thread and must only record the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+
+from .errors import ZooKeeperError
+from .paths import REQUEST_WAITS, request_wait_path
+from .store import StoreBase
+
+__all__ = ["RequestWait", "WaitStore", "KINDS"]
+
+#: every kind a launcher writes (readers show unknown kinds as they are)
+KINDS = ("quota", "offering", "throttled", "capacity", "image", "no-pool",
+         "static-slot", "building", "queued", "declined")
+
+
+@dataclass(eq=False, kw_only=True)
+class RequestWait:
+    request: str
+    worker: str
+    kind: str
+    text: str
+    since: float = 0.0
+    updated: float = 0.0
+    provider: str = ""
+    pool: str = ""
+    hostname: str = ""
+    details: dict = field(default_factory=dict)
+
+    FIELDS = ("request", "worker", "kind", "text", "since", "updated",
+              "provider", "pool", "hostname", "details")
+
+    @property
+    def name(self) -> str:
+        """The znode name (see the module docstring)."""
+        return wait_name(self.request, self.worker)
+
+    def to_json(self) -> bytes:
+        return json.dumps({f: getattr(self, f) for f in self.FIELDS},
+                          sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "RequestWait":
+        """Parse one record; ValueError names what does not fit."""
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        for name in ("request", "worker", "kind", "text"):
+            if not isinstance(data.get(name), str):
+                raise ValueError(f"{name!r} is not a string")
+        for name in ("since", "updated"):
+            value = data.get(name, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name!r} is not a number")
+        if not isinstance(data.get("details", {}), dict):
+            raise ValueError("'details' is not an object")
+        return cls(**{f: data[f] for f in cls.FIELDS if f in data})
+
+
+def wait_name(request_id: str, worker_id: str) -> str:
+    # The uuid at the end of a pool-worker id keeps the name short and
+    # unique per worker start (zookeeper.md §8.1).
+    return f"{request_id}:{worker_id.rsplit('-', 1)[-1]}"
+
+
+class WaitStore(StoreBase):
+    """Mixin of :class:`nodepool.zk.zookeeper.ZooKeeper` for wait records."""
+
+    def iter_waits(self, cached: bool = True) -> Iterator[RequestWait]:
+        for name in self._children(REQUEST_WAITS, cached):
+            path = f"{REQUEST_WAITS}/{name}"
+            raw = self._read_raw(path, cached)
+            if raw is None or not raw[0]:
+                continue
+            try:
+                yield RequestWait.from_json(raw[0])
+            except (ValueError, UnicodeDecodeError) as exc:
+                self._report_once(path, raw[1], f"bad wait record: {exc}")
+
+    def waits_by_request(self, cached: bool = True
+                         ) -> dict[str, list[RequestWait]]:
+        """request id -> its wait records, oldest ``since`` first."""
+        out: dict[str, list[RequestWait]] = {}
+        for wait in self.iter_waits(cached):
+            out.setdefault(wait.request, []).append(wait)
+        for waits in out.values():
+            waits.sort(key=lambda w: (w.since, w.provider, w.pool))
+        return out
+
+    def put_wait_async(self, wait: RequestWait, exists: bool,
+                       done: Callable[[bool], None]) -> None:
+        """Create (ephemeral) or set the record without waiting;
+        ``done(landed)`` is called with the outcome."""
+        path = request_wait_path(wait.name)
+        data = wait.to_json()
+
+        def created(result) -> None:
+            try:
+                result.get()
+            except NodeExistsError:
+                self._then(self.kazoo.set_async(path, data), done)
+                return
+            except Exception:
+                done(False)
+                return
+            done(True)
+        try:
+            if exists:
+                self._then(self.kazoo.set_async(path, data), done,
+                           missing=lambda: self.put_wait_async(
+                               wait, False, done))
+            else:
+                self.kazoo.create_async(path, data, ephemeral=True,
+                                        makepath=True).rawlink(created)
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not write {path}: {exc!r}") from exc
+
+    def delete_wait_async(self, request_id: str, worker_id: str,
+                          done: Callable[[bool], None]) -> None:
+        path = request_wait_path(wait_name(request_id, worker_id))
+        try:
+            self._then(self.kazoo.delete_async(path), done,
+                       missing=lambda: done(True))
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not delete {path}: {exc!r}") \
+                from exc
+
+    @staticmethod
+    def _then(result: Any, done: Callable[[bool], None],
+              missing: Callable[[], None] | None = None) -> None:
+        def settle(result) -> None:
+            try:
+                result.get()
+            except NoNodeError:
+                if missing is not None:
+                    missing()
+                    return
+                done(False)
+                return
+            except Exception:
+                done(False)
+                return
+            done(True)
+        result.rawlink(settle)

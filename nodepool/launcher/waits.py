@@ -247,6 +247,7 @@ class _Entry:
     first: float                # monotonic: the request first waited here
     written: Reason | None = None   # what ZooKeeper holds (None: nothing)
     writing: bool = False
+    sent: bool = False          # a write was sent: a drop deletes
 
 
 class WaitBook:
@@ -395,7 +396,7 @@ class WaitBook:
                     entry.written = reason
                 else:
                     entry.written = None   # created again on a later pass
-        entry.writing = True
+        entry.writing = entry.sent = True
         self.writes += 1
         try:
             self.zk.put_wait_async(record, entry.written is not None, done)
@@ -406,7 +407,7 @@ class WaitBook:
 
     def _drop(self, rid: str) -> None:
         entry = self._held.pop(rid, None)
-        if entry is None or (entry.written is None and not entry.writing):
+        if entry is None or not entry.sent:
             return
         self.deletes += 1
         try:

@@ -126,8 +126,9 @@ class WaitStore(StoreBase):
 
     def put_wait_async(self, wait: RequestWait, exists: bool,
                        done: Callable[[bool], None]) -> None:
-        """Create (ephemeral) or set the record without waiting;
-        ``done(landed)`` is called with the outcome."""
+        """Create (ephemeral) or set (``exists``) the record without
+        waiting; ``done(landed)`` is called with the outcome (a set of a
+        record that is gone does not land: the caller creates it anew)."""
         path = request_wait_path(wait.name)
         data = wait.to_json()
 
@@ -143,9 +144,9 @@ class WaitStore(StoreBase):
             done(True)
         try:
             if exists:
-                self._then(self.kazoo.set_async(path, data), done,
-                           missing=lambda: self.put_wait_async(
-                               wait, False, done))
+                # A record gone meanwhile is not created here: a delete
+                # sent after this set would then be overtaken.
+                self._then(self.kazoo.set_async(path, data), done)
             else:
                 self.kazoo.create_async(path, data, ephemeral=True,
                                         makepath=True).rawlink(created)

@@ -187,7 +187,7 @@ def _wait_cells(waits: list) -> dict:
     return {"wait_kind": [w.kind for w in waits],
             "wait_since": min((w.since for w in waits), default=None),
             "wait_reason": [f"{w.provider}/{w.pool}: {w.text}"
-                            for w in waits]}
+                            if w.provider else w.text for w in waits]}
 
 
 def image_table(uploads: Iterable[ImageUpload], now: float) -> Table:

@@ -255,10 +255,11 @@ class Commands:
     def request_list(self) -> int:
         unreadable: list = []
         requests = self.zk.iter_requests(cached=False, rejects=unreadable)
-        table = tables.request_table(requests) if not self.args.detail \
-            else tables.request_table(
-                requests, self.zk.waits_by_request(cached=False),
-                self.clock())
+        if self.args.detail:
+            waits = self.zk.waits_by_request(cached=False, requests=requests)
+            table = tables.request_table(requests, waits, self.clock())
+        else:
+            table = tables.request_table(requests)
         self._emit(table, self.args.json)
         self._report_unreadable(unreadable)
         return 0

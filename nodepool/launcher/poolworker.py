@@ -22,6 +22,9 @@ components (cached for a second), takes the request lock without blocking,
 re-reads the request, and re-checks before acting.  Requests that cannot be
 read never reach routing (the ZooKeeper layer quarantines them); those
 addressed to this pool are failed on an I/O thread (``unreadable.py``).
+Where it defers or declines a request, or an accepted one waits, it tells
+its ``WaitBook`` why (``waits.py``), which keeps the reasons in ZooKeeper
+for the CLI and the web app (written asynchronously, at the end of a pass).
 
 Sharding: of the pools that would serve a request, one goes first
 (``sharding.py``: rendezvous hashing over their component ids); the

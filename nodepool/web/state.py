@@ -163,7 +163,8 @@ def snapshot(launcher, now: float | None = None) -> LauncherView:
         nodes=nodes, requests=requests, labels=sorted(labels),
         providers=providers, tenant_limits=tenants,
         bad_records=bad_records, quarantined=quarantined,
-        waits=zk.waits_by_request(cached=True) if zk is not None else {})
+        waits=zk.waits_by_request(cached=True, requests=requests)
+        if zk is not None else {})
 
 
 def _labels_of(node: Node) -> list[str]:

@@ -44,8 +44,9 @@ def request_list(launcher, query: dict[str, list[str]]) -> tables.Table:
     requests = zk.iter_requests(cached=True)
     if "detail" not in query:
         return tables.request_table(requests)
-    return tables.request_table(requests, zk.waits_by_request(cached=True),
-                                time.time())
+    return tables.request_table(
+        requests, zk.waits_by_request(cached=True, requests=requests),
+        time.time())
 
 
 def label_list(launcher, query: dict[str, list[str]]) -> tables.Table:

@@ -9,6 +9,10 @@ limit and how much is free, which offering and until when...), ``since``
 last write), the ``provider``, ``pool``, ``hostname`` and pool-worker id
 (``worker``) of the writer, and ``details`` (the specifics as JSON).
 
+Readers also show, for a ``requested`` request with a label no
+registered pool offers, a ``no-pool`` reason nobody wrote (``unserved``):
+with every launcher of that label down there is no one to write it.
+
 Why a tree of its own: request znodes belong to the requester.  Zuul
 rewrites a request from the keys it knows (a key we added would be dropped
 on its next write, and upstream would not know it) and deletes the request
@@ -44,7 +48,7 @@ from .errors import ZooKeeperError
 from .paths import REQUEST_WAITS, request_wait_path
 from .store import StoreBase
 
-__all__ = ["RequestWait", "WaitStore", "KINDS"]
+__all__ = ["RequestWait", "WaitStore", "KINDS", "unserved"]
 
 #: every kind a launcher writes (readers show unknown kinds as they are)
 KINDS = ("quota", "offering", "throttled", "capacity", "image", "no-pool",
@@ -100,6 +104,26 @@ def wait_name(request_id: str, worker_id: str) -> str:
     return f"{request_id}:{worker_id.rsplit('-', 1)[-1]}"
 
 
+def unserved(requests, components) -> dict[str, list[RequestWait]]:
+    """Reasons no launcher can write: a ``requested`` request with a
+    label that no registered pool component offers (every launcher
+    serving it is down, or none ever did) -- ``no-pool``, since the
+    request's creation.  Readers add these to the records they read."""
+    offered = {label for c in components
+               for label in c.supported_labels or []}
+    out = {}
+    for request in requests:
+        missing = sorted(set(request.node_types) - offered)
+        if request.state == "requested" and missing:
+            out[request.id] = [RequestWait(
+                request=request.id, worker="", kind="no-pool",
+                text="no registered pool offers label(s) "
+                f"{','.join(missing)}",
+                since=request.created_time or request.state_time or 0.0,
+                details={"labels": missing})]
+    return out
+
+
 class WaitStore(StoreBase):
     """Mixin of :class:`nodepool.zk.zookeeper.ZooKeeper` for wait records."""
 
@@ -114,12 +138,18 @@ class WaitStore(StoreBase):
             except (ValueError, UnicodeDecodeError) as exc:
                 self._report_once(path, raw[1], f"bad wait record: {exc}")
 
-    def waits_by_request(self, cached: bool = True
+    def waits_by_request(self, cached: bool = True, requests=None
                          ) -> dict[str, list[RequestWait]]:
-        """request id -> its wait records, oldest ``since`` first."""
+        """request id -> its wait records, oldest ``since`` first; given
+        the ``requests`` read, with the ``unserved`` reasons of those that
+        have no record (the pool components are read too)."""
         out: dict[str, list[RequestWait]] = {}
         for wait in self.iter_waits(cached):
             out.setdefault(wait.request, []).append(wait)
+        if requests is not None:
+            components = self.iter_pool_components(cached=cached)
+            for rid, waits in unserved(requests, components).items():
+                out.setdefault(rid, waits)
         for waits in out.values():
             waits.sort(key=lambda w: (w.since, w.provider, w.pool))
         return out

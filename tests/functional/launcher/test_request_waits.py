@@ -17,20 +17,10 @@ import pytest
 from nodepool.cmd.nodepoolcmd import main
 from nodepool.web.server import WebApp
 from tests.functional.launcher.helpers import wait_for
-from tests.functional.launcher.statsd import Collector
 from tests.functional.web.helpers import get
 from tools.sshd import free_port
 
 pytestmark = pytest.mark.functional
-
-
-@pytest.fixture
-def collector(monkeypatch):
-    c = Collector()
-    for name, value in c.env().items():
-        monkeypatch.setenv(name, value)
-    yield c
-    c.close()
 
 
 def start_static(env):

@@ -107,6 +107,15 @@ def stored(api) -> dict[str, RequestWait]:
     return {w.request: w for w in api.iter_waits(cached=False)}
 
 
+def set_state(api, rid: str, state: str) -> None:
+    """As another launcher (or Zuul) would; returns once the cache has it."""
+    request = api.get_request(rid)
+    request.set_state(state)
+    api.store_request(request)
+    wait_for(lambda: api.get_request(rid, cached=True).state == state,
+             what=f"the cache sees {state}")
+
+
 def settle(book):
     wait_for(lambda: not any(e.writing for e in book._held.values()),
              what="writes settled")
@@ -159,11 +168,7 @@ def test_records_go_when_the_request_no_longer_waits_here(zk_factory):
     # routed again without a reason; another pool took one; the third was
     # not routed this pass (a full queue): it keeps its record.
     book.seen(routed)
-    request = api.get_request(served)
-    request.set_state(RequestState.PENDING)
-    api.store_request(request)
-    wait_for(lambda: api.get_request(served, cached=True).state == "pending",
-             what="the cache sees pending")
+    set_state(api, served, RequestState.PENDING)
     book.end_pass([], True)
     wait_for(lambda: set(stored(api)) == {quiet}, what="two records gone")
     book.clear()
@@ -181,11 +186,7 @@ def test_a_decline_is_remembered_while_the_request_is_requested(
         book.end_pass([], True)
     settle(book)
     assert stored(api)[rid].kind == "image" and book.writes == 1
-    request = api.get_request(rid)
-    request.set_state(RequestState.FAILED)
-    api.store_request(request)
-    wait_for(lambda: api.get_request(rid, cached=True).state == "failed",
-             what="the cache sees failed")
+    set_state(api, rid, RequestState.FAILED)
     book.end_pass([], True)
     wait_for(lambda: not stored(api), what="the record gone once failed")
 

@@ -200,8 +200,9 @@ function renderRequests(requests, total) {
       class: "chip", title: id, "data-declined-by": id }, poolName(id)))),
     el("td", { class: "waits" }, ...r.waits.map((w) => el("div", {
       class: "wait", "data-wait-kind": w.kind,
-      title: `${w.provider}/${w.pool} on ${w.hostname}` },
-      `${w.kind}: ${w.text} (${age(w.waiting)})`))))));
+      title: `${w.kind}, ${w.provider || "any"}/${w.pool || "any"}` +
+        (w.hostname ? ` on ${w.hostname}` : "") },
+      `${w.text} (${age(w.waiting)})`))))));
 }
 
 function renderErrors(errors) {

@@ -1,7 +1,9 @@
 """Why a request waits, read by another process's ways: the CLI
 (``request-list --detail``) and the web app (``/request-list?detail``),
 for each waiting state the local AWS can put the launcher in (issue 18
-item 4).  Real ZooKeeper, the local AWS over HTTP, the launcher in-process
+item 4): max-servers (a burst of 30), an unavailable offering, a node
+being built, max-concurrency, an image not ready, a label no pool
+serves, a tenant at its limit.  Real ZooKeeper, the local AWS over HTTP, the launcher in-process
 as Zuul sees it.
 """
 
@@ -189,3 +191,29 @@ def test_an_image_not_ready_and_a_label_no_pool_serves(env, aws):
     env.zuul.delete_request(ghost)
     wait_for(lambda: ghost not in launcher.zk.waits_by_request(
         cached=False), what="the deleted request's record gone")
+
+
+def test_a_tenant_at_its_limit_says_which_and_what_is_free(env, aws):
+    env.write_config([aws.provider()], **{"tenant-resource-limits": [
+        {"tenant-name": "t1", "max-servers": 1}]})
+    launcher = env.start_launcher()
+    for worker in launcher.pool_workers().values():
+        worker.waits.publish_after = 0.0
+    first = env.zuul.submit(["small"], tenant="t1")
+    assert env.zuul.wait_state(first, {"fulfilled"})["state"] == "fulfilled"
+    held = env.zuul.accept(first)
+    second = env.zuul.submit(["small"], tenant="t1")
+    other = env.zuul.submit(["small"], tenant="t2")
+    [record] = waits_of(env, second, "quota")
+    assert record.text == ("at quota: tenant-resource-limits of t1 reached: "
+                           "instances needs 1, 0 free")
+    assert record.details == {"limit": "tenant-resource-limits of t1",
+                              "resource": "instances", "need": 1, "free": 0}
+    # Another tenant is served meanwhile, and carries no reason.
+    assert env.zuul.wait_state(other, {"fulfilled"})["state"] == "fulfilled"
+    assert cli_waits(env.config_path)[other]["wait_kind"] == []
+    env.zuul.release(held)
+    assert env.zuul.wait_state(second, {"fulfilled"})["state"] == \
+        "fulfilled"
+    wait_for(lambda: second not in launcher.zk.waits_by_request(
+        cached=False), what="the record gone once served")

@@ -27,7 +27,9 @@ Failure story: writes are asynchronous (``put_wait_async`` /
 ``delete_wait_async``): the pool worker's loop never waits on them, and
 the callback it passes hears of a write that did not land (the caller
 writes it again later).  A create that finds the znode present (a reply
-lost on a reconnect) becomes a set.  A record that cannot be parsed is
+lost on a reconnect) becomes a set.  The one synchronous call is the
+first create's: it makes the tree's root (a ZooKeeper error there reaches
+the caller as ``ZooKeeperError``).  A record that cannot be parsed is
 skipped with one warning per znode version (it is only shown, never acted
 on); other ZooKeeper errors of reads reach the caller as
 ``ZooKeeperError``.
@@ -127,16 +129,40 @@ def unserved(requests, components) -> dict[str, list[RequestWait]]:
 class WaitStore(StoreBase):
     """Mixin of :class:`nodepool.zk.zookeeper.ZooKeeper` for wait records."""
 
+    # The tree's root is made once, before the first create: creates sent
+    # together while it is missing would each fail and make it again.
+    _wait_root_made = False
+
     def iter_waits(self, cached: bool = True) -> Iterator[RequestWait]:
-        for name in self._children(REQUEST_WAITS, cached):
-            path = f"{REQUEST_WAITS}/{name}"
-            raw = self._read_raw(path, cached)
-            if raw is None or not raw[0]:
+        for path, data, stat in self._wait_payloads(cached):
+            if not data:
                 continue
             try:
-                yield RequestWait.from_json(raw[0])
+                yield RequestWait.from_json(data)
             except (ValueError, UnicodeDecodeError) as exc:
-                self._report_once(path, raw[1], f"bad wait record: {exc}")
+                self._report_once(path, stat, f"bad wait record: {exc}")
+
+    def _wait_payloads(self, cached: bool):
+        """(path, data, stat) of every record: from the cache, or read all
+        at once (a request per record, sent together)."""
+        if self._use_cache(REQUEST_WAITS, cached):
+            for name, entry in self.caches.child_data(REQUEST_WAITS):
+                if entry is not None:
+                    yield f"{REQUEST_WAITS}/{name}", entry.data, entry.stat
+            return
+        paths = [f"{REQUEST_WAITS}/{name}"
+                 for name in self._children(REQUEST_WAITS, False)]
+        try:
+            replies = [(path, self.kazoo.get_async(path)) for path in paths]
+            for path, reply in replies:
+                try:
+                    data, stat = reply.get()
+                except NoNodeError:
+                    continue    # gone since it was listed
+                yield path, data, stat
+        except KazooException as exc:
+            raise ZooKeeperError(f"could not read {REQUEST_WAITS}: "
+                                 f"{exc!r}") from exc
 
     def waits_by_request(self, cached: bool = True, requests=None
                          ) -> dict[str, list[RequestWait]]:
@@ -178,6 +204,9 @@ class WaitStore(StoreBase):
                 # sent after this set would then be overtaken.
                 self._then(self.kazoo.set_async(path, data), done)
             else:
+                if not self._wait_root_made:
+                    self.kazoo.ensure_path(REQUEST_WAITS)
+                    self._wait_root_made = True
                 self.kazoo.create_async(path, data, ephemeral=True,
                                         makepath=True).rawlink(created)
         except KazooException as exc:

@@ -296,11 +296,6 @@ class WaitBook:
         with self._lock:
             self._declined[request_id] = reason
 
-    def reasons(self) -> dict[str, Reason]:
-        """request id -> its current reason here (published or not)."""
-        with self._lock:
-            return {rid: e.reason for rid, e in self._held.items()}
-
     # -- the pass's end ----------------------------------------------------
     def end_pass(self, handlers, launches_nodes: bool) -> None:
         with self._lock:

@@ -24,23 +24,25 @@ ephemeral: a launcher that dies takes its reasons with it.  This path is
 ours; upstream Nodepool and Zuul never read it.
 
 Failure story: writes are asynchronous (``put_wait_async`` /
-``delete_wait_async``): the pool worker's loop never waits on them, and
-the callback it passes hears of a write that did not land (the caller
-writes it again later).  A create that finds the znode present (a reply
-lost on a reconnect) becomes a set.  The one synchronous call is the
-first create's: it makes the tree's root (a ZooKeeper error there reaches
-the caller as ``ZooKeeperError``).  A record that cannot be parsed is
+``delete_wait_async``) and go out in the order they were asked: the pool
+worker's loop never waits on them, and the callback it passes hears of a
+write that did not land (the caller writes it again later).  A create that finds the znode present (a reply
+lost on a reconnect) becomes a set.  A record that cannot be parsed is
 skipped with one warning per znode version (it is only shown, never acted
 on); other ZooKeeper errors of reads reach the caller as
 ``ZooKeeperError``.
 
-Threads: any thread may read; the writes' callbacks run on kazoo's
-callback thread and must only record the outcome.
+Threads: any thread may read or ask for a write.  A write is sent on the
+asking thread -- or, for those asked before the tree's root was made, on
+kazoo's completion thread, in the order asked, before any later one --
+and its callback runs on kazoo's completion thread, so it must only record
+the outcome.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -126,12 +128,25 @@ def unserved(requests, components) -> dict[str, list[RequestWait]]:
     return out
 
 
+_ROOT_LOCK = threading.Lock()
+
+
+def _send(send: Callable[[], None], done: Callable[[bool], None]) -> None:
+    try:
+        send()
+    except Exception:
+        done(False)     # the connection closed: written again later
+
+
 class WaitStore(StoreBase):
     """Mixin of :class:`nodepool.zk.zookeeper.ZooKeeper` for wait records."""
 
-    # The tree's root is made once, before the first create: creates sent
-    # together while it is missing would each fail and make it again.
-    _wait_root_made = False
+    # The tree's root is made once (asynchronously), before the first
+    # creates: creates sent together while it is missing would each fail
+    # and make it again (1000 took 17 s instead of 3).  None, "making"
+    # (writes asked meanwhile wait in the queue) or "made".
+    _wait_root: str | None = None
+    _wait_root_queue: list = []
 
     def iter_waits(self, cached: bool = True) -> Iterator[RequestWait]:
         for path, data, stat in self._wait_payloads(cached):
@@ -198,29 +213,54 @@ class WaitStore(StoreBase):
                 done(False)
                 return
             done(True)
-        try:
+
+        def send() -> None:
             if exists:
-                # A record gone meanwhile is not created here: a delete
-                # sent after this set would then be overtaken.
                 self._then(self.kazoo.set_async(path, data), done)
             else:
-                if not self._wait_root_made:
-                    self.kazoo.ensure_path(REQUEST_WAITS)
-                    self._wait_root_made = True
                 self.kazoo.create_async(path, data, ephemeral=True,
                                         makepath=True).rawlink(created)
-        except KazooException as exc:
-            raise ZooKeeperError(f"could not write {path}: {exc!r}") from exc
+        self._in_order(send, done)
 
     def delete_wait_async(self, request_id: str, worker_id: str,
                           done: Callable[[bool], None]) -> None:
         path = request_wait_path(wait_name(request_id, worker_id))
-        try:
-            self._then(self.kazoo.delete_async(path), done,
-                       missing=lambda: done(True))
-        except KazooException as exc:
-            raise ZooKeeperError(f"could not delete {path}: {exc!r}") \
-                from exc
+        self._in_order(lambda: self._then(
+            self.kazoo.delete_async(path), done, missing=lambda: done(True)),
+            done)
+
+    def _in_order(self, send: Callable[[], None],
+                  done: Callable[[bool], None]) -> None:
+        """``send()`` now, or -- before the root exists -- once it was made
+        (or making it failed: a create's own ``makepath`` then tries
+        again), all of those in the order asked (a delete never overtakes
+        its create).  ``done(False)`` when it cannot be sent."""
+        with _ROOT_LOCK:
+            if self._wait_root != "made":
+                start = self._wait_root is None
+                if start:
+                    self._wait_root, self._wait_root_queue = "making", []
+                self._wait_root_queue.append((send, done))
+                send = None
+        if send is not None:
+            _send(send, done)
+            return
+        if start:
+            try:
+                self.kazoo.ensure_path_async(REQUEST_WAITS).rawlink(
+                    self._root_made)
+            except KazooException as exc:
+                self._root_made(None)
+                raise ZooKeeperError(f"could not write {REQUEST_WAITS}: "
+                                     f"{exc!r}") from exc
+
+    def _root_made(self, result) -> None:
+        with _ROOT_LOCK:
+            ok = result is not None and result.exception is None
+            self._wait_root = "made" if ok else None
+            queue, self._wait_root_queue = self._wait_root_queue, []
+            for send, done in queue:     # under the lock: before newer ones
+                _send(send, done)
 
     @staticmethod
     def _then(result: Any, done: Callable[[bool], None],

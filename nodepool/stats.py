@@ -211,6 +211,12 @@ class StatsReporter:
                    f"{sanitize(name)}", value)
                   for name, value in limits.items())
 
+    def request_queue(self, label: str, seconds: float) -> None:
+        """A fulfilled request of ``label`` waited ``seconds`` from its
+        creation (timer ``nodepool.label.<label>.request_queue``, ms)."""
+        self.timing(f"nodepool.label.{label}.request_queue",
+                    max(seconds, 0.0) * 1000.0)
+
     def leaked(self, provider: str, type_: str, count: int = 1) -> None:
         """A leaked resource was deleted; ``type_`` is plural ("instances")."""
         self.incr(f"nodepool.provider.{provider}.leaked.{type_}", count)

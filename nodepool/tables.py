@@ -25,7 +25,8 @@ from nodepool.zk import ImageUpload, Node, NodeRequest
 
 __all__ = ["Table", "format_age", "node_table", "request_table",
            "image_table", "label_table", "info_tables", "NODE_COLUMNS",
-           "NODE_DETAIL_COLUMNS", "REQUEST_COLUMNS", "IMAGE_COLUMNS"]
+           "NODE_DETAIL_COLUMNS", "REQUEST_COLUMNS", "REQUEST_DETAIL_COLUMNS",
+           "IMAGE_COLUMNS"]
 
 Column = tuple[str, str]  # (header, JSON key)
 
@@ -46,6 +47,11 @@ REQUEST_COLUMNS: list[Column] = [
     ("State", "state"), ("Requestor", "requestor"),
     ("Node Types", "node_types"), ("Nodes", "nodes"),
     ("Declined By", "declined_by"), ("Event ID", "event_id")]
+# ``request-list --detail`` / ``/request-list?detail``: why each request
+# waits (``nodepool.zk.waits``), one entry per pool that says so.
+REQUEST_DETAIL_COLUMNS: list[Column] = REQUEST_COLUMNS + [
+    ("Waiting For", "wait_kind"), ("Waiting Since", "wait_since"),
+    ("Wait Reason", "wait_reason")]
 IMAGE_COLUMNS: list[Column] = [
     ("Build ID", "id"), ("Upload ID", "upload_id"),
     ("Provider", "provider"), ("Image", "image"),
@@ -152,14 +158,36 @@ def node_table(nodes: Iterable[tuple[Node, bool]], now: float,
     return Table(NODE_DETAIL_COLUMNS if detail else NODE_COLUMNS, rows)
 
 
-def request_table(requests: Iterable[NodeRequest]) -> Table:
+def request_table(requests: Iterable[NodeRequest],
+                  waits: dict[str, list] | None = None,
+                  now: float | None = None) -> Table:
+    """Without ``waits``, upstream's columns; with them (request id -> its
+    ``RequestWait`` records), the wait columns too: the kinds, the oldest
+    ``since`` (JSON: epoch seconds; text: how long, DD:HH:MM:SS) and the
+    texts, each as ``<provider>/<pool>: <text>`` (text: joined by ``; ``)."""
     rows = [{"id": r.id, "relative_priority": r.relative_priority,
              "state": r.state, "requestor": r.requestor,
              "node_types": r.node_types, "nodes": r.nodes,
              "declined_by": r.declined_by, "event_id": r.event_id}
             for r in requests]
     rows.sort(key=lambda r: r["id"])
-    return Table(REQUEST_COLUMNS, rows)
+    if waits is None:
+        return Table(REQUEST_COLUMNS, rows)
+    for row in rows:
+        row.update(_wait_cells(waits.get(row["id"], [])))
+
+    def since_text(epoch: float | None) -> str:
+        return "" if epoch is None or now is None else format_age(
+            now - epoch)
+    return Table(REQUEST_DETAIL_COLUMNS, rows, {
+        "wait_since": since_text, "wait_reason": "; ".join})
+
+
+def _wait_cells(waits: list) -> dict:
+    return {"wait_kind": [w.kind for w in waits],
+            "wait_since": min((w.since for w in waits), default=None),
+            "wait_reason": [f"{w.provider}/{w.pool}: {w.text}"
+                            if w.provider else w.text for w in waits]}
 
 
 def image_table(uploads: Iterable[ImageUpload], now: float) -> Table:

@@ -79,7 +79,8 @@ COMMANDS = {
     "request-list": ("list node requests",
                      "One row per node request: Request ID, Priority "
                      "(relative_priority), State, Requestor, Node Types, "
-                     "Nodes, Declined By, Event ID."),
+                     "Nodes, Declined By, Event ID; with --detail also why "
+                     "each request waits."),
     "info": ("show a provider's ZooKeeper records",
              "Image uploads and nodes ZooKeeper holds for one provider; the "
              "cloud is not asked."),
@@ -125,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                               help="add the columns Pool, Hostname, Private "
                               "IPv4, AZ, Username, Port, Launcher, Allocated "
                               "To, Hold Job, Comment, User Data, Driver Data")
+    cmds["request-list"].add_argument(
+        "--detail", action="store_true",
+        help="add the columns Waiting For, Waiting Since, Wait Reason: why "
+        "each request waits, as the launchers' pools record it")
     for name in ("list", "request-list"):
         cmds[name].add_argument("--json", action="store_true",
                                 help="print the rows as a JSON list of "
@@ -249,8 +254,12 @@ class Commands:
 
     def request_list(self) -> int:
         unreadable: list = []
-        table = tables.request_table(self.zk.iter_requests(
-            cached=False, rejects=unreadable))
+        requests = self.zk.iter_requests(cached=False, rejects=unreadable)
+        if self.args.detail:
+            waits = self.zk.waits_by_request(cached=False, requests=requests)
+            table = tables.request_table(requests, waits, self.clock())
+        else:
+            table = tables.request_table(requests)
         self._emit(table, self.args.json)
         self._report_unreadable(unreadable)
         return 0

@@ -22,6 +22,9 @@ components (cached for a second), takes the request lock without blocking,
 re-reads the request, and re-checks before acting.  Requests that cannot be
 read never reach routing (the ZooKeeper layer quarantines them); those
 addressed to this pool are failed on an I/O thread (``unreadable.py``).
+Where it defers or declines a request, or an accepted one waits, it tells
+its ``WaitBook`` why (``waits.py``), which keeps the reasons in ZooKeeper
+for the CLI and the web app (written asynchronously, at the end of a pass).
 
 Sharding: of the pools that would serve a request, one goes first
 (``sharding.py``: rendezvous hashing over their component ids); the
@@ -54,7 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from nodepool.driver.quota import Quota
-from nodepool.launcher import unreadable
+from nodepool.launcher import unreadable, waits
 from nodepool.launcher.allocator import PoolAllocator
 from nodepool.launcher.handler import RequestHandler
 from nodepool.launcher.quota import PoolQuota, tenant_verdict
@@ -190,6 +193,9 @@ class PoolWorker:
         self.shard = Shard(self.id, clock=clock)
         self.allocator = PoolAllocator(pool, provider.name, self.id, self.zk,
                                        manager, self.quota, self.spares)
+        # Why each request waits here, kept in ZooKeeper (waits.py).
+        self.waits = waits.WaitBook(self.zk, self.id, provider.name,
+                                    pool.name, socket.gethostname())
         self.io = ThreadPoolExecutor(IO_THREADS,
                                      thread_name_prefix=f"PoolWorker."
                                      f"{self.name}-io")
@@ -236,6 +242,7 @@ class PoolWorker:
         for handler in handlers:
             handler.done = True
             handler.trace.end(handler.request, lost="ZooKeeper session lost")
+        self.waits.lost()
         if handlers:
             self.log.warning("ZooKeeper session lost: let go of %d request(s)",
                              len(handlers))
@@ -315,6 +322,7 @@ class PoolWorker:
         self._emit_stats()
         self._poll_handlers()
         self._assign_requests()
+        self.waits.end_pass(list(self.handlers), self.manager.launches_nodes)
         self._decline_unreadable()
         self.passes += 1
 
@@ -342,6 +350,7 @@ class PoolWorker:
                 self.log.exception("Could not release request %s",
                                    handler.request.id)
         self.handlers = []
+        self.waits.clear()
         if self.component is not None:
             try:
                 self.zk.unregister_component(self.component)
@@ -385,7 +394,10 @@ class PoolWorker:
                 handler.busy = True
                 self.io_finish.submit(self._run_action, handler, action)
         with self._lock:
+            done = [h for h in self.handlers if h.done]
             self.handlers = [h for h in self.handlers if not h.done]
+        for handler in done:
+            self.waits.finished(handler, self.launcher, self.launcher.stats)
 
     def _run_action(self, handler: RequestHandler, action) -> None:
         try:
@@ -428,6 +440,7 @@ class PoolWorker:
             with self._lock:
                 if len(self._taking) >= MAX_TAKING:
                     return   # the rest waits for a later pass
+            self.waits.seen(request.id)
             decision = self._route(request, components, waiting, out, short)
             if decision is None:
                 continue
@@ -436,6 +449,8 @@ class PoolWorker:
             # neither as taken nor as launching, in any pool.
             if decision == "accept" and not self.manager.reserve_take(
                     request.id, len(request.node_types)):
+                self.waits.note(request.id, waits.throttled(
+                    self.provider.name, self.provider.max_concurrency))
                 continue
             with self._lock:
                 self._taking.add(request.id)
@@ -555,6 +570,7 @@ class PoolWorker:
         if reason is not None:
             return reason
         if out and not out.isdisjoint(request.node_types):
+            self._note_offering(request, out)
             return None     # another pool serves it, or it waits: no create
         if short and not short.isdisjoint(request.node_types) and any(
                 c.id != self.id and c.priority <= self.priority
@@ -566,6 +582,13 @@ class PoolWorker:
         if waiting is not None and not self._passes_waiting(request, waiting):
             return None
         return "accept"
+
+    def _note_offering(self, request, out: frozenset) -> None:
+        labels = [lb for lb in request.node_types if lb in out]
+        record = self.manager.offering_unavailable(
+            self.pool, self.pool.labels[labels[0]])
+        if record is not None:
+            self.waits.note(request.id, waits.offering(record, labels))
 
     def _labels_out_of_capacity(self) -> frozenset:
         """This pool's labels whose offering the cloud has no capacity for
@@ -604,11 +627,13 @@ class PoolWorker:
         else it waits too, and from then on holds back its own labels.
         """
         if waiting.starved:
+            self.waits.note(request.id, waits.starved(self.starve_after))
             return False
         if not waiting.labels:
             return True     # nothing waits (the common case): no sums
         labels = set(request.node_types)
         if waiting.labels & labels:
+            self.waits.note(request.id, waits.queued(waiting.labels & labels))
             return False
         need = self.quota.cost(self.pool.labels[label]
                                for label in request.node_types)
@@ -621,6 +646,8 @@ class PoolWorker:
 
     def _can_take_now(self, request) -> bool:
         if not self.manager.has_capacity_now(self, request):
+            self.waits.note(request.id, waits.no_capacity(
+                request.node_types, not self.manager.launches_nodes))
             return False
         if not self._tenant_allows(request):
             return False
@@ -636,8 +663,11 @@ class PoolWorker:
         need = self.quota.cost(self.pool.labels[label]
                                for label in request.node_types
                                if label in self.pool.labels)
-        return bool(tenant_verdict(limits, request.tenant_name, need,
-                                   self.nodes_cached()))
+        verdict = tenant_verdict(limits, request.tenant_name, need,
+                                 self.nodes_cached())
+        if not verdict:
+            self.waits.note(request.id, waits.at_quota(verdict))
+        return bool(verdict)
 
     def decline_reason(self, request) -> str | None:
         if self.pool.max_servers <= 0:
@@ -710,6 +740,10 @@ class PoolWorker:
         self.log.info("Declined request %s (%s): %s", request.id,
                       request.state, reason)
         self.zk.store_request(request)
+        if request.state == RequestState.REQUESTED:
+            self.waits.declined(request.id, waits.declined_here(
+                reason, request, self.pool, registered,
+                self.launcher.pool_components(), self.image_available))
 
     # -- capacity (shared with the I/O threads) --------------------------------
     def nodes_cached(self) -> list[Node]:

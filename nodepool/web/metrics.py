@@ -15,7 +15,9 @@ Families (all prefixed ``nodepool_``; counters end in ``_total``):
   ``pool_addressable_requests{provider,pool}``;
 - launches: ``launches_total{provider,result}`` and the histogram
   ``launch_duration_seconds{provider,result}`` (from the first attempt's
-  start, as the statsd timer);
+  start, as the statsd timer); the histogram
+  ``label_request_queue_seconds{label}`` (from a request's creation to its
+  fulfilment, as the statsd timer ``nodepool.label.<label>.request_queue``);
 - limits: ``provider_max_servers``, ``tenant_limit{tenant,limit}``,
   ``provider_quota_limit``/``provider_quota_used{provider,resource}``,
   ``pool_quota_limit``/``pool_quota_used{provider,pool,resource}``;
@@ -54,6 +56,7 @@ from prometheus_client.utils import floatToGoString
 
 from nodepool.stats import NODE_STATES
 from nodepool.web.launches import LaunchRecorder
+from nodepool.web.queues import QueueRecorder
 from nodepool.web.state import LauncherView, ProviderView, snapshot
 
 __all__ = ["LauncherCollector", "make_registry", "render",
@@ -68,9 +71,11 @@ QUANTILES = (0.5, 0.9, 1.0)
 class LauncherCollector:
     """Collects one launcher's figures at scrape time."""
 
-    def __init__(self, launcher, recorder: LaunchRecorder):
+    def __init__(self, launcher, recorder: LaunchRecorder,
+                 queues: QueueRecorder | None = None):
         self.launcher = launcher
         self.recorder = recorder
+        self.queues = queues or QueueRecorder(lambda e: False)
 
     def collect(self) -> Iterator[Metric]:
         view = snapshot(self.launcher)
@@ -78,13 +83,15 @@ class LauncherCollector:
         yield from _node_metrics(view)
         yield from _record_metrics(view)
         yield from _launch_metrics(self.recorder)
+        yield from _queue_metrics(self.queues)
         yield from _provider_metrics(view.providers)
         yield from _machinery_metrics(view.providers)
 
 
-def make_registry(launcher, recorder: LaunchRecorder) -> CollectorRegistry:
+def make_registry(launcher, recorder: LaunchRecorder,
+                  queues: QueueRecorder | None = None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LauncherCollector(launcher, recorder))
+    registry.register(LauncherCollector(launcher, recorder, queues))
     return registry
 
 
@@ -175,6 +182,18 @@ def _launch_metrics(recorder: LaunchRecorder) -> Iterator[Metric]:
                    for bound, count in hist.cumulative()]
         latency.add_metric([provider, result], buckets, hist.sum)
     yield from (launches, latency)
+
+
+def _queue_metrics(queues: QueueRecorder) -> Iterator[Metric]:
+    family = HistogramMetricFamily(
+        "nodepool_label_request_queue_seconds", "Seconds from a request's "
+        "creation to its fulfilment by this launcher, per label (min-ready "
+        "requests left out)", labels=["label"])
+    for label, hist in sorted(queues.histograms().items()):
+        buckets = [(floatToGoString(bound), count)
+                   for bound, count in hist.cumulative()]
+        family.add_metric([label], buckets, hist.sum)
+    yield family
 
 
 def _quota(family: GaugeMetricFamily, prefix: list[str],

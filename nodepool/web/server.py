@@ -35,6 +35,7 @@ from importlib import resources
 from nodepool.web import metrics
 from nodepool.web.cache import ResponseCache
 from nodepool.web.launches import LaunchRecorder
+from nodepool.web.queues import QueueRecorder
 from nodepool.web.routes import Routes
 from nodepool.web.state import snapshot
 from nodepool.web.status import status_document
@@ -66,7 +67,9 @@ class WebApp:
         self.log = logging.getLogger("nodepool.web")
         self.cache = ResponseCache(cache_ttl)
         self.recorder = LaunchRecorder(self._ours)
-        self.registry = metrics.make_registry(launcher, self.recorder)
+        self.queues = QueueRecorder(lambda e: e.source is self.launcher)
+        self.registry = metrics.make_registry(launcher, self.recorder,
+                                              self.queues)
         self.assets = {path: (_asset(name), ctype)
                        for path, (name, ctype) in STATIC.items()}
         self._server: WSGIServer | None = None
@@ -114,6 +117,7 @@ class WebApp:
         server.prepare()            # binds; OSError when the port is taken
         self._server = server
         self.recorder.start()
+        self.queues.start()
         self._thread = threading.Thread(target=server.serve, name="WebApp",
                                         daemon=True)
         self._thread.start()
@@ -124,6 +128,7 @@ class WebApp:
         if self._server is None:
             return
         self.recorder.stop()
+        self.queues.stop()
         self._server.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)

@@ -129,6 +129,8 @@ class LauncherView:
     # record kind (node, request, component, image, offering).
     bad_records: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, int] = field(default_factory=dict)
+    # request id -> why it waits, per pool (``nodepool.zk.waits``)
+    waits: dict[str, list] = field(default_factory=dict)
 
 
 def snapshot(launcher, now: float | None = None) -> LauncherView:
@@ -160,7 +162,9 @@ def snapshot(launcher, now: float | None = None) -> LauncherView:
         zk_connected=zk is not None and launcher.zk_ready(), now=now,
         nodes=nodes, requests=requests, labels=sorted(labels),
         providers=providers, tenant_limits=tenants,
-        bad_records=bad_records, quarantined=quarantined)
+        bad_records=bad_records, quarantined=quarantined,
+        waits=zk.waits_by_request(cached=True, requests=requests)
+        if zk is not None else {})
 
 
 def _labels_of(node: Node) -> list[str]:

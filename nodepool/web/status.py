@@ -13,7 +13,10 @@ escaped, like the CLI's tables (the page itself only ever sets
 ``textContent``, so markup is shown as text too).
 
 Requests come in processing order (zookeeper.md §3), at most
-``MAX_REQUESTS`` of them (``requests_total`` tells how many there are).
+``MAX_REQUESTS`` of them (``requests_total`` tells how many there are),
+each with ``waits``: why it waits, one entry per pool that recorded a
+reason (``nodepool.zk.waits``: kind, text, since, seconds waiting, and
+which provider, pool and host).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def status_document(view: LauncherView, recorder: LaunchRecorder) -> dict:
         "providers": [_provider(p, launches.get(p.name, {}))
                       for p in view.providers],
         "nodes": _nodes(view),
-        "requests": [_request(r, view.now)
+        "requests": [_request(r, view.now, view.waits.get(r.id, []))
                      for r in view.requests[:MAX_REQUESTS]],
         "requests_total": len(view.requests),
         "errors": [{"time": e.time, "provider": e.provider,
@@ -131,11 +134,18 @@ def _nodes(view: LauncherView) -> dict:
                             for k, v in sorted(by_provider.items())}}
 
 
-def _request(r, now: float) -> dict:
+def _request(r, now: float, waits: list) -> dict:
     created = r.created_time or r.state_time
     return {"id": r.id, "priority": r.priority,
             "relative_priority": r.relative_priority, "state": r.state,
             "requestor": r.requestor, "tenant": r.tenant_name,
             "node_types": list(r.node_types), "nodes": list(r.nodes),
             "declined_by": list(r.declined_by),
-            "age": None if created is None else round(now - created, 1)}
+            "age": None if created is None else round(now - created, 1),
+            "waits": [_wait(w, now) for w in waits]}
+
+
+def _wait(w, now: float) -> dict:
+    return {"kind": w.kind, "text": w.text, "since": w.since,
+            "waiting": round(max(0.0, now - w.since), 1),
+            "provider": w.provider, "pool": w.pool, "hostname": w.hostname}

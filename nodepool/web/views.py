@@ -39,7 +39,14 @@ def node_list(launcher, query: dict[str, list[str]]) -> tables.Table:
 
 
 def request_list(launcher, query: dict[str, list[str]]) -> tables.Table:
-    return tables.request_table(launcher.zk.iter_requests(cached=True))
+    """``?detail`` adds why each request waits (``request-list --detail``)."""
+    zk = launcher.zk
+    requests = zk.iter_requests(cached=True)
+    if "detail" not in query:
+        return tables.request_table(requests)
+    return tables.request_table(
+        requests, zk.waits_by_request(cached=True, requests=requests),
+        time.time())
 
 
 def label_list(launcher, query: dict[str, list[str]]) -> tables.Table:

@@ -51,3 +51,12 @@ RATE_BUDGET = "/nodepool/rate-budget"
 
 def rate_budget_dir(provider: str) -> str:
     return f"{RATE_BUDGET}/{quote(provider, safe='')}"
+
+
+# Not upstream's: why requests wait, one ephemeral record per request and
+# pool worker (``waits.py``).  Upstream launchers and Zuul never read it.
+REQUEST_WAITS = "/nodepool/request-waits"
+
+
+def request_wait_path(name: str) -> str:
+    return f"{REQUEST_WAITS}/{name}"

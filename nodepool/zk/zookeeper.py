@@ -35,22 +35,24 @@ from .component_store import ComponentStore
 from .image_store import ImageStore
 from .node_store import NodeStore
 from .offering_store import OfferingStore
-from .paths import COMPONENTS, NODES, OFFERINGS, REQUESTS
+from .paths import COMPONENTS, NODES, OFFERINGS, REQUEST_WAITS, REQUESTS
 from .request_store import RequestStore
+from .waits import WaitStore
 
 __all__ = ["ZooKeeper"]
 
 # Request lock directories are not cached: only the hourly-ish cleanup reads
 # them, and caching them costs several round trips per lock cycle.
-CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS, OFFERINGS)
+CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS, OFFERINGS, REQUEST_WAITS)
 # What the launcher reads, per root: (data depth, children depth).  Nodes:
 # the node's data, and the names of its lock contenders (is it locked?);
-# requests and offerings: their data only (they have no children).
-CACHE_DEPTHS = {NODES: (1, 2), REQUESTS: (1, 0), OFFERINGS: (1, 0)}
+# requests, offerings and wait records: their data only (no children).
+CACHE_DEPTHS = {NODES: (1, 2), REQUESTS: (1, 0), OFFERINGS: (1, 0),
+                REQUEST_WAITS: (1, 0)}
 
 
 class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore,
-                OfferingStore):
+                OfferingStore, WaitStore):
     """Reads and writes of the wire contract (zookeeper.md)."""
 
     def __init__(self, client: ZooKeeperClient, enable_cache: bool = True,

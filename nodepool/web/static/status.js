@@ -197,7 +197,12 @@ function renderRequests(requests, total) {
     el("td", {}, r.nodes.join(", ")),
     el("td", {}, age(r.age)),
     el("td", { class: "declined" }, ...r.declined_by.map((id) => el("span", {
-      class: "chip", title: id, "data-declined-by": id }, poolName(id)))))));
+      class: "chip", title: id, "data-declined-by": id }, poolName(id)))),
+    el("td", { class: "waits" }, ...r.waits.map((w) => el("div", {
+      class: "wait", "data-wait-kind": w.kind,
+      title: `${w.kind}, ${w.provider || "any"}/${w.pool || "any"}` +
+        (w.hostname ? ` on ${w.hostname}` : "") },
+      `${w.text} (${age(w.waiting)})`))))));
 }
 
 function renderErrors(errors) {

@@ -24,15 +24,6 @@ pytestmark = pytest.mark.functional
 PROVIDER = "fake-provider"
 
 
-@pytest.fixture
-def collector(monkeypatch):
-    c = Collector()
-    for name, value in c.env().items():
-        monkeypatch.setenv(name, value)
-    yield c
-    c.close()
-
-
 def launch_keys(result: str, requestor: str, az: str | None):
     keys = ["nodepool.launch", f"nodepool.launch.provider.{PROVIDER}",
             f"nodepool.launch.requestor.{requestor}"]

@@ -24,7 +24,7 @@ POOL = {"name", "priority", "paused", "requests_in_progress",
 LAUNCH = {"count", "mean_seconds"}
 NODES = {"total", "states", "by_state", "by_label", "by_provider"}
 REQUEST = {"id", "priority", "relative_priority", "state", "requestor",
-           "tenant", "node_types", "nodes", "declined_by", "age"}
+           "tenant", "node_types", "nodes", "declined_by", "age", "waits"}
 ERROR = {"time", "provider", "node", "result", "message"}
 NUMBER_MAP = re.compile(r"^[a-z][a-z0-9_.-]*$")
 

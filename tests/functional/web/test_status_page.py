@@ -4,7 +4,7 @@ keeps up with it without reloading.
 One page load follows the launcher through a failed launch attempt (its
 error shown as text, control characters escaped), a
 fulfilled request, a request every pool declines, and a pool pausing at
-max-servers; a screenshot of the final state is saved under
+max-servers (the waiting request saying why); a screenshot of the final state is saved under
 ``artifacts/web/`` for a human to look at.
 """
 
@@ -91,6 +91,10 @@ def test_status_page_follows_the_launcher(env, webapp, chromium, tmp_path):
                       ".includes('pending')")
         quota = page.evaluate(q(f'{pool_row} [data-resource="instances"]'))
         assert quota.replace(" ", "") == "instances1/1"
+        # ... and the request's row says why it waits
+        wait = f'tr[data-request="{second}"] [data-wait-kind="quota"]'
+        page.wait_for(f"({q(wait)} || '').includes('at quota: pool "
+                      "max-servers reached: instances needs 1, 0 free')")
 
         # all of that without a reload
         assert page.evaluate("window.nodepoolStatus.loadedAt") == loaded_at

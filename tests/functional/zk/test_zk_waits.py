@@ -1,0 +1,216 @@
+"""Wait records (``nodepool.zk.waits``) and the pool worker's book of them
+(``nodepool.launcher.waits.WaitBook``) on a real ZooKeeper: ephemeral
+records in their own tree, written only when a reason changes, ``since``
+kept while the kind holds, gone when the request no longer waits."""
+
+from __future__ import annotations
+
+import logging
+
+from nodepool.launcher import waits
+from nodepool.launcher.quota import Verdict
+from nodepool.zk import NodeRequest, RequestState
+from nodepool.zk.waits import RequestWait
+from tests.functional.launcher.helpers import wait_for
+
+ROOT = "/nodepool/request-waits"
+WORKER = "host.example.org-PoolWorker.aws-main-0123456789abcdef"
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(rid="100-0000000001", kind="quota", text="at quota") -> \
+        RequestWait:
+    return RequestWait(request=rid, worker=WORKER, kind=kind, text=text,
+                       since=10.0, updated=11.0, provider="aws",
+                       pool="main", hostname="host", details={"free": 0})
+
+
+def put(api, wait: RequestWait, exists: bool = False) -> bool:
+    outcome = []
+    api.put_wait_async(wait, exists, outcome.append)
+    wait_for(lambda: outcome, what="the write's outcome")
+    return outcome[0]
+
+
+def test_records_are_ephemeral_and_read_cached_or_not(zk_factory):
+    writer, reader = zk_factory(), zk_factory()
+    assert put(writer, record())
+    [name] = writer.kazoo.get_children(ROOT)
+    assert name == "100-0000000001:0123456789abcdef"
+    assert writer.kazoo.exists(f"{ROOT}/{name}").ephemeralOwner != 0
+    wait_for(lambda: reader.waits_by_request(cached=True),
+             what="the reader's cache")
+    [got] = reader.waits_by_request(cached=True)["100-0000000001"]
+    assert (got.kind, got.text, got.since, got.details) == (
+        "quota", "at quota", 10.0, {"free": 0})
+    assert [w.text for w in reader.iter_waits(cached=False)] == ["at quota"]
+    # A create that finds the record present sets it instead.
+    assert put(writer, record(text="at quota again"))
+    assert [w.text for w in reader.iter_waits(cached=False)] == [
+        "at quota again"]
+    # The writer's session ends: its records go with it.
+    writer.stop_cache()
+    writer.client.disconnect()
+    wait_for(lambda: not list(reader.iter_waits(cached=False)),
+             what="records gone with the session")
+
+
+def test_delete_and_a_set_of_a_missing_record(zk_factory):
+    api = zk_factory()
+    assert not put(api, record(), exists=True)   # nothing to set
+    assert put(api, record())
+    done = []
+    api.delete_wait_async("100-0000000001", WORKER, done.append)
+    wait_for(lambda: done == [True], what="deleted")
+    api.delete_wait_async("100-0000000001", WORKER, done.append)
+    wait_for(lambda: len(done) == 2, what="the second delete")
+    assert done == [True, True], done
+    assert not list(api.iter_waits(cached=False))
+
+
+def test_a_malformed_record_is_skipped_once(zk_factory, caplog):
+    api = zk_factory()
+    api.kazoo.create(f"{ROOT}/bad:1", b'{"request": 5}', makepath=True)
+    assert put(api, record())
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert [w.request for w in api.iter_waits(cached=False)] == [
+                "100-0000000001"]
+    warnings = [r for r in caplog.records if "bad:1" in r.getMessage()]
+    assert len(warnings) == 1 and "'request'" in warnings[0].getMessage()
+
+
+# -- the book ------------------------------------------------------------------
+def make_book(api, publish_after=1.0):
+    clock, mono = Clock(), Clock(0.0)
+    book = waits.WaitBook(api, WORKER, "aws", "main", "host", clock=clock,
+                          monotonic=mono)
+    book.publish_after = publish_after
+    return book, clock, mono
+
+
+def submit(api, n=1) -> list[str]:
+    ids = [api.submit_request(NodeRequest(node_types=["small"]))
+           for _ in range(n)]
+    wait_for(lambda: all(api.get_request(i, cached=True) for i in ids),
+             what="requests in the cache")
+    return ids
+
+
+def stored(api) -> dict[str, RequestWait]:
+    return {w.request: w for w in api.iter_waits(cached=False)}
+
+
+def set_state(api, rid: str, state: str) -> None:
+    """As another launcher (or Zuul) would; returns once the cache has it."""
+    request = api.get_request(rid)
+    request.set_state(state)
+    api.store_request(request)
+    wait_for(lambda: api.get_request(rid, cached=True).state == state,
+             what=f"the cache sees {state}")
+
+
+def settle(book):
+    wait_for(lambda: not any(e.writing for e in book._held.values()),
+             what="writes settled")
+
+
+def test_written_after_the_grace_and_only_on_change(zk_factory):
+    api = zk_factory()
+    book, clock, mono = make_book(api)
+    [rid] = submit(api)
+    full = waits.at_quota(Verdict(False, "pool max-servers", "instances",
+                                  0, 1))
+    book.note(rid, full)
+    book.end_pass([], True)
+    assert book.writes == 0          # served within the grace: no write
+    mono.now, clock.now = 1.5, clock.now + 1.5
+    book.note(rid, full)
+    book.end_pass([], True)
+    settle(book)
+    assert book.writes == 1
+    first = stored(api)[rid]
+    assert (first.kind, first.since) == ("quota", 1_700_000_000.0)
+    for _ in range(5):               # nothing changes: nothing written
+        clock.now += 1
+        book.note(rid, full)
+        book.end_pass([], True)
+    assert book.writes == 1
+    # Same kind, new text: rewritten, ``since`` kept.
+    other = waits.at_quota(Verdict(False, "pool max-cores", "cores", 2, 4))
+    book.note(rid, other)
+    book.end_pass([], True)
+    settle(book)
+    assert stored(api)[rid].since == first.since
+    assert "max-cores" in stored(api)[rid].text
+    # Another kind: ``since`` starts again.
+    book.note(rid, waits.throttled("aws", 2))
+    book.end_pass([], True)
+    settle(book)
+    assert stored(api)[rid].since == clock.now
+    assert book.writes == 3
+
+
+def test_records_go_when_the_request_no_longer_waits_here(zk_factory):
+    api = zk_factory()
+    book, clock, mono = make_book(api, publish_after=0.0)
+    routed, served, quiet = submit(api, 3)
+    for rid in (routed, served, quiet):
+        book.note(rid, waits.queued(["small"]))
+    book.end_pass([], True)
+    wait_for(lambda: len(stored(api)) == 3, what="three records")
+    # routed again without a reason; another pool took one; the third was
+    # not routed this pass (a full queue): it keeps its record.
+    book.seen(routed)
+    set_state(api, served, RequestState.PENDING)
+    book.end_pass([], True)
+    wait_for(lambda: set(stored(api)) == {quiet}, what="two records gone")
+    book.clear()
+    wait_for(lambda: not stored(api), what="cleared on stop")
+
+
+def test_a_decline_is_remembered_while_the_request_is_requested(
+        zk_factory):
+    api = zk_factory()
+    book, clock, mono = make_book(api, publish_after=0.0)
+    [rid] = submit(api)
+    book.declined(rid, waits.declined("images are not available", ["disk"],
+                                      {"disk"}, {"disk": "ubuntu"}))
+    for _ in range(3):
+        book.end_pass([], True)
+    settle(book)
+    assert stored(api)[rid].kind == "image" and book.writes == 1
+    set_state(api, rid, RequestState.FAILED)
+    book.end_pass([], True)
+    wait_for(lambda: not stored(api), what="the record gone once failed")
+
+
+def test_a_lost_session_writes_every_reason_again(zk_factory):
+    api = zk_factory()
+    book, clock, mono = make_book(api, publish_after=0.0)
+    rids = submit(api, 30)
+    for rid in rids:
+        book.note(rid, waits.queued(["small"]))
+    book.end_pass([], True)
+    wait_for(lambda: len(stored(api)) == 30, what="thirty records")
+    for _ in range(3):
+        for rid in rids:
+            book.note(rid, waits.queued(["small"]))
+        book.end_pass([], True)
+    assert book.writes == 30
+    # As after a new session: the records are gone, the book writes again.
+    for name in api.kazoo.get_children(ROOT):
+        api.kazoo.delete(f"{ROOT}/{name}")
+    book.lost()
+    for rid in rids:
+        book.note(rid, waits.queued(["small"]))
+    book.end_pass([], True)
+    wait_for(lambda: len(stored(api)) == 30, what="thirty records again")
+    assert book.writes == 60

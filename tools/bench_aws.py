@@ -228,6 +228,22 @@ def stop_profilers(profilers: list[subprocess.Popen]) -> None:
     stop_all(profilers, signal.SIGINT, timeout=60)
 
 
+
+def spawn_launchers(cfg: str, env: dict, log_paths: list[str]
+                    ) -> tuple[list[subprocess.Popen], list]:
+    """One ``nodepool-launcher`` process per log path, all on ``cfg``,
+    with ``env`` added to this process's environment."""
+    procs, logs = [], []
+    for path in log_paths:
+        log = open(path, "w")
+        logs.append(log)
+        procs.append(subprocess.Popen(
+            [os.path.join(BIN, "nodepool-launcher"), "-f", "-c", cfg,
+             "--no-webapp"], env=dict(os.environ, **env), stdout=log,
+            stderr=subprocess.STDOUT))
+    return procs, logs
+
+
 def run_scenario(sc: Scenario, zk, aws, workdir,
                  profile: bool = False) -> dict:
     # A fresh moto per scenario: its DescribeInstances slows down with
@@ -256,15 +272,11 @@ def run_scenario(sc: Scenario, zk, aws, workdir,
                                           sc.zones)]}
     with open(cfg, "w") as f:
         yaml.safe_dump(data, f)
-    env = dict(os.environ, **aws.env())
-    procs, logs = [], []
-    for i in range(sc.launchers):
-        suffix = f"-{i}" if sc.launchers > 1 else ""
-        log = open(os.path.join(workdir, f"{sc.name}{suffix}.log"), "w")
-        logs.append(log)
-        procs.append(subprocess.Popen(
-            [os.path.join(BIN, "nodepool-launcher"), "-f", "-c", cfg,
-             "--no-webapp"], env=env, stdout=log, stderr=subprocess.STDOUT))
+    procs, logs = spawn_launchers(
+        cfg, aws.env(), [os.path.join(workdir, f"{sc.name}{suffix}.log")
+                         for suffix in ([""] if sc.launchers == 1 else
+                                        [f"-{i}" for i in
+                                         range(sc.launchers)])])
     client = KazooClient(hosts=zk.hosts + chroot)
     client.start(timeout=15)
     profilers: list[subprocess.Popen] = []

@@ -47,12 +47,11 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from nodepool.zk.paths import rate_budget_dir
-from tools.bench_aws import warm_up
+from tools.bench_aws import spawn_launchers, warm_up
 from tools.fakeaws import LocalAWS
 from tools.zookeeper import ZooKeeperServer
 from tools.zuulsim import ZuulSim
 
-BIN = os.path.dirname(sys.executable)
 PROVIDER = "bench-aws"
 BUDGET_DIR = rate_budget_dir(PROVIDER)
 WINDOW = 5.0
@@ -193,14 +192,9 @@ def burst(args, zk, aws, d) -> dict:
                                           args.launchers)]}
     with open(cfg, "w") as f:
         yaml.safe_dump(data, f)
-    env = dict(os.environ, **aws.env())
-    procs, logs = [], []
-    for i in range(args.launchers):
-        log = open(os.path.join(d, f"launcher{i}.log"), "w")
-        logs.append(log)
-        procs.append(subprocess.Popen(
-            [os.path.join(BIN, "nodepool-launcher"), "-f", "-c", cfg,
-             "--no-webapp"], env=env, stdout=log, stderr=subprocess.STDOUT))
+    procs, logs = spawn_launchers(
+        cfg, aws.env(), [os.path.join(d, f"launcher{i}.log")
+                         for i in range(args.launchers)])
     client = KazooClient(hosts=zk.hosts + chroot)
     client.start(timeout=15)
     try:

@@ -175,6 +175,7 @@ class PoolWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
+        self._costed: list[Node] | None = None   # quota: any version
         self._spares: dict[str, list[Node]] | None = None
         self._last_stats = 0.0
         # (path, mzxid) of quarantined requests -> monotonic time before
@@ -185,7 +186,7 @@ class PoolWorker:
         self._lock = threading.RLock()
         self._taking: set[str] = set()          # request ids being taken
         self.quota = PoolQuota(
-            pool, provider.name, nodes=self.nodes_cached,
+            pool, provider.name, nodes=self.nodes_costed,
             label_cost=manager.adapter.label_quota,
             node_cost=lambda node: manager.node_cost(node, pool),
             provider_limits=manager.provider_limits,
@@ -317,6 +318,7 @@ class PoolWorker:
     def _pass(self) -> None:
         with self._lock:
             self._nodes = None
+            self._costed = None
             self._spares = None
         self._publish_component()
         self._emit_stats()
@@ -416,11 +418,13 @@ class PoolWorker:
     def _assign_requests(self) -> None:
         if self.provider.max_concurrency == 0:
             return
+        components = self.launcher.pool_components()
+        unread: list[str] = []
         # Read-only records: only the few we take are copied (in _take).
         requests = self.zk.iter_requests(
             cached=True, want=lambda r: r.state == RequestState.REQUESTED
-            and self.id not in r.declined_by, shared=True)
-        components = self.launcher.pool_components()
+            and self.id not in r.declined_by, shared=True,
+            ids=self._unread_filter(components, unread))
         with self._lock:
             handled = {h.request.id for h in self.handlers} | self._taking
         mine = self.supported_labels
@@ -430,7 +434,7 @@ class PoolWorker:
         # Requests we can fully serve come before those we would decline
         # (a stable sort keeps iter_requests' priority order in each group).
         requests.sort(key=lambda r: not set(r.node_types) <= mine)
-        for request in self._in_turn(requests, components):
+        for request in self._in_turn(requests, components, unread):
             if self._stop.is_set():
                 return
             if (request.state != RequestState.REQUESTED
@@ -457,11 +461,47 @@ class PoolWorker:
             self.shard.taking(request.id)
             self.io.submit(self._take_async, request, decision)
 
-    def _in_turn(self, requests: list, components: list):
+    def _unread_filter(self, components: list, unread: list):
+        """The ids of the requests worth reading this pass, or None (all).
+
+        When every pool of our priority serves the same labels from the
+        same provider and no offering record blocks one of them, the
+        pools that would serve a request are known from its id alone
+        (``sharding.Shard.unread_waits``): one another pool goes first
+        for is not read until it has waited a grace, so the launchers
+        that do not take a request do not read it (nor each of its
+        writes).  The ids left unread go to ``unread``."""
+        if self.component is None or self.component.paused:
+            return None
+        mine = self.supported_labels
+        peers = [c for c in components if c.id != self.id
+                 and c.priority == self.priority and not c.paused]
+        if not peers or any(
+                set(c.supported_labels or []) != mine
+                or c.provider_name != self.provider.name
+                or self._blocked(c, mine, short=True) for c in peers):
+            return None
+        members = [c.id for c in peers] + [self.id]
+
+        def worth_reading(request_id: str) -> bool:
+            # A request written since it was created may have been
+            # declined by the pool ahead: read, it may be ours now.
+            if not self.zk.request_unchanged(request_id):
+                return True
+            if self.shard.unread_waits(request_id, members):
+                unread.append(request_id)
+                return False
+            return True
+        return worth_reading
+
+    def _in_turn(self, requests: list, components: list,
+                 unread: list = ()):
         """``requests`` in routing order, but those another pool goes
         first for (``sharding.py``) only once they have waited their grace
-        and that pool makes no progress, and after all of ours."""
-        self.shard.keep(r.id for r in requests)
+        and that pool makes no progress, and after all of ours.
+        ``unread``: ids of waiting requests left unread this pass (their
+        first sight is kept)."""
+        self.shard.keep([r.id for r in requests] + list(unread))
         # Same priority, not paused: the pools a request would go to now
         # (our own paused flag as the others see it).
         peers = {c.id: c for c in components if c.id != self.id
@@ -757,6 +797,21 @@ class PoolWorker:
                     cached=True, want=lambda n: n.provider == name
                     or n.tenant_name is not None, shared=True))
             return self._nodes
+
+    def nodes_costed(self) -> list[Node]:
+        """Our provider's nodes as quota counts them (this pass).  Every
+        state counts and a node's cost is set when it is allocated (its
+        launch may refine it to the instance's figures), so any version
+        the cache read before will do: the other launchers' nodes are
+        read once, not at each of their changes.  (Spares and tenant
+        limits, which look at states and tenants, use ``nodes_cached``.)"""
+        with self._lock:
+            if self._costed is None:
+                name = self.provider.name
+                self._costed = list(self.zk.iter_nodes(
+                    cached=True, want=lambda n: n.provider == name,
+                    shared=True, current=False))
+            return self._costed
 
     def spares(self, label: str) -> list[Node]:
         """READY unallocated nodes of this pool with ``label`` (this pass)."""

@@ -181,6 +181,10 @@ class PoolWorker:
         # (path, mzxid) of quarantined requests -> monotonic time before
         # which they are not looked at again (inf: not addressed to us).
         self._unreadable: dict[tuple[str, int], float] = {}
+        # Request id -> when (clock) a routing pass first read it taken
+        # (not ``requested``): its next change is most likely its
+        # fulfilment, not worth reading for a grace (_unread_filter).
+        self._taken_seen: dict[str, float] = {}
         self.passes = 0     # routing passes done (tests wait on it)
         # Shared with the I/O threads, guarded by _lock:
         self._lock = threading.RLock()
@@ -420,11 +424,21 @@ class PoolWorker:
             return
         components = self.launcher.pool_components()
         unread: list[str] = []
+        listed: set[str] = set()
+        now = self.clock()
+
+        def want(r) -> bool:
+            listed.add(r.id)
+            if r.state != RequestState.REQUESTED:
+                self._taken_seen.setdefault(r.id, now)
+                return False
+            return self.id not in r.declined_by
         # Read-only records: only the few we take are copied (in _take).
         requests = self.zk.iter_requests(
-            cached=True, want=lambda r: r.state == RequestState.REQUESTED
-            and self.id not in r.declined_by, shared=True,
-            ids=self._unread_filter(components, unread))
+            cached=True, want=want, shared=True,
+            ids=self._unread_filter(components, unread, listed))
+        self._taken_seen = {k: t for k, t in self._taken_seen.items()
+                            if k in listed}
         with self._lock:
             handled = {h.request.id for h in self.handlers} | self._taking
         mine = self.supported_labels
@@ -461,16 +475,22 @@ class PoolWorker:
             self.shard.taking(request.id)
             self.io.submit(self._take_async, request, decision)
 
-    def _unread_filter(self, components: list, unread: list):
+    def _unread_filter(self, components: list, unread: list,
+                       listed: set | None = None):
         """The ids of the requests worth reading this pass, or None (all).
 
         When every pool of our priority serves the same labels from the
         same provider and no offering record blocks one of them, the
         pools that would serve a request are known from its id alone
         (``sharding.Shard.unread_waits``): one another pool goes first
-        for is not read until it has waited a grace, so the launchers
-        that do not take a request do not read it (nor each of its
-        writes).  The ids left unread go to ``unread``."""
+        for is not read while it would wait anyway, so the launchers
+        that do not take a request do not read it.  One written since
+        its creation is read (it may have been declined), except for a
+        grace after we first read it taken: its next write is most likely
+        its fulfilment, and Zuul removes it soon after (a request its
+        taker hands back meanwhile reaches us up to a grace later).  The
+        ids left unread waiting go to ``unread``, those left unread at
+        all to ``listed``."""
         if self.component is None or self.component.paused:
             return None
         mine = self.supported_labels
@@ -483,10 +503,17 @@ class PoolWorker:
             return None
         members = [c.id for c in peers] + [self.id]
 
+        now = self.clock()
+
         def worth_reading(request_id: str) -> bool:
             # A request written since it was created may have been
             # declined by the pool ahead: read, it may be ours now.
             if not self.zk.request_unchanged(request_id):
+                taken = self._taken_seen.get(request_id)
+                if taken is not None and now - taken < self.shard.grace:
+                    if listed is not None:
+                        listed.add(request_id)
+                    return False
                 return True
             if self.shard.unread_waits(request_id, members):
                 unread.append(request_id)

@@ -325,6 +325,8 @@ def unread_worker(clock, unchanged=lambda request_id: True, offerings=()):
     w = worker(clock, offerings)
     w.component = component(w.id, labels=("small", "big"))
     w.zk.request_unchanged = unchanged
+    w.clock = clock
+    w._taken_seen = {}
     return w
 
 
@@ -405,3 +407,19 @@ def test_unread_requests_of_a_first_pool_making_progress_stay_unread():
     list(w._in_turn([], [peer], waiting))
     wanted = w._unread_filter([peer], [])
     assert all(wanted(i) for i in waiting)
+
+
+def test_a_request_read_taken_is_not_read_again_for_a_grace():
+    # Its next write is most likely its fulfilment (Zuul removes it).
+    clock = Clock()
+    w = unread_worker(clock, unchanged=lambda request_id: False)
+    peer = alike("a")
+    taken, other = request_ids(2)
+    w._taken_seen[taken] = clock.now
+    listed: set = set()
+    wanted = w._unread_filter([peer], [], listed)
+    assert not wanted(taken) and wanted(other)
+    assert listed == {taken}       # still there: remembered
+    clock.now += GRACE             # handed back, say: read now
+    wanted = w._unread_filter([peer], [], set())
+    assert wanted(taken)

@@ -30,8 +30,10 @@ Sharding: of the pools that would serve a request, one goes first
 (``sharding.py``: rendezvous hashing over their component ids); the
 others route it after their own requests, once it has waited a grace
 while the pools ahead took none of theirs, so launchers seldom race for
-one lock.  The ``Shard`` is the routing
-thread's alone.
+one lock.  When all pools are alike, requests that would wait anyway
+are not even read (``_unread_filter``; the caches are lazy), so a
+launcher reads little of what the others serve.  The ``Shard`` is the
+routing thread's alone.
 
 Failure story: ZooKeeper trouble while handling a request (ConnectionLoss,
 ...: ``zk_errors.is_transient``) never declines it: the handler retries the

@@ -130,6 +130,12 @@ class CleanupWorker(PeriodicWorker):
         # Fast lost-request check: on until this monotonic time.
         self._lost_until = time.monotonic() + LOST_WINDOW
         self._components: set[str] | None = None
+        # Request lock directories: id -> their mtime or a lower bound of
+        # it (one listed first after our previous listing is at most that
+        # old), so that each is asked for its age about once, not every
+        # pass; and when that listing was taken (None: not yet).
+        self._lock_dirs: dict[str, float] = {}
+        self._lock_dirs_listed: float | None = None
         # Pending requests seen without a lock holder on the last check.
         self._unheld: set[str] = set()
         self._trigger = threading.Event()
@@ -219,8 +225,9 @@ class CleanupWorker(PeriodicWorker):
         """``init`` nodes whose creator lost the create's reply (or died)."""
         managers = self.daemon.provider_managers()
         now = self.clock()
+        # Locked nodes are skipped below: not even read.
         candidates = list(self.zk.iter_nodes(
-            cached=True, shared=True,
+            cached=True, shared=True, unlocked=True,
             want=lambda n: n.state == NodeState.INIT
             and n.provider in managers and managers[n.provider].owns(n)
             and n.launcher is not None
@@ -240,8 +247,25 @@ class CleanupWorker(PeriodicWorker):
 
     # -- 1 -------------------------------------------------------------------
     def cleanup_request_locks(self) -> None:
+        """Remove lock directories older than ``LOCK_DIR_MAX_AGE`` whose
+        request is gone.  A directory is asked for its mtime only once it
+        may be old enough: one that appeared since our previous listing is
+        younger than that listing (there are as many directories as
+        requests of the last hours; asking each for its age every pass
+        cost one round trip per directory per pass and launcher)."""
         now = self.clock()
-        for request_id, mtime in self.zk.iter_request_lock_dirs():
+        names = self.zk.request_lock_dir_ids()
+        since, self._lock_dirs_listed = self._lock_dirs_listed, now
+        known = {}
+        for request_id in names:
+            bound = self._lock_dirs.get(request_id, since)
+            if bound is None or now - bound >= LOCK_DIR_MAX_AGE:
+                bound = self.zk.request_lock_dir_mtime(request_id)
+                if bound is None:
+                    continue          # removed meanwhile
+            known[request_id] = bound
+        self._lock_dirs = known
+        for request_id, mtime in known.items():
             if now - mtime < LOCK_DIR_MAX_AGE:
                 continue
             if self.zk.get_request(request_id) is not None:

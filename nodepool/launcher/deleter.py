@@ -84,8 +84,9 @@ class DeletedNodeWorker(PeriodicWorker):
     def run_once(self) -> None:
         managers = self.daemon.provider_managers()
         interesting = DELETABLE | {NodeState.READY}
+        # Locked nodes are skipped below: not even read.
         nodes = list(self.zk.iter_nodes(
-            cached=True, shared=True,
+            cached=True, shared=True, unlocked=True,
             want=lambda n: n.state in interesting
             and (n.state != NodeState.READY or n.allocated_to)))
         for node in nodes:
@@ -130,7 +131,8 @@ class DeletedNodeWorker(PeriodicWorker):
             node.state, node.provider)
 
     def _deallocate_orphan(self, node) -> None:
-        if self.zk.get_request(node.allocated_to, cached=True) is not None:
+        # Existence only: a lazy cache need not read the request for it.
+        if self.zk.request_exists(node.allocated_to, cached=True):
             return
         if self.zk.get_request(node.allocated_to) is not None:
             return

@@ -30,8 +30,10 @@ Sharding: of the pools that would serve a request, one goes first
 (``sharding.py``: rendezvous hashing over their component ids); the
 others route it after their own requests, once it has waited a grace
 while the pools ahead took none of theirs, so launchers seldom race for
-one lock.  The ``Shard`` is the routing
-thread's alone.
+one lock.  When all pools are alike, requests that would wait anyway
+are not even read (``_unread_filter``; the caches are lazy), so a
+launcher reads little of what the others serve.  The ``Shard`` is the
+routing thread's alone.
 
 Failure story: ZooKeeper trouble while handling a request (ConnectionLoss,
 ...: ``zk_errors.is_transient``) never declines it: the handler retries the
@@ -175,17 +177,22 @@ class PoolWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
+        self._costed: list[Node] | None = None   # quota: any version
         self._spares: dict[str, list[Node]] | None = None
         self._last_stats = 0.0
         # (path, mzxid) of quarantined requests -> monotonic time before
         # which they are not looked at again (inf: not addressed to us).
         self._unreadable: dict[tuple[str, int], float] = {}
+        # Request id -> when (clock) a routing pass first read it taken
+        # (not ``requested``): its next change is most likely its
+        # fulfilment, not worth reading for a grace (_unread_filter).
+        self._taken_seen: dict[str, float] = {}
         self.passes = 0     # routing passes done (tests wait on it)
         # Shared with the I/O threads, guarded by _lock:
         self._lock = threading.RLock()
         self._taking: set[str] = set()          # request ids being taken
         self.quota = PoolQuota(
-            pool, provider.name, nodes=self.nodes_cached,
+            pool, provider.name, nodes=self.nodes_costed,
             label_cost=manager.adapter.label_quota,
             node_cost=lambda node: manager.node_cost(node, pool),
             provider_limits=manager.provider_limits,
@@ -317,6 +324,7 @@ class PoolWorker:
     def _pass(self) -> None:
         with self._lock:
             self._nodes = None
+            self._costed = None
             self._spares = None
         self._publish_component()
         self._emit_stats()
@@ -416,11 +424,23 @@ class PoolWorker:
     def _assign_requests(self) -> None:
         if self.provider.max_concurrency == 0:
             return
+        components = self.launcher.pool_components()
+        unread: list[str] = []
+        listed: set[str] = set()
+        now = self.clock()
+
+        def want(r) -> bool:
+            listed.add(r.id)
+            if r.state != RequestState.REQUESTED:
+                self._taken_seen.setdefault(r.id, now)
+                return False
+            return self.id not in r.declined_by
         # Read-only records: only the few we take are copied (in _take).
         requests = self.zk.iter_requests(
-            cached=True, want=lambda r: r.state == RequestState.REQUESTED
-            and self.id not in r.declined_by, shared=True)
-        components = self.launcher.pool_components()
+            cached=True, want=want, shared=True,
+            ids=self._unread_filter(components, unread, listed))
+        self._taken_seen = {k: t for k, t in self._taken_seen.items()
+                            if k in listed}
         with self._lock:
             handled = {h.request.id for h in self.handlers} | self._taking
         mine = self.supported_labels
@@ -430,7 +450,7 @@ class PoolWorker:
         # Requests we can fully serve come before those we would decline
         # (a stable sort keeps iter_requests' priority order in each group).
         requests.sort(key=lambda r: not set(r.node_types) <= mine)
-        for request in self._in_turn(requests, components):
+        for request in self._in_turn(requests, components, unread):
             if self._stop.is_set():
                 return
             if (request.state != RequestState.REQUESTED
@@ -457,11 +477,60 @@ class PoolWorker:
             self.shard.taking(request.id)
             self.io.submit(self._take_async, request, decision)
 
-    def _in_turn(self, requests: list, components: list):
+    def _unread_filter(self, components: list, unread: list,
+                       listed: set | None = None):
+        """The ids of the requests worth reading this pass, or None (all).
+
+        When every pool of our priority serves the same labels from the
+        same provider and no offering record blocks one of them, the
+        pools that would serve a request are known from its id alone
+        (``sharding.Shard.unread_waits``): one another pool goes first
+        for is not read while it would wait anyway, so the launchers
+        that do not take a request do not read it.  One written since
+        its creation is read (it may have been declined), except for a
+        grace after we first read it taken: its next write is most likely
+        its fulfilment, and Zuul removes it soon after (a request its
+        taker hands back meanwhile reaches us up to a grace later).  The
+        ids left unread waiting go to ``unread``, those left unread at
+        all to ``listed``."""
+        if self.component is None or self.component.paused:
+            return None
+        mine = self.supported_labels
+        peers = [c for c in components if c.id != self.id
+                 and c.priority == self.priority and not c.paused]
+        if not peers or any(
+                set(c.supported_labels or []) != mine
+                or c.provider_name != self.provider.name
+                or self._blocked(c, mine, short=True) for c in peers):
+            return None
+        members = [c.id for c in peers] + [self.id]
+
+        now = self.clock()
+
+        def worth_reading(request_id: str) -> bool:
+            # A request written since it was created may have been
+            # declined by the pool ahead: read, it may be ours now.
+            if not self.zk.request_unchanged(request_id):
+                taken = self._taken_seen.get(request_id)
+                if taken is not None and now - taken < self.shard.grace:
+                    if listed is not None:
+                        listed.add(request_id)
+                    return False
+                return True
+            if self.shard.unread_waits(request_id, members):
+                unread.append(request_id)
+                return False
+            return True
+        return worth_reading
+
+    def _in_turn(self, requests: list, components: list,
+                 unread: list = ()):
         """``requests`` in routing order, but those another pool goes
         first for (``sharding.py``) only once they have waited their grace
-        and that pool makes no progress, and after all of ours."""
-        self.shard.keep(r.id for r in requests)
+        and that pool makes no progress, and after all of ours.
+        ``unread``: ids of waiting requests left unread this pass (their
+        first sight is kept)."""
+        self.shard.keep([r.id for r in requests] + list(unread))
         # Same priority, not paused: the pools a request would go to now
         # (our own paused flag as the others see it).
         peers = {c.id: c for c in components if c.id != self.id
@@ -757,6 +826,21 @@ class PoolWorker:
                     cached=True, want=lambda n: n.provider == name
                     or n.tenant_name is not None, shared=True))
             return self._nodes
+
+    def nodes_costed(self) -> list[Node]:
+        """Our provider's nodes as quota counts them (this pass).  Every
+        state counts and a node's cost is set when it is allocated (its
+        launch may refine it to the instance's figures), so any version
+        the cache read before will do: the other launchers' nodes are
+        read once, not at each of their changes.  (Spares and tenant
+        limits, which look at states and tenants, use ``nodes_cached``.)"""
+        with self._lock:
+            if self._costed is None:
+                name = self.provider.name
+                self._costed = list(self.zk.iter_nodes(
+                    cached=True, want=lambda n: n.provider == name,
+                    shared=True, current=False))
+            return self._costed
 
     def spares(self, label: str) -> list[Node]:
         """READY unallocated nodes of this pool with ``label`` (this pass)."""

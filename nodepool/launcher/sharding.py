@@ -118,6 +118,18 @@ class Shard:
             return Turn.LATE
         return Turn.WAIT
 
+    def unread_waits(self, key: str, members: Collection[str]) -> bool:
+        """Before reading ``key`` at all: True when it waits now whatever
+        it says -- ``members`` are *every* pool that could serve it, ours
+        among them, and ``turn`` over them says WAIT (another ranks first
+        and it has not waited its grace, or the pools ahead make
+        progress).  A caller may then leave it unread this pass.  Its
+        data could only leave fewer pools ahead of us (a provider it is
+        addressed to, pools that declined it): the caller asks only
+        about requests whose data cannot say so (all pools alike, the
+        request unchanged since it was created)."""
+        return self.turn(key, members) is Turn.WAIT
+
     def taking(self, key: str) -> None:
         """We take ``key``: its leaving is no progress of another pool."""
         self._ours.add(key)

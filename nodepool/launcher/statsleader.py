@@ -113,7 +113,10 @@ class StatsElection:
         for c in comps:
             labels |= set(c.supported_labels or [])
         daemon.stats.node_gauges(nodes, sorted(providers), sorted(labels))
-        requests = daemon.zk.iter_requests(cached=True, shared=True)
+        # node_types only, which a request never changes: any version
+        # read before will do (no read of each change of every request).
+        requests = daemon.zk.iter_requests(cached=True, shared=True,
+                                           current=False)
         for worker in daemon.pool_workers().values():
             daemon.stats.addressable_requests(
                 worker.provider.name, worker.pool.name,

@@ -39,16 +39,19 @@ class TreeCaches:
 
     def __init__(self, kazoo: KazooClient, roots: Iterable[str],
                  depths: dict[str, tuple[int, int]] | None = None,
-                 persistent: bool = True) -> None:
+                 persistent: bool = True,
+                 lazy: Iterable[str] = ()) -> None:
         """``depths``: per root, (data depth, children depth) to fetch
         with a ``PersistentTreeCache`` (one persistent recursive watch;
         ``LeanTreeCache`` when ``persistent`` is false or the server is
         older than ZooKeeper 3.6); other roots get kazoo's full
-        TreeCache."""
+        TreeCache.  ``lazy``: roots whose persistent cache reads a
+        changed znode when it is asked for, not when notified."""
         self._kazoo = kazoo
         self._roots = tuple(roots)
         self._depths = dict(depths or {})
         self._persistent = persistent
+        self._lazy = frozenset(lazy)
         self._trees: dict[str, TreeCache] = {}
         self._initialized: dict[str, threading.Event] = {}
         self._listeners: list[Callable[[], None]] = []
@@ -80,7 +83,8 @@ class TreeCaches:
             tree = TreeCache(self._kazoo, root)
         elif self._persistent:
             tree = PersistentTreeCache(self._kazoo, root,
-                                       *self._depths[root])
+                                       *self._depths[root],
+                                       lazy=root in self._lazy)
             tree.listen(self._make_listener(ready))
             tree.listen_fault(self._on_fault)
             try:
@@ -129,20 +133,42 @@ class TreeCaches:
             raise ValueError(f"{path} is not cached")
         return tree.get_data(path)
 
-    def child_data(self, path: str) -> list[tuple[str, NodeData | None]]:
-        """(name, cached data) of every child of ``path``, sorted by name:
-        one walk of the tree instead of a path lookup per child."""
+    def exists(self, path: str) -> bool:
+        """Whether the cache knows ``path`` (no read, even when lazy)."""
         tree = self._tree_for(path)
         if tree is None:
             raise ValueError(f"{path} is not cached")
         if isinstance(tree, PersistentTreeCache):
-            return tree.child_data(path)
+            return tree.exists(path)
+        return tree.get_data(path) is not None
+
+    def unchanged(self, path: str) -> bool:
+        """Whether ``path`` is known to be as it was created: no change of
+        its data was notified since (False when unknown)."""
+        tree = self._tree_for(path)
+        if isinstance(tree, PersistentTreeCache):
+            return tree.unchanged(path)
+        return False
+
+    def child_data(self, path: str, names: Callable[[str], bool] | None
+                   = None, current: bool = True
+                   ) -> list[tuple[str, NodeData | None]]:
+        """(name, cached data) of every child of ``path`` (that ``names``
+        accepts), sorted by name: one walk of the tree instead of a path
+        lookup per child.  A lazy cache reads only the children asked
+        for; not ``current``: any version it has will do."""
+        tree = self._tree_for(path)
+        if tree is None:
+            raise ValueError(f"{path} is not cached")
+        if isinstance(tree, PersistentTreeCache):
+            return tree.child_data(path, names, current)
         node = tree._find_node(path)   # kazoo's own lookup
         if node is None:
             return []
         # Copy under the GIL: the cache thread may add children meanwhile.
         items = list(node._children.items())
-        return sorted((name, child._data) for name, child in items)
+        return sorted((name, child._data) for name, child in items
+                      if names is None or names(name))
 
     def children(self, path: str) -> frozenset[str]:
         tree = self._tree_for(path)

@@ -34,14 +34,26 @@ class NodeStore(StoreBase):
 
     def iter_nodes(self, cached: bool = True, want=None,
                    shared: bool = False,
-                   rejects: list | None = None) -> Iterator[Node]:
+                   rejects: list | None = None, ids=None,
+                   unlocked: bool = False,
+                   current: bool = True) -> Iterator[Node]:
         """Every usable node, in id order; ``want``: only those this
         read-only predicate accepts (the others are not copied);
         ``shared``: read-only records from the cache (``clone()`` to
         modify); ``rejects``: gets the ``Quarantined`` entry of every
-        node znode skipped because it cannot be read."""
+        node znode skipped because it cannot be read; ``ids``: only nodes
+        whose id this predicate accepts, and with ``unlocked`` only those
+        that are probably not locked (``is_locked``): the others are not
+        even read (a lazy cache does not fetch their changes); not
+        ``current``: a version read before will do (for callers that look
+        only at what a node never changes)."""
+        if unlocked:
+            accept = ids
+            ids = (lambda node_id: not self._children(
+                node_lock_path(node_id), cached)
+                and (accept is None or accept(node_id)))
         yield from self._iter_records(Node, NODES, cached, want, shared,
-                                      rejects)
+                                      rejects, ids, current)
 
     def store_node(self, node: Node) -> None:
         """Create (``id`` None: new sequential znode) or update the node."""

@@ -64,22 +64,34 @@ class RequestStore(StoreBase):
                                  request_path(request_id), cached)
 
     def request_exists(self, request_id: str, cached: bool = True) -> bool:
-        """Whether the request znode exists (no decoding)."""
+        """Whether the request znode exists (no decoding; cached: as far as
+        the cache's notifications tell, without reading it)."""
         path = request_path(request_id)
         if self._use_cache(path, cached):
-            return self.caches.get(path) is not None
+            return self.caches.exists(path)
         return self.kazoo.exists(path) is not None
+
+    def request_unchanged(self, request_id: str) -> bool:
+        """Whether the cache knows the request unchanged since it was
+        created (no read; False when it cannot tell)."""
+        path = request_path(request_id)
+        return self._use_cache(path, True) and self.caches.unchanged(path)
 
     def iter_requests(self, cached: bool = True, want=None,
                       shared: bool = False,
-                      rejects: list | None = None) -> list[NodeRequest]:
+                      rejects: list | None = None,
+                      ids=None, current: bool = True) -> list[NodeRequest]:
         """Every usable request in processing order (zookeeper.md §3);
         ``want``: only those this read-only predicate accepts; ``shared``:
         read-only records straight from the cache (``clone()`` to modify);
         ``rejects``: gets the ``Quarantined`` entry of every request znode
-        skipped because it cannot be read."""
+        skipped because it cannot be read; ``ids``: only requests whose id
+        this predicate accepts (the others are not even read); not
+        ``current``: a version read before will do (for callers that look
+        only at what a request never changes, e.g. ``node_types``)."""
         requests = list(self._iter_records(NodeRequest, REQUESTS, cached,
-                                           want, shared, rejects))
+                                           want, shared, rejects, ids,
+                                           current))
         requests.sort(key=NodeRequest.sort_key)
         return requests
 
@@ -243,10 +255,19 @@ class RequestStore(StoreBase):
     # -- cleanup helpers --------------------------------------------------
     def iter_request_lock_dirs(self) -> Iterator[tuple[str, float]]:
         """(request id, mtime in epoch seconds) of every lock directory."""
-        for request_id in self._children(REQUEST_LOCKS, cached=False):
-            stat = self.kazoo.exists(request_lock_path(request_id))
-            if stat is not None:
-                yield request_id, stat.mtime / 1000.0
+        for request_id in self.request_lock_dir_ids():
+            mtime = self.request_lock_dir_mtime(request_id)
+            if mtime is not None:
+                yield request_id, mtime
+
+    def request_lock_dir_ids(self) -> list[str]:
+        """The request ids that have a lock directory (one listing)."""
+        return self._children(REQUEST_LOCKS, cached=False)
+
+    def request_lock_dir_mtime(self, request_id: str) -> float | None:
+        """The lock directory's mtime in epoch seconds (None: gone)."""
+        stat = self.kazoo.exists(request_lock_path(request_id))
+        return None if stat is None else stat.mtime / 1000.0
 
     def delete_request_lock_dir(self, request_id: str) -> None:
         self._delete_tree(request_lock_path(request_id))

@@ -215,17 +215,25 @@ class StoreBase:
 
     def _iter_records(self, cls: type[R], directory: str, cached: bool,
                       want=None, shared: bool = False,
-                      rejects: list | None = None) -> Iterator[R]:
+                      rejects: list | None = None,
+                      names=None, current: bool = True) -> Iterator[R]:
         """Every usable record under ``directory`` (``want``/``shared``/
-        ``rejects`` as for ``_read_record``), in znode-name order."""
+        ``rejects`` as for ``_read_record``), in znode-name order;
+        ``names``: only those whose znode name it accepts (the others are
+        not read at all, even by a lazy cache); not ``current`` (cached
+        reads): any version the cache has read before will do -- for
+        callers that look only at what never changes after creation."""
         if not self._use_cache(directory, cached):
             for name in self._children(directory, cached=False):
+                if names is not None and not names(name):
+                    continue
                 record = self._read_record(cls, name, f"{directory}/{name}",
                                            False, want, rejects=rejects)
                 if record is not None:
                     yield record
             return
-        for name, entry in self.caches.child_data(directory):
+        for name, entry in self.caches.child_data(directory, names,
+                                                  current):
             if entry is None:
                 continue      # listed, data not fetched yet
             record = self._from_cache(cls, name, f"{directory}/{name}",

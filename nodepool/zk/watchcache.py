@@ -36,6 +36,24 @@ cache takes our data and the stat of the reply without a read.  Any doubt
 (two changes, a failure, an unconditional write, connection trouble) and
 it reads the znode as for a foreign change.
 
+Lazy caches (``lazy=True``): a notified creation or change marks the
+entry *stale* (the step of the notification) instead of reading it; a
+reader asking for stale entries (``get_data``, ``child_data``) sends one
+read for each, all before waiting for the first reply, and the reply
+clears the mark if it was sent after the latest change notified (else the
+entry stays stale and the next reader reads again).  A read in flight
+that was sent after the latest change is waited for, not repeated.  So
+several changes between two passes of a reader cost one read, and an
+entry nobody asks for (another launcher's request, a node only its own
+launcher looks at) costs none.  ``child_data`` takes a predicate over the
+names: the children it rejects are not read.  ``exists`` and
+``unchanged`` (no change notified since the creation was: the data is
+what it was created with) answer without reading.  Own writes work as
+above: a change notified while one is announced is settled by it (ours:
+current; any doubt: stale).  A reader waits for its reads on its own
+thread (any thread but kazoo's connection thread, which applies the
+replies: there a lazy read serves what the cache has, without waiting).
+
 Caution: one client must not also put a one-shot watch on the root path
 itself (kazoo ``ChildrenWatch``/``DataWatch``): some server versions keep
 one watch mode per path and connection, and the one-shot watch would
@@ -43,10 +61,14 @@ replace the persistent one.  Watches *below* the root (lock recipes) are
 fine; their notifications reach both.
 
 Failure story: while disconnected the cache serves what it had (callers
-check ``suspended`` before acting).  The server drops a connection's
+check ``suspended`` before acting); a lazy cache then serves stale
+entries as they were, without reading, and a reader whose reads are not
+answered within ``FETCH_TIMEOUT`` gets what the cache had (they stay
+stale: the next reader or the resync reads them).  The server drops a connection's
 watches with it, and kazoo re-registers only one-shot watches, so after
 every reconnection (same or new session) the cache adds its watch again
-and re-reads the whole subtree (``_resync``), reconciling what changed
+and re-reads the whole subtree (``_resync``; a lazy cache lists it and
+marks every entry stale and changed), reconciling what changed
 meanwhile.  A server that does not know AddWatch (older than 3.6) makes
 ``start`` raise ``PersistentWatchUnsupported``; ``TreeCaches`` then falls
 back to ``LeanTreeCache``.  Errors of individual reads are reported to the
@@ -59,6 +81,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import namedtuple
 from typing import Callable
 
@@ -150,12 +173,17 @@ class EventTap:
 
 
 class _Entry:
-    __slots__ = ("children", "data", "born")
+    __slots__ = ("children", "data", "born", "stale", "reading", "changed")
 
     def __init__(self, born: int = 0) -> None:
         self.children: dict[str, _Entry] = {}
         self.data: NodeData | None = None
         self.born = born          # the cache's step that added it
+        # Lazy caches: the step of the latest change notified and not read
+        # since (0: the data is current), and the read in flight for it.
+        self.stale = 0
+        self.reading: _Reply | None = None
+        self.changed = False      # a change was notified since creation
 
 
 class _Reply:
@@ -163,7 +191,7 @@ class _Reply:
     connection thread, after every notification received before the
     reply, and apply it."""
 
-    __slots__ = ("cache", "kind", "path", "step", "sent")
+    __slots__ = ("cache", "kind", "path", "step", "sent", "done")
 
     def __init__(self, cache: "PersistentTreeCache", kind: str, path: str):
         self.cache = cache
@@ -171,17 +199,25 @@ class _Reply:
         self.path = path
         self.step = cache._step     # when the request was sent
         self.sent = False
+        # Set once applied (lazy caches: a reader may wait for it).
+        self.done = threading.Event() if cache.lazy else None
 
     def set(self, value) -> None:
         if not self.sent:
             self.sent = True
             self.cache._deliver(self.kind, self.path, value, None,
                                 self.step)
+            self._wake()
 
     def set_exception(self, exc) -> None:
         if not self.sent:
             self.sent = True
             self.cache._deliver(self.kind, self.path, None, exc, self.step)
+            self._wake()
+
+    def _wake(self) -> None:
+        if self.done is not None:
+            self.done.set()
 
 
 class _OwnWrite:
@@ -203,11 +239,17 @@ class PersistentTreeCache:
     it, names of the children of znodes at most ``children_depth`` below
     it.  Reading interface as kazoo's TreeCache (``get_data``,
     ``get_children``, ``listen``, ``listen_fault``, ``start``, ``close``)
-    plus ``child_data``."""
+    plus ``child_data``.  ``lazy``: data is read when asked for, not
+    when notified (see the module docstring)."""
+
+    # A reader waits this long for the reads it sent, then takes what the
+    # cache has (connection trouble: the resync repairs it).
+    FETCH_TIMEOUT = 10.0
 
     def __init__(self, kazoo: KazooClient, root: str, data_depth: int,
-                 children_depth: int) -> None:
+                 children_depth: int, lazy: bool = False) -> None:
         self.kazoo = kazoo
+        self.lazy = lazy
         self.root = root.rstrip("/") or "/"
         self.data_depth = data_depth
         self.children_depth = children_depth
@@ -288,7 +330,22 @@ class PersistentTreeCache:
 
     def get_data(self, path: str) -> NodeData | None:
         entry = self._find(path)
-        return None if entry is None else entry.data
+        if entry is None:
+            return None
+        if entry.stale:
+            self._fetch([(path, entry)])
+        return entry.data
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` is known to exist (no read, even when lazy)."""
+        return self._find(path) is not None
+
+    def unchanged(self, path: str) -> bool:
+        """Whether ``path`` is known and no change of its data was
+        notified since its creation (nor since a resync: then it counts as
+        changed)."""
+        entry = self._find(path)
+        return entry is not None and not entry.changed
 
     def get_children(self, path: str, default=None):
         entry = self._find(path)
@@ -296,13 +353,53 @@ class PersistentTreeCache:
             return default
         return frozenset(list(entry.children))
 
-    def child_data(self, path: str) -> list[tuple[str, NodeData | None]]:
+    def child_data(self, path: str, names: Callable[[str], bool] | None
+                   = None, current: bool = True
+                   ) -> list[tuple[str, NodeData | None]]:
+        """(name, data) of the children of ``path`` (those ``names``
+        accepts), sorted by name; a lazy cache reads the stale ones of
+        those first, all at once, and nothing of the others.  Not
+        ``current``: any version read before will do (only those never
+        read are read)."""
         entry = self._find(path)
         if entry is None:
             return []
         # list() of a dict view is one C call: atomic under the GIL.
         items = list(entry.children.items())
+        if names is not None:
+            items = [(name, child) for name, child in items if names(name)]
+        stale = [(f"{path}/{name}", child) for name, child in items
+                 if child.stale and (current or child.data is None)]
+        if stale:
+            self._fetch(stale)
         return sorted((name, child.data) for name, child in items)
+
+    def _fetch(self, entries: list[tuple[str, "_Entry"]]) -> None:
+        """Read the stale ``entries`` (one read each, all sent before the
+        first reply is waited for; a read already in flight that was sent
+        after the latest change is waited for instead).  Without a
+        connection, or once ``FETCH_TIMEOUT`` has passed, the entries keep
+        the data they had."""
+        if not self.kazoo.connected or self._closed or self._on_routine():
+            return
+        waits = []
+        with self._lock:
+            for path, entry in entries:
+                if not entry.stale:
+                    continue
+                reply = entry.reading
+                if reply is None or reply.step < entry.stale:
+                    reply = entry.reading = self._send("data", GetData, path)
+                waits.append(reply)
+            batch, self._outbox = self._outbox, []
+        if batch:
+            self._flush(batch)
+        deadline = time.monotonic() + self.FETCH_TIMEOUT
+        for reply in waits:
+            if not reply.done.wait(max(0.0, deadline - time.monotonic())):
+                log.warning("Cache of %s: no reply to reading %s in %s s",
+                            self.root, reply.path, self.FETCH_TIMEOUT)
+                return
 
     # -- own writes (any thread) ------------------------------------------
     def expect_write(self, path: str, data: bytes,
@@ -370,9 +467,7 @@ class PersistentTreeCache:
         wakes it with one byte per request on a socket pair that only
         it drains, so a few hundred sends from it (a resync) would block
         it for good.  Those go to the sender thread."""
-        routine = getattr(self.kazoo._connection, "_connection_routine",
-                          None)
-        if threading.current_thread() is not routine:
+        if not self._on_routine():
             for request, reply in batch:
                 self.kazoo._call(request, reply)
             return
@@ -383,6 +478,12 @@ class PersistentTreeCache:
                     name=f"nodepool-zk-cache-sender{self.root}")
                 self._sender.start()
         self._sendq.put(batch)
+
+    def _on_routine(self) -> bool:
+        """Are we on kazoo's connection thread (which applies replies)?"""
+        routine = getattr(self.kazoo._connection, "_connection_routine",
+                          None)
+        return threading.current_thread() is routine
 
     def _send_forever(self) -> None:
         while True:
@@ -413,7 +514,7 @@ class PersistentTreeCache:
         if kind == "resync":
             self._synced = True
             self._resync(add_watch=value is not False)
-            return False
+            return self.lazy      # lazy: everything is stale now
         if kind == "watch":
             if exc is not None and not self._closed:
                 log.warning("Cache of %s: could not add the watch: %r",
@@ -424,19 +525,33 @@ class PersistentTreeCache:
     def _depth(self, path: str) -> int:
         return path.count("/") - self._base if path != self.root else 0
 
-    def _send(self, kind: str, request_type, path: str) -> None:
+    def _send(self, kind: str, request_type, path: str) -> _Reply:
         """Queue a read in the outbox (sent by ``_flush`` once the lock is
         released)."""
         self._outstanding += 1
         if kind == "children":
             self._listings += 1
+        reply = _Reply(self, kind, path)
         self._outbox.append((
             request_type(_prefix_root(self.kazoo.chroot, path), None),
-            _Reply(self, kind, path)))
+            reply))
+        return reply
+
+    def _read_data(self, path: str, entry: _Entry | None) -> None:
+        """The data of ``path`` is (or may be) out of date: read it now,
+        or, when lazy, mark it stale (read when asked for)."""
+        if not self.lazy:
+            self._send("data", GetData, path)
+        elif entry is not None:
+            entry.stale = self._step
 
     def _refresh(self, path: str, depth: int) -> None:
         if depth <= self.data_depth and path != self.root:
-            self._send("data", GetData, path)
+            entry = self._find(path)
+            if entry is not None:
+                # Found by a (re)listing: what happened to it is unknown.
+                entry.changed = True
+            self._read_data(path, entry)
         if depth <= self.children_depth:
             self._send("children", GetChildren, path)
 
@@ -478,9 +593,9 @@ class PersistentTreeCache:
             parent, name = self._parent(path)
             if parent is None or name in parent.children:
                 return False
-            parent.children[name] = _Entry(self._step)
+            child = parent.children[name] = _Entry(self._step)
             if depth <= self.data_depth:
-                self._send("data", GetData, path)
+                self._read_data(path, child)
             return True
         if kind == DELETED:
             if depth == 0:
@@ -492,10 +607,14 @@ class PersistentTreeCache:
                 return False
             return parent.children.pop(name, None) is not None
         if kind == CHANGED:
-            if 0 < depth <= self.data_depth and self._find(path) is not None \
-                    and not pending:
-                self._send("data", GetData, path)
-            return False
+            entry = self._find(path) if 0 < depth <= self.data_depth \
+                else None
+            if entry is not None:
+                entry.changed = True
+            if entry is not None and not pending:
+                self._read_data(path, entry)
+                return self.lazy     # lazy: stale now, nothing to await
+            return False             # an own write: settled later
         return False
 
     def _on_settle(self, token: _OwnWrite, stat) -> bool:
@@ -512,19 +631,28 @@ class PersistentTreeCache:
             return False          # deleted meanwhile
         if stat is not None and token.changes == 1 and token.conditional:
             entry.data = NodeData.make(token.path, token.data, stat)
+            entry.stale = 0
             return True
-        self._send("data", GetData, token.path)
-        return False
+        self._read_data(token.path, entry)
+        return self.lazy          # lazy: stale now, nothing to await
 
     def _on_data(self, path: str, value, exc, sent: int) -> bool:
         if exc is not None:
             if isinstance(exc, NoNodeError):
                 return self._forget(path, sent)
+            entry = self._find(path)
+            if entry is not None and entry.reading is not None \
+                    and entry.reading.step <= sent:
+                entry.reading = None      # stays stale: read again
             self._fault(exc)
             return False
         entry = self._find(path)
         if entry is None:
             return False          # deleted before the reply was processed
+        if entry.reading is not None and entry.reading.step <= sent:
+            entry.reading = None
+        if entry.stale and entry.stale <= sent:
+            entry.stale = 0       # read after the latest change notified
         data, stat = value
         old = entry.data
         if old is not None and old.stat.mzxid > stat.mzxid:

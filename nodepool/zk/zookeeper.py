@@ -49,6 +49,10 @@ CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS, OFFERINGS, REQUEST_WAITS)
 # requests, offerings and wait records: their data only (no children).
 CACHE_DEPTHS = {NODES: (1, 2), REQUESTS: (1, 0), OFFERINGS: (1, 0),
                 REQUEST_WAITS: (1, 0)}
+# Read a changed node or request when asked for, not when notified: the
+# launchers that do not serve a request never read it, nor its nodes
+# between their passes (several writes cost one read).
+LAZY_ROOTS = (NODES, REQUESTS)
 
 
 class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore,
@@ -63,7 +67,8 @@ class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore,
         self.log = logger or logging.getLogger("nodepool.zk")
         self.enable_cache = enable_cache
         self.caches = TreeCaches(self.kazoo, CACHED_ROOTS, CACHE_DEPTHS,
-                                 persistent=persistent_watches)
+                                 persistent=persistent_watches,
+                                 lazy=LAZY_ROOTS)
         self._init_store()
         self._init_components()
         self._session_listeners: list[Callable[[], None]] = []

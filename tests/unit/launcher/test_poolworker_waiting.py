@@ -25,7 +25,8 @@ class Cache:
     def __init__(self):
         self.nodes = []
 
-    def iter_nodes(self, cached=True, want=None, shared=False):
+    def iter_nodes(self, cached=True, want=None, shared=False,
+                   current=True):
         return [n for n in self.nodes if want is None or want(n)]
 
 

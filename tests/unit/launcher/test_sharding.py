@@ -312,3 +312,114 @@ def test_worker_passes_over_a_peer_blocked_by_an_offering_record():
     assert len(list(worker(clock)._in_turn(requests, [peer]))) < 30
     w = worker(clock, offerings=[record])
     assert list(w._in_turn(requests, [peer])) == requests
+
+
+# -- requests left unread (PoolWorker._unread_filter) --------------------------
+
+def alike(name):
+    """A peer serving what ``worker()`` serves, from the same provider."""
+    return component(pool_id(name), labels=("small", "big"))
+
+
+def unread_worker(clock, unchanged=lambda request_id: True, offerings=()):
+    w = worker(clock, offerings)
+    w.component = component(w.id, labels=("small", "big"))
+    w.zk.request_unchanged = unchanged
+    w.clock = clock
+    w._taken_seen = {}
+    return w
+
+
+def test_requests_another_pool_goes_first_for_are_not_read_in_the_grace():
+    clock = Clock()
+    w = unread_worker(clock)
+    peers = [alike("a"), alike("b")]
+    ids = request_ids(60)
+    members = [w.id] + [c.id for c in peers]
+    unread: list = []
+    wanted = w._unread_filter(peers + [w.component], unread)
+    read = [i for i in ids if wanted(i)]
+    assert read == [i for i in ids if ranking(i, members)[0] == w.id]
+    assert sorted(unread) == sorted(set(ids) - set(read))
+    # Their first sight is kept by the pass (nothing else was read), so
+    # after one grace those we come second for are read (the others took
+    # none of theirs: no progress), after two every one.
+    list(w._in_turn([], peers, unread))
+    clock.now += GRACE
+    wanted = w._unread_filter(peers + [w.component], [])
+    assert [i for i in ids if wanted(i)] == \
+        [i for i in ids if w.id in ranking(i, members)[:2]]
+    clock.now += GRACE
+    wanted = w._unread_filter(peers + [w.component], [])
+    assert all(wanted(i) for i in ids)
+
+
+def test_requests_written_since_their_creation_are_always_read():
+    # Declined by the pool ahead, say: they may be ours at once.
+    w = unread_worker(Clock(), unchanged=lambda request_id: False)
+    wanted = w._unread_filter([alike("a"), alike("b")], [])
+    assert all(wanted(i) for i in request_ids(60))
+
+
+@pytest.mark.parametrize("unlike", ["labels", "provider", "paused",
+                                    "blocked", "alone"])
+def test_every_request_is_read_unless_all_pools_are_alike(unlike):
+    clock = Clock()
+    record = SimpleNamespace(unavailable=lambda now: True,
+                             short=lambda now: False,
+                             blocks=lambda pool, label: True)
+    w = unread_worker(clock, offerings=[record] if unlike == "blocked"
+                      else ())
+    peer = alike("a")
+    if unlike == "labels":
+        peer = component(peer.id, labels=("small",))
+    elif unlike == "provider":
+        peer = component(peer.id, labels=("small", "big"),
+                         provider="other")
+    elif unlike == "paused":
+        w.component = component(w.id, labels=("small", "big"),
+                                paused=True)
+    peers = [] if unlike == "alone" else [peer]
+    assert w._unread_filter(peers, []) is None
+
+
+def test_unread_requests_of_a_first_pool_making_progress_stay_unread():
+    clock = Clock()
+    w = unread_worker(clock)
+    peer = alike("a")
+    members = [w.id, peer.id]
+    ids = request_ids(80)
+    theirs = [i for i in ids if ranking(i, members)[0] == peer.id]
+    took, waiting = theirs[0], theirs[1:]
+    unread: list = []
+    wanted = w._unread_filter([peer], unread)
+    assert not any(wanted(i) for i in theirs)
+    list(w._in_turn([], [peer], unread))
+    clock.now += GRACE
+    # The peer took one of its requests (it left the waiting ones): it
+    # makes progress, so the rest of its share is still not read.
+    list(w._in_turn([], [peer], waiting))
+    wanted = w._unread_filter([peer], [])
+    assert not any(wanted(i) for i in waiting)
+    assert took not in waiting
+    # No progress for a grace: they are read (and taken: Turn.LATE).
+    clock.now += GRACE
+    list(w._in_turn([], [peer], waiting))
+    wanted = w._unread_filter([peer], [])
+    assert all(wanted(i) for i in waiting)
+
+
+def test_a_request_read_taken_is_not_read_again_for_a_grace():
+    # Its next write is most likely its fulfilment (Zuul removes it).
+    clock = Clock()
+    w = unread_worker(clock, unchanged=lambda request_id: False)
+    peer = alike("a")
+    taken, other = request_ids(2)
+    w._taken_seen[taken] = clock.now
+    listed: set = set()
+    wanted = w._unread_filter([peer], [], listed)
+    assert not wanted(taken) and wanted(other)
+    assert listed == {taken}       # still there: remembered
+    clock.now += GRACE             # handed back, say: read now
+    wanted = w._unread_filter([peer], [], set())
+    assert wanted(taken)

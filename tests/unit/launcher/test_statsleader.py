@@ -57,7 +57,7 @@ class Caches:
         assert cached, "the gauges come from the watch cache"
         return iter(self.nodes)
 
-    def iter_requests(self, cached=True, shared=False):
+    def iter_requests(self, cached=True, shared=False, current=True):
         assert cached, "the gauges come from the watch cache"
         return list(self.requests)
 

@@ -1,0 +1,84 @@
+"""The cleanup worker's removal of old request lock directories
+(``CleanupWorker.cleanup_request_locks``) on a real ZooKeeper, with an
+injected wall clock: each directory is asked for its age about once, not
+on every pass (there are as many as requests of the last eight hours)."""
+
+from __future__ import annotations
+
+import collections
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from nodepool.launcher.cleanup import LOCK_DIR_MAX_AGE, CleanupWorker
+from nodepool.zk import ZooKeeper, ZooKeeperClient
+from nodepool.zk.paths import REQUEST_LOCKS, request_lock_path
+from nodepool.zk.request import NodeRequest
+from tests.functional.zk.conftest import config_for
+
+pytestmark = pytest.mark.functional
+
+
+class Clock:
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def api(zk):
+    client = ZooKeeperClient.from_config(config_for(zk, False))
+    client.connect()
+    api = ZooKeeper(client, enable_cache=False)
+    yield api
+    client.disconnect()
+
+
+def count_exists(api) -> collections.Counter:
+    sent: collections.Counter = collections.Counter()
+    original = api.kazoo._call
+
+    def counting(request, async_object):
+        sent[type(request).__name__] += 1
+        return original(request, async_object)
+
+    api.kazoo._call = counting
+    return sent
+
+
+def make_dirs(api, first: int, count: int) -> list[str]:
+    ids = [f"200-{i:010d}" for i in range(first, first + count)]
+    for request_id in ids:
+        api.kazoo.create(request_lock_path(request_id), makepath=True)
+    return ids
+
+
+def test_lock_dirs_are_asked_their_age_once_and_removed_when_old(api):
+    clock = Clock()
+    worker = CleanupWorker(SimpleNamespace(zk=api), clock=clock)
+    old = make_dirs(api, 0, 30)
+    live = NodeRequest(node_types=["x"])
+    api.submit_request(live)
+    api.lock_request(live)
+    api.unlock_request(live)
+    sent = count_exists(api)
+    worker.cleanup_request_locks()
+    assert sent["Exists"] == 31        # first listing: every age unknown
+    new = make_dirs(api, 100, 30)
+    sent.clear()
+    for _ in range(3):
+        worker.cleanup_request_locks()
+        clock.now += 60
+    # The new ones appeared after the first listing: younger than it.
+    assert sent["Exists"] == 0, sent
+    assert len(api.request_lock_dir_ids()) == 61
+    clock.now += LOCK_DIR_MAX_AGE
+    worker.cleanup_request_locks()
+    # All may be old now: asked, and removed unless the request lives.
+    assert api.request_lock_dir_ids() == [live.id]
+    assert api.kazoo.exists(request_lock_path(old[0])) is None
+    assert api.kazoo.exists(request_lock_path(new[0])) is None
+    assert api.kazoo.exists(REQUEST_LOCKS) is not None

@@ -165,6 +165,8 @@ class NodeLaunch:
         self.phase = _Phase.CREATE
         self.machine: StateMachine | None = None
         self.keyscan_future: Future | None = None
+        #: the console read of a failed keyscan, which its delete waits for
+        self._console_read: Future | None = None
         self.attempt_start = 0.0
         self.running_time = 0.0
         self.error: str | None = None
@@ -367,6 +369,8 @@ class NodeLaunch:
         adapter = self.adapter
         node_id, external_id = self.node.id, self.node.external_id
 
+        read = self._console_read = Future()
+
         def fetch():
             try:
                 text = adapter.console_log(external_id)
@@ -375,6 +379,8 @@ class NodeLaunch:
                                   text)
             except Exception:
                 self.log.exception("Could not fetch the console log")
+            finally:
+                read.set_result(None)
         # A cloud call: never on the provider's loop thread.
         threading.Thread(target=fetch, name=f"console-{node_id}",
                          daemon=True).start()
@@ -463,9 +469,17 @@ class NodeLaunch:
                       self.attempt)
 
     def _cleanup_instance(self) -> None:
-        if self.node.external_id is not None:
-            self.manager.delete_instance(self.node.external_id,
-                                         immediate=True)
+        external_id = self.node.external_id
+        if external_id is None:
+            return
+        read, self._console_read = self._console_read, None
+        if read is None:
+            self.manager.delete_instance(external_id, immediate=True)
+            return
+        # The console is read before the instance goes: a deleted server
+        # has no console left to read.
+        read.add_done_callback(lambda _: self.manager.delete_instance(
+            external_id, immediate=True))
 
     def _attempt_failed(self, failure: LaunchFailed, final: bool = False
                         ) -> None:

@@ -246,7 +246,11 @@ class OpenStackCreate(CreateMachine):
         future, self.finish = self.finish, None
         try:
             address = answer_of(future, "floating IP")
-        except errors.RETRYABLE as e:
+        except errors.WAIT_FOR_ACCESS as e:
+            # The access gate is this error's one layer: ask again once
+            # the server is looked at again.  A throttle or a transient
+            # error is final here (LimitedApi repeated it): it fails the
+            # attempt like any other DriverError.
             log_failure(log, e, "Node %s: floating IP will be tried again: "
                         "%s", self.spec.node_id, e, level=logging.INFO)
             self.adapter.poller.watch(self.external_id)

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from nodepool.driver import fake
-from nodepool.launcher.nodelauncher import (add_launch_listener,
-                                            remove_launch_listener)
+from nodepool.launcher.nodelaunch import (add_launch_listener,
+                                          remove_launch_listener)
 from tests.functional.launcher.helpers import LauncherEnv
 from tools.sshd import SSHServer
 

@@ -8,7 +8,8 @@ counters and at the limiter, with the launch attempts each node took.
 from __future__ import annotations
 
 from tests.functional.aws.helpers import adapter_of
-from tests.functional.launcher.helpers import wait_for
+from tests.functional.launcher.helpers import (fulfil_all, quick_backoff,
+                                               wait_for)
 
 #: the old per-call throttle count; a storm longer than it must not fail
 OLD_THROTTLE_ATTEMPTS = 6
@@ -18,17 +19,9 @@ def run_instances(aws) -> int:
     return aws.local.stats()["calls"].get("RunInstances", 0)
 
 
-def quick_backoff(api) -> None:
-    # The limiter paces the repeats; the test need not wait seconds of
-    # back-off per throttle on top of it.
-    api.backoff, api.max_backoff = 0.01, 0.05
-
-
 def launch_one(env):
-    rid = env.zuul.submit(["small"])
-    req = env.zuul.wait_state(rid, {"fulfilled", "failed"}, timeout=60)
-    assert req["state"] == "fulfilled", req
-    return req["nodes"][0]
+    (node,) = fulfil_all(env, [env.zuul.submit(["small"])], timeout=60)
+    return node
 
 
 def test_a_transient_create_error_is_repeated_by_the_api_only(

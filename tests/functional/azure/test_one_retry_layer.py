@@ -8,6 +8,7 @@ PUT by name is idempotent, so the API repeats a 5xx on it.
 
 from __future__ import annotations
 
+from tests.functional.launcher.helpers import fulfil_all, quick_backoff
 from tests.functional.azure.helpers import adapter_of
 
 VM_PUT = "PUT */virtualMachines/*"
@@ -18,21 +19,9 @@ VM_PUTS = ("PUT /subscriptions/{subscriptionId}/resourceGroups/"
 OLD_THROTTLE_ATTEMPTS = 8
 
 
-def quick_backoff(api) -> None:
-    # The limiter (and Retry-After) pace the repeats; the test need not
-    # wait seconds of back-off per failure on top of it.
-    api.backoff, api.max_backoff = 0.01, 0.05
-
-
 def launch(env, count=1, timeout=60):
-    rids = [env.zuul.submit(["small"]) for _ in range(count)]
-    nodes = []
-    for rid in rids:
-        req = env.zuul.wait_state(rid, {"fulfilled", "failed"},
-                                  timeout=timeout)
-        assert req["state"] == "fulfilled", req
-        nodes += req["nodes"]
-    return nodes
+    return fulfil_all(env, [env.zuul.submit(["small"])
+                            for _ in range(count)], timeout)
 
 
 def test_a_transient_vm_put_error_is_repeated_by_the_api_only(

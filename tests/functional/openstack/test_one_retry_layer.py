@@ -10,6 +10,7 @@ so the API raises it at once and the next launch attempt creates anew.
 
 from __future__ import annotations
 
+from tests.functional.launcher.helpers import fulfil_all, quick_backoff
 from tests.functional.openstack.helpers import (adapter_of, post_count,
                                                 provider)
 
@@ -18,21 +19,9 @@ OLD_THROTTLE_ATTEMPTS = 6
 RATE_SECONDS = 0.01         # 100 calls/s, a real limiter
 
 
-def quick_backoff(api) -> None:
-    # The limiter paces the repeats; the test need not wait seconds of
-    # back-off per throttle on top of it.
-    api.backoff, api.max_backoff = 0.01, 0.05
-
-
 def launch(env, count=1, timeout=60):
-    rids = [env.zuul.submit(["small"]) for _ in range(count)]
-    nodes = []
-    for rid in rids:
-        req = env.zuul.wait_state(rid, {"fulfilled", "failed"},
-                                  timeout=timeout)
-        assert req["state"] == "fulfilled", req
-        nodes += req["nodes"]
-    return nodes
+    return fulfil_all(env, [env.zuul.submit(["small"])
+                            for _ in range(count)], timeout)
 
 
 def test_a_5xx_on_create_is_repeated_by_no_layer_in_the_attempt(

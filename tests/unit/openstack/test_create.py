@@ -150,14 +150,19 @@ def test_deleting_server_while_building_fails(adapter, clock, spec_factory):
         machine.advance()
 
 
-def test_a_floating_ip_access_error_tries_again(adapter, clock,
-                                               spec_factory):
-    machine = _machine(adapter, clock, spec_factory)
+def _floating_ip_fails(machine, adapter, clock, error):
     _to_building(machine, adapter)
     clock.advance(1)
     adapter.poll(server())
     machine.advance()
-    adapter.finishes[0].set_exception(errors.EndpointError("neutron down"))
+    adapter.finishes[0].set_exception(error)
+
+
+def test_a_floating_ip_access_error_tries_again(adapter, clock,
+                                               spec_factory):
+    machine = _machine(adapter, clock, spec_factory)
+    _floating_ip_fails(machine, adapter, clock,
+                       errors.EndpointError("neutron down"))
     machine.advance()
     assert machine.state is machine.State.BUILDING
     clock.advance(1)
@@ -172,11 +177,8 @@ def test_a_floating_ip_access_error_tries_again(adapter, clock,
 def test_a_floating_ip_transient_error_fails_the_attempt(adapter, clock,
                                                         spec_factory):
     machine = _machine(adapter, clock, spec_factory)
-    _to_building(machine, adapter)
-    clock.advance(1)
-    adapter.poll(server())
-    machine.advance()
-    adapter.finishes[0].set_exception(errors.TransientError("neutron 503"))
+    _floating_ip_fails(machine, adapter, clock,
+                       errors.TransientError("neutron 503"))
     with pytest.raises(errors.TransientError):
         machine.advance()
     assert len(adapter.finishes) == 1

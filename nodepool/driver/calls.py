@@ -1,4 +1,4 @@
-"""Call: one cloud call of a state machine, and when to send it again.
+"""Call: one cloud call of a state machine, and what its answer means.
 
 Every cloud machine sends its calls the same way: hand the call to a pool
 or batcher, look at the returned future on a later step, and decide what
@@ -9,12 +9,19 @@ instead of in every driver's machine:
 - ``Unfulfilled`` (a batch call started fewer instances than asked, and
   none for this launch) is no failure: the call is due again at once --
   the batcher paces and shrinks the calls, not the machine;
-- a retryable error (``errors.RETRYABLE``: throttled, transient, access)
-  makes the call due again after ``RetryDelay``: 1 s, doubling up to
-  ``MAX_RETRY_DELAY`` (30 s); after an ``AccessError`` exactly when the
-  provider's gate admits a call again (``backoff.pause_for``).  A call
-  given ``max_attempts`` raises the error once it has failed that often;
-  without, only the launcher's timeouts bound the repeats;
+- a ``ThrottledError`` or ``TransientError`` is final for the call and
+  raised: the driver's API client (``limitedapi.LimitedApi``) is the one
+  layer that repeats throttled and transiently failed calls, and what
+  reaches a machine is what it gave up on.  A create's error fails the
+  launch attempt (the launcher's launch-retries start a new one with a new
+  client token, and this one is abandoned); a delete's fails the delete,
+  which the deleter repeats later;
+- an ``AccessError`` (``errors.WAIT_FOR_ACCESS``) is neither: the provider
+  cannot reach its cloud at all, and the provider's ``AccessGate`` is that
+  error's one layer.  The call is due again exactly when the gate admits
+  a call again (``RetryDelay``, ``backoff.pause_for``); a call given
+  ``max_attempts`` raises it once it has failed that often, without, only
+  the launcher's timeouts bound the waits;
 - a cancelled call (the provider is stopping) raises ``cancelled`` (a
   ``LaunchError`` for a create, a ``TransientError`` for a delete, which
   the deleter repeats later);
@@ -27,8 +34,10 @@ under a node id that has a new instance).
 
 Failure story: a ``Call`` makes no cloud call itself; a failing ``delete``
 of an orphan is the caller's to log (it runs on the thread that completed
-the future).  Retried calls are idempotent by construction in every driver
-(client tokens, PUT by name), so sending one again never makes two.
+the future).  A call sent again (a partial batch, or after the access gate
+opened) is idempotent by construction in every driver (client tokens, PUT
+by name), and nothing the cloud did is repeated: an ``AccessError`` means
+the call never reached the cloud or was refused before doing anything.
 
 Threads: a call is sent and polled by its machine's loop thread only;
 ``abandon`` may run on any thread -- it only cancels the future or adds a
@@ -72,7 +81,9 @@ def answer_of(future: Future, what: str,
 
 
 class RetryDelay:
-    """When a refused call may be sent again (see the module docstring).
+    """When a refused call may be sent again (see the module docstring):
+    after an ``AccessError`` when the gate admits calls again; after any
+    other error a caller hands it, 1 s doubling up to ``cap``.
 
     >>> gate = AccessGate("p")
     >>> delay = RetryDelay(gate, clock=lambda: 0.0)
@@ -173,7 +184,10 @@ class Call:
             self.delay.at_once()
             self.log.info("%s%s sent again: %s", self._prefix(), self.what, e)
             return False
-        except errors.RETRYABLE as e:
+        except errors.WAIT_FOR_ACCESS as e:
+            # Not this call's failure: the provider's gate decides when.
+            # (A throttle or a transient error is raised: LimitedApi
+            # already repeated it as long as it should.)
             wait = self.delay.failed(e)
             log_failure(self.log, e, "%s%s will be sent again in %.1fs: %s",
                         self._prefix(), self.what, wait, e,

@@ -10,7 +10,7 @@ message text.  Anything else escaping an adapter is an unclassified failure
     ├── QuotaError           quota exceeded: node ABORTED, request retried
     │   └── CapacityError    the cloud has no capacity: aborted as well
     ├── ThrottledError       the cloud said "slow down"; .retry_after seconds
-    ├── TransientError       5xx, timeouts, resets: retry with back-off
+    ├── TransientError       5xx, timeouts, resets: LimitedApi retries
     │   └── Unfulfilled      a batch call started fewer than asked: at once
     ├── AccessError          the provider cannot use its cloud at all:
     │   │                    every call backs off (``backoff.AccessGate``)
@@ -19,9 +19,22 @@ message text.  Anything else escaping an adapter is an unclassified failure
     ├── LaunchError          this launch attempt failed for good; .stat_key
     └── ConfigurationError   the label can never be served here: decline
 
-``RETRYABLE`` lists the classes for which repeating the same call later is
-the right answer; everything else fails the attempt.  An ``AccessError`` is
-retryable, but only after the provider's back-off (``backoff.py``).
+One retry policy, one layer per error:
+
+- ``API_RETRIED`` (``ThrottledError``, ``TransientError``) are handled
+  ONLY by ``limitedapi.LimitedApi``, the rate-limited call helper every
+  driver's API goes through: it repeats a throttled call, paced by the
+  limiter, until a deadline, and a transient failure of an idempotent call
+  with back-off, a bounded number of times.  One that reaches a caller is
+  final for that call: a machine fails its attempt with it.
+- ``WAIT_FOR_ACCESS`` (``AccessError``) is no throttle or transient error:
+  the provider's ``AccessGate`` (``backoff.py``) is its one layer, holding
+  every call back; a machine waits for the gate and sends its call again.
+- ``RETRYABLE`` is both: a *new* call later may well succeed (the
+  batcher does not split a batch over one; a launch or a delete attempt
+  that failed with one is repeated as a new attempt).
+
+Everything else fails the attempt.
 """
 
 from __future__ import annotations
@@ -40,6 +53,8 @@ __all__ = [
     "LaunchError",
     "ConfigurationError",
     "RETRYABLE",
+    "API_RETRIED",
+    "WAIT_FOR_ACCESS",
 ]
 
 
@@ -145,5 +160,9 @@ class ConfigurationError(DriverError):
     type or image); pools decline the request instead of retrying."""
 
 
-RETRYABLE: tuple[type[DriverError], ...] = (ThrottledError, TransientError,
-                                           AccessError)
+#: handled only in LimitedApi; final for the call once raised from it
+API_RETRIED: tuple[type[DriverError], ...] = (ThrottledError, TransientError)
+#: handled only by the provider's AccessGate: a machine waits for it
+WAIT_FOR_ACCESS: tuple[type[DriverError], ...] = (AccessError,)
+#: a new call later may succeed (see the module docstring)
+RETRYABLE: tuple[type[DriverError], ...] = API_RETRIED + WAIT_FOR_ACCESS

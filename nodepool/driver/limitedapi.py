@@ -1,14 +1,15 @@
 """LimitedApi: the one layer that limits, retries and reports cloud calls.
 
 Every driver's API client (``AwsApi``, ``AzureApi``, ``OpenStackApi``)
-calls its cloud through ``_retrying``, and this is the only place where a
+calls its cloud through ``_retrying``, and this is the ONLY place where a
 throttle or a transient error is handled: the call is reported to its
-limiter once per answer and repeated here, a bounded number of times.
-Whoever made the call -- a machine step on a create-pool worker, a
-listing, a quota read -- sees only the final answer; nothing above this
-layer reports a throttle to a limiter again (the launcher's node
-launchers and the adapters have no such path), so one 429 halves the
-rate exactly once.
+limiter once per answer and repeated here.  Whoever made the call -- a
+machine step on a create-pool worker, a listing, a quota read -- sees only
+the final answer, and a ``ThrottledError`` or ``TransientError`` that
+leaves this layer is final for that call: nothing above it sends the call
+again (``calls.Call`` fails the launch or delete attempt with it) or
+reports it to a limiter again, so one 429 halves the rate exactly once and
+one 5xx is repeated by one layer.
 
 Two limiters per provider (``limiter`` for mutating calls at the
 provider's ``rate``, ``read_limiter`` for reads at ``READ_RATE_FACTOR``
@@ -19,27 +20,39 @@ answer:
 - a success reports ``limiter.succeeded()`` so the rate recovers (AIMD);
 - ``ThrottledError``: ``limiter.throttled(retry_after)`` halves the rate
   (and holds every caller of that limiter for Retry-After), then the call
-  is tried again after ``_throttle_pause``, up to ``throttle_attempts``.
-  A throttle is a refusal (the cloud did nothing), so every call is
-  repeated after one, idempotent or not;
-- ``TransientError``: tried again after a jittered back-off, up to
-  ``transient_attempts`` times -- for an idempotent call only.  A call
+  is tried again after ``_throttle_pause``, paced by the limiter, until
+  ``throttle_deadline`` seconds (``THROTTLE_DEADLINE``, 5 minutes) have
+  passed since the call's first throttle.  A deadline, not a count: a
+  throttle storm lasting minutes is the cloud asking us to go slower, not a
+  failure, and the halved limiter already spaces the repeats, so it must
+  not fail the nodes waiting behind it.  Five minutes fits well inside the
+  default ``launch-timeout`` (an hour); a launch with a shorter one is
+  failed by the launcher's own timeout meanwhile, and the worker's answer
+  then goes to the abandoned attempt.  A throttle is a refusal (the cloud
+  did nothing), so every call is repeated after one, idempotent or not;
+- ``TransientError`` (5xx, timeouts, resets): tried again after a
+  jittered back-off, up to ``transient_attempts`` times -- for an
+  idempotent call only.  A create carrying a client token is idempotent
+  (AWS RunInstances with its ClientToken, an Azure PUT by name); a call
   marked ``idempotent=False`` (OpenStack's ``POST /servers``: the cloud may
   have made the server before the connection dropped) raises it at once,
-  and its caller decides;
+  and its launch attempt fails;
 - ``AccessError`` (credentials refused, endpoint unreachable) is raised
-  at once: every call of the provider passes its ``AccessGate``
-  (``backoff.py``), which holds them all back after one, exponentially,
-  and logs it once;
+  at once: it is no throttle or transient error and not this layer's.
+  Every call of the provider passes its ``AccessGate`` (``backoff.py``),
+  which holds them all back after one, exponentially, and logs it once;
+  the gate is that error's one layer (a machine's ``Call`` waits for it);
 - anything else is raised at once, already classified by the driver.
 
 A driver subclass supplies the classification per call and may change the
 pause after throttling.
 
-Failure story: a call that keeps being throttled or failing transiently
-raises its last error after its attempts; the limiter has then been told
-of every throttle, and the caller repeats its step later (a launch within
-``launch-timeout``) or keeps its last answer (a listing, a cache).
+Failure story: a call still throttled at its deadline, or failing
+transiently after its attempts, raises its last error; the limiter has
+then been told of every throttle.  For a create that fails the launch
+attempt (the launcher's launch-retries start a new one with a new client
+token), for a delete the attempt (the deleter repeats it later), and a
+listing or a cache keeps its last answer.
 
 Threads: any; the counters are guarded by ``_lock``; calls block (limiter
 waits, back-off sleeps, HTTP), so state machines make them from the create
@@ -59,12 +72,18 @@ from nodepool.driver import errors
 from nodepool.driver.backoff import AccessGate
 from nodepool.driver.ratelimit import RateLimiter
 
-__all__ = ["LimitedApi", "READ_RATE_FACTOR", "limiter_stats"]
+__all__ = ["LimitedApi", "READ_RATE_FACTOR", "THROTTLE_DEADLINE",
+           "limiter_stats"]
 
 log = logging.getLogger(__name__)
 
 #: read-only calls may go this many times faster than mutating ones
 READ_RATE_FACTOR = 10.0
+
+#: seconds after its first throttle a call is still repeated: a storm of
+#: minutes must not fail nodes, and it fits inside the default
+#: launch-timeout of an hour (see the module docstring)
+THROTTLE_DEADLINE = 300.0
 
 #: classify(exc) -> the framework error for ``exc``, or None to raise
 #: ``exc`` unchanged (not a cloud answer)
@@ -75,8 +94,9 @@ class LimitedApi:
     """Limiters, counters and the retry loop (see the module docstring)."""
 
     def __init__(self, name: str, rate: float, *, write_limiter: str,
-                 throttle_attempts: int, transient_attempts: int,
-                 backoff: float, max_backoff: float,
+                 transient_attempts: int, backoff: float,
+                 max_backoff: float,
+                 throttle_deadline: float = THROTTLE_DEADLINE,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  access: AccessGate | None = None) -> None:
@@ -87,11 +107,12 @@ class LimitedApi:
         self.read_limiter = RateLimiter(f"{name}-read",
                                         rate * READ_RATE_FACTOR,
                                         clock=clock, sleep=sleep)
-        self.throttle_attempts = throttle_attempts
+        self.throttle_deadline = throttle_deadline
         self.transient_attempts = transient_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
@@ -108,6 +129,7 @@ class LimitedApi:
         waits for (``RateLimiter.acquire``).  ``idempotent`` False: a
         transient error is raised at once (repeating could do it twice)."""
         throttles = transients = 0
+        first_throttle: float | None = None
         while True:
             ticket = self.access.admit()    # raises while backing off
             if not admitted:
@@ -133,7 +155,13 @@ class LimitedApi:
             if isinstance(error, errors.ThrottledError):
                 limiter.throttled(error.retry_after)
                 throttles += 1
-                if throttles >= self.throttle_attempts:
+                now = self._clock()
+                if first_throttle is None:
+                    first_throttle = now
+                if now - first_throttle >= self.throttle_deadline:
+                    log.warning("%s: %s still throttled after %.0fs "
+                                "(%d answers): giving up", self.name, what,
+                                now - first_throttle, throttles)
                     raise error
                 self._throttle_pause(throttles, error.retry_after)
             elif isinstance(error, errors.TransientError):

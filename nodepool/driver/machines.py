@@ -13,7 +13,7 @@ its cloud's states and a few hooks, and the policy lives here and in
 ``CreateMachine``::
 
     SUBMIT --> CREATING --> <the driver's states> --> READY
-      ^           |  retryable: after the back-off; partial batch: at once
+      ^           |  access error: when the gate opens; partial batch: at once
       +-----------+
 
 SUBMIT sends ``send_create()`` when its ``Call`` is due; CREATING reads
@@ -36,9 +36,12 @@ was accepted ``wait_limit(record)`` decides (give up, or count it gone).
 
 ``PendingCreates`` keeps the latest attempt of each node for its adapter.
 
-Failure story: a create's retryable failures are repeated after the
-back-off, bounded by the launcher's launch-timeout; quota, capacity,
-launch and configuration errors are raised to the launcher, which decides.
+Failure story: a create waits for the provider's access gate after an
+``AccessError``, bounded by the launcher's launch-timeout; a throttle or a
+transient error is final here (``LimitedApi`` repeated it, the one layer
+that does) and, like quota, capacity, launch and configuration errors, is
+raised to the launcher, which decides (a new attempt, within
+launch-retries).
 A delete raises whatever is not "not found" (the launcher's deleter keeps
 the node ``deleting`` and tries again with a new machine); a cancelled
 call (provider stopping) fails the attempt.  An orphan's delete is sent on

@@ -17,10 +17,12 @@ Failure story:
   marks the offering unavailable for every launcher
   (``nodepool.driver.offerings``), so the replacement goes elsewhere;
 - ``ConfigurationError`` fails the node at once (retrying cannot help);
-- ``ThrottledError``/``TransientError`` repeat the same step later, within
-  the launch timeout; the driver's API client has already reported the
-  throttle to its limiter and repeated the call (the one layer that does,
-  ``nodepool.driver.limitedapi``), so nothing is reported here;
+- ``ThrottledError``/``TransientError`` end the attempt like a launch
+  failure: the driver's API client has already reported the throttle to
+  its limiter and repeated the call as long as it should (the one layer
+  that does, ``nodepool.driver.limitedapi``), so nothing is reported or
+  repeated here; an ``AccessError`` repeats the same step later, within
+  the launch timeout (the provider's access gate is its one layer);
 - node writes go out asynchronously (the loop checks the reply on the next
   step); one that fails with ZooKeeper connection trouble is sent again
   after ``REWRITE_DELAY`` (within the launch timeout) instead of failing
@@ -276,9 +278,11 @@ class NodeLaunch:
                 self._advance_create()
             elif self.phase is _Phase.KEYSCAN:
                 self._advance_keyscan()
-        except errors.RETRYABLE:
-            # Already reported to the limiter, once, by the driver's API
-            # client (nodepool.driver.limitedapi): only wait here.
+        except errors.WAIT_FOR_ACCESS:
+            # The provider's access gate holds its calls back: only wait
+            # here.  A throttle or a transient error is final when it gets
+            # here (the driver's LimitedApi repeated and reported it) and
+            # fails the attempt below, like any DriverError.
             self._check_timeout()
         except errors.QuotaError as e:
             self._abort(e)

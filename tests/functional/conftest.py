@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from nodepool.driver import fake
+from nodepool.launcher.nodelaunch import (add_launch_listener,
+                                          remove_launch_listener)
 from tests.functional.launcher.helpers import LauncherEnv
 from tools.sshd import SSHServer
 
@@ -60,3 +62,14 @@ def sshd_factory(tmp_path) -> Iterator[Callable[..., SSHServer]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def launch_attempts() -> Iterator[Callable[[str], list[str]]]:
+    """``launch_attempts(node_id)``: the results of that node's finished
+    launch attempts so far, in order ("ready", "error.<kind>")."""
+    events: list = []
+    add_launch_listener(events.append)
+    yield lambda node_id: [e.result for e in list(events)
+                           if e.node_id == node_id]
+    remove_launch_listener(events.append)

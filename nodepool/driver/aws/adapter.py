@@ -32,7 +32,8 @@ credentials and profile come from boto3's usual configuration
 local one.
 
 Failure story: see each module; in short, throttling and 5xx are retried
-with back-off and never fail a request by themselves, capacity and quota
+in ``AwsApi`` alone (``LimitedApi``) and at worst fail one launch attempt,
+never a request by themselves, capacity and quota
 errors abort the node (the request is retried), configuration errors fail
 it, and nothing is ever created without the tags leak cleanup needs.
 """

@@ -14,7 +14,7 @@ callers see only the final error and report nothing to a limiter):
 
 - ``ThrottledError`` (RequestLimitExceeded): report ``limiter.throttled()``
   (the effective rate halves, AIMD) and retry after an exponential,
-  jittered back-off, up to ``throttle_attempts`` times, then raise it;
+  jittered back-off, until ``throttle_deadline`` (minutes), then raise it;
 - ``TransientError`` (5xx, dropped connections): retry up to
   ``transient_attempts`` times.  Every mutating call we make is idempotent
   (RunInstances carries a ClientToken, terminate/tag/delete are
@@ -36,7 +36,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nodepool.driver.aws.errors import classify
 from nodepool.driver.backoff import AccessGate
-from nodepool.driver.limitedapi import READ_RATE_FACTOR, LimitedApi
+from nodepool.driver.limitedapi import (READ_RATE_FACTOR, THROTTLE_DEADLINE,
+                                       LimitedApi)
 from nodepool.driver.ratelimit import RateLimiter
 
 __all__ = ["AwsApi", "READ_RATE_FACTOR"]
@@ -52,14 +53,15 @@ class AwsApi(LimitedApi):
 
     def __init__(self, name: str, session, region: str, rate: float,
                  max_connections: int = 10, *,
-                 throttle_attempts: int = 6, transient_attempts: int = 3,
+                 transient_attempts: int = 3,
+                 throttle_deadline: float = THROTTLE_DEADLINE,
                  backoff: float = 0.25, max_backoff: float = 8.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  clients: dict[str, Any] | None = None,
                  access: AccessGate | None = None):
         super().__init__(name, rate, write_limiter="mutate",
-                         throttle_attempts=throttle_attempts,
+                         throttle_deadline=throttle_deadline,
                          transient_attempts=transient_attempts,
                          backoff=backoff, max_backoff=max_backoff,
                          sleep=sleep, clock=clock, access=access)

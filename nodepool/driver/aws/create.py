@@ -20,7 +20,8 @@ anchor (whose instance already names its own node).  The ClientToken
 makes a repeated call (after a throttle or a 5xx) return the same
 instances instead of new ones.  A lone launch uses its attempt's token
 (``LaunchSpec.client_token``, stored in the node's ``driver_data`` before
-the call), so even a repeat by the create machine is idempotent.  A batch
+the call), so the API's repeat of it (``LimitedApi``, the one layer that
+repeats a throttled or transiently failed call) is idempotent.  A batch
 uses a fresh token per call: it is not recorded per node, and need not be,
 because the batch tags name every instance's node from the instance's
 first moment -- after a crash ``find_instances(node_id)`` finds it.
@@ -28,8 +29,9 @@ Partial fulfilment (EC2 started fewer than asked): the launches without
 an instance get ``Unfulfilled``; their machines submit again at once (no
 back-off), and the batcher sends smaller calls for that specification.
 
-``AwsCreate`` is the state machine.  Its SUBMIT and CREATING steps, the
-back-off after a retryable failure, the partial-batch resubmit and the
+``AwsCreate`` is the state machine.  Its SUBMIT and CREATING steps (a
+throttle or a 5xx the API gave up on fails the attempt; an access error
+waits for the provider's gate), the partial-batch resubmit and the
 abandoning of a replaced attempt are the framework's (``CreateMachine`` in
 ``nodepool/driver/machines.py``); this module gives the calls and BOOTING,
 which reads the watcher's latest record until the instance runs.

@@ -121,7 +121,7 @@ class Tagger:
             _, _, instance_id, tags, attempt = item
             try:
                 self._create_tags(instance_id, tags)
-            except (errors.NotFoundError, *errors.RETRYABLE) as e:
+            except (errors.NotFoundError, *errors.WAIT_FOR_ACCESS) as e:
                 if attempt >= self.attempts:
                     self.failed += 1
                     log.warning("Tagger %s: giving up on %s: %s",

@@ -14,7 +14,7 @@ only the final error and report nothing to a limiter):
 - ``ThrottledError`` (429): ``limiter.throttled(retry_after)`` -- the
   effective rate halves (AIMD) and no call of that limiter starts before
   ``Retry-After`` has passed, in any thread -- then the call is tried
-  again once the limiter admits it, up to ``throttle_attempts`` times;
+  again once the limiter admits it, until ``throttle_deadline`` (minutes);
 - ``TransientError`` (5xx, dropped connections, "another operation in
   progress"): retried up to ``transient_attempts`` times after a jittered
   back-off.  Every write we send is a PUT or DELETE of a named resource,
@@ -34,7 +34,8 @@ from typing import Any, Callable
 
 from nodepool.driver.azure.errors import OTHER, classify
 from nodepool.driver.backoff import AccessGate
-from nodepool.driver.limitedapi import READ_RATE_FACTOR, LimitedApi
+from nodepool.driver.limitedapi import (READ_RATE_FACTOR, THROTTLE_DEADLINE,
+                                       LimitedApi)
 from nodepool.driver.ratelimit import RateLimiter
 
 __all__ = ["AzureApi", "READ_RATE_FACTOR"]
@@ -44,13 +45,14 @@ class AzureApi(LimitedApi):
     """Limiters and the retry loop (see the module docstring)."""
 
     def __init__(self, name: str, rate: float, *,
-                 throttle_attempts: int = 8, transient_attempts: int = 3,
+                 transient_attempts: int = 3,
+                 throttle_deadline: float = THROTTLE_DEADLINE,
                  backoff: float = 0.5, max_backoff: float = 8.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  access: AccessGate | None = None) -> None:
         super().__init__(name, rate, write_limiter="write",
-                         throttle_attempts=throttle_attempts,
+                         throttle_deadline=throttle_deadline,
                          transient_attempts=transient_attempts,
                          backoff=backoff, max_backoff=max_backoff,
                          sleep=sleep, clock=clock, access=access)

@@ -18,10 +18,11 @@ Steps (each returns at once; calls run on the adapter's pools):
   (instance view): a capacity code (``AllocationFailed`` ...) raises
   ``CapacityError``, anything else fails the attempt with ``LaunchError``.
 
-Failure story: throttling and transient errors of a PUT never leave the
-machine: it sends the same PUT again after the framework's back-off
-(``Call`` in ``nodepool/driver/calls.py``; a PUT by name is idempotent),
-bounded only by the launcher's launch-timeout.  Quota and
+Failure story: throttling and transient errors of a PUT are repeated by
+the API client alone (``LimitedApi``; a PUT by name is idempotent); one it
+gave up on fails the attempt (``Call`` in ``nodepool/driver/calls.py``
+does not send it again), and an access error waits for the provider's
+gate, bounded by the launcher's launch-timeout.  Quota and
 capacity errors propagate (node aborted, request retried), configuration
 errors fail the node, a failed provisioning fails the attempt.  When the
 launcher starts a new attempt for the same node, ``abandon()`` cancels
@@ -66,7 +67,7 @@ class Put:
     kind: str                     # listing kind: pips, nics, vms
     name: str
     body: dict
-    call: Call                    # sent again after a refusal (calls.py)
+    call: Call                    # sent again after an access error
     record: dict | None = None
     answered: float | None = None   # when the answer was seen; later
                                     # checks need a listing newer than it

@@ -17,10 +17,11 @@ In the usual case a node therefore costs one DELETE; the leftover checks
 are reads of listings shared by every machine.
 
 Failure story: "not found" is success.  Throttling and transient errors
-are retried here after the framework's back-off (``Call`` in
-``nodepool/driver/calls.py``), ``MAX_ATTEMPTS`` times, then raised:
-the launcher's deleter keeps the node in ``deleting`` and tries again with
-a new machine later (behaviour 27).  A resource still listed
+are repeated by the API client alone (``LimitedApi``); one it gave up on
+is raised at once, and an access error is waited out at the provider's
+gate ``MAX_ATTEMPTS`` times, then raised (``Call`` in
+``nodepool/driver/calls.py``): the launcher's deleter keeps the node in
+``deleting`` and tries again with a new machine later (behaviour 27).  A resource still listed
 ``WAIT_LIMIT`` seconds after its DELETE was accepted raises
 ``TransientError`` the same way, which sends the DELETE again.
 
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 class Removal:
     kind: str                  # listing kind: vms, nics, pips, disks
     name: str
-    call: Call                 # sent again after a refusal (calls.py)
+    call: Call                 # sent again after an access error
     answered: float | None = None
     gone: bool = False
 

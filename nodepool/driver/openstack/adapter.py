@@ -19,8 +19,8 @@ provider's ``rate`` (seconds between calls), reads at ten times that
 budget, errors classified into framework exceptions, throttles and 5xx
 handled there and only there (``nodepool.driver.limitedapi``).
 
-Failure story, in short: throttling and 5xx repeat the call after a
-back-off and never fail a request by themselves; quota refusals abort the
+Failure story, in short: throttling and 5xx are repeated in the API
+alone and at worst fail one launch attempt, never a request by themselves; quota refusals abort the
 node (the request is retried) and refresh the cached limits; a server in
 ERROR is a failed attempt unless its fault names a quota; names that do
 not exist (flavor, image, network) make the label unusable; nothing is

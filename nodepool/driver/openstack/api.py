@@ -20,7 +20,7 @@ Failure story: every call goes through ``read``/``write``, which run it in
 throttles and transient errors are handled): SDK and keystoneauth
 exceptions become framework exceptions (``errors.classify``), a 429 is
 reported to the limiter once (AIMD, Retry-After honoured) and the call is
-sent again, up to ``throttle_attempts`` times; a 5xx or a dropped
+sent again until ``throttle_deadline`` (minutes); a 5xx or a dropped
 connection is sent again up to ``transient_attempts`` times, except a
 ``POST`` to Nova (``compute(..., write=True)`` creating a server), which
 may have made the server before the answer was lost: its caller gets the
@@ -49,7 +49,8 @@ import time
 from typing import Any, Callable, TypeVar
 
 from nodepool.driver.backoff import AccessGate
-from nodepool.driver.limitedapi import READ_RATE_FACTOR, LimitedApi
+from nodepool.driver.limitedapi import (READ_RATE_FACTOR, THROTTLE_DEADLINE,
+                                       LimitedApi)
 from nodepool.driver.openstack.errors import classify
 from nodepool.driver.ratelimit import RateLimiter
 
@@ -90,13 +91,14 @@ class OpenStackApi(LimitedApi):
                  max_connections: int = 32,
                  connect: Callable[[Any], Any] | None = None,
                  access: AccessGate | None = None, *,
-                 throttle_attempts: int = 6, transient_attempts: int = 3,
+                 transient_attempts: int = 3,
+                 throttle_deadline: float = THROTTLE_DEADLINE,
                  backoff: float = 0.5, max_backoff: float = 8.0,
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic):
         super().__init__(name, calls_per_second(rate_seconds),
                          write_limiter="write",
-                         throttle_attempts=throttle_attempts,
+                         throttle_deadline=throttle_deadline,
                          transient_attempts=transient_attempts,
                          backoff=backoff, max_backoff=max_backoff,
                          sleep=sleep, clock=clock, access=access)

@@ -13,14 +13,15 @@ IP is never unattached, and never mistaken for a leak).
 ``OpenStackCreate`` is the state machine:
 
     SUBMIT --> CREATING --> BUILDING --> FINISHING --> READY
-      ^           |  retryable error (back-off)
+      ^           |  access error (when the gate opens)
       +-----------+
 
 SUBMIT and CREATING are the framework's (``CreateMachine`` in
-``nodepool/driver/machines.py``: the create goes to the pool, a throttled
-or transient create is sent again after its back-off, bounded by the
-launcher's launch-timeout, and a replaced attempt deletes what it still
-creates); CREATING records ``external_id``.  This module adds BUILDING,
+``nodepool/driver/machines.py``: the create goes to the pool; a throttle
+the API outlasted no longer, or a 5xx (the POST is not idempotent: the API
+repeats it not at all), fails the attempt; an access error waits for the
+provider's gate, bounded by the launcher's launch-timeout; and a replaced
+attempt deletes what it still creates); CREATING records ``external_id``.  This module adds BUILDING,
 which reads the poller's latest record until the server is ACTIVE (ERROR:
 ``fault_error`` decides between QuotaError and LaunchError), and
 FINISHING, which waits for the floating IP when the pool wants one and
@@ -246,7 +247,11 @@ class OpenStackCreate(CreateMachine):
         future, self.finish = self.finish, None
         try:
             address = answer_of(future, "floating IP")
-        except errors.RETRYABLE as e:
+        except errors.WAIT_FOR_ACCESS as e:
+            # The access gate is this error's one layer: ask again once
+            # the server is looked at again.  A throttle or a transient
+            # error is final here (LimitedApi repeated it): it fails the
+            # attempt like any other DriverError.
             log_failure(log, e, "Node %s: floating IP will be tried again: "
                         "%s", self.spec.node_id, e, level=logging.INFO)
             self.adapter.poller.watch(self.external_id)

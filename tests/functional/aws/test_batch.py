@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from nodepool.driver.aws import batchtags
 from tests.functional.aws.helpers import adapter_of, instance_id, tags
+from tests.functional.launcher.helpers import fulfil_all as _fulfil_all
 from tests.functional.launcher.helpers import wait_for
-
-
-def _fulfil_all(env, rids, timeout=30.0) -> list[str]:
-    nodes = []
-    for rid in rids:
-        req = env.zuul.wait_state(rid, {"fulfilled", "failed"},
-                                  timeout=timeout)
-        assert req["state"] == "fulfilled", req
-        nodes += req["nodes"]
-    return nodes
 
 
 def _instance(aws, iid) -> dict:

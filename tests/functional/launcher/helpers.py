@@ -26,6 +26,25 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02,
         threading.Event().wait(interval)
 
 
+
+def fulfil_all(env, rids, timeout: float = 30.0) -> list[str]:
+    """The nodes of ``rids``, each request asserted fulfilled."""
+    nodes = []
+    for rid in rids:
+        req = env.zuul.wait_state(rid, {"fulfilled", "failed"},
+                                  timeout=timeout)
+        assert req["state"] == "fulfilled", req
+        nodes += req["nodes"]
+    return nodes
+
+
+def quick_backoff(api) -> None:
+    """Shrink a driver API's back-off after a failure: its limiter (and a
+    Retry-After) still pace the repeats, but a test need not wait seconds
+    per failure on top of that."""
+    api.backoff, api.max_backoff = 0.01, 0.05
+
+
 def errors_logged(caplog) -> list[str]:
     """Errors and tracebacks our loggers wrote during the test."""
     return [f"{r.name}: {r.getMessage()}" for r in caplog.records

@@ -73,12 +73,23 @@ def test_throttled_calls_are_retried_and_slow_the_limiter():
     assert api.stats()["failures"] == {"RunInstances": 2}
 
 
-def test_throttling_gives_up_after_its_attempts():
-    api, _ = make_api(throttle_attempts=3)
-    fn = Script(*[client_error("RequestLimitExceeded", 503)] * 5)
+def test_a_throttle_storm_is_outlasted_not_counted():
+    # Far more throttles than a small count: repeated until it passes.
+    api, _ = make_api()
+    fn = Script(*[client_error("RequestLimitExceeded", 503)] * 20)
+    assert api.call(api.limiter, fn, "RunInstances", {}) == {"ok": {}}
+    assert fn.calls == 21 and api.limiter.stats.throttled == 20
+
+
+def test_throttling_gives_up_at_its_deadline():
+    api, _ = make_api(throttle_deadline=10.0)
+    fn = Script(*[client_error("RequestLimitExceeded", 503)] * 100)
+    start = api._clock()
     with pytest.raises(errors.ThrottledError):
         api.call(api.limiter, fn, "RunInstances", {})
-    assert fn.calls == 3
+    assert 10.0 <= api._clock() - start
+    assert 3 <= fn.calls < 100
+    assert api.limiter.stats.throttled == fn.calls
 
 
 def test_success_recovers_the_rate():

@@ -113,17 +113,15 @@ def test_happy_path(spec_factory):
     assert not adapter.watcher.watched
 
 
-def test_retryable_failure_resubmits_after_backoff(spec_factory):
+def test_a_transient_create_failure_fails_the_attempt(spec_factory):
+    # LimitedApi repeated it already (the one layer): final here.
     m, adapter = machine(spec_factory)
     m.advance()
-    adapter.futures[0].set_exception(errors.TransientError("partial"))
-    m.advance()
-    assert m.state is m.Phase.SUBMIT
-    m.advance()
-    assert len(adapter.futures) == 1           # still backing off
+    adapter.futures[0].set_exception(errors.TransientError("503"))
+    with pytest.raises(errors.TransientError):
+        m.advance()
     m.clock.now += 60
-    m.advance()
-    assert len(adapter.futures) == 2
+    assert len(adapter.futures) == 1
 
 
 @pytest.mark.parametrize("error", [errors.CapacityError("c"),

@@ -52,3 +52,23 @@ def test_gives_up_after_attempts():
         assert tagger.pending == 0
     finally:
         tagger.stop()
+
+
+def test_a_throttle_or_transient_error_is_not_repeated():
+    # LimitedApi already repeated the call as long as it should.
+    calls = []
+
+    def create_tags(iid, tags):
+        calls.append(iid)
+        raise (errors.ThrottledError if iid == "i-1" else
+               errors.TransientError)(iid)
+
+    tagger = Tagger("t", create_tags, attempts=3, retry_delay=0.01)
+    tagger.start()
+    try:
+        tagger.add("i-1", {})
+        tagger.add("i-2", {})
+        _wait(lambda: tagger.failed == 2)
+        assert calls == ["i-1", "i-2"] and tagger.pending == 0
+    finally:
+        tagger.stop()

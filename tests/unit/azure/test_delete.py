@@ -66,19 +66,30 @@ def test_leftovers_in_dependency_order(adapter, clock):
     assert machine.advance() is True
 
 
-def test_retryable_delete_errors_are_retried_then_raised(adapter, clock):
+def test_access_errors_are_waited_out_then_raised(adapter, clock):
     machine = AzureDelete(adapter, "np1")
     machine.advance()
     for attempt in range(AzureDelete.MAX_ATTEMPTS - 1):
         machine.advance()
-        adapter.deletes[-1][2].set_exception(errors.ThrottledError("429"))
+        adapter.deletes[-1][2].set_exception(errors.CredentialError("401"))
         machine.advance()
         clock.advance(60)
     assert len(adapter.deletes) == AzureDelete.MAX_ATTEMPTS - 1
     machine.advance()
+    adapter.deletes[-1][2].set_exception(errors.CredentialError("401"))
+    with pytest.raises(errors.CredentialError):
+        machine.advance()
+
+
+def test_a_throttled_delete_fails_at_once(adapter, clock):
+    # The deleter repeats a failed delete later; the machine does not.
+    machine = AzureDelete(adapter, "np1")
+    machine.advance()
+    machine.advance()
     adapter.deletes[-1][2].set_exception(errors.ThrottledError("429"))
     with pytest.raises(errors.ThrottledError):
         machine.advance()
+    assert len(adapter.deletes) == 1
 
 
 def test_resource_that_never_goes_raises(adapter, clock):

@@ -1,8 +1,12 @@
-"""A throttle that reaches a machine step is not reported again.
+"""An access error that reaches a machine step is waited out, and nothing
+in the launcher reports to a limiter.
 
-The driver's API client (``nodepool.driver.limitedapi``) reported it to
-its limiter, once, and repeated the call; the node launcher only repeats
-the step later, within the launch timeout."""
+Throttles and transient errors are the driver's API client's
+(``nodepool.driver.limitedapi``): it reported and repeated them, and one
+that reaches the launcher fails the attempt (tests/functional/*/
+test_one_retry_layer.py).  An access error is the provider's access
+gate's: the node launcher only repeats the step later, within the launch
+timeout."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from nodepool.zk.models import Node, NodeState
 
 
 class Throttled(StateMachine):
-    """Each step's call is throttled: the API reports it, then raises."""
+    """Each step's call finds the provider's access gate closed."""
 
     class State(enum.Enum):
         SUBMIT = 1
@@ -31,11 +35,10 @@ class Throttled(StateMachine):
         self.limiter = limiter
 
     def submit(self):
-        self.limiter.throttled(2.0)         # what LimitedApi does, once
-        raise errors.ThrottledError("429", retry_after=2.0)
+        raise errors.CredentialError("401")
 
 
-def test_a_throttled_step_is_repeated_and_reported_only_by_the_api():
+def test_an_access_error_step_is_repeated_and_reports_nothing():
     limiter = RateLimiter("p-write", 10.0)
     # The manager has no throttle path to call: a launcher that tried
     # would raise here instead of waiting.
@@ -54,6 +57,5 @@ def test_a_throttled_step_is_repeated_and_reported_only_by_the_api():
     launcher.machine = Throttled(limiter)
     for _ in range(3):
         assert launcher.advance() is False
-    assert limiter.stats.throttled == 3     # the API's reports, no more
-    assert limiter.effective_rate == 10.0 * 0.5 ** 3
+    assert limiter.stats.throttled == 0
     assert launcher.outcome is Outcome.RUNNING and launcher.attempt == 1

@@ -98,19 +98,15 @@ def test_quota_refusal_of_the_create_call(adapter, clock, spec_factory):
     assert adapter.refused == 1
 
 
-def test_retryable_create_is_sent_again_after_back_off(adapter, clock,
-                                                       spec_factory):
+def test_a_transient_create_failure_fails_the_attempt(adapter, clock,
+                                                     spec_factory):
     machine = _machine(adapter, clock, spec_factory)
     machine.advance()
     adapter.creates[0].set_exception(errors.TransientError("503"))
-    machine.advance()
-    assert machine.state is machine.Phase.SUBMIT
-    machine.advance()
-    assert len(adapter.creates) == 1        # waiting out the back-off
-    clock.advance(1.0)
-    machine.advance()
-    assert len(adapter.creates) == 2
-    assert machine.state is machine.Phase.CREATING
+    with pytest.raises(errors.TransientError):
+        machine.advance()
+    clock.advance(60.0)
+    assert len(adapter.creates) == 1        # never sent again here
 
 
 def test_other_create_errors_propagate(adapter, clock, spec_factory):
@@ -154,14 +150,19 @@ def test_deleting_server_while_building_fails(adapter, clock, spec_factory):
         machine.advance()
 
 
-def test_retryable_floating_ip_failure_tries_again(adapter, clock,
-                                                   spec_factory):
-    machine = _machine(adapter, clock, spec_factory)
+def _floating_ip_fails(machine, adapter, clock, error):
     _to_building(machine, adapter)
     clock.advance(1)
     adapter.poll(server())
     machine.advance()
-    adapter.finishes[0].set_exception(errors.TransientError("neutron 503"))
+    adapter.finishes[0].set_exception(error)
+
+
+def test_a_floating_ip_access_error_tries_again(adapter, clock,
+                                               spec_factory):
+    machine = _machine(adapter, clock, spec_factory)
+    _floating_ip_fails(machine, adapter, clock,
+                       errors.EndpointError("neutron down"))
     machine.advance()
     assert machine.state is machine.State.BUILDING
     clock.advance(1)
@@ -171,6 +172,16 @@ def test_retryable_floating_ip_failure_tries_again(adapter, clock,
     assert machine.advance()
     assert machine.instance.private_ipv4 == "10.0.0.5"
     assert machine.instance.public_ipv4 == ""
+
+
+def test_a_floating_ip_transient_error_fails_the_attempt(adapter, clock,
+                                                        spec_factory):
+    machine = _machine(adapter, clock, spec_factory)
+    _floating_ip_fails(machine, adapter, clock,
+                       errors.TransientError("neutron 503"))
+    with pytest.raises(errors.TransientError):
+        machine.advance()
+    assert len(adapter.finishes) == 1
 
 
 def test_abandoned_attempt_deletes_what_it_still_creates(adapter, clock,

@@ -201,6 +201,8 @@ def behind(reason: Reason, request_id: str, quota: Reason) -> Reason:
 def _name_blockers(reasons: dict[str, Reason], handlers) -> None:
     """Each ``queued`` reason of this pass names the waiting request of
     its label (the first in processing order) and that one's limit."""
+    if not any(r.kind == "queued" for r in reasons.values()):
+        return      # the usual pass: nothing to name, no sort of handlers
     first: dict[str, str] = {}
     for handler in sorted(handlers, key=lambda h: h.request.sort_key()):
         rid = handler.request.id

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 from tests.functional.aws.helpers import adapter_of
 from tests.functional.launcher.helpers import wait_for
+from tools.bench_budget import busiest
 
 RATE = 10
-
-
-def _max_per_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_throttle_storm_during_partial_fulfilment(env, aws):
@@ -47,7 +38,7 @@ def test_throttle_storm_during_partial_fulfilment(env, aws):
     # Never more starts in a second than the rate allows (1 of burst, and
     # a few ms of answer jitter).
     times = [r["time"] for r in stats["run_instances"]["instances"]]
-    assert _max_per_window(times) <= RATE + 2
+    assert busiest(sorted(times), 1.0) <= RATE + 2
     # Calls that go through step the rate back up: a few more requests and
     # the limiter is at the configured rate again.
     more = [zuul.submit(["small"]) for _ in range(20)]

@@ -344,6 +344,8 @@ class TcpGate:
     port; ``close()`` drops every forwarded connection and refuses new ones
     (a network partition: the server keeps running and expires the
     session after its timeout), ``open()`` lets connections through again.
+    ``mute()`` drops what the server sends until ``unmute()`` (requests
+    still reach it: a write lands and its reply is lost).
 
     >>> gate = TcpGate(server.port).start()
     >>> gate.close(); ...; gate.open(); gate.stop()
@@ -358,6 +360,7 @@ class TcpGate:
         self._open = threading.Event()
         self._open.set()
         self._stopped = threading.Event()
+        self._muted = threading.Event()
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -382,6 +385,13 @@ class TcpGate:
     def open(self) -> None:
         self._open.set()
 
+    def mute(self) -> None:
+        """Drop everything the server sends (replies, notifications)."""
+        self._muted.set()
+
+    def unmute(self) -> None:
+        self._muted.clear()
+
     def stop(self) -> None:
         self._stopped.set()
         self.close()
@@ -405,18 +415,21 @@ class TcpGate:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(src, dst),
+            for src, dst, muted in ((client, upstream, None),
+                                    (upstream, client, self._muted)):
+                threading.Thread(target=_pump, args=(src, dst, muted),
                                  name="tcpgate-pump", daemon=True).start()
 
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
+def _pump(src: socket.socket, dst: socket.socket,
+          muted: threading.Event | None = None) -> None:
     try:
         while True:
             data = src.recv(65536)
             if not data:
                 break
-            dst.sendall(data)
+            if muted is None or not muted.is_set():
+                dst.sendall(data)
     except OSError:
         pass
     _shut(src)

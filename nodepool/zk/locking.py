@@ -139,13 +139,17 @@ def mark_released(lock: Lock) -> None:
 
 def find_own_contender(lock: Lock, timeout: float) -> str | None:
     """After a transaction with :func:`add_fresh_acquire` failed with
-    connection trouble it may or may not have been applied: wait up to
-    ``timeout`` for the connection, then look for our contender (named by
-    the lock's unique prefix).  Its name when the transaction landed; None
-    when it did not, or when we cannot tell within ``timeout`` (then the
-    session is about to expire anyway, taking the contender with it)."""
+    connection trouble it may or may not have been applied: wait for the
+    connection, then look for our contender (named by the lock's unique
+    prefix).  Its name when the transaction landed; None when it did not.
+
+    It waits ``timeout`` seconds, and never less than the session timeout:
+    a session that outlives the connection is one the client reconnects
+    within that time, and its contender must be found, or it would hold
+    the lock for good (ephemeral, but of a live session).  Past that the
+    session is expired and the contender gone with it."""
     client = lock.client
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + max(timeout, session_timeout(client))
     while time.monotonic() < deadline:
         if not client.connected:
             time.sleep(0.05)   # poll for the reconnection, bounded
@@ -161,3 +165,9 @@ def find_own_contender(lock: Lock, timeout: float) -> str | None:
                 return name
         return None
     return None
+
+
+def session_timeout(client: KazooClient) -> float:
+    """The session timeout the server granted (the one asked for until
+    the first connection), in seconds."""
+    return client._session_timeout / 1000.0

@@ -350,8 +350,10 @@ class StoreBase:
         its version.  None when it applied (``record.lock`` held, its
         version current); otherwise the error of the operation that failed
         (nothing changed).  Connection trouble leaves it unknown whether it
-        applied: our contender tells (``find_own_contender``); if it landed
-        the lock is kept and ``record`` re-read, else the error is raised."""
+        applied: our contender tells (``find_own_contender``, which waits
+        for the connection as long as the session can live).  If it landed
+        the lock is kept and ``record`` is what the znode holds, one
+        version on (``_landed``); else the error is raised."""
         txn = self.kazoo.transaction()
         index = locking.add_fresh_acquire(txn, lock)
         txn.set_data(path, record.to_json(), version=record.stat.version)
@@ -363,15 +365,7 @@ class StoreBase:
                 raise
             self.log.info("%s: the transaction had landed", what)
             locking.adopt_fresh(lock, f"{lock.path}/{name}")
-            try:
-                self._refresh_record(path, record)
-            except BaseException:
-                try:
-                    locking.release(lock)
-                except Exception:
-                    self.log.warning("%s: could not release the lock; it "
-                                     "goes with the session", what)
-                raise
+            self._landed(record)
             record.lock = lock
             return None
         if error is None:
@@ -380,6 +374,22 @@ class StoreBase:
             record.stat = results[-1]
             record.mark_clean()
         return error
+
+    @staticmethod
+    def _landed(record: ZnodeRecord) -> None:
+        """A transaction whose reply was lost landed: its write was
+        conditional on ``record``'s version, so the znode now holds
+        ``record`` at the next version.  No re-read: one that fails (the
+        connection drops again) would leave us holding the lock of a
+        record we could not confirm, and letting go of it then leaves the
+        znode saying what we did -- a ``pending`` request or a
+        ``building`` node -- with nobody serving it until the cleanup
+        worker notices.  A write by someone else since then makes our next
+        conditional write conflict and merge, as after any read.  (The
+        stat's other fields stay those of the version read: nothing
+        compares them for a record being written.)"""
+        record.stat = record.stat._replace(version=record.stat.version + 1)
+        record.mark_clean()
 
     def _merge_latest(self, path: str, record: ZnodeRecord) -> None:
         try:

@@ -8,13 +8,16 @@ transaction that cannot apply must change nothing.
 
 from __future__ import annotations
 
+import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from kazoo.recipe.lock import Lock
 
 from nodepool.zk import LockError, Node, NodeRequest, NodeState
-from nodepool.zk.paths import (node_lock_path, node_path, request_lock_path,
+from nodepool.zk.paths import (REQUEST_LOCKS, node_lock_path, node_path, request_lock_path,
                                request_path)
+from tools.zookeeper import TcpGate
 
 CONTENDER = re.compile(r"^[0-9a-f]{32}__lock__\d{10}$")
 
@@ -230,3 +233,49 @@ def test_own_contender_found_after_a_transaction_lock(zk_factory):
     mine = node.lock
     api.unlock_node(node)
     assert locking.find_own_contender(mine, timeout=5) is None
+
+
+def test_lost_replies_of_landed_locks_keep_the_locks(zk, zk_factory,
+                                                     wait_for):
+    """30 transactions that lock a request and mark it ``pending`` land,
+    but their replies are lost and the connection drops (the session
+    survives): each lock is kept and each request is ours at the version
+    written -- never a ``pending`` request left unlocked, which no
+    launcher would serve until the cleanup worker reset it -- and the
+    next conditional write (the fulfilment) applies without a conflict."""
+    gate = TcpGate(zk.server.port).start()
+    try:
+        api = zk_factory(hosts=f"{gate.hosts}{zk.chroot}", timeout=10.0)
+        other = zk_factory(cache=False)
+        requests = [new_request(api) for _ in range(30)]
+        session = api.client.session_id
+        for request in requests:
+            request.set_state("pending")
+        # (The lock root exists: the first transaction needs no retry.)
+        other.kazoo.ensure_path(REQUEST_LOCKS)
+        gate.mute()
+        with ThreadPoolExecutor(len(requests)) as pool:
+            taken = [pool.submit(api.lock_and_store_request, r)
+                     for r in requests]
+            wait_for(lambda: all(
+                children(other, request_lock_path(r.id)) for r in requests),
+                message="every transaction landed")
+            gate.close()
+            wait_for(lambda: api.suspended, message="cut off")
+            gate.unmute()
+            gate.open()
+            assert [f.result(timeout=30) for f in taken] == [True] * 30
+        assert api.client.session_id == session
+        for request in requests:
+            data, stat = other.kazoo.get(request_path(request.id))
+            assert json.loads(data)["state"] == "pending"
+            assert stat.version == request.stat.version
+            assert request.lock.is_acquired
+            assert children(other, request_lock_path(request.id)) == [
+                request.lock.node]
+            request.set_state("fulfilled")
+            assert api.finish_request(request) is True
+            assert children(other, request_lock_path(request.id)) == []
+            assert other.get_request(request.id).state == "fulfilled"
+    finally:
+        gate.stop()

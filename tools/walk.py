@@ -5,19 +5,24 @@
 Starts a ZooKeeper server and ``nodepool-launcher`` with the zero-latency
 fake adapter (as ``tools.bench_core`` does), warms both up with a few
 requests, then records, inside the launcher process, every call of a
-function of the ``nodepool`` package and the thread it ran on, in three
+function of the ``nodepool`` package and the thread it ran on, in five
 windows of the same length:
 
-* **idle**: nothing asked; what the daemon's loops do anyway;
+* **idle, before**: nothing asked; what the daemon's loops do anyway;
 * **claim to READY**: one single-node request, from its creation until it
   is ``fulfilled``;
+* **idle, between**: the request fulfilled and its node READY, nothing
+  under way;
 * **used to gone**: its node set ``used`` and unlocked, until the node's
-  znode is deleted.
+  znode is deleted;
+* **idle, after**: the node gone.
 
-A function counts for a walk when it ran in that walk's window and not in
-the idle one (on the same kind of thread: a thread's name without its
-number), so the loops' idle work is left out and what the request or the
-node caused is kept.  For each walk it prints the threads in the order the
+A function counts for a walk when it ran in that walk's window and in
+neither idle window around it (on the same kind of thread: a thread's
+name without its number), so what the daemon's loops do anyway -- in the
+state before the walk and in the state it leaves behind, such as the
+periodic workers looking at the fulfilled request or the new node -- is
+left out, and what the request or the node caused on its way is kept.  For each walk it prints the threads in the order the
 work reached them, the modules each ran, and the totals: modules,
 functions, threads (a hand-off is a thread after the first).  The
 architecture page's walk is checked against this output.
@@ -164,14 +169,18 @@ class Harness:
             return result, json.load(f)
 
 
-def walk_of(rows: list, idle: list) -> dict:
-    idle_keys = {(t, m, q) for t, m, q, _ in idle}
+def walk_of(rows: list, *idle: list) -> dict:
+    """The walk in ``rows``, without what ran in any ``idle`` window."""
+    idle_keys = {(t, m, q) for window in idle for t, m, q, _ in window}
     steps = sorted((r for r in rows if tuple(r[:3]) not in idle_keys),
                    key=lambda r: r[3])
     threads: dict[str, dict] = {}
     for thread, module, qualname, _ in steps:
-        entry = threads.setdefault(thread, {"modules": [], "functions": 0})
+        entry = threads.setdefault(thread, {"modules": [], "functions": 0,
+                                            "calls": []})
         entry["functions"] += 1
+        entry["calls"].append(f"{module.removeprefix('nodepool.')}:"
+                              f"{qualname}")
         if module not in entry["modules"]:
             entry["modules"].append(module)
     modules = {m for _, m, _, _ in steps}
@@ -226,11 +235,13 @@ def run(workdir: str) -> dict:
         harness = Harness(client, launcher, out)
         for _ in range(3):                       # warm-up
             harness.give_back(*harness.request())
-        _, idle = harness.record(lambda: None)
+        _, before = harness.record(lambda: None)
         (path, nodes), claim = harness.record(harness.request)
+        _, between = harness.record(lambda: None)
         _, used = harness.record(lambda: harness.give_back(path, nodes))
-        return {"claim_to_ready": walk_of(claim, idle),
-                "used_to_gone": walk_of(used, idle)}
+        _, after = harness.record(lambda: None)
+        return {"claim_to_ready": walk_of(claim, before, between),
+                "used_to_gone": walk_of(used, between, after)}
     finally:
         if launcher is not None:
             launcher.terminate()

@@ -205,6 +205,7 @@ class IoThreads:
                 self._running_others += 1
                 return self._queue.popleft(), True
             if self._closed and not self._queue:
+                self._cond.notify_all()     # the other waiters end too
                 return None
             self._idle += 1
             self._cond.wait()

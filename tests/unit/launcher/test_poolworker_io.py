@@ -12,6 +12,7 @@ import pytest
 
 from nodepool.launcher.poolworker import IoThreads
 from nodepool.zk.models import Node, NodeState
+from tests.unit.driver.test_ttlcache import wait_until
 from tests.unit.launcher.test_poolworker_waiting import make_worker
 
 TIMEOUT = 10.0
@@ -160,3 +161,22 @@ def test_a_list_filled_across_a_new_pass_is_not_kept_for_it():
         assert cache.reads == 2         # the new pass reads its own
     finally:
         worker.io.shutdown()
+
+
+def test_shutdown_with_takes_queued_behind_the_cap_ends_every_thread():
+    io = IoThreads("test-io", 4, 1, log)
+    gate = threading.Event()
+    io.submit(gate.wait, TIMEOUT)            # the one take thread is busy
+    quick = [threading.Event() for _ in range(3)]
+    for event in quick:
+        io.submit(event.set, urgent=True)
+    wait_until(lambda: all(e.is_set() for e in quick) and io._idle == 3)
+    ran = []
+    for i in range(30):
+        io.submit(ran.append, i)             # queued behind the cap
+    closer = threading.Thread(target=io.shutdown)
+    closer.start()
+    gate.set()
+    closer.join(TIMEOUT)
+    assert not closer.is_alive()             # every thread ended
+    assert ran == list(range(30))

@@ -5,24 +5,25 @@
 Starts a ZooKeeper server and ``nodepool-launcher`` with the zero-latency
 fake adapter (as ``tools.bench_core`` does), warms both up with a few
 requests, then records, inside the launcher process, every call of a
-function of the ``nodepool`` package and the thread it ran on, in five
-windows of the same length:
+function of the ``nodepool`` package and the thread it ran on, in windows
+of the same length: one **idle** window (nothing asked; what the daemon's
+loops do anyway), then ``ROUNDS`` times
 
-* **idle, before**: nothing asked; what the daemon's loops do anyway;
 * **claim to READY**: one single-node request, from its creation until it
   is ``fulfilled``;
-* **idle, between**: the request fulfilled and its node READY, nothing
-  under way;
+* **idle**: the request fulfilled and its node READY, nothing under way;
 * **used to gone**: its node set ``used`` and unlocked, until the node's
   znode is deleted;
-* **idle, after**: the node gone.
+* **idle**: the node gone.
 
-A function counts for a walk when it ran in that walk's window and in
-neither idle window around it (on the same kind of thread: a thread's
-name without its number), so what the daemon's loops do anyway -- in the
-state before the walk and in the state it leaves behind, such as the
-periodic workers looking at the fulfilled request or the new node -- is
-left out, and what the request or the node caused on its way is kept.  For each walk it prints the threads in the order the
+A function counts for a walk when it ran in every round's window of that
+walk and in no idle window (on the same kind of thread: a thread's name
+without its number).  So what the daemon's loops do anyway -- in the
+state before a walk and in the one it leaves behind, such as the periodic
+workers looking at the fulfilled request or the new node -- is left out,
+and so is what a periodic worker happened to do in one round's window
+but not in the others; what every request or node caused on its way is
+kept.  For each walk it prints the threads in the order the
 work reached them, the modules each ran, and the totals: modules,
 functions, threads (a hand-off is a thread after the first).  The
 architecture page's walk is checked against this output.
@@ -53,6 +54,8 @@ STOP = signal.SIGRTMIN + 4
 
 #: how long each recording window lasts at least (a few loop ticks)
 WINDOW = 3.0
+#: walks recorded of each kind: a function counts if every one ran it
+ROUNDS = 3
 
 
 # -- the probe, inside the launcher process ---------------------------------
@@ -169,10 +172,14 @@ class Harness:
             return result, json.load(f)
 
 
-def walk_of(rows: list, *idle: list) -> dict:
-    """The walk in ``rows``, without what ran in any ``idle`` window."""
+def walk_of(rounds: list, idle: list) -> dict:
+    """The walk that every window of ``rounds`` recorded, without what
+    ran in any window of ``idle``; in the order of the first round."""
     idle_keys = {(t, m, q) for window in idle for t, m, q, _ in window}
-    steps = sorted((r for r in rows if tuple(r[:3]) not in idle_keys),
+    common = set.intersection(*({tuple(r[:3]) for r in rows}
+                                for rows in rounds))
+    steps = sorted((r for r in rounds[0] if tuple(r[:3]) in common
+                    and tuple(r[:3]) not in idle_keys),
                    key=lambda r: r[3])
     threads: dict[str, dict] = {}
     for thread, module, qualname, _ in steps:
@@ -235,13 +242,17 @@ def run(workdir: str) -> dict:
         harness = Harness(client, launcher, out)
         for _ in range(3):                       # warm-up
             harness.give_back(*harness.request())
-        _, before = harness.record(lambda: None)
-        (path, nodes), claim = harness.record(harness.request)
-        _, between = harness.record(lambda: None)
-        _, used = harness.record(lambda: harness.give_back(path, nodes))
-        _, after = harness.record(lambda: None)
-        return {"claim_to_ready": walk_of(claim, before, between),
-                "used_to_gone": walk_of(used, between, after)}
+        idle = [harness.record(lambda: None)[1]]
+        claims, useds = [], []
+        for _ in range(ROUNDS):
+            (path, nodes), claim = harness.record(harness.request)
+            claims.append(claim)
+            idle.append(harness.record(lambda: None)[1])
+            useds.append(harness.record(
+                lambda: harness.give_back(path, nodes))[1])
+            idle.append(harness.record(lambda: None)[1])
+        return {"claim_to_ready": walk_of(claims, idle),
+                "used_to_gone": walk_of(useds, idle)}
     finally:
         if launcher is not None:
             launcher.terminate()

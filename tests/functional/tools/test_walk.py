@@ -26,16 +26,19 @@ def test_walk_follows_a_request_and_its_node(tmp_path):
     assert any("delete" in t for t in used["threads"])
 
 
-def test_a_walk_leaves_out_what_runs_in_either_idle_window():
+def test_a_walk_keeps_what_every_round_ran_and_no_idle_window_did():
     def row(thread, function, t=0.0):
         return [thread, "nodepool.m", function, t]
     before = [row("Loop", "tick")]
     after = [row("Loop", "tick"), row("Cleanup", "look_at_node")]
-    during = [row("Loop", "tick"), row("Worker", "take", 0.1),
-              row("Cleanup", "look_at_node"), row("io_3", "fulfil", 0.2)]
-    found = walk.walk_of(during, before, after)
+    first = [row("Loop", "tick"), row("Worker", "take", 0.1),
+             row("Cleanup", "look_at_node"), row("io_3", "fulfil", 0.2),
+             row("Stats", "gauge", 0.3)]
+    second = [row("Worker", "take", 0.1), row("io_3", "fulfil", 0.2)]
+    found = walk.walk_of([first, second], [before, after])
     assert list(found["threads"]) == ["Worker", "io_3"]
     assert found["functions"] == 2
     assert found["handoffs"] == 1
-    # Against the window before alone, the bystander would count.
-    assert "Cleanup" in walk.walk_of(during, before)["threads"]
+    # One round against the window before alone counts both bystanders.
+    alone = walk.walk_of([first], [before])
+    assert {"Cleanup", "Stats"} <= set(alone["threads"])

@@ -135,10 +135,15 @@ def test_delete_node_removes_znode_and_lock_dir(zk, zkapi):
     assert zkapi.get_node(node.id) is None
 
 
-def test_delete_node_is_one_transaction_while_nobody_waits(zk, zkapi):
+def locked_deleting_node(zkapi) -> Node:
     node = Node(state=NodeState.DELETING, provider="p")
     zkapi.store_node(node)
     zkapi.lock_node(node, blocking=False)
+    return node
+
+
+def test_delete_node_is_one_transaction_while_nobody_waits(zk, zkapi):
+    node = locked_deleting_node(zkapi)
     calls = []
     commit = zkapi._commit
     zkapi._commit = lambda txn, what: calls.append(
@@ -148,17 +153,11 @@ def test_delete_node_is_one_transaction_while_nobody_waits(zk, zkapi):
     # removed: all in the one transaction, nothing sent after it.
     assert calls == [["SetData", "Delete", "Delete", "Delete"]]
     assert node.lock is None
-    kazoo = zk.kazoo()
-    try:
-        assert kazoo.exists(node_path(node.id)) is None
-    finally:
-        kazoo.stop()
+    assert zkapi.get_node(node.id) is None
 
 
 def test_delete_node_with_a_racer_waiting_writes_deleted_first(zk, zkapi):
-    node = Node(state=NodeState.DELETING, provider="p")
-    zkapi.store_node(node)
-    zkapi.lock_node(node, blocking=False)
+    node = locked_deleting_node(zkapi)
     stored = []
     store = zkapi.store_node
     zkapi.store_node = lambda n: stored.append(n.state) or store(n)
@@ -178,18 +177,16 @@ def test_delete_node_with_a_racer_waiting_writes_deleted_first(zk, zkapi):
 
 
 def test_delete_node_written_by_another_client_meanwhile(zk, zkapi):
-    node = Node(state=NodeState.DELETING, provider="p")
-    zkapi.store_node(node)
-    zkapi.lock_node(node, blocking=False)
+    node = locked_deleting_node(zkapi)
     kazoo = zk.kazoo()
     try:
         data = json.loads(kazoo.get(node_path(node.id))[0])
         data["comment"] = "changed"
         kazoo.set(node_path(node.id), json.dumps(data).encode())
-        zkapi.delete_node(node)     # the version we hold is old: one by one
-        assert kazoo.exists(node_path(node.id)) is None
     finally:
         kazoo.stop()
+    zkapi.delete_node(node)     # the version we hold is old: one by one
+    assert zkapi.get_node(node.id) is None
     assert node.lock is None
 
 

@@ -54,6 +54,8 @@ STOP = signal.SIGRTMIN + 4
 
 #: how long each recording window lasts at least (a few loop ticks)
 WINDOW = 3.0
+#: how long a window stays open at least after its walk ended
+TAIL = 1.0
 #: walks recorded of each kind: a function counts if every one ran it
 ROUNDS = 3
 
@@ -163,9 +165,11 @@ class Harness:
         self.launcher.send_signal(START)
         t0 = time.monotonic()
         result = action()
-        remaining = WINDOW - (time.monotonic() - t0)
-        if remaining > 0:
-            time.sleep(remaining)       # the window, not a synchronisation
+        # A step that saw the end (the node's znode gone, say) finishes
+        # after it: the window stays open a TAIL at least, so that what it
+        # does then is not left to the next (idle) window.
+        remaining = max(TAIL, WINDOW - (time.monotonic() - t0))
+        time.sleep(remaining)           # the window, not a synchronisation
         self.launcher.send_signal(STOP)
         _wait(lambda: os.path.exists(self.out), 10, "the probe's dump")
         with open(self.out) as f:

@@ -5,19 +5,25 @@
 Starts a ZooKeeper server and ``nodepool-launcher`` with the zero-latency
 fake adapter (as ``tools.bench_core`` does), warms both up with a few
 requests, then records, inside the launcher process, every call of a
-function of the ``nodepool`` package and the thread it ran on, in three
-windows of the same length:
+function of the ``nodepool`` package and the thread it ran on, in windows
+of the same length: one **idle** window (nothing asked; what the daemon's
+loops do anyway), then ``ROUNDS`` times
 
-* **idle**: nothing asked; what the daemon's loops do anyway;
 * **claim to READY**: one single-node request, from its creation until it
   is ``fulfilled``;
+* **idle**: the request fulfilled and its node READY, nothing under way;
 * **used to gone**: its node set ``used`` and unlocked, until the node's
-  znode is deleted.
+  znode is deleted;
+* **idle**: the node gone.
 
-A function counts for a walk when it ran in that walk's window and not in
-the idle one (on the same kind of thread: a thread's name without its
-number), so the loops' idle work is left out and what the request or the
-node caused is kept.  For each walk it prints the threads in the order the
+A function counts for a walk when it ran in every round's window of that
+walk and in no idle window (on the same kind of thread: a thread's name
+without its number).  So what the daemon's loops do anyway -- in the
+state before a walk and in the one it leaves behind, such as the periodic
+workers looking at the fulfilled request or the new node -- is left out,
+and so is what a periodic worker happened to do in one round's window
+but not in the others; what every request or node caused on its way is
+kept.  For each walk it prints the threads in the order the
 work reached them, the modules each ran, and the totals: modules,
 functions, threads (a hand-off is a thread after the first).  The
 architecture page's walk is checked against this output.
@@ -48,6 +54,10 @@ STOP = signal.SIGRTMIN + 4
 
 #: how long each recording window lasts at least (a few loop ticks)
 WINDOW = 3.0
+#: how long a window stays open at least after its walk ended
+TAIL = 1.0
+#: walks recorded of each kind: a function counts if every one ran it
+ROUNDS = 3
 
 
 # -- the probe, inside the launcher process ---------------------------------
@@ -155,23 +165,33 @@ class Harness:
         self.launcher.send_signal(START)
         t0 = time.monotonic()
         result = action()
-        remaining = WINDOW - (time.monotonic() - t0)
-        if remaining > 0:
-            time.sleep(remaining)       # the window, not a synchronisation
+        # A step that saw the end (the node's znode gone, say) finishes
+        # after it: the window stays open a TAIL at least, so that what it
+        # does then is not left to the next (idle) window.
+        remaining = max(TAIL, WINDOW - (time.monotonic() - t0))
+        time.sleep(remaining)           # the window, not a synchronisation
         self.launcher.send_signal(STOP)
         _wait(lambda: os.path.exists(self.out), 10, "the probe's dump")
         with open(self.out) as f:
             return result, json.load(f)
 
 
-def walk_of(rows: list, idle: list) -> dict:
-    idle_keys = {(t, m, q) for t, m, q, _ in idle}
-    steps = sorted((r for r in rows if tuple(r[:3]) not in idle_keys),
+def walk_of(rounds: list, idle: list) -> dict:
+    """The walk that every window of ``rounds`` recorded, without what
+    ran in any window of ``idle``; in the order of the first round."""
+    idle_keys = {(t, m, q) for window in idle for t, m, q, _ in window}
+    common = set.intersection(*({tuple(r[:3]) for r in rows}
+                                for rows in rounds))
+    steps = sorted((r for r in rounds[0] if tuple(r[:3]) in common
+                    and tuple(r[:3]) not in idle_keys),
                    key=lambda r: r[3])
     threads: dict[str, dict] = {}
     for thread, module, qualname, _ in steps:
-        entry = threads.setdefault(thread, {"modules": [], "functions": 0})
+        entry = threads.setdefault(thread, {"modules": [], "functions": 0,
+                                            "calls": []})
         entry["functions"] += 1
+        entry["calls"].append(f"{module.removeprefix('nodepool.')}:"
+                              f"{qualname}")
         if module not in entry["modules"]:
             entry["modules"].append(module)
     modules = {m for _, m, _, _ in steps}
@@ -226,11 +246,17 @@ def run(workdir: str) -> dict:
         harness = Harness(client, launcher, out)
         for _ in range(3):                       # warm-up
             harness.give_back(*harness.request())
-        _, idle = harness.record(lambda: None)
-        (path, nodes), claim = harness.record(harness.request)
-        _, used = harness.record(lambda: harness.give_back(path, nodes))
-        return {"claim_to_ready": walk_of(claim, idle),
-                "used_to_gone": walk_of(used, idle)}
+        idle = [harness.record(lambda: None)[1]]
+        claims, useds = [], []
+        for _ in range(ROUNDS):
+            (path, nodes), claim = harness.record(harness.request)
+            claims.append(claim)
+            idle.append(harness.record(lambda: None)[1])
+            useds.append(harness.record(
+                lambda: harness.give_back(path, nodes))[1])
+            idle.append(harness.record(lambda: None)[1])
+        return {"claim_to_ready": walk_of(claims, idle),
+                "used_to_gone": walk_of(useds, idle)}
     finally:
         if launcher is not None:
             launcher.terminate()

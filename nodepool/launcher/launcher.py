@@ -6,8 +6,7 @@ Threads (each a named class with start/stop/join):
   min-ready requests, the ``/ready`` flag;
 - ``PoolWorker.<provider>-<pool>``: request routing and handling per pool,
   with its ZooKeeper round trips on ``PoolWorker.<provider>-<pool>-io_N``
-  (taking requests) and ``PoolWorker.<provider>-<pool>-finish_N``
-  (fulfilling and declining them);
+  (taking requests, and ahead of those fulfilling and declining them);
 - ``<provider>-loop``: advances the provider's launch and delete state
   machines (``ProviderManager``);
 - the adapters' own create pools (``<provider>-create-N``) and delete

@@ -3,10 +3,17 @@
 Threads: ``PoolWorker.<provider>-<pool>`` routes requests, checks its
 ``RequestHandler`` objects and is the only writer of this pool's component
 znode.  The ZooKeeper round trips of taking, accepting, launching and
-fulfilling requests run on ``PoolWorker.<provider>-<pool>-io_N`` threads
-(several requests at once; one action at a time per handler).  State
-shared with them (handlers list, per-pass caches) is guarded by ``_lock``;
-quota (limits, usage, reservations) is the pool's ``PoolQuota``
+fulfilling requests run on one pool of ``PoolWorker.<provider>-<pool>-io_N``
+threads (``IoThreads``: several requests at once; one action at a time per
+handler).  The actions of accepted requests (fulfil, decline, ...) go
+ahead of queued takes and always have threads of their own, so a queue of
+takes never delays a finished request -- without a second pool for them to
+be handed to.  State shared with the I/O threads (handlers list, the
+``_taking`` set) is guarded by ``_lock``; the per-pass node and spare lists
+are filled by whichever thread asks first, outside ``_lock`` (a lazy
+cache may read ZooKeeper for them: no other thread waits on that round
+trip but one wanting the same list, under ``_fill_lock``); quota (limits,
+usage, reservations) is the pool's ``PoolQuota``
 (``nodepool.launcher.quota``), which has its own lock.
 
 Seams: a handler gets the pool through a ``PoolAllocator``
@@ -55,8 +62,8 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from collections import deque
+from typing import Callable, Protocol
 
 from nodepool.driver.quota import Quota
 from nodepool.launcher import unreadable, waits
@@ -80,6 +87,8 @@ PASS_SPACING = 4.0
 # tools.bench_core, 8 threads gave ~100 requests/s, 24 gave ~120.  The
 # threads only wait.
 IO_THREADS = 24
+# Threads only the actions of accepted requests (fulfil, decline, ...) may
+# use, on top of those the takes share with them.
 FINISH_THREADS = 4
 # Takes queued at once: more would only be routed on staler data.
 MAX_TAKING = 4 * IO_THREADS
@@ -145,6 +154,90 @@ class ProviderSide(Protocol):
     def delete_node(self, node: Node, extra_ids=()) -> None: ...
 
 
+class IoThreads:
+    """The pool worker's I/O threads: ``size`` threads named
+    ``<prefix>_N`` (started as work arrives) running submitted calls.
+
+    Two queues: ``urgent`` calls (the actions of accepted requests) run
+    before any queued other call (takes), and the other calls use at most
+    ``others`` threads at once, so ``size - others`` threads are always
+    there for urgent ones.  One pool instead of two keeps a request's
+    walk on one kind of thread from its take to its fulfilment.  A call
+    that raises is logged; ``shutdown`` runs what is queued, then ends
+    the threads."""
+
+    def __init__(self, prefix: str, size: int, others: int, log):
+        self.prefix = prefix
+        self.size = size
+        self.others = others
+        self.log = log
+        self._cond = threading.Condition()
+        self._urgent: deque = deque()
+        self._queue: deque = deque()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._running_others = 0
+        self._closed = False
+
+    def submit(self, fn: Callable, *args, urgent: bool = False) -> None:
+        with self._cond:
+            if self._closed:
+                raise RuntimeError(f"{self.prefix}: shut down")
+            (self._urgent if urgent else self._queue).append((fn, args))
+            self._cond.notify()
+            # A waiting thread may be woken already but not yet running:
+            # start one while more is queued than threads wait.
+            backlog = len(self._urgent) + len(self._queue)
+            if backlog > self._idle and len(self._threads) < self.size:
+                thread = threading.Thread(
+                    target=self._work, daemon=True,
+                    name=f"{self.prefix}_{len(self._threads)}")
+                self._threads.append(thread)
+                thread.start()
+
+    def _next(self):
+        """The next call to run, or None once shut down and drained
+        (under ``_cond``)."""
+        while True:
+            if self._urgent:
+                return self._urgent.popleft(), False
+            if self._queue and self._running_others < self.others:
+                self._running_others += 1
+                return self._queue.popleft(), True
+            if self._closed and not self._queue:
+                self._cond.notify_all()     # the other waiters end too
+                return None
+            self._idle += 1
+            self._cond.wait()
+            self._idle -= 1
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                item = self._next()
+            if item is None:
+                return
+            (fn, args), other = item
+            try:
+                fn(*args)
+            except Exception:
+                self.log.exception("Error in I/O call %s", fn)
+            finally:
+                if other:
+                    with self._cond:
+                        self._running_others -= 1
+                        self._cond.notify()
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            threads = list(self._threads)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+
 class Waiting:
     """One pass's view of the requests waiting at quota (see _route)."""
 
@@ -188,6 +281,12 @@ class PoolWorker:
         # fulfilment, not worth reading for a grace (_unread_filter).
         self._taken_seen: dict[str, float] = {}
         self.passes = 0     # routing passes done (tests wait on it)
+        # This pass's node and spare lists (_per_pass): the slots and
+        # their generation are guarded by _pass_lock, held for no call;
+        # a fill (maybe a ZooKeeper read) by _fill_lock.
+        self._pass_lock = threading.Lock()
+        self._fill_lock = threading.RLock()
+        self._generation = 0
         # Shared with the I/O threads, guarded by _lock:
         self._lock = threading.RLock()
         self._taking: set[str] = set()          # request ids being taken
@@ -203,14 +302,12 @@ class PoolWorker:
         # Why each request waits here, kept in ZooKeeper (waits.py).
         self.waits = waits.WaitBook(self.zk, self.id, provider.name,
                                     pool.name, socket.gethostname())
-        self.io = ThreadPoolExecutor(IO_THREADS,
-                                     thread_name_prefix=f"PoolWorker."
-                                     f"{self.name}-io")
-        # Actions of accepted requests (fulfil, decline, ...) have their own
-        # threads so a queue of takes never delays a finished request.
-        self.io_finish = ThreadPoolExecutor(
-            FINISH_THREADS,
-            thread_name_prefix=f"PoolWorker.{self.name}-finish")
+        # Takes use IO_THREADS of them at most; the actions of accepted
+        # requests (fulfil, decline, ...) go first and have FINISH_THREADS
+        # more, so a queue of takes never delays a finished request.
+        self.io = IoThreads(f"PoolWorker.{self.name}-io",
+                            IO_THREADS + FINISH_THREADS, IO_THREADS,
+                            self.log)
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -322,10 +419,7 @@ class PoolWorker:
             self._shutdown()
 
     def _pass(self) -> None:
-        with self._lock:
-            self._nodes = None
-            self._costed = None
-            self._spares = None
+        self._new_pass()
         self._publish_component()
         self._emit_stats()
         self._poll_handlers()
@@ -350,7 +444,6 @@ class PoolWorker:
 
     def _shutdown(self) -> None:
         self.io.shutdown(wait=True)
-        self.io_finish.shutdown(wait=True)
         for handler in self.handlers:
             try:
                 handler.release()
@@ -400,7 +493,8 @@ class PoolWorker:
                     "an error occurred while handling it"))
             if action is not None:
                 handler.busy = True
-                self.io_finish.submit(self._run_action, handler, action)
+                self.io.submit(self._run_action, handler, action,
+                               urgent=True)
         with self._lock:
             done = [h for h in self.handlers if h.done]
             self.handlers = [h for h in self.handlers if not h.done]
@@ -815,17 +909,44 @@ class PoolWorker:
                 self.launcher.pool_components(), self.image_available))
 
     # -- capacity (shared with the I/O threads) --------------------------------
+    def _per_pass(self, slot: str, fill: Callable[[], object]):
+        """This pass's value of ``slot``, filled by the first thread that
+        asks.  A lazy cache may read ZooKeeper in ``fill``: that runs
+        under ``_fill_lock`` only (threads wanting a list wait for it, no
+        other), and a list filled across the start of a new pass is used
+        once but not kept for it."""
+        with self._pass_lock:
+            value = getattr(self, slot)
+        if value is not None:
+            return value
+        with self._fill_lock:
+            with self._pass_lock:
+                value = getattr(self, slot)
+                generation = self._generation
+            if value is not None:
+                return value        # another thread filled it meanwhile
+            value = fill()
+            with self._pass_lock:
+                if self._generation == generation:
+                    setattr(self, slot, value)
+            return value
+
+    def _new_pass(self) -> None:
+        """Forget the previous pass's node and spare lists."""
+        with self._pass_lock:
+            self._generation += 1
+            self._nodes = None
+            self._costed = None
+            self._spares = None
+
     def nodes_cached(self) -> list[Node]:
-        with self._lock:
-            if self._nodes is None:
-                # Only what quota, reuse and tenant limits look at: this
-                # provider's nodes and nodes carrying a tenant.
-                name = self.provider.name
-                # Read-only records (clone before locking or writing).
-                self._nodes = list(self.zk.iter_nodes(
-                    cached=True, want=lambda n: n.provider == name
-                    or n.tenant_name is not None, shared=True))
-            return self._nodes
+        # Only what quota, reuse and tenant limits look at: this
+        # provider's nodes and nodes carrying a tenant.
+        # Read-only records (clone before locking or writing).
+        name = self.provider.name
+        return self._per_pass("_nodes", lambda: list(self.zk.iter_nodes(
+            cached=True, want=lambda n: n.provider == name
+            or n.tenant_name is not None, shared=True)))
 
     def nodes_costed(self) -> list[Node]:
         """Our provider's nodes as quota counts them (this pass).  Every
@@ -834,28 +955,27 @@ class PoolWorker:
         the cache read before will do: the other launchers' nodes are
         read once, not at each of their changes.  (Spares and tenant
         limits, which look at states and tenants, use ``nodes_cached``.)"""
-        with self._lock:
-            if self._costed is None:
-                name = self.provider.name
-                self._costed = list(self.zk.iter_nodes(
-                    cached=True, want=lambda n: n.provider == name,
-                    shared=True, current=False))
-            return self._costed
+        name = self.provider.name
+        return self._per_pass("_costed", lambda: list(self.zk.iter_nodes(
+            cached=True, want=lambda n: n.provider == name,
+            shared=True, current=False)))
 
     def spares(self, label: str) -> list[Node]:
         """READY unallocated nodes of this pool with ``label`` (this pass)."""
-        with self._lock:
-            if self._spares is None:
-                self._spares = {}
-                for node in self.nodes_cached():
-                    if (node.state == NodeState.READY
-                            and not node.allocated_to
-                            and node.provider == self.provider.name
-                            and node.pool == self.pool.name
-                            and self.manager.owns(node)):
-                        for name in node.type or []:
-                            self._spares.setdefault(name, []).append(node)
-            return list(self._spares.get(label, []))
+        return list(self._per_pass("_spares", self._find_spares)
+                    .get(label, []))
+
+    def _find_spares(self) -> dict[str, list[Node]]:
+        spares: dict[str, list[Node]] = {}
+        for node in self.nodes_cached():
+            if (node.state == NodeState.READY
+                    and not node.allocated_to
+                    and node.provider == self.provider.name
+                    and node.pool == self.pool.name
+                    and self.manager.owns(node)):
+                for name in node.type or []:
+                    spares.setdefault(name, []).append(node)
+        return spares
 
     # -- images -------------------------------------------------------------
     def image_available(self, label) -> bool:

@@ -6,7 +6,14 @@ non-blocking, after ``timeout`` otherwise) and ``LockedObjectGone`` when the
 node disappears; after acquiring it re-reads the node, because cached copies
 may be stale.  ``delete_node`` writes ``deleted`` before removing the znode
 and its lock directory, so a racer that locked the node meanwhile sees it is
-gone and may finish the removal itself.
+gone and may finish the removal itself.  While our lock is the only
+contender and the node is the version we hold, the write, our release and
+both removals are one transaction (one round trip instead of about six on
+the provider's loop thread; there is no "meanwhile" for a racer); when it
+does not apply (someone waits for the lock, the node changed) or its reply
+is lost, the same steps go one by one, each fine when already done.
+
+Threads: any caller's; nothing here keeps state between calls.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from typing import Iterator
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from . import locking
-from .errors import BadZnode, LockedObjectGone, LockError, NotFound
+from .errors import (BadZnode, LockedObjectGone, LockError, NotFound,
+                     ZooKeeperError)
 from .node import Node, NodeState
 from .paths import NODES, node_lock_path, node_path, request_lock_path
 from .request import NodeRequest
@@ -76,8 +84,11 @@ class NodeStore(StoreBase):
         return self._write_record_async(node_path(node.id), node)
 
     def delete_node(self, node: Node) -> None:
-        """Write ``deleted``, then remove the znode and its lock directory."""
+        """Write ``deleted``, then remove the znode and its lock directory
+        (in one transaction when nobody else waits for the lock)."""
         node.set_state(NodeState.DELETED)
+        if self._delete_at_once(node):
+            return
         try:
             self.store_node(node)
         except NotFound:
@@ -86,6 +97,30 @@ class NodeStore(StoreBase):
         # Our lock child went with the tree.
         locking.release(node.lock)
         node.lock = None
+
+    def _delete_at_once(self, node: Node) -> bool:
+        """One transaction: write ``deleted`` (conditional on the version
+        we hold), release our lock, remove the lock directory and the
+        znode.  False when it did not apply (nothing changed) or its
+        outcome is unknown: the caller then goes step by step."""
+        lock = node.lock
+        if lock is None or not lock.is_acquired or node.stat is None:
+            return False
+        path = node_path(node.id)
+        txn = self.kazoo.transaction()
+        txn.set_data(path, node.to_json(), version=node.stat.version)
+        locking.add_release(txn, lock)
+        txn.delete(node_lock_path(node.id))
+        txn.delete(path)
+        try:
+            _, error = self._commit(txn, f"delete node {node.id}")
+        except ZooKeeperError:
+            return False
+        if error is not None:
+            return False
+        locking.mark_released(lock)
+        node.lock = None
+        return True
 
     # -- locks ------------------------------------------------------------
     def lock_node(self, node: Node, blocking: bool = True,

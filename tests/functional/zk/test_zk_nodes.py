@@ -135,6 +135,61 @@ def test_delete_node_removes_znode_and_lock_dir(zk, zkapi):
     assert zkapi.get_node(node.id) is None
 
 
+def locked_deleting_node(zkapi) -> Node:
+    node = Node(state=NodeState.DELETING, provider="p")
+    zkapi.store_node(node)
+    zkapi.lock_node(node, blocking=False)
+    return node
+
+
+def test_delete_node_is_one_transaction_while_nobody_waits(zk, zkapi):
+    node = locked_deleting_node(zkapi)
+    calls = []
+    commit = zkapi._commit
+    zkapi._commit = lambda txn, what: calls.append(
+        [type(op).__name__ for op in txn.operations]) or commit(txn, what)
+    zkapi.delete_node(node)
+    # Written deleted, our contender, the lock directory and the znode
+    # removed: all in the one transaction, nothing sent after it.
+    assert calls == [["SetData", "Delete", "Delete", "Delete"]]
+    assert node.lock is None
+    assert zkapi.get_node(node.id) is None
+
+
+def test_delete_node_with_a_racer_waiting_writes_deleted_first(zk, zkapi):
+    node = locked_deleting_node(zkapi)
+    stored = []
+    store = zkapi.store_node
+    zkapi.store_node = lambda n: stored.append(n.state) or store(n)
+    kazoo = zk.kazoo()
+    try:
+        # Another launcher waits for the lock: its contender is there, so
+        # the one transaction does not apply and the steps go one by one.
+        kazoo.create(node_lock_path(node.id) + "/racer-lock-", b"",
+                     ephemeral=True, sequence=True)
+        zkapi.delete_node(node)
+        assert kazoo.exists(node_path(node.id)) is None
+    finally:
+        kazoo.stop()
+    # ``deleted`` was written on its own before the removal, for the racer.
+    assert stored == [NodeState.DELETED]
+    assert node.lock is None
+
+
+def test_delete_node_written_by_another_client_meanwhile(zk, zkapi):
+    node = locked_deleting_node(zkapi)
+    kazoo = zk.kazoo()
+    try:
+        data = json.loads(kazoo.get(node_path(node.id))[0])
+        data["comment"] = "changed"
+        kazoo.set(node_path(node.id), json.dumps(data).encode())
+    finally:
+        kazoo.stop()
+    zkapi.delete_node(node)     # the version we hold is old: one by one
+    assert zkapi.get_node(node.id) is None
+    assert node.lock is None
+
+
 def test_empty_node_znodes_are_cleaned_up(zk, zkapi):
     keep = Node(state=NodeState.READY)
     zkapi.store_node(keep)

@@ -58,7 +58,6 @@ def made():
     yield lambda **kw: made.append(make_worker(**kw)) or made[-1]
     for worker, _ in made:
         worker.io.shutdown()
-        worker.io_finish.shutdown()
 
 
 def request(*labels, tenant=None) -> NodeRequest:

@@ -38,6 +38,17 @@ call holds every other); then the time moto spent per action.  With
 ``--workdir`` the per-second timeline (submitted, fulfilled, open,
 RunInstances calls and instances) is kept as ``timeline.csv``.
 
+Failure story: a request create or read that fails, a request that
+vanishes before it is settled and a node that cannot be accepted or
+returned count as harness errors (the first five are printed) and fail
+the run, as do requests lost and nodes or instances leaked; the others
+go on.  The launcher exiting ends the run with an error.  Stopping the
+soak (SIGTERM, Ctrl-C) stops the launcher, the local AWS and ZooKeeper.
+
+Threads: the main one samples and prints; ``zuul-feeder`` submits; kazoo's
+callback thread settles requests; four ``zuul`` workers accept and return
+nodes; ``zuul-holder`` waits out the holds (``Requester``).
+
     python -m tools.soak --minutes 30 --rate 20
     python -m tools.soak --minutes 2 --rate 5      # a smoke run
     python -m tools.soak --minutes 3 --rate 100 --cloud fake

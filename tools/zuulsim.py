@@ -16,6 +16,11 @@ Without a thread waiting per request (a steady load, as ``tools.soak``):
 
     zuul.submit_async(["ubuntu"]).rawlink(created)   # the create's result
     zuul.watch_state(rid, {"fulfilled", "failed"}, done)  # done(rid, req, err)
+
+Threads: the blocking calls run on the caller's thread; ``watch_state``'s
+callback on kazoo's callback thread.  Failure story: kazoo's errors reach
+the caller (``watch_state``: the callback's ``error``); a request that is
+gone is None (``get_request``) or an AssertionError (``wait_state``).
 """
 
 from __future__ import annotations

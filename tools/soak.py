@@ -64,7 +64,6 @@ import os
 import queue
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -76,7 +75,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from tools.bench_aws import spawn_launchers
-from tools.bench_core import proc_cpu_seconds
+from tools.bench_core import proc_cpu_seconds, stop_launchers
 from tools.fakeaws import LocalAWS
 from tools.zookeeper import ZooKeeperServer, four_letter
 from tools.zuulsim import NODES, REQUESTS, ZuulSim
@@ -494,7 +493,8 @@ def run(d: str, minutes: float = 30.0, rate: float = 20.0,
                         max_servers=max_servers, latency=latency)
         procs, logs = spawn_launchers(cfg, env,
                                       [os.path.join(d, "launcher.log")])
-        stack.callback(stop_launcher, procs[0], logs[0])
+        stack.callback(logs[0].close)
+        stack.callback(stop_launchers, procs)
         client = KazooClient(hosts=zk.hosts)
         client.start(timeout=15)
         stack.callback(client.stop)
@@ -553,16 +553,6 @@ def wait_started(client: KazooClient, proc, log: str) -> None:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"launcher did not start, see {log}")
         registered.wait(0.5)
-
-
-def stop_launcher(proc, log) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
 
 
 def play(requester: Requester, proc, zk: ZooKeeperServer,

@@ -2,20 +2,33 @@
 
 Starts a real ZooKeeper (mutual TLS), the local AWS (moto behind the
 EC2-like proxy, RunInstances latency ``--latency``; terminated instances
-forgotten after two minutes, as EC2 forgets them after an hour) and one
+forgotten after ``--terminated-ttl``, two minutes by default, as EC2
+forgets them after an hour) and one
 ``nodepool-launcher`` process, then plays Zuul at ``--rate`` requests per
-second for ``--minutes``: each request is submitted, waited for, its node
-locked and set ``in-use`` for ``--hold`` seconds (the "job"), then
-``used`` and unlocked, so the launcher deletes it -- create, use, return.
+second for ``--minutes``: each request is submitted, and when fulfilled
+its node is locked, the request deleted and the node set ``in-use`` for
+``--hold`` seconds (the "job"), then ``used`` and unlocked, so the
+launcher deletes it -- create, use, return.  ``--cloud fake`` runs the
+same against the launcher's fake adapter (creates taking ``--latency``),
+which measures the harness and the launcher core without a cloud.
+
+The harness has no thread per request: one thread submits on schedule
+(asynchronous creates), each request's data watch reports its end on
+kazoo's callback thread, four worker threads accept and return nodes and
+one thread waits out the holds (``Requester``).
 
 Every ``--sample`` seconds it reads the launcher's resident memory,
 threads and open files from /proc and its ZooKeeper watches from the
 server (``wchc``, the launcher's sessions only: the harness's own watches
 are left out), and prints a row.  At the end: growth of each figure from
 the first samples after warm-up (``--warmup``, a fraction of the run) to
-the last ones, and the requests lost (submitted but neither fulfilled nor
-failed when the run drained), failed, and their p50/p99 latency.  The
-target: growth < 5 % on each, 0 requests lost.
+the last ones; the requests lost (submitted but neither fulfilled nor
+failed once the run drained) and failed; the nodes left in ZooKeeper and
+the instances left running at the local AWS after every node was
+returned (leaked); the fulfilments per second sustained after warm-up,
+p50/p99 latency and the CPU the launcher and the harness spent per
+request.  The target: growth < 5 % on each, 0 requests lost, nothing
+leaked.
 
 Stalls: seconds in a row (two or more) in which requests were open and
 none was fulfilled, longest first, each with the RunInstances calls the
@@ -25,16 +38,32 @@ call holds every other); then the time moto spent per action.  With
 ``--workdir`` the per-second timeline (submitted, fulfilled, open,
 RunInstances calls and instances) is kept as ``timeline.csv``.
 
+Failure story: a request create or read that fails, a request that
+vanishes before it is settled and a node that cannot be accepted or
+returned count as harness errors (the first five are printed) and fail
+the run, as do requests lost and nodes or instances leaked; the others
+go on.  The launcher exiting ends the run with an error.  Stopping the
+soak (SIGTERM, Ctrl-C) stops the launcher, the local AWS and ZooKeeper.
+
+Threads: the main one samples and prints; ``zuul-feeder`` submits; kazoo's
+callback thread settles requests; four ``zuul`` workers accept and return
+nodes; ``zuul-holder`` waits out the holds (``Requester``).
+
     python -m tools.soak --minutes 30 --rate 20
     python -m tools.soak --minutes 2 --rate 5      # a smoke run
+    python -m tools.soak --minutes 3 --rate 100 --cloud fake
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import logging
 import os
+import queue
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,10 +72,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 
+from tools.bench_aws import spawn_launchers
+from tools.bench_core import proc_cpu_seconds, stop_launchers
 from tools.fakeaws import LocalAWS
 from tools.zookeeper import ZooKeeperServer, four_letter
-from tools.zuulsim import ZuulSim
+from tools.zuulsim import NODES, REQUESTS, ZuulSim
 
 BIN = os.path.dirname(sys.executable)
 FIGURES = ("rss_mb", "threads", "fds", "watches")
@@ -79,24 +111,90 @@ def session_watches(port: int, exclude: set[str]) -> int:
     return count
 
 
+def process_name(pid: int) -> str:
+    """A short name for a process: its Python module or script, or its
+    program (``java`` is the ZooKeeper server)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().decode(errors="replace").split("\0")
+    prog = os.path.basename(argv[0])
+    if prog == "java":
+        return "zookeeper"
+    if "-m" in argv[:-1]:
+        return argv[argv.index("-m") + 1]
+    if prog.startswith("python") and len(argv) > 1 and argv[1]:
+        return os.path.basename(argv[1])
+    return prog
+
+
+def family_cpu(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) of ``root`` and each live descendant,
+    by ``process_name`` (``root`` as "harness")."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1]
+                                             .split()[1])
+            except (OSError, ValueError, IndexError):
+                continue   # gone meanwhile
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            name = "harness" if pid == root else process_name(pid)
+            out[name] = out.get(name, 0.0) + proc_cpu_seconds(pid)
+        except OSError:
+            continue
+        todo.extend(child for child, ppid in parent.items() if ppid == pid)
+    return out
+
+
 # -- playing Zuul ---------------------------------------------------------------
+FINAL = ("fulfilled", "failed")
+
+
 class Requester:
-    """Submits at a steady rate; each request's life runs on a worker."""
+    """Plays Zuul at a steady rate without a thread per request.
+
+    ``run`` submits on schedule (open loop: whatever the launcher does);
+    each create's result and each request's data watch arrive on kazoo's
+    callback thread (bookkeeping only, it never blocks); a fulfilled
+    request goes to one of ``workers`` threads, which accept it as Zuul
+    does (lock its nodes, check them, delete the request) and set the
+    nodes ``in-use``; the holder thread waits out each hold (the "job";
+    every hold is as long, so they end in the order they began) and hands
+    the nodes back to a worker, which sets them ``used`` and unlocks them.
+
+    Threads: the caller's (``run``), kazoo's, ``workers`` workers and the
+    holder.  Every count is kept under ``lock``; ``settled`` is notified
+    whenever a request or a hold ends, for ``drain``."""
 
     def __init__(self, client: KazooClient, rate: float, hold: float,
-                 label: str):
+                 label: str, workers: int = 4):
         self.zuul = ZuulSim(client)
         self.rate, self.hold, self.label = rate, hold, label
-        self.pool = ThreadPoolExecutor(max_workers=512,
+        self.pool = ThreadPoolExecutor(max_workers=workers,
                                        thread_name_prefix="zuul")
         self.lock = threading.Lock()
+        self.settled = threading.Condition(self.lock)
         self.submitted = self.fulfilled = self.failed = self.errors = 0
+        self.held = 0                       # accepted, not yet returned
+        self.returned: list[str] = []       # node ids given back
+        self.error_samples: list[str] = []  # the first few, for the report
+        self.open: dict[str, float] = {}    # request id -> submitted at
         self.latencies: list[float] = []
         self.done_at: list[float] = []
         self.submitted_at: list[float] = []     # time.time() of each
         self.fulfilled_at: list[float] = []     # time.time() of each
+        self.creating = 0                   # creates not yet answered
         self.stop = threading.Event()
+        self._holds: queue.Queue = queue.Queue()
+        self._holder = threading.Thread(target=self._hold_loop,
+                                        name="zuul-holder", daemon=True)
+        self._holder.start()
 
+    # -- submitting (the caller's thread) ------------------------------------
     def run(self, seconds: float) -> None:
         t0 = time.monotonic()
         i = 0
@@ -106,43 +204,107 @@ class Requester:
                 return
             if self.stop.wait(max(0.0, at - time.monotonic())):
                 return
-            rid = self.zuul.submit([self.label])
             with self.lock:
-                self.submitted += 1
-                self.submitted_at.append(time.time())
-            self.pool.submit(self._life, rid, time.monotonic())
+                self.creating += 1
+            self.zuul.submit_async([self.label]).rawlink(
+                functools.partial(self._created, time.monotonic()))
             i += 1
 
-    def _life(self, rid: str, submitted: float) -> None:
+    # -- kazoo's callback thread: never blocks ----------------------------------
+    def _created(self, submitted: float, result) -> None:
         try:
-            req = self.zuul.wait_state(rid, {"fulfilled", "failed"},
-                                       timeout=300)
-        except Exception:
+            rid = result.get_nowait().rsplit("/", 1)[1]
+        except Exception as exc:
             with self.lock:
-                self.errors += 1
+                self.creating -= 1
+            self._error(f"request create failed: {exc!r}")
             return
-        if req["state"] != "fulfilled":
-            with self.lock:
-                self.failed += 1
-            self.zuul.delete_request(rid)
-            return
+        with self.lock:
+            self.creating -= 1
+            self.submitted += 1
+            self.submitted_at.append(time.time())
+            self.open[rid] = submitted
+        self.zuul.watch_state(rid, FINAL, self._final)
+
+    def _final(self, rid: str, req: dict | None, error) -> None:
         now = time.monotonic()
         with self.lock:
-            self.fulfilled += 1
-            self.latencies.append(now - submitted)
-            self.done_at.append(now)
-            self.fulfilled_at.append(time.time())
+            submitted = self.open.pop(rid, now)
+            if req is not None and req["state"] == "fulfilled":
+                self.fulfilled += 1
+                self.held += 1
+                self.latencies.append(now - submitted)
+                self.done_at.append(now)
+                self.fulfilled_at.append(time.time())
+            elif req is not None:
+                self.failed += 1
+            self.settled.notify_all()
+        if req is None:
+            self._error(f"request {rid}: "
+                        + (f"read failed: {error!r}" if error else
+                           "vanished before it was fulfilled"))
+        elif req["state"] == "fulfilled":
+            self.pool.submit(self._accept, rid)
+        else:
+            self.zuul.client.delete_async(f"{REQUESTS}/{rid}")
+
+    # -- workers -------------------------------------------------------------
+    def _accept(self, rid: str) -> None:
         try:
             nodes = self.zuul.accept(rid)
             self.zuul.set_in_use(nodes)
-            self.stop.wait(self.hold)          # the job
-            self.zuul.release(nodes)
-        except Exception:
-            with self.lock:
-                self.errors += 1
+        except Exception as exc:
+            self._error(f"request {rid}: accept failed: {exc!r}",
+                        held=-1)
+            return
+        self._holds.put((time.monotonic() + self.hold, nodes))
 
-    def drain(self, timeout: float) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=False)
+    def _release(self, nodes: list[str]) -> None:
+        try:
+            self.zuul.release(nodes)
+        except Exception as exc:
+            self._error(f"nodes {nodes}: return failed: {exc!r}", held=-1)
+            return
+        with self.lock:
+            self.held -= 1
+            self.returned.extend(nodes)
+            self.settled.notify_all()
+
+    def _error(self, message: str, held: int = 0) -> None:
+        with self.lock:
+            self.errors += 1
+            self.held += held
+            if len(self.error_samples) < 5:
+                self.error_samples.append(message)
+            self.settled.notify_all()
+
+    # -- the holder thread -------------------------------------------------------
+    def _hold_loop(self) -> None:
+        while True:
+            item = self._holds.get()
+            if item is None:
+                return
+            due, nodes = item
+            # The job: waits out the hold (or ends early on stop).
+            self.stop.wait(max(0.0, due - time.monotonic()))
+            self.pool.submit(self._release, nodes)
+
+    # -- the end -------------------------------------------------------------
+    def drain(self, timeout: float) -> bool:
+        """Wait until every request submitted is settled and every node
+        accepted is returned; False if ``timeout`` ran out first."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.open or self.held or self.creating:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.settled.wait(remaining)
+            drained = not (self.open or self.held or self.creating)
+        self._holds.put(None)
+        self._holder.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.pool.shutdown(wait=drained, cancel_futures=not drained)
+        return drained
 
     def rate_since(self, since: float) -> float:
         with self.lock:
@@ -151,15 +313,21 @@ class Requester:
 
 
 # -- the run -------------------------------------------------------------------
-def launcher_config(path: str, zk: ZooKeeperServer, boot: dict, rate: float,
-                    max_servers: int) -> None:
-    data = {
-        "zookeeper-servers": [{"host": "127.0.0.1",
-                               "port": zk.secure_port}],
-        "zookeeper-tls": {"cert": zk.certs.client_cert,
-                          "key": zk.certs.client_key, "ca": zk.certs.ca},
-        "labels": [{"name": "soak"}],
-        "providers": [{
+def launcher_config(path: str, zk: ZooKeeperServer, cloud: str,
+                    boot: dict, rate: float, max_servers: int,
+                    latency: float) -> None:
+    """The launcher's configuration: one label on one pool of an AWS
+    provider on the local AWS, or of a fake provider (``cloud`` "fake",
+    creates taking ``latency`` seconds: the harness without the cloud)."""
+    if cloud == "fake":
+        provider = {
+            "name": "soak-fake", "driver": "fake", "rate": rate,
+            "create-latency": latency, "launch-timeout": 600,
+            "cloud-images": [{"name": "img", "username": "zuul"}],
+            "pools": [{"name": "main", "max-servers": max_servers,
+                       "labels": [{"name": "soak", "cloud-image": "img"}]}]}
+    else:
+        provider = {
             "name": "soak-aws", "driver": "aws",
             "region-name": boot["region"], "rate": rate,
             "batch-creates": True, "launch-timeout": 600,
@@ -171,8 +339,14 @@ def launcher_config(path: str, zk: ZooKeeperServer, boot: dict, rate: float,
                        "host-key-checking": False,
                        "labels": [{"name": "soak", "cloud-image": "img",
                                    "instance-type": "t3.micro",
-                                   "key-name": boot["key_name"]}]}],
-        }],
+                                   "key-name": boot["key_name"]}]}]}
+    data = {
+        "zookeeper-servers": [{"host": "127.0.0.1",
+                               "port": zk.secure_port}],
+        "zookeeper-tls": {"cert": zk.certs.client_cert,
+                          "key": zk.certs.client_key, "ca": zk.certs.ca},
+        "labels": [{"name": "soak"}],
+        "providers": [provider],
     }
     with open(path, "w") as f:
         yaml.safe_dump(data, f)
@@ -259,140 +433,316 @@ def main(argv=None) -> int:
                    help="requests per second")
     p.add_argument("--hold", type=float, default=2.0,
                    help="seconds a node is in use")
+    p.add_argument("--cloud", choices=("aws", "fake"), default="aws",
+                   help="the local AWS, or the fake adapter (the harness "
+                   "and the launcher core without a cloud)")
     p.add_argument("--latency", type=float, default=1.5,
-                   help="RunInstances latency of the local AWS")
+                   help="RunInstances (or fake create) latency, seconds")
+    p.add_argument("--provider-rate", type=float,
+                   help="the provider's rate, API calls per second "
+                   "(default 3 x --rate + 10: a create or tag call per node "
+                   "and the batched deletes, with room to catch up)")
+    p.add_argument("--terminated-ttl", type=float, default=120.0,
+                   help="seconds the local AWS lists a terminated "
+                   "instance (moto's describe calls walk every one)")
     p.add_argument("--sample", type=float, default=15.0)
     p.add_argument("--warmup", type=float, default=0.2,
                    help="fraction of the run that is warm-up")
     p.add_argument("--workdir", help="keep logs here (default: temporary)")
     args = p.parse_args(argv)
-    seconds = args.minutes * 60
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    # A stopped soak (kill, or Ctrl-C) still stops what it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         d = args.workdir or tmp
         os.makedirs(d, exist_ok=True)
-        return run(args, seconds, d)
+        report = run(d, minutes=args.minutes, rate=args.rate,
+                     hold=args.hold, cloud=args.cloud, latency=args.latency,
+                     sample=args.sample, warmup=args.warmup,
+                     provider_rate=args.provider_rate,
+                     terminated_ttl=args.terminated_ttl,
+                     keep=bool(args.workdir))
+    return 0 if report["ok"] else 1
 
 
-def run(args, seconds: float, d: str) -> int:
-    zk = ZooKeeperServer(os.path.join(d, "zk"), tls=True, fast_start=False,
-                         heap="512m").start()
-    in_flight = args.rate * (args.hold + args.latency + 10)
+def run(d: str, minutes: float = 30.0, rate: float = 20.0,
+        hold: float = 2.0, cloud: str = "aws", latency: float = 1.5,
+        sample: float = 15.0, warmup: float = 0.2, keep: bool = False,
+        provider_rate: float | None = None, terminated_ttl: float = 120.0,
+        out=None) -> dict:
+    """One soak in ``d``: prints the samples and the summary to ``out``
+    (stdout) and returns the report (``summarise``)."""
+    out = out or sys.stdout
+    seconds = minutes * 60
+    in_flight = rate * (hold + latency + 10)
     max_servers = int(in_flight * 3) + 50
+    with contextlib.ExitStack() as stack:
+        zk = ZooKeeperServer(os.path.join(d, "zk"), tls=True,
+                             fast_start=False, heap="512m").start()
+        stack.callback(zk.stop)
+        aws, boot, env = None, {}, {}
+        if cloud == "aws":
+            aws = start_aws(d, rate, latency, max_servers, terminated_ttl)
+            stack.callback(aws.stop)
+            boot, env = aws.bootstrap(), aws.env()
+        cfg = os.path.join(d, "soak.yaml")
+        provider_rate = provider_rate or call_rate(rate)
+        launcher_config(cfg, zk, cloud, boot, rate=provider_rate,
+                        max_servers=max_servers, latency=latency)
+        procs, logs = spawn_launchers(cfg, env,
+                                      [os.path.join(d, "launcher.log")])
+        stack.callback(logs[0].close)
+        stack.callback(stop_launchers, procs)
+        client = KazooClient(hosts=zk.hosts)
+        client.start(timeout=15)
+        stack.callback(client.stop)
+        wait_started(client, procs[0], logs[0].name)
+        print(f"soak: {rate:g} requests/s for {minutes:g} min through the "
+              f"{'local AWS' if aws else 'fake adapter'}, hold {hold:g} s, "
+              f"create latency {latency:g} s, provider rate "
+              f"{provider_rate:g} calls/s; logs in {d}", file=out,
+              flush=True)
+        requester = Requester(client, rate, hold, "soak")
+        result = play(requester, procs[0], zk, client, seconds, sample,
+                      seconds * warmup, out)
+        drained = requester.drain(timeout=360)
+        result["drained"] = drained
+        result["leaked_nodes"] = nodes_left(client, timeout=120)
+        result["leaked_instances"] = (instances_left(aws, timeout=60)
+                                      if aws else 0)
+        astats = aws.stats() if aws else {}
+        report = summarise(requester, result, astats, seconds, warmup)
+        print_report(report, d if keep else None, astats, out)
+        return report
+
+
+def start_aws(d: str, rate: float, latency: float, max_servers: int,
+              terminated_ttl: float) -> LocalAWS:
+    """The local AWS, without throttling: the soak is about leaks."""
     # vCPUs (t3.micro: 2) for every server, plus a minute of deleted
     # nodes whose instances a cached listing still shows (the launcher
     # counts them as unmanaged): the soak is about leaks, not quota.
-    vcpus = 2.0 * (max_servers + args.rate * 60)
-    aws = LocalAWS(run_instances_latency=args.latency, throttle=False,
-                   quotas={"ec2": {"L-1216C47A": vcpus}},
-                   workdir=os.path.join(d, "aws"), terminated_ttl=120).start()
-    proc = None
-    client = KazooClient(hosts=zk.hosts)
+    vcpus = 2.0 * (max_servers + rate * 60)
+    return LocalAWS(run_instances_latency=latency, throttle=False,
+                    quotas={"ec2": {"L-1216C47A": vcpus}},
+                    workdir=os.path.join(d, "aws"),
+                    terminated_ttl=terminated_ttl).start()
+
+
+def call_rate(rate: float) -> float:
+    """The provider's rate for ``rate`` requests/s: every node costs a
+    create call (fake; batched RunInstances on AWS) and a CreateTags call
+    (AWS), deletes are batched; three calls per node and ten more leave
+    the launcher room to catch up after a slow second.  At the rate
+    itself (one call per request) a backlog could never drain."""
+    return 3 * rate + 10
+
+
+def wait_started(client: KazooClient, proc, log: str) -> None:
+    """Until the launcher registered its pool (it serves requests)."""
+    registered = threading.Event()
+    deadline = time.monotonic() + 60
+    while True:
+        registered.clear()
+        if client.exists("/nodepool/components/pool",
+                         watch=lambda e: registered.set()) and \
+                client.get_children("/nodepool/components/pool"):
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"launcher did not start, see {log}")
+        registered.wait(0.5)
+
+
+def play(requester: Requester, proc, zk: ZooKeeperServer,
+         client: KazooClient, seconds: float, sample: float, warm: float,
+         out) -> dict:
+    """Submit for ``seconds`` on a feeder thread while sampling the
+    launcher every ``sample`` seconds (one printed row each).  The CPU of
+    every process of the soak is read at the first sample after ``warm``
+    seconds and when submitting ends (the steady state's cost)."""
+    own = {f"0x{client.client_id[0]:x}"}
+    feeder = threading.Thread(target=requester.run, args=(seconds,),
+                              name="zuul-feeder", daemon=True)
+    t0, wall0 = time.monotonic(), time.time()
+    steady = None      # (t, fulfilled, CPU by process) after warm-up
+    feeder.start()
+    samples: list[dict] = []
+    print(f"{'t s':>7}{'RSS MB':>9}{'threads':>9}{'fds':>6}"
+          f"{'watches':>9}{'done/s':>8}{'fulfilled':>11}{'open':>7}",
+          file=out, flush=True)
+    last = t0
     try:
-        boot = aws.bootstrap()
-        cfg = os.path.join(d, "soak.yaml")
-        launcher_config(cfg, zk, boot, rate=max(10.0, args.rate),
-                        max_servers=max_servers)
-        log = open(os.path.join(d, "launcher.log"), "w")
-        proc = subprocess.Popen(
-            [os.path.join(BIN, "nodepool-launcher"), "-f", "-c", cfg,
-             "--no-webapp"], env=dict(os.environ, **aws.env()), stdout=log,
-            stderr=subprocess.STDOUT)
-        client.start(timeout=15)
-        deadline = time.monotonic() + 60
-        while not (client.exists("/nodepool/components/pool")
-                   and client.get_children("/nodepool/components/pool")):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"launcher did not start, see {log.name}")
-            threading.Event().wait(0.1)
-        own = {f"0x{client.client_id[0]:x}"}
-        requester = Requester(client, args.rate, args.hold, "soak")
-        feeder = threading.Thread(target=requester.run, args=(seconds,),
-                                  daemon=True)
-        t0 = time.monotonic()
-        wall0 = time.time()
-        feeder.start()
-        samples: list[dict] = []
-        print(f"soak: {args.rate:g} requests/s for {args.minutes:g} min, "
-              f"hold {args.hold:g} s, RunInstances {args.latency:g} s; "
-              f"logs in {d}", flush=True)
-        print(f"{'t s':>7}{'RSS MB':>9}{'threads':>9}{'fds':>6}"
-              f"{'watches':>9}{'done/s':>8}{'fulfilled':>11}{'lost?':>7}",
-              flush=True)
-        last = t0
         while feeder.is_alive():
-            feeder.join(args.sample)
+            feeder.join(sample)
             if proc.poll() is not None:
-                raise RuntimeError(f"launcher exited, see {log.name}")
+                raise RuntimeError("launcher exited")
             now = time.monotonic()
             row = {"t": now - t0, **proc_figures(proc.pid),
                    "watches": session_watches(zk.port, own)}
             samples.append(row)
             with requester.lock:
-                open_ = requester.submitted - requester.fulfilled - \
-                    requester.failed - requester.errors
-                fulfilled = requester.fulfilled
+                open_, fulfilled = len(requester.open), requester.fulfilled
+            if steady is None and row["t"] >= warm:
+                steady = (now, fulfilled, family_cpu(os.getpid()))
             print(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}"
                   f"{row['threads']:>9.0f}{row['fds']:>6.0f}"
                   f"{row['watches']:>9.0f}{requester.rate_since(last):>8.1f}"
-                  f"{fulfilled:>11d}{open_:>7d}", flush=True)
+                  f"{fulfilled:>11d}{open_:>7d}", file=out, flush=True)
             last = now
-        requester.drain(timeout=360)
-        lost = requester.submitted - requester.fulfilled - requester.failed
-        print()
-        print(f"submitted {requester.submitted}, fulfilled "
-              f"{requester.fulfilled}, failed {requester.failed}, lost "
-              f"{lost} (of which harness errors {requester.errors}); "
-              f"latency p50 {percentile(requester.latencies, 50):.2f} s, "
-              f"p99 {percentile(requester.latencies, 99):.2f} s")
-        astats = aws.stats()
-        bins = timeline(wall0, time.time(), requester.submitted_at,
-                        requester.fulfilled_at,
-                        astats["run_instances"]["instances"])
-        write_timeline(os.path.join(d, "timeline.csv"), bins)
-        found = stalls(bins)
-        kept = (f"; per-second timeline in {d}/timeline.csv"
-                if args.workdir else "")
-        print(f"stalls (>= 2 s with requests open and none fulfilled"
-              f"{kept}): {len(found) or 'none'}")
-        for first, length in found[:5]:
-            window = bins[first:first + length]
-            print(f"  t {first}-{first + length} s: {length} s, "
-                  f"{window[0]['open']} open, "
-                  f"{sum(r['run_calls'] for r in window)} RunInstances "
-                  f"answered ({sum(r['launched'] for r in window)} "
-                  "instances)")
-            # moto answers one call at a time: a long one holds the rest
-            for slow in astats.get("slow_moto", []):
-                at = slow["time"] - wall0
-                if first - 2 <= at - slow["seconds"] <= first + length:
-                    print(f"    {slow['action']} held moto "
-                          f"{slow['seconds']:.1f} s, ending at t "
-                          f"{at:.1f} s")
+    except BaseException:
+        requester.stop.set()
+        raise
+    with requester.lock:
+        backlog = len(requester.open) + requester.creating
+        fulfilled = requester.fulfilled
+    cpu = {}
+    if steady is not None:
+        at, done, cpu0 = steady
+        cpu = {"seconds": time.monotonic() - at,
+               "fulfilled": fulfilled - done,
+               "cpu_s": {name: used - cpu0.get(name, 0.0) for name, used
+                         in family_cpu(os.getpid()).items()}}
+    return {"samples": samples, "t0": t0, "wall0": wall0,
+            "wall_end": time.time(), "backlog": backlog, "cpu": cpu}
+
+
+def nodes_left(client: KazooClient, timeout: float) -> int:
+    """Wait until the launcher deleted every node; the nodes left then."""
+    changed = threading.Event()
+    deadline = time.monotonic() + timeout
+    while True:
+        changed.clear()
+        try:
+            left = client.get_children(NODES,
+                                       watch=lambda e: changed.set())
+        except NoNodeError:
+            return 0
+        remaining = deadline - time.monotonic()
+        if not left or remaining <= 0:
+            return len(left)
+        changed.wait(min(remaining, 1.0))
+
+
+LIVE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
+
+
+def instances_left(aws: LocalAWS, timeout: float) -> int:
+    """Instances the local AWS still runs once every node is gone (the
+    launcher terminates before it deletes the node): leaked ones."""
+    ec2 = aws.client("ec2")
+    deadline = time.monotonic() + timeout
+    while True:
+        pages = ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-state-name", "Values": LIVE_STATES}])
+        live = sum(len(r["Instances"]) for page in pages
+                   for r in page["Reservations"])
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(1.0)   # poll interval of the deadline loop
+
+
+def summarise(requester: Requester, result: dict, astats: dict,
+              seconds: float, warmup: float) -> dict:
+    """The report: counts, latencies, the rate sustained after warm-up,
+    CPU per request, growth of each figure and the stalls."""
+    r = requester
+    warm = seconds * warmup
+    t0 = result["t0"]
+    after = sum(1 for t in r.done_at if warm <= t - t0 <= seconds)
+    lost = r.submitted - r.fulfilled - r.failed
+    bins = timeline(result["wall0"], result["wall_end"], r.submitted_at,
+                    r.fulfilled_at,
+                    astats.get("run_instances", {}).get("instances", []))
+    report = {
+        "offered_per_s": r.rate, "seconds": seconds, "warmup_s": warm,
+        "wall0": result["wall0"],
+        "submitted": r.submitted, "fulfilled": r.fulfilled,
+        "failed": r.failed, "errors": r.errors,
+        "error_samples": list(r.error_samples), "lost": lost,
+        "returned_nodes": len(r.returned), "drained": result["drained"],
+        "leaked_nodes": result["leaked_nodes"],
+        "leaked_instances": result["leaked_instances"],
+        "backlog_at_end": result["backlog"],
+        "sustained_per_s": after / max(1e-6, seconds - warm),
+        "p50_s": percentile(r.latencies, 50),
+        "p99_s": percentile(r.latencies, 99),
+        "cpu": steady_cpu(result["cpu"]),
+        "samples": result["samples"],
+        "growth": {f: growth(result["samples"], warm, f) for f in FIGURES},
+        "timeline": bins, "stalls": stalls(bins),
+    }
+    report["ok"] = (lost == 0 and r.failed == 0 and r.errors == 0
+                    and report["leaked_nodes"] == 0
+                    and report["leaked_instances"] == 0
+                    and all(g < 0.05 for g in report["growth"].values()))
+    return report
+
+
+def steady_cpu(cpu: dict) -> dict:
+    """Per process, busiest first: CPU ms per request fulfilled after
+    warm-up, and the cores it kept busy meanwhile."""
+    if not cpu:
+        return {}
+    used = sorted(cpu["cpu_s"].items(), key=lambda kv: -kv[1])
+    return {"ms_per_request": {name: 1000 * s / max(1, cpu["fulfilled"])
+                               for name, s in used},
+            "cores": {name: s / max(1e-6, cpu["seconds"])
+                      for name, s in used}}
+
+
+def print_report(rep: dict, keep: str | None, astats: dict, out) -> None:
+    print(file=out)
+    print(f"submitted {rep['submitted']}, fulfilled {rep['fulfilled']}, "
+          f"failed {rep['failed']}, lost {rep['lost']} (harness errors "
+          f"{rep['errors']}); leaked: {rep['leaked_nodes']} nodes, "
+          f"{rep['leaked_instances']} instances; latency p50 "
+          f"{rep['p50_s']:.2f} s, p99 {rep['p99_s']:.2f} s", file=out)
+    for message in rep["error_samples"]:
+        print(f"  error: {message}", file=out)
+    print(f"sustained after warm-up: {rep['sustained_per_s']:.1f} "
+          f"fulfilled/s of {rep['offered_per_s']:g} offered; "
+          f"{rep['backlog_at_end']} open when submitting ended", file=out)
+    cpu = rep["cpu"]
+    if cpu:
+        print(f"CPU after warm-up, per fulfilled request and in cores busy "
+              f"({sum(cpu['ms_per_request'].values()):.1f} ms, "
+              f"{sum(cpu['cores'].values()):.2f} cores in all): "
+              + ", ".join(f"{name} {ms:.1f} ms {cpu['cores'][name]:.2f}"
+                          for name, ms in cpu["ms_per_request"].items()),
+              file=out)
+    if keep:
+        write_timeline(os.path.join(keep, "timeline.csv"), rep["timeline"])
+    kept = f"; per-second timeline in {keep}/timeline.csv" if keep else ""
+    found, bins = rep["stalls"], rep["timeline"]
+    print(f"stalls (>= 2 s with requests open and none fulfilled{kept}): "
+          f"{len(found) or 'none'}", file=out)
+    for first, length in found[:5]:
+        window = bins[first:first + length]
+        print(f"  t {first}-{first + length} s: {length} s, "
+              f"{window[0]['open']} open, "
+              f"{sum(r['run_calls'] for r in window)} RunInstances "
+              f"answered ({sum(r['launched'] for r in window)} instances)",
+              file=out)
+        # moto answers one call at a time: a long one holds the rest
+        for slow in astats.get("slow_moto", []):
+            at = slow["time"] - rep["wall0"]
+            if first - 2 <= at - slow["seconds"] <= first + length:
+                print(f"    {slow['action']} held moto "
+                      f"{slow['seconds']:.1f} s, ending at t {at:.1f} s",
+                      file=out)
+    if astats:
         busiest = sorted(astats.get("moto", {}).items(),
                          key=lambda kv: -kv[1]["seconds"])[:6]
         print("local AWS: time in moto per action (calls, total s, max s): "
               + ", ".join(f"{a} {e['calls']} {e['seconds']:.0f} "
-                          f"{e['max_s']:.2f}" for a, e in busiest))
-        warm = seconds * args.warmup
-        ok = lost == 0 and requester.failed == 0
-        print(f"growth after {warm:.0f} s of warm-up (first 3 samples "
-              "against the last 3; target < 5 %):")
-        for figure in FIGURES:
-            g = growth(samples, warm, figure)
-            ok = ok and g < 0.05
-            print(f"  {figure:<8} {g * 100:+6.1f} %")
-        print("PASS" if ok else "FAIL")
-        return 0 if ok else 1
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        client.stop()
-        aws.stop()
-        zk.stop()
+                          f"{e['max_s']:.2f}" for a, e in busiest), file=out)
+    print(f"growth after {rep['warmup_s']:.0f} s of warm-up (first 3 "
+          "samples against the last 3; target < 5 %):", file=out)
+    for figure, g in rep["growth"].items():
+        print(f"  {figure:<8} {g * 100:+6.1f} %", file=out)
+    print("PASS" if rep["ok"] else "FAIL", file=out, flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,16 @@ independently of our own data model.
     nodes = zuul.accept(rid)                      # steps 3-4: lock nodes, delete request
     zuul.set_in_use(nodes)                        # step 6
     zuul.release(nodes)                           # step 7: used + unlock
+
+Without a thread waiting per request (a steady load, as ``tools.soak``):
+
+    zuul.submit_async(["ubuntu"]).rawlink(created)   # the create's result
+    zuul.watch_state(rid, {"fulfilled", "failed"}, done)  # done(rid, req, err)
+
+Threads: the blocking calls run on the caller's thread; ``watch_state``'s
+callback on kazoo's callback thread.  Failure story: kazoo's errors reach
+the caller (``watch_state``: the callback's ``error``); a request that is
+gone is None (``get_request``) or an AssertionError (``wait_state``).
 """
 
 from __future__ import annotations
@@ -67,6 +77,46 @@ class ZuulSim:
             f"{REQUESTS}/{priority}-", _request(labels), sequence=True,
             makepath=True) for _ in range(count)]
         return [p.get(timeout=60).rsplit("/", 1)[1] for p in pending]
+
+    def submit_async(self, labels, priority: str = "200"):
+        """Create a request without waiting: the create's kazoo
+        ``IAsyncResult`` (its value is the request's znode path)."""
+        return self.client.create_async(f"{REQUESTS}/{priority}-",
+                                        _request(labels), sequence=True,
+                                        makepath=True)
+
+    def watch_state(self, request_id: str, states, callback) -> None:
+        """Call ``callback(request_id, request, error)`` once, when the
+        request is in one of ``states`` (``request`` its data), is gone
+        (``request`` None) or could not be read (``error``).  Nothing
+        waits: each read is asynchronous and sets a data watch, and the
+        watch's event reads again.  The callback runs on kazoo's callback
+        thread and must not block."""
+        path = f"{REQUESTS}/{request_id}"
+        settled = threading.Event()
+
+        def read(event=None) -> None:
+            if not settled.is_set():
+                self.client.get_async(path, watch=read).rawlink(got)
+
+        def got(result) -> None:
+            if settled.is_set():
+                return
+            try:
+                data, _ = result.get_nowait()
+            except NoNodeError:
+                settled.set()
+                callback(request_id, None, None)
+                return
+            except Exception as exc:   # connection loss, session expiry
+                settled.set()
+                callback(request_id, None, exc)
+                return
+            obj = json.loads(data)
+            if obj.get("state") in states:
+                settled.set()
+                callback(request_id, obj, None)
+        read()
 
     def get_request(self, request_id: str) -> dict | None:
         try:

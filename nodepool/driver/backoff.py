@@ -57,7 +57,7 @@ from typing import Callable
 
 from nodepool.driver.errors import AccessError, DriverError, TransientError
 
-__all__ = ["AccessGate", "RepeatLog", "log_failure", "pause_for",
+__all__ = ["AccessGate", "RepeatLog", "log_failure",
            "BASE_DELAY", "MAX_DELAY", "SUMMARY_INTERVAL"]
 
 log = logging.getLogger("nodepool.driver.access")
@@ -80,18 +80,6 @@ def log_failure(logger: logging.Logger | logging.LoggerAdapter,
     if isinstance(error, AccessError):
         level = logging.DEBUG
     logger.log(level, message, *args)
-
-
-def pause_for(gate: "AccessGate", error: BaseException,
-              delay: float) -> float:
-    """How long a machine waits before repeating a step that failed with
-    ``error``: its own ``delay``, but after an ``AccessError`` exactly until
-    ``gate`` lets a call through again -- the gate's back-off is the one
-    schedule of the provider (sooner would only be held back, later would
-    leave the probe to others)."""
-    if isinstance(error, AccessError):
-        return gate.delay_for()
-    return delay
 
 
 class RepeatLog:

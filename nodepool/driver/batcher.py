@@ -9,7 +9,7 @@ executor function; there is no second batcher class:
 
     deletes = Batcher("aws-delete", terminate, BatchOptions(
         max_items=50, idle_timeout=1.0, max_wait=3.0,
-        resend=Resend(alone=True, unless=errors.RETRYABLE)))
+        resend=RESEND_UNLESS_REFUSED))
     deletes.start()
     deletes.add("i-0123").result()     # raises that id's own error
     deletes.run_now("i-0456")          # retry and leak paths: no queueing
@@ -85,12 +85,13 @@ from dataclasses import dataclass, field
 from typing import (Any, Callable, Generic, Hashable, NamedTuple, Protocol,
                     Sequence, TypeVar)
 
-from nodepool.driver.errors import TransientError
+from nodepool.driver.errors import (API_RETRIED, WAIT_FOR_ACCESS,
+                                    TransientError)
 from nodepool.driver.ratelimit import RateLimiter
 
 __all__ = ["Batcher", "BatchOptions", "BatcherStats", "CallSizing",
            "FixedSize", "MissingOutcomeError", "Resend", "RESEND_ALONE",
-           "NO_RESEND"]
+           "RESEND_UNLESS_REFUSED", "NO_RESEND"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,6 +122,11 @@ class Resend:
 RESEND_ALONE = Resend(alone=True)
 #: every outcome is the item's answer
 NO_RESEND = Resend(alone=False)
+#: a failure of the whole call that refused it (throttled, failed
+#: transiently, or held back by the access gate) is every item's answer:
+#: sent one by one, each would only be refused again (deletes)
+RESEND_UNLESS_REFUSED = Resend(alone=True,
+                               unless=API_RETRIED + WAIT_FOR_ACCESS)
 
 
 class CallSizing(Protocol):

@@ -19,9 +19,10 @@ instead of in every driver's machine:
 - an ``AccessError`` (``errors.WAIT_FOR_ACCESS``) is neither: the provider
   cannot reach its cloud at all, and the provider's ``AccessGate`` is that
   error's one layer.  The call is due again exactly when the gate admits
-  a call again (``RetryDelay``, ``backoff.pause_for``); a call given
-  ``max_attempts`` raises it once it has failed that often, without, only
-  the launcher's timeouts bound the waits;
+  a call again (``RetryDelay``: the gate's back-off is the provider's one
+  schedule, a machine has none of its own); a call given ``max_attempts``
+  raises it once it has failed that often, without, only the launcher's
+  timeouts bound the waits;
 - a cancelled call (the provider is stopping) raises ``cancelled`` (a
   ``LaunchError`` for a create, a ``TransientError`` for a delete, which
   the deleter repeats later);
@@ -52,18 +53,11 @@ from concurrent.futures import CancelledError, Future
 from typing import Any, Callable
 
 from nodepool.driver import errors
-from nodepool.driver.backoff import AccessGate, log_failure, pause_for
+from nodepool.driver.backoff import AccessGate, log_failure
 
-__all__ = ["Call", "RetryDelay", "answer_of", "BASE_RETRY_DELAY",
-           "MAX_RETRY_DELAY"]
+__all__ = ["Call", "RetryDelay", "answer_of"]
 
 _log = logging.getLogger("nodepool.driver")
-
-#: the first pause is twice this (the pause doubles from the first failure)
-BASE_RETRY_DELAY = 0.5
-#: longest pause before a refused call is sent again: long enough for a
-#: throttled cloud to recover, short next to a launch-timeout
-MAX_RETRY_DELAY = 30.0
 
 Clock = Callable[[], float]
 
@@ -82,38 +76,40 @@ def answer_of(future: Future, what: str,
 
 class RetryDelay:
     """When a refused call may be sent again (see the module docstring):
-    after an ``AccessError`` when the gate admits calls again; after any
-    other error a caller hands it, 1 s doubling up to ``cap``.
+    after an ``AccessError`` exactly when the provider's gate admits a
+    call again -- sooner would only be held back, later would leave the
+    gate's probe to others; after a partial batch answer at once.
 
-    >>> gate = AccessGate("p")
-    >>> delay = RetryDelay(gate, clock=lambda: 0.0)
-    >>> [delay.failed(errors.TransientError()) for _ in range(7)]
-    [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    >>> now = [0.0]
+    >>> gate = AccessGate("p", clock=lambda: now[0])
+    >>> gate.answered(gate.admit(), errors.CredentialError("401"))
+    >>> delay = RetryDelay(gate, clock=lambda: now[0])
+    >>> delay.failed(errors.CredentialError("401")), delay.due
+    (1.0, False)
+    >>> now[0] = 1.0; delay.due
+    True
     """
 
     def __init__(self, gate: AccessGate, clock: Clock = time.monotonic, *,
-                 cap: float = MAX_RETRY_DELAY,
                  max_attempts: int | None = None) -> None:
         self.gate = gate
         self.clock = clock
-        self.cap = cap
         self.max_attempts = max_attempts
-        self.attempts = 0          # retryable failures so far
+        self.attempts = 0          # access errors so far
         self.retry_at = 0.0
 
     @property
     def due(self) -> bool:
         return self.clock() >= self.retry_at
 
-    def failed(self, error: BaseException) -> float:
-        """Count one retryable failure; the seconds until the next try.
-        Raises ``error`` once ``max_attempts`` failures are reached."""
+    def failed(self, error: errors.AccessError) -> float:
+        """Count one access error; the seconds until the gate admits the
+        next try.  Raises ``error`` once ``max_attempts`` are reached."""
         self.attempts += 1
         if self.max_attempts is not None and \
                 self.attempts >= self.max_attempts:
             raise error
-        delay = pause_for(self.gate, error, min(
-            self.cap, BASE_RETRY_DELAY * 2 ** self.attempts))
+        delay = self.gate.delay_for()
         self.retry_at = self.clock() + delay
         return delay
 

@@ -30,9 +30,6 @@ One retry policy, one layer per error:
 - ``WAIT_FOR_ACCESS`` (``AccessError``) is no throttle or transient error:
   the provider's ``AccessGate`` (``backoff.py``) is its one layer, holding
   every call back; a machine waits for the gate and sends its call again.
-- ``RETRYABLE`` is both: a *new* call later may well succeed (the
-  batcher does not split a batch over one; a launch or a delete attempt
-  that failed with one is repeated as a new attempt).
 
 Everything else fails the attempt.
 """
@@ -52,7 +49,6 @@ __all__ = [
     "EndpointError",
     "LaunchError",
     "ConfigurationError",
-    "RETRYABLE",
     "API_RETRIED",
     "WAIT_FOR_ACCESS",
 ]
@@ -164,5 +160,3 @@ class ConfigurationError(DriverError):
 API_RETRIED: tuple[type[DriverError], ...] = (ThrottledError, TransientError)
 #: handled only by the provider's AccessGate: a machine waits for it
 WAIT_FOR_ACCESS: tuple[type[DriverError], ...] = (AccessError,)
-#: a new call later may succeed (see the module docstring)
-RETRYABLE: tuple[type[DriverError], ...] = API_RETRIED + WAIT_FOR_ACCESS

@@ -4,29 +4,53 @@
 behaviour (create latency, boot time, the next N create errors, quota
 limits).  ``FakeAdapter`` drives it through the same framework pieces a real
 driver uses: creates go through a ``CreatePool``, deletes through a
-``Batcher``, and every mutating call through a ``RateLimiter``.
+``Batcher``, and every mutating call through the provider's
+``AccessGate`` and a ``RateLimiter``.  Its machines are the framework's
+(``CreateMachine``, ``DeleteMachine`` and ``PendingCreates`` in
+``machines.py``); this module gives only the fake cloud's step: BOOTING
+until the instance runs.
 
 It is selected with ``driver: fake`` only where a test registers it; it is
 never part of a production config.
+
+Failure story: what a test scripts (``create_errors``, ``delete_errors``,
+``no_capacity``, the instance limit) is raised from the cloud call and
+meets the framework's launch policy like a real cloud's error: an
+``AccessError`` closes the provider's gate and the call is sent again
+when the gate admits one, anything else fails the attempt (the
+launcher's launch-retries or deleter repeat it).  Nothing here repeats a
+call: the fake has no ``LimitedApi``.
+
+Threads: cloud calls run on the create pool's workers and the delete
+batcher's thread, machine steps on the provider's loop thread; the cloud's
+state is guarded by its one lock.
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import threading
 import time
 from concurrent.futures import Future
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
 
 from nodepool.driver.adapter import Adapter, Machinery
 from nodepool.driver.batcher import Batcher, BatchOptions
 from nodepool.driver.createpool import CreatePool, create_pool_size
 from nodepool.driver.errors import CapacityError, NotFoundError, QuotaError
 from nodepool.driver.instance import Instance, InstanceState, Resource
+from nodepool.driver.machines import (CreateMachine, DeleteMachine,
+                                      PendingCreates)
 from nodepool.driver.quota import Quota
 from nodepool.driver.ratelimit import RateLimiter
 from nodepool.driver.statemachine import LaunchSpec, StateMachine
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class FakeCloud:
@@ -123,78 +147,73 @@ class FakeCloud:
         return [i for i in map(self.describe, ids) if i is not None]
 
 
-class FakeCreate(StateMachine):
-    class State(enum.Enum):
-        SUBMIT = "submit"
-        CREATING = "creating"
-        BOOTING = "booting"
-        READY = "ready"
+class FakeCreate(CreateMachine):
+    """The create call on the create pool (``CreateMachine``), then
+    BOOTING until the fake cloud says the instance runs."""
 
-    STEPS = {State.SUBMIT: "submit", State.CREATING: "creating",
-             State.BOOTING: "booting"}
-    TERMINAL = frozenset({State.READY})
+    class State(enum.Enum):
+        BOOTING = "booting"
+
+    STEPS = {State.BOOTING: "booting"}
+    log = log
 
     def __init__(self, adapter: "FakeAdapter", spec: LaunchSpec):
-        super().__init__()
+        super().__init__(spec, adapter.access)
         self.adapter = adapter
-        self.spec = spec
-        self.future: Future | None = None
 
-    def submit(self):
+    def send_create(self) -> Future:
         settings = self.spec.label.settings
-        self.future = self.adapter.create_pool.submit(
+        return self.adapter.create_pool.submit(
             self.adapter.call_create, self.spec.metadata,
             self.spec.client_token, settings.get("cores", 1),
             settings.get("ram", 1024))
-        return self.State.CREATING
 
-    def creating(self):
-        if not self.future.done():
-            return self.State.CREATING
-        self.external_id = self.future.result()  # raises the cloud's error
+    def identify(self, answer: str) -> str:
+        return answer
+
+    def answered(self, answer: str):
         return self.booting()
+
+    def delete_orphan(self, external_id: str) -> None:
+        self.adapter.batcher.add(external_id)
 
     def booting(self):
         instance = self.adapter.cloud.describe(self.external_id)
         if instance is None or instance.state != InstanceState.RUNNING:
             return self.State.BOOTING
         self.instance = instance
-        return self.State.READY
+        return self.Phase.READY
 
 
-class FakeDelete(StateMachine):
-    class State(enum.Enum):
-        SUBMIT = "submit"
-        DELETING = "deleting"
-        DONE = "done"
+@dataclass(frozen=True)
+class Listed:
+    """The fake cloud's record of an instance, read now (always fresh)."""
 
-    STEPS = {State.SUBMIT: "submit", State.DELETING: "deleting"}
-    TERMINAL = frozenset({State.DONE})
+    record: Instance | None
+    fresh: bool = True
 
-    def __init__(self, adapter: "FakeAdapter", external_id, immediate: bool):
-        super().__init__()
+
+class FakeDelete(DeleteMachine):
+    """The delete through the batcher (or at once, ``DeleteMachine``);
+    the fake cloud forgets an instance when its delete is answered."""
+
+    def __init__(self, adapter: "FakeAdapter", external_id,
+                 immediate: bool):
+        super().__init__(external_id, immediate)
         self.adapter = adapter
-        self.external_id = external_id
-        self.immediate = immediate
-        self.future: Future | None = None
 
-    def submit(self):
+    def send_delete(self) -> Future:
         if self.immediate:
             # Not batched, but still off the loop thread.
-            self.future = self.adapter.create_pool.submit(
+            return self.adapter.create_pool.submit(
                 self.adapter.batcher.run_now, self.external_id)
-        else:
-            self.future = self.adapter.batcher.add(self.external_id)
-        return self.State.DELETING
+        return self.adapter.batcher.add(self.external_id)
 
-    def deleting(self):
-        if not self.future.done():
-            return self.State.DELETING
-        try:
-            self.future.result()
-        except NotFoundError:
-            pass
-        return self.State.DONE
+    def lookup(self) -> Listed:
+        return Listed(self.adapter.cloud.describe(self.external_id))
+
+    def is_deleted(self, record: Instance) -> bool:
+        return record.state == InstanceState.DELETED
 
 
 #: one cloud per provider name, so a test can reach the cloud its launcher uses
@@ -224,6 +243,7 @@ class FakeAdapter(Adapter):
                                              or 0.1))
         self.batcher = Batcher(f"{provider.name}-delete", self._delete_batch,
                                BatchOptions(max_items=50, idle_timeout=0.05))
+        self.pending = PendingCreates(provider.launch_timeout or 3600)
 
     def machinery(self) -> Machinery:
         return Machinery(limiters=(self.limiter,),
@@ -240,16 +260,28 @@ class FakeAdapter(Adapter):
     def call_create(self, metadata: dict, token: str | None = None,
                     cores: int = 1, ram: int = 1024) -> str:
         """One instance of the label's size (``cores``/``ram`` settings)."""
-        with self.limiter:
-            return self.cloud.create(metadata, cores=cores, token=token,
-                                     ram=ram)
+        return self._call(self.cloud.create, metadata, cores=cores,
+                          token=token, ram=ram)
 
     def _delete_batch(self, ids: list[str]) -> list[object]:
-        with self.limiter:
-            return self.cloud.delete_many(ids)
+        return self._call(self.cloud.delete_many, ids)
+
+    def _call(self, call: Callable[..., T], *args, **kwargs) -> T:
+        """One cloud call through the provider's access gate (it raises
+        while the gate backs off) and the rate limiter, as a real
+        driver's API client makes it."""
+        ticket = self.access.admit()
+        try:
+            with self.limiter:
+                result = call(*args, **kwargs)
+        except Exception as exc:   # told to the gate, then raised
+            self.access.answered(ticket, exc)
+            raise
+        self.access.answered(ticket, None)
+        return result
 
     def create_machine(self, spec: LaunchSpec) -> StateMachine:
-        return FakeCreate(self, spec)
+        return self.pending.attempt(FakeCreate(self, spec))
 
     def delete_machine(self, external_id, immediate: bool = False
                        ) -> StateMachine:

@@ -11,6 +11,10 @@ book then writes what changed to ``/nodepool/request-waits``
 and only once the request has waited ``publish_after`` seconds (a request
 served at once never costs a write); a record goes when its request is
 served, failed, gone, taken by another pool or no longer waits here.
+Whether a held request still waits is asked of the request cache only
+when the cache holds another version of it than the one last asked (a
+change was notified, or it was never asked): unchanged requests cost no
+read per pass.
 ``since`` is when the current *kind* of reason first held (the text may
 change under it: "2 free" then "1 free" is the same wait).
 
@@ -279,8 +283,12 @@ class WaitBook:
         self._pass: dict[str, Reason] = {}
         self._visited: set[str] = set()
         self._declined: dict[str, Reason] = {}
+        # request id -> the version (mzxid) it was last asked and found
+        # REQUESTED at: not asked again while the cache holds that version
+        self._asked: dict[str, int] = {}
         self.writes = 0         # record writes started (tests measure them)
         self.deletes = 0
+        self.asks = 0           # requests read from the store (the same)
 
     # -- what the worker saw -----------------------------------------------
     def note(self, request_id: str, reason: Reason) -> None:
@@ -357,11 +365,26 @@ class WaitBook:
             for rid in list(self._held):
                 self._drop(rid)
             self._declined.clear()
+            self._asked.clear()
 
     # -- under the lock ------------------------------------------------------
     def _requested(self, request_id: str) -> bool:
+        """Whether the request still waits (``requested``).  Read only
+        when the cache holds another version than the one last found
+        waiting -- a change of it was notified since, or it was never
+        asked: an unchanged request costs no read, and with lazy caches a
+        changed one costs one ZooKeeper read, not one per pass."""
+        version = self.zk.request_version(request_id)
+        if version is not None and self._asked.get(request_id) == version:
+            return True
+        self.asks += 1
         request = self.zk.get_request(request_id, cached=True)
-        return request is not None and request.state == RequestState.REQUESTED
+        if request is None or request.state != RequestState.REQUESTED:
+            self._asked.pop(request_id, None)
+            return False
+        if request.stat is not None:
+            self._asked[request_id] = request.stat.mzxid
+        return True
 
     def _update(self, reasons: dict[str, Reason]) -> None:
         now, mono = self.clock(), self.monotonic()
@@ -403,6 +426,7 @@ class WaitBook:
                            rid, exc)
 
     def _drop(self, rid: str) -> None:
+        self._asked.pop(rid, None)
         entry = self._held.pop(rid, None)
         if entry is None or not entry.sent:
             return

@@ -150,6 +150,18 @@ class TreeCaches:
             return tree.unchanged(path)
         return False
 
+    def version(self, path: str) -> int | None:
+        """The ``mzxid`` of the cached data of ``path`` while no change of
+        it is known to be unread (None: absent, not read yet, or stale in
+        a lazy cache); never reads.  Equal versions: the data is the same."""
+        tree = self._tree_for(path)
+        if tree is None:
+            raise ValueError(f"{path} is not cached")
+        if isinstance(tree, PersistentTreeCache):
+            return tree.version(path)
+        data = tree.get_data(path)
+        return None if data is None else data.stat.mzxid
+
     def child_data(self, path: str, names: Callable[[str], bool] | None
                    = None, current: bool = True
                    ) -> list[tuple[str, NodeData | None]]:

@@ -77,6 +77,15 @@ class RequestStore(StoreBase):
         path = request_path(request_id)
         return self._use_cache(path, True) and self.caches.unchanged(path)
 
+    def request_version(self, request_id: str) -> int | None:
+        """The ``mzxid`` of the request as the cache holds it while no
+        change of it is unread (no read); None when the cache cannot tell
+        (absent, stale, or no cache)."""
+        path = request_path(request_id)
+        if not self._use_cache(path, True):
+            return None
+        return self.caches.version(path)
+
     def iter_requests(self, cached: bool = True, want=None,
                       shared: bool = False,
                       rejects: list | None = None,

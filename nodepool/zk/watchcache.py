@@ -347,6 +347,15 @@ class PersistentTreeCache:
         entry = self._find(path)
         return entry is not None and not entry.changed
 
+    def version(self, path: str) -> int | None:
+        """The ``mzxid`` of the data held for ``path`` while it is current
+        (no change notified since it was read); None when ``path`` is
+        unknown, not read yet or stale.  No read, even when lazy."""
+        entry = self._find(path)
+        if entry is None or entry.stale or entry.data is None:
+            return None
+        return entry.data.stat.mzxid
+
     def get_children(self, path: str, default=None):
         entry = self._find(path)
         if entry is None:

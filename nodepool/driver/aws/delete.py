@@ -38,7 +38,7 @@ from nodepool.driver import errors
 from nodepool.driver.aws.dedicated import split_external_id
 from nodepool.driver.aws.describe import instance_state
 from nodepool.driver.aws.ports import DeletePort, TerminatorPort
-from nodepool.driver.batcher import BatchOptions, Resend
+from nodepool.driver.batcher import RESEND_UNLESS_REFUSED, BatchOptions
 from nodepool.driver.instance import InstanceState
 from nodepool.driver.machines import DeleteMachine
 
@@ -52,10 +52,11 @@ MAX_IDS = 50
 #: a batch: short next to a node's lifetime, long enough for the releases
 #: of a whole burst of jobs (handed over by the deleted-node worker every
 #: ~0.5 s) to share one call, which leaves the rate budget to creates.  A
-#: throttle or transient failure of a whole call is every id's answer (the
-#: node is deleted again later); other failures are resent id by id.
+#: throttle, transient or access failure of a whole call is every id's
+#: answer (the node is deleted again later); other failures are resent id
+#: by id.
 DELETES = BatchOptions(max_items=MAX_IDS, idle_timeout=1.0, max_wait=3.0,
-                       resend=Resend(alone=True, unless=errors.RETRYABLE))
+                       resend=RESEND_UNLESS_REFUSED)
 
 
 class Terminator:

@@ -100,24 +100,37 @@ def test_launch_failure_retries_then_fails(env):
     assert cloud.calls["create"] == 2
 
 
-def test_transient_failure_is_retried_to_success(env):
-    env.write_config([fake_provider(**{"launch-retries": 3})])
+def first_create_fails(env, error, **settings):
+    """One request, the fake cloud's first create failing with ``error``:
+    (the request once fulfilled or failed, the cloud)."""
+    env.write_config([fake_provider(**settings)])
     env.start_launcher()
     cloud = fake.cloud_for("fake-provider")
-    cloud.create_errors = [errors.LaunchError("boom")]
+    cloud.create_errors = [error]
     rid = env.zuul.submit(["small"])
-    req = env.zuul.wait_state(rid, {"failed", "fulfilled"})
+    return env.zuul.wait_state(rid, {"failed", "fulfilled"}), cloud
+
+
+def test_transient_failure_is_retried_to_success(env):
+    req, cloud = first_create_fails(env, errors.LaunchError("boom"),
+                                    **{"launch-retries": 3})
+    assert req["state"] == "fulfilled"
+    assert cloud.calls["create"] == 2
+
+
+def test_an_access_error_waits_for_the_gate_within_one_attempt(env):
+    """The fake's create machine is the framework's: a refused credential
+    holds the call until the provider's gate admits one again, then the
+    same attempt sends it again (one attempt is all it is given)."""
+    req, cloud = first_create_fails(
+        env, errors.CredentialError("fake cloud: 401"),
+        **{"launch-retries": 1, "launch-timeout": 60})
     assert req["state"] == "fulfilled"
     assert cloud.calls["create"] == 2
 
 
 def test_quota_error_aborts_and_request_is_retried(env):
-    env.write_config([fake_provider()])
-    env.start_launcher()
-    cloud = fake.cloud_for("fake-provider")
-    cloud.create_errors = [errors.QuotaError("over quota")]
-    rid = env.zuul.submit(["small"])
-    req = env.zuul.wait_state(rid, {"failed", "fulfilled"})
+    req, cloud = first_create_fails(env, errors.QuotaError("over quota"))
     assert req["state"] == "fulfilled"
     assert req["declined_by"] == []
     assert cloud.calls["create"] == 2

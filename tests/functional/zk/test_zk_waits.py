@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from nodepool.launcher import waits
 from nodepool.launcher.quota import Verdict
 from nodepool.zk import NodeRequest, RequestState
+from nodepool.zk.paths import REQUESTS, request_path
 from nodepool.zk.waits import RequestWait
 from tests.functional.launcher.helpers import wait_for
+from tests.functional.zk.counting import count_requests
 
 ROOT = "/nodepool/request-waits"
 WORKER = "host.example.org-PoolWorker.aws-main-0123456789abcdef"
@@ -192,14 +196,20 @@ def test_a_decline_is_remembered_while_the_request_is_requested(
     wait_for(lambda: not stored(api), what="the record gone once failed")
 
 
-def test_a_lost_session_writes_every_reason_again(zk_factory):
-    api = zk_factory()
+def thirty_waiting(api):
+    """A book with thirty requests noted and their records written."""
     book, clock, mono = make_book(api, publish_after=0.0)
     rids = submit(api, 30)
     for rid in rids:
         book.note(rid, waits.queued(["small"]))
     book.end_pass([], True)
     wait_for(lambda: len(stored(api)) == 30, what="thirty records")
+    return book, rids
+
+
+def test_a_lost_session_writes_every_reason_again(zk_factory):
+    api = zk_factory()
+    book, rids = thirty_waiting(api)
     for _ in range(3):
         for rid in rids:
             book.note(rid, waits.queued(["small"]))
@@ -214,3 +224,51 @@ def test_a_lost_session_writes_every_reason_again(zk_factory):
     book.end_pass([], True)
     wait_for(lambda: len(stored(api)) == 30, what="thirty records again")
     assert book.writes == 60
+
+
+def change(api, other, rids, edit) -> None:
+    """``edit`` the requests through ``other`` (as Zuul or another launcher
+    would); returns once ``api``'s cache knows (without reading them)."""
+    before = {rid: api.request_version(rid) for rid in rids}
+    for rid in rids:
+        request = other.get_request(rid)
+        edit(request)
+        other.store_request(request)
+    wait_for(lambda: all(api.request_version(rid) != before[rid]
+                         for rid in rids), what="the changes notified")
+
+
+def request_reads(sent) -> dict[str, int]:
+    return {path: n for (kind, path), n in sent.items()
+            if kind == "GetData" and path.startswith(REQUESTS + "/")}
+
+
+@pytest.mark.parametrize("persistent", [True, False],
+                         ids=["lazy", "one-shot-watches"])
+def test_held_requests_are_read_again_only_once_changed(zk_factory,
+                                                        persistent):
+    """Thirty requests wait here but are left unrouted pass after pass
+    (another pool goes first): the book asks about each once, then only
+    about those a change was notified for -- one ZooKeeper read each, not
+    one per pass; one taken elsewhere loses its record."""
+    api, other = zk_factory(persistent=persistent), zk_factory()
+    book, rids = thirty_waiting(api)
+    sent = count_requests(api)
+    for _ in range(5):
+        book.end_pass([], True)
+    assert book.asks == 30               # once each, not once a pass
+    assert request_reads(sent) == {}     # and from the cache
+
+    changed = rids[:3]
+    change(api, other, changed, lambda r: setattr(r, "relative_priority", 5))
+    for _ in range(5):
+        book.end_pass([], True)
+    assert book.asks == 33
+    assert request_reads(sent) == {request_path(r): 1 for r in changed}
+    assert book.deletes == 0 and len(book._held) == 30
+
+    change(api, other, rids[3:4],
+           lambda r: r.set_state(RequestState.PENDING))
+    book.end_pass([], True)
+    assert book.asks == 34 and book.deletes == 1
+    wait_for(lambda: len(stored(api)) == 29, what="the taken one's gone")

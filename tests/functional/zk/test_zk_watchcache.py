@@ -5,7 +5,6 @@ ours, and reconcile everything after a cut connection or a lost session."""
 
 from __future__ import annotations
 
-import collections
 import json
 import threading
 
@@ -17,25 +16,10 @@ from nodepool.zk import Node, NodeRequest, NodeState
 from nodepool.zk.cache import TreeCaches
 from nodepool.zk.leantree import LeanTreeCache
 from nodepool.zk.watchcache import PersistentTreeCache
+from tests.functional.zk.counting import count_requests
 from tools.zookeeper import TcpGate
 
 NODES = "/nodepool/nodes"
-
-
-def count_requests(api) -> collections.Counter:
-    """Count (request type, path) of what ``api``'s client sends from now
-    on (the requests still go to the server)."""
-    sent: collections.Counter = collections.Counter()
-    kazoo = api.kazoo
-    original = kazoo._call
-
-    def counting(request, async_object):
-        path = kazoo.unchroot(getattr(request, "path", "") or "")
-        sent[(type(request).__name__, path)] += 1
-        return original(request, async_object)
-
-    kazoo._call = counting
-    return sent
 
 
 def make_node(api, **fields) -> Node:

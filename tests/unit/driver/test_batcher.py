@@ -11,8 +11,9 @@ from concurrent.futures import CancelledError, wait
 import pytest
 
 from nodepool.driver import errors
-from nodepool.driver.batcher import (NO_RESEND, Batcher, BatchOptions,
-                                      MissingOutcomeError, Resend)
+from nodepool.driver.batcher import (NO_RESEND, RESEND_UNLESS_REFUSED,
+                                      Batcher, BatchOptions,
+                                      MissingOutcomeError)
 
 WAIT = 10  # seconds: generous bound on every condition wait
 
@@ -239,16 +240,20 @@ def test_run_now_bypasses_the_queue():
     assert queued.result(0) == 10
 
 
-def test_a_throttled_call_is_every_items_answer_not_resent():
-    # The delete policy: a throttle of the whole call is not resent as
-    # one call per item (that would only throttle harder).
-    cloud = FakeCloud(raise_on_batch=errors.ThrottledError("slow down"))
+@pytest.mark.parametrize("error", [errors.ThrottledError("slow down"),
+                                   errors.TransientError("503"),
+                                   errors.CredentialError("401")])
+def test_a_refused_call_is_every_items_answer_not_resent(error):
+    # The delete policy: a throttle (or transient or access failure) of
+    # the whole call is not resent as one call per item (that would only
+    # be refused again).
+    cloud = FakeCloud(raise_on_batch=error)
     b = make(cloud, max_items=5, idle_timeout=5,
-             resend=Resend(alone=True, unless=errors.RETRYABLE))
+             resend=RESEND_UNLESS_REFUSED)
     futures = [b.add(i) for i in range(5)]
     wait(futures, WAIT)
     for f in futures:
-        with pytest.raises(errors.ThrottledError):
+        with pytest.raises(type(error)):
             f.result()
     assert cloud.batches == [[0, 1, 2, 3, 4]] and b.stats.retries == 0
     b.stop()
@@ -257,7 +262,7 @@ def test_a_throttled_call_is_every_items_answer_not_resent():
 def test_under_that_policy_other_failures_are_still_resent():
     cloud = FakeCloud(batch_broken=frozenset({2}))
     b = make(cloud, max_items=5, idle_timeout=5,
-             resend=Resend(alone=True, unless=errors.RETRYABLE))
+             resend=RESEND_UNLESS_REFUSED)
     futures = [b.add(i) for i in range(5)]
     wait(futures, WAIT)
     assert [f.result() for f in futures] == [0, 10, 20, 30, 40]

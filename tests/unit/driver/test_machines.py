@@ -258,15 +258,20 @@ def test_abandon_can_leave_answers_already_in_alone():
     assert deleted == ["made"]
 
 
-def test_retry_delay_counts_and_is_due_after_its_pause():
+def test_retry_delay_is_due_when_the_gate_admits_a_call_again():
     clock = Clock()
-    delay = RetryDelay(AccessGate("p", clock=clock), clock, cap=3.0)
+    gate = AccessGate("p", clock=clock)
+    delay = RetryDelay(gate, clock)
     assert delay.due
-    assert [delay.failed(errors.TransientError()) for _ in range(3)] == \
-        [1.0, 2.0, 3.0]
-    assert not delay.due and delay.attempts == 3
-    clock.now += 3.0
-    assert delay.due
+    waits = []
+    for _ in range(3):
+        gate.answered(gate.admit(), errors.CredentialError("401"))
+        waits.append(delay.failed(errors.CredentialError("401")))
+        assert not delay.due and gate.delay_for() > 0
+        clock.now += waits[-1]
+        assert delay.due and gate.delay_for() == 0
+    # The gate's own back-off (doubling from its base), no second one.
+    assert waits == [1.0, 2.0, 4.0] and delay.attempts == 3
 
 
 # -- the delete steps ---------------------------------------------------------

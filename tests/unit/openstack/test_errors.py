@@ -89,7 +89,7 @@ def test_refused_credentials_are_access_errors():
     assert type(error) is errors.CredentialError
     assert str(error).startswith("list flavors: requires authentication")
     assert type(classify(sdk_error(401, {}))) is errors.CredentialError
-    assert issubclass(errors.CredentialError, errors.RETRYABLE)
+    assert issubclass(errors.CredentialError, errors.WAIT_FOR_ACCESS)
 
 
 def test_framework_errors_pass_through_and_unknowns_fail_the_attempt():

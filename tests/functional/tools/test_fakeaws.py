@@ -534,6 +534,21 @@ def test_stats_count_instances_per_call(fake):
     assert stats["calls"] == {} and stats["run_instances"]["calls"] == 0
 
 
+def test_stats_give_motos_cpu_since_the_reset(fake):
+    # On a shared machine moto's wall time says how busy the machine was;
+    # its CPU seconds say what its own work cost.
+    fake.aws.configure(throttle=False)
+    idle = fake.aws.stats()["moto_cpu_s"]
+    assert idle is not None and 0 <= idle < 0.5
+    fake.ec2.terminate_instances(InstanceIds=fake.run(4))
+    for _ in range(10):
+        fake.ec2.describe_instances()
+    busy = fake.aws.stats()["moto_cpu_s"]
+    assert busy > idle
+    fake.aws.reset_stats()
+    assert fake.aws.stats()["moto_cpu_s"] < busy
+
+
 def test_client_token_repeats_the_earlier_launch(fake):
     """As EC2: RunInstances with a ClientToken seen before starts nothing
     and answers with the original instances (a retried call whose answer

@@ -157,13 +157,17 @@ def wait_all(zuul: ZuulSim, ids: list[str], timeout: float) -> dict:
     for rid in ids:
         zuul.client.DataWatch(f"/nodepool/requests/{rid}", watcher(rid))
     deadline = time.monotonic() + timeout
+    shown = time.monotonic()
     with cond:
         while len(done) < len(ids):
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline:
                 raise TimeoutError(f"{len(done)}/{len(ids)} requests done")
-            cond.wait(min(left, 5.0))
-            print(f"    {len(done)}/{len(ids)} fulfilled", flush=True)
+            # Progress every 5 s, not once per answer.
+            if now - shown >= 5.0:
+                print(f"    {len(done)}/{len(ids)} fulfilled", flush=True)
+                shown = now
+            cond.wait(min(deadline, shown + 5.0) - now)
     return done
 
 
@@ -363,6 +367,7 @@ def run_scenario(sc: Scenario, zk, aws, workdir,
             "launchers": sc.launchers, "ensemble": sc.ensemble,
             "twice": twice,
             "moto_s": sum(e["seconds"] for e in stats["moto"].values()),
+            "moto_cpu_s": stats.get("moto_cpu_s"),
             "moto_top": sorted(((a, e["calls"], e["seconds"])
                                 for a, e in stats["moto"].items()),
                                key=lambda t: -t[2])[:4],
@@ -384,8 +389,10 @@ def burst_line(r: dict) -> str:
     """A burst's result: fulfil time against the limit, allocations made
     twice, and how busy the local AWS was (moto answers one call at a
     time: seconds in moto near the fulfil time mean the fake was the
-    limit, not the launcher)."""
+    limit, not the launcher; moto's CPU seconds are what its work cost,
+    while its seconds also count a busy machine's waits)."""
     twice = r["twice"]
+    cpu = "?" if r["moto_cpu_s"] is None else f"{r['moto_cpu_s']:.1f} s"
     return (f"  {r['scenario']:<18} {r['launchers']} launcher(s), "
             f"fulfil {r['fulfil_s']:.1f} s, limit "
             f"{r['bucket_limit_s']:.1f} s, ÷limit "
@@ -394,7 +401,7 @@ def burst_line(r: dict) -> str:
             f"allocated twice: {len(twice['nodes'])} nodes, "
             f"{len(twice['instances'])} instances, "
             f"{len(twice['owner'])} wrong owner; local AWS busy "
-            f"{r['moto_s']:.1f} s in moto "
+            f"{r['moto_s']:.1f} s in moto, {cpu} of its CPU "
             f"({r['describe_records']} instance records described)\n"
             "    moto's time by action (calls, s): " + ", ".join(
                 f"{a} {calls} {secs:.1f}" for a, calls, secs in

@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                       terminated_ttl=args.terminated_ttl).start()
     try:
         proxy = FakeAWSProxy("127.0.0.1", moto.port, behaviour, moto.reset,
-                             port=args.port, log=_request_logger(args))
+                             port=args.port, log=_request_logger(args),
+                             moto_cpu=moto.cpu_seconds)
         proxy.start()
         print(json.dumps({"endpoint_url": proxy.endpoint_url,
                           "moto_url": moto.url, "pid": os.getpid()}),

@@ -4,8 +4,10 @@
 method     path                        effect
 =========  ==========================  =====================================
 GET        ``/_fake/health``           ``{"ok": true, "moto": URL}``
-GET        ``/_fake/stats``            counters (``stats.py``), ``buckets``
-                                       and ``vcpus_in_use`` (``ledger.py``)
+GET        ``/_fake/stats``            counters (``stats.py``), ``buckets``,
+                                       ``vcpus_in_use`` (``ledger.py``) and
+                                       ``moto_cpu_s`` (moto's CPU seconds
+                                       since the counters were cleared)
 POST       ``/_fake/stats/reset``      clear the counters
 GET        ``/_fake/config``           current behaviour (``config.py``)
 POST       ``/_fake/config``           apply JSON flags, answer new config
@@ -51,8 +53,11 @@ def _json(status: int, doc: object) -> Reply:
 class ControlPlane:
     def __init__(self, behaviour: Behaviour, stats: Stats, ledger: Ledger,
                  moto_url: str, reset_moto: Callable[[], None],
-                 imports: ImportTasks | None = None):
+                 imports: ImportTasks | None = None,
+                 moto_cpu: Callable[[], float | None] = lambda: None):
         self.behaviour = behaviour
+        self.moto_cpu = moto_cpu
+        self._cpu_base = moto_cpu()
         self.imports = imports if imports is not None else ImportTasks()
         self.stats = stats
         self.ledger = ledger
@@ -78,9 +83,11 @@ class ControlPlane:
             doc = self.stats.snapshot()
             doc["buckets"] = b.throttle.levels()
             doc["vcpus_in_use"] = self.ledger.usage()
+            doc["moto_cpu_s"] = self._cpu_since_reset()
             return _json(200, doc)
         if route == ("POST", "/_fake/stats/reset"):
             self.stats.reset()
+            self._cpu_base = self.moto_cpu()
             return _json(200, {"ok": True})
         if route == ("GET", "/_fake/config"):
             return _json(200, b.to_dict())
@@ -114,6 +121,13 @@ class ControlPlane:
             self.reset_moto()
             self.ledger.clear()
             self.stats.reset()
+            self._cpu_base = self.moto_cpu()
             b.throttle.refill_all()
             return _json(200, {"ok": True})
         return _json(404, {"error": f"no control endpoint {route}"})
+
+    def _cpu_since_reset(self) -> float | None:
+        now, base = self.moto_cpu(), self._cpu_base
+        if now is None or base is None:
+            return None
+        return round(now - base, 2)

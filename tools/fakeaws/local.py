@@ -135,7 +135,8 @@ class LocalAWS:
         try:
             proxy = FakeAWSProxy("127.0.0.1", moto.port,
                                  Behaviour(self.flags), moto.reset,
-                                 port=self._port).start()
+                                 port=self._port,
+                                 moto_cpu=moto.cpu_seconds).start()
         except Exception:
             moto.stop()
             raise

@@ -118,6 +118,20 @@ class MotoServer:
         except OSError:
             return "(no log)"
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds (user + system) moto used so far; None when it is
+        not running.  On a shared machine this says what moto's own work
+        cost when its wall time says mostly how busy the machine was."""
+        import psutil
+        proc = self.process
+        if proc is None or proc.poll() is not None:
+            return None
+        try:
+            times = psutil.Process(proc.pid).cpu_times()
+        except psutil.Error:
+            return None
+        return times.user + times.system
+
     def reset(self) -> None:
         """Forget every resource in every region (moto's reset API)."""
         req = urllib.request.Request(self.url + "/moto-api/reset",

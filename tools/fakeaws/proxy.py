@@ -124,7 +124,8 @@ class FakeAWSProxy:
 
     def __init__(self, moto_host: str, moto_port: int, behaviour: Behaviour,
                  reset_moto: Callable[[], None], port: int = 0,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None,
+                 moto_cpu: Callable[[], float | None] = lambda: None):
         self.behaviour = behaviour
         self.stats = Stats()
         self.ledger = Ledger()
@@ -141,7 +142,7 @@ class FakeAWSProxy:
 
         self.control = ControlPlane(behaviour, self.stats, self.ledger,
                                     f"http://{moto_host}:{moto_port}",
-                                    reset, self.ec2.imports)
+                                    reset, self.ec2.imports, moto_cpu)
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.proxy = self
         self._thread: threading.Thread | None = None

@@ -85,8 +85,12 @@ CREATE_LATENCY = 1.5
 MAX_LAUNCHES = 50
 #: an instance this young may still be unknown to EC2's other calls
 RECENT_SECONDS = 60.0
-#: list_instances answers from its cache while younger than this ...
-LIST_CACHE_SECONDS = 2.0
+#: list_instances answers from its cache while younger than this
+#: (upstream's CACHE_TTL: a listing of every instance of the account is
+#: the costliest read, and during a burst it is mostly our own) ...
+LIST_CACHE_SECONDS = 10.0
+#: ... find_instances (crash recovery) from a listing at most this old
+FIND_MAX_AGE = 2.0
 #: ... and up to this old while a refresh runs in the background
 LIST_STALE_SECONDS = 60.0
 #: the listing's filter: every instance state but terminated
@@ -362,9 +366,9 @@ class AwsAdapter(CloudAdapter):
 
     def find_instances(self, node_id: str) -> list[Instance]:
         """Instances of ``node_id`` (batch-created ones too, see
-        ``describe.tags_of``) from a listing at most LIST_CACHE_SECONDS
-        old: the stale cache could miss an instance of a crashed launch."""
-        instances = self.listing.get(max_age=LIST_CACHE_SECONDS)
+        ``describe.tags_of``) from a listing at most FIND_MAX_AGE old:
+        the cache could miss an instance of a crashed launch."""
+        instances = self.listing.get(max_age=FIND_MAX_AGE)
         return [i for i in instances if i.node_id == node_id]
 
     def _list_now(self) -> list[Instance]:

@@ -77,7 +77,12 @@ class MotoServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> "MotoServer":
+    # moto imports for ~2 s on a quiet machine and 10-12 s on a loaded one
+    # (two cores shared by several test processes): wait long enough for
+    # the latter; a dead child still fails at once.
+    START_TIMEOUT = 45.0
+
+    def start(self, timeout: float = START_TIMEOUT) -> "MotoServer":
         if self.process is not None:
             raise RuntimeError("moto server already started")
         self._log = open(self.log_path, "ab")

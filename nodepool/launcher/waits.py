@@ -40,6 +40,7 @@ vanish with its session; a stopped worker deletes its own (``clear``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -175,9 +176,21 @@ def declined_here(text: str, request, pool, registered: set[str],
     return declined(text, list(request.node_types), served, images)
 
 
-def building(node_ids: list[str]) -> Reason:
+_BUILDING = frozenset({NodeState.INIT, NodeState.BUILDING})
+
+
+def building(node_ids: Iterable[str]) -> Reason:
+    """One shared ``Reason`` per set of node ids: every pass asks each
+    handler again, and one that still waits for the same nodes costs a
+    lookup, not a new record (its details are read, never changed)."""
+    return _building(tuple(node_ids))
+
+
+@functools.lru_cache(maxsize=4096)
+def _building(node_ids: tuple[str, ...]) -> Reason:
     return Reason("building", "waiting for node(s) "
-                  f"{','.join(node_ids)} being built", {"nodes": node_ids})
+                  f"{','.join(node_ids)} being built",
+                  {"nodes": list(node_ids)})
 
 
 def handler_reason(handler, launches_nodes: bool) -> Reason | None:
@@ -188,10 +201,9 @@ def handler_reason(handler, launches_nodes: bool) -> Reason | None:
         if not launches_nodes:
             return no_capacity(handler.request.node_types, static=True)
         return at_quota(handler.verdict)
-    ids = [n.id for n in handler.nodes
-           if n is not None and n.state in (NodeState.INIT,
-                                            NodeState.BUILDING)]
-    return building(ids) if ids else None
+    ids = tuple(n.id for n in handler.nodes
+                if n is not None and n.state in _BUILDING)
+    return _building(ids) if ids else None
 
 
 def behind(reason: Reason, request_id: str, quota: Reason) -> Reason:

@@ -118,6 +118,23 @@ def test_handler_reasons():
     assert waits.handler_reason(_handler(done=True), True) is None
 
 
+def test_a_handler_still_building_the_same_nodes_makes_no_new_reason():
+    # The pool worker asks every handler each pass (20 a second while
+    # launches run): one whose nodes did not change gets the same record
+    # back, not a new one to build and compare.
+    nodes = [Node(id="0000000007", state=NodeState.BUILDING),
+             Node(id="0000000009", state=NodeState.INIT)]
+    handler = _handler(nodes=nodes)
+    first = waits.handler_reason(handler, True)
+    assert waits.handler_reason(handler, True) is first
+    assert first.details == {"nodes": ["0000000007", "0000000009"]}
+    assert "0000000007,0000000009" in first.text
+    # A node that moves on changes the reason.
+    nodes[0].state = NodeState.READY
+    assert waits.handler_reason(handler, True) == \
+        waits.building(["0000000009"])
+
+
 def test_a_queued_request_names_the_one_it_waits_behind():
     at = Verdict(False, "pool max-servers", "instances", 0, 1)
     first = _handler("100-0000000001", paused=True, verdict=at)

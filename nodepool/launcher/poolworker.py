@@ -71,6 +71,7 @@ from nodepool.launcher.allocator import PoolAllocator
 from nodepool.launcher.handler import RequestHandler
 from nodepool.launcher.quota import PoolQuota, tenant_verdict
 from nodepool.launcher.sharding import Shard, Turn
+from nodepool.launcher.usagebook import bound_cost
 from nodepool.version import __version__
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState, PoolComponent, RequestState
@@ -112,6 +113,7 @@ class LauncherSide(Protocol):
     stats: object       # nodepool.stats client
     tracer: object      # nodepool.launcher.tracing (NULL: off)
     config: object      # for ``tenant_resource_limits``
+    usage: object       # nodepool.launcher.usagebook.UsageBook (claims)
 
     def zk_ready(self) -> bool: ...
 
@@ -271,6 +273,7 @@ class PoolWorker:
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
         self._costed: list[Node] | None = None   # quota: any version
+        self._bound: Quota | None = None     # usagebook.bound_cost
         self._spares: dict[str, list[Node]] | None = None
         self._last_stats = 0.0
         # (path, mzxid) of quarantined requests -> monotonic time before
@@ -942,23 +945,56 @@ class PoolWorker:
     def nodes_cached(self) -> list[Node]:
         # Only what quota, reuse and tenant limits look at: this
         # provider's nodes and nodes carrying a tenant.
-        # Read-only records (clone before locking or writing).
+        return self._per_pass("_nodes", self._read_nodes)
+
+    def _read_nodes(self) -> list[Node]:
         name = self.provider.name
-        return self._per_pass("_nodes", lambda: list(self.zk.iter_nodes(
+        # A live peer's nodes that are not ready stand in from its usage
+        # record, unread (usagebook.py).  Young ones no record claims yet
+        # are read only when tenant limits, which need their tenant, are
+        # configured.
+        claims = self.launcher.usage.claims()
+        config = self.launcher.config
+        young = bool(config is not None and config.tenant_resource_limits)
+        # Read-only records (clone before locking or writing).
+        nodes = list(self.zk.iter_nodes(
             cached=True, want=lambda n: n.provider == name
-            or n.tenant_name is not None, shared=True)))
+            or n.tenant_name is not None, shared=True,
+            ids=lambda i: claims.reads_ready(i, young)))
+        read = {n.id for n in nodes}
+        return nodes + [n for n in claims.nodes() if n.id not in read
+                        and (n.provider == name
+                             or n.tenant_name is not None)]
 
     def nodes_costed(self) -> list[Node]:
         """Our provider's nodes as quota counts them (this pass).  Every
         state counts and a node's cost is set when it is allocated (its
         launch may refine it to the instance's figures), so any version
-        the cache read before will do: the other launchers' nodes are
-        read once, not at each of their changes.  (Spares and tenant
+        the cache read before will do: nodes are read once, not at each
+        of their changes, and a live peer's not at all (its usage
+        record stands for them).  (Spares and tenant
         limits, which look at states and tenants, use ``nodes_cached``.)"""
+        return self._per_pass("_costed", self._read_costed)
+
+    def _read_costed(self) -> list[Node]:
         name = self.provider.name
-        return self._per_pass("_costed", lambda: list(self.zk.iter_nodes(
+        # A live peer's nodes are counted from its usage record, unread;
+        # a young one no record claims yet at the most a label of ours
+        # costs (usagebook.py).
+        claims = self.launcher.usage.claims()
+        nodes = list(self.zk.iter_nodes(
             cached=True, want=lambda n: n.provider == name,
-            shared=True, current=False)))
+            shared=True, current=False, ids=claims.reads))
+        return nodes + claims.nodes(name, self.pool.name, self._bound_cost())
+
+    def _bound_cost(self) -> Quota:
+        """The most any label of our provider costs (per resource)."""
+        if self._bound is None:
+            self._bound = bound_cost(
+                self.manager.adapter.label_quota(label)
+                for pool in self.provider.pools.values()
+                for label in pool.labels.values())
+        return self._bound
 
     def spares(self, label: str) -> list[Node]:
         """READY unallocated nodes of this pool with ``label`` (this pass)."""

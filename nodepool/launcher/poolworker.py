@@ -66,7 +66,7 @@ from collections import deque
 from typing import Callable, Protocol
 
 from nodepool.driver.quota import Quota
-from nodepool.launcher import unreadable, waits
+from nodepool.launcher import sharding, unreadable, waits
 from nodepool.launcher.allocator import PoolAllocator
 from nodepool.launcher.handler import RequestHandler
 from nodepool.launcher.quota import PoolQuota, tenant_verdict
@@ -585,9 +585,12 @@ class PoolWorker:
         for is not read while it would wait anyway, so the launchers
         that do not take a request do not read it.  One written since
         its creation is read (it may have been declined), except for a
-        grace after we first read it taken: its next write is most likely
-        its fulfilment, and Zuul removes it soon after (a request its
-        taker hands back meanwhile reaches us up to a grace later).  The
+        grace after we first read it taken -- or, when another pool goes
+        first for it and no other pool keeps a wait record for it (a
+        decline writes one), after we first see it changed: that change
+        is most likely its take.  Its next write is most likely its
+        fulfilment, and Zuul removes it soon after (a request its taker
+        hands back meanwhile reaches us up to a grace later).  The
         ids left unread waiting go to ``unread``, those left unread at
         all to ``listed``."""
         if self.component is None or self.component.paused:
@@ -603,12 +606,23 @@ class PoolWorker:
         members = [c.id for c in peers] + [self.id]
 
         now = self.clock()
+        declined: list[set[str]] = []
+
+        def maybe_declined(request_id: str) -> bool:
+            # Once per pass, and only when asked: names, no read.
+            if not declined:
+                declined.append(self.zk.requests_with_waits(but=self.id))
+            return request_id in declined[0]
 
         def worth_reading(request_id: str) -> bool:
             # A request written since it was created may have been
             # declined by the pool ahead: read, it may be ours now.
             if not self.zk.request_unchanged(request_id):
                 taken = self._taken_seen.get(request_id)
+                if taken is None and self._taken_by_first(
+                        request_id, members) and not maybe_declined(
+                        request_id):
+                    taken = self._taken_seen[request_id] = now
                 if taken is not None and now - taken < self.shard.grace:
                     if listed is not None:
                         listed.add(request_id)
@@ -619,6 +633,13 @@ class PoolWorker:
                 return False
             return True
         return worth_reading
+
+    def _taken_by_first(self, request_id: str, members: list) -> bool:
+        """Is another pool first for this request?  Then a change of it is
+        most likely that pool's take (``pending``) and, unless another
+        pool keeps a wait record for it (a decline writes one), it is
+        treated as read taken: left unread for a grace."""
+        return sharding.ranking(request_id, members)[0] != self.id
 
     def _in_turn(self, requests: list, components: list,
                  unread: list = ()):

@@ -325,6 +325,7 @@ def unread_worker(clock, unchanged=lambda request_id: True, offerings=()):
     w = worker(clock, offerings)
     w.component = component(w.id, labels=("small", "big"))
     w.zk.request_unchanged = unchanged
+    w.zk.requests_with_waits = lambda but: set()
     w.clock = clock
     w._taken_seen = {}
     return w
@@ -354,11 +355,26 @@ def test_requests_another_pool_goes_first_for_are_not_read_in_the_grace():
     assert all(wanted(i) for i in ids)
 
 
-def test_requests_written_since_their_creation_are_always_read():
-    # Declined by the pool ahead, say: they may be ours at once.
-    w = unread_worker(Clock(), unchanged=lambda request_id: False)
-    wanted = w._unread_filter([alike("a"), alike("b")], [])
-    assert all(wanted(i) for i in request_ids(60))
+def test_changed_requests_another_pool_goes_first_for_count_as_taken():
+    # Its take (pending) most likely: not read for a grace -- unless
+    # another pool keeps a wait record for it (a decline writes one).
+    clock = Clock()
+    peers = [alike("a"), alike("b")]
+    ids = request_ids(60)
+    w = unread_worker(clock, unchanged=lambda request_id: False)
+    members = [c.id for c in peers] + [w.id]
+    theirs = [i for i in ids if ranking(i, members)[0] != w.id]
+    declined = theirs[:5]
+    w.zk.requests_with_waits = lambda but: set(declined)
+    wanted = w._unread_filter(peers, [], set())
+    read = [i for i in ids if wanted(i)]
+    # Ours first are read (changed: declined to us, or our own write,
+    # which costs no read); the others' only with a wait record.
+    assert sorted(read) == sorted((set(ids) - set(theirs)) | set(declined))
+    assert set(w._taken_seen) == set(theirs) - set(declined)
+    clock.now += GRACE
+    wanted = w._unread_filter(peers, [], set())
+    assert all(wanted(i) for i in ids)
 
 
 @pytest.mark.parametrize("unlike", ["labels", "provider", "paused",
@@ -414,7 +430,9 @@ def test_a_request_read_taken_is_not_read_again_for_a_grace():
     clock = Clock()
     w = unread_worker(clock, unchanged=lambda request_id: False)
     peer = alike("a")
-    taken, other = request_ids(2)
+    ours = [i for i in request_ids(20)
+            if ranking(i, [peer.id, w.id])[0] == w.id]
+    taken, other = ours[:2]
     w._taken_seen[taken] = clock.now
     listed: set = set()
     wanted = w._unread_filter([peer], [], listed)

@@ -586,9 +586,10 @@ class PoolWorker:
         that do not take a request do not read it.  One written since
         its creation is read (it may have been declined), except for a
         grace after we first read it taken -- or, when another pool goes
-        first for it and no other pool keeps a wait record for it (a
-        decline writes one), after we first see it changed: that change
-        is most likely its take.  Its next write is most likely its
+        first for it, after we first see it changed: that change is
+        most likely its take.  A changed one another pool keeps a wait
+        record for is read at once (a decline writes one, just after
+        the request).  Its next write is most likely its
         fulfilment, and Zuul removes it soon after (a request its taker
         hands back meanwhile reaches us up to a grace later).  The
         ids left unread waiting go to ``unread``, those left unread at
@@ -618,10 +619,11 @@ class PoolWorker:
             # A request written since it was created may have been
             # declined by the pool ahead: read, it may be ours now.
             if not self.zk.request_unchanged(request_id):
+                if maybe_declined(request_id):
+                    return True
                 taken = self._taken_seen.get(request_id)
-                if taken is None and self._taken_by_first(
-                        request_id, members) and not maybe_declined(
-                        request_id):
+                if taken is None and self._taken_by_first(request_id,
+                                                          members):
                     taken = self._taken_seen[request_id] = now
                 if taken is not None and now - taken < self.shard.grace:
                     if listed is not None:

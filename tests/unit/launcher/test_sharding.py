@@ -372,6 +372,11 @@ def test_changed_requests_another_pool_goes_first_for_count_as_taken():
     # which costs no read); the others' only with a wait record.
     assert sorted(read) == sorted((set(ids) - set(theirs)) | set(declined))
     assert set(w._taken_seen) == set(theirs) - set(declined)
+    # A wait record written just after the decline: read at once.
+    late = theirs[5]
+    w.zk.requests_with_waits = lambda but: set(declined) | {late}
+    wanted = w._unread_filter(peers, [], set())
+    assert wanted(late) and not wanted(theirs[6])
     clock.now += GRACE
     wanted = w._unread_filter(peers, [], set())
     assert all(wanted(i) for i in ids)

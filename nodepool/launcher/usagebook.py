@@ -82,9 +82,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
 from nodepool.driver.quota import Quota
-from nodepool.zk.errors import ZooKeeperError
+from nodepool.zk.errors import BadZnode, ZooKeeperError
 from nodepool.zk.models import Node, NodeState
 from nodepool.zk.paths import launcher_usage_path
+from nodepool.zk.record import decode_payload
 
 __all__ = ["ALONE", "INTERVAL", "CLAIM_GRACE", "NodeSummary", "UsageRecord",
            "Sightings", "Claims", "UsageBook", "bound_cost"]
@@ -175,11 +176,10 @@ class UsageRecord:
     def from_json(cls, member: str, data: bytes) -> "UsageRecord":
         """Parse a peer's record; ValueError names what is wrong."""
         try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise ValueError(f"not JSON: {exc}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("nodes"),
-                                                       dict):
+            doc = decode_payload(data)
+        except BadZnode as exc:
+            raise ValueError(str(exc)) from None
+        if doc is None or not isinstance(doc.get("nodes"), dict):
             raise ValueError("no 'nodes' object")
         nodes = {str(i): NodeSummary.from_doc(str(i), d)
                  for i, d in doc["nodes"].items()}

@@ -42,16 +42,6 @@ MORE = 24
 
 
 class Launcher(CountingLauncher):
-    def dump(self, after: float) -> dict:
-        def fresh():
-            try:
-                with open(self.ops_path) as f:
-                    data = json.load(f)
-            except (OSError, ValueError):
-                return None
-            return data if data["time"] > after else None
-        return wait_for(fresh, timeout=10, what="a fresh op dump")
-
     def node_reads(self, after: float) -> dict[str, int]:
         """Reads of each node znode, by node id."""
         return self.dump(after)["node_reads"]

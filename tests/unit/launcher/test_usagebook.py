@@ -76,8 +76,9 @@ def test_a_record_round_trips():
 
 
 @pytest.mark.parametrize("data, problem", [
-    (b"{", "not JSON"),
-    (b"[]", "no 'nodes' object"),
+    (b"{", "invalid JSON"),
+    (b"[]", "not an object"),
+    (b"{}", "no 'nodes' object"),
     (b'{"nodes": {"1": 3}}', "nodes.1 is not an object"),
     (b'{"nodes": {"1": {"pool": 5}}}', "nodes.1.pool is 5"),
     (b'{"nodes": {"1": {"type": "x"}}}', "nodes.1.type is 'x'"),
@@ -180,7 +181,7 @@ def test_a_bad_peer_record_is_skipped_once_and_its_nodes_read(caplog):
         b.claims()
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "/nodepool/launcher-usage/nl3-y" in said[0] \
-        and "not JSON" in said[0]
+        and "invalid JSON" in said[0]
     clock.now += CLAIM_GRACE
     assert b.claims().reads("0000000005")
 

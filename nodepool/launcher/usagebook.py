@@ -54,9 +54,11 @@ read by whoever needs them: the fallback is the old behaviour.  A record
 that cannot be parsed is skipped with one warning per version naming its
 znode; its nodes are then read.
 
-Failure story: a write that fails (ZooKeeper suspended or lost) is logged
-once per outage and retried on the next beat; the record vanishes with a
-lost session and is created again on the next beat.  Meanwhile the peers
+Failure story: a write that fails (ZooKeeper suspended or lost, or a
+record over ZooKeeper's size limit -- ``jute.maxbuffer``, 1 MB by
+default: some 5000 nodes per launcher) is logged once per outage and
+retried on the next beat; the record vanishes with a lost session and is
+created again on the next beat.  Meanwhile the peers
 read our nodes (unclaimed), which costs reads, never correctness.
 Building the record reads only our own nodes' current versions (the
 cache already has most: our writes need no read back).
@@ -311,6 +313,10 @@ class UsageBook:
         self._version = -1
         self._failing = False
         self._bad: dict[str, int] = {}
+        # member -> (mzxid, record) of the last parse of each peer's
+        # record (readers ask on every pass; a record changes each second
+        # at most).  Replaced whole, never changed in place.
+        self._parsed: dict[str, tuple] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -366,12 +372,17 @@ class UsageBook:
     def records(self) -> list[UsageRecord]:
         """The peers' records that parse (the others are skipped, one
         warning per version)."""
-        out = []
+        out, parsed = [], {}
         for member, data, stat in self.zk.usage_records(mine=self.member):
+            mzxid = stat.mzxid if stat is not None else None
+            known = self._parsed.get(member)
+            if known is not None and known[0] == mzxid:
+                parsed[member] = known     # parsed once per version
+                out.append(known[1])
+                continue
             try:
-                out.append(UsageRecord.from_json(member, data))
+                record = UsageRecord.from_json(member, data)
             except ValueError as exc:
-                mzxid = stat.mzxid if stat is not None else None
                 if self._bad.get(member) != mzxid:
                     self._bad[member] = mzxid
                     log.warning("Usage record %s: skipped (its nodes are "
@@ -379,6 +390,9 @@ class UsageBook:
                                 launcher_usage_path(member), exc)
                 continue
             self._bad.pop(member, None)
+            parsed[member] = (mzxid, record)
+            out.append(record)
+        self._parsed = parsed
         return out
 
     def claims(self) -> Claims:

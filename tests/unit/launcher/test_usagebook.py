@@ -258,3 +258,14 @@ def test_possible_spares_and_tenant_nodes_are_read_when_asked():
     assert claims.reads_ready("0000000004", young=True)   # tenant limits
     stand_in = {n.id: n for n in claims.nodes()}["0000000002"]
     assert stand_in.allocated_to == "200-0000000001"
+
+
+def test_a_peer_record_is_parsed_once_per_version():
+    store, clock = Store(), Clock()
+    b = book(store, clock)
+    peer_record(store, "nl2-x", {"0000000001": summary()})
+    first = b.records()
+    assert b.records()[0] is first[0]
+    peer_record(store, "nl2-x", {"0000000001": summary(state="used")})
+    store.records["nl2-x"] = (store.records["nl2-x"][0], 1)   # new mzxid
+    assert b.records()[0].nodes["0000000001"].state == "used"

@@ -283,6 +283,9 @@ class PoolWorker:
         # (not ``requested``): its next change is most likely its
         # fulfilment, not worth reading for a grace (_unread_filter).
         self._taken_seen: dict[str, float] = {}
+        # Request id -> (the pool first for it, when we first saw it
+        # changed): most likely taken by that pool (_guessed_taken).
+        self._taken_guess: dict[str, tuple[str, float]] = {}
         self.passes = 0     # routing passes done (tests wait on it)
         # This pass's node and spare lists (_per_pass): the slots and
         # their generation are guarded by _pass_lock, held for no call;
@@ -536,6 +539,8 @@ class PoolWorker:
         requests = self.zk.iter_requests(
             cached=True, want=want, shared=True,
             ids=self._unread_filter(components, unread, listed))
+        self._taken_guess = {k: g for k, g in self._taken_guess.items()
+                             if k in listed}
         self._taken_seen = {k: t for k, t in self._taken_seen.items()
                             if k in listed}
         with self._lock:
@@ -586,10 +591,11 @@ class PoolWorker:
         that do not take a request do not read it.  One written since
         its creation is read (it may have been declined), except for a
         grace after we first read it taken -- or, when another pool goes
-        first for it, after we first see it changed: that change is
-        most likely its take.  A changed one another pool keeps a wait
-        record for is read at once (a decline writes one, just after
-        the request).  Its next write is most likely its
+        first for it, while that pool is registered (at most ten graces
+        after we first see it changed): that change is most likely its
+        take (``_guessed_taken``).  A changed one another pool keeps a
+        wait record for is read at once (a decline writes one, just
+        after the request).  Its next write is most likely its
         fulfilment, and Zuul removes it soon after (a request its taker
         hands back meanwhile reaches us up to a grace later).  The
         ids left unread waiting go to ``unread``, those left unread at
@@ -620,11 +626,13 @@ class PoolWorker:
             # declined by the pool ahead: read, it may be ours now.
             if not self.zk.request_unchanged(request_id):
                 if maybe_declined(request_id):
+                    self._taken_guess.pop(request_id, None)
                     return True
+                if self._guessed_taken(request_id, members, now):
+                    if listed is not None:
+                        listed.add(request_id)
+                    return False
                 taken = self._taken_seen.get(request_id)
-                if taken is None and self._taken_by_first(request_id,
-                                                          members):
-                    taken = self._taken_seen[request_id] = now
                 if taken is not None and now - taken < self.shard.grace:
                     if listed is not None:
                         listed.add(request_id)
@@ -636,12 +644,30 @@ class PoolWorker:
             return True
         return worth_reading
 
-    def _taken_by_first(self, request_id: str, members: list) -> bool:
-        """Is another pool first for this request?  Then a change of it is
-        most likely that pool's take (``pending``) and, unless another
-        pool keeps a wait record for it (a decline writes one), it is
-        treated as read taken: left unread for a grace."""
-        return sharding.ranking(request_id, members)[0] != self.id
+    def _guessed_taken(self, request_id: str, members: list,
+                       now: float) -> bool:
+        """A changed request another pool goes first for (``members``
+        ranked): that change is most likely the take (``pending``) of
+        that pool, so it is left unread while that pool stays among the
+        members, for at most the shard's bound (ten graces) from our
+        first sight of the change -- a pool that stops hands its requests
+        back after it left, a lost taker's are reset after it left, and a
+        decline writes a wait record (read at once).  False (read it, as
+        any changed request) when we go first, the pool left, or the
+        bound is over."""
+        guess = self._taken_guess.get(request_id)
+        if guess is None:
+            if request_id in self._taken_seen:
+                return False     # read taken before: its own grace
+            first = sharding.ranking(request_id, members)[0]
+            if first == self.id:
+                return False
+            guess = self._taken_guess[request_id] = (first, now)
+        first, since = guess
+        if first in members and now - since < self.shard.bound:
+            return True
+        del self._taken_guess[request_id]
+        return False
 
     def _in_turn(self, requests: list, components: list,
                  unread: list = ()):

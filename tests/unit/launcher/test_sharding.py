@@ -328,6 +328,7 @@ def unread_worker(clock, unchanged=lambda request_id: True, offerings=()):
     w.zk.requests_with_waits = lambda but: set()
     w.clock = clock
     w._taken_seen = {}
+    w._taken_guess = {}
     return w
 
 
@@ -356,8 +357,9 @@ def test_requests_another_pool_goes_first_for_are_not_read_in_the_grace():
 
 
 def test_changed_requests_another_pool_goes_first_for_count_as_taken():
-    # Its take (pending) most likely: not read for a grace -- unless
-    # another pool keeps a wait record for it (a decline writes one).
+    # Its take (pending) most likely: not read while that pool is there,
+    # for ten graces at most -- unless another pool keeps a wait record
+    # for it (a decline writes one).
     clock = Clock()
     peers = [alike("a"), alike("b")]
     ids = request_ids(60)
@@ -371,15 +373,25 @@ def test_changed_requests_another_pool_goes_first_for_count_as_taken():
     # Ours first are read (changed: declined to us, or our own write,
     # which costs no read); the others' only with a wait record.
     assert sorted(read) == sorted((set(ids) - set(theirs)) | set(declined))
-    assert set(w._taken_seen) == set(theirs) - set(declined)
+    assert set(w._taken_guess) == set(theirs) - set(declined)
     # A wait record written just after the decline: read at once.
     late = theirs[5]
     w.zk.requests_with_waits = lambda but: set(declined) | {late}
     wanted = w._unread_filter(peers, [], set())
     assert wanted(late) and not wanted(theirs[6])
+    # A grace on, the pools ahead still there: still unread.
     clock.now += GRACE
     wanted = w._unread_filter(peers, [], set())
-    assert all(wanted(i) for i in ids)
+    assert not any(wanted(i) for i in theirs[6:])
+    # The pool first for some leaves: those are read now.
+    gone = peers[0]
+    left = [i for i in theirs[6:] if ranking(i, members)[0] == gone.id]
+    wanted = w._unread_filter(peers[1:], [], set())
+    assert left and all(wanted(i) for i in left)
+    # Ten graces after the first sight, every other one is read.
+    clock.now += 9 * GRACE
+    wanted = w._unread_filter(peers, [], set())
+    assert all(wanted(i) for i in set(ids) - set(left))
 
 
 @pytest.mark.parametrize("unlike", ["labels", "provider", "paused",

@@ -650,9 +650,9 @@ class PoolWorker:
         ranked): that change is most likely the take (``pending``) of
         that pool, so it is left unread while that pool stays among the
         members, for at most the shard's bound (ten graces) from our
-        first sight of the change -- a pool that stops hands its requests
-        back after it left, a lost taker's are reset after it left, and a
-        decline writes a wait record (read at once).  False (read it, as
+        first sight of the change -- a pool that stops unregisters just
+        after handing its requests back, a lost taker's are reset after
+        it left, and a decline writes a wait record (read at once).  False (read it, as
         any changed request) when we go first, the pool left, or the
         bound is over."""
         guess = self._taken_guess.get(request_id)

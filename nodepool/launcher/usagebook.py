@@ -26,8 +26,8 @@ Upstream launchers and Zuul never read it; the node znodes are unchanged.
 Readers (``Claims``, one snapshot per quota recount, routing, deleter or
 gauge pass): a node a live peer's record lists is *claimed*: it is not
 read, its summary stands for it -- counted only while its znode exists
-(the cache knows without reading), so a deletion is seen at once even in
-a stale record.  Every other node is read as before (our own, nodes of
+(the cache knows without reading; without a running cache, always), so
+a deletion is seen at once even in a stale record.  Every other node is read as before (our own, nodes of
 launchers that publish no record: upstream ones, an older version, a
 previous process of ours, static registrations), with one exception: a
 node first seen less than ``claim_grace`` (3 s) ago that no record claims
@@ -294,7 +294,7 @@ class UsageBook:
     ``summarize()`` returns the summaries of our nodes (the launcher
     passes one built from its caches and providers' costs); ``zk`` is the
     ``ZooKeeper`` facade (``put_usage``, ``usage_records``,
-    ``created_node_ids``, ``node_exists``)."""
+    ``created_node_ids``, ``node_may_exist``)."""
 
     def __init__(self, zk, summarize: Callable[[set[str]],
                                                Mapping[str, NodeSummary]],
@@ -397,9 +397,9 @@ class UsageBook:
 
     def claims(self) -> Claims:
         """A snapshot for one quota recount, gauge or deleter pass."""
-        self.sightings.keep(self.zk.node_exists)
+        self.sightings.keep(self.zk.node_may_exist)
         return Claims(self.records(), self.zk.created_node_ids(),
-                      self.zk.node_exists, self.sightings, self.clock())
+                      self.zk.node_may_exist, self.sightings, self.clock())
 
 
 class Alone:

@@ -47,19 +47,21 @@ class NodeStore(StoreBase):
         as the cache knows (no read); the others are forgotten."""
         with self._created_lock:
             ids = set(self._created)
-        gone = {i for i in ids if not self.node_exists(i)}
+        gone = {i for i in ids if not self.node_may_exist(i)}
         if gone:
             with self._created_lock:
                 self._created -= gone
         return ids - gone
 
-    def node_exists(self, node_id: str) -> bool:
-        """Whether the node znode exists (cached: as far as the cache's
-        notifications tell, without reading it)."""
+    def node_may_exist(self, node_id: str) -> bool:
+        """False only when the cache knows the node znode is gone (its
+        notifications tell, without a read); True while it exists or
+        when no cache is running -- never a round trip, since callers ask
+        of every node in a loop."""
         path = node_path(node_id)
         if self._use_cache(path, True):
             return self.caches.exists(path)
-        return self.kazoo.exists(path) is not None
+        return True
 
     def get_node(self, node_id: str, cached: bool = False) -> Node | None:
         """The node, or None if absent/unusable (logged)."""

@@ -48,7 +48,7 @@ class Store:
     def created_node_ids(self):
         return self.created & self.nodes
 
-    def node_exists(self, node_id):
+    def node_may_exist(self, node_id):
         return node_id in self.nodes
 
 

@@ -51,7 +51,9 @@ every launcher counting its ZooKeeper operations and request lock attempts
 (``tools.zkops``).  It prints, per phase, the operations of all launchers
 per fulfilled request and their ratio to the single launcher's (target of
 issue 18: ≤ 1.2), the failed request lock attempts per request (≤ 0.1)
-and every request lock attempt, and checks that no node was allocated
+and every request lock attempt, the reads per request by subtree and by
+reading thread (which of a launcher's loops reads what the others
+write), and checks that no node was allocated
 twice: each node goes to one request only, and the node read after Zuul
 locked it names that request.  Figures for CPU and latency are the sums
 (CPU) and the whole (latency) of all N launchers.
@@ -327,7 +329,8 @@ def read_dump(path: str, after: float) -> dict:
 
 def read_counts(paths: list[str], after: float) -> dict[str, dict]:
     """{"ops": ..., "locks": ...} summed over the launchers' dumps."""
-    out: dict[str, dict] = {"ops": {}, "locks": {}, "reads": {}}
+    out: dict[str, dict] = {"ops": {}, "locks": {}, "reads": {},
+                            "reads_by_thread": {}}
     for path in paths:
         data = read_dump(path, after)
         for kind, total in out.items():
@@ -383,18 +386,21 @@ def run_phase(client, n: int, rate: float | None, launchers: list, zk,
     jit_cpu = min(jit.stop(), zk_cpu)
     own_cpu = time.process_time() - own_cpu0
     lat = [coll.fulfilled[r] - coll.submitted[r] for r in coll.fulfilled]
-    ops = request_locks = reads = {}
+    ops = request_locks = reads = by_thread = {}
     if ops_files:
         counts1 = read_counts(ops_files, time.time())
         ops = delta(counts1["ops"], counts0["ops"])
         request_locks = delta(counts1["locks"], counts0["locks"])
         reads = delta(counts1["reads"], counts0["reads"])
+        by_thread = delta(counts1["reads_by_thread"],
+                          counts0["reads_by_thread"])
     with coll.lock:
         nodes = [nid for ids in coll.nodes.values() for nid in ids]
         locks = dict(coll.node_locks)
         twice = allocated_twice(coll.nodes) + coll.misallocated
     return {
         "ops": ops, "request_locks": request_locks, "reads": reads,
+        "reads_by_thread": by_thread,
         "twice": twice,
         "requests": n, "fulfilled": len(coll.fulfilled),
         "failed": len(coll.failed), "seconds": elapsed,
@@ -730,6 +736,14 @@ def compare(one: dict, many: dict) -> bool:
                       for ph in (a, b))
             what = f"{label}: reads of {tree} per request"
             print(f"{what:<52}{fa:>8.2f}{fb:>8.2f}  {'-':>8}")
+        for count, ph in ((1, a), (n, b)):
+            per = max(1, ph["fulfilled"])
+            shown = [f"{k} {v / per:.2f}" for k, v in sorted(
+                ph["reads_by_thread"].items(), key=lambda kv: -kv[1])
+                if v / per >= 0.01]
+            if shown:
+                print(f"{label}, {count} launcher(s): reads per request by "
+                      "subtree and thread: " + ", ".join(shown))
         for ph, count in ((a, 1), (b, n)):
             if ph["twice"]:
                 ok = False

@@ -18,7 +18,13 @@ it), and each failure by its reason (``fresh_failed:NodeExistsError``,
 ``recipe_failed:held``, ...).  Several launchers racing
 for the same requests show up there.  Reads (``GetData``) are also counted
 by the subtree they read (``reads``: ``requests``, ``nodes``, ``other``):
-a launcher's caches read what the others write.
+a launcher's caches read what the others write; ``reads_by_thread``
+splits them by subtree and the reading thread's name without its number
+(``nodes:DeletedNodeWorker``, ``requests:PoolWorker.p-main``...).  The
+dump also names the ZooKeeper session ids of the launcher's clients
+(``sessions``), so a test can tell which process owns an ephemeral znode,
+and counts the reads of each node znode by id (``node_reads``), so it can
+tell whose nodes a launcher read.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -58,6 +65,18 @@ def subtree(path: str) -> str:
     return "other"
 
 
+def node_id(path: str) -> str | None:
+    """The id of ``…/nodepool/nodes/<id>`` (not of paths below it)."""
+    _, found, rest = path.partition("/nodepool/nodes/")
+    return rest if found and rest and "/" not in rest else None
+
+
+def thread_kind() -> str:
+    """The calling thread's name without its number (``PoolWorker.p-io``
+    for every ``PoolWorker.p-io_N``)."""
+    return re.sub(r"[-_]?\d+$", "", threading.current_thread().name)
+
+
 def failure(result) -> str | None:
     """Why a transaction's async result rolled back (or failed): the name
     of the error of the operation that failed, None when it applied."""
@@ -74,6 +93,9 @@ def install(path: str) -> None:
     counts: collections.Counter = collections.Counter()
     locks: collections.Counter = collections.Counter()
     reads: collections.Counter = collections.Counter()
+    by_thread: collections.Counter = collections.Counter()
+    clients: set = set()
+    node_reads: collections.Counter = collections.Counter()
     lock = threading.Lock()
     original = KazooClient._call
     original_acquire = Lock.acquire
@@ -88,9 +110,15 @@ def install(path: str) -> None:
     def counting_call(self, request, async_object):
         name = type(request).__name__
         with lock:
+            clients.add(self)
             counts[name] += 1
             if isinstance(request, GetData):
-                reads[subtree(request.path)] += 1
+                tree = subtree(request.path)
+                reads[tree] += 1
+                by_thread[f"{tree}:{thread_kind()}"] += 1
+                node = node_id(request.path)
+                if node is not None:
+                    node_reads[node] += 1
         if fresh_lock(request):
             async_object.rawlink(
                 lambda result: count_lock("fresh", failure(result)))
@@ -116,8 +144,13 @@ def install(path: str) -> None:
     def dump_forever() -> None:
         while True:
             with lock:
+                sessions = sorted(c.client_id[0] for c in clients
+                                  if c.client_id)
                 data = {"time": time.time(), "ops": dict(counts),
-                        "locks": dict(locks), "reads": dict(reads)}
+                        "sessions": sessions,
+                        "node_reads": dict(node_reads),
+                        "locks": dict(locks), "reads": dict(reads),
+                        "reads_by_thread": dict(by_thread)}
             with open(path + ".tmp", "w") as f:
                 json.dump(data, f)
             os.replace(path + ".tmp", path)

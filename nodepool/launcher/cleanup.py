@@ -110,6 +110,7 @@ class Daemon(Session, Protocol):
 
     stats: object       # nodepool.stats client (``leaked``)
     config: object      # ``labels``, ``max_hold_age``
+    usage: object       # nodepool.launcher.usagebook.UsageBook (claims)
 
     def provider_managers(self) -> dict: ...   # name -> ProviderManager
 
@@ -225,9 +226,12 @@ class CleanupWorker(PeriodicWorker):
         """``init`` nodes whose creator lost the create's reply (or died)."""
         managers = self.daemon.provider_managers()
         now = self.clock()
-        # Locked nodes are skipped below: not even read.
+        # Locked nodes are skipped below: not even read; nor are those a
+        # live peer's usage record claims (its own cleanup's) or young
+        # ones no record claims yet (not old enough to be orphans).
+        claims = self.daemon.usage.claims()
         candidates = list(self.zk.iter_nodes(
-            cached=True, shared=True, unlocked=True,
+            cached=True, shared=True, unlocked=True, ids=claims.reads,
             want=lambda n: n.state == NodeState.INIT
             and n.provider in managers and managers[n.provider].owns(n)
             and n.launcher is not None

@@ -68,6 +68,8 @@ def needs_lookup(node) -> bool:
 class Daemon(Session, Protocol):
     """What the deleted-node worker uses of its daemon (``Launcher``)."""
 
+    usage: object       # nodepool.launcher.usagebook.UsageBook (claims)
+
     def provider_managers(self) -> dict: ...   # name -> ProviderManager
 
 
@@ -84,9 +86,12 @@ class DeletedNodeWorker(PeriodicWorker):
     def run_once(self) -> None:
         managers = self.daemon.provider_managers()
         interesting = DELETABLE | {NodeState.READY}
-        # Locked nodes are skipped below: not even read.
+        # Locked nodes are skipped below: not even read; nor are nodes
+        # a live peer's usage record claims (its own deleter handles
+        # them) or that may be a peer's not claimed yet (usagebook.py).
+        claims = self.daemon.usage.claims()
         nodes = list(self.zk.iter_nodes(
-            cached=True, shared=True, unlocked=True,
+            cached=True, shared=True, unlocked=True, ids=claims.reads,
             want=lambda n: n.state in interesting
             and (n.state != NodeState.READY or n.allocated_to)))
         for node in nodes:

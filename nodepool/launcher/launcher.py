@@ -16,6 +16,9 @@ Threads (each a named class with start/stop/join):
 - ``StatsElection``: leader election for node gauges;
 - ``RateBudget`` (every second): shares each provider's ``rate`` with the
   other launchers serving the same provider name (``ratebudget.py``);
+- ``UsageBook`` (every second): this launcher's usage record, a summary of
+  the nodes it created, which the other launchers' quota, deleter, cleanup
+  and stats leader read instead of those nodes (``usagebook.py``);
 - with tracing on (``nodepool.launcher.tracing``), the SDK's
   ``OtelBatchSpanRecordProcessor`` exporting spans.
 
@@ -52,6 +55,7 @@ from nodepool.launcher.poolworker import PoolWorker
 from nodepool.launcher.provider import ProviderManager
 from nodepool.launcher.ratebudget import RateBudget
 from nodepool.launcher.statsleader import StatsElection
+from nodepool.launcher.usagebook import NodeSummary, UsageBook
 from nodepool.version import __version__
 from nodepool.zk.client import ZooKeeperClient, build_hosts
 from nodepool.zk.installation import installation_id
@@ -96,6 +100,7 @@ class Launcher:
         self.min_ready = MinReady(self)
         self.stats_election: StatsElection | None = None
         self.rate_budget: RateBudget | None = None
+        self.usage: UsageBook | None = None
         #: this installation's id (``nodepool.zk.installation``), read at
         #: start; every resource our providers create carries it
         self.installation: str | None = None
@@ -123,6 +128,8 @@ class Launcher:
         self.zk.register_launcher(self.component)
         self.zk.start_cache()
         self.zk.add_listener(self._zk_changed)
+        self.usage = UsageBook(self.zk, self._summarize, self.hostname)
+        self.usage.start()
         deleted, cleanup = self._intervals
         self.deleted_worker = DeletedNodeWorker(self, deleted)
         self.cleanup_worker = CleanupWorker(self, cleanup)
@@ -160,6 +167,8 @@ class Launcher:
         self.tracer.shutdown()
         if self.rate_budget is not None:
             self.rate_budget.stop()
+        if self.usage is not None:
+            self.usage.stop()
         if self.zk is not None:
             try:
                 if self.component is not None:
@@ -187,6 +196,19 @@ class Launcher:
     def pool_components(self, fresh: bool = False) -> list:
         """Registered pool components (the watch cache unless ``fresh``)."""
         return self.zk.iter_pool_components(cached=not fresh)
+
+    def _summarize(self, own: set[str]) -> dict[str, NodeSummary]:
+        """Our usage record's nodes: those we created (``own``) of a
+        provider we run, as quota costs them.  A node of a provider we
+        no longer run is left out: the others read it (and delete it)."""
+        managers = self.provider_managers()
+        out = {}
+        for node in self.zk.iter_nodes(cached=True, shared=True,
+                                       ids=own.__contains__):
+            manager = managers.get(node.provider)
+            if manager is not None:
+                out[node.id] = NodeSummary.of(node, manager.node_cost(node))
+        return out
 
     # -- connection handling -------------------------------------------------
     def _connection_changed(self, state) -> None:

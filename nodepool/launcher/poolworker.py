@@ -66,11 +66,12 @@ from collections import deque
 from typing import Callable, Protocol
 
 from nodepool.driver.quota import Quota
-from nodepool.launcher import unreadable, waits
+from nodepool.launcher import sharding, unreadable, waits
 from nodepool.launcher.allocator import PoolAllocator
 from nodepool.launcher.handler import RequestHandler
 from nodepool.launcher.quota import PoolQuota, tenant_verdict
 from nodepool.launcher.sharding import Shard, Turn
+from nodepool.launcher.usagebook import bound_cost
 from nodepool.version import __version__
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState, PoolComponent, RequestState
@@ -112,6 +113,7 @@ class LauncherSide(Protocol):
     stats: object       # nodepool.stats client
     tracer: object      # nodepool.launcher.tracing (NULL: off)
     config: object      # for ``tenant_resource_limits``
+    usage: object       # nodepool.launcher.usagebook.UsageBook (claims)
 
     def zk_ready(self) -> bool: ...
 
@@ -271,6 +273,7 @@ class PoolWorker:
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
         self._costed: list[Node] | None = None   # quota: any version
+        self._bound: Quota | None = None     # usagebook.bound_cost
         self._spares: dict[str, list[Node]] | None = None
         self._last_stats = 0.0
         # (path, mzxid) of quarantined requests -> monotonic time before
@@ -280,6 +283,9 @@ class PoolWorker:
         # (not ``requested``): its next change is most likely its
         # fulfilment, not worth reading for a grace (_unread_filter).
         self._taken_seen: dict[str, float] = {}
+        # Request id -> (the pool first for it, when we first saw it
+        # changed): most likely taken by that pool (_guessed_taken).
+        self._taken_guess: dict[str, tuple[str, float]] = {}
         self.passes = 0     # routing passes done (tests wait on it)
         # This pass's node and spare lists (_per_pass): the slots and
         # their generation are guarded by _pass_lock, held for no call;
@@ -533,6 +539,8 @@ class PoolWorker:
         requests = self.zk.iter_requests(
             cached=True, want=want, shared=True,
             ids=self._unread_filter(components, unread, listed))
+        self._taken_guess = {k: g for k, g in self._taken_guess.items()
+                             if k in listed}
         self._taken_seen = {k: t for k, t in self._taken_seen.items()
                             if k in listed}
         with self._lock:
@@ -582,9 +590,14 @@ class PoolWorker:
         for is not read while it would wait anyway, so the launchers
         that do not take a request do not read it.  One written since
         its creation is read (it may have been declined), except for a
-        grace after we first read it taken: its next write is most likely
-        its fulfilment, and Zuul removes it soon after (a request its
-        taker hands back meanwhile reaches us up to a grace later).  The
+        grace after we first read it taken -- or, when another pool goes
+        first for it, while that pool is registered (at most ten graces
+        after we first see it changed): that change is most likely its
+        take (``_guessed_taken``).  A changed one another pool keeps a
+        wait record for is read at once (a decline writes one, just
+        after the request).  Its next write is most likely its
+        fulfilment, and Zuul removes it soon after (a request its taker
+        hands back meanwhile reaches us up to a grace later).  The
         ids left unread waiting go to ``unread``, those left unread at
         all to ``listed``."""
         if self.component is None or self.component.paused:
@@ -600,11 +613,25 @@ class PoolWorker:
         members = [c.id for c in peers] + [self.id]
 
         now = self.clock()
+        declined: list[set[str]] = []
+
+        def maybe_declined(request_id: str) -> bool:
+            # Once per pass, and only when asked: names, no read.
+            if not declined:
+                declined.append(self.zk.requests_with_waits(but=self.id))
+            return request_id in declined[0]
 
         def worth_reading(request_id: str) -> bool:
             # A request written since it was created may have been
             # declined by the pool ahead: read, it may be ours now.
             if not self.zk.request_unchanged(request_id):
+                if maybe_declined(request_id):
+                    self._taken_guess.pop(request_id, None)
+                    return True
+                if self._guessed_taken(request_id, members, now):
+                    if listed is not None:
+                        listed.add(request_id)
+                    return False
                 taken = self._taken_seen.get(request_id)
                 if taken is not None and now - taken < self.shard.grace:
                     if listed is not None:
@@ -616,6 +643,31 @@ class PoolWorker:
                 return False
             return True
         return worth_reading
+
+    def _guessed_taken(self, request_id: str, members: list,
+                       now: float) -> bool:
+        """A changed request another pool goes first for (``members``
+        ranked): that change is most likely the take (``pending``) of
+        that pool, so it is left unread while that pool stays among the
+        members, for at most the shard's bound (ten graces) from our
+        first sight of the change -- a pool that stops unregisters just
+        after handing its requests back, a lost taker's are reset after
+        it left, and a decline writes a wait record (read at once).  False (read it, as
+        any changed request) when we go first, the pool left, or the
+        bound is over."""
+        guess = self._taken_guess.get(request_id)
+        if guess is None:
+            if request_id in self._taken_seen:
+                return False     # read taken before: its own grace
+            first = sharding.ranking(request_id, members)[0]
+            if first == self.id:
+                return False
+            guess = self._taken_guess[request_id] = (first, now)
+        first, since = guess
+        if first in members and now - since < self.shard.bound:
+            return True
+        del self._taken_guess[request_id]
+        return False
 
     def _in_turn(self, requests: list, components: list,
                  unread: list = ()):
@@ -942,23 +994,56 @@ class PoolWorker:
     def nodes_cached(self) -> list[Node]:
         # Only what quota, reuse and tenant limits look at: this
         # provider's nodes and nodes carrying a tenant.
-        # Read-only records (clone before locking or writing).
+        return self._per_pass("_nodes", self._read_nodes)
+
+    def _read_nodes(self) -> list[Node]:
         name = self.provider.name
-        return self._per_pass("_nodes", lambda: list(self.zk.iter_nodes(
+        # A live peer's nodes that are not ready stand in from its usage
+        # record, unread (usagebook.py).  Young ones no record claims yet
+        # are read only when tenant limits, which need their tenant, are
+        # configured.
+        claims = self.launcher.usage.claims()
+        config = self.launcher.config
+        young = bool(config is not None and config.tenant_resource_limits)
+        # Read-only records (clone before locking or writing).
+        nodes = list(self.zk.iter_nodes(
             cached=True, want=lambda n: n.provider == name
-            or n.tenant_name is not None, shared=True)))
+            or n.tenant_name is not None, shared=True,
+            ids=lambda i: claims.reads_ready(i, young)))
+        read = {n.id for n in nodes}
+        return nodes + [n for n in claims.nodes() if n.id not in read
+                        and (n.provider == name
+                             or n.tenant_name is not None)]
 
     def nodes_costed(self) -> list[Node]:
         """Our provider's nodes as quota counts them (this pass).  Every
         state counts and a node's cost is set when it is allocated (its
         launch may refine it to the instance's figures), so any version
-        the cache read before will do: the other launchers' nodes are
-        read once, not at each of their changes.  (Spares and tenant
+        the cache read before will do: nodes are read once, not at each
+        of their changes, and a live peer's not at all (its usage
+        record stands for them).  (Spares and tenant
         limits, which look at states and tenants, use ``nodes_cached``.)"""
+        return self._per_pass("_costed", self._read_costed)
+
+    def _read_costed(self) -> list[Node]:
         name = self.provider.name
-        return self._per_pass("_costed", lambda: list(self.zk.iter_nodes(
+        # A live peer's nodes are counted from its usage record, unread;
+        # a young one no record claims yet at the most a label of ours
+        # costs (usagebook.py).
+        claims = self.launcher.usage.claims()
+        nodes = list(self.zk.iter_nodes(
             cached=True, want=lambda n: n.provider == name,
-            shared=True, current=False)))
+            shared=True, current=False, ids=claims.reads))
+        return nodes + claims.nodes(name, self.pool.name, self._bound_cost())
+
+    def _bound_cost(self) -> Quota:
+        """The most any label of our provider costs (per resource)."""
+        if self._bound is None:
+            self._bound = bound_cost(
+                self.manager.adapter.label_quota(label)
+                for pool in self.provider.pools.values()
+                for label in pool.labels.values())
+        return self._bound
 
     def spares(self, label: str) -> list[Node]:
         """READY unallocated nodes of this pool with ``label`` (this pass)."""

@@ -3,7 +3,11 @@
 Threads: ``StatsElection`` runs an election (kazoo's Election recipe at
 ``/nodepool/elections/stats``, identifier ``<hostname>-<pid>``).  While it
 leads it emits the node gauges (cli.md §4) and the pools' addressable
-request gauges every ``interval`` (a second), from the watch caches.
+request gauges every ``interval`` (a second), from the watch caches --
+nothing at all while statsd is not configured (nothing would be sent, so
+nothing is read).  Nodes a live peer's usage record claims are counted from
+that record, not read (``usagebook.py``); a young node no record claims
+yet is left out until it is claimed or ``CLAIM_GRACE`` old (then read).
 
 Failure story: leadership lasts while the ZooKeeper session is usable
 (``Daemon.zk_ready()``); once it is not, the leader steps down and
@@ -41,7 +45,8 @@ class Daemon(Protocol):
     and ``supported_labels``."""
 
     zk: object          # ``iter_nodes``/``iter_requests`` (cached, shared)
-    stats: object       # ``node_gauges``, ``addressable_requests``
+    stats: object       # ``enabled``, ``node_gauges``, ``addressable_requests``
+    usage: object       # nodepool.launcher.usagebook.UsageBook (claims)
 
     def zk_ready(self) -> bool: ...
 
@@ -106,7 +111,12 @@ class StatsElection:
 
     def emit(self) -> None:
         daemon = self.daemon
-        nodes = list(daemon.zk.iter_nodes(cached=True, shared=True))
+        if not daemon.stats.enabled:
+            return
+        claims = daemon.usage.claims()
+        nodes = list(daemon.zk.iter_nodes(cached=True, shared=True,
+                                          ids=claims.reads))
+        nodes += claims.nodes()
         comps = daemon.pool_components()
         providers = {c.provider_name for c in comps}
         labels: set[str] = set()

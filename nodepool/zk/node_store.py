@@ -18,6 +18,7 @@ Threads: any caller's; nothing here keeps state between calls.
 
 from __future__ import annotations
 
+import threading
 from typing import Iterator
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
@@ -35,6 +36,32 @@ __all__ = ["NodeStore"]
 
 class NodeStore(StoreBase):
     """Mixin of :class:`nodepool.zk.zookeeper.ZooKeeper` for nodes."""
+
+    def _init_nodes(self) -> None:
+        # Ids of the nodes this client created (``created_node_ids``).
+        self._created: set[str] = set()
+        self._created_lock = threading.Lock()
+
+    def created_node_ids(self) -> set[str]:
+        """Ids of the nodes this client created that still exist, as far
+        as the cache knows (no read); the others are forgotten."""
+        with self._created_lock:
+            ids = set(self._created)
+        gone = {i for i in ids if not self.node_may_exist(i)}
+        if gone:
+            with self._created_lock:
+                self._created -= gone
+        return ids - gone
+
+    def node_may_exist(self, node_id: str) -> bool:
+        """False only when the cache knows the node znode is gone (its
+        notifications tell, without a read); True while it exists or
+        when no cache is running -- never a round trip, since callers ask
+        of every node in a loop."""
+        path = node_path(node_id)
+        if self._use_cache(path, True):
+            return self.caches.exists(path)
+        return True
 
     def get_node(self, node_id: str, cached: bool = False) -> Node | None:
         """The node, or None if absent/unusable (logged)."""
@@ -73,6 +100,8 @@ class NodeStore(StoreBase):
             if node.created_time is None:
                 node.created_time = node.state_time
             self._create_record(NODES + "/", node)
+            with self._created_lock:
+                self._created.add(node.id)
             return
         self._write_record(node_path(node.id), node)
 

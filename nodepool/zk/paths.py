@@ -60,3 +60,15 @@ REQUEST_WAITS = "/nodepool/request-waits"
 
 def request_wait_path(name: str) -> str:
     return f"{REQUEST_WAITS}/{name}"
+
+
+# Not upstream's: one ephemeral record per launcher summarising the nodes it
+# created (provider, pool, state, labels, cost), so the other launchers and
+# the stats leader need not read each of them
+# (``nodepool.launcher.usagebook``).  Upstream launchers and Zuul never
+# read it.
+LAUNCHER_USAGE = "/nodepool/launcher-usage"
+
+
+def launcher_usage_path(member: str) -> str:
+    return f"{LAUNCHER_USAGE}/{member}"

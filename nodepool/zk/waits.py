@@ -157,6 +157,17 @@ class WaitStore(StoreBase):
             except (ValueError, UnicodeDecodeError) as exc:
                 self._report_once(path, stat, f"bad wait record: {exc}")
 
+    def requests_with_waits(self, but: str | None = None) -> set[str]:
+        """Ids of the requests some pool worker other than ``but`` (a
+        worker id) keeps a wait record for: from the cached names, no
+        read (empty when the tree is not cached)."""
+        if not self._use_cache(REQUEST_WAITS, True):
+            return set()
+        mine = None if but is None else ":" + wait_name("", but)[1:]
+        return {name.rpartition(":")[0]
+                for name in self._children(REQUEST_WAITS, True)
+                if mine is None or not name.endswith(mine)}
+
     def _wait_payloads(self, cached: bool):
         """(path, data, stat) of every record: from the cache, or read all
         at once (a request per record, sent together)."""

@@ -35,28 +35,32 @@ from .component_store import ComponentStore
 from .image_store import ImageStore
 from .node_store import NodeStore
 from .offering_store import OfferingStore
-from .paths import COMPONENTS, NODES, OFFERINGS, REQUEST_WAITS, REQUESTS
+from .paths import (COMPONENTS, LAUNCHER_USAGE, NODES, OFFERINGS,
+                    REQUEST_WAITS, REQUESTS)
 from .request_store import RequestStore
+from .usage_store import UsageStore
 from .waits import WaitStore
 
 __all__ = ["ZooKeeper"]
 
 # Request lock directories are not cached: only the hourly-ish cleanup reads
 # them, and caching them costs several round trips per lock cycle.
-CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS, OFFERINGS, REQUEST_WAITS)
+CACHED_ROOTS = (NODES, REQUESTS, COMPONENTS, OFFERINGS, REQUEST_WAITS,
+                LAUNCHER_USAGE)
 # What the launcher reads, per root: (data depth, children depth).  Nodes:
 # the node's data, and the names of its lock contenders (is it locked?);
 # requests, offerings and wait records: their data only (no children).
 CACHE_DEPTHS = {NODES: (1, 2), REQUESTS: (1, 0), OFFERINGS: (1, 0),
-                REQUEST_WAITS: (1, 0)}
+                REQUEST_WAITS: (1, 0), LAUNCHER_USAGE: (1, 0)}
 # Read a changed node or request when asked for, not when notified: the
 # launchers that do not serve a request never read it, nor its nodes
-# between their passes (several writes cost one read).
-LAZY_ROOTS = (NODES, REQUESTS)
+# between their passes (several writes cost one read).  The launchers'
+# usage records: a peer's is read when quota or the stats leader asks.
+LAZY_ROOTS = (NODES, REQUESTS, LAUNCHER_USAGE)
 
 
 class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore,
-                OfferingStore, WaitStore):
+                OfferingStore, WaitStore, UsageStore):
     """Reads and writes of the wire contract (zookeeper.md)."""
 
     def __init__(self, client: ZooKeeperClient, enable_cache: bool = True,
@@ -71,6 +75,7 @@ class ZooKeeper(NodeStore, RequestStore, ComponentStore, ImageStore,
                                  lazy=LAZY_ROOTS)
         self._init_store()
         self._init_components()
+        self._init_nodes()
         self._session_listeners: list[Callable[[], None]] = []
         self._session_lost = False
         client.add_connection_listener(self._on_connection_state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tools.bench_aws import physical_limit
 from tools.pyspy_top import summarise
 from tools.soak import stalls, timeline
+from tools.zkops import node_id, subtree
 
 EC2 = {"run_instances": {"burst": 5, "rate": 2, "enabled": True},
        "run_instances_resource": {"burst": 1000, "rate": 2,
@@ -59,3 +60,11 @@ def test_profile_summary_counts_self_total_and_entry_points():
     assert entries == {
         "PoolWorker._run (nodepool/launcher/poolworker.py)": 4,
         "InstanceWatcher._run (nodepool/driver/aws/watcher.py)": 2}
+
+
+def test_zkops_names_the_node_a_read_is_of():
+    assert node_id("/nodepool/nodes/0000000042") == "0000000042"
+    assert node_id("/chroot/nodepool/nodes/0000000042") == "0000000042"
+    assert node_id("/nodepool/nodes/0000000042/lock/x") is None
+    assert node_id("/nodepool/requests/200-0000000001") is None
+    assert subtree("/nodepool/launcher-usage/nl1-ab") == "other"

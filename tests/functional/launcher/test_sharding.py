@@ -46,8 +46,9 @@ class CountingLauncher(LauncherProcess):
         super().__init__(config_path, str(workdir / f"launcher{index}.log"),
                          entry=("-m", "tools.zkops", self.ops_path, "--"))
 
-    def locks(self, after: float) -> dict[str, int]:
-        """The lock counts of a dump written after ``after``."""
+    def dump(self, after: float) -> dict:
+        """Its counts (``tools.zkops``) from a dump written after
+        ``after``."""
         def fresh():
             try:
                 with open(self.ops_path) as f:
@@ -55,7 +56,11 @@ class CountingLauncher(LauncherProcess):
             except (OSError, ValueError):
                 return None
             return data if data["time"] > after else None
-        return wait_for(fresh, timeout=10, what="a fresh op dump")["locks"]
+        return wait_for(fresh, timeout=10, what="a fresh op dump")
+
+    def locks(self, after: float) -> dict[str, int]:
+        """The lock counts of a dump written after ``after``."""
+        return self.dump(after)["locks"]
 
     def stop(self) -> None:
         """SIGTERM (the session closes at once), SIGKILL if that fails."""

@@ -103,11 +103,12 @@ class SlowCache:
         self.reads = 0
 
     def iter_nodes(self, cached=True, want=None, shared=False,
-                   current=True):
+                   current=True, ids=None):
         self.reads += 1
         self.reading.set()
         assert self.release.wait(TIMEOUT)
-        return [n for n in self.nodes if want is None or want(n)]
+        return [n for n in self.nodes if (want is None or want(n))
+                and (ids is None or ids(n.id))]
 
 
 def spare(node_id: str) -> Node:

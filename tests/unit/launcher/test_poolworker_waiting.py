@@ -12,6 +12,7 @@ import pytest
 from nodepool.config.model import Pool
 from nodepool.driver.quota import Quota
 from nodepool.launcher.poolworker import PoolWorker, Waiting
+from nodepool.launcher.usagebook import ALONE
 from nodepool.zk.models import NodeRequest, RequestState
 from tests.unit.launcher.fakes import Clock
 
@@ -26,8 +27,9 @@ class Cache:
         self.nodes = []
 
     def iter_nodes(self, cached=True, want=None, shared=False,
-                   current=True):
-        return [n for n in self.nodes if want is None or want(n)]
+                   current=True, ids=None):
+        return [n for n in self.nodes if (want is None or want(n))
+                and (ids is None or ids(n.id))]
 
 
 def make_worker(max_cores=10, cloud=Quota()):
@@ -45,7 +47,7 @@ def make_worker(max_cores=10, cloud=Quota()):
         provider_limits=lambda: cloud, provider_used=lambda nodes: Quota(),
         label_usable=lambda label: True, image_available=lambda lb: True)
     launcher = SimpleNamespace(zk=Cache(), zk_ready=lambda: True,
-                               stats=None, config=None,
+                               stats=None, config=None, usage=ALONE,
                                pool_components=lambda fresh=False: [])
     clock = Clock()
     worker = PoolWorker(launcher, provider, pool, manager, clock=clock)

@@ -325,8 +325,10 @@ def unread_worker(clock, unchanged=lambda request_id: True, offerings=()):
     w = worker(clock, offerings)
     w.component = component(w.id, labels=("small", "big"))
     w.zk.request_unchanged = unchanged
+    w.zk.requests_with_waits = lambda but: set()
     w.clock = clock
     w._taken_seen = {}
+    w._taken_guess = {}
     return w
 
 
@@ -354,11 +356,42 @@ def test_requests_another_pool_goes_first_for_are_not_read_in_the_grace():
     assert all(wanted(i) for i in ids)
 
 
-def test_requests_written_since_their_creation_are_always_read():
-    # Declined by the pool ahead, say: they may be ours at once.
-    w = unread_worker(Clock(), unchanged=lambda request_id: False)
-    wanted = w._unread_filter([alike("a"), alike("b")], [])
-    assert all(wanted(i) for i in request_ids(60))
+def test_changed_requests_another_pool_goes_first_for_count_as_taken():
+    # Its take (pending) most likely: not read while that pool is there,
+    # for ten graces at most -- unless another pool keeps a wait record
+    # for it (a decline writes one).
+    clock = Clock()
+    peers = [alike("a"), alike("b")]
+    ids = request_ids(60)
+    w = unread_worker(clock, unchanged=lambda request_id: False)
+    members = [c.id for c in peers] + [w.id]
+    theirs = [i for i in ids if ranking(i, members)[0] != w.id]
+    declined = theirs[:5]
+    w.zk.requests_with_waits = lambda but: set(declined)
+    wanted = w._unread_filter(peers, [], set())
+    read = [i for i in ids if wanted(i)]
+    # Ours first are read (changed: declined to us, or our own write,
+    # which costs no read); the others' only with a wait record.
+    assert sorted(read) == sorted((set(ids) - set(theirs)) | set(declined))
+    assert set(w._taken_guess) == set(theirs) - set(declined)
+    # A wait record written just after the decline: read at once.
+    late = theirs[5]
+    w.zk.requests_with_waits = lambda but: set(declined) | {late}
+    wanted = w._unread_filter(peers, [], set())
+    assert wanted(late) and not wanted(theirs[6])
+    # A grace on, the pools ahead still there: still unread.
+    clock.now += GRACE
+    wanted = w._unread_filter(peers, [], set())
+    assert not any(wanted(i) for i in theirs[6:])
+    # The pool first for some leaves: those are read now.
+    gone = peers[0]
+    left = [i for i in theirs[6:] if ranking(i, members)[0] == gone.id]
+    wanted = w._unread_filter(peers[1:], [], set())
+    assert left and all(wanted(i) for i in left)
+    # Ten graces after the first sight, every other one is read.
+    clock.now += 9 * GRACE
+    wanted = w._unread_filter(peers, [], set())
+    assert all(wanted(i) for i in set(ids) - set(left))
 
 
 @pytest.mark.parametrize("unlike", ["labels", "provider", "paused",
@@ -414,7 +447,9 @@ def test_a_request_read_taken_is_not_read_again_for_a_grace():
     clock = Clock()
     w = unread_worker(clock, unchanged=lambda request_id: False)
     peer = alike("a")
-    taken, other = request_ids(2)
+    ours = [i for i in request_ids(20)
+            if ranking(i, [peer.id, w.id])[0] == w.id]
+    taken, other = ours[:2]
     w._taken_seen[taken] = clock.now
     listed: set = set()
     wanted = w._unread_filter([peer], [], listed)

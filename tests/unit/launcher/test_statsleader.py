@@ -11,6 +11,7 @@ import pytest
 
 from nodepool.launcher.statsleader import (ELECTION_PATH, StatsElection,
                                            addressable)
+from nodepool.launcher.usagebook import ALONE
 from nodepool.zk.models import Node, NodeRequest, NodeState
 from tests.unit.launcher.fakes import Counter
 
@@ -35,6 +36,8 @@ class Election:
 
 
 class Stats:
+    enabled = True
+
     def __init__(self):
         self.gauges: list[tuple] = []
         self.addressable: list[tuple] = []
@@ -53,9 +56,9 @@ class Caches:
         self.nodes: list[Node] = []
         self.requests: list[NodeRequest] = []
 
-    def iter_nodes(self, cached=True, shared=False):
+    def iter_nodes(self, cached=True, shared=False, ids=None):
         assert cached, "the gauges come from the watch cache"
-        return iter(self.nodes)
+        return iter([n for n in self.nodes if ids is None or ids(n.id)])
 
     def iter_requests(self, cached=True, shared=False, current=True):
         assert cached, "the gauges come from the watch cache"
@@ -66,6 +69,7 @@ class Daemon:
     def __init__(self):
         self.zk = Caches()
         self.stats = Stats()
+        self.usage = ALONE
         self.ready = True
         self.components = []
         self.workers = {}

@@ -28,6 +28,7 @@ state is guarded by its one lock.
 
 from __future__ import annotations
 
+import collections
 import enum
 import itertools
 import logging
@@ -70,8 +71,12 @@ class FakeCloud:
         self.instances: dict[str, dict] = {}
         self.resources: dict[str, Resource] = {}
         self.calls: dict[str, int] = {}
-        self.delete_batches: list[int] = []
-        self.tokens: dict[str, str] = {}   # client token -> instance id
+        # The sizes of the last delete batches (bounded: a long run makes
+        # many).
+        self.delete_batches: collections.deque[int] = collections.deque(
+            maxlen=1000)
+        # Client token -> instance id, while the instance exists.
+        self.tokens: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -105,7 +110,8 @@ class FakeCloud:
             iid = f"fake-{next(self._ids):06d}"
             self.instances[iid] = {"metadata": dict(metadata),
                                    "created": time.monotonic(),
-                                   "cores": cores, "ram": ram}
+                                   "cores": cores, "ram": ram,
+                                   "token": token}
             if token is not None:
                 self.tokens[token] = iid
             return iid
@@ -135,9 +141,11 @@ class FakeCloud:
                 raise self.delete_errors.pop(0)
             out: list[object] = []
             for iid in ids:
-                if self.instances.pop(iid, None) is None:
+                data = self.instances.pop(iid, None)
+                if data is None:
                     out.append(NotFoundError(iid))
                 else:
+                    self.tokens.pop(data.get("token"), None)
                     out.append(None)
             return out
 

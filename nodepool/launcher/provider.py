@@ -51,8 +51,9 @@ from nodepool.launcher.nodelaunch import NodeLaunch
 from nodepool.zk.models import Node
 
 
-# Node costs remembered by node_cost (cleared when exceeded).
-COST_MEMO_LIMIT = 100000
+# Node costs remembered by node_cost, one per distinct ``resources``
+# (cleared when exceeded: a cloud reporting per-node figures).
+COST_MEMO_LIMIT = 10000
 
 
 class NodeDeleter:
@@ -136,7 +137,7 @@ class ProviderManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._list_failures = RepeatLog(self.log, SUMMARY_INTERVAL)
-        self._cost_memo: dict[tuple, Quota] = {}
+        self._cost_memo: dict[frozenset, Quota] = {}
         self.offerings = Offerings(zk, provider.name)
         self.adapter.attach_capacity(self)
 
@@ -386,16 +387,18 @@ class ProviderManager:
     def node_cost(self, node: Node, pool=None) -> Quota:
         if node.resources:
             # Usage sums call this for every node of the provider: remember
-            # the cost per znode version (records are rebuilt per version).
-            key = (node.id, node.stat.mzxid) if node.stat is not None \
-                else None
-            cost = self._cost_memo.get(key) if key else None
+            # the cost per distinct resources (the nodes of a label share
+            # theirs), not per node, so that nothing outlives the nodes.
+            try:
+                key = frozenset(node.resources.items())
+            except TypeError:       # an unhashable value: not remembered
+                return Quota.from_resources(node.resources)
+            cost = self._cost_memo.get(key)
             if cost is None:
                 cost = Quota.from_resources(node.resources)
-                if key:
-                    if len(self._cost_memo) > COST_MEMO_LIMIT:
-                        self._cost_memo.clear()
-                    self._cost_memo[key] = cost
+                if len(self._cost_memo) > COST_MEMO_LIMIT:
+                    self._cost_memo.clear()
+                self._cost_memo[key] = cost
             return cost
         labels = node.type or []
         pool = pool or self.provider.pools.get(node.pool)

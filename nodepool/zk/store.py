@@ -46,6 +46,9 @@ R = TypeVar("R", bound=ZnodeRecord)
 MAX_WRITE_ATTEMPTS = 25
 # Decoded records remembered for cached reads (cleared when exceeded).
 _MEMO_LIMIT = 100000
+# The memo is pruned of znodes the caches no longer hold when it reaches
+# twice its size after the last pruning (and at least this many entries).
+_MEMO_PRUNE_MIN = 1024
 # Records whose problems we already logged, to avoid one line per loop pass.
 _REPORT_MEMORY = 10000
 
@@ -64,8 +67,11 @@ class StoreBase:
         # path -> (mzxid, class, record or None, reason) of cached reads: a
         # loop that iterates a cache every pass decodes each znode version
         # once, then clones (a quarantined version is not decoded again).
+        # Entries of deleted znodes are pruned (``_remember``): a deleted
+        # znode is never read again, so its entry would stay.
         self._memo: dict[str, tuple[int, type, ZnodeRecord | None,
                                     str | None]] = {}
+        self._memo_prune_at = _MEMO_PRUNE_MIN
 
     # -- reads ------------------------------------------------------------
     def _use_cache(self, path: str, cached: bool) -> bool:
@@ -166,10 +172,8 @@ class StoreBase:
             record, reason = self._build(cls, record_id, path, data, stat)
             if record is None and reason is None:
                 return None     # empty: not remembered (it is filled soon)
-            if len(self._memo) > _MEMO_LIMIT:
-                self._memo.clear()
             hit = (stat.mzxid, cls, record, reason)
-            self._memo[path] = hit
+            self._remember(path, hit)
         record = hit[2]
         if record is None:
             if rejects is not None:
@@ -182,6 +186,26 @@ class StoreBase:
         record = record.clone()
         record.stat = stat
         return record
+
+    def _remember(self, path: str, hit: tuple) -> None:
+        """Memoise ``hit`` for ``path``; every time the memo has doubled
+        since the last pruning, drop the paths the caches no longer hold,
+        so the memo stays within twice the cached records."""
+        memo = self._memo
+        if len(memo) >= self._memo_prune_at:
+            for known in list(memo):
+                if not self._still_cached(known):
+                    memo.pop(known, None)
+            if len(memo) > _MEMO_LIMIT:
+                memo.clear()
+            self._memo_prune_at = max(_MEMO_PRUNE_MIN, 2 * len(memo))
+        memo[path] = hit
+
+    def _still_cached(self, path: str) -> bool:
+        try:
+            return self.caches.exists(path)
+        except ValueError:      # no longer covered by a cache
+            return False
 
     @staticmethod
     def _rejected(path: str, stat: Any, reason: str) -> Quarantined:

@@ -78,3 +78,26 @@ def test_cached_stale_copy_still_writes_safely(zkapi, zk_factory,
     final = other.get_node(node.id)
     assert final.comment == "other writer"
     assert final.allocated_to == "100-0000000001"
+
+
+def test_decode_memo_forgets_deleted_znodes(zkapi, zk_factory, wait_for,
+                                            monkeypatch):
+    """The memo of decoded cached records drops the znodes the cache no
+    longer holds: over 300 nodes created, read and deleted 30 at a time it
+    stays near the live count instead of remembering every node."""
+    from nodepool.zk import store
+    monkeypatch.setattr(store, "_MEMO_PRUNE_MIN", 40)
+    zkapi._memo_prune_at = 40
+    writer = zk_factory(cache=False)
+    for _ in range(10):
+        nodes = [Node(state=NodeState.READY, provider="p")
+                 for _ in range(30)]
+        for node in nodes:
+            writer.store_node(node)
+        wait_for(lambda: len(list(zkapi.iter_nodes(cached=True))) == 30,
+                 message="30 nodes cached")
+        for node in nodes:
+            writer.delete_node(node)
+        wait_for(lambda: not list(zkapi.iter_nodes(cached=True)),
+                 message="30 nodes gone")
+    assert len(zkapi._memo) <= 2 * 30 + 40

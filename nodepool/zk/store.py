@@ -18,16 +18,10 @@ Failure story:
 * Connection errors (``ConnectionLoss``, ``SessionExpired``) propagate as
   kazoo exceptions wrapped in ``ZooKeeperError``; callers retry on a later
   pass.
-
-Threads: any caller's.  A write the caller waits for (``_write_record``)
-is settled with the cache on the writing thread once answered; one it
-does not wait for (``_write_record_async``) on kazoo's callback thread,
-when its reply comes.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from typing import Any, Iterator, TypeVar
@@ -293,8 +287,8 @@ class StoreBase:
         for _ in range(MAX_WRITE_ATTEMPTS):
             version = record.stat.version if record.stat is not None else -1
             data = record.to_json()
-            if self._settle_write(path, record, functools.partial(
-                    self._set_now, path, data, version)):
+            if self._settle_write(path, record, self._set_async(
+                    path, data, version).get):
                 return
         raise ZooKeeperError(f"{path}: gave up after {MAX_WRITE_ATTEMPTS} "
                              "conflicting writes")
@@ -329,19 +323,6 @@ class StoreBase:
             raise ZooKeeperError(f"could not write {path}: {exc!r}") \
                 from exc
         return PendingWrite(self, path, record, result)
-
-    def _set_now(self, path: str, data: bytes, version: int):
-        """``kazoo.set``, announced to the cache as our own write and
-        settled on this thread once answered (``_set_async`` settles on
-        kazoo's callback thread: a hand-off a waiting writer need not
-        make)."""
-        token = self.caches.expect_write(path, data, version != -1)
-        stat = None
-        try:
-            stat = self.kazoo.set(path, data, version=version)
-            return stat
-        finally:
-            self.caches.settle_write(token, stat)
 
     def _set_async(self, path: str, data: bytes, version: int):
         """``kazoo.set_async``, announced to the cache as our own write

@@ -24,12 +24,10 @@ def test_walk_follows_a_request_and_its_node(tmp_path):
     assert "nodepool.launcher.deleter" in used["modules"]
     assert "nodepool.launcher.handler" not in used["modules"]
     assert any("delete" in t for t in used["threads"])
-    # Its lock trusts the node cache (no re-read), and the deleting write
-    # settles on the deleter's own thread (no hand-off to kazoo's).
+    # Its lock trusts the node cache: no re-read.
     deleter = used["threads"]["DeletedNodeWorker"]["calls"]
+    assert "zk.node_store:NodeStore.lock_node" in deleter
     assert "zk.store:StoreBase._refresh_record" not in deleter
-    assert "zk.cache:TreeCaches.settle_write" in deleter
-    assert not any("_thread_worker" in t for t in used["threads"])
 
 
 def test_a_walk_keeps_what_every_round_ran_and_no_idle_window_did():

@@ -147,32 +147,6 @@ def test_proven_version_only_when_nothing_notified_is_missing(
     assert caches.proven_version(path) == written.mzxid
 
 
-def test_waited_for_write_is_settled_when_it_returns(zkapi, wait_for):
-    """``store_node`` settles its write with the cache on the writing
-    thread, before returning: the cache holds it at once, no read."""
-    nodes = [make_node(zkapi) for _ in range(30)]
-    ids = {node.id for node in nodes}
-    wait_for(lambda: len(list(zkapi.iter_nodes(
-        ids=lambda i: i in ids))) == 30, message="nodes cached")
-    sent = count_requests(zkapi)
-    settled_on = []
-    settle = zkapi.caches.settle_write
-
-    def recording(token, stat):
-        settled_on.append(threading.current_thread())
-        settle(token, stat)
-
-    zkapi.caches.settle_write = recording
-    for node in nodes:
-        node.set_state(NodeState.USED)
-        zkapi.store_node(node)
-        path = f"{NODES}/{node.id}"
-        assert zkapi.caches.proven_version(path) == node.stat.mzxid
-        assert json.loads(zkapi.caches.get(path).data)["state"] == "used"
-    assert not [k for k in sent if k[0] == "GetData"], sent
-    assert settled_on == [threading.current_thread()] * 30
-
-
 def test_foreign_write_right_after_ours_is_seen(zkapi, reader, wait_for):
     node = make_node(zkapi)
     path = f"{NODES}/{node.id}"

@@ -162,6 +162,17 @@ class TreeCaches:
         data = tree.get_data(path)
         return None if data is None else data.stat.mzxid
 
+    def proven_version(self, path: str) -> int | None:
+        """``version`` when it also proves that no notified change is
+        missing from the data (``PersistentTreeCache.proven_version``);
+        None when the cache cannot tell -- always for one-shot watch
+        caches, whose re-reads are not ordered with our replies.  Never
+        reads."""
+        tree = self._tree_for(path)
+        if isinstance(tree, PersistentTreeCache):
+            return tree.proven_version(path)
+        return None
+
     def child_data(self, path: str, names: Callable[[str], bool] | None
                    = None, current: bool = True
                    ) -> list[tuple[str, NodeData | None]]:

@@ -4,7 +4,24 @@ Failure story: see ``store.py`` for reads/writes.  Locks: ``lock_node``
 raises ``LockError`` when the lock is held elsewhere (immediately when
 non-blocking, after ``timeout`` otherwise) and ``LockedObjectGone`` when the
 node disappears; after acquiring it re-reads the node, because cached copies
-may be stale.  ``delete_node`` writes ``deleted`` before removing the znode
+may be stale -- unless the watch cache proves the copy current.  ZooKeeper
+sends a session's replies and watch notifications in the order of its
+commits, and the cache applies each notification on kazoo's connection
+thread before that thread reads the next reply: every change committed
+before the last reply of our lock's acquisition is applied to the cache
+before ``acquire`` returns.  So when the cache's entry has no unread change
+(a lazy cache marks a notified change stale until read), no own write of
+ours is settling on it (its change leaves the entry unmarked until its
+outcome) and the entry's ``mzxid`` is the one of the record we hold, a
+re-read would return that very record: it is kept as is, not read nor
+decoded.  A change committed after that reply has no order with our lock
+either way: a re-read, itself a moment later, could miss it just the same.
+Whenever the cache
+cannot tell -- entry absent or stale, another ``mzxid``, a write
+settling, a reconnection (the resync marks every entry stale before any
+reply on the new connection), no cache, or one-shot watch caches, whose
+re-reads are not ordered with our replies -- the node is re-read as
+before.  ``delete_node`` writes ``deleted`` before removing the znode
 and its lock directory, so a racer that locked the node meanwhile sees it is
 gone and may finish the removal itself.  While our lock is the only
 contender and the node is the version we hold, the write, our release and
@@ -158,14 +175,16 @@ class NodeStore(StoreBase):
                   refresh: bool = True) -> None:
         """Lock ``/nodepool/nodes/<id>/lock`` and re-read the node into
         ``node`` (``refresh=False`` skips that for a node this client just
-        created and nobody else can have changed yet).  Raises
+        created and nobody else can have changed yet), unless the watch
+        cache proves ``node`` current: then it is kept as is.  ``node``
+        must be as read (not changed by the caller).  Raises
         ``LockError`` / ``LockedObjectGone``."""
         lock = locking.make_lock(self.kazoo, node_lock_path(node.id),
                                  create_parent=False, identifier=identifier)
         locking.acquire(lock, f"node {node.id}", blocking, timeout,
                         ephemeral)
         node.lock = lock
-        if not refresh:
+        if not refresh or self._held_is_current(node):
             return
         try:
             self._refresh_record(node_path(node.id), node)
@@ -177,6 +196,14 @@ class NodeStore(StoreBase):
             # lock on what we could not read.
             self._unlock_quietly_node(node)
             raise
+
+    def _held_is_current(self, node: Node) -> bool:
+        """Whether the cache proves ``node`` (as read, at its ``mzxid``)
+        is still what the znode holds, once our lock is acquired (see the
+        module docstring); no read."""
+        path = node_path(node.id)
+        return (node.stat is not None and self._use_cache(path, True)
+                and self.caches.proven_version(path) == node.stat.mzxid)
 
     def lock_new_node(self, node: Node, timeout: float = 10.0) -> None:
         """Lock a node this client just created and write ``node``.

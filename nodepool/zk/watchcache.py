@@ -48,8 +48,11 @@ entry nobody asks for (another launcher's request, a node only its own
 launcher looks at) costs none.  ``child_data`` takes a predicate over the
 names: the children it rejects are not read.  ``exists`` and
 ``unchanged`` (no change notified since the creation was: the data is
-what it was created with) answer without reading.  Own writes work as
-above: a change notified while one is announced is settled by it (ours:
+what it was created with) answer without reading, and so do
+``version`` (the ``mzxid`` of an entry with no unread change) and
+``proven_version`` (the same, but only in a lazy cache and with no own
+write settling: enough to trust a copy once a lock is held).  Own writes
+work as above: a change notified while one is announced is settled by it (ours:
 current; any doubt: stale).  A reader waits for its reads on its own
 thread (any thread but kazoo's connection thread, which applies the
 replies: there a lazy read serves what the cache has, without waiting).
@@ -355,6 +358,22 @@ class PersistentTreeCache:
         if entry is None or entry.stale or entry.data is None:
             return None
         return entry.data.stat.mzxid
+
+    def proven_version(self, path: str) -> int | None:
+        """``version``, when it proves that nothing notified is missing
+        from the data: a lazy cache (it marks a notified change stale at
+        once) and no own write settling (its change leaves the entry
+        unmarked until the outcome).  None otherwise, and always for a
+        cache that reads when notified: its entry shows the old data,
+        unmarked, until the read's reply.  No read.  Asked after a reply,
+        it tells whether the data is what the server had when it answered
+        (``node_store.lock_node``)."""
+        if not self.lazy:
+            return None
+        with self._lock:          # a settling write changes both at once
+            if self._own.get(path):
+                return None
+            return self.version(path)
 
     def get_children(self, path: str, default=None):
         entry = self._find(path)

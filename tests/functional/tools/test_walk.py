@@ -24,6 +24,10 @@ def test_walk_follows_a_request_and_its_node(tmp_path):
     assert "nodepool.launcher.deleter" in used["modules"]
     assert "nodepool.launcher.handler" not in used["modules"]
     assert any("delete" in t for t in used["threads"])
+    # Its lock trusts the node cache: no re-read.
+    deleter = used["threads"]["DeletedNodeWorker"]["calls"]
+    assert "zk.node_store:NodeStore.lock_node" in deleter
+    assert "zk.store:StoreBase._refresh_record" not in deleter
 
 
 def test_a_walk_keeps_what_every_round_ran_and_no_idle_window_did():

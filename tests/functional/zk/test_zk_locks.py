@@ -10,6 +10,8 @@ from nodepool.zk import (LockedObjectGone, LockError, Node, NodeRequest,
                          NodeState)
 from nodepool.zk.paths import node_lock_path, node_path, request_lock_path
 
+from .counting import count_requests
+
 CONTENDER = re.compile(r"^[0-9a-f]{32}__lock__\d{10}$")
 
 
@@ -120,6 +122,87 @@ def test_locking_rereads_stale_objects(zk_factory):
     assert stale.relative_priority == 5 and stale.declined_by == ["w1"]
     assert stale.stat.version == request.stat.version
     second.unlock_request(stale)
+
+
+BURST = 30
+
+
+def cached_copies(api, nodes):
+    """The nodes as the deleter takes them: cloned from the cache (read
+    once, so the entries hold the current version)."""
+    ids = {node.id for node in nodes}
+    copies = [n.clone() for n in api.iter_nodes(
+        cached=True, shared=True, ids=lambda i: i in ids)]
+    assert len(copies) == len(nodes)
+    return copies
+
+
+def node_reads(sent, nodes) -> int:
+    return sum(sent[("GetData", node_path(n.id))] for n in nodes)
+
+
+def test_locking_an_unchanged_cached_node_costs_no_read(zk_factory):
+    """The cache proves the copy current once the lock is held: no read,
+    the record kept as is -- and it is what the server holds."""
+    api, other = zk_factory(), zk_factory(cache=False)
+    nodes = [new_node(api) for _ in range(BURST)]
+    copies = cached_copies(api, nodes)
+    sent = count_requests(api)
+    for node in copies:
+        api.lock_node(node, blocking=False)
+    assert node_reads(sent, copies) == 0
+    for node in copies:
+        server = other.get_node(node.id)
+        assert node.to_dict() == server.to_dict()
+        assert node.stat.mzxid == server.stat.mzxid
+        api.delete_node(node)     # a conditional write: the version holds
+        assert other.get_node(node.id) is None
+
+
+def test_node_changed_just_before_the_lock_is_read_again(zk_factory):
+    """Another client's change committed before our lock is notified
+    before the lock's reply: the copy is re-read and shows it."""
+    api, other = zk_factory(), zk_factory(cache=False)
+    nodes = [new_node(api) for _ in range(BURST)]
+    copies = cached_copies(api, nodes)
+    for node in copies:
+        theirs = other.get_node(node.id)
+        theirs.allocated_to = f"req-{node.id}"
+        other.store_node(theirs)
+        api.lock_node(node, blocking=False)   # right away: no waiting
+        assert node.allocated_to == f"req-{node.id}"
+        assert node.stat.version == theirs.stat.version
+        api.unlock_node(node)
+
+
+def test_copy_of_another_version_is_read_again(zk_factory, wait_for):
+    """A copy read before a change the cache already holds is re-read."""
+    api = zk_factory()
+    node = new_node(api)
+    old = api.get_node(node.id)
+    node.allocated_to = "req-1"
+    api.store_node(node)
+    wait_for(lambda: api.get_node(node.id, cached=True).allocated_to
+             == "req-1", message="the cache to hold the change")
+    sent = count_requests(api)
+    api.lock_node(old, blocking=False)
+    assert node_reads(sent, [old]) == 1
+    assert old.allocated_to == "req-1"
+    api.unlock_node(old)
+
+
+@pytest.mark.parametrize("how", [{"cache": False}, {"persistent": False}])
+def test_without_a_proving_cache_the_lock_reads(zk_factory, wait_for, how):
+    """No cache, or one-shot watches (not ordered with our replies): the
+    node is read after locking, even when the cache holds it."""
+    api = zk_factory(**how)
+    node = new_node(api)
+    copy = wait_for(lambda: api.get_node(node.id, cached=True),
+                    message="the cache to hold the node")
+    sent = count_requests(api)
+    api.lock_node(copy, blocking=False)
+    assert node_reads(sent, [copy]) == 1
+    api.unlock_node(copy)
 
 
 def test_locking_a_removed_node_fails_without_litter(zk, zkapi):

@@ -120,6 +120,33 @@ def test_own_write_is_not_read_back(zkapi, wait_for):
     assert sent[("GetData", f"{NODES}/{node.id}")] == 0, sent
 
 
+def test_proven_version_only_when_nothing_notified_is_missing(
+        zkapi, reader, wait_for):
+    """``proven_version`` (what locking trusts instead of a re-read): the
+    mzxid while the entry holds every notified change; None while a
+    foreign change is unread or an own write is settling."""
+    node = make_node(zkapi)
+    path = f"{NODES}/{node.id}"
+    caches = zkapi.caches
+    wait_for(lambda: zkapi.get_node(node.id, cached=True) is not None,
+             message="node cached")
+    assert caches.proven_version(path) == node.stat.mzxid
+    data, stat = reader.get(path)
+    reader.set(path, data, version=stat.version)
+    wait_for(lambda: caches.proven_version(path) is None,
+             message="the foreign change marked unread")
+    fresh = zkapi.get_node(node.id, cached=True)     # reads it
+    assert caches.proven_version(path) == fresh.stat.mzxid > stat.mzxid
+    token = caches.expect_write(path, data, True)
+    written = zkapi.kazoo.set(path, data, version=fresh.stat.version)
+    # Notified, not settled: the entry still shows the old data, unmarked.
+    wait_for(lambda: token.changes == 1, message="the own write notified")
+    assert caches.get(path).stat.mzxid == fresh.stat.mzxid
+    assert caches.proven_version(path) is None
+    caches.settle_write(token, written)
+    assert caches.proven_version(path) == written.mzxid
+
+
 def test_foreign_write_right_after_ours_is_seen(zkapi, reader, wait_for):
     node = make_node(zkapi)
     path = f"{NODES}/{node.id}"

@@ -16,8 +16,10 @@ import threading
 import pytest
 import yaml
 from kazoo.client import KazooClient
+from kazoo.retry import KazooRetry
 
 from nodepool.driver import fake
+from nodepool.zk.client import RECONNECT_MAX_DELAY
 from tests.functional.launcher.helpers import fake_provider, wait_for
 from tools.zookeeper import TcpGate, ZooKeeperEnsemble, ZooKeeperServer
 from tools.zuulsim import ZuulSim
@@ -37,7 +39,13 @@ class FaultEnv:
         self.config_path = str(tmp_path / "nodepool.yaml")
         self.ports = launcher_ports
         self.timeout = timeout
-        self.client = KazooClient(hosts=zuul_hosts, timeout=30.0)
+        # Zuul's side reconnects at most 1 s apart, as the launcher does:
+        # kazoo's default back-off doubles, and after a server restart
+        # under load its next attempt came after the session had expired.
+        self.client = KazooClient(
+            hosts=zuul_hosts, timeout=30.0,
+            connection_retry=KazooRetry(max_tries=-1, delay=0.1,
+                                        max_delay=RECONNECT_MAX_DELAY))
         self.client.start(timeout=15)
         self.zuul = ZuulSim(self.client)
         self.launcher = None

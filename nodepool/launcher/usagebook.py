@@ -31,7 +31,7 @@ a deletion is seen at once even in a stale record.  Every other node is read as 
 launchers that publish no record: upstream ones, an older version, a
 previous process of ours, static registrations), with one exception: a
 node first seen less than ``claim_grace`` (3 s) ago that no record claims
-yet, while some live peer publishes one, is most likely a peer's, created since its last write, and is not
+yet is most likely a peer's, created since its last write, and is not
 read yet.  Quota counts it *conservatively*: as a node of our provider
 and of the pool asking, costing ``bound`` (per resource, the most any
 label of the provider costs; instances 1).  Once older it is read.  So
@@ -239,11 +239,6 @@ class Claims:
         self.sightings = sightings
         self.now = now
         self.claimed: dict[str, NodeSummary] = {}
-        records = list(records)
-        # No live peer publishes a record: an unclaimed node cannot be a
-        # peer's created since its last write, so none is held back
-        # (nodes of upstream launchers, or present before we started).
-        self.peers = bool(records)
         for record in records:
             for node_id, summary in record.nodes.items():
                 if node_id not in own:
@@ -258,7 +253,7 @@ class Claims:
         if node_id in self.claimed:
             self.sightings.claimed(node_id)
             return False
-        if self.peers and self.sightings.young(node_id, self.now):
+        if self.sightings.young(node_id, self.now):
             self.young.append(node_id)
             return False
         return True

@@ -239,6 +239,10 @@ class Claims:
         self.sightings = sightings
         self.now = now
         self.claimed: dict[str, NodeSummary] = {}
+        records = list(records)
+        # Some live peer publishes a record (else an unclaimed node cannot
+        # be a peer's created since its last write: see ``reads_ready``).
+        self.peers = bool(records)
         for record in records:
             for node_id, summary in record.nodes.items():
                 if node_id not in own:
@@ -260,7 +264,8 @@ class Claims:
 
     def reads_ready(self, node_id: str, young: bool = False) -> bool:
         """``reads``, and also claimed nodes the record says are ``ready``
-        and allocated to nobody (possible spares) and, with ``young``,
+        and allocated to nobody (possible spares), young unclaimed ones
+        while no live peer publishes a record and, with ``young``, all
         young unclaimed ones (for
         tenant limits, which count nodes by a tenant no stand-in knows):
         for callers that look at states and allocations."""
@@ -268,7 +273,10 @@ class Claims:
             return True
         summary = self.claimed.get(node_id)
         if summary is None:
-            return young
+            # Young and unclaimed: with no live peer it is no peer's new
+            # node but one of upstream launchers or there before we
+            # started -- a possible spare to hand out now, not in 3 s.
+            return young or not self.peers
         return summary.state == NodeState.READY and not summary.allocated_to
 
     def nodes(self, provider: str | None = None, pool: str | None = None,

@@ -269,3 +269,19 @@ def test_a_peer_record_is_parsed_once_per_version():
     peer_record(store, "nl2-x", {"0000000001": summary(state="used")})
     store.records["nl2-x"] = (store.records["nl2-x"][0], 1)   # new mzxid
     assert b.records()[0].nodes["0000000001"].state == "used"
+
+
+def test_without_live_peers_young_nodes_are_possible_spares():
+    # Ready nodes an upstream launcher left (or there before we started)
+    # are handed out at once; with a live peer, a young unclaimed node is
+    # most likely its new one and waits for its record.
+    store, clock = Store(), Clock()
+    b = book(store, clock)
+    store.nodes |= {"0000000001", "0000000002"}
+    claims = b.claims()
+    assert [i for i in sorted(store.nodes) if claims.reads_ready(i)] == \
+        ["0000000001", "0000000002"]
+    peer_record(store, "nl2-x", {})
+    store.nodes.add("0000000003")
+    claims = b.claims()
+    assert not claims.reads_ready("0000000003")

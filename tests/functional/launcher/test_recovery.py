@@ -184,6 +184,10 @@ def test_closed_connection_ends_a_node_pass_with_one_line(env, caplog):
            for i in range(6)]
     wait_for(lambda: all(launcher.zk.get_node(i, cached=True)
                          for i in ids), what="nodes cached")
+    # Nodes no usage record claims are left alone while young (they may
+    # be a peer's, usagebook.py): the pass below must find them old.
+    wait_for(lambda: all(launcher.usage.claims().reads(i) for i in ids),
+             timeout=10, what="nodes past the claim grace")
     worker._stop.clear()
     launcher.zk.client.kazoo.stop()
     caplog.clear()

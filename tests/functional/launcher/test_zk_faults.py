@@ -147,7 +147,10 @@ def test_server_restart_resumes_same_session(tmp_path, cloud):
     same port and data: the server restores the session, the launcher
     waits while disconnected and then serves new requests."""
     server = ZooKeeperServer(str(tmp_path / "zk")).start()
-    env = FaultEnv(tmp_path, [server.port], server.hosts, timeout=4.0)
+    # A session timeout with room for a slow restart on a loaded machine
+    # (at 4 s the server, once up, sometimes expired it before the
+    # launcher's next attempt).
+    env = FaultEnv(tmp_path, [server.port], server.hosts, timeout=10.0)
     try:
         env.write_config()
         launcher = env.start_launcher()

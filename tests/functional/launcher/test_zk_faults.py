@@ -143,9 +143,9 @@ def test_no_action_while_suspended_then_resumes(gated):
 
 
 def test_server_restart_resumes_same_session(tmp_path, cloud):
-    """Server stopped longer than zookeeper-timeout and restarted on the
-    same port and data: the server restores the session, the launcher
-    waits while disconnected and then serves new requests."""
+    """Server stopped and restarted on the same port and data: the
+    server restores the session, the launcher waits while disconnected
+    and then serves new requests in the same session."""
     server = ZooKeeperServer(str(tmp_path / "zk")).start()
     # A session timeout with room for a slow restart on a loaded machine
     # (at 4 s the server, once up, sometimes expired it before the

@@ -273,6 +273,7 @@ class PoolWorker:
         self._thread: threading.Thread | None = None
         self._nodes: list[Node] | None = None
         self._costed: list[Node] | None = None   # quota: any version
+        self._costed_births: int | None = None   # node births it saw
         self._bound: Quota | None = None     # usagebook.bound_cost
         self._spares: dict[str, list[Node]] | None = None
         self._last_stats = 0.0
@@ -301,7 +302,8 @@ class PoolWorker:
             label_cost=manager.adapter.label_quota,
             node_cost=lambda node: manager.node_cost(node, pool),
             provider_limits=manager.provider_limits,
-            provider_used=manager.provider_used, clock=clock)
+            provider_used=manager.provider_used,
+            births=self.zk.node_births, clock=clock)
         self.shard = Shard(self.id, clock=clock)
         self.allocator = PoolAllocator(pool, provider.name, self.id, self.zk,
                                        manager, self.quota, self.spares)
@@ -1016,13 +1018,23 @@ class PoolWorker:
                              or n.tenant_name is not None)]
 
     def nodes_costed(self) -> list[Node]:
-        """Our provider's nodes as quota counts them (this pass).  Every
+        """Our provider's nodes as quota counts them (this pass, or since
+        the last node znode appeared).  Every
         state counts and a node's cost is set when it is allocated (its
         launch may refine it to the instance's figures), so any version
         the cache read before will do: nodes are read once, not at each
         of their changes, and a live peer's not at all (its usage
         record stands for them).  (Spares and tenant
         limits, which look at states and tenants, use ``nodes_cached``.)"""
+        # Within a pass too, a node znode that appeared since (another
+        # launcher's, most often) makes the list old: quota recounts when
+        # one did (quota.FRESH_INTERVAL).
+        births = self.zk.node_births()
+        with self._pass_lock:
+            if births != self._costed_births:
+                self._generation += 1    # a fill in flight is not kept
+                self._costed = None
+                self._costed_births = births
         return self._per_pass("_costed", self._read_costed)
 
     def _read_costed(self) -> list[Node]:

@@ -16,8 +16,10 @@ What it owns (and nobody else decides):
   ``tenant-resource-limits`` (``tenant_verdict``);
 - the usage: the pool's nodes and the provider's (plus the instances the
   provider does not manage, counted by ``provider_used``), summed at most
-  every ``USAGE_TTL`` seconds (an O(nodes) walk), plus nodes we created
-  that the node cache does not show yet (``RECENT_TTL``);
+  every ``USAGE_TTL`` seconds (an O(nodes) walk) -- every
+  ``FRESH_INTERVAL`` while node znodes appear (``births``: another
+  launcher's nodes count as soon as its pool's do) -- plus nodes we
+  created that the node cache does not show yet (``RECENT_TTL``);
 - reservations: ``reserve`` checks and claims atomically, so racing
   handlers never both take the last slot; ``commit`` turns a reservation
   into a recent node, ``release`` gives it back.  Between recounts the
@@ -30,6 +32,7 @@ What it owns (and nobody else decides):
 
 What it needs is passed in as plain callables, so it is tested without
 ZooKeeper or a cloud: ``nodes()`` (the provider's cached node records),
+``births()`` (a count of node znodes seen appearing, None if unknown),
 ``label_cost(label)`` and ``node_cost(node)`` (the adapter's costs),
 ``provider_limits()`` and ``provider_used(nodes)`` (the cloud's quota and
 what is used of it), and a monotonic ``clock``.  Why callables and not the
@@ -67,6 +70,12 @@ RECENT_TTL = 60.0
 # Quota usage is summed over the provider's nodes at most this often (an
 # O(nodes) walk: per pass it was half the launcher's CPU under a burst).
 USAGE_TTL = 0.5
+# ... but again once this old when a node znode appeared since (any
+# launcher's: ``births``), so that the nodes a peer launcher created are
+# counted within a round trip or two instead of up to ``USAGE_TTL`` later:
+# several launchers filling one pool's last slots would otherwise each
+# fill them (cost: one walk per this interval while nodes appear).
+FRESH_INTERVAL = 0.05
 RECLAIM_INTERVAL = 300.0  # spec: not while a reclaimed node is < 5 min old
 
 #: names of the pool limits, per resource key, as the config spells them
@@ -183,6 +192,7 @@ class PoolQuota:
     """
 
     usage_ttl = USAGE_TTL
+    fresh_interval = FRESH_INTERVAL
     recent_ttl = RECENT_TTL
     reclaim_interval = RECLAIM_INTERVAL
 
@@ -192,6 +202,7 @@ class PoolQuota:
                  node_cost: Callable[[Node], Quota],
                  provider_limits: Callable[[], Quota],
                  provider_used: Callable[[list[Node]], Quota],
+                 births: Callable[[], int | None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic):
         self.pool = pool
         self.provider_name = provider_name
@@ -200,11 +211,13 @@ class PoolQuota:
         self._node_cost = node_cost
         self._provider_limits = provider_limits
         self._provider_used = provider_used
+        self._births = births
         self.clock = clock
         self.limits = pool_limits(pool)
         self.ignore_provider_quota = pool.ignore_provider_quota
         self._lock = threading.RLock()
-        # "pool"/"provider" -> [counted at, usage + our reservations]
+        # "pool"/"provider" -> [counted at, usage + our reservations,
+        #                       births then]
         self._counted: dict[str, list] = {}
         self._reservations: dict[object, Quota] = {}
         self._recent: dict[str, tuple[float, Node]] = {}
@@ -233,12 +246,17 @@ class PoolQuota:
 
     def _recounted(self, key: str, count: Callable[[], Quota]) -> Quota:
         """``count()`` plus our reservations, recounted at most every
-        ``usage_ttl``; in between, reserve/release adjust it exactly."""
+        ``usage_ttl`` -- or every ``fresh_interval`` when node znodes
+        appeared since the last count (ours or a peer's: the births do
+        not tell whose); in between, reserve/release adjust it exactly."""
         now = self.clock()
+        born = self._births()
         entry = self._counted.get(key)
-        if entry is None or now - entry[0] > self.usage_ttl:
+        if entry is None or now - entry[0] > self.usage_ttl or (
+                born != entry[2] and now - entry[0] >= self.fresh_interval):
             entry = self._counted[key] = [
-                now, count() + Quota.total(self._reservations.values())]
+                now, count() + Quota.total(self._reservations.values()),
+                born]
         return entry[1]
 
     def pool_used(self) -> Quota:

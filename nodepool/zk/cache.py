@@ -162,6 +162,16 @@ class TreeCaches:
         data = tree.get_data(path)
         return None if data is None else data.stat.mzxid
 
+    def births(self, root: str) -> int | None:
+        """How many znodes the cache of ``root`` has seen appear
+        (``PersistentTreeCache.births``): a reader that finds it unchanged
+        knows no znode was added since it last asked.  None when the cache
+        cannot tell (one-shot watches); never reads."""
+        tree = self._trees.get(root)
+        if isinstance(tree, PersistentTreeCache):
+            return tree.births()
+        return None
+
     def proven_version(self, path: str) -> int | None:
         """``version`` when it also proves that no notified change is
         missing from the data (``PersistentTreeCache.proven_version``);

@@ -80,6 +80,14 @@ class NodeStore(StoreBase):
             return self.caches.exists(path)
         return True
 
+    def node_births(self) -> int | None:
+        """How many node znodes the cache has seen appear (any launcher's):
+        unchanged, no node was added since the caller last asked.  None
+        when no cache can tell; never a round trip."""
+        if not self._use_cache(NODES, True):
+            return None
+        return self.caches.births(NODES)
+
     def get_node(self, node_id: str, cached: bool = False) -> Node | None:
         """The node, or None if absent/unusable (logged)."""
         return self._read_record(Node, node_id, node_path(node_id), cached)

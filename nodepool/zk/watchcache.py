@@ -271,6 +271,10 @@ class PersistentTreeCache:
         self._sender: threading.Thread | None = None
         self._outstanding = 0            # reads in flight
         self._step = 0                   # items applied
+        # Children of the root added (notified or found by a listing): a
+        # reader that counts them knows whether any appeared since it
+        # last looked, without walking the tree (``births``).
+        self._births = 0
         # Listings in flight, and path -> step of the deletions notified
         # meanwhile, so that a listing sent before a deletion cannot bring
         # the child back.  Listings are only sent when (re)syncing: in the
@@ -374,6 +378,13 @@ class PersistentTreeCache:
             if self._own.get(path):
                 return None
             return self.version(path)
+
+    def births(self) -> int:
+        """How many children of the root were added so far (the node
+        znodes of ``/nodepool/nodes``, not their locks): unchanged means
+        none appeared since the caller last asked (one removed and added
+        again counts).  No read, no lock: an int."""
+        return self._births
 
     def get_children(self, path: str, default=None):
         entry = self._find(path)
@@ -622,6 +633,8 @@ class PersistentTreeCache:
             if parent is None or name in parent.children:
                 return False
             child = parent.children[name] = _Entry(self._step)
+            if depth == 1:
+                self._births += 1
             if depth <= self.data_depth:
                 self._read_data(path, child)
             return True
@@ -714,6 +727,8 @@ class PersistentTreeCache:
             if self._deleted_since(f"{path}/{name}", sent):
                 continue
             child = entry.children[name] = _Entry(self._step)
+            if depth == 1:
+                self._births += 1
             changed = True
             if depth <= self.data_depth or depth <= self.children_depth:
                 self._refresh_tree(f"{path}/{name}", child, depth)

@@ -429,3 +429,25 @@ def create_raw(reader) -> str:
     body = json.dumps({"state": "ready", "type": ["small"],
                        "provider": "p"}).encode()
     return reader.create(f"{NODES}/", body, sequence=True).rsplit("/", 1)[1]
+
+
+def test_births_count_node_znodes_that_appear_not_changes_or_locks(
+        zkapi, reader, wait_for):
+    """``node_births`` (what quota recounts on): 30 node znodes another
+    client creates are 30 births; their data changes, lock contenders
+    and deletions are none."""
+    before = zkapi.node_births()
+    assert before is not None
+    paths = [reader.create(f"{NODES}/", json.dumps({
+        "state": "building", "provider": "p", "pool": "main",
+        "type": ["small"]}).encode(), sequence=True) for _ in range(30)]
+    wait_for(lambda: zkapi.node_births() == before + 30,
+             message="30 births")
+    for path in paths:
+        reader.set(path, json.dumps({"state": "ready"}).encode())
+        reader.create(f"{path}/lock/", b"", sequence=True, makepath=True)
+    for path in paths[:10]:
+        reader.delete(path, recursive=True)
+    wait_for(lambda: cache_matches_server(zkapi, reader),
+             message="changes, locks and deletions cached")
+    assert zkapi.node_births() == before + 30

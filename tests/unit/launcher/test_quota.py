@@ -57,7 +57,7 @@ def make_node(i: int, label: str = "small", pool: str = "main",
 
 
 def make_quota(nodes=(), cloud: Cloud | None = None, clock=None,
-               ignore=False, **limits):
+               ignore=False, births=lambda: None, **limits):
     cloud = cloud or Cloud()
     nodes = list(nodes)
     pool = Pool(name="main", provider_name="p", ignore_provider_quota=ignore,
@@ -65,7 +65,7 @@ def make_quota(nodes=(), cloud: Cloud | None = None, clock=None,
     quota = PoolQuota(pool, "p", nodes=lambda: nodes,
                       label_cost=COSTS.__getitem__, node_cost=node_cost,
                       provider_limits=cloud.provider_limits,
-                      provider_used=cloud.provider_used,
+                      provider_used=cloud.provider_used, births=births,
                       clock=clock or Clock())
     return quota, nodes, cloud
 
@@ -268,6 +268,57 @@ def test_usage_is_recounted_only_after_the_ttl():
     nodes.clear()
     clock.now += quota.usage_ttl + 0.01
     assert quota.check(COSTS["small"])
+
+
+def test_nodes_that_appear_are_counted_within_the_fresh_interval():
+    # Three launchers fill a pool's last slots: each sees the others' new
+    # node znodes (births) and recounts within FRESH_INTERVAL, not
+    # USAGE_TTL later -- while nothing appears, the TTL holds.
+    clock = Clock()
+    born = [0]
+    cloud = Cloud(limits=Quota(instances=100))
+    quota, nodes, _ = make_quota(clock=clock, cloud=cloud, max_servers=12,
+                                 births=lambda: born[0])
+    assert quota.check(COSTS["small"])
+    after = quota.fresh_interval * 1.5      # (no float edge at == )
+    calls = cloud.used_calls
+    for _ in range(5):      # nothing appears: no recount within the TTL
+        clock.now += quota.fresh_interval
+        assert quota.check(COSTS["small"])
+    assert cloud.used_calls == calls
+    # A peer creates 12 nodes: seen by the births, counted at once after
+    # the fresh interval (the TTL is not over).
+    clock.now += quota.usage_ttl + 1
+    start = clock.now
+    quota.check(COSTS["small"])             # recounted: the TTL is over
+    nodes.extend(make_node(i) for i in range(12))
+    born[0] += 12
+    clock.now += quota.fresh_interval / 2
+    assert quota.check(COSTS["small"])      # not yet: at most that often
+    clock.now += after
+    v = quota.check(COSTS["small"])
+    assert not v and v.free == 0 and v.limit == "pool max-servers"
+    assert clock.now - start < quota.usage_ttl
+    # Our own reservations still count exactly in between.
+    nodes.clear()
+    born[0] += 1            # (a removal is no birth: a new node appears)
+    clock.now += after
+    assert quota.reserve(COSTS["small"])
+    nodes.extend(make_node(i) for i in range(11))
+    born[0] += 11
+    clock.now += after
+    assert not quota.check(COSTS["small"])  # 11 nodes + our reservation
+
+
+def test_without_births_the_ttl_alone_recounts():
+    clock = Clock()
+    quota, nodes, _ = make_quota(clock=clock, max_servers=1)
+    assert quota.check(COSTS["small"])
+    nodes.append(make_node(1))
+    clock.now += quota.usage_ttl / 2
+    assert quota.check(COSTS["small"])      # births unknown: the TTL waits
+    clock.now += quota.usage_ttl
+    assert not quota.check(COSTS["small"])
 
 
 # -- reclaiming a ready node at quota --------------------------------------------

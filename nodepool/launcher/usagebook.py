@@ -27,12 +27,13 @@ Readers (``Claims``, one snapshot per quota recount, routing, deleter or
 gauge pass): a node a live peer's record lists is *claimed*: it is not
 read, its summary stands for it -- counted only while its znode exists
 (the cache knows without reading; without a running cache, always), so
-a deletion is seen at once even in a stale record.  Every other node is read as before (our own, nodes of
-launchers that publish no record: upstream ones, an older version, a
-previous process of ours, static registrations), with one exception: a
-node first seen less than ``claim_grace`` (3 s) ago that no record claims
-yet is most likely a peer's, created since its last write, and is not
-read yet.  Quota counts it *conservatively*: as a node of our provider
+a deletion is seen at once even in a stale record.  Every other node is
+read as before (our own, nodes of launchers that publish no record:
+upstream ones, an older version, a previous process of ours, static
+registrations), with one exception: a node first seen less than
+``claim_grace`` (3 s) ago that no record claims yet, while some live peer
+publishes one, is most likely a peer's, created since its last write, and
+is not read yet (with no peer record there is no such peer: it is read).  Quota counts it *conservatively*: as a node of our provider
 and of the pool asking, costing ``bound`` (per resource, the most any
 label of the provider costs; instances 1).  Once older it is read.  So
 usage is never underestimated by a node that no record lists: it is
@@ -240,8 +241,9 @@ class Claims:
         self.now = now
         self.claimed: dict[str, NodeSummary] = {}
         records = list(records)
-        # Some live peer publishes a record (else an unclaimed node cannot
-        # be a peer's created since its last write: see ``reads_ready``).
+        # No live peer publishes a record: an unclaimed node cannot be a
+        # peer's created since its last write, so none is held back
+        # (nodes of upstream launchers, or present before we started).
         self.peers = bool(records)
         for record in records:
             for node_id, summary in record.nodes.items():
@@ -251,32 +253,32 @@ class Claims:
 
     def reads(self, node_id: str) -> bool:
         """Should this node be read?  Not when a peer claims it, nor when
-        it is young and unclaimed (then it goes to ``young``)."""
+        it is young and unclaimed while some live peer publishes a record
+        (then it goes to ``young``).  With no peer record, a young
+        unclaimed node is an upstream launcher's or was there before we
+        started: read at once (quota counts it, a spare is handed out
+        now, the deleter sees it) instead of after the grace."""
         if node_id in self.own:
             return True
         if node_id in self.claimed:
             self.sightings.claimed(node_id)
             return False
-        if self.sightings.young(node_id, self.now):
+        if self.peers and self.sightings.young(node_id, self.now):
             self.young.append(node_id)
             return False
         return True
 
     def reads_ready(self, node_id: str, young: bool = False) -> bool:
         """``reads``, and also claimed nodes the record says are ``ready``
-        and allocated to nobody (possible spares), young unclaimed ones
-        while no live peer publishes a record and, with ``young``, all
-        young unclaimed ones (for
-        tenant limits, which count nodes by a tenant no stand-in knows):
-        for callers that look at states and allocations."""
+        and allocated to nobody (possible spares) and, with ``young``, the
+        young unclaimed ones (for tenant limits, which count nodes by a
+        tenant no stand-in knows): for callers that look at states and
+        allocations."""
         if self.reads(node_id):
             return True
         summary = self.claimed.get(node_id)
         if summary is None:
-            # Young and unclaimed: with no live peer it is no peer's new
-            # node but one of upstream launchers or there before we
-            # started -- a possible spare to hand out now, not in 3 s.
-            return young or not self.peers
+            return young     # young, unclaimed, while a peer publishes
         return summary.state == NodeState.READY and not summary.allocated_to
 
     def nodes(self, provider: str | None = None, pool: str | None = None,

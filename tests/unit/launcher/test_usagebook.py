@@ -58,7 +58,10 @@ def summary(pool="main", state="ready", cores=2, provider="p"):
 
 
 def peer_record(store, member, nodes):
-    store.records[member] = (UsageRecord(member, "nl2", nodes).to_json(), 0)
+    # Each write is a new version (records are parsed once per version).
+    version = store.records[member][1] + 1 if member in store.records else 0
+    store.records[member] = (UsageRecord(member, "nl2", nodes).to_json(),
+                             version)
     store.nodes |= set(nodes)
 
 
@@ -144,7 +147,8 @@ def test_claimed_nodes_are_not_read_and_count_while_they_exist():
 def test_a_young_unclaimed_node_counts_at_the_bound_then_is_read():
     store, clock = Store(), Clock()
     b = book(store, clock)
-    store.nodes.add("0000000009")     # a peer's, not in its record yet
+    peer_record(store, "nl2-x", {})   # a live peer
+    store.nodes.add("0000000009")     # the peer's, not in its record yet
     bound = Quota(instances=1, cores=8)
     claims = b.claims()
     assert not claims.reads("0000000009")
@@ -162,6 +166,7 @@ def test_a_young_unclaimed_node_counts_at_the_bound_then_is_read():
 def test_a_node_claimed_later_is_counted_from_the_record():
     store, clock = Store(), Clock()
     b = book(store, clock)
+    peer_record(store, "nl2-x", {})
     store.nodes.add("0000000009")
     assert not b.claims().reads("0000000009")
     peer_record(store, "nl2-x", {"0000000009": summary(cores=2)})
@@ -177,24 +182,38 @@ def test_a_bad_peer_record_is_skipped_once_and_its_nodes_read(caplog):
     store.records["nl3-y"] = (b"{oops", 7)
     store.nodes.add("0000000005")
     with caplog.at_level(logging.WARNING):
-        assert not b.claims().reads("0000000005")   # first seen: young
+        # No readable record: no live peer to wait for, read at once.
+        assert b.claims().reads("0000000005")
         b.claims()
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "/nodepool/launcher-usage/nl3-y" in said[0] \
         and "invalid JSON" in said[0]
-    clock.now += CLAIM_GRACE
-    assert b.claims().reads("0000000005")
 
 
 def test_a_dead_peer_whose_record_went_is_read_again():
     store, clock = Store(), Clock()
     b = book(store, clock)
     peer_record(store, "nl2-x", {"0000000001": summary()})
+    peer_record(store, "nl3-y", {})
     assert not b.claims().reads("0000000001")
     del store.records["nl2-x"]            # its session expired
     assert not b.claims().reads("0000000001")   # young once unclaimed
     clock.now += CLAIM_GRACE
     assert b.claims().reads("0000000001")
+    del store.records["nl3-y"]
+    store.nodes.add("0000000002")
+    assert b.claims().reads("0000000002")   # no live peer: read at once
+
+
+def test_without_live_peers_no_node_is_held_back():
+    # Nodes of upstream launchers, or there before we started: read at
+    # once (the ready ones are spares to hand out right away).
+    store, clock = Store(), Clock()
+    b = book(store, clock)
+    store.nodes |= {"0000000001", "0000000002"}
+    claims = b.claims()
+    assert claims.reads("0000000001") and claims.reads("0000000002")
+    assert claims.nodes("p", "main", Quota(instances=1)) == []
 
 
 def test_bound_cost_takes_the_most_of_each_resource():

@@ -30,7 +30,8 @@ Families (all prefixed ``nodepool_``; counters end in ``_total``):
   capacity error for it is remembered), ``offering_short{provider,offering}``
   (1 while its calls keep being answered partially);
 - machinery, per provider: ``provider_active_launches``; rate limiters
-  (``rate_limiter_rate``, ``_effective_rate``, ``_delay_seconds``,
+  (``rate_limiter_rate`` as configured, ``_share_rate`` this launcher's
+  share of it, ``_effective_rate``, ``_delay_seconds``,
   ``_calls_total``, ``_waits_total``, ``_wait_seconds_total``,
   ``_throttled_total``, label ``limiter``); create pools
   (``create_pool_workers``, ``_busy``, ``_queued``, label ``pool``);
@@ -272,6 +273,10 @@ def _limiter_metrics(providers: list[ProviderView]) -> Iterator[Metric]:
     gauges = {
         "rate": _gauge("rate_limiter_rate", "Configured calls per second "
                        "(0: unlimited)", labels),
+        "share_rate": _gauge("rate_limiter_share_rate", "Calls per second "
+                             "this launcher may use: its share of the "
+                             "configured rate among the launchers serving "
+                             "the provider", labels),
         "effective_rate": _gauge("rate_limiter_effective_rate", "Calls per "
                                  "second after throttling back-off", labels),
         "delay": _gauge("rate_limiter_delay_seconds", "Seconds until the "

@@ -46,6 +46,7 @@ def finite(value: float | None) -> float | None:
 class LimiterView:
     name: str
     rate: float                 # configured calls/s, 0 = unlimited
+    share_rate: float           # this launcher's share of it (rate budget)
     effective_rate: float       # after throttling back-off
     burst: float
     delay: float                # seconds until a call could start
@@ -225,7 +226,8 @@ def _add_machinery(view: ProviderView, adapter) -> None:
     for limiter in machinery.limiters:
         s = limiter.stats
         view.limiters.append(LimiterView(
-            limiter.name, limiter.rate, limiter.effective_rate,
+            limiter.name, limiter.configured_rate, limiter.rate,
+            limiter.effective_rate,
             limiter.burst, limiter.delay_for(), limiter.tokens(), s.calls,
             s.waits, s.wait_seconds, s.throttled))
     for pool in machinery.create_pools:

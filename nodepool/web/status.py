@@ -73,6 +73,7 @@ def _provider(p: ProviderView, launches: dict) -> dict:
         "launches": launches,
         "rate_limiters": [
             {"name": x.name, "rate": x.rate,
+             "share_rate": round(x.share_rate, 3),
              "effective_rate": round(x.effective_rate, 3),
              "delay": round(x.delay, 3),
              # null when unlimited: JSON has no infinity

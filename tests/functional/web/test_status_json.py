@@ -15,8 +15,8 @@ PROVIDER = {"name", "driver", "active_launches", "max_servers", "quota",
             "launches", "rate_limiters", "create_pools", "batchers", "pools",
             "offerings_unavailable", "offerings_short"}
 QUOTA = {"limit", "used"}
-LIMITER = {"name", "rate", "effective_rate", "delay", "tokens", "calls",
-           "waits", "wait_seconds", "throttled"}
+LIMITER = {"name", "rate", "share_rate", "effective_rate", "delay", "tokens",
+           "calls", "waits", "wait_seconds", "throttled"}
 CREATE_POOL = {"name", "workers", "busy", "queued"}
 BATCHER = {"name", "batches", "items", "retries", "recent_sizes"}
 POOL = {"name", "priority", "paused", "requests_in_progress",
@@ -98,7 +98,8 @@ def test_status_json_figures(site):
     assert pool["labels"] == ["large", "small"]
     (limiter,) = provider["rate_limiters"]
     assert limiter["name"] == "fake-provider-mutate"
-    assert limiter["rate"] == 100 and limiter["calls"] >= 2
+    assert limiter["rate"] == limiter["share_rate"] == 100
+    assert limiter["calls"] >= 2
     assert [p["name"] for p in provider["create_pools"]] == ["fake-provider"]
     assert [b["name"] for b in provider["batchers"]] == [
         "fake-provider-delete"]

@@ -44,10 +44,24 @@ def test_the_snapshot_shows_only_the_reported_machinery():
     view = ProviderView("p", "test", 0, None, {}, {})
     _add_machinery(view, adapter)
     assert [x.name for x in view.limiters] == ["p-write"]
-    assert view.limiters[0].rate == 5
+    assert view.limiters[0].rate == view.limiters[0].share_rate == 5
     assert [(x.name, x.workers) for x in view.create_pools] == [("p", 2)]
     assert [(b.name, b.batches, b.items, b.recent)
             for b in view.batchers] == [("p-delete", 1, 1, [1])]
+    adapter.create_pool.shutdown(wait=False)
+
+
+def test_the_snapshot_shows_the_configured_rate_and_our_share():
+    # Three launchers share the account's rate budget: the view shows the
+    # configured rate and this launcher's third of it apart.
+    adapter = Reporting()
+    adapter.limiter.set_share(1 / 3)
+    view = ProviderView("p", "test", 0, None, {}, {})
+    _add_machinery(view, adapter)
+    (limiter,) = view.limiters
+    assert limiter.rate == 5
+    assert abs(limiter.share_rate - 5 / 3) < 1e-9
+    assert abs(limiter.effective_rate - 5 / 3) < 1e-9
     adapter.create_pool.shutdown(wait=False)
 
 

@@ -72,6 +72,10 @@ LOST_WINDOW = 10.0
 # was lost by its creator: the creator's lock attempt (handler.py,
 # NEW_NODE_LOCK_TIMEOUT = 10 s) has ended by then.
 ORPHAN_INIT_AGE = 20.0
+# Request lock directories asked for their age per full pass at most: a
+# launcher that starts next to a day of requests asks a few thousand over
+# its first passes instead of all in the first (a burst of round trips).
+LOCK_DIR_ASKS = 200
 # Lost requests are reset this many at a time (each reset is a dozen
 # ZooKeeper round trips; a dead launcher may leave a hundred).
 RESET_THREADS = 8
@@ -133,9 +137,10 @@ class CleanupWorker(PeriodicWorker):
         self._components: set[str] | None = None
         # Request lock directories: id -> their mtime or a lower bound of
         # it (one listed first after our previous listing is at most that
-        # old), so that each is asked for its age about once, not every
-        # pass; and when that listing was taken (None: not yet).
-        self._lock_dirs: dict[str, float] = {}
+        # old; None: not asked yet), so that each is asked for its age
+        # about once, not every pass; and when that listing was taken
+        # (None: not yet).
+        self._lock_dirs: dict[str, float | None] = {}
         self._lock_dirs_listed: float | None = None
         # Pending requests seen without a lock holder on the last check.
         self._unheld: set[str] = set()
@@ -256,21 +261,28 @@ class CleanupWorker(PeriodicWorker):
         may be old enough: one that appeared since our previous listing is
         younger than that listing (there are as many directories as
         requests of the last hours; asking each for its age every pass
-        cost one round trip per directory per pass and launcher)."""
+        cost one round trip per directory per pass and launcher).  At most
+        ``LOCK_DIR_ASKS`` are asked per pass; the others stay unknown
+        (None) and are asked on the next passes."""
         now = self.clock()
         names = self.zk.request_lock_dir_ids()
         since, self._lock_dirs_listed = self._lock_dirs_listed, now
-        known = {}
+        known: dict[str, float | None] = {}
+        asks = 0
         for request_id in names:
             bound = self._lock_dirs.get(request_id, since)
             if bound is None or now - bound >= LOCK_DIR_MAX_AGE:
+                if asks >= LOCK_DIR_ASKS:
+                    known[request_id] = None     # asked on a later pass
+                    continue
+                asks += 1
                 bound = self.zk.request_lock_dir_mtime(request_id)
                 if bound is None:
                     continue          # removed meanwhile
             known[request_id] = bound
         self._lock_dirs = known
         for request_id, mtime in known.items():
-            if now - mtime < LOCK_DIR_MAX_AGE:
+            if mtime is None or now - mtime < LOCK_DIR_MAX_AGE:
                 continue
             if self.zk.get_request(request_id) is not None:
                 continue
@@ -279,8 +291,14 @@ class CleanupWorker(PeriodicWorker):
 
     # -- 2 -------------------------------------------------------------------
     def cleanup_leaks(self) -> None:
+        # Which node ids exist, and of which provider: what a node never
+        # changes, so any version the cache read will do (each node is
+        # read about once, not on every pass).  A node created after this
+        # walk is missing from it: its instance is only a suspect, and a
+        # suspect is deleted on the next pass only if still unknown then.
         unreadable: list = []
-        nodes = list(self.zk.iter_nodes(cached=False, rejects=unreadable))
+        nodes = list(self.zk.iter_nodes(cached=True, shared=True,
+                                        current=False, rejects=unreadable))
         # A node znode we cannot read may well be this provider's: its
         # instance is not a leak while the znode is there.
         quarantined = {entry.name for entry in unreadable}
@@ -339,8 +357,11 @@ class CleanupWorker(PeriodicWorker):
 
     # -- 3 -------------------------------------------------------------------
     def cleanup_lost_requests(self) -> None:
+        # The cache's pending requests (a lazy cache reads only those that
+        # changed since it last read them); a reset re-checks under the
+        # request's lock.
         requests = [r for r in self.zk.iter_requests(
-            cached=False, want=lambda r: r.state == RequestState.PENDING)
+            cached=True, want=lambda r: r.state == RequestState.PENDING)
             if not self.zk.is_locked(r)]
         if requests:
             self._reset_all(requests, self._allocations(cached=False))

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from nodepool.launcher import cleanup
 from nodepool.launcher.cleanup import LOCK_DIR_MAX_AGE, CleanupWorker
 from nodepool.zk import ZooKeeper, ZooKeeperClient
 from nodepool.zk.paths import REQUEST_LOCKS, request_lock_path
@@ -82,3 +83,24 @@ def test_lock_dirs_are_asked_their_age_once_and_removed_when_old(api):
     assert api.kazoo.exists(request_lock_path(old[0])) is None
     assert api.kazoo.exists(request_lock_path(new[0])) is None
     assert api.kazoo.exists(REQUEST_LOCKS) is not None
+
+
+def test_a_first_pass_asks_a_bounded_number_of_ages(api, monkeypatch):
+    # A launcher starting next to many old directories asks their ages
+    # over its first passes, LOCK_DIR_ASKS per pass, not all at once; the
+    # old ones are removed as they are found old.
+    monkeypatch.setattr(cleanup, "LOCK_DIR_ASKS", 20)
+    clock = Clock()
+    old = make_dirs(api, 0, 50)
+    clock.now += LOCK_DIR_MAX_AGE + 60      # all of them 8 hours old
+    worker = CleanupWorker(SimpleNamespace(zk=api), clock=clock)
+    sent = count_exists(api)
+    asked, left = [], []
+    for _ in range(4):
+        sent.clear()
+        worker.cleanup_request_locks()
+        asked.append(sent["Exists"])
+        left.append(len(api.request_lock_dir_ids()))
+    assert asked == [20, 20, 10, 0], asked
+    assert left == [30, 10, 0, 0], left
+    assert api.kazoo.exists(request_lock_path(old[-1])) is None

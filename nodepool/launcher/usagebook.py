@@ -33,8 +33,9 @@ upstream ones, an older version, a previous process of ours, static
 registrations), with one exception: a node first seen less than
 ``claim_grace`` (3 s) ago that no record claims yet, while some live peer
 publishes one, is most likely a peer's, created since its last write, and
-is not read yet (with no peer record there is no such peer: it is read).  Quota counts it *conservatively*: as a node of our provider
-and of the pool asking, costing ``bound`` (per resource, the most any
+is not read yet (with no peer record there is no such peer: it is
+read).  Quota counts it *conservatively*: as a node of our provider and
+of the pool asking, costing ``bound`` (per resource, the most any
 label of the provider costs; instances 1).  Once older it is read.  So
 usage is never underestimated by a node that no record lists: it is
 counted at least at its label's cost, or read.  (A node whose launch
@@ -241,9 +242,9 @@ class Claims:
         self.now = now
         self.claimed: dict[str, NodeSummary] = {}
         records = list(records)
-        # No live peer publishes a record: an unclaimed node cannot be a
-        # peer's created since its last write, so none is held back
-        # (nodes of upstream launchers, or present before we started).
+        # Some live peer publishes a record.  Without one, an unclaimed
+        # node cannot be a peer's created since its last write, so none
+        # is held back (upstream launchers' nodes, or there before us).
         self.peers = bool(records)
         for record in records:
             for node_id, summary in record.nodes.items():

@@ -62,7 +62,7 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from typing import Callable, Protocol
 
 from nodepool.driver.quota import Quota
@@ -243,12 +243,14 @@ class IoThreads:
 class Waiting:
     """One pass's view of the requests waiting at quota (see _route)."""
 
-    __slots__ = ("labels", "starved", "taken")
+    __slots__ = ("labels", "starved", "taken", "spares")
 
     def __init__(self, labels: set, starved: bool, taken: Quota):
         self.labels = labels
         self.starved = starved
         self.taken = taken      # what this pass let through meanwhile
+        # per label, the ready spares this pass's takes will reuse
+        self.spares: Counter = Counter()
 
 
 class PoolWorker:
@@ -840,22 +842,30 @@ class PoolWorker:
         Not once a waiting request has reached the starvation bound, nor
         when it shares a label with one (requests of one label keep their
         priority order).  Otherwise it is taken: if its nodes fit now (on
-        top of what this pass already let through) it is served at once,
-        else it waits too, and from then on holds back its own labels.
+        top of what this pass already let through; a ready spare of its
+        label costs nothing) it is served at once, else it waits too, and
+        from then on holds back its own labels -- so a pool at quota takes
+        one request per label and leaves the rest to pools that have room,
+        as upstream's paused pool does, even when a whole burst arrives
+        within one pass.
         """
         if waiting.starved:
             self.waits.note(request.id, waits.starved(self.starve_after))
             return False
-        if not waiting.labels:
-            return True     # nothing waits (the common case): no sums
         labels = set(request.node_types)
         if waiting.labels & labels:
             self.waits.note(request.id, waits.queued(waiting.labels & labels))
             return False
-        need = self.quota.cost(self.pool.labels[label]
-                               for label in request.node_types)
-        fits = self.quota.check(waiting.taken + need)
-        if fits:
+        launched = []
+        for label in request.node_types:
+            if waiting.spares[label] < len(self.spares(label)):
+                waiting.spares[label] += 1
+            else:
+                launched.append(self.pool.labels[label])
+        if not launched:
+            return True
+        need = self.quota.cost(launched)
+        if self.quota.check(waiting.taken + need):
             waiting.taken += need
         else:
             waiting.labels |= labels

@@ -13,7 +13,7 @@ from nodepool.config.model import Pool
 from nodepool.driver.quota import Quota
 from nodepool.launcher.poolworker import PoolWorker, Waiting
 from nodepool.launcher.usagebook import ALONE
-from nodepool.zk.models import NodeRequest, RequestState
+from nodepool.zk.models import Node, NodeRequest, NodeState, RequestState
 from tests.unit.launcher.fakes import Clock
 
 COSTS = {"small": Quota(instances=1, cores=1),
@@ -48,7 +48,8 @@ def make_worker(max_cores=10, cloud=Quota()):
         node_cost=lambda node, pool=None: Quota.from_resources(
             node.resources),
         provider_limits=lambda: cloud, provider_used=lambda nodes: Quota(),
-        label_usable=lambda label: True, image_available=lambda lb: True)
+        label_usable=lambda label: True, image_available=lambda lb: True,
+        owns=lambda node: True)
     launcher = SimpleNamespace(zk=Cache(), zk_ready=lambda: True,
                                stats=None, config=None, usage=ALONE,
                                pool_components=lambda fresh=False: [])
@@ -70,16 +71,51 @@ def request(*labels, tenant=None) -> NodeRequest:
                        node_types=list(labels), tenant_name=tenant)
 
 
+def node(node_id, label, spare=False) -> Node:
+    return Node(id=node_id, provider="p", pool="main", type=[label],
+                state=NodeState.READY if spare else NodeState.IN_USE,
+                allocated_to=None if spare else "100-0000000009",
+                resources={"cores": COSTS[label].values.get("cores", 0),
+                           "instances": 1})
+
+
 def waiting_handler(labels, since):
     return SimpleNamespace(paused=True, waiting_since=since,
                            request=request(*labels))
 
 
-def test_nothing_waiting_lets_every_request_through(made):
-    worker, _ = made()
+def test_nothing_waiting_lets_what_fits_through_and_counts_it(made):
+    worker, _ = made(max_cores=10)
     waiting = Waiting(labels=set(), starved=False, taken=Quota())
-    assert worker._passes_waiting(request("big"), waiting)
-    assert waiting.taken == Quota()         # no sums when nothing waits
+    assert worker._passes_waiting(request("big"), waiting)       # 8 of 10
+    assert waiting.taken == COSTS["big"] and not waiting.labels
+
+
+def test_a_burst_at_quota_takes_one_request_per_label(made):
+    # The pool is full; 30 requests of one label arrive within one pass:
+    # the first is taken (it will wait), the other 29 are left for pools
+    # that have room -- not taken to wait here too.
+    worker, _ = made(max_cores=10)
+    worker.launcher.zk.nodes = [node(str(i), "small") for i in range(10)]
+    waiting = Waiting(labels=set(), starved=False, taken=Quota())
+    taken = [worker._passes_waiting(request("small"), waiting)
+             for _ in range(30)]
+    assert taken == [True] + [False] * 29
+    assert waiting.labels == {"small"}
+
+
+def test_ready_spares_cost_nothing_at_quota(made):
+    # At quota with 3 ready unallocated nodes: three requests reuse them,
+    # the fourth waits, the fifth is held back behind it.
+    worker, _ = made(max_cores=10)
+    worker.launcher.zk.nodes = (
+        [node(str(i), "small") for i in range(7)]
+        + [node(str(i), "small", spare=True) for i in range(7, 10)])
+    waiting = Waiting(labels=set(), starved=False, taken=Quota())
+    taken = [worker._passes_waiting(request("small"), waiting)
+             for _ in range(5)]
+    assert taken == [True, True, True, True, False]
+    assert waiting.spares["small"] == 3 and waiting.taken == Quota()
 
 
 def test_other_labels_pass_while_they_fit_then_wait_too(made):

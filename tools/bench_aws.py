@@ -30,7 +30,7 @@ and for each: instances per RunInstances call, TerminateInstances calls
 per 100 deletes (target ≤ 3), throttled calls, seconds from the first
 instance running to its node READY (target ≤ 2 s), launcher CPU per node.
 
-    python -m tools.bench_aws [--quick] [--latency 1.5] [--only burst1000]
+    python -m tools.bench_aws [--quick] [--latency 1.5] [--only burst1000,rate2]
                               [--profile --workdir DIR]
 
 ``--profile`` records each launcher with py-spy (``pip install py-spy``)
@@ -413,8 +413,8 @@ def main(argv=None) -> int:
     p.add_argument("--latency", type=float, default=1.5)
     p.add_argument("--quick", action="store_true",
                    help="fewer requests per scenario (a smoke run)")
-    p.add_argument("--only", help="run only scenarios whose name contains "
-                   "this")
+    p.add_argument("--only", help="run only these scenarios (names, "
+                   "comma-separated)")
     p.add_argument("--workdir", help="keep logs here (default: temporary)")
     p.add_argument("--profile", action="store_true",
                    help="record each launcher with py-spy while its "
@@ -443,7 +443,12 @@ def main(argv=None) -> int:
                  launchers=3, ensemble=True),
     ]
     if args.only:
-        scenarios = [s for s in scenarios if args.only in s.name]
+        wanted = args.only.split(",")
+        unknown = sorted(set(wanted) - {s.name for s in scenarios})
+        if unknown:
+            p.error(f"--only: no scenario named {', '.join(unknown)} "
+                    f"(scenarios: {', '.join(s.name for s in scenarios)})")
+        scenarios = [s for s in scenarios if s.name in wanted]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-aws-") as tmp:
         d = args.workdir or tmp

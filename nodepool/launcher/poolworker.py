@@ -69,9 +69,8 @@ from nodepool.driver.quota import Quota
 from nodepool.launcher import sharding, unreadable, waits
 from nodepool.launcher.allocator import PoolAllocator
 from nodepool.launcher.handler import RequestHandler
-from nodepool.launcher.quota import PoolQuota, tenant_verdict
+from nodepool.launcher.quota import PoolQuota, bound_cost, tenant_verdict
 from nodepool.launcher.sharding import Shard, Turn
-from nodepool.launcher.usagebook import bound_cost
 from nodepool.version import __version__
 from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import Node, NodeState, PoolComponent, RequestState
@@ -276,7 +275,7 @@ class PoolWorker:
         self._nodes: list[Node] | None = None
         self._costed: list[Node] | None = None   # quota: any version
         self._costed_births: int | None = None   # node births it saw
-        self._bound: Quota | None = None     # usagebook.bound_cost
+        self._bound: Quota | None = None     # quota.bound_cost
         self._spares: dict[str, list[Node]] | None = None
         self._last_stats = 0.0
         # (path, mzxid) of quarantined requests -> monotonic time before
@@ -856,19 +855,22 @@ class PoolWorker:
         if waiting.labels & labels:
             self.waits.note(request.id, waits.queued(waiting.labels & labels))
             return False
-        launched = []
-        for label in request.node_types:
-            if waiting.spares[label] < len(self.spares(label)):
-                waiting.spares[label] += 1
-            else:
-                launched.append(self.pool.labels[label])
-        if not launched:
-            return True
-        need = self.quota.cost(launched)
-        if self.quota.check(waiting.taken + need):
-            waiting.taken += need
-        else:
-            waiting.labels |= labels
+        need = self.quota.cost(self.pool.labels[label]
+                               for label in request.node_types)
+        if not self.quota.check(waiting.taken + need):
+            # At quota: the labels' ready spares (this pass's list, read
+            # only now) may serve it without a launch.
+            launched = []
+            for label in request.node_types:
+                if waiting.spares[label] < len(self.spares(label)):
+                    waiting.spares[label] += 1
+                else:
+                    launched.append(self.pool.labels[label])
+            need = self.quota.cost(launched)
+            if launched and not self.quota.check(waiting.taken + need):
+                waiting.labels |= labels
+                return True
+        waiting.taken += need
         return True
 
     def _can_take_now(self, request) -> bool:
@@ -1036,16 +1038,18 @@ class PoolWorker:
         of their changes, and a live peer's not at all (its usage
         record stands for them).  (Spares and tenant
         limits, which look at states and tenants, use ``nodes_cached``.)"""
-        # Within a pass too, a node znode that appeared since (another
-        # launcher's, most often) makes the list old: quota recounts when
-        # one did (quota.FRESH_INTERVAL).
+        # Quota alone decides when to recount (quota.FRESH_INTERVAL); the
+        # list it gets is this pass's unless a node znode appeared since
+        # it was read (another launcher's, most often).  Quota asks under
+        # its own lock, so one thread reads at a time.
         births = self.zk.node_births()
         with self._pass_lock:
-            if births != self._costed_births:
-                self._generation += 1    # a fill in flight is not kept
-                self._costed = None
-                self._costed_births = births
-        return self._per_pass("_costed", self._read_costed)
+            if self._costed is not None and births == self._costed_births:
+                return self._costed
+        nodes = self._read_costed()
+        with self._pass_lock:
+            self._costed, self._costed_births = nodes, births
+        return nodes
 
     def _read_costed(self) -> list[Node]:
         name = self.provider.name

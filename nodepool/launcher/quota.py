@@ -18,7 +18,9 @@ What it owns (and nobody else decides):
   provider does not manage, counted by ``provider_used``), summed at most
   every ``USAGE_TTL`` seconds (an O(nodes) walk) -- every
   ``FRESH_INTERVAL`` while node znodes appear (``births``: another
-  launcher's nodes count as soon as its pool's do) -- plus nodes we
+  launcher's nodes count as soon as its pool's do), but only once the
+  nodes that appeared could matter (at the most a node of the pool costs
+  each, they would not leave room for what is asked) -- plus nodes we
   created that the node cache does not show yet (``RECENT_TTL``);
 - reservations: ``reserve`` checks and claims atomically, so racing
   handlers never both take the last slot; ``commit`` turns a reservation
@@ -74,7 +76,8 @@ USAGE_TTL = 0.5
 # launcher's: ``births``), so that the nodes a peer launcher created are
 # counted within a round trip or two instead of up to ``USAGE_TTL`` later:
 # several launchers filling one pool's last slots would otherwise each
-# fill them (cost: one walk per this interval while nodes appear).
+# fill them (cost: one walk per this interval while nodes appear and
+# the pool is close enough to a limit for them to matter).
 FRESH_INTERVAL = 0.05
 RECLAIM_INTERVAL = 300.0  # spec: not while a reclaimed node is < 5 min old
 
@@ -148,6 +151,16 @@ def pool_limits(pool) -> Quota:
     return Quota({k: v for k, v in values.items() if v != math.inf})
 
 
+def bound_cost(costs: Iterable[Quota]) -> Quota:
+    """Per resource the most any of ``costs`` asks, instances at least 1:
+    what a node not read (or not yet counted) is counted at."""
+    out: dict[str, float] = {"instances": 1}
+    for cost in costs:
+        for key, value in cost.values.items():
+            out[key] = max(out.get(key, 0), value)
+    return Quota(out)
+
+
 def usage(nodes: Iterable[Node], node_cost: Callable[[Node], Quota]
           ) -> Quota:
     """What ``nodes`` cost together (the web view sums with this too)."""
@@ -210,7 +223,7 @@ class PoolQuota:
         self._label_cost = label_cost
         self._node_cost = node_cost
         self._provider_limits = provider_limits
-        self._provider_used = provider_used
+        self._provider_used_by = provider_used
         self._births = births
         self.clock = clock
         self.limits = pool_limits(pool)
@@ -222,6 +235,7 @@ class PoolQuota:
         self._reservations: dict[object, Quota] = {}
         self._recent: dict[str, tuple[float, Node]] = {}
         self._last_reclaim: float | None = None
+        self._bound_cost: Quota | None = None
 
     # -- costs ---------------------------------------------------------------
     def label_cost(self, label) -> Quota:
@@ -244,46 +258,89 @@ class PoolQuota:
                             if i not in cached and now - t < self.recent_ttl}
             return nodes + [n for _, n in self._recent.values()]
 
-    def _recounted(self, key: str, count: Callable[[], Quota]) -> Quota:
-        """``count()`` plus our reservations, recounted at most every
-        ``usage_ttl`` -- or every ``fresh_interval`` when node znodes
-        appeared since the last count (ours or a peer's: the births do
-        not tell whose); in between, reserve/release adjust it exactly."""
+    def _recounted(self, key: str, count: Callable[[], Quota],
+                   fresh: bool = True) -> tuple[Quota, int]:
+        """``count()`` plus our reservations, and how many node znodes
+        appeared since it was counted (0 when unknown).  Recounted at most
+        every ``usage_ttl`` -- or, ``fresh``, every ``fresh_interval``
+        when node znodes appeared since the last count (ours or a peer's:
+        the births do not tell whose); in between, reserve/release adjust
+        it exactly."""
         now = self.clock()
         born = self._births()
         entry = self._counted.get(key)
         if entry is None or now - entry[0] > self.usage_ttl or (
-                born != entry[2] and now - entry[0] >= self.fresh_interval):
+                fresh and born != entry[2]
+                and now - entry[0] >= self.fresh_interval):
             entry = self._counted[key] = [
                 now, count() + Quota.total(self._reservations.values()),
                 born]
-        return entry[1]
+        unseen = 0 if born is None or entry[2] is None \
+            else max(0, born - entry[2])
+        return entry[1], unseen
+
+    def _pool_used(self, fresh: bool = True) -> tuple[Quota, int]:
+        return self._recounted("pool", lambda: usage(
+            (n for n in self.provider_nodes()
+             if n.pool == self.pool.name), self._node_cost), fresh)
+
+    def _provider_used(self, fresh: bool = True) -> tuple[Quota, int]:
+        return self._recounted("provider", lambda: self._provider_used_by(
+            self.provider_nodes()), fresh)
 
     def pool_used(self) -> Quota:
         with self._lock:
-            return self._recounted("pool", lambda: usage(
-                (n for n in self.provider_nodes()
-                 if n.pool == self.pool.name), self._node_cost))
+            return self._pool_used()[0]
 
     def provider_used(self) -> Quota:
         with self._lock:
-            return self._recounted("provider", lambda: self._provider_used(
-                self.provider_nodes()))
+            return self._provider_used()[0]
+
+    def _bound(self) -> Quota:
+        """The most one node of this pool costs (per resource): what a
+        node znode that appeared since the last count may add."""
+        if self._bound_cost is None:
+            self._bound_cost = bound_cost(
+                self._label_cost(label)
+                for label in (self.pool.labels or {}).values())
+        return self._bound_cost
 
     # -- verdicts ------------------------------------------------------------
     def check(self, need: Quota) -> Verdict:
         """Does ``need`` fit the pool's and the provider's limits on top of
-        the current usage and reservations?"""
+        the current usage and reservations?
+
+        Node znodes that appeared since the last count are recounted
+        (``fresh_interval``) only when they could matter: while ``need``
+        fits even if each of them cost the most a node of this pool
+        costs, the count stands -- so a launcher far from its limits
+        walks its nodes every ``usage_ttl``, not at every node born."""
         with self._lock:
-            found = verdict(need, self.limits, self.pool_used(), "pool",
-                            POOL_LIMIT_NAMES)
-            if not found or self.ignore_provider_quota:
+            found = self._verdict(need, fresh=False)
+            if found:
                 return found
-            limits = self._provider_limits()
-            if not limits.values:
-                return FITS
-            return verdict(need, limits, self.provider_used(),
-                           "provider quota", {})
+            return self._verdict(need, fresh=True)
+
+    def _verdict(self, need: Quota, fresh: bool) -> Verdict:
+        """``fresh``: recount if nodes appeared, and judge ``need`` on the
+        count; else judge ``need`` plus the most the nodes that appeared
+        since the count could cost."""
+        used, unseen = self._pool_used(fresh)
+        found = verdict(need + self._unseen(unseen, fresh), self.limits,
+                        used, "pool", POOL_LIMIT_NAMES)
+        if not found or self.ignore_provider_quota:
+            return found
+        limits = self._provider_limits()
+        if not limits.values:
+            return FITS
+        used, unseen = self._provider_used(fresh)
+        return verdict(need + self._unseen(unseen, fresh), limits, used,
+                       "provider quota", {})
+
+    def _unseen(self, births: int, fresh: bool) -> Quota:
+        if fresh or not births:
+            return Quota()
+        return Quota({k: v * births for k, v in self._bound().values.items()})
 
     def never_fits(self, need: Quota) -> Verdict:
         """Would ``need`` exceed the limits even with nothing in use (the

@@ -92,7 +92,7 @@ from nodepool.zk.paths import launcher_usage_path
 from nodepool.zk.record import decode_payload
 
 __all__ = ["ALONE", "INTERVAL", "CLAIM_GRACE", "NodeSummary", "UsageRecord",
-           "Sightings", "Claims", "UsageBook", "bound_cost"]
+           "Sightings", "Claims", "UsageBook"]
 
 log = logging.getLogger(__name__)
 
@@ -188,16 +188,6 @@ class UsageRecord:
         nodes = {str(i): NodeSummary.from_doc(str(i), d)
                  for i, d in doc["nodes"].items()}
         return cls(member, str(doc.get("hostname", "")), nodes)
-
-
-def bound_cost(costs: Iterable[Quota]) -> Quota:
-    """Per resource the most any of ``costs`` asks, instances at least 1:
-    what an unread node is counted at."""
-    out: dict[str, float] = {"instances": 1}
-    for cost in costs:
-        for key, value in cost.values.items():
-            out[key] = max(out.get(key, 0), value)
-    return Quota(out)
 
 
 class Sightings:

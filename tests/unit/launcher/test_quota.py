@@ -310,6 +310,33 @@ def test_nodes_that_appear_are_counted_within_the_fresh_interval():
     assert not quota.check(COSTS["small"])  # 11 nodes + our reservation
 
 
+def test_births_that_could_not_fill_the_room_left_do_not_recount():
+    # 100 slots, 10 used: node znodes appearing 5 at a time (our own
+    # launches, most often) cannot make one more node not fit until they
+    # could cost the 90 free slots -- only then does quota walk the nodes
+    # again before the TTL is over.
+    clock = Clock()
+    born = [0]
+    cloud = Cloud(limits=Quota(instances=1000))
+    quota, nodes, _ = make_quota([make_node(i) for i in range(10)],
+                                 clock=clock, cloud=cloud, max_servers=100,
+                                 births=lambda: born[0])
+    assert quota.check(COSTS["small"])
+    counted = {key: entry[0] for key, entry in quota._counted.items()}
+    for _ in range(8):      # 40 births within the TTL: no recount
+        born[0] += 5
+        nodes.extend(make_node(100 + len(nodes)) for _ in range(5))
+        clock.now += quota.fresh_interval
+        assert quota.check(COSTS["small"])
+    assert {k: e[0] for k, e in quota._counted.items()} == counted
+    born[0] += 50           # 90 births: they could have filled the pool
+    nodes.extend(make_node(100 + len(nodes)) for _ in range(50))
+    clock.now += quota.fresh_interval
+    v = quota.check(COSTS["small"])
+    assert quota._counted["pool"][0] == clock.now   # recounted: 100 used
+    assert not v and v.free == 0 and v.limit == "pool max-servers"
+
+
 def test_without_births_the_ttl_alone_recounts():
     clock = Clock()
     quota, nodes, _ = make_quota(clock=clock, max_servers=1)

@@ -11,9 +11,9 @@ import pytest
 
 from nodepool.config.model import Pool
 from nodepool.driver.quota import Quota
-from nodepool.launcher.quota import PoolQuota
+from nodepool.launcher.quota import PoolQuota, bound_cost
 from nodepool.launcher.usagebook import (CLAIM_GRACE, NodeSummary,
-                                         UsageBook, UsageRecord, bound_cost)
+                                         UsageBook, UsageRecord)
 from nodepool.zk.errors import ZooKeeperError
 from nodepool.zk.models import Node
 from tests.unit.launcher.fakes import Clock

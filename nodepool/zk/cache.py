@@ -1,9 +1,8 @@
 """Watch-driven in-memory copies of the busy subtrees.
 
-One kazoo ``TreeCache`` per root (nodes, requests, request locks,
-components, images).  Each TreeCache applies ZooKeeper watch events on its
-own single background thread, so only that thread mutates the tree and
-readers see consistent snapshots of single znodes without locking.
+One cache per root: a ``PersistentTreeCache`` (``watchcache.py``) for the
+roots given depths (on ZooKeeper 3.6+; a ``LeanTreeCache`` otherwise or
+when persistent watches are off), kazoo's full ``TreeCache`` for the rest.
 
 Failure story: while the session is SUSPENDED the caches keep serving the
 last known data (callers check ``client.suspended`` before acting).  When
@@ -12,8 +11,26 @@ fires events for what changed; after a LOST session it re-syncs the same
 way.  Cached data may therefore be stale for a moment: anything acted upon
 must be re-read under a lock (zookeeper.md §7).
 
-Listeners registered with :meth:`TreeCaches.add_listener` are called with no
-arguments after any change, on a cache thread; they should only wake a loop.
+Threads: ``start`` and ``stop`` run once each, on the thread that owns the
+``ZooKeeper`` facade (the launcher's, CLI's or web app's start-up).  The
+reads (``get``, ``child_data``, ``exists``, ...) are called from any
+thread -- pool workers and their I/O threads, the cleanup and
+deleted-node workers, the usage book, the stats election, the web app's
+workers -- and take no lock of this module.  Who mutates a tree depends
+on its kind.  A kazoo ``TreeCache`` or ``LeanTreeCache`` (one-shot
+watches) applies read results on its own background thread (kazoo's
+handler spawns it) and, in kazoo 2.11, a deletion notified by a watch on
+kazoo's watch-callback thread; readers take single znodes without a lock,
+relying on each dict operation being atomic under the GIL (``child_data``
+copies a directory's children in one call).  A ``PersistentTreeCache``
+applies notifications and replies on kazoo's connection thread under its
+own ``_lock`` (``watchcache.py``).  Listeners registered with
+:meth:`TreeCaches.add_listener` are called with no arguments after any
+change, on the thread that applied it (a one-shot cache's background
+thread, kazoo's connection thread, or the one settling an own write: the
+writer's or kazoo's completion thread); they must never
+block nor call ZooKeeper: they should only wake a loop.  The listener list
+is copied before each round of calls, not locked.
 """
 
 from __future__ import annotations

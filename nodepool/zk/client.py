@@ -9,12 +9,24 @@ Failure story:
   server answers within the timeout; the half-started kazoo client is stopped
   so nothing keeps reconnecting in the background.
 * Afterwards kazoo reconnects by itself, trying every server at least
-  once a second however long the outage (``RECONNECT_MAX_DELAY``).  While the session is SUSPENDED
-  (connection dropped, session may still live) or LOST (session expired:
-  every ephemeral znode and lock of ours is gone) ``suspended`` is true and
-  callers must not change requests or nodes.  Connection listeners are
-  called with the kazoo ``KazooState`` on every change, from kazoo's event
-  thread: they must return quickly.
+  once a second however long the outage (``RECONNECT_MAX_DELAY``).  While
+  the session is SUSPENDED (connection dropped, session may still live) or
+  LOST (session expired: every ephemeral znode and lock of ours is gone)
+  ``suspended`` is true and callers must not change requests or nodes.
+
+Threads: kazoo runs the connection on threads of its own: the connection
+thread (sends, receives, reconnects, and calls the state listeners) and
+the handler's two worker threads (watch callbacks; completions of async
+results).  ``connect``/``disconnect`` run on the owner's thread and wait
+there.  ``_on_state`` is called on kazoo's connection thread on every
+change; it logs and calls the connection listeners
+(``add_connection_listener``) there with the ``KazooState``.  While they
+run, the connection thread neither reads nor sends: a listener must
+return quickly and never wait for ZooKeeper (the facade hands slow work
+to a thread of its own).  The listener list is guarded by
+``_listeners_lock`` and copied before the calls, which run without it.
+``connected``, ``suspended`` and ``session_id`` read kazoo's state without
+a lock, from any thread.
 """
 
 from __future__ import annotations

@@ -1,10 +1,25 @@
 """Registering and reading components (zookeeper.md §8.1).
 
 Failure story: components are ephemeral.  When the session is LOST they are
-gone; :meth:`ComponentStore._reregister_components` (called by the
-``ZooKeeper`` facade once a new session is CONNECTED) re-creates every
-component still registered through this object, at a new sequential path.
-An update that finds its znode gone re-creates it the same way.
+gone; once a new session is CONNECTED the ``ZooKeeper`` facade rewrites
+every component still registered through this object with
+``update_component``, which finds its znode gone and re-creates it at a
+new sequential path (set-or-create, so a component a worker's own update
+already re-created is not published twice).
+``_reregister_components`` (create each anew) is kept but not called.
+
+Threads: components are registered, updated and unregistered by their
+owners' threads (the launcher's start-up, ``NodePool`` main loop and stop
+for the launcher component; each pool worker for its own pool component),
+and restored after a new session on the facade's
+``nodepool-zk-session-restore`` thread.  The table of registered components
+(``_registered``) and every create or set of a component's znode happen
+under ``_registered_lock`` (an ``RLock``: the restore thread holds it around
+``update_component``), so a restore and an owner's update never interleave;
+the round trip is made while it is held, on the calling thread (never one of
+kazoo's).  Unregistering takes the component out of the table under the lock
+and deletes its znode after.  Reads (``iter_components``) take no lock: the
+cache, or one uncached read per component.
 """
 
 from __future__ import annotations

@@ -17,6 +17,15 @@ Failure story: as for kazoo's TreeCache (it is one): on reconnection every
 known znode is refreshed; events of untracked depths are simply not
 fetched.  Only ``TreeNode``'s documented-in-code behaviour is relied on;
 the subclass is pinned by tests in ``tests/functional/zk/test_zk_cache.py``.
+
+Threads: as kazoo's TreeCache (2.11), which takes no lock.  Its
+background thread (spawned by ``start`` through kazoo's handler) applies
+the results of reads, so ``_LeanNode._process_result`` -- the override
+that adds and removes children -- runs there; kazoo applies a deletion a
+watch notifies on its watch-callback thread, which therefore also
+changes the children dicts.  Readers on other threads look at those
+dicts without a lock (``TreeCaches.child_data`` copies them in one call,
+atomic under the GIL).  Listeners are called on the background thread.
 """
 
 from __future__ import annotations

@@ -9,6 +9,14 @@ write -- the loser reads again and its caller decides anew.
 Failure story: a record that cannot be parsed is skipped with one warning
 per znode version (it blocks nothing); ZooKeeper errors reach the caller
 as ``ZooKeeperError`` subclasses.
+
+Threads: any (``nodepool.driver.offerings`` calls it from whichever
+thread meets a capacity error or asks whether an offering is usable).
+The mixin keeps no state and takes no lock of its own: a read is a cache
+lookup (uncached: one round trip), a write or delete is one ZooKeeper
+call on the caller's thread, which waits for it -- never on kazoo's own
+threads.  Concurrent writers are told apart by the znode version, not by
+a lock.
 """
 
 from __future__ import annotations

@@ -18,6 +18,21 @@ Failure story:
 * Connection errors (``ConnectionLoss``, ``SessionExpired``) propagate as
   kazoo exceptions wrapped in ``ZooKeeperError``; callers retry on a later
   pass.
+
+Threads: the stores are mixins of one ``ZooKeeper`` facade, shared by
+every thread of its process (in the launcher: pool workers and their I/O
+threads, provider loops, the periodic workers, the usage and wait books,
+the stats election, the web app's workers).  Reads and writes run on the
+caller's thread and wait there for ZooKeeper, so they must never be
+called from kazoo's own threads; ``_write_record_async`` only sends, and
+its ``PendingWrite.result`` is taken by the caller once ``done()``.  The
+cache is told the outcome of a single set on kazoo's completion thread
+(``rawlink``), of a transaction on the committing thread.  Shared state:
+``_reported`` under ``_reported_lock``; the quarantine under its own
+lock; the decoded-record memo (``_memo``) without a lock -- each access is
+one dict operation (atomic under the GIL), and a lost race costs at most a
+second decode.  A record read with ``shared=True`` is the memo's own
+object, seen by every thread: it must not be changed (``clone()`` it).
 """
 
 from __future__ import annotations

@@ -53,15 +53,36 @@ what it was created with) answer without reading, and so do
 ``proven_version`` (the same, but only in a lazy cache and with no own
 write settling: enough to trust a copy once a lock is held).  Own writes
 work as above: a change notified while one is announced is settled by it (ours:
-current; any doubt: stale).  A reader waits for its reads on its own
-thread (any thread but kazoo's connection thread, which applies the
-replies: there a lazy read serves what the cache has, without waiting).
+current; any doubt: stale).
 
 Caution: one client must not also put a one-shot watch on the root path
 itself (kazoo ``ChildrenWatch``/``DataWatch``): some server versions keep
 one watch mode per path and connection, and the one-shot watch would
 replace the persistent one.  Watches *below* the root (lock recipes) are
 fine; their notifications reach both.
+
+Threads: kazoo's connection thread applies every notification and reply
+(``_deliver``, under ``_lock``, an ``RLock``), and the resync its state
+listener starts after a reconnection.  It must never block: it never waits
+for a reply, and reads queued while applying there are not sent from it
+(kazoo wakes it with one byte per request on a socket pair that only it
+drains) but handed to a ``nodepool-zk-cache-sender<root>`` thread, started
+on first need and ended by ``close``.  ``start`` runs on the caller's thread
+and waits there for the watch to be added.  Reads (``get_data``,
+``child_data``, ``exists``, ...) come from any thread and walk the entries
+without ``_lock`` (dict lookups and one-call copies, atomic under the GIL);
+a lazy reader sends its reads from its own thread and waits there for the
+replies, ``FETCH_TIMEOUT`` at most -- on kazoo's connection thread, which
+applies the replies, a lazy read serves what the cache has without waiting.
+Own writes are announced under ``_own_lock`` by the writing thread and
+settled through ``_deliver``: by that thread for a transaction or a send
+that failed, on kazoo's completion thread for a single set (its reply's
+``rawlink``, see ``store.py``).  Listeners are called after ``_lock`` is
+released, fault listeners while it is held, both on the thread that
+delivered (usually kazoo's connection thread): they must be quick and never
+wait for ZooKeeper.  ``EventTap`` calls its callbacks on the connection
+thread; its list of taps is replaced under its own ``_lock`` and read
+without it.
 
 Failure story: while disconnected the cache serves what it had (callers
 check ``suspended`` before acting); a lazy cache then serves stale

@@ -16,9 +16,23 @@ Failure story: reads and writes fail with ``ZooKeeperError`` subclasses (see
 ``errors.py``).  When the session is LOST all our ephemeral znodes vanish:
 locks are gone (holders must notice via ``client.suspended`` and stop
 acting), and once a new session is CONNECTED the facade re-registers its
-components and calls the ``add_session_listener`` callbacks (e.g. so the
-launcher re-creates its ephemeral min-ready requests), on a short-lived
-thread so kazoo's event thread never blocks.
+components and calls the ``add_session_listener`` callbacks (the cleanup
+worker's, so that it looks for lost requests at once).
+
+Threads: one facade is shared by every thread of its process; the
+locking of its parts is in ``store.py``, ``component_store.py`` and the
+other stores, and that of the caches in ``cache.py``.  The facade itself
+listens to the connection (``_on_connection_state``), which runs on
+kazoo's connection thread: it only flips ``_session_lost`` (touched by
+no other thread) and, when a new session replaced a lost one, starts a
+short-lived ``nodepool-zk-session-restore`` thread, so the connection
+thread never waits for the round trips of the restore.  That thread
+rewrites the components (under ``_registered_lock``) and then calls the
+``add_session_listener`` callbacks, one after the other; a callback may
+make ZooKeeper calls.  Listeners added with ``add_listener`` are called
+on the caches' threads (``cache.py``) and must only wake a loop.
+``add_session_listener`` appends without a lock; the restore thread
+copies the list before calling it.
 """
 
 from __future__ import annotations

@@ -29,8 +29,16 @@ and recovery step with it) to that fraction of the configured rate, kept
 in ``configured_rate``; ``waiting`` tells whether callers queue for a slot
 (``nodepool.launcher.ratebudget`` sets the share and reads ``waiting``).
 
-Thread safety: all state is guarded by one lock; sleeping happens outside
-it, and a woken caller re-checks, so a rate change applies to sleepers too.
+Threads: a limiter starts none.  It is shared by every thread that makes
+the calls it spaces -- the driver's API client (``limitedapi``) acquires
+it on whichever thread makes a cloud call (create, delete and read pools,
+batchers, pool workers, the cleanup worker) -- and the ``RateBudget``
+thread calls ``set_share`` and reads ``waiting``.  All state is guarded by
+one lock, ``_lock``; sleeping happens outside it, and a woken caller
+re-checks, so a rate change applies to sleepers too.  ``acquire`` blocks
+its caller for as long as the rate asks: it must never be called from a
+thread that may not wait (a provider's loop, kazoo's threads).  The
+``stats`` counters are changed under the lock and read without it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The deleted-node worker: removes nodes nobody needs any more.
 
-Thread: ``DeletedNodeWorker`` (one per launcher).  Every ~5 s, and sooner
-when the node cache changes, it walks the cached nodes of the providers in
-our config (zookeeper.md §9.1):
+One ``DeletedNodeWorker`` per launcher.  Every ~5 s, and sooner when the
+node cache changes, it walks the cached nodes of the providers in our
+config (zookeeper.md §9.1):
 
 - READY nodes allocated to a request that no longer exists are deallocated;
 - ``used``, ``in-use``, ``building``, ``failed``, ``aborted``, ``deleting``
@@ -23,6 +23,18 @@ waiting for the two-pass leak cleanup (another installation on the same
 account has a node of the same id; an instance without the tag is left to
 the leak cleanup's rule).  A node left ``deleting`` by a dead launcher is
 simply deleted again (deleting is idempotent).
+
+Threads: one, ``DeletedNodeWorker`` (a ``PeriodicWorker``), runs every
+pass; the launcher's cache listener (``Launcher._zk_changed``, on the
+thread that applied a cache change, often kazoo's connection thread) only
+sets its wake event, and passes start at least ``MIN_INTERVAL`` apart.
+The pass makes its ZooKeeper calls (lock attempts that never wait for a
+holder, node writes, znode removals) and the adapter's ``find_instances``
+cloud call on this thread, which nothing else waits for; the instance
+deletes are handed to the provider's loop thread
+(``ProviderManager.delete_node`` only appends under the manager's
+``_lock`` and wakes it), and nodes that loop is deleting are skipped
+(``is_deleting``).  ``_foreign_seen`` is this thread's alone.
 
 Failure story: a cloud delete error releases the lock and leaves the node
 in ``deleting``; the next round retries.  While a provider backs off after

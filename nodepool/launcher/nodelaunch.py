@@ -1,11 +1,28 @@
 """Drive one node from BUILDING to READY, FAILED or ABORTED.
 
-A ``NodeLaunch`` is advanced by its provider's loop thread (never blocks:
-the create machine submits slow calls to the adapter's create pool, the
-keyscan runs in the keyscan pool; a node whose connection type has no SSH
-host keys, e.g. ``winrm``, only waits there for its port to accept TCP).
-It owns the node's lock for the whole launch and is the only writer of the
-node meanwhile.
+A ``NodeLaunch`` owns the node's lock for the whole launch and is the only
+writer of the node meanwhile.
+
+Threads: a launch is advanced by its provider's loop thread
+(``<provider>-loop``: ``advance`` and ``finished``), which never waits for a
+cloud call: the create machine submits slow calls to the adapter's create
+pool, the keyscan runs in the keyscan pool (a node whose connection type has
+no SSH host keys, e.g. ``winrm``, only waits there for its port to accept
+TCP), and a console log is read on a short-lived ``console-<node id>``
+thread.  The node writes of the steps go out asynchronously (their reply is
+checked on a later step), but some writes wait for ZooKeeper on the loop
+thread: the create intent of a later attempt (``_make_machine``), the writes
+after a failed attempt, an abort or a detached launch's end
+(``_store_quietly``), and the offering record of a capacity error.
+``detach()`` comes from the request handler's side (a pool worker's thread
+letting go of the node); it and ``finished()`` are serialised by ``_lock``
+(``detached``, ``_finished``).  ``session_lost()`` comes from kazoo's
+connection thread (the launcher's connection listener, through
+``ProviderManager.session_lost``) and takes no lock, while the loop may be
+advancing the same launch.  Launch listeners (``add_launch_listener``: a
+module-level list, changed without a lock) run on the reporting thread --
+the loop thread, or kazoo's connection thread for ``error.zksession`` -- and
+must be quick; one that raises is logged and ignored.
 
 Failure story:
 - a classified launch failure (``LaunchError``, timeouts, keyscan failure,
@@ -37,8 +54,7 @@ Failure story:
 
 Every finished attempt is reported to statsd and to the callbacks added
 with ``add_launch_listener`` (the web app's launch counters, latency
-histogram and recent errors).  A listener runs on the reporting thread and
-must be quick; one that raises is logged and ignored.
+histogram and recent errors).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """AwsAdapter: the ``driver: aws`` provider, on boto3.
 
-What runs where (per provider):
+Threads (what runs where, per provider):
 
 - the provider loop steps ``AwsCreate``/``AwsDelete`` machines; a step
   never makes a cloud call;
@@ -13,8 +13,9 @@ What runs where (per provider):
   AllocateHosts + RunInstances (``dedicated``), one node per call;
 - ``<provider>-delete-batcher`` (the same ``Batcher``, ``delete.DELETES``)
   sends TerminateInstances for up to 50 ids;
-  ``<provider>-delete-now-N`` sends retry/leak deletes alone at once and
-  releases dedicated hosts;
+  ``<provider>-delete-now_N`` sends retry/leak deletes alone at once and
+  releases dedicated hosts (waiting there, polling every 2 s, for a
+  host's instance to be gone);
 - ``<provider>-describe`` polls DescribeInstances for ids in flight;
 - ``<provider>-tagger`` adds per-node tags to batch-created instances;
 - pool workers and the cleanup worker call the read-only methods
@@ -22,7 +23,16 @@ What runs where (per provider):
 - the cleanup worker lists and deletes leaked resources (``uploads``:
   AMIs, snapshots, S3 objects, import-task tags; ``fleet``: unused launch
   templates) on its own thread;
-  ``<provider>-list-0`` refreshes the instance listing in the background.
+  ``<provider>-list_0`` refreshes the instance listing in the background
+  and warms the caches at start;
+- the deleted-node worker calls ``find_instances`` on its own thread.
+
+Shared state: ``_lock`` guards ``_created`` (instances created in the
+last ``RECENT_SECONDS``: written by ``AwsCreate`` on the loop thread,
+read by ``AwsDelete``); the pending creates, the listing, quota and image
+caches, the watcher, the tagger and the batchers keep their own locks
+(their modules).  The loop thread never waits: every call it needs is a
+``Future`` from one of the pools above.
 
 Every call goes through ``AwsApi``: mutating ones at ``rate`` per second,
 read-only ones at ten times that, throttling reported to the limiter

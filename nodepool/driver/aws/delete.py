@@ -25,6 +25,16 @@ now), DELETING waits for the call, WAITING waits until the watcher sees
 the instance ``terminated`` or gone, so its quota is free before the node
 disappears; this module adds RELEASING, which releases the node's
 dedicated host, if it has one.
+
+Threads: ``AwsDelete`` is stepped by the provider's loop thread and never
+calls the cloud there: ``send_delete`` queues the id on the delete batcher
+or hands it to the adapter's delete-now pool, and the machine then looks at
+futures and at the watcher's records (``lookup``, a dict access).
+``Terminator.terminate`` runs on the ``<provider>-delete-batcher`` thread
+for a batch, or on a ``<provider>-delete-now_N`` thread for an immediate
+delete (``Batcher.run_now`` runs it on its caller's thread), and waits there
+for TerminateInstances (and DescribeInstances after a NotFound); it keeps no
+state, so it needs no lock.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """AzureAdapter: the ``driver: azure`` provider, on the Azure SDK.
 
-What runs where (per provider):
+Threads (what runs where, per provider):
 
 - the provider loop steps ``AzureCreate``/``AzureDelete`` machines; a
   step never makes a cloud call;
@@ -8,11 +8,20 @@ What runs where (per provider):
   write: the PUTs of public IPs, NICs and VMs and every DELETE, each with
   ``polling=False`` -- ARM accepts it and the machine watches the
   resource's ``provisioningState`` afterwards;
-- ``<provider>-read-N`` (four threads) refreshes the shared listings of
+- ``<provider>-read_N`` (four threads) refreshes the shared listings of
   VMs, NICs, public IPs and disks while machines wait on them, and runs
   the short lookups a launch needs first (resource group, image);
 - pool workers and the cleanup worker call the read-only methods (quota,
   images, ``list_instances``, ``list_resources``), which cache.
+
+Shared state: ``_group_lock`` makes the resource group check (and
+create) happen once, whichever read thread prepares a launch first
+(``_group_ready`` is read without it, then checked again under it; the
+calls are made holding it, so the other read threads wait for them).
+The write queue (``writes.py``), listings (``listing.py``), size, usage
+and image caches and pending creates keep their own locks; the SDK
+clients (``auth.py``) are shared by every thread above.  The loop thread
+never waits: every call it needs is a ``Future`` from one of the pools.
 
 Every call goes through ``AzureApi``: writes at ``rate`` per second (a
 rate, not a delay: ``rate: 2`` allows two writes each second), reads at

@@ -27,6 +27,14 @@ limiter so all callers slow down (see ``api.py``).
 Failure story: a missing or malformed file raises ``ConfigurationError``
 from the adapter's constructor, so the provider fails to start (and is
 left out, config.md §9) instead of failing every launch.
+
+Threads: ``load_auth`` and ``Clients`` run once, on the thread that builds
+the adapter, and ``close`` once from ``AzureAdapter.stop`` (or from the
+constructor that gives up).  In between, the ``Clients`` -- three SDK
+clients over one ``requests.Session`` whose connection pool is sized for the
+callers, and one credential -- are shared by every thread of the provider
+that calls Azure (create and read pools, pool workers, the cleanup worker);
+this module keeps no state of its own beyond them and takes no lock.
 """
 
 from __future__ import annotations

@@ -27,6 +27,15 @@ capacity errors propagate (node aborted, request retried), configuration
 errors fail the node, a failed provisioning fails the attempt.  When the
 launcher starts a new attempt for the same node, ``abandon()`` cancels
 what this one has not sent and deletes what it still creates.
+
+Threads: a machine is stepped by its provider's loop thread only, so its own
+fields need no lock; the steps only submit calls (``submit_put`` to the
+create pool, ``submit_read`` to the read pool) and look at their futures and
+at the shared listings.  ``abandon()`` is called on the loop thread too
+(``PendingCreates``, when the next attempt's machine is made); the deletes
+it arranges for calls still running are started by a done callback on the
+pool thread that finishes the call, or at once on the loop thread if it has
+just finished (``AzureAdapter.delete_later`` only queues the DELETE).
 """
 
 from __future__ import annotations

@@ -21,12 +21,19 @@ are repeated by the API client alone (``LimitedApi``); one it gave up on
 is raised at once, and an access error is waited out at the provider's
 gate ``MAX_ATTEMPTS`` times, then raised (``Call`` in
 ``nodepool/driver/calls.py``): the launcher's deleter keeps the node in
-``deleting`` and tries again with a new machine later (behaviour 27).  A resource still listed
-``WAIT_LIMIT`` seconds after its DELETE was accepted raises
-``TransientError`` the same way, which sends the DELETE again.
+``deleting`` and tries again with a new machine later (behaviour 27).
+A resource still listed ``WAIT_LIMIT`` seconds after its DELETE was
+accepted raises ``TransientError`` the same way, which sends the DELETE
+again.
 
 ``immediate`` (retry and leak paths) changes nothing: Azure deletes are
 single calls, never batched.
+
+Threads: a machine is stepped by its provider's loop thread only (its fields
+need no lock); the DELETEs go to the adapter's create pool
+(``submit_delete``: the shared write queue, urgent first), and the waits
+read the shared listings, refreshed on the read pool.  Nothing here calls
+Azure on the loop thread.
 """
 
 from __future__ import annotations

@@ -1,18 +1,26 @@
 """OpenStackAdapter: the ``driver: openstack`` provider, on openstacksdk.
 
-What runs where (per provider):
+Threads (what runs where, per provider):
 
 - the provider loop steps ``OpenStackCreate``/``OpenStackDelete`` machines;
   a step never makes a cloud call;
 - ``<provider>-create-N`` (CreatePool, sized from the rate for 1.5 s
   creates) runs ``POST /servers``;
-- ``<provider>-fip-N`` attaches floating IPs to servers that are ACTIVE
+- ``<provider>-fip_N`` attaches floating IPs to servers that are ACTIVE
   (apart from the creates, which may queue on the rate limiter);
-- ``<provider>-delete-N`` runs floating-IP releases and ``DELETE``s;
+- ``<provider>-delete_N`` runs floating-IP releases and ``DELETE``s;
 - ``<provider>-servers`` (ServerPoller) lists all servers once a second
   while any machine waits, for all of them at once;
 - pool workers and the cleanup worker call the read-only methods (quota,
-  images, ``list_instances``, leaks), which cache their answers.
+  images, ``list_instances``, leaks), which cache their answers; a
+  listing older than it may be is fetched on the asking thread.
+
+Shared state: ``attached_ips`` (server id -> the floating address we
+attached) is written by the fip threads and popped by the delete
+threads, without a lock: each access is one dict operation.  The
+inventory, quota limits, pending creates, poller and leak finder keep
+their own locks (their modules).  The loop thread never waits: every call
+it needs is a ``Future`` from one of the pools above.
 
 Every call goes through ``OpenStackApi``: mutating calls spaced by the
 provider's ``rate`` (seconds between calls), reads at ten times that
@@ -20,9 +28,9 @@ budget, errors classified into framework exceptions, throttles and 5xx
 handled there and only there (``nodepool.driver.limitedapi``).
 
 Failure story, in short: throttling and 5xx are repeated in the API
-alone and at worst fail one launch attempt, never a request by themselves; quota refusals abort the
-node (the request is retried) and refresh the cached limits; a server in
-ERROR is a failed attempt unless its fault names a quota; names that do
+alone and at worst fail one launch attempt, never a request by
+themselves; quota refusals abort the node (the request is retried) and
+refresh the cached limits; a server in ERROR is a failed attempt unless its fault names a quota; names that do
 not exist (flavor, image, network) make the label unusable; nothing is
 created without the metadata leak cleanup needs.
 """

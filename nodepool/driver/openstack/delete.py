@@ -25,6 +25,14 @@ delete for but still lists without ``task_state: deleting`` (a failed
 delete, typically ERROR) gets the delete re-sent every ``RESEND`` seconds;
 ``WAIT_LIMIT`` seconds after Nova first accepted the delete the machine
 gives up with a TransientError.
+
+Threads: ``OpenStackDelete`` is stepped by the provider's loop thread, which
+never calls the cloud: ``send_delete`` submits ``ServerDeleter.delete`` to
+the adapter's delete pool (``<provider>-delete_N``), and WAITING reads the
+poller's last records.  ``ServerDeleter`` runs there, on the pool's threads,
+waiting for Neutron and Nova; it keeps no state of its own, and pops the
+server's entry of the adapter's ``attached_ips`` (one dict operation, no
+lock).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Neither carries our metadata, so both cleanups assume what upstream
 assumes when an operator turns them on: the project belongs to this
 provider.  They report candidates to the launcher's cleanup worker as
 ``Resource`` values tagged with our provider name whose ``orphan`` says
-why (they carry no node id for the tag rule to read); the worker deletes a candidate only on the second consecutive pass that
-reports it (behaviour 33), and ``delete`` checks it once more right before
+why (they carry no node id for the tag rule to read); the worker deletes
+a candidate only on the second consecutive pass that reports it
+(behaviour 33), and ``delete`` checks it once more right before
 deleting.
 
 Ports (``port-cleanup-interval`` > 0; 0 disables): a port Nova made for a
@@ -23,6 +24,12 @@ leaked ones are ever unbound: their server was deleted behind our back.
 Failure story: listing errors propagate to the cleanup worker, which logs
 them and tries again on its next pass; a resource that is gone when we
 delete it counts as deleted.
+
+Threads: called by the launcher's cleanup worker (``CleanupWorker``, through
+the adapter's ``list_resources`` and ``delete_resource``), on its thread,
+which waits for Neutron (and for a fresh server listing).  ``_lock`` guards
+the time of the last port scan and the candidates it found; the listing
+calls run outside it.  Times come from the injected ``clock``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,16 @@ tested without a network) and sends them through one statsd pipeline, so
 the lines of one call share datagrams (newline-separated, split at the
 client's 512-byte limit).
 
+Threads: the module starts none.  One reporter is shared by the whole
+launcher and called from many threads: the provider loops (launch results;
+kazoo's connection thread for the ``error.zksession`` of a lost session),
+the pool workers (limit gauges; queue timers through their wait books), the
+stats election (node and request gauges), the cleanup worker (leaks) and the
+quarantine's listener (whichever thread read the bad znode).  It takes no
+lock: each call builds its own pipeline, and the client only does ``sendto``
+on one shared UDP socket, which never waits for the collector.
+``get_client`` runs once at start-up, ``close`` at shutdown.
+
     reporter = get_client()
     reporter.launch_result("aws-east", "us-east-1a", "zuul.example.org",
                            "ready", elapsed_s=93.2)

@@ -40,6 +40,12 @@ Families (all prefixed ``nodepool_``; counters end in ``_total``):
 
 Unlimited values are left out, never exported as ``+Inf`` limits.
 
+Threads: ``render`` runs on a web server worker thread per scrape, not
+cached, so two scrapes may collect at once; the collector keeps no state
+between them (each ``collect`` takes a new snapshot, see ``state.py`` for
+what that reads and on which thread it waits).  The launch and queue
+recorders are read under their own locks.
+
 Failure story: an exception while collecting (ZooKeeper gone mid-scrape)
 propagates to the server, which answers 500 and logs it; the next scrape
 starts afresh.

@@ -13,10 +13,18 @@ Only figures are copied: names, counts, rates, quota numbers.  No config
 value other than names and limits is carried, so nothing secret can reach
 an output through here.
 
-Failure story: the launcher's threads keep changing what is read; each
-figure is read once without locks (ints and floats are replaced
-atomically), so a snapshot may mix values a few milliseconds apart, which
-is fine for monitoring.  Before ``Launcher.start()`` (no ZooKeeper yet) the
+Threads: ``snapshot`` runs on a web server worker thread, for a
+``/status.json`` (under the response cache's lock: one at a time) or a
+``/metrics`` scrape (not cached: several may run at once).  It keeps no
+state.  The launcher's threads keep changing what is read; each figure is
+read once without the launcher's locks (ints and floats are replaced
+atomically), so a snapshot may mix values a few milliseconds apart, which is
+fine for monitoring; the objects asked take their own locks where they have
+them (the quarantine's counts).  Its node and request reads go to the lazy
+watch caches, which may read changed znodes from ZooKeeper and wait for them
+on this thread (``watchcache.py``); no launcher thread waits on a snapshot.
+
+Failure story: before ``Launcher.start()`` (no ZooKeeper yet) the
 snapshot is empty rather than an error.
 """
 

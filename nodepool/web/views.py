@@ -11,6 +11,13 @@ Failure story: a ZooKeeper error while reading propagates to the server,
 which answers 500 without the error text; the launcher itself is not
 affected.  A ``?fields=`` key the table lacks raises ``UnknownField``,
 answered 400 with its one-line message.
+
+Threads: each view runs on a web server worker thread, under the response
+cache's one lock (``cache.py``: one generation at a time, whatever the key);
+it keeps no state.  Its reads go to the watch caches -- nodes and requests
+are lazy, so changed ones are read from ZooKeeper and waited for on this
+thread -- and, for image uploads, straight to ZooKeeper; no launcher thread
+waits on a view.
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ tested without a network) and sends them through one statsd pipeline, so
 the lines of one call share datagrams (newline-separated, split at the
 client's 512-byte limit).
 
+    reporter = get_client()
+    reporter.launch_result("aws-east", "us-east-1a", "zuul.example.org",
+                           "ready", elapsed_s=93.2)
+
 Threads: the module starts none.  One reporter is shared by the whole
 launcher and called from many threads: the provider loops (launch results;
 kazoo's connection thread for the ``error.zksession`` of a lost session),
@@ -25,10 +29,6 @@ quarantine's listener (whichever thread read the bad znode).  It takes no
 lock: each call builds its own pipeline, and the client only does ``sendto``
 on one shared UDP socket, which never waits for the collector.
 ``get_client`` runs once at start-up, ``close`` at shutdown.
-
-    reporter = get_client()
-    reporter.launch_result("aws-east", "us-east-1a", "zuul.example.org",
-                           "ready", elapsed_s=93.2)
 """
 
 from __future__ import annotations

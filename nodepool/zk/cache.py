@@ -11,26 +11,26 @@ fires events for what changed; after a LOST session it re-syncs the same
 way.  Cached data may therefore be stale for a moment: anything acted upon
 must be re-read under a lock (zookeeper.md §7).
 
-Threads: ``start`` and ``stop`` run once each, on the thread that owns the
-``ZooKeeper`` facade (the launcher's, CLI's or web app's start-up).  The
-reads (``get``, ``child_data``, ``exists``, ...) are called from any
-thread -- pool workers and their I/O threads, the cleanup and
+Threads: ``start`` and ``stop`` run once each, on the thread that starts or
+stops the ``ZooKeeper`` facade's caches (the launcher's start-up and
+shutdown).  The reads (``get``, ``child_data``, ``exists``, ...) are called
+from any thread -- pool workers and their I/O threads, the cleanup and
 deleted-node workers, the usage book, the stats election, the web app's
-workers -- and take no lock of this module.  Who mutates a tree depends
-on its kind.  A kazoo ``TreeCache`` or ``LeanTreeCache`` (one-shot
-watches) applies read results on its own background thread (kazoo's
-handler spawns it) and, in kazoo 2.11, a deletion notified by a watch on
-kazoo's watch-callback thread; readers take single znodes without a lock,
-relying on each dict operation being atomic under the GIL (``child_data``
-copies a directory's children in one call).  A ``PersistentTreeCache``
-applies notifications and replies on kazoo's connection thread under its
-own ``_lock`` (``watchcache.py``).  Listeners registered with
+workers -- and take no lock of this module.  Who mutates a tree depends on
+its kind.  A kazoo ``TreeCache`` or ``LeanTreeCache`` (one-shot watches)
+applies read results on its own background thread (kazoo's handler spawns
+it) and, in kazoo 2.11, a deletion notified by a watch on kazoo's
+watch-callback thread; readers take single znodes without a lock, relying on
+each dict operation being atomic under the GIL (``child_data`` copies a
+directory's children in one call).  A ``PersistentTreeCache`` applies
+notifications and replies on kazoo's connection thread under its own
+``_lock`` (``watchcache.py``).  Listeners registered with
 :meth:`TreeCaches.add_listener` are called with no arguments after any
-change, on the thread that applied it (a one-shot cache's background
-thread, kazoo's connection thread, or the one settling an own write: the
-writer's or kazoo's completion thread); they must never
-block nor call ZooKeeper: they should only wake a loop.  The listener list
-is copied before each round of calls, not locked.
+change, on the thread that applied it (a one-shot cache's background thread,
+kazoo's connection thread, or the one settling an own write: the writer's or
+kazoo's completion thread); they must never block nor call ZooKeeper: they
+should only wake a loop.  The listener list is copied before each round of
+calls, not locked.
 """
 
 from __future__ import annotations

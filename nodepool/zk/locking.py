@@ -15,17 +15,16 @@ Failure story: a lock is an ephemeral znode, so it is gone when the session
 is LOST even though the kazoo object still says acquired; holders must stop
 acting on locked objects while ``client.suspended`` and re-lock afterwards.
 
-Threads: this module starts none and keeps no state; everything runs on
-the caller's thread (pool workers and their I/O threads, the deleted-node
-and cleanup workers, the CLI).  A ``Lock`` object belongs to the thread
-that uses it at a time: kazoo's recipe keeps one method lock so a second
-thread calling ``acquire`` on the same object waits for the first (or,
-not blocking, fails at once).
-``acquire`` blocks the caller for up to ``timeout`` (a blocking acquire
-waits on a watch that kazoo's worker thread fires) and
-``find_own_contender`` for up to ``timeout`` or the session timeout,
-whichever is longer, polling for the reconnection; neither may run on
-kazoo's own threads, which would have to deliver what they wait for.
+Threads: this module starts none and keeps no state; everything runs on the
+caller's thread (pool workers and their I/O threads, the deleted-node and
+cleanup workers, the CLI).  A ``Lock`` object belongs to the thread that
+uses it at a time: kazoo's recipe keeps one method lock so a second thread
+calling ``acquire`` on the same object waits for the first (or, not
+blocking, fails at once).  ``acquire`` blocks the caller for up to
+``timeout`` (a blocking acquire waits on a watch that kazoo's worker thread
+fires) and ``find_own_contender`` for up to ``timeout`` or the session
+timeout, whichever is longer, polling for the reconnection; neither may run
+on kazoo's own threads, which would have to deliver what they wait for.
 """
 
 from __future__ import annotations

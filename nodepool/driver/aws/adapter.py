@@ -27,12 +27,12 @@ Threads (what runs where, per provider):
   and warms the caches at start;
 - the deleted-node worker calls ``find_instances`` on its own thread.
 
-Shared state: ``_lock`` guards ``_created`` (instances created in the
-last ``RECENT_SECONDS``: written by ``AwsCreate`` on the loop thread,
-read by ``AwsDelete``); the pending creates, the listing, quota and image
-caches, the watcher, the tagger and the batchers keep their own locks
-(their modules).  The loop thread never waits: every call it needs is a
-``Future`` from one of the pools above.
+Shared state: ``_lock`` guards ``_created`` (instances created in the last
+``RECENT_SECONDS``: written by ``AwsCreate`` on the loop thread, read by
+``AwsDelete``); the pending creates, the listing, quota and image caches,
+the watcher, the tagger and the batchers keep their own locks (their
+modules).  The loop thread never waits for the cloud: every call it needs is
+a ``Future`` from one of the pools above.
 
 Every call goes through ``AwsApi``: mutating ones at ``rate`` per second,
 read-only ones at ten times that, throttling reported to the limiter

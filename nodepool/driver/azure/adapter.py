@@ -14,14 +14,14 @@ Threads (what runs where, per provider):
 - pool workers and the cleanup worker call the read-only methods (quota,
   images, ``list_instances``, ``list_resources``), which cache.
 
-Shared state: ``_group_lock`` makes the resource group check (and
-create) happen once, whichever read thread prepares a launch first
-(``_group_ready`` is read without it, then checked again under it; the
-calls are made holding it, so the other read threads wait for them).
-The write queue (``writes.py``), listings (``listing.py``), size, usage
-and image caches and pending creates keep their own locks; the SDK
-clients (``auth.py``) are shared by every thread above.  The loop thread
-never waits: every call it needs is a ``Future`` from one of the pools.
+Shared state: ``_group_lock`` makes the resource group check (and create)
+happen once, whichever read thread prepares a launch first (``_group_ready``
+is read without it, then checked again under it; the calls are made holding
+it, so the other read threads wait for them).  The write queue
+(``writes.py``), listings (``listing.py``), size, usage and image caches and
+pending creates keep their own locks; the SDK clients (``auth.py``) are
+shared by every thread above.  The loop thread never waits for the cloud:
+every call it needs is a ``Future`` from one of the pools.
 
 Every call goes through ``AzureApi``: writes at ``rate`` per second (a
 rate, not a delay: ``rate: 2`` allows two writes each second), reads at

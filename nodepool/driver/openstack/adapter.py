@@ -16,11 +16,11 @@ Threads (what runs where, per provider):
   listing older than it may be is fetched on the asking thread.
 
 Shared state: ``attached_ips`` (server id -> the floating address we
-attached) is written by the fip threads and popped by the delete
-threads, without a lock: each access is one dict operation.  The
-inventory, quota limits, pending creates, poller and leak finder keep
-their own locks (their modules).  The loop thread never waits: every call
-it needs is a ``Future`` from one of the pools above.
+attached) is written by the fip threads and popped by the delete threads,
+without a lock: each access is one dict operation.  The inventory, quota
+limits, pending creates, poller and leak finder keep their own locks (their
+modules).  The loop thread never waits for the cloud: every call it needs is
+a ``Future`` from one of the pools above.
 
 Every call goes through ``OpenStackApi``: mutating calls spaced by the
 provider's ``rate`` (seconds between calls), reads at ten times that
@@ -30,9 +30,10 @@ handled there and only there (``nodepool.driver.limitedapi``).
 Failure story, in short: throttling and 5xx are repeated in the API
 alone and at worst fail one launch attempt, never a request by
 themselves; quota refusals abort the node (the request is retried) and
-refresh the cached limits; a server in ERROR is a failed attempt unless its fault names a quota; names that do
-not exist (flavor, image, network) make the label unusable; nothing is
-created without the metadata leak cleanup needs.
+refresh the cached limits; a server in ERROR is a failed attempt unless
+its fault names a quota; names that do not exist (flavor, image,
+network) make the label unusable; nothing is created without the
+metadata leak cleanup needs.
 """
 
 from __future__ import annotations

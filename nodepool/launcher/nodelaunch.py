@@ -16,13 +16,13 @@ after a failed attempt, an abort or a detached launch's end
 (``_store_quietly``), and the offering record of a capacity error.
 ``detach()`` comes from the request handler's side (a pool worker's thread
 letting go of the node); it and ``finished()`` are serialised by ``_lock``
-(``detached``, ``_finished``).  ``session_lost()`` comes from kazoo's
-connection thread (the launcher's connection listener, through
-``ProviderManager.session_lost``) and takes no lock, while the loop may be
-advancing the same launch.  Launch listeners (``add_launch_listener``: a
-module-level list, changed without a lock) run on the reporting thread --
-the loop thread, or kazoo's connection thread for ``error.zksession`` -- and
-must be quick; one that raises is logged and ignored.
+(``detached``, ``_finished``).  ``session_lost()`` runs on the loop
+thread too: kazoo's connection thread only tells the provider manager
+(``ProviderManager.session_lost``), which hands the launches to its loop,
+so a launch is never failed while it is being advanced.  Launch listeners
+(``add_launch_listener``: a module-level list, changed without a lock) run
+on the loop thread and must be quick; one that raises is logged and
+ignored.
 
 Failure story:
 - a classified launch failure (``LaunchError``, timeouts, keyscan failure,
@@ -542,7 +542,8 @@ class NodeLaunch:
         self._store_quietly()
 
     def session_lost(self) -> None:
-        """The ZooKeeper session ended: our lock is gone, give up."""
+        """The ZooKeeper session ended: our lock is gone, give up (on the
+        loop thread, handed over by ``ProviderManager.session_lost``)."""
         if self.done:
             return
         self._report("error.zksession", "ZooKeeper session lost")

@@ -27,8 +27,9 @@ endpoint error the adapter's ``access`` gate holds every cloud call back
 (exponentially, up to a minute); ``cloud_backing_off()`` tells the
 deleted-node worker and the leak cleanup to start nothing meanwhile, and
 launches repeat their step once the gate lets calls through.  If the
-ZooKeeper session is lost, every running launch is failed: their node
-locks vanished with the session.  ``stop()`` stops the loop and the
+ZooKeeper session is lost, every running launch is failed, by the loop
+thread (``session_lost`` only hands them over): their node locks vanished
+with the session.  ``stop()`` stops the loop and the
 adapter's machinery; launches still running are abandoned with their nodes
 locked by our (closing) session, so they are cleaned up like a crashed
 launcher's.
@@ -126,6 +127,8 @@ class ProviderManager:
         self.zk_ready = zk_ready or (lambda: True)
         self.log = logging.getLogger(f"nodepool.provider.{provider.name}")
         self._launches: list[NodeLaunch] = []
+        # launches of a lost session, for the loop to fail
+        self._lost: list[NodeLaunch] = []
         self._deleters: list[NodeDeleter] = []
         self._deleting_ids: set[str] = set()
         # Requests this provider's pool workers are taking: accepted, their
@@ -273,15 +276,25 @@ class ProviderManager:
         return self.adapter.access.closed
 
     def session_lost(self) -> None:
+        """The ZooKeeper session ended (called on kazoo's connection
+        thread): the launches running now are handed to the loop thread,
+        which fails them -- it alone advances a launch, so none is failed
+        while it is being advanced, and the listeners it reports to run
+        on the loop, not on kazoo's thread."""
         with self._lock:
-            launches = list(self._launches)
-        for launch in launches:
-            launch.session_lost()
+            self._lost.extend(self._launches)
         self.wake()
+
+    def _fail_lost(self) -> None:
+        with self._lock:
+            lost, self._lost = self._lost, []
+        for launch in lost:
+            launch.session_lost()
 
     # -- the loop ------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._fail_lost()
             if not self.zk_ready():
                 self._wake.wait(0.2)
                 self._wake.clear()

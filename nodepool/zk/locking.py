@@ -170,6 +170,7 @@ def find_own_contender(lock: Lock, timeout: float) -> str | None:
         except NoNodeError:
             return None
         except KazooException:
+            time.sleep(0.05)   # the same bounded poll: no spin on errors
             continue
         for name in names:
             if name.startswith(lock.prefix):

@@ -108,6 +108,39 @@ def test_the_owner_writes_only_what_changed():
                                  ).nodes == {}
 
 
+def test_each_beat_writes_exactly_the_records_json_reencoding_only_changes(
+        monkeypatch):
+    store, clock = Store(), Clock()
+    ids = [f"{i:010d}" for i in range(1000)]
+    sums = {i: summary(cores=1 + n % 3) for n, i in enumerate(ids)}
+    sums[ids[7]] = NodeSummary("p", "main", "in-use", ("small",),
+                               {"instances": 1}, "tenant-a", "200-0000000001")
+    b = book(store, clock, sums)
+    store.nodes = store.created = set(ids)
+    encoded = []
+    real = NodeSummary.to_doc
+    monkeypatch.setattr(NodeSummary, "to_doc",
+                        lambda self: encoded.append(1) or real(self))
+
+    def written():
+        return store.records[b.member][0]
+
+    def expected():
+        with monkeypatch.context() as m:
+            m.setattr(NodeSummary, "to_doc", real)
+            return UsageRecord(b.member, "nl1", {
+                i: sums[i] for i in store.nodes}).to_json()
+    assert b.beat() and written() == expected()
+    assert len(encoded) == 1000
+    encoded.clear()
+    for n in range(5):                      # a change and a deletion a beat
+        sums[ids[100 + n]] = summary(state="used")
+        store.nodes.discard(ids[500 + n])
+        assert b.beat()
+        assert written() == expected()
+    assert len(encoded) == 5                # only the changed nodes
+
+
 def test_a_failed_write_is_said_once_and_retried(caplog):
     store, clock = Store(), Clock()
     b = book(store, clock, {"0000000001": summary()})

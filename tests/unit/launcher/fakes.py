@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
+
+from nodepool.driver.adapter import Adapter
 
 
 class Clock:
@@ -30,3 +33,20 @@ class Counter:
     def wait(self, n: int, timeout: float = 10.0) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: self.count >= n, timeout)
+
+
+class BareAdapter(Adapter):
+    """An adapter of provider ``p`` with no instances, that creates and
+    deletes nothing: enough for a ``ProviderManager`` to start."""
+
+    def __init__(self):
+        super().__init__(SimpleNamespace(name="p", driver="test", pools={}))
+
+    def list_instances(self):
+        return []
+
+    def create_machine(self, spec):
+        raise NotImplementedError
+
+    def delete_machine(self, external_id, immediate=False):
+        raise NotImplementedError

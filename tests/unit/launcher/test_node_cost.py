@@ -3,28 +3,13 @@ memo does not grow with the nodes that come and go."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 from kazoo.protocol.states import ZnodeStat
 
-from nodepool.driver.adapter import Adapter
 from nodepool.driver.quota import Quota
 from nodepool.launcher.provider import ProviderManager
+from tests.unit.launcher.fakes import BareAdapter
 from nodepool.zk.models import Node
-
-
-class Bare(Adapter):
-    def __init__(self):
-        super().__init__(SimpleNamespace(name="p", driver="test", pools={}))
-
-    def list_instances(self):
-        return []
-
-    def create_machine(self, spec):
-        raise NotImplementedError
-
-    def delete_machine(self, external_id, immediate=False):
-        raise NotImplementedError
 
 
 def _stat(mzxid: int) -> ZnodeStat:
@@ -32,7 +17,7 @@ def _stat(mzxid: int) -> ZnodeStat:
 
 
 def test_cost_memo_stays_bounded_over_300_nodes():
-    adapter = Bare()
+    adapter = BareAdapter()
     manager = ProviderManager(adapter.provider, adapter, None, None, None)
     small = {"instances": 1, "cores": 2, "ram": 1024}
     large = {"instances": 1, "cores": 8, "ram": 8192}

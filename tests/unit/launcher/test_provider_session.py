@@ -6,24 +6,9 @@ being advanced."""
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 
-from nodepool.driver.adapter import Adapter
 from nodepool.launcher.provider import ProviderManager
-
-
-class Quiet(Adapter):
-    def __init__(self):
-        super().__init__(SimpleNamespace(name="p", driver="test"))
-
-    def list_instances(self):
-        return []
-
-    def create_machine(self, spec):
-        raise NotImplementedError
-
-    def delete_machine(self, external_id, immediate=False):
-        raise NotImplementedError
+from tests.unit.launcher.fakes import BareAdapter
 
 
 class Launch:
@@ -47,7 +32,7 @@ class Launch:
 
 
 def test_a_lost_session_fails_every_launch_on_the_loop_thread():
-    adapter = Quiet()
+    adapter = BareAdapter()
     manager = ProviderManager(adapter.provider, adapter, None, None, None,
                               zk_ready=lambda: False)   # lost: not ready
     launches = [Launch() for _ in range(30)]

@@ -298,6 +298,10 @@ class PoolWorker:
         # Shared with the I/O threads, guarded by _lock:
         self._lock = threading.RLock()
         self._taking: set[str] = set()          # request ids being taken
+        # request id -> labels, of the requests taken to wait at quota
+        # (``_passes_waiting``): while their take is in flight they hold
+        # back their labels as their handlers will
+        self._takes_to_wait: dict[str, frozenset] = {}
         self.quota = PoolQuota(
             pool, provider.name, nodes=self.nodes_costed,
             label_cost=manager.adapter.label_quota,
@@ -377,7 +381,11 @@ class PoolWorker:
         with self._lock:
             waiting = [h for h in self.handlers
                        if h.paused and h.waiting_since is not None]
-        labels: set[str] = set()
+            self._takes_to_wait = {r: lb for r, lb in
+                                   self._takes_to_wait.items()
+                                   if r in self._taking}
+            taking = list(self._takes_to_wait.values())
+        labels: set[str] = set().union(*taking)
         for handler in waiting:
             labels |= set(handler.request.node_types)
         oldest = min((h.waiting_since for h in waiting), default=None)
@@ -869,6 +877,8 @@ class PoolWorker:
             need = self.quota.cost(launched)
             if launched and not self.quota.check(waiting.taken + need):
                 waiting.labels |= labels
+                with self._lock:
+                    self._takes_to_wait[request.id] = frozenset(labels)
                 return True
         waiting.taken += need
         return True

@@ -104,6 +104,23 @@ def test_a_burst_at_quota_takes_one_request_per_label(made):
     assert waiting.labels == {"small"}
 
 
+def test_a_take_to_wait_in_flight_holds_its_label_back_next_pass(made):
+    # The first request of a full pool is taken to wait; its take is still
+    # in flight (no handler yet) when the next pass comes: that pass takes
+    # no second request of its label -- and once the take has ended, its
+    # handler (paused) holds the label instead.
+    worker, _ = made(max_cores=10)
+    worker.launcher.zk.nodes = [node(str(i), "small") for i in range(10)]
+    first = worker._waiting()
+    assert worker._passes_waiting(request("small"), first)
+    worker._taking.add("100-0000000001")        # its take, in flight
+    second = worker._waiting()
+    assert second.labels == {"small"}
+    assert not worker._passes_waiting(request("small"), second)
+    worker._taking.discard("100-0000000001")    # taken, or let go
+    assert worker._waiting().labels == set()
+
+
 def test_ready_spares_cost_nothing_at_quota(made):
     # At quota with 3 ready unallocated nodes: three requests reuse them,
     # the fourth waits, the fifth is held back behind it.

@@ -6,7 +6,6 @@ every component still registered through this object with
 ``update_component``, which finds its znode gone and re-creates it at a
 new sequential path (set-or-create, so a component a worker's own update
 already re-created is not published twice).
-``_reregister_components`` (create each anew) is kept but not called.
 
 Threads: components are registered, updated and unregistered by their
 owners' threads (the launcher's start-up, ``NodePool`` main loop and stop
@@ -91,17 +90,6 @@ class ComponentStore(StoreBase):
                 self.kazoo.delete(path)
             except NoNodeError:
                 pass
-
-    def _reregister_components(self) -> None:
-        with self._registered_lock:
-            components = list(self._registered.values())
-            for component in components:
-                try:
-                    self._create_component(component)
-                    self.log.info("Re-registered %s component at %s",
-                                  component.kind, component.path)
-                except ZooKeeperError:
-                    self.log.exception("Could not re-register component")
 
     # -- reads ------------------------------------------------------------
     def iter_components(self, kind: str, cached: bool = True,

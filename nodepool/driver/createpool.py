@@ -16,7 +16,13 @@ already in flight finish: a cloud call cannot be recalled, and its future
 still reports the instance so the caller can clean it up.
 
 Threads: up to ``workers`` threads named ``<name>-create-N``, started on
-demand; each owns nothing but the call it runs.
+demand; each owns nothing but the call it runs, and one that found nothing
+to run for ``idle_timeout`` seconds (a minute) ends, so the pool shrinks
+back after a burst instead of keeping its high-water mark of threads (and
+their cloud connections) for good.  The counts (``_idle``, ``_queued``,
+``_busy``) and the thread list are guarded by ``_lock``; a worker retires
+under it only while nothing is queued, and ``submit`` starts a new one
+under it when the queued calls outnumber the idle workers.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ __all__ = ["CreatePool", "create_pool_size"]
 
 log = logging.getLogger(__name__)
 
+# A worker idle this long ends (submit starts another when work comes).
+IDLE_TIMEOUT = 60.0
 # Threads for an unlimited rate: the cloud's own throttling is then the only
 # brake, and more parallel creates would mostly earn throttling errors.
 UNLIMITED_WORKERS = 16
@@ -59,11 +67,14 @@ class CreatePool:
         pool.shutdown()
     """
 
-    def __init__(self, name: str, workers: int) -> None:
+    def __init__(self, name: str, workers: int,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
         if workers < 1:
             raise ValueError(f"create pool {name} needs at least one worker")
         self.name = name
         self.workers = workers
+        self.idle_timeout = idle_timeout
+        self._spawned = 0
         # Unbounded on purpose: submit must never block a state machine; the
         # callers (bounded by max-servers and quota) bound the queue.
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -131,10 +142,17 @@ class CreatePool:
             for thread in threads:
                 thread.join()
 
+    @property
+    def threads(self) -> int:
+        """Workers alive now (they start on demand and retire when idle)."""
+        with self._lock:
+            return len(self._threads)
+
     def _spawn(self) -> None:
         thread = threading.Thread(
             target=self._work, daemon=True,
-            name=f"{self.name}-create-{len(self._threads)}")
+            name=f"{self.name}-create-{self._spawned}")
+        self._spawned += 1
         self._threads.append(thread)
         thread.start()
 
@@ -142,7 +160,12 @@ class CreatePool:
         while True:
             with self._lock:
                 self._idle += 1
-            entry = self._queue.get()
+            try:
+                entry = self._queue.get(timeout=self.idle_timeout)
+            except queue.Empty:
+                if self._retire():
+                    return
+                continue
             with self._lock:
                 self._idle -= 1
                 if entry is not None:
@@ -155,6 +178,16 @@ class CreatePool:
             finally:
                 with self._lock:
                     self._busy -= 1
+
+    def _retire(self) -> bool:
+        """An idle worker's timeout: end it unless calls are queued (one
+        of them is then on its way to this worker or another idle one)."""
+        with self._lock:
+            self._idle -= 1
+            if self._queued or self._stopped:
+                return self._stopped
+            self._threads.remove(threading.current_thread())
+            return True
 
     @staticmethod
     def _run(future: Future, fn: Callable[..., Any], args: tuple,

@@ -141,3 +141,47 @@ def test_undersized_pool_cannot_reach_the_rate():
     # The contrast that makes the test above meaningful: 2 threads of 0.3 s
     # calls top out near 6.7 calls/s.
     assert achieved_rate(2, 8, rate=10, latency=0.3) < 0.9 * 10
+
+
+def _wait_until(predicate, timeout=WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)    # poll interval of the condition, bounded
+    return True
+
+
+def test_idle_workers_retire_after_a_burst_and_come_back_on_demand():
+    # A burst of 30 calls needs 8 workers at once; once they have been idle
+    # for the timeout they end, and the next call starts one again.
+    pool = CreatePool("prov", 8, idle_timeout=0.2)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def call():
+        started.release()
+        release.wait(WAIT)
+        return threading.current_thread().name
+
+    futures = [pool.submit(call) for _ in range(30)]
+    for _ in range(8):
+        assert started.acquire(timeout=WAIT)
+    assert pool.threads == 8 and pool.busy == 8
+    release.set()
+    assert len({f.result(WAIT) for f in futures}) == 8
+    assert _wait_until(lambda: pool.threads == 0)
+    assert pool.submit(lambda: 42).result(WAIT) == 42    # on demand again
+    assert pool.threads == 1
+    pool.shutdown()
+    assert pool.threads <= 1
+
+
+def test_a_worker_does_not_retire_while_calls_are_queued():
+    # One worker, calls queued behind a slow one: the worker's idle timeout
+    # never ends it with work waiting, and every call runs.
+    pool = CreatePool("prov", 1, idle_timeout=0.05)
+    done = [pool.submit(time.sleep, 0.1)] + [
+        pool.submit(lambda i=i: i) for i in range(20)]
+    assert [f.result(WAIT) for f in done[1:]] == list(range(20))
+    pool.shutdown()

@@ -30,6 +30,14 @@ p50/p99 latency and the CPU the launcher and the harness spent per
 request.  The target: growth < 5 % on each, 0 requests lost, nothing
 leaked.
 
+Reading the growth: the launcher's create pool (``CreatePool``) starts a
+worker when a call finds none idle and keeps it, up to
+``create_pool_size`` (64 at the default provider rate), so its threads
+are a high-water mark of creates in flight: a slow second after warm-up
+(the machine busy with something else) steps them up, and they stay.
+Resident memory behaves alike after a backlog.  A rise that stops at
+such a step is not a leak; one that climbs sample after sample is.
+
 Stalls: seconds in a row (two or more) in which requests were open and
 none was fulfilled, longest first, each with the RunInstances calls the
 local AWS answered meanwhile and the calls that held moto for half a

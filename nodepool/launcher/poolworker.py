@@ -308,7 +308,8 @@ class PoolWorker:
             node_cost=lambda node: manager.node_cost(node, pool),
             provider_limits=manager.provider_limits,
             provider_used=manager.provider_used,
-            births=self.zk.node_births, clock=clock)
+            births=self.zk.node_births, bound=self._bound_cost,
+            clock=clock)
         self.shard = Shard(self.id, clock=clock)
         self.allocator = PoolAllocator(pool, provider.name, self.id, self.zk,
                                        manager, self.quota, self.spares)

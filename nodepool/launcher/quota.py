@@ -216,6 +216,7 @@ class PoolQuota:
                  provider_limits: Callable[[], Quota],
                  provider_used: Callable[[list[Node]], Quota],
                  births: Callable[[], int | None] = lambda: None,
+                 bound: Callable[[], Quota] | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.pool = pool
         self.provider_name = provider_name
@@ -235,6 +236,7 @@ class PoolQuota:
         self._reservations: dict[object, Quota] = {}
         self._recent: dict[str, tuple[float, Node]] = {}
         self._last_reclaim: float | None = None
+        self._bound_of = bound
         self._bound_cost: Quota | None = None
 
     # -- costs ---------------------------------------------------------------
@@ -297,8 +299,13 @@ class PoolQuota:
             return self._provider_used()[0]
 
     def _bound(self) -> Quota:
-        """The most one node of this pool costs (per resource): what a
-        node znode that appeared since the last count may add."""
+        """The most one node costs (per resource): what a node znode that
+        appeared since the last count may add -- ``bound()`` (the pool
+        worker's: any label of the provider, so the provider's quota is
+        judged with its other pools' labels too), else any label of this
+        pool."""
+        if self._bound_of is not None:
+            return self._bound_of()
         if self._bound_cost is None:
             self._bound_cost = bound_cost(
                 self._label_cost(label)

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.functional
 
 REQUESTS = "/nodepool/requests"
 REQUEST_LOCKS = "/nodepool/requests-lock"
+BURST, MAX_ROUNDS = 40, 10
 
 
 class Counter(logging.Handler):
@@ -82,7 +83,9 @@ def test_connection_loss_mid_burst_is_retried_not_declined(
         with open(env.config_path) as f:
             data = yaml.safe_load(f)
         data["providers"] = [fake_provider(
-            pools=[{"name": "main", "max-servers": 100,
+            # Room for every burst the loop below may submit: a pool at
+            # quota would hold the last ones until the end's release.
+            pools=[{"name": "main", "max-servers": BURST * MAX_ROUNDS,
                     "labels": [{"name": "small",
                                 "cloud-image": "fake-image"}]}],
             **{"create-latency": 0.3})]
@@ -93,9 +96,9 @@ def test_connection_loss_mid_burst_is_retried_not_declined(
         rounds = 0
         rids: list[str] = []
         # Bursts until a cut has hit a handler action at least once.
-        while retried.count == 0 and rounds < 10:
+        while retried.count == 0 and rounds < MAX_ROUNDS:
             rounds += 1
-            rids += [env.zuul.submit(["small"]) for _ in range(40)]
+            rids += [env.zuul.submit(["small"]) for _ in range(BURST)]
             for _ in range(8):
                 gate.close()
                 wait_for(lambda: not launcher.zk_ready(),

@@ -109,7 +109,9 @@ class RateLimiter:
         if self.effective_rate > 0 and self._tat is not None:
             tolerance = (self.burst - 1) / self.effective_rate
             delay = max(delay, self._tat - tolerance - now)
-        return max(delay, 0.0)
+        # (A rounding error in the sums above is no reason to wait: the
+        # burst'th call of a full bucket came out a few ulps late.)
+        return delay if delay > 1e-9 else 0.0
 
     def _set_rate(self, rate: float, now: float) -> None:
         # Rescale the backlog so the bucket keeps its token count; a bare

@@ -18,6 +18,18 @@ read per pass.
 ``since`` is when the current *kind* of reason first held (the text may
 change under it: "2 free" then "1 free" is the same wait).
 
+Writes are bounded, whatever the backlog: at most ``writes_per_s`` (100)
+a second, in bursts of as many, and a written record whose reason keeps
+its kind is rewritten with its new specifics at most every ``refresh``
+(5 s).  A new record or a change of kind goes first, in the pass's
+processing order; a refresh takes what budget is left.  What the budget
+does not cover this pass stays due and is written on a later one.  (A
+pool at quota with ten thousand requests queued behind it changes the
+request they wait behind, and its "N free", many times a second: a write
+per record per change was thousands of writes a second, which took the
+CPU the launcher needed to catch up.)  Deletes are not budgeted: each
+follows a request served, failed or gone.
+
 A ``Reason`` is a machine-readable ``kind`` (``nodepool.zk.waits.KINDS``),
 one line of ``text`` with the specifics, and ``details`` (the same
 specifics as JSON).  The builders below make every kind.
@@ -47,6 +59,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from nodepool.driver.ratelimit import RateLimiter
 from nodepool.zk.models import NodeState, RequestState
 from nodepool.zk.waits import RequestWait
 
@@ -59,6 +72,10 @@ __all__ = ["Reason", "WaitBook", "QueueEvent", "add_queue_listener",
 # A request that waits less than this is never written: most requests of
 # a burst are served within it, and their reasons would be churn.
 PUBLISH_AFTER = 1.0
+# Record writes a second at most, in bursts of as many (one pool worker).
+WRITES_PER_S = 100.0
+# A written record of the same kind is rewritten at most this often.
+REFRESH = 5.0
 # A cloud's capacity message can be long: the one-line text keeps this much.
 CLOUD_TEXT = 120
 MIN_READY = "NodePool:min-ready"
@@ -266,6 +283,7 @@ class _Entry:
     written: Reason | None = None   # what ZooKeeper holds (None: nothing)
     writing: bool = False
     sent: bool = False          # a write was sent: a drop deletes
+    written_at: float = float("-inf")   # monotonic: the last write's start
 
 
 class WaitBook:
@@ -277,10 +295,12 @@ class WaitBook:
     """
 
     publish_after = PUBLISH_AFTER
+    refresh = REFRESH
 
     def __init__(self, zk, worker_id: str, provider: str, pool: str,
                  hostname: str, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 writes_per_s: float = WRITES_PER_S):
         self.zk = zk
         self.worker_id = worker_id
         self.provider = provider
@@ -298,6 +318,9 @@ class WaitBook:
         # request id -> the version (mzxid) it was last asked and found
         # REQUESTED at: not asked again while the cache holds that version
         self._asked: dict[str, int] = {}
+        self._budget = RateLimiter(f"waits {provider}-{pool}", writes_per_s,
+                                   burst=max(1.0, writes_per_s),
+                                   clock=monotonic)
         self.writes = 0         # record writes started (tests measure them)
         self.deletes = 0
         self.asks = 0           # requests read from the store (the same)
@@ -400,6 +423,8 @@ class WaitBook:
 
     def _update(self, reasons: dict[str, Reason]) -> None:
         now, mono = self.clock(), self.monotonic()
+        news: list[tuple[str, _Entry]] = []
+        refreshes: list[tuple[str, _Entry]] = []
         for rid, reason in reasons.items():
             entry = self._held.get(rid)
             if entry is None:
@@ -408,12 +433,21 @@ class WaitBook:
                 entry.reason, entry.since = reason, now
             else:
                 entry.reason = reason
-            if entry.reason != entry.written and not entry.writing and (
-                    entry.written is not None
-                    or mono - entry.first >= self.publish_after):
-                self._write(rid, entry, now)
+            if entry.reason == entry.written or entry.writing:
+                continue
+            if entry.written is None or \
+                    entry.written.kind != entry.reason.kind:
+                if mono - entry.first >= self.publish_after:
+                    news.append((rid, entry))
+            elif mono - entry.written_at >= self.refresh:
+                refreshes.append((rid, entry))
+        for rid, entry in news + refreshes:
+            if not self._budget.try_acquire():
+                return      # the rest stays due: a later pass writes it
+            self._write(rid, entry, now, mono)
 
-    def _write(self, rid: str, entry: _Entry, now: float) -> None:
+    def _write(self, rid: str, entry: _Entry, now: float,
+               mono: float) -> None:
         reason = entry.reason
         record = RequestWait(
             request=rid, worker=self.worker_id, kind=reason.kind,
@@ -429,6 +463,7 @@ class WaitBook:
                 else:
                     entry.written = None   # created again on a later pass
         entry.writing = entry.sent = True
+        entry.written_at = mono
         self.writes += 1
         try:
             self.zk.put_wait_async(record, entry.written is not None, done)

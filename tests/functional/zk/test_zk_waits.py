@@ -92,10 +92,10 @@ def test_a_malformed_record_is_skipped_once(zk_factory, caplog):
 
 
 # -- the book ------------------------------------------------------------------
-def make_book(api, publish_after=1.0):
+def make_book(api, publish_after=1.0, **kw):
     clock, mono = Clock(), Clock(0.0)
     book = waits.WaitBook(api, WORKER, "aws", "main", "host", clock=clock,
-                          monotonic=mono)
+                          monotonic=mono, **kw)
     book.publish_after = publish_after
     return book, clock, mono
 
@@ -147,11 +147,17 @@ def test_written_after_the_grace_and_only_on_change(zk_factory):
         book.note(rid, full)
         book.end_pass([], True)
     assert book.writes == 1
-    # Same kind, new text: rewritten, ``since`` kept.
+    # Same kind, new text: rewritten once the last write is ``refresh``
+    # old, ``since`` kept.
     other = waits.at_quota(Verdict(False, "pool max-cores", "cores", 2, 4))
     book.note(rid, other)
     book.end_pass([], True)
+    assert book.writes == 1 and "max-servers" in stored(api)[rid].text
+    mono.now = 1.5 + book.refresh
+    book.note(rid, other)
+    book.end_pass([], True)
     settle(book)
+    assert book.writes == 2
     assert stored(api)[rid].since == first.since
     assert "max-cores" in stored(api)[rid].text
     # Another kind: ``since`` starts again.
@@ -272,3 +278,78 @@ def test_held_requests_are_read_again_only_once_changed(zk_factory,
     book.end_pass([], True)
     assert book.asks == 34 and book.deletes == 1
     wait_for(lambda: len(stored(api)) == 29, what="the taken one's gone")
+
+
+def blocker_changes(book, rids, mono, passes, step=0.05, first=0):
+    """``passes`` passes in which every request queues behind another
+    request than in the pass before (a pool at quota serving its waiting
+    request and taking the next one: ``200-<first>``, then the next
+    number), ``step`` seconds apart; each pass's writes land before the
+    next (the clock is the test's, the writes are real)."""
+    for n in range(first, first + passes):
+        settle(book)
+        mono.now += step
+        for rid in rids:
+            book.note(rid, waits.behind(
+                waits.queued(["small"]), f"200-{n:010d}",
+                waits.at_quota(Verdict(False, "pool max-servers",
+                                       "instances", 0, 1))))
+        book.end_pass([], True)
+
+
+def test_a_backlog_costs_a_bounded_number_of_writes(zk_factory):
+    """300 requests queue behind a blocker that changes every pass (20
+    passes a second): the book writes at most its budget a second -- the
+    first 100 at once, the rest as the budget refills, in the order they
+    were routed -- never a rewrite per record per pass; each record is
+    refreshed at most every ``refresh`` seconds and ends up naming a recent
+    blocker."""
+    api = zk_factory()
+    book, clock, mono = make_book(api, publish_after=0.0, writes_per_s=100)
+    rids = submit(api, 300)
+    blocker_changes(book, rids, mono, 1)
+    assert book.writes == 100
+    settle(book)
+    assert set(stored(api)) == set(rids[:100])   # the first routed first
+    blocker_changes(book, rids, mono, 60, first=1)   # 3 s, 20 passes/s
+    assert book.writes <= 100 + 100 * 3 + 1
+    wait_for(lambda: len(stored(api)) == 300, what="every record written")
+    assert book.writes == 300   # no refresh yet: none is 5 s old
+    blocker_changes(book, rids, mono, 200, first=61)     # 10 s more
+    # Each record refreshed at most twice in these 10 s (every 5 s), and
+    # the budget allows 1000: the refresh spacing is what holds them back.
+    assert 300 < book.writes <= 300 + 2 * 300
+    settle(book)
+    behind = {w.details["behind"] for w in stored(api).values()}
+    assert all(int(b.split("-")[1]) >= 161 for b in behind), behind
+
+
+def test_new_records_go_before_refreshes_when_the_budget_is_short(
+        zk_factory):
+    """Budget 10 a second, 20 requests: the first ten routed are written;
+    once they are due for a refresh, the ten never written go first and
+    the refreshes wait for budget."""
+    api = zk_factory()
+    book, clock, mono = make_book(api, publish_after=0.0, writes_per_s=10)
+    rids = submit(api, 20)
+    blocker_changes(book, rids, mono, 1)
+    settle(book)
+    assert book.writes == 10 and set(stored(api)) == set(rids[:10])
+    mono.now += book.refresh    # the ten due for a refresh, 10 tokens back
+    blocker_changes(book, rids, mono, 1, first=1)
+    settle(book)
+    assert book.writes == 20 and set(stored(api)) == set(rids)
+    records = stored(api)
+    assert {records[r].details["behind"] for r in rids} == {
+        "200-0000000000", "200-0000000001"}
+    assert {records[r].details["behind"] for r in rids[:10]} == {
+        "200-0000000000"}      # due, but the new ones went first
+    mono.now += 1.0             # budget again: the refreshes' turn
+    blocker_changes(book, rids, mono, 1, first=2)
+    settle(book)
+    assert book.writes == 30
+    records = stored(api)
+    assert {records[r].details["behind"] for r in rids[:10]} == {
+        "200-0000000002"}
+    assert {records[r].details["behind"] for r in rids[10:]} == {
+        "200-0000000001"}      # written 1 s ago: not due yet

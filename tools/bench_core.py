@@ -413,6 +413,9 @@ def run_phase(client, n: int, rate: float | None, launchers: list, zk,
         "jit_share": jit_cpu / zk_cpu if zk_cpu > 0 else 0.0,
         "zuul_cpu_ms": 1000 * own_cpu / got,
         "nodes": nodes, "locks": locks,
+        "timeline": sorted((round(coll.submitted[r] - t0, 4),
+                            round(coll.fulfilled[r] - coll.submitted[r], 4))
+                           for r in coll.fulfilled),
     }
 
 
@@ -630,6 +633,12 @@ def run(requests: int, workdir: str, tls: bool = True,
         zk.stop()
 
 
+def write_timeline(path: str, result: dict) -> None:
+    with open(path, "w") as f:
+        json.dump({phase: result[phase]["timeline"]
+                   for phase in ("burst", "paced") if result[phase]}, f)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=1000)
@@ -650,6 +659,10 @@ def main(argv=None) -> int:
                    "over the last two rounds (default %(default)s)")
     p.add_argument("--workdir", help="keep the launcher's and ZooKeeper's "
                    "logs here (default: a temporary directory)")
+    p.add_argument("--timeline", metavar="FILE",
+                   help="write each phase's requests as [submitted at (s "
+                   "into the phase), request->fulfilled (s)] to FILE as "
+                   "JSON: when the slow ones arrived (one launcher only)")
     p.add_argument("--launchers", type=int, default=1,
                    help="N > 1: run once with one launcher, then with N "
                    "launcher processes on one ZooKeeper, and compare their "
@@ -666,8 +679,10 @@ def main(argv=None) -> int:
                   warmup_round=args.warmup_round,
                   max_warmup_rounds=args.max_warmup_rounds)
         if args.launchers == 1:
-            return 0 if report(run(args.requests, d,
-                                   count_ops=args.count_ops, **kw)) else 1
+            result = run(args.requests, d, count_ops=args.count_ops, **kw)
+            if args.timeline:
+                write_timeline(args.timeline, result)
+            return 0 if report(result) else 1
         runs = []
         for count in (1, args.launchers):
             print(f"=== {count} launcher(s) ===", flush=True)

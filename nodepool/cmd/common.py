@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import gc
 import json
 import logging
 import logging.config
@@ -134,10 +136,25 @@ def setup_logging(logconfig: str | None, level: int,
 
 
 def stack_dump() -> str:
-    """Every thread's stack, for SIGUSR2."""
+    """Every thread's stack, then an object census, for SIGUSR2."""
     names = {t.ident: t.name for t in threading.enumerate()}
     out = []
     for ident, frame in sys._current_frames().items():
         out.append(f"Thread {ident} ({names.get(ident, '?')}):")
         out.append("".join(traceback.format_stack(frame)))
+    out.append(object_census())
     return "\n".join(out)
+
+
+def object_census(top: int = 25) -> str:
+    """The most common types among the objects the garbage collector
+    tracks, with their counts: two dumps some minutes apart show which
+    kind of object a slowly growing process keeps."""
+    counts = collections.Counter(
+        f"{type(o).__module__}.{type(o).__qualname__}"
+        for o in gc.get_objects())
+    lines = [f"Objects tracked by the garbage collector: "
+             f"{sum(counts.values())} ({len(counts)} types); the "
+             f"{top} most common:"]
+    lines += [f"{n:>10} {name}" for name, n in counts.most_common(top)]
+    return "\n".join(lines)

@@ -3,7 +3,8 @@
 Signals: SIGINT and SIGUSR1 stop gracefully (workers stop and unregister,
 exit 0); SIGTERM closes the ZooKeeper session (so our ephemeral znodes and
 locks vanish at once) and exits 0 immediately — in-flight work is
-recovered by the cleanup rules; SIGUSR2 logs a stack dump of every thread.
+recovered by the cleanup rules; SIGUSR2 logs a stack dump of every thread
+and an object census.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ Without -f or -d the launcher detaches, writes the pid file and logs to
 {DEFAULT_LOGFILE} (unless -l is given).
 Signals: SIGINT and SIGUSR1 stop gracefully (requests in hand are released);
 SIGTERM closes the ZooKeeper session and exits at once; SIGUSR2 writes a
-stack dump of every thread to the log.
+stack dump of every thread and a census of live objects to the log.
 Metrics go to statsd when STATSD_HOST or STATSD_PORT is set; traces go
 to OpenTelemetry when OTEL_TRACES_EXPORTER is otlp or console.
 Exit status: 0 after a stop signal; 1 when the config is invalid (every

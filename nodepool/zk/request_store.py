@@ -2,8 +2,10 @@
 §3, §4, §6.1, §7).
 
 Request locks live in a sibling tree, ``/nodepool/requests-lock/<id>``, which
-outlives the request; cleanup removes directories of vanished requests after
-8 hours (:meth:`iter_request_lock_dirs`).
+outlives the request; cleanup removes the empty directories of vanished
+requests on its next pass (:meth:`delete_empty_request_lock_dirs`) and any
+other directory of a vanished request after 8 hours
+(:meth:`iter_request_lock_dirs`).
 
 Failure story: as for nodes (``node_store.py``): ``lock_request`` raises
 ``LockError`` or ``LockedObjectGone`` and re-reads the request after
@@ -27,7 +29,7 @@ import time
 from typing import Callable, Iterator
 
 from kazoo.exceptions import (BadVersionError, KazooException,
-                              NodeExistsError, NoNodeError)
+                              NodeExistsError, NoNodeError, NotEmptyError)
 
 from . import locking
 from .errors import (BadZnode, LockedObjectGone, LockError, NotFound,
@@ -70,6 +72,15 @@ class RequestStore(StoreBase):
         if self._use_cache(path, cached):
             return self.caches.exists(path)
         return self.kazoo.exists(path) is not None
+
+    def request_may_exist(self, request_id: str) -> bool:
+        """False only when the cache knows the request znode is gone (its
+        notifications tell, without a read); True while it exists or when
+        no cache can tell -- never a round trip."""
+        path = request_path(request_id)
+        if self._use_cache(path, True):
+            return self.caches.exists(path)
+        return True
 
     def request_unchanged(self, request_id: str) -> bool:
         """Whether the cache knows the request unchanged since it was
@@ -280,3 +291,29 @@ class RequestStore(StoreBase):
 
     def delete_request_lock_dir(self, request_id: str) -> None:
         self._delete_tree(request_lock_path(request_id))
+
+    def delete_empty_request_lock_dirs(self, request_ids) -> set[str]:
+        """Remove the lock directories of ``request_ids`` that hold no
+        lock contender, all requests in flight at once; returns the ids
+        whose directory went.  A directory with a child stays: ZooKeeper
+        never deletes a znode that has children, so a held or contended
+        lock is never touched, however the calls interleave.  One gone
+        meanwhile is skipped; other trouble raises ``ZooKeeperError``
+        once every answer is in."""
+        pending = [(request_id, self.kazoo.delete_async(
+            request_lock_path(request_id))) for request_id in request_ids]
+        removed: set[str] = set()
+        trouble: Exception | None = None
+        for request_id, result in pending:
+            try:
+                result.get()
+            except (NoNodeError, NotEmptyError):
+                continue
+            except KazooException as exc:
+                trouble = trouble or exc
+                continue
+            removed.add(request_id)
+        if trouble is not None:
+            raise ZooKeeperError(f"could not remove request lock "
+                                 f"directories: {trouble!r}") from trouble
+        return removed

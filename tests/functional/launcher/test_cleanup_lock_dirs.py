@@ -38,6 +38,24 @@ def api(zk):
     client.disconnect()
 
 
+@pytest.fixture
+def cached(zk):
+    """``cached()`` → a connected ZooKeeper with its caches running."""
+    made = []
+
+    def make() -> ZooKeeper:
+        client = ZooKeeperClient.from_config(config_for(zk, False))
+        client.connect()
+        api = ZooKeeper(client, enable_cache=True)
+        api.start_cache()
+        made.append(api)
+        return api
+    yield make
+    for api in made:
+        api.stop_cache()
+        api.client.disconnect()
+
+
 def count_exists(api) -> collections.Counter:
     sent: collections.Counter = collections.Counter()
     original = api.kazoo._call
@@ -104,3 +122,45 @@ def test_a_first_pass_asks_a_bounded_number_of_ages(api, monkeypatch):
     assert asked == [20, 20, 10, 0], asked
     assert left == [30, 10, 0, 0], left
     assert api.kazoo.exists(request_lock_path(old[-1])) is None
+
+
+def test_empty_dirs_of_gone_requests_go_on_the_next_pass(cached):
+    """Thirty requests served and deleted (as Zuul deletes them) leave
+    thirty empty lock directories: one pass removes them, without asking
+    any its age.  The directory of a gone request whose lock is still
+    held, and those of live requests, stay (the held one until its eight
+    hours, as before)."""
+    api, zuul = cached(), cached()
+    clock = Clock()
+    worker = CleanupWorker(SimpleNamespace(zk=api), clock=clock)
+    served = [NodeRequest(node_types=["x"]) for _ in range(30)]
+    held, live = NodeRequest(node_types=["x"]), NodeRequest(node_types=["x"])
+    for request in (*served, held, live):
+        zuul.submit_request(request)
+        api.lock_request(request)
+    for request in (*served, live):
+        api.unlock_request(request)
+    for request in (*served, held):
+        zuul.delete_request(request)
+
+    def cache_sees_them_gone():
+        return not any(api.request_may_exist(r.id) for r in (*served, held))
+    deadline = time.monotonic() + 20
+    while not cache_sees_them_gone():
+        assert time.monotonic() < deadline, "the cache saw no deletion"
+        time.sleep(0.02)     # poll interval of the condition
+    assert len(api.request_lock_dir_ids()) == 32
+    sent = count_exists(api)
+    worker.cleanup_request_locks()
+    assert sorted(api.request_lock_dir_ids()) == sorted([held.id, live.id])
+    assert sent["Delete"] == 31 and sent["Exists"] == 2, sent
+    assert api.kazoo.get_children(request_lock_path(held.id))  # still held
+    assert set(worker._lock_dirs) == {held.id, live.id}
+    # Eight hours on, the held lock's directory goes too (upstream's rule);
+    # the live request keeps its own.
+    api.unlock_request(held)
+    api.lock_request(live)
+    clock.now += LOCK_DIR_MAX_AGE + 60
+    worker.cleanup_request_locks()
+    assert api.request_lock_dir_ids() == [live.id]
+    assert api.kazoo.get_children(request_lock_path(live.id))

@@ -16,7 +16,8 @@ from nodepool.launcher.cleanup import LOCK_DIR_MAX_AGE, CleanupWorker
 from nodepool.zk import ZooKeeper, ZooKeeperClient
 from nodepool.zk.paths import REQUEST_LOCKS, request_lock_path
 from nodepool.zk.request import NodeRequest
-from tests.functional.zk.conftest import config_for
+from tests.functional.launcher.helpers import wait_for
+from tests.functional.zk.conftest import config_for, zk_factory  # noqa: F401
 
 pytestmark = pytest.mark.functional
 
@@ -36,24 +37,6 @@ def api(zk):
     api = ZooKeeper(client, enable_cache=False)
     yield api
     client.disconnect()
-
-
-@pytest.fixture
-def cached(zk):
-    """``cached()`` → a connected ZooKeeper with its caches running."""
-    made = []
-
-    def make() -> ZooKeeper:
-        client = ZooKeeperClient.from_config(config_for(zk, False))
-        client.connect()
-        api = ZooKeeper(client, enable_cache=True)
-        api.start_cache()
-        made.append(api)
-        return api
-    yield make
-    for api in made:
-        api.stop_cache()
-        api.client.disconnect()
 
 
 def count_exists(api) -> collections.Counter:
@@ -124,13 +107,13 @@ def test_a_first_pass_asks_a_bounded_number_of_ages(api, monkeypatch):
     assert api.kazoo.exists(request_lock_path(old[-1])) is None
 
 
-def test_empty_dirs_of_gone_requests_go_on_the_next_pass(cached):
+def test_empty_dirs_of_gone_requests_go_on_the_next_pass(zk_factory):
     """Thirty requests served and deleted (as Zuul deletes them) leave
     thirty empty lock directories: one pass removes them, without asking
     any its age.  The directory of a gone request whose lock is still
     held, and those of live requests, stay (the held one until its eight
     hours, as before)."""
-    api, zuul = cached(), cached()
+    api, zuul = zk_factory(), zk_factory()
     clock = Clock()
     worker = CleanupWorker(SimpleNamespace(zk=api), clock=clock)
     served = [NodeRequest(node_types=["x"]) for _ in range(30)]
@@ -143,12 +126,9 @@ def test_empty_dirs_of_gone_requests_go_on_the_next_pass(cached):
     for request in (*served, held):
         zuul.delete_request(request)
 
-    def cache_sees_them_gone():
-        return not any(api.request_may_exist(r.id) for r in (*served, held))
-    deadline = time.monotonic() + 20
-    while not cache_sees_them_gone():
-        assert time.monotonic() < deadline, "the cache saw no deletion"
-        time.sleep(0.02)     # poll interval of the condition
+    wait_for(lambda: not any(api.request_may_exist(r.id)
+                             for r in (*served, held)),
+             what="the cache sees the deletions")
     assert len(api.request_lock_dir_ids()) == 32
     sent = count_exists(api)
     worker.cleanup_request_locks()

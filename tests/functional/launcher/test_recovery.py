@@ -92,11 +92,17 @@ def test_lost_request_building_node_deleted_after_reset(env):
 # -- behaviour 32: request-lock directories, empty and unlocked nodes --------
 
 def test_request_lock_dirs_removed_after_8_hours_not_before(env):
+    """A gone request's lock directory holding a lock goes after eight
+    hours, not before; an empty one goes on the next pass."""
     env.write_config([fake_provider()])
     launcher = env.start_launcher()
     zuul, client = env.zuul, env.client
-    vanished = "200-0000000077"
-    client.ensure_path(f"{REQUEST_LOCKS}/{vanished}")
+    # A gone request's directory with a lock contender in it (8 hours),
+    # and one left empty (removed on the next pass).
+    vanished, empty = "200-0000000077", "200-0000000078"
+    client.ensure_path(f"{REQUEST_LOCKS}/{empty}")
+    lock = client.Lock(f"{REQUEST_LOCKS}/{vanished}", "someone")
+    assert lock.acquire(timeout=5)
     # An existing request whose lock directory the pool worker created.
     alive = zuul.submit(["no-such-label"])
     zuul.wait_state(alive, {"failed"})
@@ -106,6 +112,7 @@ def test_request_lock_dirs_removed_after_8_hours_not_before(env):
     cleanup.clock = lambda: time.time() + 8 * HOUR - 60
     cleanup.run_once()
     assert client.exists(f"{REQUEST_LOCKS}/{vanished}")
+    assert client.exists(f"{REQUEST_LOCKS}/{empty}") is None
     cleanup.clock = lambda: time.time() + 8 * HOUR + 60
     cleanup.run_once()
     assert client.exists(f"{REQUEST_LOCKS}/{vanished}") is None

@@ -90,6 +90,11 @@ def install_probe(out: str) -> None:
             seen.clear()
         state["t0"] = time.monotonic()
         state["on"] = True
+        # The handler runs on the main thread when it next gets the GIL,
+        # which on a loaded machine can be after the walk has begun: the
+        # harness waits for this mark before it starts the walk.
+        with open(out + ".on", "w"):
+            pass
 
     def stop(signum, frame):
         state["on"] = False
@@ -160,9 +165,12 @@ class Harness:
                 f"/nodepool/nodes/{node_id}"), 60, f"node {node_id} gone")
 
     def record(self, action) -> list:
-        if os.path.exists(self.out):
-            os.unlink(self.out)
+        for stale in (self.out, self.out + ".on"):
+            if os.path.exists(stale):
+                os.unlink(stale)
         self.launcher.send_signal(START)
+        _wait(lambda: os.path.exists(self.out + ".on"), 10,
+              "the probe to start recording")
         t0 = time.monotonic()
         result = action()
         # A step that saw the end (the node's znode gone, say) finishes
@@ -178,7 +186,12 @@ class Harness:
 
 def walk_of(rounds: list, idle: list) -> dict:
     """The walk that every window of ``rounds`` recorded, without what
-    ran in any window of ``idle``; in the order of the first round."""
+    ran in any window of ``idle``; in the order of the first round.  A
+    round that recorded nothing would empty the walk: it is an error."""
+    empty = [i for i, rows in enumerate(rounds) if not rows]
+    if empty:
+        raise ValueError(f"round(s) {empty} recorded no call: the probe "
+                         f"missed the window")
     idle_keys = {(t, m, q) for window in idle for t, m, q, _ in window}
     common = set.intersection(*({tuple(r[:3]) for r in rows}
                                 for rows in rounds))

@@ -46,3 +46,10 @@ def test_a_walk_keeps_what_every_round_ran_and_no_idle_window_did():
     # One round against the window before alone counts both bystanders.
     alone = walk.walk_of([first], [before])
     assert {"Cleanup", "Stats"} <= set(alone["threads"])
+
+
+def test_a_round_that_recorded_nothing_is_an_error_not_an_empty_walk():
+    import pytest
+    round_ = [["Worker", "nodepool.m", "take", 0.1]]
+    with pytest.raises(ValueError, match=r"round\(s\) \[1\]"):
+        walk.walk_of([round_, []], [])

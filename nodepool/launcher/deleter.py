@@ -24,17 +24,26 @@ account has a node of the same id; an instance without the tag is left to
 the leak cleanup's rule).  A node left ``deleting`` by a dead launcher is
 simply deleted again (deleting is idempotent).
 
-Threads: one, ``DeletedNodeWorker`` (a ``PeriodicWorker``), runs every
-pass; the launcher's cache listener (``Launcher._zk_changed``, on the
-thread that applied a cache change, often kazoo's connection thread) only
-sets its wake event, and passes start at least ``MIN_INTERVAL`` apart.
-The pass makes its ZooKeeper calls (lock attempts that never wait for a
-holder, node writes, znode removals) and the adapter's ``find_instances``
-cloud call on this thread, which nothing else waits for; the instance
-deletes are handed to the provider's loop thread
-(``ProviderManager.delete_node`` only appends under the manager's
-``_lock`` and wakes it), and nodes that loop is deleting are skipped
-(``is_deleting``).  ``_foreign_seen`` is this thread's alone.
+Threads: ``DeletedNodeWorker`` (a ``PeriodicWorker``) runs every pass; the
+launcher's cache listener (``Launcher._zk_changed``, on the thread that
+applied a cache change, often kazoo's connection thread) only sets its
+wake event, and passes start at least ``MIN_INTERVAL`` apart.  The pass
+picks the nodes to act on from the cache on its own thread.  Acting on a
+node costs about three ZooKeeper round trips (the lock's contender and
+listing, then the ``deleting`` write) and, after a cut-short launch, the
+adapter's ``find_instances`` cloud call; done one after another, a loaded
+machine's 20-60 ms round trips held a soak at 20 nodes/s to ~15 deletes a
+second, and ``used`` nodes piled up until max-servers was full of them.  So
+a pass with more than one node to act on hands each to one of ``workers``
+threads (``DeletedNodeWorker-io_N``, 8 by default, a thread pool made on
+first use) and waits for all of them before it ends: the round trips of
+several nodes are in flight at once, one pass still never overlaps the
+next, and a lone node (the common case) stays on the worker's own thread.
+What the handlers share is thread-safe: the ZooKeeper facade, the
+managers' ``delete_node`` (appends under the manager's ``_lock`` and wakes
+its loop; instance deletes run on the provider's loop thread, and nodes it
+is deleting are skipped, ``is_deleting``) and the pass's stop flag.
+``_foreign_seen`` is the pass thread's alone.
 
 Failure story: a cloud delete error releases the lock and leaves the node
 in ``deleting``; the next round retries.  While a provider backs off after
@@ -43,7 +52,8 @@ nodes are not touched at all: the first pass after the back-off sends
 their deletes again, so they follow the provider's exponential back-off
 instead of one attempt per pass.  ZooKeeper trouble (or the
 connection closing at shutdown) ends the pass with one warning instead of
-an error per remaining node.  A failed lookup releases the lock
+an error per remaining node (the first handler to meet it says so; the
+others see the pass stopping and start no new node).  A failed lookup releases the lock
 and leaves the node as it was.  Nodes of providers that are not
 in our config are never touched (as upstream: they wait for their provider
 to return), and neither are nodes that another kind of driver left under a
@@ -54,7 +64,9 @@ running.
 
 from __future__ import annotations
 
-from typing import Protocol
+import threading
+from concurrent.futures import CancelledError, ThreadPoolExecutor
+from typing import Callable, Protocol
 
 from nodepool.driver.installation import ours
 from nodepool.driver.instance import InstanceState
@@ -63,6 +75,8 @@ from nodepool.zk import errors as zk_errors
 from nodepool.zk.models import NodeState
 
 MIN_INTERVAL = 0.5
+#: threads acting on the nodes of one pass (see Threads)
+WORKERS = 8
 
 DELETABLE = frozenset({NodeState.USED, NodeState.IN_USE, NodeState.BUILDING,
                        NodeState.FAILED, NodeState.ABORTED,
@@ -85,17 +99,47 @@ class Daemon(Session, Protocol):
     def provider_managers(self) -> dict: ...   # name -> ProviderManager
 
 
+class _PassStop:
+    """A pass's stop flag: the first handler to trip it says why."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.tripped = False
+
+    def trip(self) -> bool:
+        """Trip the flag; True for the first caller only."""
+        with self._lock:
+            first, self.tripped = not self.tripped, True
+            return first
+
+
 class DeletedNodeWorker(PeriodicWorker):
     name = "DeletedNodeWorker"
 
-    def __init__(self, daemon: Daemon, interval: float = 5.0):
+    def __init__(self, daemon: Daemon, interval: float = 5.0,
+                 workers: int = WORKERS):
         # Woken by every node change: scan at most every MIN_INTERVAL.
         super().__init__(daemon, interval, MIN_INTERVAL)
         # Nodes of another driver already warned about (ids are never
         # reused, so the set only grows by such rare nodes).
         self._foreign_seen: set[str] = set()
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def stop(self) -> None:
+        super().stop()
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def run_once(self) -> None:
+        self._act(list(self._work()))
+
+    def _work(self):
+        """``(handler, node)`` for each node this pass acts on, from the
+        cache, on the pass's own thread."""
         managers = self.daemon.provider_managers()
         interesting = DELETABLE | {NodeState.READY}
         # Locked nodes are skipped below: not even read; nor are nodes
@@ -107,33 +151,75 @@ class DeletedNodeWorker(PeriodicWorker):
             want=lambda n: n.state in interesting
             and (n.state != NodeState.READY or n.allocated_to)))
         for node in nodes:
-            if self._stop.is_set():
-                return
             if node.provider is not None and node.provider not in managers:
                 continue
             manager = managers.get(node.provider)
             if manager is not None and not manager.owns(node):
                 self._foreign(node)
                 continue
+            if node.state in DELETABLE and manager is not None and (
+                    manager.is_deleting(node.id)
+                    or manager.cloud_backing_off()):
+                continue
             if self.zk.is_locked(node):
                 continue
             node = node.clone()   # cached records are read-only
+            if node.state == NodeState.READY and node.allocated_to:
+                yield self._deallocate_orphan, node
+            elif node.state in DELETABLE:
+                yield (lambda n, m=manager: self._delete(n, m)), node
+
+    def _act(self, work: list[tuple[Callable, object]]) -> None:
+        """Run each handler on its node: here when there is one, else on
+        the pool; back when every one is done (or the pass stopped)."""
+        stopping = _PassStop()
+        if len(work) <= 1 or self.workers <= 1:
+            for handler, node in work:
+                self._guarded(handler, node, stopping)
+            return
+        pool = self._io()
+        if pool is None:
+            return                      # stopped meanwhile
+        futures = []
+        for handler, node in work:
             try:
-                if node.state == NodeState.READY and node.allocated_to:
-                    self._deallocate_orphan(node)
-                elif node.state in DELETABLE:
-                    self._delete(node, manager)
-            except Exception as exc:
-                if (self._stop.is_set() or not self.daemon.zk_ready()
-                        or zk_errors.is_transient(exc)):
-                    # Every other node would fail the same way (and at
-                    # shutdown the connection is closed): one line, and
-                    # the next pass takes it from here.
+                futures.append(pool.submit(self._guarded, handler, node,
+                                           stopping))
+            except RuntimeError:        # the pool shut down meanwhile
+                break
+        for future in futures:
+            try:
+                future.result()
+            except CancelledError:
+                pass                    # shutting down
+
+    def _io(self) -> ThreadPoolExecutor | None:
+        with self._pool_lock:
+            if self._pool is None and not self._stop.is_set():
+                self._pool = ThreadPoolExecutor(
+                    self.workers, thread_name_prefix=f"{self.name}-io")
+            return self._pool
+
+    def _guarded(self, handler: Callable, node,
+                 stopping: "_PassStop") -> None:
+        """One node's handler; ZooKeeper trouble stops the pass with one
+        warning (``stopping``), any other error is this node's alone."""
+        if self._stop.is_set() or stopping.tripped:
+            return
+        try:
+            handler(node)
+        except Exception as exc:
+            if (self._stop.is_set() or not self.daemon.zk_ready()
+                    or zk_errors.is_transient(exc)):
+                # Every other node would fail the same way (and at
+                # shutdown the connection is closed): one line, and
+                # the next pass takes it from here.
+                if stopping.trip():
                     self.log.warning("Node pass stopped at node %s: "
                                      "ZooKeeper unavailable (%r)", node.id,
                                      exc)
-                    return
-                self.log.exception("Error handling node %s", node.id)
+                return
+            self.log.exception("Error handling node %s", node.id)
 
     def _foreign(self, node) -> None:
         """A node another kind of driver left under a configured provider
@@ -168,9 +254,6 @@ class DeletedNodeWorker(PeriodicWorker):
             self.zk.unlock_node(node)
 
     def _delete(self, node, manager) -> None:
-        if manager is not None and (manager.is_deleting(node.id)
-                                    or manager.cloud_backing_off()):
-            return
         try:
             self.zk.lock_node(node, blocking=False)
         except (zk_errors.LockError, zk_errors.NotFound):

@@ -23,7 +23,14 @@ the XML through SAX: ``fast_serializer()`` remembers the answers and
 writes the text itself (``motoxml``), the same bytes at half the cost of
 an instance record, in every DescribeInstances and RunInstances answer.
 Every instance moto starts finds its AMI by
-filtering all images: ``fast_image_lookup()`` takes it by id.
+filtering all images: ``fast_image_lookup()`` takes it by id.  And moto
+finds an instance by id by walking every instance of the region (once per
+instance it starts, to attach its root volume, and once per instance it
+terminates, to detach it): at 20 launches a second, with two minutes of
+terminated instances kept, that walk was a fifth of moto's time.
+``fast_instance_lookup()`` keeps an index per backend, made again when
+the number of reservations changes or a prune removed some; a new
+instance is looked for in the newest reservation first.
 
     python -m tools.fakeaws.motochild -H 127.0.0.1 -p 5000 --terminated-ttl 60
 
@@ -40,8 +47,11 @@ import signal
 import threading
 import time
 
-__all__ = ["fast_image_lookup", "fast_serializer", "fast_tags", "main",
-           "prune_tags", "prune_terminated"]
+__all__ = ["fast_image_lookup", "fast_instance_lookup", "fast_serializer",
+           "fast_tags", "main", "prune_tags", "prune_terminated"]
+
+#: the attribute of a moto EC2 backend holding fast_instance_lookup's index
+INDEX = "_fakeaws_instance_index"
 
 
 def fast_serializer() -> None:
@@ -157,6 +167,42 @@ def fast_image_lookup() -> None:
     AmiBackend.describe_images = describe_images
 
 
+def fast_instance_lookup() -> None:
+    """Make moto's ``get_instance`` and ``get_instance_by_id`` a lookup
+    with the same answers (module docstring)."""
+    from moto.ec2.exceptions import InvalidInstanceIdError
+    from moto.ec2.models.instances import InstanceBackend
+
+    def find(self, instance_id: str):
+        reservations = self.reservations
+        index = self.__dict__.get(INDEX)
+        if index is None or index[0] != len(reservations):
+            index = (len(reservations), {
+                i.id: i for r in list(reservations.values())
+                for i in r.instances})
+            self.__dict__[INDEX] = index
+        found = index[1].get(instance_id)
+        if found is None and reservations:
+            # One being started now: its reservation is the newest.
+            newest = next(reversed(reservations.values()))
+            for instance in newest.instances:
+                index[1][instance.id] = instance
+            found = index[1].get(instance_id)
+        return found
+
+    def get_instance(self, instance_id: str):
+        found = find(self, instance_id)
+        if found is None:
+            raise InvalidInstanceIdError(instance_id)
+        return found
+
+    def get_instance_by_id(self, instance_id: str):
+        return find(self, instance_id)
+
+    InstanceBackend.get_instance = get_instance
+    InstanceBackend.get_instance_by_id = get_instance_by_id
+
+
 def fast_tags() -> None:
     """Make moto's per-resource tag read a lookup (module docstring)."""
     from moto.ec2.models.core import TaggedEC2Resource
@@ -208,6 +254,7 @@ def prune_terminated(backends, seen: dict[str, float], ttl: float,
                     seen.pop(rid, None)
                     removed += 1
             if removed:
+                backend.__dict__.pop(INDEX, None)
                 prune_tags(backend)
     return removed
 
@@ -223,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     fast_tags()
     fast_serializer()
     fast_image_lookup()
+    fast_instance_lookup()
     server = ThreadedMotoServer(ip_address=args.host, port=args.port,
                                 verbose=False)
     server.start()

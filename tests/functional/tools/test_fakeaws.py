@@ -892,3 +892,49 @@ def test_moto_xml_writer_passes_comments_to_xmltodict():
     body = {"R": {"#comment": "note", "a": "1"}}
     assert unparse(body) == xmltodict.unparse(
         body, full_document=True, short_empty_elements=True)
+
+
+_SAME_INSTANCES = '''
+import json, boto3
+from moto import mock_aws
+from moto.ec2.models import ec2_backends
+from tools.fakeaws import motochild
+
+with mock_aws():
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    backend = ec2_backends[ec2_backends.keys().__iter__().__next__()][
+        "us-east-1"]
+    motochild.fast_instance_lookup()
+    seen = []
+    for count in (3, 30, 1):
+        ids = [i["InstanceId"] for i in ec2.run_instances(
+            ImageId=image, MinCount=count, MaxCount=count)["Instances"]]
+        # Every new instance got its root volume (found by id at once).
+        volumes = ec2.describe_volumes(Filters=[{
+            "Name": "attachment.instance-id", "Values": ids}])["Volumes"]
+        seen.append(len(volumes) == count)
+        seen += [backend.get_instance(i).id == i for i in ids]
+    ec2.terminate_instances(InstanceIds=ids)
+    seen.append(ec2.describe_instances(InstanceIds=ids)["Reservations"][0][
+        "Instances"][0]["State"]["Name"] == "terminated")
+    # A pruned reservation's instances are unknown again.
+    motochild.prune_terminated(ec2_backends, {}, 0.0, 0.0)
+    try:
+        backend.get_instance(ids[0])
+        seen.append(False)
+    except Exception as exc:
+        seen.append(type(exc).__name__ == "InvalidInstanceIdError")
+    seen.append(backend.get_instance_by_id(ids[0]) is None)
+    seen.append(backend.get_instance_by_id("i-0123456789abcdef0") is None)
+    print(json.dumps(seen))
+'''
+
+
+def test_the_instance_index_finds_what_moto_finds_and_forgets_the_pruned():
+    out = subprocess.run([sys.executable, "-c", _SAME_INSTANCES], cwd=ROOT,
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert len(seen) == 3 + 3 + 30 + 1 + 1 + 1 + 1 + 1
+    assert all(seen), seen

@@ -5,7 +5,12 @@ Threads: ``ProviderManager`` owns one thread, ``<provider>-loop``, which is
 the only thread that advances this provider's ``NodeLaunch`` and
 ``NodeDeleter`` objects (so they need no locks of their own).  Other threads
 hand work in through ``launch()``/``delete_node()``/``delete_instance()``,
-which only append under ``_lock`` and wake the loop.  With tracing on
+which only append under ``_lock`` and wake the loop.  The loop never waits
+for ZooKeeper to remove a deleted node's znode: the transaction is sent
+(``NodeStore.delete_node_async``), its reply wakes the loop (kazoo's thread
+only sets the wake event), and the loop settles it on a later tick (a
+round trip per node on the loop held every launch and delete of a busy
+provider behind ZooKeeper's replies).  With tracing on
 (``nodepool.launcher.tracing``) the loop thread also records each launch's
 steps (``LaunchTrace.advance``) and ends the deleters' spans.
 
@@ -79,32 +84,59 @@ class NodeDeleter:
         self.done = False
         self.failed = False
         self.started = time.monotonic()
+        # the znode's removal in flight (``NodeStore.delete_node_async``)
+        self.removal = None
 
     def advance(self) -> bool:
         if self.done:
             return True
-        try:
-            pending = [m for m in self.machines if not m.advance()]
-            if pending:
-                self.machines = pending
-                return False
-        except Exception as e:
-            # An AccessError has been logged once by the adapter's gate.
-            log_failure(
-                self.manager.log, e, "Deleting instance %s of node %s failed"
-                " (retrying later): %s", self.external_id,
-                self.node.id if self.node else None, e)
-            self.failed = True
-            self.done = True
+        if self.removal is None:
+            try:
+                pending = [m for m in self.machines if not m.advance()]
+                if pending:
+                    self.machines = pending
+                    return False
+            except Exception as e:
+                # An AccessError has been logged once by the adapter's
+                # gate.
+                log_failure(
+                    self.manager.log, e, "Deleting instance %s of node %s "
+                    "failed (retrying later): %s", self.external_id,
+                    self.node.id if self.node else None, e)
+                self.failed = True
+                self.done = True
+                if self.node is not None:
+                    self.manager.release(self.node)
+                self.trace.end(e)
+                return True
             if self.node is not None:
-                self.manager.release(self.node)
-            self.trace.end(e)
-            return True
+                # The znode goes in one transaction the loop does not
+                # wait for: it is polled (and wakes the loop) instead.
+                self.removal = self.manager.start_removal(self.node)
+        if self.removal is not None:
+            if not self.removal.done():
+                return False
+            self.manager.finish_removal(self.node, self.removal)
         self.done = True
-        if self.node is not None:
-            self.manager.remove_znode(self.node)
         self.trace.end()
         return True
+
+
+class _FailedRemoval:
+    """A removal that could not even be sent: done at once, and its
+    ``finish`` raises why (the node is unlocked and retried later)."""
+
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+    def done(self) -> bool:
+        return True
+
+    def on_done(self, callback) -> None:
+        callback()
+
+    def finish(self) -> None:
+        raise self.exc
 
 
 class ProviderManager:
@@ -250,9 +282,21 @@ class ProviderManager:
         except Exception:
             self.log.exception("Could not unlock node %s", node.id)
 
-    def remove_znode(self, node: Node) -> None:
+    def start_removal(self, node: Node):
+        """Send the removal of ``node``'s znode (and its lock); the
+        returned ``PendingDelete`` wakes the loop when its reply is in."""
         try:
-            self.zk.delete_node(node)
+            removal = self.zk.delete_node_async(node)
+        except Exception as exc:         # said once, by finish_removal
+            removal = _FailedRemoval(exc)
+        removal.on_done(self.wake)
+        return removal
+
+    def finish_removal(self, node: Node, removal) -> None:
+        """On the loop thread, once ``removal`` is done: settle it, then
+        what follows a removed znode."""
+        try:
+            removal.finish()
             self.log.info("Deleted node %s (%s)", node.id, node.external_id)
         except Exception:
             self.log.exception("Could not remove znode of node %s", node.id)

@@ -143,6 +143,58 @@ class NodeStore(StoreBase):
         node.set_state(NodeState.DELETED)
         if self._delete_at_once(node):
             return
+        self._delete_stepwise(node)
+
+    def delete_node_async(self, node: Node) -> "PendingDelete":
+        """``delete_node`` without waiting for its transaction: the
+        caller polls ``done()`` (or is called back, ``on_done``) and then
+        calls ``finish()`` on its own thread, which does the rest as
+        ``delete_node`` would (the step-by-step path, when the
+        transaction did not apply: rare, and then it waits)."""
+        node.set_state(NodeState.DELETED)
+        txn = self._delete_txn(node)
+        commit = None if txn is None else self._commit_async(
+            txn, f"delete node {node.id}")
+        return PendingDelete(self, node, commit)
+
+    def _delete_at_once(self, node: Node) -> bool:
+        """One transaction: write ``deleted`` (conditional on the version
+        we hold), release our lock, remove the lock directory and the
+        znode.  False when it did not apply (nothing changed) or its
+        outcome is unknown: the caller then goes step by step."""
+        txn = self._delete_txn(node)
+        if txn is None:
+            return False
+        try:
+            _, error = self._commit(txn, f"delete node {node.id}")
+        except ZooKeeperError:
+            return False
+        if error is not None:
+            return False
+        self._released_with_node(node)
+        return True
+
+    def _delete_txn(self, node: Node):
+        """The one transaction of ``_delete_at_once``, or None when we
+        hold no lock or no version to make it conditional on."""
+        lock = node.lock
+        if lock is None or not lock.is_acquired or node.stat is None:
+            return None
+        path = node_path(node.id)
+        txn = self.kazoo.transaction()
+        txn.set_data(path, node.to_json(), version=node.stat.version)
+        locking.add_release(txn, lock)
+        txn.delete(node_lock_path(node.id))
+        txn.delete(path)
+        return txn
+
+    @staticmethod
+    def _released_with_node(node: Node) -> None:
+        """The transaction took our lock with the node."""
+        locking.mark_released(node.lock)
+        node.lock = None
+
+    def _delete_stepwise(self, node: Node) -> None:
         try:
             self.store_node(node)
         except NotFound:
@@ -151,30 +203,6 @@ class NodeStore(StoreBase):
         # Our lock child went with the tree.
         locking.release(node.lock)
         node.lock = None
-
-    def _delete_at_once(self, node: Node) -> bool:
-        """One transaction: write ``deleted`` (conditional on the version
-        we hold), release our lock, remove the lock directory and the
-        znode.  False when it did not apply (nothing changed) or its
-        outcome is unknown: the caller then goes step by step."""
-        lock = node.lock
-        if lock is None or not lock.is_acquired or node.stat is None:
-            return False
-        path = node_path(node.id)
-        txn = self.kazoo.transaction()
-        txn.set_data(path, node.to_json(), version=node.stat.version)
-        locking.add_release(txn, lock)
-        txn.delete(node_lock_path(node.id))
-        txn.delete(path)
-        try:
-            _, error = self._commit(txn, f"delete node {node.id}")
-        except ZooKeeperError:
-            return False
-        if error is not None:
-            return False
-        locking.mark_released(lock)
-        node.lock = None
-        return True
 
     # -- locks ------------------------------------------------------------
     def lock_node(self, node: Node, blocking: bool = True,
@@ -294,3 +322,35 @@ class NodeStore(StoreBase):
                 self._delete_tree(node_path(node.id))
                 count += 1
         return count
+
+
+class PendingDelete:
+    """A node deletion whose transaction is in flight
+    (``NodeStore.delete_node_async``)."""
+
+    def __init__(self, store: "NodeStore", node: Node, commit) -> None:
+        self.store = store
+        self.node = node
+        self._commit = commit
+
+    def done(self) -> bool:
+        return self._commit is None or self._commit.done()
+
+    def on_done(self, callback) -> None:
+        if self._commit is None:
+            callback()
+        else:
+            self._commit.on_done(callback)
+
+    def finish(self) -> None:
+        """Settle the transaction; step by step if it did not apply or
+        its outcome is unknown.  Raises as ``delete_node`` does."""
+        if self._commit is not None:
+            try:
+                _, error = self._commit.outcome()
+            except ZooKeeperError:
+                error = True             # outcome unknown
+            if error is None:
+                self.store._released_with_node(self.node)
+                return
+        self.store._delete_stepwise(self.node)

@@ -359,12 +359,25 @@ class StoreBase:
         that rolled it back or None).  Connection trouble raises
         ``ZooKeeperError`` as for single writes.  Its writes of cached
         znodes are announced to the cache as our own."""
-        tokens = [(i, self.caches.expect_write(
+        return self._settle_commit(self._expect_commit(txn), txn.commit,
+                                   what)
+
+    def _commit_async(self, txn, what: str) -> "PendingCommit":
+        """Send ``txn`` without waiting for it; ``PendingCommit.outcome()``
+        (once ``done()``) answers as ``_commit`` would."""
+        tokens = self._expect_commit(txn)
+        return PendingCommit(self, tokens, txn.commit_async(), what)
+
+    def _expect_commit(self, txn) -> list:
+        return [(i, self.caches.expect_write(
             self.kazoo.unchroot(op.path), op.data, op.version != -1))
             for i, op in enumerate(txn.operations)
             if isinstance(op, SetData)]
+
+    def _settle_commit(self, tokens: list, get, what: str
+                       ) -> tuple[list, Exception | None]:
         try:
-            results = txn.commit()
+            results = get()
         except BaseException as exc:
             for _, token in tokens:
                 self.caches.settle_write(token, None)
@@ -469,6 +482,30 @@ class StoreBase:
                 continue
         raise ZooKeeperError(f"could not remove {path}: children keep "
                              "appearing")
+
+
+class PendingCommit:
+    """A transaction in flight (``StoreBase._commit_async``): ``done()``
+    tells whether the reply is in, ``on_done(callback)`` calls
+    ``callback()`` when it is (on kazoo's thread, or at once), and
+    ``outcome()`` (call once, when done) answers as ``_commit``."""
+
+    def __init__(self, store: StoreBase, tokens: list, result,
+                 what: str) -> None:
+        self.store = store
+        self._tokens = tokens
+        self._result = result
+        self._what = what
+
+    def done(self) -> bool:
+        return self._result.ready()
+
+    def on_done(self, callback) -> None:
+        self._result.rawlink(lambda _result: callback())
+
+    def outcome(self) -> tuple[list, Exception | None]:
+        return self.store._settle_commit(self._tokens, self._result.get,
+                                         self._what)
 
 
 class PendingWrite:

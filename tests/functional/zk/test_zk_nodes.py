@@ -3,6 +3,7 @@ unknown keys, concurrent updates, bad znodes, removal."""
 
 import json
 import logging
+import threading
 
 from nodepool.zk import Node, NodeState
 from nodepool.zk.paths import node_lock_path, node_path
@@ -187,6 +188,56 @@ def test_delete_node_written_by_another_client_meanwhile(zk, zkapi):
         kazoo.stop()
     zkapi.delete_node(node)     # the version we hold is old: one by one
     assert zkapi.get_node(node.id) is None
+    assert node.lock is None
+
+
+def test_delete_node_async_sends_all_before_any_reply_is_waited_for(
+        zk, zkapi):
+    # The provider's loop removes the znodes of deleted nodes this way:
+    # 30 transactions in flight at once, each settled when its reply is in.
+    nodes = [locked_deleting_node(zkapi) for _ in range(30)]
+    woken = threading.Semaphore(0)
+    pending = []
+    for node in nodes:
+        removal = zkapi.delete_node_async(node)
+        removal.on_done(woken.release)
+        pending.append(removal)
+    for _ in nodes:
+        assert woken.acquire(timeout=20)
+    assert all(p.done() for p in pending)
+    for removal in pending:
+        removal.finish()
+    assert all(n.lock is None and n.state == NodeState.DELETED
+               for n in nodes)
+    kazoo = zk.kazoo()
+    try:
+        assert not [n.id for n in nodes
+                    if kazoo.exists(node_path(n.id)) is not None
+                    or kazoo.exists(node_lock_path(n.id)) is not None]
+    finally:
+        kazoo.stop()
+
+
+def test_delete_node_async_with_a_racer_goes_step_by_step(zk, zkapi):
+    node = locked_deleting_node(zkapi)
+    stored = []
+    store = zkapi.store_node
+    zkapi.store_node = lambda n: stored.append(n.state) or store(n)
+    kazoo = zk.kazoo()
+    try:
+        kazoo.create(node_lock_path(node.id) + "/racer-lock-", b"",
+                     ephemeral=True, sequence=True)
+        removal = zkapi.delete_node_async(node)
+        done = threading.Event()
+        removal.on_done(done.set)
+        assert done.wait(20)
+        # The transaction did not apply: nothing changed until finish().
+        assert kazoo.exists(node_path(node.id)) is not None
+        removal.finish()
+        assert kazoo.exists(node_path(node.id)) is None
+    finally:
+        kazoo.stop()
+    assert stored == [NodeState.DELETED]
     assert node.lock is None
 
 

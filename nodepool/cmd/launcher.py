@@ -38,6 +38,37 @@ is unusable (one line) or ZooKeeper is unreachable.
 """
 
 
+#: seconds SIGTERM gives the ZooKeeper session to close before exiting
+TERM_GRACE = 5.0
+
+
+def exit_now(client, grace: float = TERM_GRACE, exit=os._exit) -> None:
+    """SIGTERM: close the ZooKeeper session (so our ephemeral znodes and
+    locks vanish at once) and exit 0 -- after ``grace`` seconds at the
+    latest.  kazoo's close waits for its connection thread, which a
+    server that went away meanwhile (or a flood of calls failing with the
+    connection) can hold for minutes: a launcher told to stop then kept
+    a core busy.  A session not closed in time expires on the server."""
+    log = logging.getLogger("nodepool.launcher")
+
+    def deadline():
+        if not done.wait(grace):
+            log.warning("ZooKeeper session not closed after %.0f s; "
+                        "exiting anyway (it expires on the server)", grace)
+            exit(0)
+    done = threading.Event()
+    threading.Thread(target=deadline, name="exit-deadline",
+                     daemon=True).start()
+    try:
+        if client is not None:
+            client.disconnect()
+    except Exception as exc:
+        log.warning("Closing the ZooKeeper session failed: %r", exc)
+    finally:
+        done.set()
+        exit(0)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="nodepool-launcher",
@@ -128,11 +159,7 @@ def main(argv=None) -> int:
 
     def terminate(signum, frame):
         log.info("Received SIGTERM, exiting now")
-        try:
-            if launcher.client is not None:
-                launcher.client.disconnect()
-        finally:
-            os._exit(0)
+        exit_now(launcher.client)
 
     signal.signal(signal.SIGINT, graceful)
     signal.signal(signal.SIGUSR1, graceful)

@@ -767,8 +767,16 @@ class PoolWorker:
     def _take_async(self, request, decision: str) -> None:
         try:
             self._take(request, decision)
-        except Exception:
-            self.log.exception("Error taking request %s", request.id)
+        except Exception as exc:
+            closing = self._stop.is_set() or zk_errors.is_closed(exc)
+            if closing or zk_errors.is_transient(exc):
+                # The connection failing or closing (a flood of these at
+                # shutdown): one line each, no traceback; the request is
+                # taken again by a later pass or another launcher.
+                self.log.log(logging.DEBUG if closing else logging.WARNING, "Could not take request "
+                             "%s: ZooKeeper unavailable (%r)", request.id, exc)
+            else:
+                self.log.exception("Error taking request %s", request.id)
         finally:
             self.manager.end_take(request.id)
             with self._lock:

@@ -26,12 +26,12 @@ on a later pass rather than treated as a verdict on the object.
 
 from __future__ import annotations
 
-from kazoo.exceptions import (ConnectionDropped, ConnectionLoss,
-                              OperationTimeoutError, SessionExpiredError,
-                              SessionMovedError)
+from kazoo.exceptions import (ConnectionClosedError, ConnectionDropped,
+                              ConnectionLoss, OperationTimeoutError,
+                              SessionExpiredError, SessionMovedError)
 
 __all__ = ["ZooKeeperError", "NotFound", "LockError", "LockedObjectGone",
-           "BadZnode", "Transient", "is_transient"]
+           "BadZnode", "Transient", "is_transient", "is_closed"]
 
 # kazoo's connection-trouble exceptions (ConnectionClosedError is a
 # SessionExpiredError).
@@ -77,6 +77,18 @@ def is_transient(exc: BaseException | None) -> bool:
     seen = 0
     while exc is not None and seen < 10:
         if isinstance(exc, (Transient,) + _KAZOO_TRANSIENT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def is_closed(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says our own
+    client closed its connection: we are stopping, nothing to report."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ConnectionClosedError):
             return True
         exc = exc.__cause__ or exc.__context__
         seen += 1

@@ -29,8 +29,8 @@ launcher's cache listener (``Launcher._zk_changed``, on the thread that
 applied a cache change, often kazoo's connection thread) only sets its
 wake event, and passes start at least ``MIN_INTERVAL`` apart.  The pass
 picks the nodes to act on from the cache on its own thread.  Acting on a
-node costs about three ZooKeeper round trips (the lock's contender and
-listing, then the ``deleting`` write) and, after a cut-short launch, the
+node costs about four ZooKeeper round trips (the lock's directory,
+contender and listing, then the ``deleting`` write) and, after a cut-short launch, the
 adapter's ``find_instances`` cloud call; done one after another, a loaded
 machine's 20-60 ms round trips held a soak at 20 nodes/s to ~15 deletes a
 second, and ``used`` nodes piled up until max-servers was full of them.  So
@@ -53,8 +53,8 @@ their deletes again, so they follow the provider's exponential back-off
 instead of one attempt per pass.  ZooKeeper trouble (or the
 connection closing at shutdown) ends the pass with one warning instead of
 an error per remaining node (the first handler to meet it says so; the
-others see the pass stopping and start no new node).  A failed lookup releases the lock
-and leaves the node as it was.  Nodes of providers that are not
+others see the pass stopping and start no new node).  A failed lookup
+releases the lock and leaves the node as it was.  Nodes of providers that are not
 in our config are never touched (as upstream: they wait for their provider
 to return), and neither are nodes that another kind of driver left under a
 configured provider's name (``ProviderManager.owns``): deleting them through
@@ -64,6 +64,7 @@ running.
 
 from __future__ import annotations
 
+import functools
 import threading
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import Callable, Protocol
@@ -167,7 +168,7 @@ class DeletedNodeWorker(PeriodicWorker):
             if node.state == NodeState.READY and node.allocated_to:
                 yield self._deallocate_orphan, node
             elif node.state in DELETABLE:
-                yield (lambda n, m=manager: self._delete(n, m)), node
+                yield functools.partial(self._delete, manager=manager), node
 
     def _act(self, work: list[tuple[Callable, object]]) -> None:
         """Run each handler on its node: here when there is one, else on

@@ -773,8 +773,9 @@ class PoolWorker:
                 # The connection failing or closing (a flood of these at
                 # shutdown): one line each, no traceback; the request is
                 # taken again by a later pass or another launcher.
-                self.log.log(logging.DEBUG if closing else logging.WARNING, "Could not take request "
-                             "%s: ZooKeeper unavailable (%r)", request.id, exc)
+                level = logging.DEBUG if closing else logging.WARNING
+                self.log.log(level, "Could not take request %s: ZooKeeper "
+                             "unavailable (%r)", request.id, exc)
             else:
                 self.log.exception("Error taking request %s", request.id)
         finally:

@@ -91,24 +91,8 @@ class NodeDeleter:
         if self.done:
             return True
         if self.removal is None:
-            try:
-                pending = [m for m in self.machines if not m.advance()]
-                if pending:
-                    self.machines = pending
-                    return False
-            except Exception as e:
-                # An AccessError has been logged once by the adapter's
-                # gate.
-                log_failure(
-                    self.manager.log, e, "Deleting instance %s of node %s "
-                    "failed (retrying later): %s", self.external_id,
-                    self.node.id if self.node else None, e)
-                self.failed = True
-                self.done = True
-                if self.node is not None:
-                    self.manager.release(self.node)
-                self.trace.end(e)
-                return True
+            if not self._instances_gone():
+                return self.done
             if self.node is not None:
                 # The znode goes in one transaction the loop does not
                 # wait for: it is polled (and wakes the loop) instead.
@@ -120,6 +104,25 @@ class NodeDeleter:
         self.done = True
         self.trace.end()
         return True
+
+    def _instances_gone(self) -> bool:
+        """Step the delete machines; True once every one is done.  A
+        failure releases the node for a later round (``done``, ``failed``)."""
+        try:
+            self.machines = [m for m in self.machines if not m.advance()]
+            return not self.machines
+        except Exception as e:
+            # An AccessError has been logged once by the adapter's gate.
+            log_failure(
+                self.manager.log, e, "Deleting instance %s of node %s failed"
+                " (retrying later): %s", self.external_id,
+                self.node.id if self.node else None, e)
+            self.failed = True
+            self.done = True
+            if self.node is not None:
+                self.manager.release(self.node)
+            self.trace.end(e)
+            return False
 
 
 class _FailedRemoval:

@@ -140,43 +140,30 @@ class NodeStore(StoreBase):
     def delete_node(self, node: Node) -> None:
         """Write ``deleted``, then remove the znode and its lock directory
         (in one transaction when nobody else waits for the lock)."""
-        node.set_state(NodeState.DELETED)
-        if self._delete_at_once(node):
-            return
-        self._delete_stepwise(node)
+        self.delete_node_async(node).finish()
 
     def delete_node_async(self, node: Node) -> "PendingDelete":
         """``delete_node`` without waiting for its transaction: the
         caller polls ``done()`` (or is called back, ``on_done``) and then
         calls ``finish()`` on its own thread, which does the rest as
-        ``delete_node`` would (the step-by-step path, when the
-        transaction did not apply: rare, and then it waits)."""
+        ``delete_node`` would.  When the one transaction does not apply
+        or its outcome is unknown (a racer waits for the lock, the
+        connection failed) ``finish()`` goes step by step and waits."""
         node.set_state(NodeState.DELETED)
         txn = self._delete_txn(node)
-        commit = None if txn is None else self._commit_async(
-            txn, f"delete node {node.id}")
+        commit = None
+        if txn is not None:
+            try:
+                commit = self._commit_async(txn, f"delete node {node.id}")
+            except ZooKeeperError:
+                commit = None            # step by step
         return PendingDelete(self, node, commit)
 
-    def _delete_at_once(self, node: Node) -> bool:
+    def _delete_txn(self, node: Node):
         """One transaction: write ``deleted`` (conditional on the version
         we hold), release our lock, remove the lock directory and the
-        znode.  False when it did not apply (nothing changed) or its
-        outcome is unknown: the caller then goes step by step."""
-        txn = self._delete_txn(node)
-        if txn is None:
-            return False
-        try:
-            _, error = self._commit(txn, f"delete node {node.id}")
-        except ZooKeeperError:
-            return False
-        if error is not None:
-            return False
-        self._released_with_node(node)
-        return True
-
-    def _delete_txn(self, node: Node):
-        """The one transaction of ``_delete_at_once``, or None when we
-        hold no lock or no version to make it conditional on."""
+        znode; None when we hold no lock or no version to make it
+        conditional on."""
         lock = node.lock
         if lock is None or not lock.is_acquired or node.stat is None:
             return None
@@ -187,12 +174,6 @@ class NodeStore(StoreBase):
         txn.delete(node_lock_path(node.id))
         txn.delete(path)
         return txn
-
-    @staticmethod
-    def _released_with_node(node: Node) -> None:
-        """The transaction took our lock with the node."""
-        locking.mark_released(node.lock)
-        node.lock = None
 
     def _delete_stepwise(self, node: Node) -> None:
         try:
@@ -351,6 +332,8 @@ class PendingDelete:
             except ZooKeeperError:
                 error = True             # outcome unknown
             if error is None:
-                self.store._released_with_node(self.node)
+                # The transaction took our lock with the node.
+                locking.mark_released(self.node.lock)
+                self.node.lock = None
                 return
         self.store._delete_stepwise(self.node)

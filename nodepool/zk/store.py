@@ -366,7 +366,11 @@ class StoreBase:
         """Send ``txn`` without waiting for it; ``PendingCommit.outcome()``
         (once ``done()``) answers as ``_commit`` would."""
         tokens = self._expect_commit(txn)
-        return PendingCommit(self, tokens, txn.commit_async(), what)
+        try:
+            result = txn.commit_async()
+        except BaseException as exc:
+            self._commit_failed(tokens, exc, what)
+        return PendingCommit(self, tokens, result, what)
 
     def _expect_commit(self, txn) -> list:
         return [(i, self.caches.expect_write(
@@ -374,16 +378,22 @@ class StoreBase:
             for i, op in enumerate(txn.operations)
             if isinstance(op, SetData)]
 
+    def _commit_failed(self, tokens: list, exc: BaseException,
+                       what: str) -> None:
+        """Forget the expected writes of a transaction that failed whole;
+        raise ``ZooKeeperError`` for connection trouble, else ``exc``."""
+        for _, token in tokens:
+            self.caches.settle_write(token, None)
+        if isinstance(exc, KazooException):
+            raise ZooKeeperError(f"could not {what}: {exc!r}") from exc
+        raise exc
+
     def _settle_commit(self, tokens: list, get, what: str
                        ) -> tuple[list, Exception | None]:
         try:
             results = get()
         except BaseException as exc:
-            for _, token in tokens:
-                self.caches.settle_write(token, None)
-            if isinstance(exc, KazooException):
-                raise ZooKeeperError(f"could not {what}: {exc!r}") from exc
-            raise
+            self._commit_failed(tokens, exc, what)
         for i, token in tokens:
             stat = results[i] if i < len(results) else None
             self.caches.settle_write(

@@ -146,8 +146,8 @@ def locked_deleting_node(zkapi) -> Node:
 def test_delete_node_is_one_transaction_while_nobody_waits(zk, zkapi):
     node = locked_deleting_node(zkapi)
     calls = []
-    commit = zkapi._commit
-    zkapi._commit = lambda txn, what: calls.append(
+    commit = zkapi._commit_async
+    zkapi._commit_async = lambda txn, what: calls.append(
         [type(op).__name__ for op in txn.operations]) or commit(txn, what)
     zkapi.delete_node(node)
     # Written deleted, our contender, the lock directory and the znode
@@ -157,17 +157,23 @@ def test_delete_node_is_one_transaction_while_nobody_waits(zk, zkapi):
     assert zkapi.get_node(node.id) is None
 
 
-def test_delete_node_with_a_racer_waiting_writes_deleted_first(zk, zkapi):
+def raced_deleting_node(zkapi, kazoo) -> tuple[Node, list]:
+    """A locked ``deleting`` node whose lock another launcher waits for
+    (its contender is there, so the one transaction does not apply and
+    the steps go one by one), and the states ``store_node`` writes."""
     node = locked_deleting_node(zkapi)
     stored = []
     store = zkapi.store_node
     zkapi.store_node = lambda n: stored.append(n.state) or store(n)
+    kazoo.create(node_lock_path(node.id) + "/racer-lock-", b"",
+                 ephemeral=True, sequence=True)
+    return node, stored
+
+
+def test_delete_node_with_a_racer_waiting_writes_deleted_first(zk, zkapi):
     kazoo = zk.kazoo()
     try:
-        # Another launcher waits for the lock: its contender is there, so
-        # the one transaction does not apply and the steps go one by one.
-        kazoo.create(node_lock_path(node.id) + "/racer-lock-", b"",
-                     ephemeral=True, sequence=True)
+        node, stored = raced_deleting_node(zkapi, kazoo)
         zkapi.delete_node(node)
         assert kazoo.exists(node_path(node.id)) is None
     finally:
@@ -219,14 +225,9 @@ def test_delete_node_async_sends_all_before_any_reply_is_waited_for(
 
 
 def test_delete_node_async_with_a_racer_goes_step_by_step(zk, zkapi):
-    node = locked_deleting_node(zkapi)
-    stored = []
-    store = zkapi.store_node
-    zkapi.store_node = lambda n: stored.append(n.state) or store(n)
     kazoo = zk.kazoo()
     try:
-        kazoo.create(node_lock_path(node.id) + "/racer-lock-", b"",
-                     ephemeral=True, sequence=True)
+        node, stored = raced_deleting_node(zkapi, kazoo)
         removal = zkapi.delete_node_async(node)
         done = threading.Event()
         removal.on_done(done.set)

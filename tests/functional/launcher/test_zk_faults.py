@@ -16,6 +16,7 @@ import threading
 import pytest
 import yaml
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 from kazoo.retry import KazooRetry
 
 from nodepool.driver import fake
@@ -79,9 +80,16 @@ class FaultEnv:
         return nodes
 
     def owners(self, directory: str) -> dict[str, int]:
-        """child name → ephemeral owner (session id) under ``directory``."""
+        """child name → ephemeral owner (session id) under ``directory``.
+
+        A directory removed meanwhile (a deleted node's lock) has none.
+        """
         out = {}
-        for name in self.client.get_children(directory):
+        try:
+            names = self.client.get_children(directory)
+        except NoNodeError:
+            return out
+        for name in names:
             stat = self.client.exists(f"{directory}/{name}")
             if stat is not None:
                 out[name] = stat.ephemeralOwner

@@ -186,9 +186,9 @@ def test_config_reload_adds_and_removes_pools(env):
         return names
     wait_for(lambda: pools() == {"a"}, what="pool a registered")
     env.write_config([fake_provider(pools=[pool_a, pool_b])])
-    wait_for(lambda: pools() == {"a", "b"}, timeout=10, what="pool b added")
+    wait_for(lambda: pools() == {"a", "b"}, timeout=30, what="pool b added")
     env.write_config([fake_provider(pools=[pool_b])])
-    wait_for(lambda: pools() == {"b"}, timeout=10, what="pool a removed")
+    wait_for(lambda: pools() == {"b"}, timeout=30, what="pool a removed")
     rid = env.zuul.submit(["small"])
     req = env.zuul.wait_state(rid, {"fulfilled"})
     assert env.zuul.get_node(req["nodes"][0])["pool"] == "b"

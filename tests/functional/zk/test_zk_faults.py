@@ -99,7 +99,8 @@ def test_reconnects_promptly_after_a_long_outage(tmp_path):
         server.start()
         restarted = time.monotonic()
         while client.suspended:
-            assert time.monotonic() - restarted < 4.0, "no prompt reconnect"
+            # Well below kazoo's 12.8 s, with room for a loaded machine.
+            assert time.monotonic() - restarted < 8.0, "no prompt reconnect"
             outage.wait(0.05)
         assert client.session_id == session
     finally:

@@ -30,13 +30,14 @@ p50/p99 latency and the CPU the launcher and the harness spent per
 request.  The target: growth < 5 % on each, 0 requests lost, nothing
 leaked.
 
-Reading the growth: the launcher's create pool (``CreatePool``) starts a
-worker when a call finds none idle and keeps it, up to
-``create_pool_size`` (64 at the default provider rate), so its threads
-are a high-water mark of creates in flight: a slow second after warm-up
-(the machine busy with something else) steps them up, and they stay.
-Resident memory behaves alike after a backlog.  A rise that stops at
-such a step is not a leak; one that climbs sample after sample is.
+Reading the growth: the launcher's thread pools (the create pool, the
+pool workers' I/O threads, the deleter's) start a thread when a call finds
+none idle and end those a whole minute went without, so the thread count
+follows the calls in flight over the last minute; the report names the
+families of threads whose count changed between the end of warm-up and
+the end (from the launcher's SIGUSR2 stack dump).  Resident memory rises
+after a backlog and stays: a rise that stops at such a step is not a
+leak; one that climbs sample after sample is.
 
 Stalls: seconds in a row (two or more) in which requests were open and
 none was fulfilled, longest first, each with the RunInstances calls the
@@ -70,12 +71,14 @@ import functools
 import logging
 import os
 import queue
+import re
 import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import yaml
@@ -104,6 +107,41 @@ def proc_figures(pid: int) -> dict[str, float]:
                 out["threads"] = int(line.split()[1])
     out["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
     return out
+
+
+DUMP_THREAD = re.compile(r"Thread \d+ \((.*?)\):$", re.M)
+DUMP_END = "Objects tracked by the garbage collector"
+
+
+def thread_family(name: str) -> str:
+    """A thread's name without its number: ``...-io_5`` → ``...-io``."""
+    return re.sub(r"[-_]?\d+$", "", name)
+
+
+def thread_families(pid: int, log_path: str, timeout: float = 15.0
+                    ) -> Counter:
+    """The launcher's threads by family, from the stack dump SIGUSR2
+    makes it log (empty if none came within ``timeout``)."""
+    start = os.path.getsize(log_path)
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(log_path, errors="replace") as f:
+            f.seek(start)
+            text = f.read()
+        if DUMP_END in text:
+            return Counter(thread_family(name)
+                           for name in DUMP_THREAD.findall(text))
+        if time.monotonic() > deadline:
+            return Counter()
+        time.sleep(0.2)   # poll interval of the deadline loop
+
+
+def families_changed(before: Counter, after: Counter) -> list[tuple]:
+    """(family, before, after) for each family whose count changed."""
+    return sorted((name, before[name], after[name])
+                  for name in set(before) | set(after)
+                  if before[name] != after[name])
 
 
 def session_watches(port: int, exclude: set[str]) -> int:
@@ -514,7 +552,7 @@ def run(d: str, minutes: float = 30.0, rate: float = 20.0,
               flush=True)
         requester = Requester(client, rate, hold, "soak")
         result = play(requester, procs[0], zk, client, seconds, sample,
-                      seconds * warmup, out)
+                      seconds * warmup, out, logs[0].name)
         drained = requester.drain(timeout=360)
         result["drained"] = drained
         result["leaked_nodes"] = nodes_left(client, timeout=120)
@@ -565,11 +603,13 @@ def wait_started(client: KazooClient, proc, log: str) -> None:
 
 def play(requester: Requester, proc, zk: ZooKeeperServer,
          client: KazooClient, seconds: float, sample: float, warm: float,
-         out) -> dict:
+         out, log_path: str) -> dict:
     """Submit for ``seconds`` on a feeder thread while sampling the
     launcher every ``sample`` seconds (one printed row each).  The CPU of
     every process of the soak is read at the first sample after ``warm``
-    seconds and when submitting ends (the steady state's cost)."""
+    seconds and when submitting ends (the steady state's cost); the
+    launcher's threads by family at the same two moments (which kind
+    of thread a rise in the thread count is)."""
     own = {f"0x{client.client_id[0]:x}"}
     feeder = threading.Thread(target=requester.run, args=(seconds,),
                               name="zuul-feeder", daemon=True)
@@ -593,7 +633,8 @@ def play(requester: Requester, proc, zk: ZooKeeperServer,
             with requester.lock:
                 open_, fulfilled = len(requester.open), requester.fulfilled
             if steady is None and row["t"] >= warm:
-                steady = (now, fulfilled, family_cpu(os.getpid()))
+                steady = (now, fulfilled, family_cpu(os.getpid()),
+                          thread_families(proc.pid, log_path))
             print(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}"
                   f"{row['threads']:>9.0f}{row['fds']:>6.0f}"
                   f"{row['watches']:>9.0f}{requester.rate_since(last):>8.1f}"
@@ -605,15 +646,17 @@ def play(requester: Requester, proc, zk: ZooKeeperServer,
     with requester.lock:
         backlog = len(requester.open) + requester.creating
         fulfilled = requester.fulfilled
-    cpu = {}
+    cpu, families = {}, (Counter(), Counter())
     if steady is not None:
-        at, done, cpu0 = steady
+        at, done, cpu0, threads0 = steady
+        families = (threads0, thread_families(proc.pid, log_path))
         cpu = {"seconds": time.monotonic() - at,
                "fulfilled": fulfilled - done,
                "cpu_s": {name: used - cpu0.get(name, 0.0) for name, used
                          in family_cpu(os.getpid()).items()}}
     return {"samples": samples, "t0": t0, "wall0": wall0,
-            "wall_end": time.time(), "backlog": backlog, "cpu": cpu}
+            "wall_end": time.time(), "backlog": backlog, "cpu": cpu,
+            "thread_families": families}
 
 
 def nodes_left(client: KazooClient, timeout: float) -> int:
@@ -679,6 +722,8 @@ def summarise(requester: Requester, result: dict, astats: dict,
         "cpu": steady_cpu(result["cpu"]),
         "samples": result["samples"],
         "growth": {f: growth(result["samples"], warm, f) for f in FIGURES},
+        "threads_by_family": result["thread_families"],
+        "thread_families": families_changed(*result["thread_families"]),
         "timeline": bins, "stalls": stalls(bins),
     }
     report["ok"] = (lost == 0 and r.failed == 0 and r.errors == 0
@@ -750,6 +795,10 @@ def print_report(rep: dict, keep: str | None, astats: dict, out) -> None:
           "samples against the last 3; target < 5 %):", file=out)
     for figure, g in rep["growth"].items():
         print(f"  {figure:<8} {g * 100:+6.1f} %", file=out)
+    changed = rep["thread_families"]
+    print("launcher threads by family, warm-up end → submitting ended: "
+          + (", ".join(f"{name} {a} → {b}" for name, a, b in changed)
+             if changed else "no change"), file=out)
     print("PASS" if rep["ok"] else "FAIL", file=out, flush=True)
 
 

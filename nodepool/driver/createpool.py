@@ -15,11 +15,16 @@ provider is gone (their futures raise ``CancelledError``), and lets calls
 already in flight finish: a cloud call cannot be recalled, and its future
 still reports the instance so the caller can clean it up.
 
-Threads: up to ``workers`` threads named ``<name>-create-N``, started on
+Threads: up to ``workers`` threads named ``<name>-<role>-N`` (role
+``create`` unless the owner names another), started on
 demand; each owns nothing but the call it runs, and one that found nothing
 to run for ``idle_timeout`` seconds (a minute) ends, so the pool shrinks
 back after a burst instead of keeping its high-water mark of threads (and
-their cloud connections) for good.  The counts (``_idle``, ``_queued``,
+their cloud connections) for good.  Under a steady trickle of calls no
+worker ever waits a minute (the queue hands each call to the one waiting
+longest, so they take turns): there ``IdleSurplus`` counts the workers
+that stayed idle through a whole minute, and that many end after their
+next call.  The counts (``_idle``, ``_queued``,
 ``_busy``) and the thread list are guarded by ``_lock``; a worker retires
 under it only while nothing is queued, and ``submit`` starts a new one
 under it when the queued calls outnumber the idle workers.
@@ -31,10 +36,11 @@ import logging
 import math
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
-__all__ = ["CreatePool", "create_pool_size"]
+__all__ = ["CreatePool", "IdleSurplus", "create_pool_size"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,37 @@ IDLE_TIMEOUT = 60.0
 # Threads for an unlimited rate: the cloud's own throttling is then the only
 # brake, and more parallel creates would mostly earn throttling errors.
 UNLIMITED_WORKERS = 16
+
+
+class IdleSurplus:
+    """How many of a pool's threads a whole window went without.
+
+    A pool that hands each call to the thread waiting longest (a queue, a
+    condition) keeps every thread busy in turn under a steady trickle of
+    calls, so none waits out an idle timeout and a pool grown for one peak
+    keeps its peak for good.  Instead the pool tells ``took`` how many of
+    its threads still wait each time one takes a call: the fewest seen
+    over ``window`` seconds were never needed in it, and that many may
+    end.  Not thread-safe: the pool calls it under its own lock.
+    """
+
+    def __init__(self, window: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self._clock = clock
+        self._since = clock()
+        self._fewest: int | None = None
+
+    def took(self, idle: int) -> int:
+        """A thread took a call while ``idle`` others wait: the threads
+        that may end now (0 but once a window)."""
+        if self._fewest is None or idle < self._fewest:
+            self._fewest = idle
+        now = self._clock()
+        if now - self._since < self.window:
+            return 0
+        surplus, self._fewest, self._since = self._fewest, None, now
+        return surplus
 
 
 def create_pool_size(rate: float, latency: float = 1.5, cap: int = 64) -> int:
@@ -68,12 +105,16 @@ class CreatePool:
     """
 
     def __init__(self, name: str, workers: int,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, *, role: str = "create",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if workers < 1:
             raise ValueError(f"create pool {name} needs at least one worker")
         self.name = name
+        self.role = role        # threads are <name>-<role>-N
         self.workers = workers
         self.idle_timeout = idle_timeout
+        self._surplus = IdleSurplus(idle_timeout, clock)
+        self._retiring = 0      # workers to end after their call
         self._spawned = 0
         # Unbounded on purpose: submit must never block a state machine; the
         # callers (bounded by max-servers and quota) bound the queue.
@@ -151,7 +192,7 @@ class CreatePool:
     def _spawn(self) -> None:
         thread = threading.Thread(
             target=self._work, daemon=True,
-            name=f"{self.name}-create-{self._spawned}")
+            name=f"{self.name}-{self.role}-{self._spawned}")
         self._spawned += 1
         self._threads.append(thread)
         thread.start()
@@ -171,6 +212,9 @@ class CreatePool:
                 if entry is not None:
                     self._queued -= 1
                     self._busy += 1
+                    self._retiring = min(
+                        self._retiring + self._surplus.took(self._idle),
+                        len(self._threads) - 1)
             if entry is None:
                 return
             try:
@@ -178,6 +222,18 @@ class CreatePool:
             finally:
                 with self._lock:
                     self._busy -= 1
+            if self._surplus_ends():
+                return
+
+    def _surplus_ends(self) -> bool:
+        """After a call: end this worker if the pool has one too many
+        and nothing is queued (under ``_lock``)."""
+        with self._lock:
+            if not self._retiring or self._queued or self._stopped:
+                return False
+            self._retiring -= 1
+            self._threads.remove(threading.current_thread())
+            return True
 
     def _retire(self) -> bool:
         """An idle worker's timeout: end it unless calls are queued (one

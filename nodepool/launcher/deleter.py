@@ -35,8 +35,8 @@ adapter's ``find_instances`` cloud call; done one after another, a loaded
 machine's 20-60 ms round trips held a soak at 20 nodes/s to ~15 deletes a
 second, and ``used`` nodes piled up until max-servers was full of them.  So
 a pass with more than one node to act on hands each to one of ``workers``
-threads (``DeletedNodeWorker-io_N``, 8 by default, a thread pool made on
-first use) and waits for all of them before it ends: the round trips of
+threads (``DeletedNodeWorker-io-N``, 8 by default, a ``CreatePool`` made
+on first use, whose idle threads end after a minute) and waits for all of them before it ends: the round trips of
 several nodes are in flight at once, one pass still never overlaps the
 next, and a lone node (the common case) stays on the worker's own thread.
 What the handlers share is thread-safe: the ZooKeeper facade, the
@@ -66,9 +66,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError
 from typing import Callable, Protocol
 
+from nodepool.driver.createpool import CreatePool
 from nodepool.driver.installation import ours
 from nodepool.driver.instance import InstanceState
 from nodepool.launcher.periodic import PeriodicWorker, Session
@@ -125,7 +126,7 @@ class DeletedNodeWorker(PeriodicWorker):
         # reused, so the set only grows by such rare nodes).
         self._foreign_seen: set[str] = set()
         self.workers = workers
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: CreatePool | None = None
         self._pool_lock = threading.Lock()
 
     def stop(self) -> None:
@@ -133,7 +134,7 @@ class DeletedNodeWorker(PeriodicWorker):
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=False)   # queued handlers are cancelled
 
     def run_once(self) -> None:
         self._act(list(self._work()))
@@ -194,11 +195,10 @@ class DeletedNodeWorker(PeriodicWorker):
             except CancelledError:
                 pass                    # shutting down
 
-    def _io(self) -> ThreadPoolExecutor | None:
+    def _io(self) -> CreatePool | None:
         with self._pool_lock:
             if self._pool is None and not self._stop.is_set():
-                self._pool = ThreadPoolExecutor(
-                    self.workers, thread_name_prefix=f"{self.name}-io")
+                self._pool = CreatePool(self.name, self.workers, role="io")
             return self._pool
 
     def _guarded(self, handler: Callable, node,

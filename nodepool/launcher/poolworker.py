@@ -65,6 +65,7 @@ import uuid
 from collections import Counter, deque
 from typing import Callable, Protocol
 
+from nodepool.driver.createpool import IDLE_TIMEOUT, IdleSurplus
 from nodepool.driver.quota import Quota
 from nodepool.launcher import sharding, unreadable, waits
 from nodepool.launcher.allocator import PoolAllocator
@@ -165,20 +166,34 @@ class IoThreads:
     there for urgent ones.  One pool instead of two keeps a request's
     walk on one kind of thread from its take to its fulfilment.  A call
     that raises is logged; ``shutdown`` runs what is queued, then ends
-    the threads."""
+    the threads.  Threads end as the create pool's do: one that waited
+    ``idle_timeout`` for work, and those a whole ``idle_timeout`` went
+    without (``IdleSurplus``: under a trickle of calls they take turns,
+    so without it the pool would keep its peak for good)."""
 
-    def __init__(self, prefix: str, size: int, others: int, log):
+    def __init__(self, prefix: str, size: int, others: int, log,
+                 idle_timeout: float = IDLE_TIMEOUT):
         self.prefix = prefix
         self.size = size
         self.others = others
         self.log = log
+        self.idle_timeout = idle_timeout
         self._cond = threading.Condition()
         self._urgent: deque = deque()
         self._queue: deque = deque()
         self._threads: list[threading.Thread] = []
+        self._spawned = 0
         self._idle = 0
         self._running_others = 0
         self._closed = False
+        self._surplus = IdleSurplus(idle_timeout)
+        self._retiring = 0      # threads to end after their call
+
+    @property
+    def threads(self) -> int:
+        """Threads alive now."""
+        with self._cond:
+            return len(self._threads)
 
     def submit(self, fn: Callable, *args, urgent: bool = False) -> None:
         with self._cond:
@@ -192,25 +207,38 @@ class IoThreads:
             if backlog > self._idle and len(self._threads) < self.size:
                 thread = threading.Thread(
                     target=self._work, daemon=True,
-                    name=f"{self.prefix}_{len(self._threads)}")
+                    name=f"{self.prefix}_{self._spawned}")
+                self._spawned += 1
                 self._threads.append(thread)
                 thread.start()
 
     def _next(self):
-        """The next call to run, or None once shut down and drained
-        (under ``_cond``)."""
+        """The next call to run, or None once shut down and drained or
+        when this thread ends for want of work (under ``_cond``)."""
         while True:
             if self._urgent:
-                return self._urgent.popleft(), False
+                return self._took(self._urgent.popleft(), False)
             if self._queue and self._running_others < self.others:
                 self._running_others += 1
-                return self._queue.popleft(), True
+                return self._took(self._queue.popleft(), True)
             if self._closed and not self._queue:
                 self._cond.notify_all()     # the other waiters end too
                 return None
             self._idle += 1
-            self._cond.wait()
+            woken = self._cond.wait(self.idle_timeout)
             self._idle -= 1
+            if not woken and not (self._urgent or self._queue
+                                  or self._closed):
+                return self._end()
+
+    def _took(self, call, other: bool):
+        self._retiring = min(self._retiring + self._surplus.took(self._idle),
+                             len(self._threads) - 1)
+        return call, other
+
+    def _end(self) -> None:
+        """This thread ends (under ``_cond``)."""
+        self._threads.remove(threading.current_thread())
 
     def _work(self) -> None:
         while True:
@@ -224,10 +252,17 @@ class IoThreads:
             except Exception:
                 self.log.exception("Error in I/O call %s", fn)
             finally:
-                if other:
-                    with self._cond:
+                with self._cond:
+                    if other:
                         self._running_others -= 1
                         self._cond.notify()
+                    ending = (self._retiring and not self._closed
+                              and not (self._urgent or self._queue))
+                    if ending:
+                        self._retiring -= 1
+                        self._end()
+            if ending:
+                return
 
     def shutdown(self, wait: bool = True) -> None:
         with self._cond:

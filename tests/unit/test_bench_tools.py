@@ -68,3 +68,20 @@ def test_zkops_names_the_node_a_read_is_of():
     assert node_id("/nodepool/nodes/0000000042/lock/x") is None
     assert node_id("/nodepool/requests/200-0000000001") is None
     assert subtree("/nodepool/launcher-usage/nl1-ab") == "other"
+
+
+def test_thread_families_drop_the_number_and_name_what_changed():
+    from collections import Counter
+
+    from tools.soak import DUMP_THREAD, families_changed, thread_family
+    assert thread_family("PoolWorker.p-main-io_12") == "PoolWorker.p-main-io"
+    assert thread_family("ThreadPoolExecutor-3_0") == "ThreadPoolExecutor-3"
+    assert thread_family("MainThread") == "MainThread"
+    dump = ("2026-12-03 WARNING nodepool: Stack dump:\n"
+            "Thread 140 (MainThread):\n  File ...\n"
+            "Thread 141 (aws-create-7):\n  File ...\n")
+    assert DUMP_THREAD.findall(dump) == ["MainThread", "aws-create-7"]
+    before = Counter({"aws-create": 3, "MainThread": 1, "gone": 1})
+    after = Counter({"aws-create": 5, "MainThread": 1, "new": 2})
+    assert families_changed(before, after) == [
+        ("aws-create", 3, 5), ("gone", 1, 0), ("new", 0, 2)]

@@ -27,6 +27,12 @@ def test_short_soak_through_the_local_aws_loses_nothing(tmp_path):
         assert row["rss_mb"] > 10 and row["threads"] >= 2, row
         assert row["fds"] > 0 and row["watches"] >= 0, row
     assert set(report["growth"]) == set(soak.FIGURES)
+    # The launcher's threads by family, from its SIGUSR2 dump, at the
+    # end of warm-up and when submitting ended.
+    warm, end = report["threads_by_family"]
+    assert warm["MainThread"] == 1 and end["MainThread"] == 1, text
+    assert sum(warm.values()) >= 5 and sum(end.values()) >= 5, text
+    assert "launcher threads by family" in text
     # Timing on a shared machine: only that figures were measured.
     assert 0 < report["sustained_per_s"] <= 2.5, text
     assert 0 < report["p50_s"] <= report["p99_s"], text

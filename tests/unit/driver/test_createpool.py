@@ -8,7 +8,8 @@ from concurrent.futures import CancelledError
 
 import pytest
 
-from nodepool.driver.createpool import UNLIMITED_WORKERS, CreatePool, create_pool_size
+from nodepool.driver.createpool import (UNLIMITED_WORKERS, CreatePool, IdleSurplus,
+                                        create_pool_size)
 from nodepool.driver.ratelimit import RateLimiter
 
 WAIT = 10  # seconds: generous bound on every condition wait
@@ -189,4 +190,53 @@ def test_a_worker_does_not_retire_while_calls_are_queued():
     done = [pool.submit(time.sleep, 0.1)] + [
         pool.submit(lambda i=i: i) for i in range(20)]
     assert [f.result(WAIT) for f in done[1:]] == list(range(20))
+    pool.shutdown()
+
+
+def test_idle_surplus_is_the_fewest_idle_seen_over_a_window():
+    now = [0.0]
+    surplus = IdleSurplus(60.0, clock=lambda: now[0])
+    for idle, at in [(7, 1.0), (5, 20.0), (6, 59.0)]:
+        now[0] = at
+        assert surplus.took(idle) == 0          # the window is not over
+    now[0] = 60.0
+    assert surplus.took(9) == 5                 # never fewer than 5 idle
+    now[0] = 61.0
+    assert surplus.took(0) == 0                 # a new window began
+    now[0] = 121.0
+    assert surplus.took(3) == 0                 # it saw a moment at 0
+
+
+def test_a_pool_grown_for_a_burst_shrinks_under_a_steady_trickle():
+    # After a burst needing 8 workers, calls come one at a time, quicker
+    # than the idle timeout: the workers take turns, so none waits out the
+    # timeout, yet 7 of them are never needed at once -- they end.
+    pool = CreatePool("prov", 8, idle_timeout=0.5)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def call():
+        started.release()
+        release.wait(WAIT)
+    burst = [pool.submit(call) for _ in range(8)]
+    for _ in range(8):
+        assert started.acquire(timeout=WAIT)
+    release.set()
+    for f in burst:
+        f.result(WAIT)
+    names = set()
+    deadline = time.monotonic() + WAIT
+    while pool.threads > 1 and time.monotonic() < deadline:
+        names.add(pool.submit(lambda: threading.current_thread().name
+                              ).result(WAIT))
+    assert pool.threads == 1
+    assert len(names) > 1        # the trickle did go round the workers
+    assert pool.submit(lambda: 42).result(WAIT) == 42
+    pool.shutdown()
+
+
+def test_a_pool_names_its_threads_by_role():
+    pool = CreatePool("prov", 1, role="io")
+    assert pool.submit(lambda: threading.current_thread().name
+                       ).result(WAIT) == "prov-io-0"
     pool.shutdown()

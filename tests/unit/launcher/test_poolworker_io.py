@@ -184,3 +184,53 @@ def test_shutdown_with_takes_queued_behind_the_cap_ends_every_thread():
     closer.join(TIMEOUT)
     assert not closer.is_alive()             # every thread ended
     assert ran == list(range(30))
+
+
+def test_threads_grown_for_a_burst_end_under_a_steady_trickle(pool):
+    # A burst of 6 slow takes needs 6 threads; then one call at a time,
+    # quicker than the idle timeout: the threads take turns (none waits
+    # the timeout out), yet 5 of them are never needed at once -- they end.
+    io = IoThreads("trickle-io", 6, 6, log, idle_timeout=0.5)
+    try:
+        gate = threading.Event()
+        running = threading.Semaphore(0)
+
+        def take():
+            running.release()
+            gate.wait(TIMEOUT)
+        for _ in range(6):
+            io.submit(take)
+        for _ in range(6):
+            assert running.acquire(timeout=TIMEOUT)
+        assert io.threads == 6
+        gate.set()
+        names = set()
+        deadline = threading.Event()
+        timer = threading.Timer(TIMEOUT, deadline.set)
+        timer.start()
+        while io.threads > 1 and not deadline.is_set():
+            done = threading.Event()
+            io.submit(lambda: (names.add(threading.current_thread().name),
+                               done.set()))
+            assert done.wait(TIMEOUT)
+        timer.cancel()
+        assert io.threads == 1
+        assert len(names) > 1        # the trickle did go round the threads
+    finally:
+        io.shutdown()
+
+
+def test_idle_threads_end_and_work_starts_one_again(pool):
+    io = IoThreads("idle-io", 3, 3, log, idle_timeout=0.1)
+    try:
+        gate = threading.Event()
+        for _ in range(3):
+            io.submit(gate.wait, TIMEOUT)
+        wait_until(lambda: io.threads == 3, TIMEOUT)
+        gate.set()
+        wait_until(lambda: io.threads == 0, TIMEOUT)
+        done = threading.Event()
+        io.submit(done.set)
+        assert done.wait(TIMEOUT) and io.threads <= 1
+    finally:
+        io.shutdown()

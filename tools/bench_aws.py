@@ -372,6 +372,11 @@ def run_scenario(sc: Scenario, zk, aws, workdir,
                                 for a, e in stats["moto"].items()),
                                key=lambda t: -t[2])[:4],
             "describe_records": stats["describe_instances"]["instances"],
+            # When each RunInstances answered (s after the submission)
+            # and how many it started: under-filled or late calls.
+            "calls_timeline": [(r["time"] - t0, r["launched"])
+                               for r in sorted(records,
+                                               key=lambda r: r["time"])],
         }
     finally:
         stop_profilers(profilers)
@@ -405,7 +410,9 @@ def burst_line(r: dict) -> str:
             f"({r['describe_records']} instance records described)\n"
             "    moto's time by action (calls, s): " + ", ".join(
                 f"{a} {calls} {secs:.1f}" for a, calls, secs in
-                r["moto_top"]))
+                r["moto_top"]) +
+            "\n    RunInstances answered (s: instances): " + " ".join(
+                f"{at:.1f}:{n}" for at, n in r.get("calls_timeline", [])))
 
 
 def main(argv=None) -> int:

@@ -50,7 +50,8 @@ def test_a_full_pass_reads_nothing_the_caches_hold(env):
     worker.cleanup_lost_requests()
     assert reads(sent, NODES) == 0, sent
     assert reads(sent, REQUESTS) == 0, sent
-    assert leaked not in cloud.instances      # the second pass deletes it
+    # The second pass deletes it (on the provider's loop, so wait for it).
+    wait_for(lambda: leaked not in cloud.instances, what="the leak deleted")
     for rid in rids:
         node_id = zuul.get_request(rid)["nodes"][0]
         assert zuul.get_node(node_id)["state"] == NodeState.READY

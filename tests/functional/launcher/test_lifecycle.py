@@ -8,6 +8,7 @@ from kazoo.exceptions import NoNodeError
 
 from nodepool.driver import errors, fake
 
+from nodepool.zk.paths import NODES
 from tests.functional.launcher.helpers import fake_provider, wait_for
 
 
@@ -145,10 +146,17 @@ def test_request_deleted_mid_flight_releases_nodes(env):
     wait_for(lambda: zuul.nodes(), what="node created")
     zuul.delete_request(rid)
     node_id = next(iter(zuul.nodes()))
-    wait_for(lambda: (zuul.get_node(node_id) or {}).get("state") == "ready"
-             and not zuul.get_node(node_id)["allocated_to"],
-             what="node ready and unallocated")
-    # The node is unlocked: a new request reuses it.
+    # Deallocated, then unlocked (two writes): a new request reuses it
+    # once both are done.
+    def spare():
+        node = zuul.get_node(node_id) or {}
+        if node.get("state") != "ready" or node.get("allocated_to"):
+            return False
+        try:
+            return not zuul.client.get_children(f"{NODES}/{node_id}/lock")
+        except NoNodeError:
+            return True
+    wait_for(spare, what="node ready, unallocated and unlocked")
     rid2 = zuul.submit(["small"])
     assert zuul.wait_state(rid2, {"fulfilled"})["nodes"] == [node_id]
 

@@ -20,7 +20,10 @@ one thread waits out the holds (``Requester``).
 Every ``--sample`` seconds it reads the launcher's resident memory,
 threads and open files from /proc and its ZooKeeper watches from the
 server (``wchc``, the launcher's sessions only: the harness's own watches
-are left out), and prints a row.  At the end: growth of each figure from
+are left out), and prints a row.  Beside them, to explain a rise: the
+launcher's CPU per request fulfilled since the last row, and ZooKeeper's
+average and largest request latency since the last row (``mntr``, then
+``srst``) with its znode count.  At the end: growth of each figure from
 the first samples after warm-up (``--warmup``, a fraction of the run) to
 the last ones; the requests lost (submitted but neither fulfilled nor
 failed once the run drained) and failed; the nodes left in ZooKeeper and
@@ -155,6 +158,34 @@ def session_watches(port: int, exclude: set[str]) -> int:
         elif line.startswith("\t") and counting:
             count += 1
     return count
+
+
+def zk_latency(port: int) -> dict[str, float]:
+    """ZooKeeper's request latency since the last call (ms: average and
+    largest; ``mntr``, then ``srst`` resets the server's counters), the
+    requests it has outstanding and its znodes."""
+    figures = {}
+    for line in four_letter(port, "mntr", timeout=10.0).splitlines():
+        key, _, value = line.partition("\t")
+        figures[key] = value
+    four_letter(port, "srst", timeout=10.0)
+
+    def number(key: str) -> float:
+        try:
+            return float(figures.get(key, "nan"))
+        except ValueError:
+            return float("nan")
+    return {"zk_avg_ms": number("zk_avg_latency"),
+            "zk_max_ms": number("zk_max_latency"),
+            "zk_outstanding": number("zk_outstanding_requests"),
+            "znodes": number("zk_znode_count")}
+
+
+def interval_cpu(cpu0: float, cpu1: float, done0: int, done1: int) -> float:
+    """The launcher's CPU per request fulfilled in an interval (ms; NaN
+    when none was)."""
+    done = done1 - done0
+    return 1000 * (cpu1 - cpu0) / done if done > 0 else float("nan")
 
 
 def process_name(pid: int) -> str:
@@ -618,9 +649,12 @@ def play(requester: Requester, proc, zk: ZooKeeperServer,
     feeder.start()
     samples: list[dict] = []
     print(f"{'t s':>7}{'RSS MB':>9}{'threads':>9}{'fds':>6}"
-          f"{'watches':>9}{'done/s':>8}{'fulfilled':>11}{'open':>7}",
-          file=out, flush=True)
+          f"{'watches':>9}{'done/s':>8}{'fulfilled':>11}{'open':>7}"
+          f"{'CPU ms/req':>11}{'zk avg ms':>10}{'zk max ms':>10}"
+          f"{'znodes':>8}", file=out, flush=True)
     last = t0
+    zk_latency(zk.port)             # the counters start with the run
+    last_cpu, last_done = proc_cpu_seconds(proc.pid), 0
     try:
         while feeder.is_alive():
             feeder.join(sample)
@@ -628,17 +662,25 @@ def play(requester: Requester, proc, zk: ZooKeeperServer,
                 raise RuntimeError("launcher exited")
             now = time.monotonic()
             row = {"t": now - t0, **proc_figures(proc.pid),
-                   "watches": session_watches(zk.port, own)}
-            samples.append(row)
+                   "watches": session_watches(zk.port, own),
+                   **zk_latency(zk.port)}
             with requester.lock:
                 open_, fulfilled = len(requester.open), requester.fulfilled
+            cpu_now = proc_cpu_seconds(proc.pid)
+            row["cpu_ms_per_req"] = interval_cpu(last_cpu, cpu_now,
+                                                 last_done, fulfilled)
+            last_cpu, last_done = cpu_now, fulfilled
+            samples.append(row)
             if steady is None and row["t"] >= warm:
                 steady = (now, fulfilled, family_cpu(os.getpid()),
                           thread_families(proc.pid, log_path))
             print(f"{row['t']:>7.0f}{row['rss_mb']:>9.1f}"
                   f"{row['threads']:>9.0f}{row['fds']:>6.0f}"
                   f"{row['watches']:>9.0f}{requester.rate_since(last):>8.1f}"
-                  f"{fulfilled:>11d}{open_:>7d}", file=out, flush=True)
+                  f"{fulfilled:>11d}{open_:>7d}"
+                  f"{row['cpu_ms_per_req']:>11.1f}{row['zk_avg_ms']:>10.1f}"
+                  f"{row['zk_max_ms']:>10.0f}{row['znodes']:>8.0f}",
+                  file=out, flush=True)
             last = now
     except BaseException:
         requester.stop.set()

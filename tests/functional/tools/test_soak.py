@@ -26,6 +26,11 @@ def test_short_soak_through_the_local_aws_loses_nothing(tmp_path):
     for row in report["samples"]:
         assert row["rss_mb"] > 10 and row["threads"] >= 2, row
         assert row["fds"] > 0 and row["watches"] >= 0, row
+        # Beside them: ZooKeeper's latency over the interval (srst resets
+        # it each row) and its znodes, and the launcher's CPU per request.
+        assert 0 <= row["zk_avg_ms"] <= row["zk_max_ms"], row
+        assert row["znodes"] > 10, row
+    assert any(row["cpu_ms_per_req"] > 0 for row in report["samples"]), text
     assert set(report["growth"]) == set(soak.FIGURES)
     # The launcher's threads by family, from its SIGUSR2 dump, at the
     # end of warm-up and when submitting ended.

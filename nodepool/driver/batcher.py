@@ -97,6 +97,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: the weight of the latest call in ``BatcherStats.call_seconds``
+CALL_SECONDS_WEIGHT = 0.3
+
 
 class MissingOutcomeError(TransientError):
     """The executor gave no outcome for this item; it may or may not be done."""
@@ -206,6 +209,9 @@ class BatcherStats:
     items: int = 0              # items in those calls
     retries: int = 0            # items sent again on their own after a failure
     sizes: deque[int] = field(default_factory=lambda: deque(maxlen=100))
+    #: how long an executor call takes (s, a moving average of the recent
+    #: ones; None before the first has returned)
+    call_seconds: float | None = None
 
 
 class _Entry(NamedTuple):
@@ -420,7 +426,9 @@ class Batcher(Generic[T, R]):
             self.stats.batches += 1
             self.stats.items += len(live)
             self.stats.sizes.append(len(live))
+        begun = self._clock()
         outcomes = self._call([e.item for e in live])
+        self._timed(self._clock() - begun)
         self._learn(key, len(live), outcomes)
         refused_by = self.options.refused_by
         if refused_by and all(isinstance(o, refused_by) for o in outcomes):
@@ -451,6 +459,12 @@ class Batcher(Generic[T, R]):
             return [MissingOutcomeError(f"{self.name}: no outcome")
                     for _ in items]
         return outcomes
+
+    def _timed(self, seconds: float) -> None:
+        with self._cond:
+            last = self.stats.call_seconds
+            self.stats.call_seconds = seconds if last is None else (
+                last + CALL_SECONDS_WEIGHT * (seconds - last))
 
     def _learn(self, key: Hashable, asked: int, outcomes: list) -> None:
         with self._cond:

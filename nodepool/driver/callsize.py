@@ -22,7 +22,13 @@ Why it learns, and what:
   zone short of capacity has then started eight instances when the first
   answers come back instead of one; a zone without capacity gets a handful of refused
   calls, not one per launch; a zone with capacity costs a few calls once,
-  after which its launches share one call.
+  after which its launches share one call.  Only over the slots there
+  are: ``spread_over()`` (the limiter's rate times a call's duration)
+  says how many calls can start while one is in flight, and the queue is
+  split that many ways at most.  Under a scarce rate (one slot per call,
+  say 2 calls/s shared by three launchers against 1.5 s calls) nothing is
+  spread: a quarter of the queue would only spend a slot that a full call
+  needs, and no answer would come back sooner to learn from.
 - *Capacity signal.*  ``SHORT_AFTER`` launches in a row left unstarted by
   partial answers (one call of ten that started one is as clear as three
   calls of two that started one each) report the key short,
@@ -67,11 +73,13 @@ class AdaptiveSize:
 
     def __init__(self, name: str, max_items: int,
                  on_signal: Callable[[Hashable, bool, str], None]
-                 | None = None) -> None:
+                 | None = None,
+                 spread_over: Callable[[], float] | None = None) -> None:
         self.name = name
         self.max_items = max_items
         self.partial = 0        # calls the cloud answered partially
         self._on_signal = on_signal
+        self._spread_over = spread_over
         self._lock = threading.Lock()
         # Per key, the call size the cloud lately fulfilled (absent: full
         # size), and the fully answered calls in a row since.
@@ -91,11 +99,23 @@ class AdaptiveSize:
             return self._size(key)
 
     def take(self, key: Hashable, queued: int) -> int:
+        ways = self._ways()
         with self._lock:
             size = self._size(key)
-            if key in self._proven or key in self._sizes:
+            if key in self._proven or key in self._sizes or ways <= 1:
                 return min(size, queued)
-            return min(size, queued, max(PROBE, -(-queued // SPREAD)))
+            return min(size, queued, max(PROBE, -(-queued // ways)))
+
+    def _ways(self) -> int:
+        """How many ways an unproven key's queue is split: ``SPREAD``,
+        or fewer when fewer calls can start while one is in flight."""
+        if self._spread_over is None:
+            return SPREAD
+        try:
+            return max(1, int(min(SPREAD, self._spread_over())))
+        except Exception:
+            log.exception("%s: spread_over failed", self.name)
+            return SPREAD
 
     def learn(self, key: Hashable, asked: int, outcomes: Sequence[Any],
               queued: int) -> None:

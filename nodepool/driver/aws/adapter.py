@@ -141,7 +141,7 @@ class AwsAdapter(CloudAdapter):
         self.dedicated = DedicatedHostCreator(self)
         self.create_sizing = AdaptiveSize(
             f"{provider.name}-create", MAX_LAUNCHES,
-            on_signal=self._batch_signal)
+            on_signal=self._batch_signal, spread_over=self._create_slots)
         # Launches of one specification (``params.batch_key``) share a
         # RunInstances call: tens of ms of quiet or 0.5 s close a group,
         # the call takes its limiter slot before its launches, runs on the
@@ -175,6 +175,17 @@ class AwsAdapter(CloudAdapter):
         self.listing: TtlValue[list[Instance]] = TtlValue(
             "instances", self._list_now, LIST_CACHE_SECONDS,
             max_stale=LIST_STALE_SECONDS, refresh_in=self.list_pool.submit)
+
+    def _create_slots(self) -> float:
+        """RunInstances calls the limiter starts while one is in flight
+        (its rate now, our share of it included, times the calls' recent
+        duration; ``CREATE_LATENCY`` until one has returned): how far the
+        create sizing may spread a new specification's launches."""
+        rate = self.api.limiter.effective_rate
+        if rate <= 0:
+            return math.inf
+        seconds = self.create_batcher.stats.call_seconds
+        return rate * (CREATE_LATENCY if seconds is None else seconds)
 
     def offering(self, pool, label) -> str | None:
         """``<subnet or zone or region>/<instance type>[/spot]``: EC2's

@@ -375,3 +375,26 @@ def test_a_failing_refusal_check_does_not_stop_the_call(pool):
         assert b.add(1, "k").result(5) == "result-1"
     finally:
         b.stop(flush=False)
+
+
+def test_the_batcher_measures_how_long_its_calls_take():
+    now = [100.0]
+    durations = iter([1.5, 0.5])
+
+    def send(items):
+        now[0] += next(durations)
+        return list(items)
+
+    b = Batcher("t", send, BatchOptions(max_items=1, idle_timeout=0.0,
+                                        resend=NO_RESEND),
+                clock=lambda: now[0])
+    assert b.stats.call_seconds is None
+    b.start()
+    try:
+        assert b.add("a").result(5) == "a"
+        assert b.stats.call_seconds == pytest.approx(1.5)
+        assert b.add("b").result(5) == "b"
+        # A moving average: the latest call weighs 0.3.
+        assert b.stats.call_seconds == pytest.approx(1.5 + 0.3 * (0.5 - 1.5))
+    finally:
+        b.stop()

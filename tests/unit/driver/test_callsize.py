@@ -58,3 +58,27 @@ def test_a_failing_signal_is_logged_and_the_size_still_learned(caplog):
     sizing.learn("k", 10, ["ok"] + [SHORT] * 9, 0)
     assert sizing.learned() == {"k": 1}
     assert "capacity signal failed" in caplog.text
+
+
+def test_a_new_key_is_split_only_as_many_ways_as_calls_can_start_meanwhile():
+    # Two and a half calls start while one is in flight: two ways.
+    sizing = AdaptiveSize("t", 50, spread_over=lambda: 2.5)
+    assert spread(sizing, "k", 30) == [15, 8, 4, 2, 1]
+    # A scarce rate (less than one call per call's duration): the queue
+    # goes whole, up to the call size.
+    sizing = AdaptiveSize("t", 50, spread_over=lambda: 0.7)
+    assert spread(sizing, "k", 30) == [30]
+    assert spread(sizing, "k", 80) == [50, 30]
+    # An unlimited rate spreads a quarter at a time, as without a hint.
+    sizing = AdaptiveSize("t", 50, spread_over=lambda: float("inf"))
+    assert spread(sizing, "k", 30) == [8, 6, 4, 3, 3, 2, 2, 2]
+
+
+def test_a_failing_spread_hint_is_logged_and_the_queue_spread_a_quarter(
+        caplog):
+    def broken():
+        raise ZeroDivisionError("no rate")
+
+    sizing = AdaptiveSize("t", 50, spread_over=broken)
+    assert sizing.take("k", 30) == 8
+    assert "spread_over failed" in caplog.text

@@ -93,6 +93,9 @@ IO_THREADS = 24
 FINISH_THREADS = 4
 # Takes queued at once: more would only be routed on staler data.
 MAX_TAKING = 4 * IO_THREADS
+# Another busy pool's requests an idle pool takes per routing pass at most
+# (newest first, sharding's SPARE): enough to keep a launch call filled.
+SPARE_TAKES = 25
 # Per-pass gauges (cli.md §4) at most this often: a busy worker passes
 # up to 20 times a second, and a repeated gauge carries nothing new.
 STATS_INTERVAL = 1.0
@@ -323,6 +326,10 @@ class PoolWorker:
         # Request id -> (the pool first for it, when we first saw it
         # changed): most likely taken by that pool (_guessed_taken).
         self._taken_guess: dict[str, tuple[str, float]] = {}
+        # The last routing pass found nothing of ours to take: a busy
+        # pool's requests past their grace are then ours too (sharding).
+        self._idle = False
+        self._spare: set[str] = set()
         self.passes = 0     # routing passes done (tests wait on it)
         # This pass's node and spare lists (_per_pass): the slots and
         # their generation are guarded by _pass_lock, held for no call;
@@ -611,8 +618,9 @@ class PoolWorker:
                     return   # the rest waits for a later pass
             self.waits.seen(request.id)
             decision = self._route(request, components, waiting, out, short)
-            if decision is None:
-                continue
+            if decision is None or (decision != "accept"
+                                    and request.id in self._spare):
+                continue    # another pool's spare: only to launch it now
             # Reserved before the take, released after it has handed its
             # launches to the manager: no moment where a request counts
             # neither as taken nor as launching, in any pool.
@@ -685,7 +693,8 @@ class PoolWorker:
                         listed.add(request_id)
                     return False
                 return True
-            if self.shard.unread_waits(request_id, members):
+            if self.shard.unread_waits(request_id, members,
+                                       idle=self._idle):
                 unread.append(request_id)
                 return False
             return True
@@ -734,16 +743,33 @@ class PoolWorker:
         me = [] if self.component is None or self.component.paused \
             else [self.id]
         mine = self.supported_labels
-        late = []
+        late, spare = [], []
+        idle, self._idle = self._idle, False
+        self._spare = set()
+        own = False     # a request we go first for and could serve
         for request in requests:
-            turn = self._turn(request, peers, me, mine)
+            turn = self._turn(request, peers, me, mine, idle)
             if turn is Turn.MINE:
+                own = own or set(request.node_types) <= mine
                 yield request
             elif turn is Turn.LATE:
                 late.append(request)
+            elif turn is Turn.SPARE:
+                spare.append(request)
         yield from late
+        # Idle (for this pass's spares and the next pass's reading):
+        # nothing of ours, none late, no take of ours in flight.
+        with self._lock:
+            taking = bool(self._taking)
+        self._idle = not own and not late and not taking
+        if self._idle and spare:
+            # Newest first: the busy pool works from the other end.
+            spare = spare[::-1][:SPARE_TAKES]
+            self._spare = {r.id for r in spare}
+            yield from spare
 
-    def _turn(self, request, peers: dict, me: list, mine: set) -> Turn:
+    def _turn(self, request, peers: dict, me: list, mine: set,
+              idle: bool = False) -> Turn:
         labels = set(request.node_types)
         if not labels <= mine:
             return Turn.MINE    # routing skips or declines it
@@ -753,7 +779,8 @@ class PoolWorker:
                    and i not in request.declined_by
                    and (not ours or c.provider_name == request.provider)]
         return self.shard.turn(request.id, members + me,
-                               lambda i: self._blocked(peers[i], labels))
+                               lambda i: self._blocked(peers[i], labels),
+                               idle=idle)
 
     def _decline_unreadable(self) -> None:
         """Fail the quarantined requests addressed to this pool (see

@@ -22,7 +22,13 @@ withdrawn) without this worker having taken it; a busy first pool works
 through a burst of its own requests at its own pace, and the others do
 not race it for the ones it is about to lock.  Should a busy first pool
 never take one particular request, the next takes it after ``k * bound``
-(ten graces): nothing waits for ever.  Times are measured on this
+(ten graces): nothing waits for ever.  Unless the next one is idle: a
+pool that found nothing of its own to take treats the requests of a busy
+pool that have waited their grace as ``SPARE`` and takes them newest
+first, from the far end of the queue the busy pool works through oldest
+first, so a burst that one pool is slow to work through is shared at its
+end instead of waiting for that pool alone, and the two meet (and may
+race for a lock) only where their ends meet.  Times are measured on this
 worker's clock (monotonic, injectable) from its first sight of the
 request, so clocks of different hosts never meet.
 
@@ -53,6 +59,7 @@ BOUND_GRACES = 10
 class Turn(enum.Enum):
     MINE = "mine"       # first in line: take it now
     LATE = "late"       # another pool's, but it has waited its grace
+    SPARE = "spare"     # another busy pool's past its grace: for an idle one
     WAIT = "wait"       # another pool's, still within the grace
 
 
@@ -92,13 +99,15 @@ class Shard:
         self._progress: dict[str, float] = {}  # pool -> last progress
 
     def turn(self, key: str, members: Collection[str],
-             gives_way: Callable[[str], bool] = lambda member: False
-             ) -> Turn:
+             gives_way: Callable[[str], bool] = lambda member: False,
+             idle: bool = False) -> Turn:
         """Is it our turn to take ``key``?  ``members`` are the ids of the
         pools that would serve it now, ours among them unless we are
         paused (then we come after all of them).  ``gives_way(id)`` is
         asked only of members ranked ahead of us: True when that pool
-        cannot take the request now (it does not count)."""
+        cannot take the request now (it does not count).  ``idle``: we
+        have nothing of our own to take (a busy pool's request past its
+        grace is then ``SPARE`` instead of ``WAIT``)."""
         ahead = []
         for member in self._ranking(key, members):
             if member == self.me:
@@ -116,9 +125,10 @@ class Shard:
                 now - self._progress.get(m, -math.inf) < self.grace
                 for m in ahead):
             return Turn.LATE
-        return Turn.WAIT
+        return Turn.SPARE if idle else Turn.WAIT
 
-    def unread_waits(self, key: str, members: Collection[str]) -> bool:
+    def unread_waits(self, key: str, members: Collection[str],
+                     idle: bool = False) -> bool:
         """Before reading ``key`` at all: True when it waits now whatever
         it says -- ``members`` are *every* pool that could serve it, ours
         among them, and ``turn`` over them says WAIT (another ranks first
@@ -128,7 +138,7 @@ class Shard:
         addressed to, pools that declined it): the caller asks only
         about requests whose data cannot say so (all pools alike, the
         request unchanged since it was created)."""
-        return self.turn(key, members) is Turn.WAIT
+        return self.turn(key, members, idle=idle) is Turn.WAIT
 
     def taking(self, key: str) -> None:
         """We take ``key``: its leaving is no progress of another pool."""

@@ -5,6 +5,7 @@ clock; and the pool worker's use of it (``PoolWorker._in_turn``)."""
 from __future__ import annotations
 
 import collections
+import threading
 import uuid
 from types import SimpleNamespace
 
@@ -200,6 +201,21 @@ def test_a_stalled_first_pool_loses_its_requests_after_the_grace():
     assert all(shard.turn(k, ids) is Turn.LATE for k in theirs[1:])
 
 
+def test_an_idle_pool_takes_a_busy_pools_requests_past_grace_as_spare():
+    clock = Clock()
+    shard, ids, keys, theirs = second_in_line(clock, 40)
+    clock.now += GRACE
+    shard.keep([k for k in keys if k != theirs[0]])   # progress: busy
+    rest = theirs[1:]
+    assert all(shard.turn(k, ids) is Turn.WAIT for k in rest)
+    assert all(shard.turn(k, ids, idle=True) is Turn.SPARE for k in rest)
+    assert not any(shard.unread_waits(k, ids, idle=True) for k in rest)
+    # Within the grace a request stays the busy pool's, idle or not.
+    fresh = "200-9999999999"
+    members = ids if ranking(fresh, ids)[0] == ids[0] else ids[::-1]
+    assert shard.turn(fresh, members, idle=True) is Turn.WAIT
+
+
 def test_requests_we_took_are_no_progress_of_their_first_pool():
     clock = Clock()
     shard, ids, keys, theirs = second_in_line(clock, 40)
@@ -245,6 +261,10 @@ def worker(clock, offerings=()):
                                                    "big": None})
     w.component = component(w.id)
     w.zk = SimpleNamespace(iter_offerings=lambda provider: list(offerings))
+    w._lock = threading.Lock()
+    w._taking = set()
+    w._idle = False
+    w._spare = set()
     return w
 
 
@@ -270,6 +290,36 @@ def test_worker_routes_its_own_requests_first_and_others_after_grace():
     rest = [r.id for r in requests if r.id not in mine + second]
     assert [r.id for r in w._in_turn(requests, peers)] == \
         mine + sorted(second + rest)
+
+
+def test_an_idle_worker_takes_a_busy_peers_newest_requests_first():
+    from nodepool.launcher.poolworker import SPARE_TAKES
+    clock = Clock()
+    w = worker(clock)
+    peer = component(pool_id("a"))
+    ids = [w.id, peer.id]
+    requests = [req(i) for i in range(200)]
+    theirs = [r for r in requests if ranking(r.id, ids)[0] == peer.id]
+    assert len(theirs) > SPARE_TAKES + 2
+    ours = [r for r in requests if r not in theirs]
+    # First pass: ours go; the peer's wait their grace.
+    assert list(w._in_turn(requests, [peer])) == ours
+    assert not w._idle
+    # Ours were taken; the peer takes its oldest one every pass (busy).
+    clock.now += GRACE
+    waiting = theirs[1:]
+    assert list(w._in_turn(waiting, [peer])) == []
+    assert w._idle                 # nothing of ours: idle
+    # Idle: the peer's newest ones, at most SPARE_TAKES a pass.
+    clock.now += 0.1
+    waiting = waiting[1:]
+    got = list(w._in_turn(waiting, [peer]))
+    assert got == waiting[::-1][:SPARE_TAKES]
+    assert w._spare == {r.id for r in got}
+    # A take of ours in flight: not idle, no spares.
+    w._taking.add(got[0].id)
+    assert list(w._in_turn(waiting, [peer])) == []
+    assert not w._idle and w._spare == set()
 
 
 def test_the_only_pool_routes_every_request_in_order():
@@ -427,6 +477,7 @@ def test_unread_requests_of_a_first_pool_making_progress_stay_unread():
     unread: list = []
     wanted = w._unread_filter([peer], unread)
     assert not any(wanted(i) for i in theirs)
+    w._taking.add("200-9999999999")     # busy with a take of our own
     list(w._in_turn([], [peer], unread))
     clock.now += GRACE
     # The peer took one of its requests (it left the waiting ones): it
@@ -435,7 +486,16 @@ def test_unread_requests_of_a_first_pool_making_progress_stay_unread():
     wanted = w._unread_filter([peer], [])
     assert not any(wanted(i) for i in waiting)
     assert took not in waiting
+    # Once we are idle they are read even so (spares, newest first).
+    w._taking.clear()
+    list(w._in_turn([], [peer], waiting))
+    assert w._idle
+    wanted = w._unread_filter([peer], [])
+    assert all(wanted(i) for i in waiting)
     # No progress for a grace: they are read (and taken: Turn.LATE).
+    w._taking.add("200-9999999999")
+    list(w._in_turn([], [peer], waiting))
+    assert not w._idle
     clock.now += GRACE
     list(w._in_turn([], [peer], waiting))
     wanted = w._unread_filter([peer], [])

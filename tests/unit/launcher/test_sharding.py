@@ -211,9 +211,9 @@ def test_an_idle_pool_takes_a_busy_pools_requests_past_grace_as_spare():
     assert all(shard.turn(k, ids, idle=True) is Turn.SPARE for k in rest)
     assert not any(shard.unread_waits(k, ids, idle=True) for k in rest)
     # Within the grace a request stays the busy pool's, idle or not.
-    fresh = "200-9999999999"
-    members = ids if ranking(fresh, ids)[0] == ids[0] else ids[::-1]
-    assert shard.turn(fresh, members, idle=True) is Turn.WAIT
+    fresh = next(k for k in (f"200-9{n:09d}" for n in range(1000))
+                 if ranking(k, ids)[0] == ids[0])    # the busy pool's
+    assert shard.turn(fresh, ids, idle=True) is Turn.WAIT
 
 
 def test_requests_we_took_are_no_progress_of_their_first_pool():

@@ -145,3 +145,29 @@ def test_first_node_ready_soon_after_its_instance_runs(env, aws):
     [call] = aws.local.stats()["run_instances"]["instances"]
     ready_at = env.zuul.get_node(node_id)["state_time"]
     assert 0 < ready_at - call["time"] < 2.0
+
+
+def test_a_scarce_rate_sends_a_new_kinds_burst_in_full_calls(env, aws):
+    # Half a call per second against 3 s calls: less than two calls start
+    # while one is in flight, so a new kind's launches are not spread over
+    # calls of a quarter of the queue.  The call made while the first is
+    # still unanswered (the kind unproven) takes everything queued then,
+    # not a quarter of it (at most 8 of the 30).
+    aws.local.configure(run_instances_latency=3.0)
+    env.write_config([aws.provider(rate=0.5,
+                                   pool_extra={"max-servers": 40})])
+    launcher = env.start_launcher()
+    try:
+        rids = [env.zuul.submit(["small"]) for _ in range(10)]
+        wait_for(lambda: aws.local.stats()["in_flight"].get(
+            "RunInstances"), timeout=20,
+            what="the first RunInstances in flight")
+        rids += [env.zuul.submit(["small"]) for _ in range(20)]
+        nodes = _fulfil_all(env, rids)
+    finally:
+        aws.local.configure(run_instances_latency=0.05)
+    assert len({instance_id(env.zuul.get_node(n)) for n in nodes}) == 30
+    asked = [c["max_count"] for c in aws.local.stats()["run_instances"][
+        "instances"]]
+    assert sum(asked) == 30 and asked[1] >= 12, asked
+    assert adapter_of(launcher)._create_slots() < 2

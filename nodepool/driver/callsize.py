@@ -99,12 +99,14 @@ class AdaptiveSize:
             return self._size(key)
 
     def take(self, key: Hashable, queued: int) -> int:
-        ways = self._ways()
         with self._lock:
             size = self._size(key)
-            if key in self._proven or key in self._sizes or ways <= 1:
+            if key in self._proven or key in self._sizes:
                 return min(size, queued)
-            return min(size, queued, max(PROBE, -(-queued // ways)))
+        ways = self._ways()       # only for a key not yet proven
+        if ways <= 1:
+            return min(size, queued)
+        return min(size, queued, max(PROBE, -(-queued // ways)))
 
     def _ways(self) -> int:
         """How many ways an unproven key's queue is split: ``SPREAD``,
